@@ -1,0 +1,446 @@
+// Package memory is the in-process store backend: everything lives in maps
+// under one mutex. It is the embedded default and the reference the Redis
+// backend is tested against (both pass store/storetest).
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// Options configures the store.
+type Options struct {
+	// Retention is how long a terminal job stays readable. Zero means 24h.
+	Retention time.Duration
+}
+
+// Store implements store.Store in memory.
+type Store struct {
+	retention time.Duration
+
+	mu        sync.Mutex
+	jobs      map[string]*jobEntry
+	lastSweep time.Time
+
+	ready        []string
+	readySet     map[string]bool
+	leases       map[string]*lease
+	readyWaiters []chan struct{}
+
+	queues    map[string]*taskQueue
+	queued    map[string]store.QueuedTask // task id → entry
+	running   map[string]map[string]store.QueuedTask
+	runningBy map[string]string // task id → worker
+	watchers  map[*watcher]struct{}
+
+	timers    map[string]store.Timer
+	timerHeap timerHeap
+
+	workers    map[string]*store.Worker
+	reputation map[string]float64
+
+	counters map[string]*expiring[int64]
+	values   map[string]*expiring[string]
+	locks    map[string]*expiring[int64]
+	fence    int64
+}
+
+type jobEntry struct {
+	job      *store.Job
+	expireAt time.Time // zero while the job is live
+}
+
+type lease struct {
+	until time.Time
+	dirty bool // marked ready again while leased
+}
+
+type expiring[T any] struct {
+	v   T
+	exp time.Time // zero: never
+}
+
+func (e *expiring[T]) alive(now time.Time) bool { return e.exp.IsZero() || now.Before(e.exp) }
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Retention <= 0 {
+		opts.Retention = 24 * time.Hour
+	}
+	return &Store{
+		retention:  opts.Retention,
+		jobs:       map[string]*jobEntry{},
+		readySet:   map[string]bool{},
+		leases:     map[string]*lease{},
+		queues:     map[string]*taskQueue{},
+		queued:     map[string]store.QueuedTask{},
+		running:    map[string]map[string]store.QueuedTask{},
+		runningBy:  map[string]string{},
+		watchers:   map[*watcher]struct{}{},
+		timers:     map[string]store.Timer{},
+		workers:    map[string]*store.Worker{},
+		reputation: map[string]float64{},
+		counters:   map[string]*expiring[int64]{},
+		values:     map[string]*expiring[string]{},
+		locks:      map[string]*expiring[int64]{},
+	}
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return nil }
+
+// --- jobs ---
+
+// CreateJob implements store.Jobs.
+func (s *Store) CreateJob(_ context.Context, job *store.Job, fx store.Effects) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	s.sweep(now)
+	if s.liveJob(job.ID, now) != nil {
+		return fmt.Errorf("job %s: %w", job.ID, store.ErrExists)
+	}
+	if err := s.checkCreates(fx, now); err != nil {
+		return err
+	}
+	job.Version = 1
+	s.putJob(job, now)
+	s.apply(fx, now)
+	return nil
+}
+
+// GetJob implements store.Jobs.
+func (s *Store) GetJob(_ context.Context, id string) (*store.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.liveJob(id, time.Now())
+	if e == nil {
+		return nil, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
+	}
+	return e.job.Clone(), nil
+}
+
+// UpdateJob implements store.Jobs.
+func (s *Store) UpdateJob(_ context.Context, job *store.Job, fx store.Effects) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	s.sweep(now)
+	e := s.liveJob(job.ID, now)
+	if e == nil {
+		return fmt.Errorf("job %s: %w", job.ID, store.ErrNotFound)
+	}
+	if e.job.Version != job.Version {
+		return fmt.Errorf("job %s at version %d, stored %d: %w", job.ID, job.Version, e.job.Version, store.ErrConflict)
+	}
+	if err := s.checkCreates(fx, now); err != nil {
+		return err
+	}
+	job.Version++
+	s.putJob(job, now)
+	s.apply(fx, now)
+	return nil
+}
+
+// ListJobs implements store.Jobs.
+func (s *Store) ListJobs(_ context.Context, f store.JobFilter) ([]*store.Job, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var after *cursor
+	if f.Cursor != "" {
+		c, err := parseCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		after = &c
+	}
+	s.mu.Lock()
+	now := time.Now()
+	var match []*store.Job
+	for id := range s.jobs {
+		e := s.liveJob(id, now)
+		if e == nil {
+			continue
+		}
+		j := e.job
+		if (f.Client != "" && j.Client.Name != f.Client) || (f.Status != "" && string(j.Status) != f.Status) ||
+			(f.Blueprint != "" && j.Blueprint != f.Blueprint) {
+			continue
+		}
+		if after != nil && !after.before(j) {
+			continue
+		}
+		match = append(match, j)
+	}
+	sort.Slice(match, func(a, b int) bool { return newer(match[a], match[b]) })
+	next := ""
+	if len(match) > limit {
+		match = match[:limit]
+		last := match[limit-1]
+		next = cursor{last.CreatedAt.UnixNano(), last.ID}.String()
+	}
+	out := make([]*store.Job, len(match))
+	for i, j := range match {
+		out[i] = j.Clone()
+	}
+	s.mu.Unlock()
+	return out, next, nil
+}
+
+func newer(a, b *store.Job) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	return a.ID > b.ID
+}
+
+type cursor struct {
+	nanos int64
+	id    string
+}
+
+func (c cursor) String() string { return strconv.FormatInt(c.nanos, 10) + ":" + c.id }
+
+// before reports whether j comes after the cursor in newest-first order.
+func (c cursor) before(j *store.Job) bool {
+	n := j.CreatedAt.UnixNano()
+	return n < c.nanos || (n == c.nanos && j.ID < c.id)
+}
+
+func parseCursor(s string) (cursor, error) {
+	n, id, ok := strings.Cut(s, ":")
+	nanos, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil {
+		return cursor{}, fmt.Errorf("invalid cursor %q", s)
+	}
+	return cursor{nanos, id}, nil
+}
+
+func (s *Store) liveJob(id string, now time.Time) *jobEntry {
+	e, ok := s.jobs[id]
+	if !ok {
+		return nil
+	}
+	if !e.expireAt.IsZero() && !now.Before(e.expireAt) {
+		delete(s.jobs, id)
+		return nil
+	}
+	return e
+}
+
+func (s *Store) putJob(job *store.Job, now time.Time) {
+	e := &jobEntry{job: job.Clone()}
+	if job.Status.Terminal() {
+		e.expireAt = now.Add(s.retention)
+	}
+	s.jobs[job.ID] = e
+}
+
+func (s *Store) checkCreates(fx store.Effects, now time.Time) error {
+	for _, j := range fx.Create {
+		if s.liveJob(j.ID, now) != nil {
+			return fmt.Errorf("job %s: %w", j.ID, store.ErrExists)
+		}
+	}
+	return nil
+}
+
+// sweep drops expired jobs and counters, at most once a second.
+func (s *Store) sweep(now time.Time) {
+	if now.Sub(s.lastSweep) < time.Second {
+		return
+	}
+	s.lastSweep = now
+	for id := range s.jobs {
+		s.liveJob(id, now)
+	}
+	for k, c := range s.counters {
+		if !c.alive(now) {
+			delete(s.counters, k)
+		}
+	}
+	for k, v := range s.values {
+		if !v.alive(now) {
+			delete(s.values, k)
+		}
+	}
+}
+
+// apply carries out effects; the caller holds mu.
+func (s *Store) apply(fx store.Effects, now time.Time) {
+	for _, j := range fx.Create {
+		j.Version = 1
+		s.putJob(j, now)
+	}
+	for _, id := range fx.Remove {
+		s.removeTask(id)
+	}
+	for _, q := range fx.Enqueue {
+		s.enqueue(q)
+	}
+	for _, key := range fx.Cancel {
+		delete(s.timers, key)
+	}
+	for _, t := range fx.Timers {
+		s.addTimer(t)
+	}
+	for _, id := range fx.Ready {
+		s.pushReady(id)
+	}
+}
+
+// --- ready queue ---
+
+// PushReady implements store.ReadyQueue.
+func (s *Store) PushReady(_ context.Context, ids ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		s.pushReady(id)
+	}
+	return nil
+}
+
+func (s *Store) pushReady(id string) {
+	if l, ok := s.leases[id]; ok {
+		l.dirty = true
+		return
+	}
+	if s.readySet[id] {
+		return
+	}
+	s.readySet[id] = true
+	s.ready = append(s.ready, id)
+	s.signalReady()
+}
+
+// signalReady wakes one waiting NextReady.
+func (s *Store) signalReady() {
+	if len(s.readyWaiters) == 0 {
+		return
+	}
+	w := s.readyWaiters[0]
+	s.readyWaiters = s.readyWaiters[1:]
+	w <- struct{}{}
+}
+
+// NextReady implements store.ReadyQueue.
+func (s *Store) NextReady(ctx context.Context, leaseFor time.Duration) (string, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		s.mu.Lock()
+		now := time.Now()
+		wakeAt := s.reclaimLeases(now)
+		if len(s.ready) > 0 {
+			id := s.ready[0]
+			s.ready[0] = ""
+			s.ready = s.ready[1:]
+			delete(s.readySet, id)
+			s.leases[id] = &lease{until: now.Add(leaseFor)}
+			if len(s.ready) > 0 {
+				s.signalReady() // keep the hand-off chain going
+			}
+			s.mu.Unlock()
+			return id, nil
+		}
+		w := make(chan struct{}, 1)
+		s.readyWaiters = append(s.readyWaiters, w)
+		s.mu.Unlock()
+
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if !wakeAt.IsZero() {
+			timer = time.NewTimer(time.Until(wakeAt))
+			timeout = timer.C
+		}
+		select {
+		case <-w:
+		case <-timeout:
+			s.dropWaiter(w)
+		case <-ctx.Done():
+			s.dropWaiter(w)
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// dropWaiter removes w from the waiters; if w was already signalled the
+// signal is passed on so that no ready job waits for nobody.
+func (s *Store) dropWaiter(w chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.readyWaiters, w); i >= 0 {
+		s.readyWaiters = slices.Delete(s.readyWaiters, i, i+1)
+		return
+	}
+	select {
+	case <-w:
+		if len(s.ready) > 0 {
+			s.signalReady()
+		}
+	default:
+	}
+}
+
+// reclaimLeases makes jobs with lapsed leases ready again and returns when
+// the next lease lapses (zero if none).
+func (s *Store) reclaimLeases(now time.Time) time.Time {
+	var next time.Time
+	for id, l := range s.leases {
+		if !now.Before(l.until) {
+			delete(s.leases, id)
+			s.pushReady(id)
+			continue
+		}
+		if next.IsZero() || l.until.Before(next) {
+			next = l.until
+		}
+	}
+	return next
+}
+
+// ExtendReady implements store.ReadyQueue.
+func (s *Store) ExtendReady(_ context.Context, id string, leaseFor time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.leases[id]
+	if !ok {
+		return fmt.Errorf("lease of job %s: %w", id, store.ErrNotFound)
+	}
+	l.until = time.Now().Add(leaseFor)
+	return nil
+}
+
+// DoneReady implements store.ReadyQueue.
+func (s *Store) DoneReady(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.leases[id]
+	if !ok {
+		return nil
+	}
+	delete(s.leases, id)
+	if l.dirty {
+		s.pushReady(id)
+	}
+	return nil
+}

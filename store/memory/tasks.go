@@ -1,0 +1,191 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// taskQueue keeps tasks sorted by (Score, task id).
+type taskQueue struct{ items []store.QueuedTask }
+
+func less(a, b store.QueuedTask) bool {
+	if a.Score != b.Score {
+		return a.Score < b.Score
+	}
+	return a.Run.ID < b.Run.ID
+}
+
+func (q *taskQueue) insert(t store.QueuedTask) {
+	i := sort.Search(len(q.items), func(i int) bool { return less(t, q.items[i]) })
+	q.items = append(q.items, store.QueuedTask{})
+	copy(q.items[i+1:], q.items[i:])
+	q.items[i] = t
+}
+
+func (q *taskQueue) remove(t store.QueuedTask) {
+	i := sort.Search(len(q.items), func(i int) bool { return !less(q.items[i], t) })
+	if i < len(q.items) && q.items[i].Run.ID == t.Run.ID {
+		q.items = append(q.items[:i], q.items[i+1:]...)
+	}
+}
+
+func (s *Store) enqueue(t store.QueuedTask) {
+	s.removeTask(t.Run.ID)
+	t = t.Clone()
+	name := t.Queue()
+	q, ok := s.queues[name]
+	if !ok {
+		q = &taskQueue{}
+		s.queues[name] = q
+	}
+	q.insert(t)
+	s.queued[t.Run.ID] = t
+	s.notifyQueue(name)
+}
+
+// removeTask takes a task out of its queue or running set.
+func (s *Store) removeTask(id string) {
+	if t, ok := s.queued[id]; ok {
+		delete(s.queued, id)
+		name := t.Queue()
+		if q := s.queues[name]; q != nil {
+			q.remove(t)
+			if len(q.items) == 0 {
+				delete(s.queues, name)
+			}
+		}
+	}
+	if w, ok := s.runningBy[id]; ok {
+		delete(s.runningBy, id)
+		delete(s.running[w], id)
+		if len(s.running[w]) == 0 {
+			delete(s.running, w)
+		}
+	}
+}
+
+// PeekTasks implements store.TaskQueues.
+func (s *Store) PeekTasks(_ context.Context, queue string, limit int) ([]store.QueuedTask, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[queue]
+	if q == nil {
+		return nil, nil
+	}
+	n := min(limit, len(q.items))
+	out := make([]store.QueuedTask, n)
+	for i := range n {
+		out[i] = q.items[i].Clone()
+	}
+	return out, nil
+}
+
+// ClaimTask implements store.TaskQueues.
+func (s *Store) ClaimTask(_ context.Context, taskID, workerID string) (*store.QueuedTask, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.queued[taskID]
+	if !ok {
+		return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
+	}
+	s.removeTask(taskID)
+	t.Worker = workerID
+	if s.running[workerID] == nil {
+		s.running[workerID] = map[string]store.QueuedTask{}
+	}
+	s.running[workerID][taskID] = t
+	s.runningBy[taskID] = workerID
+	out := t.Clone()
+	return &out, nil
+}
+
+// ReleaseTask implements store.TaskQueues.
+func (s *Store) ReleaseTask(_ context.Context, workerID, taskID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runningBy[taskID] == workerID {
+		s.removeTask(taskID)
+	}
+	return nil
+}
+
+// RunningTasks implements store.TaskQueues.
+func (s *Store) RunningTasks(_ context.Context, workerID string) ([]store.QueuedTask, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]store.QueuedTask, 0, len(s.running[workerID]))
+	for _, t := range s.running[workerID] {
+		out = append(out, t.Clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return less(out[i], out[j]) })
+	return out, nil
+}
+
+// QueueLengths implements store.TaskQueues.
+func (s *Store) QueueLengths(context.Context) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.queues))
+	for name, q := range s.queues {
+		out[name] = len(q.items)
+	}
+	return out, nil
+}
+
+// watcher coalesces queue names for one WatchQueues caller.
+type watcher struct {
+	pending map[string]struct{}
+	signal  chan struct{}
+}
+
+func (s *Store) notifyQueue(name string) {
+	for w := range s.watchers {
+		w.pending[name] = struct{}{}
+		select {
+		case w.signal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// WatchQueues implements store.TaskQueues.
+func (s *Store) WatchQueues(ctx context.Context) (<-chan string, error) {
+	w := &watcher{pending: map[string]struct{}{}, signal: make(chan struct{}, 1)}
+	s.mu.Lock()
+	s.watchers[w] = struct{}{}
+	s.mu.Unlock()
+	out := make(chan string)
+	go func() {
+		defer close(out)
+		defer func() {
+			s.mu.Lock()
+			delete(s.watchers, w)
+			s.mu.Unlock()
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.signal:
+			}
+			s.mu.Lock()
+			names := make([]string, 0, len(w.pending))
+			for n := range w.pending {
+				names = append(names, n)
+			}
+			clear(w.pending)
+			s.mu.Unlock()
+			for _, n := range names {
+				select {
+				case out <- n:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}

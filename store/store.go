@@ -1,0 +1,175 @@
+// Package store defines the live state of the orchestrator (jobs, the ready
+// queue of job steps, task queues, durable timers, the worker registry and
+// counters) as one interface, so that the engine runs unchanged on the
+// in-memory backend (store/memory) and on Redis (store/redis). The behaviour
+// every backend must have is written down as the conformance suite in
+// store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by every backend.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrExists      = errors.New("already exists")
+	ErrConflict    = errors.New("version conflict")
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Effects are changes committed atomically together with a job write.
+type Effects struct {
+	Create  []*Job       // further jobs to create (child jobs)
+	Ready   []string     // jobs that need an executor step
+	Enqueue []QueuedTask // tasks to put in queues
+	Remove  []string     // task ids to take out of queues and running sets
+	Timers  []Timer      // timers to add or move
+	Cancel  []string     // timer keys to delete
+}
+
+// Store is the orchestrator's live state.
+type Store interface {
+	Jobs
+	ReadyQueue
+	TaskQueues
+	Timers
+	Workers
+	Counters
+
+	// Ping checks that the backend answers.
+	Ping(ctx context.Context) error
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// JobFilter selects jobs for ListJobs.
+type JobFilter struct {
+	Client    string // owner client name; empty means any
+	Status    string
+	Blueprint string
+	Limit     int    // 0 means 100
+	Cursor    string // from a previous page
+}
+
+// Jobs stores job documents with optimistic concurrency.
+type Jobs interface {
+	// CreateJob stores a new job (Version becomes 1) and applies fx
+	// atomically. ErrExists if the id is taken.
+	CreateJob(ctx context.Context, job *Job, fx Effects) error
+	// GetJob returns a copy of a job, or ErrNotFound.
+	GetJob(ctx context.Context, id string) (*Job, error)
+	// UpdateJob replaces a job whose stored Version equals job.Version,
+	// increments the version (in job too) and applies fx, all atomically.
+	// ErrConflict when the version moved on, ErrNotFound when it is gone.
+	// A terminal job expires after the backend's retention.
+	UpdateJob(ctx context.Context, job *Job, fx Effects) error
+	// ListJobs returns jobs newest first, and a cursor for the next page
+	// ("" on the last page).
+	ListJobs(ctx context.Context, f JobFilter) ([]*Job, string, error)
+}
+
+// ReadyQueue holds jobs that need an executor step. A job is in it at most
+// once; taking it leases it, and a job marked ready while leased is handed
+// out again only after the lease ends, so no two executors run one job at a
+// time. A lease that is neither extended nor finished expires, and the job
+// becomes ready again (crash recovery).
+type ReadyQueue interface {
+	// PushReady marks jobs ready.
+	PushReady(ctx context.Context, ids ...string) error
+	// NextReady blocks until a job is ready, leases it and returns its id.
+	NextReady(ctx context.Context, lease time.Duration) (string, error)
+	// ExtendReady renews a lease.
+	ExtendReady(ctx context.Context, id string, lease time.Duration) error
+	// DoneReady ends a lease.
+	DoneReady(ctx context.Context, id string) error
+}
+
+// TaskQueues holds queued tasks and the tasks each worker is running.
+type TaskQueues interface {
+	// PeekTasks returns up to limit tasks of a queue in order, without
+	// taking them.
+	PeekTasks(ctx context.Context, queue string, limit int) ([]QueuedTask, error)
+	// ClaimTask atomically takes a queued task for a worker, wherever it
+	// waits, and records it as running on that worker. ErrNotFound if it
+	// is no longer queued (taken, cancelled).
+	ClaimTask(ctx context.Context, taskID, workerID string) (*QueuedTask, error)
+	// ReleaseTask forgets a running task of a worker.
+	ReleaseTask(ctx context.Context, workerID, taskID string) error
+	// RunningTasks lists the tasks a worker has claimed and not released.
+	RunningTasks(ctx context.Context, workerID string) ([]QueuedTask, error)
+	// QueueLengths returns the number of tasks in each non-empty queue.
+	QueueLengths(ctx context.Context) (map[string]int, error)
+	// WatchQueues streams the names of queues that received tasks, from
+	// this process or others, until ctx ends. Names may be coalesced;
+	// none is lost.
+	WatchQueues(ctx context.Context) (<-chan string, error)
+}
+
+// Timers are durable deadlines.
+type Timers interface {
+	// AddTimers adds timers, moving any with the same key.
+	AddTimers(ctx context.Context, timers ...Timer) error
+	// DueTimers claims up to limit timers due at now: it returns them and
+	// moves them to now+visibility, so that if the claimer dies they fire
+	// again. The claimer deletes them when done.
+	DueTimers(ctx context.Context, now time.Time, limit int, visibility time.Duration) ([]Timer, error)
+	// DeleteTimers removes timers by key.
+	DeleteTimers(ctx context.Context, keys ...string) error
+	// NextTimer returns when the earliest timer is due.
+	NextTimer(ctx context.Context) (time.Time, bool, error)
+}
+
+// Workers is the worker registry. Records expire after their TTL unless
+// refreshed; reputation outlives them.
+type Workers interface {
+	// PutWorker stores a worker record alive for ttl.
+	PutWorker(ctx context.Context, w *Worker, ttl time.Duration) error
+	// GetWorker returns a live worker, or ErrNotFound.
+	GetWorker(ctx context.Context, id string) (*Worker, error)
+	// ListWorkers returns every live worker.
+	ListWorkers(ctx context.Context) ([]*Worker, error)
+	// TouchWorker extends a live worker's TTL; false if it is unknown or expired.
+	TouchWorker(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	// DeleteWorker removes a worker record.
+	DeleteWorker(ctx context.Context, id string) error
+	// ExpiredWorkers returns, once each, the ids of workers whose TTL ran
+	// out since the last call (from any process).
+	ExpiredWorkers(ctx context.Context) ([]string, error)
+	// Reputations returns the stored reputation of workers; absent ones
+	// are left out.
+	Reputations(ctx context.Context, ids ...string) (map[string]float64, error)
+	// AdjustReputation adds delta to a worker's reputation (initial
+	// defaults to 1), clamps it to [floor, ceil] and returns the new value.
+	AdjustReputation(ctx context.Context, id string, delta, initial, floor, ceil float64) (float64, error)
+	// SetReputation sets a worker's reputation.
+	SetReputation(ctx context.Context, id string, value float64) error
+}
+
+// Counters are small shared values: windows for rate limits and quotas,
+// once-only keys for replay protection and idempotency, plain values with a
+// TTL, and leases.
+type Counters interface {
+	// Incr adds delta to a counter that expires at expireAt (set when the
+	// counter is created, never moved) and returns the new value.
+	Incr(ctx context.Context, key string, delta int64, expireAt time.Time) (int64, error)
+	// IncrIfBelow adds 1 when the counter is below limit; it returns the
+	// value after the call and whether it was incremented.
+	IncrIfBelow(ctx context.Context, key string, limit int64, expireAt time.Time) (int64, bool, error)
+	// SetOnce stores key for ttl if absent and reports whether it did.
+	SetOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// PutValue stores a value with a TTL (0 keeps it forever).
+	PutValue(ctx context.Context, key, value string, ttl time.Duration) error
+	// GetValue reads a value, or ErrNotFound.
+	GetValue(ctx context.Context, key string) (string, error)
+	// DeleteValue removes a value.
+	DeleteValue(ctx context.Context, key string) error
+	// AcquireLock takes a named lease for ttl unless someone holds it.
+	AcquireLock(ctx context.Context, name string, ttl time.Duration) (Lock, bool, error)
+	// RefreshLock extends a lease the caller still holds.
+	RefreshLock(ctx context.Context, l Lock, ttl time.Duration) (bool, error)
+	// ReleaseLock gives up a lease the caller still holds.
+	ReleaseLock(ctx context.Context, l Lock) error
+}
