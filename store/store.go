@@ -102,6 +102,9 @@ type TaskQueues interface {
 	RunningTasks(ctx context.Context, workerID string) ([]QueuedTask, error)
 	// QueueLengths returns the number of tasks in each non-empty queue.
 	QueueLengths(ctx context.Context) (map[string]int, error)
+	// Loads returns, for each worker with any, the number of tasks queued
+	// for it plus the number it is running.
+	Loads(ctx context.Context) (map[string]int, error)
 	// WatchQueues streams the names of queues that received tasks, from
 	// this process or others, until ctx ends. Names may be coalesced;
 	// none is lost.

@@ -135,6 +135,22 @@ func (s *Store) QueueLengths(context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// Loads implements store.TaskQueues.
+func (s *Store) Loads(context.Context) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, t := range s.queued {
+		if t.Worker != "" {
+			out[t.Worker]++
+		}
+	}
+	for w, tasks := range s.running {
+		out[w] += len(tasks)
+	}
+	return out, nil
+}
+
 // watcher coalesces queue names for one WatchQueues caller.
 type watcher struct {
 	pending map[string]struct{}

@@ -446,6 +446,11 @@ func testTaskOrder(t *testing.T, f Factory) {
 	if lens[store.WorkerQueue("w")] != 4 || lens[store.PendingQueue("x")] != 1 {
 		t.Fatalf("lengths = %v", lens)
 	}
+	loads, err := s.Loads(ctx)
+	must(t, err)
+	if len(loads) != 1 || loads["w"] != 4 {
+		t.Fatalf("loads = %v (pending tasks belong to no worker)", loads)
+	}
 	if p, _ := s.PeekTasks(ctx, store.WorkerQueue("w"), 2); len(p) != 2 {
 		t.Fatalf("limit ignored: %d", len(p))
 	}
@@ -503,6 +508,18 @@ func testClaimOnce(t *testing.T, f Factory) {
 	}
 	if total != 50 {
 		t.Fatalf("running sets hold %d tasks", total)
+	}
+	loads, err := s.Loads(ctx)
+	must(t, err)
+	sum := 0
+	for w, n := range loads {
+		if w == "owner" {
+			t.Fatalf("claimed tasks still count for their first worker: %v", loads)
+		}
+		sum += n
+	}
+	if sum != 50 {
+		t.Fatalf("loads = %v", loads)
 	}
 }
 

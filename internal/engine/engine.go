@@ -1,0 +1,261 @@
+// Package engine runs jobs: it executes blueprint handlers, carries out their
+// actions, hands tasks to workers, applies results, and fires timers. It
+// talks to the outside only through store.Store and the Engine's methods, so
+// the HTTP layer, tests and embedding programs all drive it the same way.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// Config configures an Engine. Zero fields take the defaults documented on
+// each field.
+type Config struct {
+	Store  store.Store
+	Logger *slog.Logger
+	// OnEvent observes everything that happens to jobs and workers. It is
+	// called after the change is committed and must not block.
+	OnEvent func(Event)
+
+	Executors       int           // concurrent job steps (64)
+	StepLease       time.Duration // lease on a job step, renewed while it runs (30s)
+	MaxTransitions  int           // transitions before a job is declared looping (100)
+	MaxRetries      int           // retries of a failing task or handler (3)
+	RetryBackoff    time.Duration // first retry delay, doubled each time, with jitter (1s)
+	RetryBackoffMax time.Duration // longest retry delay (30s)
+	TaskTimeout     time.Duration // default execution timeout after pickup (5m)
+	DispatchTimeout time.Duration // default queue wait before a task fails (0: none)
+	PollTimeout     time.Duration // longest worker long poll (30s)
+	WorkerTTL       time.Duration // a worker missing heartbeats this long is offline (60s)
+	PriorityAging   time.Duration // queueing time worth one priority unit (60s)
+	TimerInterval   time.Duration // longest sleep of the timer loop (1s)
+	Dispatch        dispatch.Policy
+	Reputation      ReputationPolicy
+}
+
+// ReputationPolicy sets how results move a worker's reputation, a number in
+// [0, 1] that starts at 1.
+type ReputationPolicy struct {
+	Reward           float64 // per successful task (0.01)
+	FailurePenalty   float64 // per failure the worker reports, transient ones included, and per timeout (0.1)
+	PermanentPenalty float64 // per permanent failure (0.1)
+	SeverePenalty    float64 // per security error or contract violation (0.3)
+}
+
+func (c *Config) defaults() error {
+	if c.Store == nil {
+		return errors.New("engine: a store is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.OnEvent == nil {
+		c.OnEvent = func(Event) {}
+	}
+	setDefault(&c.Executors, 64)
+	setDefault(&c.StepLease, 30*time.Second)
+	setDefault(&c.MaxTransitions, 100)
+	setDefault(&c.MaxRetries, 3)
+	setDefault(&c.RetryBackoff, time.Second)
+	setDefault(&c.RetryBackoffMax, 30*time.Second)
+	setDefault(&c.TaskTimeout, 5*time.Minute)
+	setDefault(&c.PollTimeout, 30*time.Second)
+	setDefault(&c.WorkerTTL, 60*time.Second)
+	setDefault(&c.PriorityAging, 60*time.Second)
+	setDefault(&c.TimerInterval, time.Second)
+	setDefault(&c.Dispatch.MinReputation, 0.3)
+	setDefault(&c.Dispatch.SoftLimit, 3)
+	setDefault(&c.Reputation.Reward, 0.01)
+	setDefault(&c.Reputation.FailurePenalty, 0.1)
+	setDefault(&c.Reputation.PermanentPenalty, 0.1)
+	setDefault(&c.Reputation.SeverePenalty, 0.3)
+	if c.MaxRetries < 0 {
+		c.MaxRetries = 0
+	}
+	return nil
+}
+
+func setDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// Engine runs jobs of registered blueprints.
+type Engine struct {
+	cfg   Config
+	store store.Store
+	log   *slog.Logger
+	hub   *hub
+
+	mu         sync.RWMutex
+	blueprints map[string]*blueprint.Blueprint
+	started    bool
+
+	ctx    context.Context // lives from Start to Stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	poke   chan struct{} // wakes the timer loop
+	steps  sync.WaitGroup
+}
+
+// New returns an engine; register blueprints, then Start it.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	return &Engine{
+		cfg:        cfg,
+		store:      cfg.Store,
+		log:        cfg.Logger,
+		hub:        newHub(),
+		blueprints: map[string]*blueprint.Blueprint{},
+		poke:       make(chan struct{}, 1),
+	}, nil
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (e *Engine) Config() Config { return e.cfg }
+
+// Store returns the engine's store.
+func (e *Engine) Store() store.Store { return e.store }
+
+// Register validates a blueprint and adds it. Blueprints must be registered
+// before Start.
+func (e *Engine) Register(bp *blueprint.Blueprint) error {
+	if err := bp.Validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return fmt.Errorf("blueprint %q: register blueprints before Start", bp.Name())
+	}
+	if _, dup := e.blueprints[bp.Name()]; dup {
+		return fmt.Errorf("blueprint %q is already registered", bp.Name())
+	}
+	if v, p := bp.API(); p != "" {
+		for _, other := range e.blueprints {
+			if ov, op := other.API(); ov == v && op == p {
+				return fmt.Errorf("blueprint %q: endpoint %s %s is already used by blueprint %q", bp.Name(), v, p, other.Name())
+			}
+		}
+	}
+	e.blueprints[bp.Name()] = bp
+	return nil
+}
+
+// Blueprint returns a registered blueprint.
+func (e *Engine) Blueprint(name string) (*blueprint.Blueprint, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	bp, ok := e.blueprints[name]
+	return bp, ok
+}
+
+// Blueprints returns every registered blueprint.
+func (e *Engine) Blueprints() []*blueprint.Blueprint {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*blueprint.Blueprint, 0, len(e.blueprints))
+	for _, bp := range e.blueprints {
+		out = append(out, bp)
+	}
+	return out
+}
+
+// Start checks cross-blueprint references and starts the executors, the
+// timer loop and the queue watcher. They run until Stop.
+func (e *Engine) Start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return errors.New("engine already started")
+	}
+	var errs []error
+	for _, bp := range e.blueprints {
+		for _, child := range bp.Children() {
+			if _, ok := e.blueprints[child]; !ok {
+				errs = append(errs, fmt.Errorf("blueprint %q runs child blueprint %q, which is not registered", bp.Name(), child))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	queueEvents, err := e.store.WatchQueues(e.ctx)
+	if err != nil {
+		e.cancel()
+		return fmt.Errorf("watch task queues: %w", err)
+	}
+	e.started = true
+	e.spawn(func() { e.hub.run(e.ctx, queueEvents) })
+	e.spawn(e.timerLoop)
+	for range e.cfg.Executors {
+		e.spawn(e.executorLoop)
+	}
+	return nil
+}
+
+func (e *Engine) spawn(fn func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+}
+
+// Stop stops taking new work, waits (until ctx ends) for job steps in
+// progress, releases long polls and stops every background loop. Work left
+// in the store is picked up by the next engine on the same store.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.started {
+		e.mu.Unlock()
+		return nil
+	}
+	e.started = false
+	e.mu.Unlock()
+	e.cancel()
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("engine stop: %w", ctx.Err())
+	}
+}
+
+// Done is closed when the engine stops; long polls end with it.
+func (e *Engine) done() <-chan struct{} {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ctx == nil {
+		return nil
+	}
+	return e.ctx.Done()
+}
+
+func (e *Engine) now() time.Time { return time.Now().UTC() }
+
+// wakeTimers makes the timer loop look for due timers now.
+func (e *Engine) wakeTimers() {
+	select {
+	case e.poke <- struct{}{}:
+	default:
+	}
+}

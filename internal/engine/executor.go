@@ -1,0 +1,393 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+	"github.com/google/uuid"
+)
+
+// executorLoop takes ready jobs and runs one step each, until Stop.
+func (e *Engine) executorLoop() {
+	ctx := e.ctx
+	backoff := 100 * time.Millisecond
+	for {
+		id, err := e.store.NextReady(ctx, e.cfg.StepLease)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			e.log.Error("take ready job", "error", err)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		e.runStep(ctx, id)
+	}
+}
+
+// runStep runs one step under a lease it keeps renewed. A step that fails on
+// the store keeps its lease, so the job comes back when the lease lapses.
+func (e *Engine) runStep(ctx context.Context, id string) {
+	stop := e.keepLease(ctx, id)
+	err := e.step(ctx, id)
+	stop()
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("job step failed; it will be retried when its lease lapses", "job_id", id, "error", err)
+		}
+		return
+	}
+	if err := e.store.DoneReady(ctx, id); err != nil && ctx.Err() == nil {
+		e.log.Warn("release job lease", "job_id", id, "error", err)
+	}
+}
+
+func (e *Engine) keepLease(ctx context.Context, id string) (stop func()) {
+	every := e.cfg.StepLease / 3
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := e.store.ExtendReady(ctx, id, e.cfg.StepLease); err != nil && ctx.Err() == nil {
+					e.log.Warn("extend job lease", "job_id", id, "error", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// step advances one job by one state.
+func (e *Engine) step(ctx context.Context, id string) error {
+	j, err := e.store.GetJob(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // expired or never existed: nothing to do
+	}
+	if err != nil {
+		return err
+	}
+	switch j.Status {
+	case protocol.StatusPending, protocol.StatusRunning:
+		return e.runHandler(ctx, j)
+	case protocol.StatusWaitingForSubJob:
+		return e.resumeFromChild(ctx, j)
+	}
+	return nil // waiting for a worker or a human, or ended: a stale wake-up
+}
+
+// stepKey identifies the step a handler ran for, so that its outcome is
+// applied only if the job is still there.
+type stepKey struct {
+	status      protocol.JobStatus
+	state       string
+	transitions int
+	retries     int
+}
+
+func keyOf(j *store.Job) stepKey {
+	return stepKey{j.Status, j.CurrentState, j.TransitionCount, j.RetryCount}
+}
+
+func (e *Engine) runHandler(ctx context.Context, j *store.Job) error {
+	bp, err := e.blueprintOf(j)
+	if err != nil {
+		return e.failStep(ctx, j, protocol.StatusFailed, err.Error())
+	}
+	key := keyOf(j)
+	history := store.CloneMap(j.StateHistory)
+	if history == nil {
+		history = map[string]any{}
+	}
+	in := blueprint.Input{
+		JobID: j.ID, State: j.CurrentState, InitialData: store.CloneMap(j.InitialData), StateHistory: history,
+		LastResult: j.LastResult, Client: j.Client,
+		Logger: e.log.With("job_id", j.ID, "blueprint", j.Blueprint, "state", j.CurrentState),
+	}
+	if j.BranchResults != nil {
+		in.Branches = maps.Clone(j.BranchResults)
+	}
+	out, herr := bp.Execute(ctx, in)
+	if ctx.Err() != nil {
+		return ctx.Err() // stopping: the step is redone by whoever resumes the job
+	}
+	// Ids are fixed before the write so that a retried write reuses them.
+	ids := newStepIDs()
+	_, err = e.mutate(ctx, j.ID, func(t *txn, j *store.Job) error {
+		if keyOf(j) != key {
+			return errSkip // cancelled or moved on meanwhile
+		}
+		if herr != nil {
+			e.handlerFailed(t, j, herr)
+			return nil
+		}
+		j.StateHistory = store.CloneMap(history)
+		return e.apply(ctx, t, j, bp, out, ids)
+	})
+	return err
+}
+
+// failStep ends a job outside a handler (unknown blueprint and such).
+func (e *Engine) failStep(ctx context.Context, j *store.Job, status protocol.JobStatus, msg string) error {
+	key := keyOf(j)
+	_, err := e.mutate(ctx, j.ID, func(t *txn, j *store.Job) error {
+		if keyOf(j) != key {
+			return errSkip
+		}
+		e.finish(t, j, status, msg, nil)
+		return nil
+	})
+	return err
+}
+
+// handlerFailed retries a failing handler with backoff, then quarantines
+// the job. Misuse of the action rules fails the job at once.
+func (e *Engine) handlerFailed(t *txn, j *store.Job, herr error) {
+	if errors.Is(herr, blueprint.ErrMisuse) {
+		e.finish(t, j, protocol.StatusFailed, herr.Error(), nil)
+		return
+	}
+	t.emit(Event{Type: EventHandlerFailed, State: j.CurrentState, Detail: map[string]any{"error": herr.Error(), "attempt": j.RetryCount + 1}})
+	if j.RetryCount >= e.cfg.MaxRetries {
+		e.finish(t, j, protocol.StatusQuarantined,
+			fmt.Sprintf("handler for state %q failed after %d attempts: %v", j.CurrentState, j.RetryCount+1, herr), nil)
+		return
+	}
+	j.RetryCount++
+	j.Status = protocol.StatusRunning
+	j.ErrorMessage = fmt.Sprintf("handler for state %q failed (attempt %d of %d, retrying): %v", j.CurrentState, j.RetryCount, e.cfg.MaxRetries+1, herr)
+	t.fx.Timers = append(t.fx.Timers, store.Timer{
+		JobID: j.ID, Kind: store.TimerStep, Ref: j.CurrentState, Seq: j.RetryCount,
+		At: t.now.Add(e.backoff(j.RetryCount)),
+	})
+}
+
+// backoff returns the delay before retry number n (1-based): exponential
+// from RetryBackoff up to RetryBackoffMax, with "equal jitter" so that
+// retries of many jobs spread out.
+func (e *Engine) backoff(n int) time.Duration {
+	d := e.cfg.RetryBackoff << min(n-1, 20)
+	if d > e.cfg.RetryBackoffMax || d <= 0 {
+		d = e.cfg.RetryBackoffMax
+	}
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+type stepIDs struct {
+	task  string
+	child string
+	seed  string
+}
+
+func newStepIDs() stepIDs {
+	return stepIDs{task: "task-" + uuid.NewString(), child: uuid.NewString(), seed: uuid.NewString()}
+}
+
+// apply carries out the action a handler chose.
+func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint, out blueprint.Outcome, ids stepIDs) error {
+	switch a := out.Action.(type) {
+	case nil:
+		status, ok := bp.IsEnd(j.CurrentState)
+		if !ok {
+			e.finish(t, j, protocol.StatusFailed, fmt.Sprintf("state %q chose no action", j.CurrentState), nil)
+			return nil
+		}
+		var result any
+		if out.HasResult {
+			result = out.Result
+		}
+		e.finish(t, j, status, "", result)
+	case blueprint.GoToAction:
+		e.transition(t, j, bp, a.State)
+	case blueprint.DispatchAction:
+		run := e.newRun(ids.task, a.Task, a.Strategy, false, t)
+		j.Status = protocol.StatusWaitingForWorker
+		j.Routes = a.Routes
+		j.Tasks = map[string]*store.TaskRun{run.ID: run}
+		j.ErrorMessage = ""
+		if err := e.placeNew(ctx, t, j, run); err != nil {
+			return err
+		}
+	case blueprint.ParallelAction:
+		j.Status = protocol.StatusWaitingParallel
+		j.Aggregator = a.Aggregator
+		j.BranchResults = map[string]blueprint.TaskResult{}
+		j.Tasks = map[string]*store.TaskRun{}
+		j.Routes = nil
+		j.ErrorMessage = ""
+		for i, task := range a.Tasks {
+			run := e.newRun(uuid.NewSHA1(uuid.MustParse(ids.seed), fmt.Appendf(nil, "%d", i)).String(), task, a.Strategy, true, t)
+			j.Tasks[run.ID] = run
+			if err := e.placeNew(ctx, t, j, run); err != nil {
+				return err
+			}
+		}
+	case blueprint.ChildAction:
+		child, ok := e.Blueprint(a.Blueprint)
+		if !ok {
+			e.finish(t, j, protocol.StatusFailed, fmt.Sprintf("state %q runs unknown blueprint %q", j.CurrentState, a.Blueprint), nil)
+			return nil
+		}
+		cj := &store.Job{
+			ID: ids.child, Blueprint: child.Name(), Status: protocol.StatusPending, CurrentState: child.StartState(),
+			InitialData: a.InitialData, StateHistory: map[string]any{}, ParentJobID: j.ID,
+			Client: j.Client, TraceContext: j.TraceContext, CreatedAt: t.now, UpdatedAt: t.now,
+		}
+		j.Status = protocol.StatusWaitingForSubJob
+		j.ChildJobID = cj.ID
+		j.Routes = a.Routes
+		j.ErrorMessage = ""
+		t.fx.Create = append(t.fx.Create, cj)
+		t.fx.Ready = append(t.fx.Ready, cj.ID)
+		t.emit(Event{Type: EventJobCreated, Job: cj, JobID: cj.ID, State: cj.CurrentState, Detail: map[string]any{"parent_job_id": j.ID}})
+	case blueprint.ApprovalAction:
+		j.Status = protocol.StatusWaitingForHuman
+		j.Routes = a.Routes
+		decisions := slices.Sorted(maps.Keys(a.Routes))
+		j.Approval = &store.Approval{Message: a.Message, Decisions: decisions}
+		j.ProgressMessage = a.Message
+		j.ErrorMessage = ""
+	default:
+		return fmt.Errorf("unknown action %T", out.Action)
+	}
+	return nil
+}
+
+// transition moves a job to target. Entering an end state without a
+// handler ends the job in the same write.
+func (e *Engine) transition(t *txn, j *store.Job, bp *blueprint.Blueprint, target string) {
+	if j.TransitionCount >= e.cfg.MaxTransitions {
+		e.finish(t, j, protocol.StatusFailed, fmt.Sprintf(
+			"blueprint execution exceeded the maximum of %d transitions: suspected infinite loop", e.cfg.MaxTransitions), nil)
+		return
+	}
+	prev := j.CurrentState
+	j.CurrentState = target
+	j.TransitionCount++
+	j.RetryCount = 0
+	j.ErrorMessage = ""
+	j.Tasks, j.Routes, j.Approval, j.Aggregator, j.ChildJobID = nil, nil, nil, "", ""
+	j.BranchResults = nil // the aggregator that read them has run
+	t.emit(Event{Type: EventStateEntered, State: target, PrevState: prev})
+	if status, isEnd := bp.IsEnd(target); isEnd && !bp.HasEndHandler(target) {
+		e.finish(t, j, status, "", nil)
+		return
+	}
+	j.Status = protocol.StatusRunning
+	t.fx.Ready = append(t.fx.Ready, j.ID)
+}
+
+// finish ends a job: its status, message and result are set, outstanding
+// tasks are withdrawn (workers running them are told to stop) and the parent,
+// if any, is woken to resume.
+func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg string, result any) {
+	j.Status = status
+	if msg != "" {
+		j.ErrorMessage = msg
+	}
+	switch {
+	case result != nil:
+		j.Result = result
+	case j.StateHistory[j.CurrentState] != nil:
+		j.Result = j.StateHistory[j.CurrentState]
+	default:
+		j.Result = store.CloneMap(j.StateHistory)
+	}
+	finished := t.now
+	j.FinishedAt = &finished
+	if status == protocol.StatusFinished {
+		j.Progress = 1
+	}
+	for _, id := range slices.Sorted(maps.Keys(j.Tasks)) {
+		run := j.Tasks[id]
+		t.fx.Remove = append(t.fx.Remove, id)
+		t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run)...)
+		if run.State == store.TaskRunning && run.WorkerID != "" {
+			t.emit(Event{Type: EventCancelTask, TaskID: id, WorkerID: run.WorkerID})
+		}
+	}
+	j.Tasks, j.Routes, j.Approval, j.Aggregator = nil, nil, nil, ""
+	if j.ParentJobID != "" {
+		t.fx.Ready = append(t.fx.Ready, j.ParentJobID)
+	}
+	t.emit(Event{Type: EventJobEnded, State: j.CurrentState, Detail: map[string]any{"status": string(status), "error": msg}})
+}
+
+// resumeFromChild moves a parent on once its child job has ended: along
+// "success" when the child finished, "failure" otherwise. The guard on the
+// child id makes it happen exactly once.
+func (e *Engine) resumeFromChild(ctx context.Context, parent *store.Job) error {
+	child, err := e.store.GetJob(ctx, parent.ChildJobID)
+	missing := errors.Is(err, store.ErrNotFound)
+	if err != nil && !missing {
+		return err
+	}
+	if !missing && !child.Status.Terminal() {
+		return nil
+	}
+	childID := parent.ChildJobID
+	_, err = e.mutate(ctx, parent.ID, func(t *txn, j *store.Job) error {
+		if j.Status != protocol.StatusWaitingForSubJob || j.ChildJobID != childID {
+			return errSkip
+		}
+		bp, err := e.blueprintOf(j)
+		if err != nil {
+			return err
+		}
+		summary := map[string]any{"outcome": "failure", "status": "missing", "error_message": "child job no longer exists"}
+		outcome := "failure"
+		if !missing {
+			if child.Status == protocol.StatusFinished {
+				outcome = "success"
+			}
+			summary = map[string]any{
+				"outcome": outcome, "status": string(child.Status), "final_state": child.CurrentState,
+				"error_message": child.ErrorMessage, "result": store.CloneValue(child.Result), "blueprint": child.Blueprint,
+			}
+		}
+		if j.StateHistory == nil {
+			j.StateHistory = map[string]any{}
+		}
+		j.StateHistory["sub_job_"+childID+"_result"] = summary
+		data, _ := summary["result"].(map[string]any)
+		j.LastResult = &blueprint.TaskResult{TaskID: childID, Type: "blueprint", Status: outcome, Data: store.CloneMap(data)}
+		target, ok := j.Routes[outcome]
+		if !ok {
+			e.finish(t, j, protocol.StatusFailed, fmt.Sprintf(
+				"child job %s ended %s and state %q routes no %q outcome", childID, summary["status"], j.CurrentState, outcome), nil)
+			return nil
+		}
+		e.transition(t, j, bp, target)
+		return nil
+	})
+	return err
+}
+
+// sleep waits d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

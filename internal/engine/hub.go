@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"context"
+	"sync"
+)
+
+// hub wakes long-polling workers when a queue they read receives a task.
+// Queue names come from the store, which sees enqueues of every process.
+type hub struct {
+	mu   sync.Mutex
+	subs map[string]map[*subscription]struct{}
+}
+
+type subscription struct {
+	queues []string
+	wake   chan struct{}
+}
+
+func newHub() *hub { return &hub{subs: map[string]map[*subscription]struct{}{}} }
+
+func (h *hub) subscribe(queues []string) *subscription {
+	s := &subscription{queues: queues, wake: make(chan struct{}, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, q := range queues {
+		if h.subs[q] == nil {
+			h.subs[q] = map[*subscription]struct{}{}
+		}
+		h.subs[q][s] = struct{}{}
+	}
+	return s
+}
+
+func (h *hub) unsubscribe(s *subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, q := range s.queues {
+		delete(h.subs[q], s)
+		if len(h.subs[q]) == 0 {
+			delete(h.subs, q)
+		}
+	}
+}
+
+func (h *hub) notify(queue string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[queue] {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run forwards queue notifications until ctx ends.
+func (h *hub) run(ctx context.Context, queues <-chan string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case q, ok := <-queues:
+			if !ok {
+				return
+			}
+			h.notify(q)
+		}
+	}
+}

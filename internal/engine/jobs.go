@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+	"github.com/google/uuid"
+)
+
+// Errors of the engine API, matched with errors.Is.
+var (
+	ErrJobNotFound      = errors.New("job not found")
+	ErrUnknownBlueprint = errors.New("unknown blueprint")
+	ErrJobTerminal      = errors.New("job has already ended")
+	ErrNotAwaitingHuman = errors.New("job is not waiting for a human decision")
+	ErrInvalidDecision  = errors.New("invalid decision")
+	ErrInvalidInput     = errors.New("invalid input")
+	ErrUnknownWorker    = errors.New("unknown worker")
+	ErrWorkerIDMismatch = errors.New("worker id mismatch")
+	ErrNotStarted       = errors.New("engine not started")
+)
+
+// NewJob is a request to create a job.
+type NewJob struct {
+	Blueprint    string
+	InitialData  map[string]any
+	Client       blueprint.Client
+	WebhookURL   string
+	TraceContext map[string]string
+}
+
+// CreateJob creates a job in the start state and queues its first step.
+func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) {
+	bp, ok := e.Blueprint(req.Blueprint)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownBlueprint, req.Blueprint)
+	}
+	data, err := blueprint.Normalize(req.InitialData)
+	if err != nil {
+		return nil, fmt.Errorf("%w: initial_data: %v", ErrInvalidInput, err)
+	}
+	initial, _ := data.(map[string]any)
+	if initial == nil {
+		initial = map[string]any{}
+	}
+	now := e.now()
+	j := &store.Job{
+		ID: uuid.NewString(), Blueprint: bp.Name(), Status: protocol.StatusPending,
+		CurrentState: bp.StartState(), InitialData: initial, StateHistory: map[string]any{},
+		Client: req.Client, WebhookURL: req.WebhookURL, TraceContext: req.TraceContext,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := e.store.CreateJob(ctx, j, store.Effects{Ready: []string{j.ID}}); err != nil {
+		return nil, fmt.Errorf("create job: %w", err)
+	}
+	e.cfg.OnEvent(Event{Type: EventJobCreated, Time: now, Job: j, JobID: j.ID, State: j.CurrentState})
+	return j, nil
+}
+
+// GetJob returns a job.
+func (e *Engine) GetJob(ctx context.Context, id string) (*store.Job, error) {
+	j, err := e.store.GetJob(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrJobNotFound, id)
+	}
+	return j, err
+}
+
+// ListJobs lists jobs newest first.
+func (e *Engine) ListJobs(ctx context.Context, f store.JobFilter) ([]*store.Job, string, error) {
+	return e.store.ListJobs(ctx, f)
+}
+
+// CancelJob cancels a job that has not ended, with its outstanding tasks
+// (workers running them are told) and its child job. The parent of a
+// cancelled child resumes along its failure route.
+func (e *Engine) CancelJob(ctx context.Context, id, reason string) (*store.Job, error) {
+	if reason == "" {
+		reason = "cancelled"
+	}
+	var child string
+	j, err := e.mutate(ctx, id, func(t *txn, j *store.Job) error {
+		if j.Status.Terminal() {
+			return fmt.Errorf("%w: %s is %s", ErrJobTerminal, id, j.Status)
+		}
+		child = j.ChildJobID
+		e.finish(t, j, protocol.StatusCancelled, reason, nil)
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrJobNotFound, id)
+	}
+	if err != nil {
+		return j, err
+	}
+	if child != "" {
+		if _, err := e.CancelJob(ctx, child, "parent job cancelled"); err != nil && !errors.Is(err, ErrJobTerminal) && !errors.Is(err, ErrJobNotFound) {
+			e.log.Warn("cancel child job", "job_id", id, "child_job_id", child, "error", err)
+		}
+	}
+	return j, nil
+}
+
+// Approve delivers a human decision to a job waiting in AwaitApproval.
+func (e *Engine) Approve(ctx context.Context, id, decision string) (*store.Job, error) {
+	j, err := e.mutate(ctx, id, func(t *txn, j *store.Job) error {
+		if j.Status != protocol.StatusWaitingForHuman || j.Approval == nil {
+			return fmt.Errorf("%w: job %s is %s", ErrNotAwaitingHuman, id, j.Status)
+		}
+		target, ok := j.Routes[decision]
+		if !ok {
+			return fmt.Errorf("%w %q: expected one of %v", ErrInvalidDecision, decision, j.Approval.Decisions)
+		}
+		bp, err := e.blueprintOf(j)
+		if err != nil {
+			return err
+		}
+		j.LastResult = &blueprint.TaskResult{Type: "human_approval", Status: decision}
+		t.emit(Event{Type: EventApproval, State: j.CurrentState, Detail: map[string]any{"decision": decision}})
+		e.transition(t, j, bp, target)
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrJobNotFound, id)
+	}
+	return j, err
+}
+
+func (e *Engine) blueprintOf(j *store.Job) (*blueprint.Blueprint, error) {
+	bp, ok := e.Blueprint(j.Blueprint)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownBlueprint, j.Blueprint)
+	}
+	return bp, nil
+}

@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// Transitions reported back to the worker for an accepted result.
+const (
+	transSuccess   = "success_transition"
+	transFailure   = "failure_handled"
+	transRetry     = "retry_scheduled"
+	transBranch    = "parallel_branch_accepted"
+	transUnhandled = "unhandled_status_failure"
+	transEnded     = "job_ended"
+	transCancelled = "cancelled_handled"
+)
+
+// SubmitResult applies a worker's result to its task, exactly once: a
+// result for a task that already ended, that belongs to another worker, or
+// whose job has ended is ignored with a reason.
+func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol.TaskResult) (protocol.ResultResponse, error) {
+	if res.WorkerID != "" && res.WorkerID != workerID {
+		return protocol.ResultResponse{}, fmt.Errorf("%w: authenticated worker %q cannot submit results for worker %q", ErrWorkerIDMismatch, workerID, res.WorkerID)
+	}
+	status := res.Status
+	if status == "" {
+		status = protocol.TaskSuccess
+	}
+	var resp protocol.ResultResponse
+	var delta float64
+	_, err := e.mutate(ctx, res.JobID, func(t *txn, j *store.Job) error {
+		delta = 0
+		if reason, msg := ignoreReason(j, res.TaskID, workerID); reason != "" {
+			resp = protocol.ResultResponse{Status: protocol.ResultIgnored, Reason: reason, Message: msg}
+			return errSkip
+		}
+		bp, err := e.blueprintOf(j)
+		if err != nil {
+			return err
+		}
+		run := j.Tasks[res.TaskID]
+		result := blueprint.TaskResult{
+			TaskID: run.ID, Type: run.Spec.Type, WorkerID: workerID, Status: status,
+			Data: store.CloneMap(res.Data), Error: res.Error,
+		}
+		t.emit(Event{Type: EventTaskResult, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
+			Detail: map[string]any{"type": run.Spec.Type, "status": status, "attempt": run.Attempt, "error": res.Error}})
+		resp = protocol.ResultResponse{Status: protocol.ResultAccepted}
+		switch {
+		case status == protocol.TaskFailure:
+			terr := protocol.TaskError{Code: protocol.ErrTransient, Message: "the worker reported a failure without details"}
+			if res.Error != nil {
+				terr = *res.Error
+				if terr.Code == "" {
+					terr.Code = protocol.ErrTransient
+				}
+			}
+			delta = -e.penalty(terr.Code)
+			resp.Transition = e.taskFailed(t, j, bp, run, workerID, terr, true, protocol.StatusQuarantined)
+		case status == protocol.TaskCancelled && j.Routes[status] == "" && !run.Branch:
+			// The worker gave the task up (it is shutting down, say): run
+			// it elsewhere, without blaming the worker.
+			resp.Transition = e.taskFailed(t, j, bp, run, workerID,
+				protocol.TaskError{Code: protocol.ErrTransient, Message: "the worker cancelled the task"}, true, protocol.StatusQuarantined)
+		default:
+			delta = e.cfg.Reputation.Reward
+			resp.Transition = e.taskSucceeded(t, j, bp, run, result)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		resp, err = protocol.ResultResponse{Status: protocol.ResultIgnored, Reason: protocol.IgnoredJobNotFound, Message: "no such job"}, nil
+	}
+	if err != nil {
+		return resp, err
+	}
+	if resp.Status == protocol.ResultIgnored {
+		e.cfg.OnEvent(Event{Type: EventLateResult, Time: e.now(), JobID: res.JobID, TaskID: res.TaskID, WorkerID: workerID,
+			Detail: map[string]any{"reason": resp.Reason, "status": status}})
+		return resp, nil
+	}
+	if delta != 0 {
+		e.adjustReputation(ctx, workerID, delta)
+	}
+	return resp, nil
+}
+
+// ignoreReason says why a result cannot be applied, or "" if it can.
+func ignoreReason(j *store.Job, taskID, workerID string) (reason, msg string) {
+	if j.Status.Terminal() {
+		switch {
+		case j.Status == protocol.StatusCancelled:
+			return protocol.IgnoredJobCancelled, "the job was cancelled"
+		case j.DoneTasks[taskID] == "timeout":
+			return protocol.IgnoredDeadlineExceeded, "the task timed out"
+		}
+		return protocol.IgnoredJobTerminated, fmt.Sprintf("the job has already ended (%s)", j.Status)
+	}
+	run := j.Tasks[taskID]
+	if run == nil {
+		if st, done := j.DoneTasks[taskID]; done {
+			if st == "timeout" {
+				return protocol.IgnoredDeadlineExceeded, "the task timed out"
+			}
+			return protocol.IgnoredDuplicateResult, "a result for this task was already applied"
+		}
+		return protocol.IgnoredStaleTask, "the task is not outstanding for this job"
+	}
+	if run.State != store.TaskRunning || run.WorkerID != workerID {
+		return protocol.IgnoredWorkerMismatch, "the task is not assigned to this worker"
+	}
+	return "", ""
+}
+
+func (e *Engine) penalty(code string) float64 {
+	switch protocol.Classify(code) {
+	case protocol.ClassQuarantine:
+		return e.cfg.Reputation.SeverePenalty
+	case protocol.ClassPermanent:
+		return e.cfg.Reputation.PermanentPenalty
+	}
+	return e.cfg.Reputation.FailurePenalty
+}
+
+func (e *Engine) adjustReputation(ctx context.Context, workerID string, delta float64) {
+	rep, err := e.store.AdjustReputation(ctx, workerID, delta, 1, 0, 1)
+	if err != nil {
+		e.log.Warn("adjust reputation", "worker_id", workerID, "error", err)
+		return
+	}
+	e.cfg.OnEvent(Event{Type: EventReputation, Time: e.now(), WorkerID: workerID, Detail: map[string]any{"reputation": rep, "delta": delta}})
+}
+
+// endRun withdraws a task that has ended and records its final status.
+func endRun(t *txn, j *store.Job, run *store.TaskRun, status string) {
+	t.fx.Remove = append(t.fx.Remove, run.ID)
+	t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run)...)
+	delete(j.Tasks, run.ID)
+	if j.DoneTasks == nil {
+		j.DoneTasks = map[string]string{}
+	}
+	j.DoneTasks[run.ID] = status
+}
+
+// taskSucceeded applies a success or custom status.
+func (e *Engine) taskSucceeded(t *txn, j *store.Job, bp *blueprint.Blueprint, run *store.TaskRun, result blueprint.TaskResult) string {
+	endRun(t, j, run, result.Status)
+	if run.Branch {
+		e.branchEnded(t, j, run, result)
+		return transBranch
+	}
+	target, ok := j.Routes[result.Status]
+	if !ok {
+		e.finish(t, j, protocol.StatusFailed, fmt.Sprintf("worker returned unhandled status %q for task %s (state %q routes: %s)",
+			result.Status, run.Spec.Type, j.CurrentState, routeList(j.Routes)), nil)
+		return transUnhandled
+	}
+	if j.StateHistory == nil {
+		j.StateHistory = map[string]any{}
+	}
+	for k, v := range result.Data {
+		j.StateHistory[k] = v
+	}
+	j.LastResult = &result
+	e.transition(t, j, bp, target)
+	if result.Status == protocol.TaskCancelled {
+		return transCancelled
+	}
+	return transSuccess
+}
+
+// taskFailed handles a failed attempt: severe errors quarantine the job,
+// transient ones are retried while attempts remain, and otherwise the task
+// has failed for good: a branch records the failure, a single task follows
+// its failure route, and without one the job ends with noRoute.
+func (e *Engine) taskFailed(t *txn, j *store.Job, bp *blueprint.Blueprint, run *store.TaskRun, workerID string,
+	terr protocol.TaskError, retryable bool, noRoute protocol.JobStatus) string {
+	class := protocol.Classify(terr.Code)
+	if class == protocol.ClassQuarantine {
+		endRun(t, j, run, protocol.TaskFailure)
+		e.finish(t, j, protocol.StatusQuarantined, fmt.Sprintf("task %s (%s) failed with %s: %s", run.ID, run.Spec.Type, terr.Code, terr.Message), nil)
+		return transEnded
+	}
+	if class == protocol.ClassTransient && retryable && run.Attempt <= e.cfg.MaxRetries {
+		e.retry(t, j, run, workerID, terr)
+		return transRetry
+	}
+	status := protocol.TaskFailure
+	if terr.Code == protocol.ErrTimeout && workerID == "" {
+		status = "timeout"
+	}
+	endRun(t, j, run, status)
+	result := blueprint.TaskResult{TaskID: run.ID, Type: run.Spec.Type, WorkerID: workerID, Status: protocol.TaskFailure, Error: &terr}
+	if run.Branch {
+		e.branchEnded(t, j, run, result)
+		return transBranch
+	}
+	msg := fmt.Sprintf("task %s (%s) failed with %s: %s", run.ID, run.Spec.Type, terr.Code, terr.Message)
+	if run.Attempt > 1 {
+		msg = fmt.Sprintf("task %s (%s) failed after %d attempts, last with %s: %s", run.ID, run.Spec.Type, run.Attempt, terr.Code, terr.Message)
+	}
+	target, ok := j.Routes[protocol.TaskFailure]
+	if !ok {
+		e.finish(t, j, noRoute, msg+fmt.Sprintf(" (state %q routes no failure)", j.CurrentState), nil)
+		return transEnded
+	}
+	j.LastResult = &result
+	e.transition(t, j, bp, target)
+	j.ErrorMessage = msg // kept for clients; the next state may clear it by finishing
+	return transFailure
+}
+
+// retry schedules another attempt of a task after a backoff, preferring a
+// different worker.
+func (e *Engine) retry(t *txn, j *store.Job, run *store.TaskRun, workerID string, terr protocol.TaskError) {
+	t.fx.Remove = append(t.fx.Remove, run.ID)
+	t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run)[1:]...) // keep the overall result deadline
+	if workerID != "" && !slices.Contains(run.Excluded, workerID) {
+		run.Excluded = append(run.Excluded, workerID)
+	}
+	failed := run.Attempt
+	run.Attempt++
+	run.State = store.TaskRetryWait
+	run.WorkerID = ""
+	run.PickedUpAt = nil
+	run.LastError = &terr
+	delay := e.backoff(failed)
+	t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerRetry, Ref: run.ID, Seq: run.Attempt, At: t.now.Add(delay)})
+	if !run.Branch {
+		j.ProgressMessage = fmt.Sprintf("retrying task %s in %s (attempt %d of %d) after %s: %s",
+			run.Spec.Type, delay.Round(10e6), run.Attempt, e.cfg.MaxRetries+1, terr.Code, terr.Message)
+	}
+	t.emit(Event{Type: EventTaskRetry, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
+		Detail: map[string]any{"type": run.Spec.Type, "attempt": run.Attempt, "delay": delay.Seconds(), "code": terr.Code, "message": terr.Message}})
+}
+
+// branchEnded records a branch result; when it was the last branch, the job
+// moves to the aggregator, which sees every result.
+func (e *Engine) branchEnded(t *txn, j *store.Job, run *store.TaskRun, result blueprint.TaskResult) {
+	if j.BranchResults == nil {
+		j.BranchResults = map[string]blueprint.TaskResult{}
+	}
+	j.BranchResults[run.ID] = result
+	total := len(j.BranchResults) + len(j.Tasks)
+	j.ProgressMessage = fmt.Sprintf("%d of %d parallel tasks done", len(j.BranchResults), total)
+	if len(j.Tasks) > 0 {
+		return
+	}
+	prev := j.CurrentState
+	j.CurrentState = j.Aggregator
+	j.Aggregator = ""
+	j.Tasks = nil
+	j.Status = protocol.StatusRunning
+	j.TransitionCount++
+	t.emit(Event{Type: EventStateEntered, State: j.CurrentState, PrevState: prev})
+	t.fx.Ready = append(t.fx.Ready, j.ID)
+}
+
+func routeList(routes map[string]string) string {
+	if len(routes) == 0 {
+		return "none"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(routes)), ", ")
+}

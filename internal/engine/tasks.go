@@ -1,0 +1,330 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+func (e *Engine) newRun(id string, task blueprint.Task, strategy blueprint.Strategy, branch bool, t *txn) *store.TaskRun {
+	run := &store.TaskRun{
+		ID: id, Spec: task, Strategy: strategy, Branch: branch, Attempt: 1,
+		State: store.TaskQueued, QueuedAt: t.now,
+	}
+	run.Spec.Params = store.CloneMap(task.Params)
+	if run.Spec.Params == nil {
+		run.Spec.Params = map[string]any{}
+	}
+	if task.ResultTimeout > 0 {
+		d := t.now.Add(task.ResultTimeout)
+		run.Deadline = &d
+	}
+	return run
+}
+
+// runTimerKeys are the keys of every timer a task may have armed.
+func runTimerKeys(jobID string, run *store.TaskRun) []string {
+	keys := []string{store.Timer{JobID: jobID, Kind: store.TimerResult, Ref: run.ID}.Key()}
+	for _, kind := range []store.TimerKind{store.TimerDispatch, store.TimerExecution, store.TimerRetry} {
+		keys = append(keys, store.Timer{JobID: jobID, Kind: kind, Ref: run.ID, Seq: run.Attempt}.Key())
+	}
+	return keys
+}
+
+// placeNew queues a freshly created task and arms its result deadline.
+func (e *Engine) placeNew(ctx context.Context, t *txn, j *store.Job, run *store.TaskRun) error {
+	if run.Deadline != nil {
+		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerResult, Ref: run.ID, At: *run.Deadline})
+	}
+	return e.place(ctx, t, j, run)
+}
+
+// place chooses a worker for a task and queues it there, or in the pending
+// queue of its type when no worker is eligible now, and arms the dispatch
+// timeout.
+func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.TaskRun) error {
+	req := requestOf(j, run)
+	cands, err := e.candidates(ctx)
+	if err != nil {
+		return err
+	}
+	eligible, why := dispatch.Filter(req, cands, e.cfg.Dispatch)
+	qt := store.QueuedTask{JobID: j.ID, Run: *run, Score: store.Score(run.Spec.Priority, t.now, e.cfg.PriorityAging)}
+	decision := &store.Decision{Strategy: run.Strategy, Candidates: len(eligible)}
+	if len(eligible) > 0 {
+		chosen, reason, err := dispatch.Choose(run.Strategy, req, eligible, e.cfg.Dispatch, func() (int64, error) {
+			return e.store.Incr(ctx, "rr:"+run.Spec.Type, 1, time.Time{})
+		})
+		if err != nil {
+			return err
+		}
+		qt.Worker, decision.WorkerID, decision.Reason = chosen.Worker.ID, chosen.Worker.ID, reason
+		t.emit(Event{Type: EventTaskDispatched, TaskID: run.ID, WorkerID: chosen.Worker.ID, State: j.CurrentState,
+			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": len(eligible), "reason": reason, "attempt": run.Attempt}})
+		if !run.Branch {
+			j.ProgressMessage = fmt.Sprintf("task %s queued for worker %s", run.Spec.Type, chosen.Worker.ID)
+		}
+	} else {
+		decision.Reason = why
+		j.ProgressMessage = "waiting: " + why
+		t.emit(Event{Type: EventTaskWaiting, TaskID: run.ID, State: j.CurrentState,
+			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "reason": why, "attempt": run.Attempt}})
+	}
+	run.Decision = decision
+	run.State = store.TaskQueued
+	qt.Run = *run.Clone()
+	t.fx.Enqueue = append(t.fx.Enqueue, qt)
+	timeout := run.Spec.DispatchTimeout
+	if timeout == 0 {
+		timeout = e.cfg.DispatchTimeout
+	}
+	if timeout > 0 {
+		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerDispatch, Ref: run.ID, Seq: run.Attempt, At: t.now.Add(timeout)})
+	}
+	return nil
+}
+
+func requestOf(j *store.Job, run *store.TaskRun) dispatch.Request {
+	req := dispatch.Request{
+		Type: run.Spec.Type, Requirements: run.Spec.Requirements, MaxCost: run.Spec.MaxCost, Exclude: run.Excluded,
+	}
+	if !run.Branch {
+		req.Statuses = slices.Sorted(maps.Keys(j.Routes))
+	}
+	return req
+}
+
+// candidates reads the live workers with their reputation and load.
+func (e *Engine) candidates(ctx context.Context) ([]dispatch.Candidate, error) {
+	workers, err := e.store.ListWorkers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list workers: %w", err)
+	}
+	if len(workers) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(workers))
+	for i, w := range workers {
+		ids[i] = w.ID
+	}
+	reps, err := e.store.Reputations(ctx, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("read reputations: %w", err)
+	}
+	loads, err := e.store.Loads(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read worker loads: %w", err)
+	}
+	out := make([]dispatch.Candidate, len(workers))
+	for i, w := range workers {
+		rep, ok := reps[w.ID]
+		if !ok {
+			rep = 1
+		}
+		out[i] = dispatch.Candidate{Worker: w, Reputation: rep, Load: loads[w.ID]}
+	}
+	return out, nil
+}
+
+// NextTask is a worker's long poll: it returns the next task for the
+// worker, waiting up to wait (PollTimeout when zero) for one to arrive. It
+// returns nil when none came.
+func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Duration) (*protocol.TaskPayload, error) {
+	done := e.done()
+	if done == nil {
+		return nil, ErrNotStarted
+	}
+	w, err := e.store.GetWorker(ctx, workerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownWorker, workerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if wait <= 0 || wait > e.cfg.PollTimeout {
+		wait = e.cfg.PollTimeout
+	}
+	queues := []string{store.WorkerQueue(workerID)}
+	for _, s := range w.Skills {
+		queues = append(queues, store.PendingQueue(s.Name))
+	}
+	sub := e.hub.subscribe(queues)
+	defer e.hub.unsubscribe(sub)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		payload, err := e.takeTask(ctx, w)
+		if err != nil || payload != nil {
+			return payload, err
+		}
+		select {
+		case <-sub.wake:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, nil
+		case <-done:
+			return nil, nil
+		}
+	}
+}
+
+// takeTask claims the best task the worker may run now: first from its own
+// queue, then from the pending queues of its skills.
+func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskPayload, error) {
+	for {
+		qt, err := e.claimOwn(ctx, w)
+		if err == nil && qt == nil {
+			qt, err = e.claimPending(ctx, w)
+		}
+		if err != nil || qt == nil {
+			return nil, err
+		}
+		payload, err := e.pickup(ctx, w.ID, qt)
+		if err != nil || payload != nil {
+			return payload, err
+		}
+		// The task went away between claim and pickup: look again.
+	}
+}
+
+func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
+	tasks, err := e.store.PeekTasks(ctx, store.WorkerQueue(w.ID), 8)
+	if err != nil {
+		return nil, err
+	}
+	for _, qt := range tasks {
+		got, err := e.store.ClaimTask(ctx, qt.Run.ID, w.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // someone else took it
+		}
+		return got, err
+	}
+	return nil, nil
+}
+
+// claimPending takes the best-ranked pending task, across the worker's
+// skills, that the worker is eligible for.
+func (e *Engine) claimPending(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
+	var best []store.QueuedTask
+	for _, s := range w.Skills {
+		tasks, err := e.store.PeekTasks(ctx, store.PendingQueue(s.Name), 16)
+		if err != nil {
+			return nil, err
+		}
+		best = append(best, tasks...)
+	}
+	if len(best) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(best, func(a, b store.QueuedTask) int {
+		if a.Score < b.Score {
+			return -1
+		}
+		if a.Score > b.Score {
+			return 1
+		}
+		return 0
+	})
+	cand, err := e.candidateFor(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	for _, qt := range best {
+		req := dispatch.Request{Type: qt.Run.Spec.Type, Requirements: qt.Run.Spec.Requirements, MaxCost: qt.Run.Spec.MaxCost}
+		if ok, _ := dispatch.Check(req, cand, e.cfg.Dispatch); !ok {
+			continue
+		}
+		got, err := e.store.ClaimTask(ctx, qt.Run.ID, w.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		return got, err
+	}
+	return nil, nil
+}
+
+// candidateFor describes a polling worker for the filters. A worker that
+// polls has room, whatever its last heartbeat said.
+func (e *Engine) candidateFor(ctx context.Context, w *store.Worker) (dispatch.Candidate, error) {
+	reps, err := e.store.Reputations(ctx, w.ID)
+	if err != nil {
+		return dispatch.Candidate{}, err
+	}
+	rep, ok := reps[w.ID]
+	if !ok {
+		rep = 1
+	}
+	loads, err := e.store.Loads(ctx)
+	if err != nil {
+		return dispatch.Candidate{}, err
+	}
+	polling := w.Clone()
+	polling.Status = protocol.WorkerIdle
+	return dispatch.Candidate{Worker: polling, Reputation: rep, Load: loads[w.ID]}, nil
+}
+
+// pickup records that a worker took a claimed task and arms its execution
+// timeout. It returns nil if the task is no longer wanted.
+func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTask) (*protocol.TaskPayload, error) {
+	var payload *protocol.TaskPayload
+	_, err := e.mutate(ctx, qt.JobID, func(t *txn, j *store.Job) error {
+		run := j.Tasks[qt.Run.ID]
+		if j.Status.Terminal() || run == nil || run.State != store.TaskQueued || run.Attempt != qt.Run.Attempt {
+			return errSkip
+		}
+		run.State = store.TaskRunning
+		run.WorkerID = workerID
+		now := t.now
+		run.PickedUpAt = &now
+		timeout := run.Spec.Timeout
+		if timeout <= 0 {
+			timeout = e.cfg.TaskTimeout
+		}
+		at := now.Add(timeout)
+		if run.Deadline != nil && run.Deadline.Before(at) {
+			at = *run.Deadline
+		}
+		t.fx.Cancel = append(t.fx.Cancel, store.Timer{JobID: j.ID, Kind: store.TimerDispatch, Ref: run.ID, Seq: run.Attempt}.Key())
+		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerExecution, Ref: run.ID, Seq: run.Attempt, At: at})
+		if !run.Branch {
+			j.ProgressMessage = fmt.Sprintf("task %s running on worker %s", run.Spec.Type, workerID)
+		}
+		payload = payloadOf(j, run, t.now)
+		t.emit(Event{Type: EventTaskStarted, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
+			Detail: map[string]any{"type": run.Spec.Type, "attempt": run.Attempt, "queued_for": now.Sub(run.QueuedAt).Seconds()}})
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		err = nil
+	}
+	if payload == nil {
+		if rerr := e.store.ReleaseTask(ctx, workerID, qt.Run.ID); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return payload, err
+}
+
+func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPayload {
+	p := &protocol.TaskPayload{
+		JobID: j.ID, TaskID: run.ID, Type: run.Spec.Type, Params: store.CloneMap(run.Spec.Params),
+		Priority: run.Spec.Priority, Timestamp: now.Unix(), Attempt: run.Attempt,
+		TracingContext: maps.Clone(j.TraceContext),
+	}
+	if p.Params == nil {
+		p.Params = map[string]any{}
+	}
+	if run.Deadline != nil {
+		p.Deadline = float64(run.Deadline.UnixMilli()) / 1000
+	}
+	return p
+}

@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+const timerBatch = 256
+
+// timerLoop fires due timers and notices workers that went offline, until
+// Stop. Timers are claimed atomically, so several engines on one store fire
+// each timer once; a timer whose engine dies fires again after the claim's
+// visibility window.
+func (e *Engine) timerLoop() {
+	ctx := e.ctx
+	reapEvery := max(e.cfg.WorkerTTL/4, 200*time.Millisecond)
+	var lastReap time.Time
+	for {
+		now := e.now()
+		due, err := e.store.DueTimers(ctx, now, timerBatch, e.cfg.StepLease)
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("read due timers", "error", err)
+		}
+		var fired []string
+		for _, tm := range due {
+			if err := e.fire(ctx, tm); err != nil {
+				if ctx.Err() == nil {
+					e.log.Error("timer failed; it fires again later", "job_id", tm.JobID, "kind", tm.Kind, "error", err)
+				}
+				continue
+			}
+			fired = append(fired, tm.Key())
+		}
+		if len(fired) > 0 {
+			if err := e.store.DeleteTimers(ctx, fired...); err != nil && ctx.Err() == nil {
+				e.log.Error("delete fired timers", "error", err)
+			}
+		}
+		if now.Sub(lastReap) >= reapEvery {
+			lastReap = now
+			e.reapWorkers(ctx)
+		}
+		if len(due) == timerBatch {
+			continue
+		}
+		wait := e.cfg.TimerInterval
+		if next, ok, err := e.store.NextTimer(ctx); err == nil && ok {
+			wait = min(wait, max(next.Sub(e.now()), time.Millisecond))
+		}
+		wait = min(wait, reapEvery)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-e.poke:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// fire carries out one timer. A timer whose task or step has moved on is
+// stale and does nothing.
+func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
+	var err error
+	switch tm.Kind {
+	case store.TimerStep:
+		var j *store.Job
+		j, err = e.store.GetJob(ctx, tm.JobID)
+		if err == nil && j.Status == protocol.StatusRunning && j.CurrentState == tm.Ref && j.RetryCount == tm.Seq {
+			err = e.store.PushReady(ctx, j.ID)
+		}
+	case store.TimerRetry:
+		_, err = e.onTask(ctx, tm, store.TaskRetryWait, func(t *txn, j *store.Job, run *store.TaskRun) error {
+			return e.place(ctx, t, j, run)
+		})
+	case store.TimerDispatch:
+		_, err = e.onTask(ctx, tm, store.TaskQueued, func(t *txn, j *store.Job, run *store.TaskRun) error {
+			bp, err := e.blueprintOf(j)
+			if err != nil {
+				return err
+			}
+			t.emit(Event{Type: EventTaskTimeout, TaskID: run.ID, State: j.CurrentState, Detail: map[string]any{"kind": "dispatch", "type": run.Spec.Type}})
+			wait := t.now.Sub(run.QueuedAt).Round(time.Millisecond)
+			e.taskFailed(t, j, bp, run, "", protocol.TaskError{Code: protocol.ErrTimeout,
+				Message: fmt.Sprintf("no worker picked the task up within %s (dispatch timeout): %s", wait, decisionReason(run))},
+				false, protocol.StatusFailed)
+			return nil
+		})
+	case store.TimerExecution:
+		var worker string
+		_, err = e.onTask(ctx, tm, store.TaskRunning, func(t *txn, j *store.Job, run *store.TaskRun) error {
+			bp, err := e.blueprintOf(j)
+			if err != nil {
+				return err
+			}
+			worker = run.WorkerID
+			t.emit(Event{Type: EventTaskTimeout, TaskID: run.ID, WorkerID: worker, State: j.CurrentState, Detail: map[string]any{"kind": "execution", "type": run.Spec.Type}})
+			e.taskFailed(t, j, bp, run, worker, protocol.TaskError{Code: protocol.ErrTimeout,
+				Message: fmt.Sprintf("worker %s sent no result in time (execution timeout)", worker)}, true, protocol.StatusQuarantined)
+			return nil
+		})
+		if err == nil && worker != "" {
+			e.adjustReputation(ctx, worker, -e.cfg.Reputation.FailurePenalty)
+		}
+	case store.TimerResult:
+		_, err = e.onTask(ctx, tm, "", func(t *txn, j *store.Job, run *store.TaskRun) error {
+			bp, err := e.blueprintOf(j)
+			if err != nil {
+				return err
+			}
+			t.emit(Event{Type: EventTaskTimeout, TaskID: run.ID, WorkerID: run.WorkerID, State: j.CurrentState, Detail: map[string]any{"kind": "result", "type": run.Spec.Type}})
+			e.taskFailed(t, j, bp, run, "", protocol.TaskError{Code: protocol.ErrTimeout,
+				Message: fmt.Sprintf("no result within the task's result timeout of %s", run.Spec.ResultTimeout)}, false, protocol.StatusFailed)
+			return nil
+		})
+	default:
+		e.log.Warn("unknown timer kind", "kind", tm.Kind, "job_id", tm.JobID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the job expired: nothing left to time out
+	}
+	return err
+}
+
+// onTask runs fn on the task a timer refers to if it is still in the state
+// (and attempt) the timer was armed for.
+func (e *Engine) onTask(ctx context.Context, tm store.Timer, want store.TaskState, fn func(t *txn, j *store.Job, run *store.TaskRun) error) (*store.Job, error) {
+	return e.mutate(ctx, tm.JobID, func(t *txn, j *store.Job) error {
+		run := j.Tasks[tm.Ref]
+		if j.Status.Terminal() || run == nil || (want != "" && (run.State != want || run.Attempt != tm.Seq)) {
+			return errSkip
+		}
+		return fn(t, j, run)
+	})
+}
+
+func decisionReason(run *store.TaskRun) string {
+	if run.Decision == nil {
+		return "no decision recorded"
+	}
+	if run.Decision.WorkerID != "" {
+		return "it was queued for worker " + run.Decision.WorkerID
+	}
+	return run.Decision.Reason
+}
+
+// reapWorkers handles workers whose heartbeats stopped: the tasks they were
+// running are retried elsewhere (counted as a failed attempt), and tasks
+// queued for them are placed again.
+func (e *Engine) reapWorkers(ctx context.Context) {
+	ids, err := e.store.ExpiredWorkers(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("find offline workers", "error", err)
+		}
+		return
+	}
+	for _, id := range ids {
+		e.log.Warn("worker went offline: its tasks move to other workers", "worker_id", id)
+		e.cfg.OnEvent(Event{Type: EventWorkerOffline, Time: e.now(), WorkerID: id})
+		e.requeueWorker(ctx, id, true)
+	}
+}
+
+// requeueWorker moves a worker's tasks elsewhere. Running tasks count as a
+// failed attempt when failed is set.
+func (e *Engine) requeueWorker(ctx context.Context, workerID string, failed bool) {
+	running, err := e.store.RunningTasks(ctx, workerID)
+	if err != nil {
+		e.log.Error("list running tasks", "worker_id", workerID, "error", err)
+	}
+	for _, qt := range running {
+		tm := store.Timer{JobID: qt.JobID, Ref: qt.Run.ID, Seq: qt.Run.Attempt}
+		_, err := e.onTask(ctx, tm, store.TaskRunning, func(t *txn, j *store.Job, run *store.TaskRun) error {
+			if run.WorkerID != workerID {
+				return errSkip
+			}
+			bp, err := e.blueprintOf(j)
+			if err != nil {
+				return err
+			}
+			e.taskFailed(t, j, bp, run, workerID, protocol.TaskError{Code: protocol.ErrTimeout,
+				Message: fmt.Sprintf("worker %s went offline while running the task", workerID)}, true, protocol.StatusQuarantined)
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			e.log.Error("requeue task of offline worker", "worker_id", workerID, "task_id", qt.Run.ID, "error", err)
+		}
+		_ = e.store.ReleaseTask(ctx, workerID, qt.Run.ID)
+		if failed {
+			e.adjustReputation(ctx, workerID, -e.cfg.Reputation.FailurePenalty)
+		}
+	}
+	e.requeueQueued(ctx, workerID)
+}

@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// txn collects what one job write does besides the write itself: store
+// effects committed with it, and events and follow-up work released only
+// once it succeeded. A write retried after a version conflict starts a new
+// txn.
+type txn struct {
+	now    time.Time
+	fx     store.Effects
+	events []Event
+	after  []func(ctx context.Context)
+}
+
+func (t *txn) emit(ev Event) {
+	ev.Time = t.now
+	t.events = append(t.events, ev)
+}
+
+func (t *txn) then(fn func(ctx context.Context)) { t.after = append(t.after, fn) }
+
+// errSkip makes mutate write nothing and return no error.
+var errSkip = errors.New("nothing to change")
+
+// mutate applies fn to the current version of a job and commits it,
+// retrying from a fresh read when another writer got there first. fn may
+// return errSkip to leave the job alone. Events and follow-ups run after the
+// commit.
+func (e *Engine) mutate(ctx context.Context, id string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
+	for attempt := 0; ; attempt++ {
+		j, err := e.store.GetJob(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		t := &txn{now: e.now()}
+		if err := fn(t, j); err != nil {
+			if errors.Is(err, errSkip) {
+				return j, nil
+			}
+			return j, err
+		}
+		j.UpdatedAt = t.now
+		err = e.store.UpdateJob(ctx, j, t.fx)
+		if errors.Is(err, store.ErrConflict) && attempt < 100 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("save job %s: %w", id, err)
+		}
+		e.committed(ctx, t, j)
+		return j, nil
+	}
+}
+
+// committed releases a successful txn's events and follow-ups.
+func (e *Engine) committed(ctx context.Context, t *txn, j *store.Job) {
+	for _, ev := range t.events {
+		if ev.Job == nil && j != nil {
+			ev.Job = j
+		}
+		if ev.JobID == "" && j != nil {
+			ev.JobID = j.ID
+		}
+		e.cfg.OnEvent(ev)
+	}
+	for _, fn := range t.after {
+		fn(ctx)
+	}
+	if len(t.fx.Timers) > 0 {
+		e.wakeTimers()
+	}
+}
