@@ -1,0 +1,114 @@
+package protocol
+
+import "time"
+
+// Client API paths (relative to the server root). Job creation routes are
+// /api/{version}{blueprint endpoint}.
+const (
+	ClientPrefix          = "/api"
+	PublicStatus          = "/_public/status"
+	PublicReady           = "/_public/ready"
+	PublicDocs            = "/_public/docs"
+	PublicOpenAPI         = "/_public/openapi.json"
+	PublicMetrics         = "/_public/metrics"
+	PublicApprovalPattern = "/_public/webhooks/approval/{job_id}"
+	HeaderAdminToken      = "X-Admin-Token"
+)
+
+// CreateJobRequest is the body of POST /api/{version}{endpoint}.
+type CreateJobRequest struct {
+	InitialData map[string]any `json:"initial_data,omitempty"`
+	WebhookURL  string         `json:"webhook_url,omitempty"`
+}
+
+// CreateJobResponse answers a job creation with 202 Accepted.
+type CreateJobResponse struct {
+	Status string `json:"status"` // "accepted"
+	JobID  string `json:"job_id"`
+}
+
+// Job is a job as the client API shows it.
+type Job struct {
+	ID              string         `json:"id"`
+	Blueprint       string         `json:"blueprint_name,omitempty"`
+	Status          JobStatus      `json:"status,omitempty"`
+	CurrentState    string         `json:"current_state,omitempty"`
+	Progress        float64        `json:"progress"`
+	ProgressMessage string         `json:"progress_message,omitempty"`
+	ErrorMessage    string         `json:"error_message,omitempty"`
+	InitialData     map[string]any `json:"initial_data,omitempty"`
+	StateHistory    map[string]any `json:"state_history,omitempty"`
+	Result          any            `json:"result,omitempty"`
+	ParentJobID     string         `json:"parent_job_id,omitempty"`
+	ChildJobID      string         `json:"child_job_id,omitempty"`
+	Client          string         `json:"client,omitempty"`
+	WebhookURL      string         `json:"webhook_url,omitempty"`
+	Approval        *ApprovalInfo  `json:"approval,omitempty"`
+	Tasks           []TaskInfo     `json:"tasks,omitempty"`
+	CreatedAt       *time.Time     `json:"created_at,omitempty"`
+	UpdatedAt       *time.Time     `json:"updated_at,omitempty"`
+	FinishedAt      *time.Time     `json:"finished_at,omitempty"`
+}
+
+// ApprovalInfo is the pending human decision of a job in waiting_for_human.
+type ApprovalInfo struct {
+	Message   string   `json:"message"`
+	Decisions []string `json:"decisions"`
+}
+
+// TaskInfo is an outstanding task of a job, with the dispatch decision that
+// placed it.
+type TaskInfo struct {
+	ID         string  `json:"id"`
+	Type       string  `json:"type"`
+	State      string  `json:"state"` // queued, running, retry_wait
+	Attempt    int     `json:"attempt"`
+	WorkerID   string  `json:"worker_id,omitempty"`
+	Strategy   string  `json:"strategy,omitempty"`
+	Candidates int     `json:"candidates"`
+	Reason     string  `json:"reason,omitempty"`
+	Priority   float64 `json:"priority"`
+}
+
+// JobList is a page of GET /api/v1/jobs.
+type JobList struct {
+	Jobs       []Job  `json:"jobs"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// ApprovalRequest is the body of POST /api/v1/jobs/{id}/approve and of the
+// upstream-compatible POST /_public/webhooks/approval/{id}.
+type ApprovalRequest struct {
+	Decision string `json:"decision"`
+}
+
+// WorkerInfo is a worker as GET /api/v1/workers shows it: no tokens.
+type WorkerInfo struct {
+	WorkerID           string              `json:"worker_id"`
+	WorkerType         string              `json:"worker_type,omitempty"`
+	Status             string              `json:"status"`
+	Skills             []SkillInfo         `json:"supported_skills,omitempty"`
+	HotSkills          []string            `json:"hot_skills,omitempty"`
+	CostPerSkill       map[string]float64  `json:"cost_per_skill,omitempty"`
+	Resources          *Resources          `json:"resources,omitempty"`
+	InstalledSoftware  map[string]string   `json:"installed_software,omitempty"`
+	InstalledArtifacts []InstalledArtifact `json:"installed_artifacts,omitempty"`
+	Hostname           string              `json:"hostname,omitempty"`
+	Reputation         float64             `json:"reputation"`
+	Load               int                 `json:"load"`
+	MaxConcurrent      int                 `json:"max_concurrent_tasks,omitempty"`
+	CurrentTasks       []string            `json:"current_tasks,omitempty"`
+	Usage              *Usage              `json:"usage,omitempty"`
+	RegisteredAt       time.Time           `json:"registered_at"`
+	LastSeen           time.Time           `json:"last_seen"`
+}
+
+// BlueprintInfo describes a registered blueprint.
+type BlueprintInfo struct {
+	Name       string   `json:"name"`
+	APIVersion string   `json:"api_version,omitempty"`
+	Endpoint   string   `json:"endpoint,omitempty"` // full path, e.g. /api/v1/jobs/full_showcase
+	StartState string   `json:"start_state"`
+	States     []string `json:"states"`
+	EndStates  []string `json:"end_states"`
+}
