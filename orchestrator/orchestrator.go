@@ -1,21 +1,27 @@
 // Package orchestrator is the Avtomatika server as a Go library: register
-// blueprints, start it, and create and follow jobs from Go code or over the
-// HTTP API that Handler serves.
+// blueprints, start it, serve the HTTP API (client API, RXON worker
+// protocol, docs), and create and follow jobs from Go code.
 //
-//	o, err := orchestrator.New(orchestrator.Config{})
+//	o, err := orchestrator.New(orchestrator.Config{Addr: ":8080", ClientsFile: "clients.toml"})
 //	if err != nil { ... }
 //	if err := o.Register(myBlueprint); err != nil { ... }
-//	if err := o.Start(); err != nil { ... }
-//	defer o.Stop(context.Background())
-//	job, err := o.CreateJob(ctx, "my_blueprint", map[string]any{"path": "/in.mp4"})
+//	err = o.ListenAndServe(ctx) // until ctx ends, then a graceful shutdown
 package orchestrator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/api"
+	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
+	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
@@ -24,8 +30,18 @@ import (
 // Job is a job's live record.
 type Job = store.Job
 
+// Client is an API client allowed to create jobs.
+type Client struct {
+	Name            string
+	Token           string
+	Plan            string
+	Params          map[string]any
+	MonthlyAttempts int64 // job creations per calendar month (UTC); 0 = unlimited
+	RateLimit       int   // requests per RatePeriod; 0 = RateLimit of the Config
+}
+
 // Config configures an Orchestrator. The zero value runs on the in-memory
-// store with the documented defaults.
+// store with the documented defaults; ConfigFromEnv reads the environment.
 type Config struct {
 	// Store holds live state; nil means an in-memory store.
 	Store  store.Store
@@ -33,7 +49,7 @@ type Config struct {
 
 	Executors       int           // concurrent job steps (64)
 	MaxTransitions  int           // transitions before a job counts as looping (100)
-	MaxRetries      int           // retries of a failing task or handler (3)
+	MaxRetries      int           // retries of a failing task or handler (3; -1 for none)
 	RetryBackoff    time.Duration // first retry delay, doubling, with jitter (1s)
 	RetryBackoffMax time.Duration // longest retry delay (30s)
 	TaskTimeout     time.Duration // default execution timeout of a task (5m)
@@ -42,15 +58,43 @@ type Config struct {
 	WorkerTTL       time.Duration // heartbeat silence after which a worker is offline (60s)
 	PriorityAging   time.Duration // queueing time worth one unit of task priority (60s)
 	MinReputation   float64       // workers below it get no tasks (0.3)
+
+	// HTTP server.
+	Addr              string            // listen address (":8080")
+	ClientsFile       string            // clients.toml; reloadable
+	Clients           []Client          // clients besides those of ClientsFile
+	WorkersFile       string            // workers.toml (worker id or glob → token); reloadable
+	WorkerTokens      map[string]string // individual worker tokens besides WorkersFile
+	GlobalWorkerToken string            // accepted from any worker without an individual token; "" disables
+	AdminToken        string            // guards POST /api/v1/admin/reload; "" disables it
+	MaxBodyBytes      int64             // request body limit (10 MiB)
+	RateLimit         int               // client requests per RatePeriod; 0 disables
+	RatePeriod        time.Duration     // rate-limit window (1m)
+	ShutdownTimeout   time.Duration     // graceful shutdown budget (30s)
+	BuildVersion      string            // shown in the API document
+
+	// OnEvent, when set, observes every job and worker event (after it is
+	// committed). It must not block.
+	OnEvent func(Event)
 }
 
-// Orchestrator runs blueprints.
+// Event is something that happened to a job or a worker.
+type Event = engine.Event
+
+// Orchestrator runs blueprints and serves them over HTTP.
 type Orchestrator struct {
-	cfg Config
-	eng *engine.Engine
+	cfg     Config
+	eng     *engine.Engine
+	clients *auth.Clients
+	workers *auth.WorkerTokens
+
+	mu      sync.Mutex
+	started bool
+	api     atomic.Pointer[api.Server]
 }
 
-// New returns an orchestrator. Register blueprints, then Start it.
+// New returns an orchestrator. Register blueprints, then Start it (or call
+// ListenAndServe, which starts it).
 func New(cfg Config) (*Orchestrator, error) {
 	if cfg.Store == nil {
 		cfg.Store = memory.New(memory.Options{})
@@ -58,20 +102,68 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	eng, err := engine.New(engine.Config{
-		Store: cfg.Store, Logger: cfg.Logger, Executors: cfg.Executors, MaxTransitions: cfg.MaxTransitions,
-		MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff, RetryBackoffMax: cfg.RetryBackoffMax,
-		TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout, PollTimeout: cfg.PollTimeout,
-		WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
-		Dispatch: engineDispatch(cfg),
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, "")}
+	var err error
+	if o.clients, err = auth.NewClients(nil, nil); err != nil {
+		return nil, err
+	}
+	if _, _, err := o.reload(); err != nil {
+		return nil, err
+	}
+	o.eng, err = engine.New(engine.Config{
+		Store: cfg.Store, Logger: cfg.Logger, OnEvent: o.onEvent, Executors: cfg.Executors,
+		MaxTransitions: cfg.MaxTransitions, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
+		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
+		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
+		Dispatch: dispatch.Policy{MinReputation: cfg.MinReputation},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Orchestrator{cfg: cfg, eng: eng}, nil
+	return o, nil
 }
 
-// Register validates and adds blueprints.
+func (o *Orchestrator) onEvent(ev engine.Event) {
+	if s := o.api.Load(); s != nil {
+		s.OnEvent(ev)
+	}
+	if o.cfg.OnEvent != nil {
+		o.cfg.OnEvent(ev)
+	}
+}
+
+// reload (re)reads the clients and workers files; on any error the running
+// configuration stays.
+func (o *Orchestrator) reload() (clients, workers int, err error) {
+	list, tokens, err := auth.LoadClients(o.cfg.ClientsFile)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range o.cfg.Clients {
+		list = append(list, auth.Client{Name: c.Name, Plan: c.Plan, Params: c.Params, MonthlyAttempts: c.MonthlyAttempts, RateLimit: c.RateLimit})
+		tokens[c.Name] = c.Token
+	}
+	individual, err := auth.LoadWorkers(o.cfg.WorkersFile)
+	if err != nil {
+		return 0, 0, err
+	}
+	for id, tok := range o.cfg.WorkerTokens {
+		individual[id] = tok
+	}
+	if err := o.clients.Replace(list, tokens); err != nil {
+		return 0, 0, err
+	}
+	o.workers.Replace(individual, o.cfg.GlobalWorkerToken)
+	return o.clients.Len(), o.workers.Len(), nil
+}
+
+// Register validates and adds blueprints. Register before Start.
 func (o *Orchestrator) Register(bps ...*blueprint.Blueprint) error {
 	for _, bp := range bps {
 		if err := o.eng.Register(bp); err != nil {
@@ -81,22 +173,73 @@ func (o *Orchestrator) Register(bps ...*blueprint.Blueprint) error {
 	return nil
 }
 
-// Start starts running jobs.
-func (o *Orchestrator) Start() error { return o.eng.Start() }
+// Start starts running jobs and builds the HTTP routes of the registered
+// blueprints.
+func (o *Orchestrator) Start() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.started {
+		return errors.New("orchestrator already started")
+	}
+	s, err := api.New(api.Options{
+		Engine: o.eng, Clients: o.clients, Workers: o.workers, Logger: o.cfg.Logger,
+		AdminToken: o.cfg.AdminToken, Reload: o.reload, MaxBodyBytes: o.cfg.MaxBodyBytes,
+		RateLimit: o.cfg.RateLimit, RatePeriod: o.cfg.RatePeriod, BuildVersion: o.cfg.BuildVersion,
+	})
+	if err != nil {
+		return err
+	}
+	if err := o.eng.Start(); err != nil {
+		return err
+	}
+	o.api.Store(s)
+	o.started = true
+	return nil
+}
 
-// Stop stops taking work and waits, until ctx ends, for steps in progress.
-func (o *Orchestrator) Stop(ctx context.Context) error { return o.eng.Stop(ctx) }
+// Stop closes worker WebSockets, stops taking work, releases long polls and
+// waits, until ctx ends, for job steps in progress. Work left in the store is
+// resumed by the next orchestrator on it.
+func (o *Orchestrator) Stop(ctx context.Context) error {
+	o.mu.Lock()
+	started := o.started
+	o.started = false
+	o.mu.Unlock()
+	if !started {
+		return nil
+	}
+	if s := o.api.Load(); s != nil {
+		s.Close()
+	}
+	return o.eng.Stop(ctx)
+}
+
+// Handler serves the HTTP API. Before Start it answers 503.
+func (o *Orchestrator) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := o.api.Load()
+		if s == nil {
+			http.Error(w, `{"error":"the orchestrator is not started"}`, http.StatusServiceUnavailable)
+			return
+		}
+		s.Handler().ServeHTTP(w, r)
+	})
+}
 
 // JobOption sets optional fields of a new job.
 type JobOption func(*engine.NewJob)
 
-// WithClient sets the job's owner.
-func WithClient(c blueprint.Client) JobOption { return func(n *engine.NewJob) { n.Client = c } }
+// WithClient sets the job's owner (by client name).
+func WithClient(name string) JobOption {
+	return func(n *engine.NewJob) { n.Client = blueprint.Client{Name: name} }
+}
 
 // WithWebhook sets the URL notified when the job ends.
 func WithWebhook(url string) JobOption { return func(n *engine.NewJob) { n.WebhookURL = url } }
 
-// CreateJob starts a job of the named blueprint.
+// CreateJob starts a job of the named blueprint from Go code. Without
+// WithClient it belongs to the internal client "internal", which API
+// clients cannot see.
 func (o *Orchestrator) CreateJob(ctx context.Context, blueprintName string, initialData map[string]any, opts ...JobOption) (*Job, error) {
 	req := engine.NewJob{Blueprint: blueprintName, InitialData: initialData, Client: blueprint.Client{Name: "internal"}}
 	for _, opt := range opts {
@@ -117,5 +260,8 @@ func (o *Orchestrator) CancelJob(ctx context.Context, id string) error {
 // Approve delivers a human decision to a job waiting for one.
 func (o *Orchestrator) Approve(ctx context.Context, id, decision string) error {
 	_, err := o.eng.Approve(ctx, id, decision)
-	return err
+	if err != nil {
+		return fmt.Errorf("approve job %s: %w", id, err)
+	}
+	return nil
 }

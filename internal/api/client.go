@@ -1,0 +1,350 @@
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+type clientHandler func(w http.ResponseWriter, r *http.Request, cl *auth.Client)
+
+// client authenticates an API client and applies its rate limit.
+func (s *Server) client(h clientHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := r.Header.Get(protocol.HeaderClientToken)
+		if token == "" {
+			writeError(w, http.StatusUnauthorized, "Missing X-Client-Token header")
+			return
+		}
+		cl, ok := s.opts.Clients.Lookup(token)
+		if !ok {
+			writeError(w, http.StatusUnauthorized, "Unauthorized: Invalid token")
+			return
+		}
+		if !s.allowClient(w, r, cl) {
+			return
+		}
+		h(w, r, cl)
+	})
+}
+
+// ownJob loads a job the client owns. Another client's job is answered
+// exactly like a missing one.
+func (s *Server) ownJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) (*store.Job, bool) {
+	id := r.PathValue("id")
+	if id == "" {
+		id = r.PathValue("job_id")
+	}
+	j, err := s.eng.GetJob(r.Context(), id)
+	if err == nil && j.Client.Name != cl.Name {
+		err = engine.ErrJobNotFound
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, false
+	}
+	return j, true
+}
+
+func (s *Server) createJob(bpName string) clientHandler {
+	return func(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+		body, ok := s.readBody(w, r)
+		if !ok {
+			return
+		}
+		var req protocol.CreateJobRequest
+		if len(strings.TrimSpace(string(body))) > 0 && !decodeJSON(w, body, &req) {
+			return
+		}
+		if req.WebhookURL != "" {
+			if err := s.checkWebhookURL(req.WebhookURL); err != nil {
+				writeError(w, http.StatusBadRequest, "invalid webhook_url: %v", err)
+				return
+			}
+		}
+		if !s.consumeQuota(w, r, cl) {
+			return
+		}
+		j, err := s.eng.CreateJob(r.Context(), engine.NewJob{
+			Blueprint: bpName, InitialData: req.InitialData, WebhookURL: req.WebhookURL,
+			Client: blueprint.Client{Name: cl.Name, Plan: cl.Plan, Params: cl.Params},
+		})
+		if err != nil {
+			s.refundQuota(r, cl)
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, protocol.CreateJobResponse{Status: "accepted", JobID: j.ID})
+	}
+}
+
+func (s *Server) checkWebhookURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("only http and https URLs are accepted, not %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("the URL has no host")
+	}
+	if s.opts.AllowWebhookURL != nil {
+		return s.opts.AllowWebhookURL(raw)
+	}
+	return nil
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	j, ok := s.ownJob(w, r, cl)
+	if !ok {
+		return
+	}
+	view := JobView(j)
+	fields := r.URL.Query().Get("fields")
+	if fields == "" {
+		writeJSON(w, http.StatusOK, view)
+		return
+	}
+	writeJSON(w, http.StatusOK, selectFields(view, strings.Split(fields, ",")))
+}
+
+// selectFields keeps the requested keys of the job view, plus id.
+func selectFields(view protocol.Job, fields []string) map[string]any {
+	raw, _ := json.Marshal(view)
+	var all map[string]any
+	_ = json.Unmarshal(raw, &all)
+	out := map[string]any{"id": view.ID}
+	for _, f := range fields {
+		f = strings.TrimSpace(f)
+		if v, ok := all[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
+// JobView is a job as the client API shows it: everything a client needs,
+// none of the engine's bookkeeping, and the result only once the job ended.
+func JobView(j *store.Job) protocol.Job {
+	created, updated := j.CreatedAt, j.UpdatedAt
+	v := protocol.Job{
+		ID: j.ID, Blueprint: j.Blueprint, Status: j.Status, CurrentState: j.CurrentState,
+		Progress: j.Progress, ProgressMessage: j.ProgressMessage, ErrorMessage: j.ErrorMessage,
+		InitialData: j.InitialData, StateHistory: j.StateHistory, ParentJobID: j.ParentJobID,
+		ChildJobID: j.ChildJobID, Client: j.Client.Name, WebhookURL: j.WebhookURL,
+		CreatedAt: &created, UpdatedAt: &updated, FinishedAt: j.FinishedAt,
+	}
+	if j.Status.Terminal() {
+		v.Result = j.Result
+	}
+	if j.Approval != nil {
+		v.Approval = &protocol.ApprovalInfo{Message: j.Approval.Message, Decisions: j.Approval.Decisions}
+	}
+	ids := make([]string, 0, len(j.Tasks))
+	for id := range j.Tasks {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		run := j.Tasks[id]
+		ti := protocol.TaskInfo{ID: id, Type: run.Spec.Type, State: string(run.State), Attempt: run.Attempt,
+			WorkerID: run.WorkerID, Strategy: string(run.Strategy), Priority: run.Spec.Priority}
+		if d := run.Decision; d != nil {
+			ti.Candidates, ti.Reason = d.Candidates, d.Reason
+			if ti.WorkerID == "" {
+				ti.WorkerID = d.WorkerID
+			}
+		}
+		v.Tasks = append(v.Tasks, ti)
+	}
+	return v
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	q := r.URL.Query()
+	limit := 50
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			writeError(w, http.StatusBadRequest, "Invalid limit parameter: an integer from 1 to 500")
+			return
+		}
+		limit = n
+	}
+	jobs, next, err := s.eng.ListJobs(r.Context(), store.JobFilter{
+		Client: cl.Name, Status: q.Get("status"), Blueprint: q.Get("blueprint"), Limit: limit, Cursor: q.Get("cursor"),
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "cursor") {
+			writeError(w, http.StatusBadRequest, "Invalid cursor parameter")
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	out := protocol.JobList{Jobs: make([]protocol.Job, len(jobs)), NextCursor: next}
+	for i, j := range jobs {
+		out.Jobs[i] = JobView(j)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	j, ok := s.ownJob(w, r, cl)
+	if !ok {
+		return
+	}
+	_, err := s.eng.CancelJob(r.Context(), j.ID, "cancelled by client "+cl.Name)
+	if errors.Is(err, engine.ErrJobTerminal) || errors.Is(err, engine.ErrJobNotFound) {
+		writeError(w, http.StatusNotFound, "Job not found or already terminal.")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "cancellation_request_accepted"})
+}
+
+func (s *Server) approveJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	j, ok := s.ownJob(w, r, cl)
+	if !ok {
+		return
+	}
+	s.approve(w, r, j.ID)
+}
+
+// publicApproval is the upstream-compatible approval webhook: the client
+// token is required, no quota is consumed.
+func (s *Server) publicApproval(w http.ResponseWriter, r *http.Request) {
+	token := r.Header.Get(protocol.HeaderClientToken)
+	if token == "" {
+		writeError(w, http.StatusUnauthorized, "Client authentication required")
+		return
+	}
+	cl, ok := s.opts.Clients.Lookup(token)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, "Unauthorized: Invalid token")
+		return
+	}
+	j, ok := s.ownJob(w, r, cl)
+	if !ok {
+		return
+	}
+	s.approve(w, r, j.ID)
+}
+
+func (s *Server) approve(w http.ResponseWriter, r *http.Request, id string) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req protocol.ApprovalRequest
+	if !decodeJSON(w, body, &req) {
+		return
+	}
+	if req.Decision == "" {
+		writeError(w, http.StatusBadRequest, "decision is required in body")
+		return
+	}
+	if _, err := s.eng.Approve(r.Context(), id, req.Decision); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "approval_received", "job_id": id})
+}
+
+func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request, _ *auth.Client) {
+	workers, err := s.eng.ListWorkers(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]protocol.WorkerInfo, len(workers))
+	for i, wi := range workers {
+		out[i] = WorkerView(wi)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// WorkerView is a worker as clients see it: no tokens, no signatures.
+func WorkerView(wi engine.WorkerInfo) protocol.WorkerInfo {
+	v := protocol.WorkerInfo{
+		WorkerID: wi.ID, WorkerType: wi.Type, Status: wi.Status, Skills: wi.Skills, HotSkills: wi.HotSkills,
+		Resources: wi.Resources, InstalledSoftware: wi.InstalledSoftware, InstalledArtifacts: wi.InstalledArtifacts,
+		Reputation: wi.Reputation, Load: wi.Load, MaxConcurrent: wi.MaxConcurrent, CurrentTasks: wi.CurrentTasks,
+		Usage: wi.Usage, RegisteredAt: wi.RegisteredAt, LastSeen: wi.LastSeen,
+	}
+	if c := wi.Capabilities; c != nil {
+		v.CostPerSkill, v.Hostname = c.CostPerSkill, c.Hostname
+	}
+	return v
+}
+
+func (s *Server) listBlueprints(w http.ResponseWriter, _ *http.Request, _ *auth.Client) {
+	bps := s.eng.Blueprints()
+	out := make([]protocol.BlueprintInfo, 0, len(bps))
+	for _, bp := range bps {
+		info := protocol.BlueprintInfo{Name: bp.Name(), StartState: bp.StartState(), States: bp.States()}
+		if v, p := bp.API(); p != "" {
+			info.APIVersion, info.Endpoint = v, protocol.ClientPrefix+"/"+v+p
+		}
+		for _, st := range bp.States() {
+			if _, end := bp.IsEnd(st); end {
+				info.EndStates = append(info.EndStates, st)
+			}
+		}
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b protocol.BlueprintInfo) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) blueprintGraph(w http.ResponseWriter, r *http.Request, _ *auth.Client) {
+	bp, ok := s.eng.Blueprint(r.PathValue("name"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "Blueprint not found")
+		return
+	}
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "dot":
+		w.Header().Set("Content-Type", "text/vnd.graphviz; charset=utf-8")
+		_, _ = w.Write([]byte(bp.DOT()))
+	case "mermaid":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(bp.Mermaid()))
+	default:
+		writeError(w, http.StatusBadRequest, "unknown graph format %q: use dot or mermaid", f)
+	}
+}
+
+func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
+	token := r.Header.Get(protocol.HeaderAdminToken)
+	if s.opts.AdminToken == "" || s.opts.Reload == nil {
+		writeError(w, http.StatusForbidden, "Forbidden: the admin API is disabled (set ADMIN_TOKEN)")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.AdminToken)) != 1 {
+		writeError(w, http.StatusForbidden, "Forbidden: invalid or missing X-Admin-Token")
+		return
+	}
+	clients, workers, err := s.opts.Reload()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reload failed, the previous configuration stays: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "clients": clients, "workers": workers})
+}

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3gen"
+
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+// buildOpenAPI renders the OpenAPI 3 document of every route in the route
+// table, including one job-creation operation per blueprint endpoint.
+func (s *Server) buildOpenAPI() ([]byte, error) {
+	version := s.opts.BuildVersion
+	if version == "" {
+		version = "dev"
+	}
+	doc := &openapi3.T{
+		OpenAPI: "3.0.3",
+		Info: &openapi3.Info{
+			Title:   "Avtomatika orchestrator",
+			Version: version,
+			Description: "Client API (header X-Client-Token) to create and follow jobs, and the RXON worker protocol " +
+				"(headers X-Worker-Token and X-Worker-ID; mutating messages are HMAC-SHA256 signed) for workers. " +
+				"Errors are JSON {\"error\": \"...\"}.",
+		},
+		Paths: openapi3.NewPaths(),
+		Components: &openapi3.Components{
+			Schemas: openapi3.Schemas{},
+			SecuritySchemes: openapi3.SecuritySchemes{
+				authClient: {Value: openapi3.NewSecurityScheme().WithType("apiKey").WithIn("header").WithName(protocol.HeaderClientToken)},
+				authWorker: {Value: openapi3.NewSecurityScheme().WithType("apiKey").WithIn("header").WithName(protocol.HeaderWorkerToken)},
+				authAdmin:  {Value: openapi3.NewSecurityScheme().WithType("apiKey").WithIn("header").WithName(protocol.HeaderAdminToken)},
+			},
+		},
+	}
+	if s.opts.PublicURL != "" {
+		doc.Servers = openapi3.Servers{{URL: s.opts.PublicURL}}
+	}
+	gen := &schemaGen{schemas: doc.Components.Schemas}
+	for _, r := range s.routeTable() {
+		if r.hidden {
+			continue
+		}
+		op := openapi3.NewOperation()
+		op.Summary, op.Description, op.Tags = r.summary, r.description, []string{r.tag}
+		op.OperationID = operationID(r.method, r.path)
+		if r.auth != authNone {
+			op.Security = &openapi3.SecurityRequirements{{r.auth: []string{}}}
+		}
+		for _, name := range pathParams(r.path) {
+			op.AddParameter(openapi3.NewPathParameter(name).WithSchema(openapi3.NewStringSchema()))
+		}
+		for _, q := range r.query {
+			p := openapi3.NewQueryParameter(q.name).WithDescription(q.description).WithRequired(q.required)
+			p.Schema = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{q.typ}}}
+			op.AddParameter(p)
+		}
+		if r.request != nil {
+			ref, err := gen.ref(r.request)
+			if err != nil {
+				return nil, err
+			}
+			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithJSONSchemaRef(ref)}
+		}
+		op.Responses = openapi3.NewResponses()
+		op.Responses.Delete("default")
+		codes := make([]int, 0, len(r.responses))
+		for code := range r.responses {
+			codes = append(codes, code)
+		}
+		slices.Sort(codes)
+		for _, code := range codes {
+			rep := r.responses[code]
+			resp := openapi3.NewResponse().WithDescription(rep.description)
+			switch {
+			case rep.body != nil:
+				ref, err := gen.ref(rep.body)
+				if err != nil {
+					return nil, err
+				}
+				resp.WithJSONSchemaRef(ref)
+			case rep.contentType != "":
+				resp.WithContent(openapi3.NewContentWithSchema(openapi3.NewStringSchema(), []string{rep.contentType}))
+			}
+			op.AddResponse(code, resp)
+		}
+		doc.AddOperation(r.path, r.method, op)
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// schemaGen turns Go wire types into component schemas.
+type schemaGen struct{ schemas openapi3.Schemas }
+
+func (g *schemaGen) ref(v any) (*openapi3.SchemaRef, error) {
+	t := reflect.TypeOf(v)
+	if t.Kind() == reflect.Slice {
+		item, err := g.ref(reflect.Zero(t.Elem()).Interface())
+		if err != nil {
+			return nil, err
+		}
+		arr := openapi3.NewArraySchema()
+		arr.Items = item
+		return &openapi3.SchemaRef{Value: arr}, nil
+	}
+	name := t.Name()
+	if _, ok := g.schemas[name]; !ok {
+		ref, err := openapi3gen.NewSchemaRefForValue(v, nil)
+		if err != nil {
+			return nil, fmt.Errorf("schema of %s: %w", name, err)
+		}
+		g.schemas[name] = ref
+	}
+	return openapi3.NewSchemaRef("#/components/schemas/"+name, nil), nil
+}
+
+func pathParams(path string) []string {
+	var out []string
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			out = append(out, strings.Trim(seg, "{}"))
+		}
+	}
+	return out
+}
+
+func operationID(method, path string) string {
+	r := strings.NewReplacer("/", "_", "{", "", "}", "", "-", "_", ".", "_")
+	return strings.ToLower(method) + strings.TrimRight(r.Replace(path), "_")
+}
+
+func (s *Server) serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(s.openapi)))
+	_, _ = w.Write(s.openapi)
+}

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+// auth kinds of a route, for the API document.
+const (
+	authNone   = ""
+	authClient = "ClientToken"
+	authWorker = "WorkerToken"
+	authAdmin  = "AdminToken"
+)
+
+// route is one HTTP route: the mux registers it and the OpenAPI document
+// describes it, so the document covers every route there is.
+type route struct {
+	method, path string
+	handler      http.Handler
+	hidden       bool // left out of the API document (static assets)
+
+	summary, description string
+	tag                  string
+	auth                 string
+	request              any           // example value of the JSON body type, or nil
+	query                []param       // query parameters
+	responses            map[int]reply // status → reply
+}
+
+type param struct {
+	name, typ, description string
+	required               bool
+}
+
+type reply struct {
+	description string
+	body        any    // example value of the JSON body type, or nil
+	contentType string // non-JSON bodies
+}
+
+var (
+	errReply = func(d string) reply { return reply{description: d, body: protocol.ErrorBody{}} }
+	replies  = struct{ badRequest, unauthorized, notFound, forbidden, tooLarge, tooMany, conflict, unavailable reply }{
+		errReply("Malformed JSON, wrong types or invalid values"),
+		errReply("Missing or unknown token"),
+		errReply("Not found (also for another client's job)"),
+		errReply("Authentication, signature or timestamp check failed"),
+		errReply("Request body over the configured limit"),
+		errReply("Rate limit or monthly quota exceeded; see Retry-After"),
+		errReply("Conflict with the job's state, or a replayed message"),
+		errReply("The store is unreachable"),
+	}
+)
+
+type statusBody struct {
+	Status string `json:"status"`
+}
+
+type approvalReply struct {
+	Status string `json:"status"`
+	JobID  string `json:"job_id"`
+}
+
+type reloadReply struct {
+	Status  string `json:"status"`
+	Clients int    `json:"clients"`
+	Workers int    `json:"workers"`
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (s *Server) routeTable() []route {
+	var rs []route
+	add := func(r route) { rs = append(rs, r) }
+	for _, v := range s.versions() {
+		p := protocol.ClientPrefix + "/" + v
+		add(route{method: "GET", path: p + "/jobs", handler: s.client(s.listJobs), tag: "jobs", auth: authClient,
+			summary: "List your jobs, newest first",
+			query: []param{{"limit", "integer", "Page size, 1 to 500 (50)", false}, {"cursor", "string", "next_cursor of the previous page", false},
+				{"status", "string", "Only jobs with this status", false}, {"blueprint", "string", "Only jobs of this blueprint", false}},
+			responses: map[int]reply{200: {description: "A page of jobs", body: protocol.JobList{}}, 400: replies.badRequest, 401: replies.unauthorized, 429: replies.tooMany}})
+		add(route{method: "GET", path: p + "/jobs/{id}", handler: s.client(s.getJob), tag: "jobs", auth: authClient,
+			summary: "Get a job", description: "status, current_state, progress, progress_message, state_history, error_message, and result once the job has ended.",
+			query:     []param{{"fields", "string", "Comma-separated keys to return (id is always included)", false}},
+			responses: map[int]reply{200: {description: "The job", body: protocol.Job{}}, 401: replies.unauthorized, 404: replies.notFound, 429: replies.tooMany}})
+		add(route{method: "POST", path: p + "/jobs/{id}/cancel", handler: s.client(s.cancelJob), tag: "jobs", auth: authClient,
+			summary: "Cancel a job", description: "Cancels the job, its outstanding tasks (workers running them are told) and its child job.",
+			responses: map[int]reply{200: {description: "Cancelled", body: statusBody{}}, 401: replies.unauthorized, 404: errReply("Job not found or already terminal."), 429: replies.tooMany}})
+		add(route{method: "POST", path: p + "/jobs/{id}/approve", handler: s.client(s.approveJob), tag: "jobs", auth: authClient,
+			summary: "Decide for a job waiting for a human", request: protocol.ApprovalRequest{},
+			responses: map[int]reply{200: {description: "Decision applied", body: approvalReply{}}, 400: replies.badRequest, 401: replies.unauthorized,
+				404: replies.notFound, 409: errReply("The job is not waiting for a decision"), 413: replies.tooLarge, 429: replies.tooMany}})
+		add(route{method: "GET", path: p + "/workers", handler: s.client(s.listWorkers), tag: "workers", auth: authClient,
+			summary: "List live workers", description: "Skills, prices, resources, reputation and load. No tokens.",
+			responses: map[int]reply{200: {description: "Workers", body: []protocol.WorkerInfo{}}, 401: replies.unauthorized, 429: replies.tooMany}})
+		add(route{method: "GET", path: p + "/blueprints", handler: s.client(s.listBlueprints), tag: "blueprints", auth: authClient,
+			summary:   "List blueprints",
+			responses: map[int]reply{200: {description: "Blueprints", body: []protocol.BlueprintInfo{}}, 401: replies.unauthorized, 429: replies.tooMany}})
+		add(route{method: "GET", path: p + "/blueprints/{name}/graph", handler: s.client(s.blueprintGraph), tag: "blueprints", auth: authClient,
+			summary: "A blueprint's state graph", query: []param{{"format", "string", "dot (default) or mermaid", false}},
+			responses: map[int]reply{200: {description: "The graph", contentType: "text/vnd.graphviz"}, 400: replies.badRequest, 401: replies.unauthorized, 404: replies.notFound}})
+		add(route{method: "POST", path: p + "/admin/reload", handler: http.HandlerFunc(s.adminReload), tag: "admin", auth: authAdmin,
+			summary: "Reload clients.toml and workers.toml", description: "Needs X-Admin-Token (ADMIN_TOKEN). An invalid file leaves the running configuration unchanged.",
+			responses: map[int]reply{200: {description: "Reloaded", body: reloadReply{}}, 400: errReply("A configuration file is invalid"), 403: replies.forbidden}})
+	}
+	for _, bp := range s.eng.Blueprints() {
+		v, path := bp.API()
+		if path == "" {
+			continue
+		}
+		add(route{method: "POST", path: protocol.ClientPrefix + "/" + v + path, handler: s.client(s.createJob(bp.Name())), tag: "jobs", auth: authClient,
+			summary:     "Create a " + bp.Name() + " job",
+			description: "Starts blueprint " + bp.Name() + " in state " + bp.StartState() + ". Counts against the client's monthly quota. webhook_url, when given, must be http(s) and receives a POST when the job ends.",
+			request:     protocol.CreateJobRequest{},
+			responses: map[int]reply{202: {description: "Accepted", body: protocol.CreateJobResponse{}}, 400: replies.badRequest, 401: replies.unauthorized,
+				413: replies.tooLarge, 429: replies.tooMany, 503: replies.unavailable}})
+	}
+	add(route{method: "GET", path: protocol.PublicStatus, handler: http.HandlerFunc(s.status), tag: "public", summary: "Liveness",
+		responses: map[int]reply{200: {description: "The server is up", body: statusBody{}}}})
+	add(route{method: "GET", path: protocol.PublicReady, handler: http.HandlerFunc(s.ready), tag: "public", summary: "Readiness: the store answers",
+		responses: map[int]reply{200: {description: "Ready", body: statusBody{}}, 503: replies.unavailable}})
+	add(route{method: "GET", path: protocol.PublicOpenAPI, handler: http.HandlerFunc(s.serveOpenAPI), tag: "public", summary: "This OpenAPI document",
+		responses: map[int]reply{200: {description: "OpenAPI 3 document", contentType: "application/json"}}})
+	add(route{method: "GET", path: protocol.PublicDocs, handler: http.HandlerFunc(s.serveDocs), tag: "public", summary: "Interactive API reference",
+		responses: map[int]reply{200: {description: "HTML page", contentType: "text/html"}}})
+	add(route{method: "GET", path: protocol.PublicDocs + "/{asset}", handler: http.HandlerFunc(s.serveDocsAsset), hidden: true})
+	add(route{method: "POST", path: protocol.PublicApprovalPattern, handler: http.HandlerFunc(s.publicApproval), tag: "public", auth: authClient,
+		summary: "Approval webhook (upstream-compatible)", description: "Same as POST /api/v1/jobs/{id}/approve; needs the owner's X-Client-Token.",
+		request: protocol.ApprovalRequest{},
+		responses: map[int]reply{200: {description: "Decision applied", body: approvalReply{}}, 400: replies.badRequest, 401: replies.unauthorized,
+			404: replies.notFound, 409: errReply("The job is not waiting for a decision")}})
+
+	workerErrs := map[int]reply{400: replies.badRequest, 403: replies.forbidden, 409: errReply("Replayed message"), 413: replies.tooLarge, 503: replies.unavailable}
+	with := func(m map[int]reply, ok int, r reply) map[int]reply {
+		out := map[int]reply{ok: r}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
+	const rxon = "worker protocol (RXON)"
+	add(route{method: "POST", path: protocol.PathRegister, handler: http.HandlerFunc(s.register), tag: rxon, auth: authWorker,
+		summary: "Register a worker", description: "Signed message (HMAC-SHA256 of the canonical JSON with the worker's master token). Reputation survives re-registration.",
+		request: protocol.Registration{}, responses: with(workerErrs, 200, reply{description: "Registered", body: protocol.RegisterResponse{}})})
+	add(route{method: "PATCH", path: protocol.PathWorkerPattern, handler: http.HandlerFunc(s.heartbeat), tag: rxon, auth: authWorker,
+		summary: "Heartbeat", description: "A signed Heartbeat updates status and skills; an empty body only refreshes the TTL. An unknown or expired worker gets 404 and must register again.",
+		request: protocol.Heartbeat{}, responses: with(with(workerErrs, 404, errReply("Unknown worker: register again")), 200, reply{description: "OK; may list tasks to cancel", body: protocol.HeartbeatResponse{}})})
+	add(route{method: "GET", path: protocol.PathNextPattern, handler: http.HandlerFunc(s.nextTask), tag: rxon, auth: authWorker,
+		summary: "Long-poll for the next task", description: "Answers at once when a task is queued, else waits up to the poll timeout and answers 204.",
+		query:     []param{{"timeout", "number", "Seconds to wait (capped by the server)", false}, {"available_skills", "string", "Comma list (informational)", false}, {"hot_skills", "string", "Comma list (informational)", false}},
+		responses: map[int]reply{200: {description: "A task", body: protocol.TaskPayload{}}, 204: {description: "No task within the wait"}, 403: replies.forbidden, 404: errReply("Unknown worker: register again")}})
+	add(route{method: "POST", path: protocol.PathResult, handler: http.HandlerFunc(s.result), tag: rxon, auth: authWorker,
+		summary: "Report a task result", description: "Applied exactly once; late, duplicate or foreign results are answered with status ignored and a reason.",
+		request: protocol.TaskResult{}, responses: with(workerErrs, 200, reply{description: "Accepted or ignored", body: protocol.ResultResponse{}})})
+	add(route{method: "POST", path: protocol.PathEvents, handler: http.HandlerFunc(s.events), tag: rxon, auth: authWorker,
+		summary: "Send an event (progress and others)", description: "Signed without bubbling_chain. Progress payload: {\"progress\": 0..1, \"message\": \"...\"}.",
+		request: protocol.WorkerEvent{}, responses: with(workerErrs, 200, reply{description: "Accepted", body: statusBody{}})})
+	add(route{method: "GET", path: protocol.PathWSPattern, handler: http.HandlerFunc(s.websocket), tag: rxon, auth: authWorker,
+		summary: "WebSocket command channel", description: "Upgrade. The server sends commands such as {\"command\":\"cancel_task\",\"task_id\":...}; the worker may send signed events.",
+		responses: map[int]reply{101: {description: "Switching protocols"}, 403: replies.forbidden}})
+	add(route{method: "POST", path: protocol.PathToken, handler: http.HandlerFunc(s.issueToken), tag: rxon, auth: authWorker,
+		summary: "Issue a short-lived worker token", responses: map[int]reply{200: {description: "Tokens", body: protocol.TokenResponse{}}, 403: replies.forbidden}})
+	add(route{method: "POST", path: protocol.PathTokenRefresh, handler: http.HandlerFunc(s.refreshToken), tag: rxon,
+		summary: "Refresh a short-lived worker token", description: "Identity from X-Worker-ID; the access token may have expired.",
+		request: refreshRequest{}, responses: map[int]reply{200: {description: "New tokens", body: protocol.TokenResponse{}}, 400: replies.badRequest, 403: replies.forbidden}})
+	return rs
+}
+
+func (s *Server) routes() {
+	for _, r := range s.routeTable() {
+		s.mux.Handle(r.method+" "+r.path, r.handler)
+	}
+}

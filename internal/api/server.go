@@ -1,0 +1,215 @@
+// Package api serves the orchestrator over HTTP: the client API under
+// /api/{version}, the RXON worker protocol under /_worker, and the public
+// routes under /_public (status, readiness, API docs, approval webhook).
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// Options configures a Server.
+type Options struct {
+	Engine  *engine.Engine
+	Clients *auth.Clients
+	Workers *auth.WorkerTokens
+	Logger  *slog.Logger
+
+	// AdminToken guards the reload endpoint; empty disables it.
+	AdminToken string
+	// Reload re-reads clients.toml and workers.toml (admin endpoint).
+	Reload func() (clients, workers int, err error)
+
+	MaxBodyBytes    int64         // request body limit (10 MiB)
+	RateLimit       int           // client requests per RatePeriod; 0 disables rate limiting
+	RatePeriod      time.Duration // rate-limit window (1 minute)
+	STSTokenTTL     time.Duration // short-lived worker token lifetime (1 hour)
+	STSRefreshTTL   time.Duration // refresh token lifetime (24 hours)
+	BuildVersion    string
+	PublicURL       string // shown in the OpenAPI document's servers; "" = relative
+	WrapHandler     func(http.Handler) http.Handler
+	AllowWebhookURL func(rawURL string) error // extra check of webhook URLs (nil: http(s) only)
+}
+
+// Server is the HTTP face of an engine.
+type Server struct {
+	opts    Options
+	eng     *engine.Engine
+	store   store.Store
+	log     *slog.Logger
+	mux     *http.ServeMux
+	ws      *wsHub
+	openapi []byte
+}
+
+// New builds the routes for the engine's registered blueprints.
+func New(opts Options) (*Server, error) {
+	if opts.Engine == nil || opts.Clients == nil || opts.Workers == nil {
+		return nil, errors.New("api: engine, clients and workers are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 10 << 20
+	}
+	if opts.RatePeriod <= 0 {
+		opts.RatePeriod = time.Minute
+	}
+	if opts.STSTokenTTL <= 0 {
+		opts.STSTokenTTL = time.Hour
+	}
+	if opts.STSRefreshTTL <= 0 {
+		opts.STSRefreshTTL = 24 * time.Hour
+	}
+	s := &Server{opts: opts, eng: opts.Engine, store: opts.Engine.Store(), log: opts.Logger, mux: http.NewServeMux()}
+	s.ws = newWSHub(s.log)
+	s.routes()
+	doc, err := s.buildOpenAPI()
+	if err != nil {
+		return nil, fmt.Errorf("build OpenAPI document: %w", err)
+	}
+	s.openapi = doc
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler {
+	var h http.Handler = s.mux
+	if s.opts.WrapHandler != nil {
+		h = s.opts.WrapHandler(h)
+	}
+	return s.recoverer(h)
+}
+
+// OnEvent receives engine events; it pushes cancel commands to workers
+// connected over WebSocket.
+func (s *Server) OnEvent(ev engine.Event) {
+	if ev.Type == engine.EventCancelTask && ev.WorkerID != "" {
+		s.ws.send(ev.WorkerID, protocol.Command{Command: protocol.CommandCancelTask, TaskID: ev.TaskID, JobID: ev.JobID})
+	}
+}
+
+// Close closes WebSocket connections (code 1001, going away).
+func (s *Server) Close() { s.ws.closeAll() }
+
+// versions returns the API versions to serve: v1 plus every version a
+// blueprint endpoint declares.
+func (s *Server) versions() []string {
+	vs := []string{"v1"}
+	for _, bp := range s.eng.Blueprints() {
+		if v, p := bp.API(); p != "" && !slices.Contains(vs, v) {
+			vs = append(vs, v)
+		}
+	}
+	sort.Strings(vs)
+	return vs
+}
+
+// --- responses ---
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, protocol.ErrorBody{Error: fmt.Sprintf(format, args...)})
+}
+
+// fail answers an error from the engine or the store with the right status.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, engine.ErrJobNotFound):
+		writeError(w, http.StatusNotFound, "Job not found")
+	case errors.Is(err, engine.ErrUnknownBlueprint):
+		writeError(w, http.StatusNotFound, "%v", err)
+	case errors.Is(err, engine.ErrUnknownWorker):
+		writeError(w, http.StatusNotFound, "%v: register again", err)
+	case errors.Is(err, engine.ErrInvalidInput), errors.Is(err, engine.ErrInvalidDecision):
+		writeError(w, http.StatusBadRequest, "%v", err)
+	case errors.Is(err, engine.ErrNotAwaitingHuman):
+		writeError(w, http.StatusConflict, "Job is not in a state that can be approved (%v)", err)
+	case errors.Is(err, engine.ErrWorkerIDMismatch):
+		writeError(w, http.StatusForbidden, "Forbidden: %v", err)
+	case errors.Is(err, engine.ErrNotStarted), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("service unavailable", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusServiceUnavailable, "service unavailable, try again shortly")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer.
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil && v != http.ErrAbortHandler {
+				s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readBody reads a request body within the size limit; it answers 413 or
+// 400 itself and returns false then.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	var buf []byte
+	buf, err := readAll(r)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body too large: the limit is %d bytes", s.opts.MaxBodyBytes)
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "could not read the request body: %v", err)
+		return nil, false
+	}
+	return buf, true
+}
+
+// decodeJSON decodes a JSON object body into v; it answers 400 itself.
+func decodeJSON(w http.ResponseWriter, body []byte, v any) bool {
+	if err := strictUnmarshal(body, v); err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid JSON body: %v", err)
+		return false
+	}
+	return true
+}
+
+// --- public routes ---
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store unavailable: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,319 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// authWorker authenticates a worker request and returns the worker id and
+// the key its messages must be signed with. hint is the id the request
+// claims (path, header or body). Short-lived (STS) tokens are accepted too;
+// signatures are always checked against the master token.
+func (s *Server) authWorker(r *http.Request, hint string) (id, key string, status int, err error) {
+	header := r.Header.Get(protocol.HeaderWorkerID)
+	if hint == "" {
+		hint = header
+	} else if header != "" && header != hint {
+		return "", "", http.StatusForbidden, errors.New("Immediate sender ID mismatch")
+	}
+	token := r.Header.Get(protocol.HeaderWorkerToken)
+	if token == "" {
+		return "", "", http.StatusForbidden, errors.New("Unauthorized: Missing X-Worker-Token header")
+	}
+	if owner, err := s.store.GetValue(r.Context(), stsKey("access", token)); err == nil {
+		if hint != "" && hint != owner {
+			return "", "", http.StatusForbidden, errors.New("Unauthorized: the token belongs to another worker")
+		}
+		return owner, s.opts.Workers.SigningKey(owner), 0, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", "", http.StatusServiceUnavailable, errors.New("authentication store unavailable")
+	}
+	if err := s.opts.Workers.Authenticate(hint, token); err != nil {
+		return "", "", http.StatusForbidden, err
+	}
+	return hint, s.opts.Workers.SigningKey(hint), 0, nil
+}
+
+// signed authenticates a worker and verifies a signed message body: a
+// fresh timestamp, a matching signature made with the worker's master
+// token, and a signature not seen before within the replay window. It
+// answers the failure itself and returns the worker id when all is well.
+func (s *Server) signed(w http.ResponseWriter, r *http.Request, body []byte, hint string, event bool) (string, func(), bool) {
+	id, key, status, err := s.authWorker(r, hint)
+	if err != nil {
+		writeError(w, status, "%v", err)
+		return "", nil, false
+	}
+	if hint != "" && hint != id {
+		writeError(w, http.StatusForbidden, "Immediate sender ID mismatch")
+		return "", nil, false
+	}
+	if err := protocol.Verify(body, protocol.VerifyOptions{Key: key, WorkerID: id, Event: event}); err != nil {
+		writeError(w, http.StatusForbidden, "%v", err)
+		return "", nil, false
+	}
+	var env protocol.Envelope
+	_ = strictUnmarshal(body, &env)
+	replayKey := "replay:" + env.Security.Signature
+	first, err := s.store.SetOnce(r.Context(), replayKey, 2*protocol.ReplayWindow+time.Second)
+	if err != nil {
+		s.fail(w, r, err)
+		return "", nil, false
+	}
+	if !first {
+		writeError(w, http.StatusConflict, "Replayed message: this signature was already used")
+		return "", nil, false
+	}
+	// If processing fails on our side the message may be sent again.
+	undo := func() { _ = s.store.DeleteValue(context.WithoutCancel(r.Context()), replayKey) }
+	return id, undo, true
+}
+
+func setVersion(w http.ResponseWriter) { w.Header().Set(protocol.HeaderVersion, protocol.Version) }
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	setVersion(w)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var reg protocol.Registration
+	if !decodeJSON(w, body, &reg) {
+		return
+	}
+	if reg.WorkerID == "" {
+		writeError(w, http.StatusBadRequest, "Invalid WorkerRegistration payload: worker_id is required")
+		return
+	}
+	_, undo, ok := s.signed(w, r, body, reg.WorkerID, false)
+	if !ok {
+		return
+	}
+	if _, err := s.eng.RegisterWorker(r.Context(), reg); err != nil {
+		undo()
+		s.fail(w, r, err)
+		return
+	}
+	resp := protocol.RegisterResponse{Status: "registered", Version: protocol.Version}
+	if v := r.Header.Get(protocol.HeaderVersion); v != "" && v != protocol.Version {
+		resp.Warning = "Protocol version mismatch! Orchestrator: " + protocol.Version + ", Worker: " + v + "."
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	setVersion(w)
+	pathID := r.PathValue("worker_id")
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	if len(strings.TrimSpace(string(body))) == 0 || strings.TrimSpace(string(body)) == "null" {
+		id, _, status, err := s.authWorker(r, pathID)
+		if err != nil {
+			writeError(w, status, "%v", err)
+			return
+		}
+		resp, err := s.eng.Heartbeat(r.Context(), id, nil)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	var hb protocol.Heartbeat
+	if !decodeJSON(w, body, &hb) {
+		return
+	}
+	id, undo, ok := s.signed(w, r, body, pathID, false)
+	if !ok {
+		return
+	}
+	if hb.WorkerID != "" && hb.WorkerID != id {
+		writeError(w, http.StatusForbidden, "Immediate sender ID mismatch")
+		return
+	}
+	resp, err := s.eng.Heartbeat(r.Context(), id, &hb)
+	if err != nil {
+		undo()
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) nextTask(w http.ResponseWriter, r *http.Request) {
+	setVersion(w)
+	id, _, status, err := s.authWorker(r, r.PathValue("worker_id"))
+	if err != nil {
+		writeError(w, status, "%v", err)
+		return
+	}
+	var wait time.Duration
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs < 0 {
+			writeError(w, http.StatusBadRequest, "timeout must be a non-negative number of seconds")
+			return
+		}
+		wait = time.Duration(secs * float64(time.Second))
+	}
+	task, err := s.eng.NextTask(r.Context(), id, wait)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if task == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, http.StatusOK, task)
+}
+
+func (s *Server) result(w http.ResponseWriter, r *http.Request) {
+	setVersion(w)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var res protocol.TaskResult
+	if !decodeJSON(w, body, &res) {
+		return
+	}
+	if res.JobID == "" || res.TaskID == "" {
+		writeError(w, http.StatusBadRequest, "Invalid TaskResult payload: job_id and task_id are required")
+		return
+	}
+	id, undo, ok := s.signed(w, r, body, res.WorkerID, false)
+	if !ok {
+		return
+	}
+	resp, err := s.eng.SubmitResult(r.Context(), id, res)
+	if err != nil {
+		undo()
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	setVersion(w)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var ev protocol.WorkerEvent
+	if !decodeJSON(w, body, &ev) {
+		return
+	}
+	if ev.EventType == "" {
+		writeError(w, http.StatusBadRequest, "Invalid WorkerEventPayload: event_type is required")
+		return
+	}
+	id, undo, ok := s.signed(w, r, body, ev.WorkerID, true)
+	if !ok {
+		return
+	}
+	if err := s.eng.WorkerEvent(r.Context(), id, ev); err != nil {
+		undo()
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "event_accepted"})
+}
+
+// --- short-lived tokens ---
+
+func stsKey(kind, token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return "sts:" + kind + ":" + hex.EncodeToString(sum[:])
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, workerID string) {
+	access, err1 := randomToken()
+	refresh, err2 := randomToken()
+	if err := errors.Join(err1, err2); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if err := s.store.PutValue(ctx, stsKey("access", access), workerID, s.opts.STSTokenTTL); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.store.PutValue(ctx, stsKey("refresh", refresh), workerID, s.opts.STSRefreshTTL); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, protocol.TokenResponse{
+		AccessToken: access, RefreshToken: refresh, ExpiresIn: int(s.opts.STSTokenTTL / time.Second), WorkerID: workerID,
+	})
+}
+
+func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
+	setVersion(w)
+	id, _, status, err := s.authWorker(r, "")
+	if err != nil {
+		writeError(w, status, "%v", err)
+		return
+	}
+	s.issueFor(w, r, id)
+}
+
+func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) {
+	setVersion(w)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if !decodeJSON(w, body, &req) {
+		return
+	}
+	if req.RefreshToken == "" {
+		writeError(w, http.StatusBadRequest, "Missing refresh_token in payload")
+		return
+	}
+	id := r.Header.Get(protocol.HeaderWorkerID)
+	if id == "" {
+		writeError(w, http.StatusBadRequest, "Missing worker_id identification")
+		return
+	}
+	owner, err := s.store.GetValue(r.Context(), stsKey("refresh", req.RefreshToken))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusForbidden, "Unauthorized: Invalid refresh token (not found)")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if owner != id {
+		writeError(w, http.StatusForbidden, "Unauthorized: Invalid refresh token (owner mismatch)")
+		return
+	}
+	s.issueFor(w, r, id)
+}

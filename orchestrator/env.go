@@ -1,0 +1,111 @@
+package orchestrator
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ConfigFromEnv reads the configuration from environment variables (the
+// upstream names where upstream has one). Every variable and its default is
+// listed in the README. A malformed value is an error naming the variable.
+func ConfigFromEnv() (Config, error) { return configFrom(os.LookupEnv) }
+
+type envReader struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (e *envReader) str(name, def string) string {
+	if v, ok := e.lookup(name); ok {
+		return v
+	}
+	return def
+}
+
+func (e *envReader) int(name string, def int) int {
+	v, ok := e.lookup(name)
+	if !ok || v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: want a non-negative integer", name, v))
+		return def
+	}
+	return n
+}
+
+func (e *envReader) float(name string, def float64) float64 {
+	v, ok := e.lookup(name)
+	if !ok || v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || f < 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: want a non-negative number", name, v))
+		return def
+	}
+	return f
+}
+
+// seconds reads a duration given in (possibly fractional) seconds.
+func (e *envReader) seconds(name string, def time.Duration) time.Duration {
+	f := e.float(name, def.Seconds())
+	return time.Duration(f * float64(time.Second))
+}
+
+func (e *envReader) bool(name string, def bool) bool {
+	v, ok := e.lookup(name)
+	if !ok || v == "" {
+		return def
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	e.errs = append(e.errs, fmt.Errorf("%s=%q: want true or false", name, v))
+	return def
+}
+
+func configFrom(lookup func(string) (string, bool)) (Config, error) {
+	e := &envReader{lookup: lookup}
+	port := e.int("API_PORT", 8080)
+	cfg := Config{
+		Addr:              net.JoinHostPort(e.str("API_HOST", ""), strconv.Itoa(port)),
+		ClientsFile:       e.str("CLIENTS_CONFIG_PATH", ""),
+		WorkersFile:       e.str("WORKERS_CONFIG_PATH", ""),
+		GlobalWorkerToken: e.str("GLOBAL_WORKER_TOKEN", ""),
+		AdminToken:        e.str("ADMIN_TOKEN", ""),
+		MaxBodyBytes:      int64(e.int("MAX_REQUEST_BODY_BYTES", 10<<20)),
+		RatePeriod:        e.seconds("RATE_LIMIT_PERIOD", time.Minute),
+		MaxRetries:        e.int("JOB_MAX_RETRIES", 3),
+		RetryBackoff:      e.seconds("RETRY_BACKOFF_SECONDS", time.Second),
+		RetryBackoffMax:   e.seconds("RETRY_BACKOFF_MAX_SECONDS", 30*time.Second),
+		TaskTimeout:       e.seconds("WORKER_TIMEOUT_SECONDS", 5*time.Minute),
+		DispatchTimeout:   e.seconds("DISPATCH_TIMEOUT_SECONDS", 0),
+		PollTimeout:       e.seconds("WORKER_POLL_TIMEOUT_SECONDS", 30*time.Second),
+		WorkerTTL:         e.seconds("WORKER_TTL_SECONDS", 60*time.Second),
+		PriorityAging:     e.seconds("PRIORITY_AGING_SECONDS", time.Minute),
+		MaxTransitions:    e.int("MAX_TRANSITIONS_PER_JOB", 100),
+		Executors:         e.int("EXECUTOR_MAX_CONCURRENT_JOBS", 64),
+		MinReputation:     e.float("REPUTATION_MIN_THRESHOLD", 0.3),
+		ShutdownTimeout:   e.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30*time.Second),
+	}
+	if e.bool("RATE_LIMITING_ENABLED", true) {
+		cfg.RateLimit = e.int("RATE_LIMIT_LIMIT", 600)
+	}
+	if port > 65535 {
+		e.errs = append(e.errs, fmt.Errorf("API_PORT=%d: not a TCP port", port))
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = -1 // explicit zero: no retries (the engine reads 0 as "default")
+	}
+	return cfg, errors.Join(e.errs...)
+}
