@@ -97,6 +97,10 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		Executors:         e.int("EXECUTOR_MAX_CONCURRENT_JOBS", 64),
 		MinReputation:     e.float("REPUTATION_MIN_THRESHOLD", 0.3),
 		ShutdownTimeout:   e.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30*time.Second),
+		SchedulesFile:     e.str("SCHEDULES_CONFIG_PATH", ""),
+		WebhookSecret:     e.str("WEBHOOK_SECRET", ""),
+		WebhookTimeout:    e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
+		WebhookAttempts:   e.int("WEBHOOK_MAX_ATTEMPTS", 5),
 	}
 	if e.bool("RATE_LIMITING_ENABLED", true) {
 		cfg.RateLimit = e.int("RATE_LIMIT_LIMIT", 600)

@@ -23,6 +23,9 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/internal/scheduler"
+	"github.com/avtomatika-ai/avtomatika-go/internal/webhook"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
 )
@@ -71,6 +74,10 @@ type Config struct {
 	RateLimit         int               // client requests per RatePeriod; 0 disables
 	RatePeriod        time.Duration     // rate-limit window (1m)
 	ShutdownTimeout   time.Duration     // graceful shutdown budget (30s)
+	SchedulesFile     string            // schedules.toml; bad entries are logged and skipped
+	WebhookSecret     string            // signs webhooks (X-Avtomatika-Signature); "" sends them unsigned
+	WebhookTimeout    time.Duration     // per attempt (10s)
+	WebhookAttempts   int               // attempts per notification (5)
 	BuildVersion      string            // shown in the API document
 
 	// OnEvent, when set, observes every job and worker event (after it is
@@ -88,9 +95,12 @@ type Orchestrator struct {
 	clients *auth.Clients
 	workers *auth.WorkerTokens
 
-	mu      sync.Mutex
-	started bool
-	api     atomic.Pointer[api.Server]
+	mu        sync.Mutex
+	started   bool
+	api       atomic.Pointer[api.Server]
+	scheduler *scheduler.Scheduler
+	stopSched context.CancelFunc
+	schedDone chan struct{}
 }
 
 // New returns an orchestrator. Register blueprints, then Start it (or call
@@ -122,6 +132,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
 		Dispatch: dispatch.Policy{MinReputation: cfg.MinReputation},
+		Webhooks: webhook.New(nil, cfg.WebhookSecret, cfg.WebhookTimeout), WebhookAttempts: cfg.WebhookAttempts,
 	})
 	if err != nil {
 		return nil, err
@@ -181,9 +192,17 @@ func (o *Orchestrator) Start() error {
 	if o.started {
 		return errors.New("orchestrator already started")
 	}
+	schedules, problems := scheduler.Load(o.cfg.SchedulesFile, func(name string) bool {
+		_, ok := o.eng.Blueprint(name)
+		return ok
+	})
+	for _, p := range problems {
+		o.cfg.Logger.Error("schedule skipped", "error", p)
+	}
+	o.scheduler = scheduler.New(schedules, o.cfg.Store, o.startScheduled, o.cfg.Logger, nil)
 	s, err := api.New(api.Options{
 		Engine: o.eng, Clients: o.clients, Workers: o.workers, Logger: o.cfg.Logger,
-		AdminToken: o.cfg.AdminToken, Reload: o.reload, MaxBodyBytes: o.cfg.MaxBodyBytes,
+		AdminToken: o.cfg.AdminToken, Reload: o.reload, Schedules: o.scheduleInfo, MaxBodyBytes: o.cfg.MaxBodyBytes,
 		RateLimit: o.cfg.RateLimit, RatePeriod: o.cfg.RatePeriod, BuildVersion: o.cfg.BuildVersion,
 	})
 	if err != nil {
@@ -193,8 +212,49 @@ func (o *Orchestrator) Start() error {
 		return err
 	}
 	o.api.Store(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	o.stopSched, o.schedDone = cancel, make(chan struct{})
+	go func() {
+		defer close(o.schedDone)
+		o.scheduler.Run(ctx)
+	}()
 	o.started = true
 	return nil
+}
+
+// startScheduled creates the job of a schedule, owned by the internal
+// client "scheduler".
+func (o *Orchestrator) startScheduled(ctx context.Context, s scheduler.Schedule) (string, error) {
+	j, err := o.eng.CreateJob(ctx, engine.NewJob{
+		Blueprint: s.Blueprint, InitialData: s.InitialData,
+		Client: blueprint.Client{Name: SchedulerClient, Plan: "system", Params: map[string]any{"schedule": s.Name}},
+	})
+	if err != nil {
+		return "", err
+	}
+	return j.ID, nil
+}
+
+// SchedulerClient owns the jobs the scheduler starts. API clients cannot see
+// them.
+const SchedulerClient = "scheduler"
+
+func (o *Orchestrator) scheduleInfo(ctx context.Context) ([]protocol.ScheduleInfo, error) {
+	var out []protocol.ScheduleInfo
+	now := time.Now()
+	for _, s := range o.scheduler.Schedules() {
+		info := protocol.ScheduleInfo{Name: s.Name, Blueprint: s.Blueprint, Schedule: s.Spec, Timezone: s.Location.String(),
+			NextRun: s.Next(now).UTC(), Data: s.InitialData}
+		last, ok, err := o.scheduler.LastRun(ctx, s.Name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			info.LastRun = &protocol.ScheduleRun{Tick: last.Tick, At: last.At, JobID: last.JobID, Error: last.Error}
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }
 
 // Stop closes worker WebSockets, stops taking work, releases long polls and
@@ -208,6 +268,8 @@ func (o *Orchestrator) Stop(ctx context.Context) error {
 	if !started {
 		return nil
 	}
+	o.stopSched()
+	<-o.schedDone
 	if s := o.api.Load(); s != nil {
 		s.Close()
 	}
@@ -249,7 +311,9 @@ func (o *Orchestrator) CreateJob(ctx context.Context, blueprintName string, init
 }
 
 // Job returns a job's current record.
-func (o *Orchestrator) Job(ctx context.Context, id string) (*Job, error) { return o.eng.GetJob(ctx, id) }
+func (o *Orchestrator) Job(ctx context.Context, id string) (*Job, error) {
+	return o.eng.GetJob(ctx, id)
+}
 
 // CancelJob cancels a job that has not ended.
 func (o *Orchestrator) CancelJob(ctx context.Context, id string) error {

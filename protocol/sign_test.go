@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -203,6 +204,59 @@ func FuzzCanonical(f *testing.F) {
 		}
 		if string(again) != string(canon) {
 			t.Fatalf("canonicalization is not idempotent:\n%s\n%s", canon, again)
+		}
+	})
+}
+
+func TestWebhookSignature(t *testing.T) {
+	now := time.Unix(vectorTime, 0)
+	body := []byte(`{"event":"job_finished"}`)
+	h := SignWebhook("s3cret", now, body)
+	if !strings.HasPrefix(h, "t=1767225600,v1=") {
+		t.Fatalf("header %q", h)
+	}
+	if err := VerifyWebhook("s3cret", h, body, now.Add(time.Minute), 5*time.Minute); err != nil {
+		t.Fatalf("valid signature rejected: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		secret, header string
+		body           []byte
+		at             time.Time
+		want           error
+	}{
+		"wrong secret": {"other", h, body, now, ErrWebhookSignature},
+		"changed body": {"s3cret", h, []byte(`{"event":"job_failed"}`), now, ErrWebhookSignature},
+		"too old":      {"s3cret", h, body, now.Add(10 * time.Minute), ErrWebhookStale},
+		"malformed":    {"s3cret", "v1=abc", body, now, ErrWebhookSignature},
+		"empty":        {"s3cret", "", body, now, ErrWebhookSignature},
+	} {
+		if err := VerifyWebhook(tc.secret, tc.header, tc.body, tc.at, 5*time.Minute); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+func FuzzVerifyWebhook(f *testing.F) {
+	f.Add("t=1767225600,v1=00", []byte("{}"))
+	f.Add("v1=ab, t=1767225600", []byte("x"))
+	f.Add("garbage", []byte(""))
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		now := time.Unix(vectorTime, 0)
+		if VerifyWebhook("k", header, body, now, time.Minute) != nil {
+			return
+		}
+		// Accepted: the header must carry the real HMAC of "<t>.<body>".
+		var ts, sig string
+		for _, p := range strings.Split(header, ",") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if k == "t" {
+				ts = v
+			} else if k == "v1" {
+				sig = v
+			}
+		}
+		if want := SignBytes(append([]byte(ts+"."), body...), "k"); sig != want {
+			t.Fatalf("accepted %q for body %q", header, body)
 		}
 	})
 }

@@ -331,14 +331,44 @@ func (s *Server) blueprintGraph(w http.ResponseWriter, r *http.Request, _ *auth.
 	}
 }
 
-func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
-	token := r.Header.Get(protocol.HeaderAdminToken)
-	if s.opts.AdminToken == "" || s.opts.Reload == nil {
+// admin checks the admin token; it answers 403 itself.
+func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
+	if s.opts.AdminToken == "" {
 		writeError(w, http.StatusForbidden, "Forbidden: the admin API is disabled (set ADMIN_TOKEN)")
-		return
+		return false
 	}
+	token := r.Header.Get(protocol.HeaderAdminToken)
 	if subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.AdminToken)) != 1 {
 		writeError(w, http.StatusForbidden, "Forbidden: invalid or missing X-Admin-Token")
+		return false
+	}
+	return true
+}
+
+func (s *Server) adminSchedules(w http.ResponseWriter, r *http.Request) {
+	if !s.admin(w, r) {
+		return
+	}
+	var out []protocol.ScheduleInfo
+	if s.opts.Schedules != nil {
+		var err error
+		if out, err = s.opts.Schedules(r.Context()); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if out == nil {
+		out = []protocol.ScheduleInfo{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
+	if !s.admin(w, r) {
+		return
+	}
+	if s.opts.Reload == nil {
+		writeError(w, http.StatusNotImplemented, "reloading is not configured")
 		return
 	}
 	clients, workers, err := s.opts.Reload()

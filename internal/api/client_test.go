@@ -39,14 +39,14 @@ func TestClientAuthAndIsolation(t *testing.T) {
 		status       int
 		msg          string
 	}{
-		"create without token":  {"POST", "/api/v1/jobs/demo", nil, "{}", 401, "Missing X-Client-Token"},
-		"create unknown token":  {"POST", "/api/v1/jobs/demo", client("nope"), "{}", 401, "Invalid token"},
-		"get without token":     {"GET", "/api/v1/jobs/" + id, nil, nil, 401, "Missing"},
-		"foreign job is 404":    {"GET", "/api/v1/jobs/" + id, client(otherToken), nil, 404, "Job not found"},
-		"missing job is 404":    {"GET", "/api/v1/jobs/00000000-0000-0000-0000-000000000000", client(vipToken), nil, 404, "Job not found"},
-		"foreign cancel is 404": {"POST", "/api/v1/jobs/" + id + "/cancel", client(otherToken), nil, 404, "Job not found"},
-		"foreign approve":       {"POST", "/api/v1/jobs/" + id + "/approve", client(otherToken), `{"decision":"approved"}`, 404, "Job not found"},
-		"foreign public approve": {"POST", "/_public/webhooks/approval/" + id, client(otherToken), `{"decision":"approved"}`, 404, "Job not found"},
+		"create without token":    {"POST", "/api/v1/jobs/demo", nil, "{}", 401, "Missing X-Client-Token"},
+		"create unknown token":    {"POST", "/api/v1/jobs/demo", client("nope"), "{}", 401, "Invalid token"},
+		"get without token":       {"GET", "/api/v1/jobs/" + id, nil, nil, 401, "Missing"},
+		"foreign job is 404":      {"GET", "/api/v1/jobs/" + id, client(otherToken), nil, 404, "Job not found"},
+		"missing job is 404":      {"GET", "/api/v1/jobs/00000000-0000-0000-0000-000000000000", client(vipToken), nil, 404, "Job not found"},
+		"foreign cancel is 404":   {"POST", "/api/v1/jobs/" + id + "/cancel", client(otherToken), nil, 404, "Job not found"},
+		"foreign approve":         {"POST", "/api/v1/jobs/" + id + "/approve", client(otherToken), `{"decision":"approved"}`, 404, "Job not found"},
+		"foreign public approve":  {"POST", "/_public/webhooks/approval/" + id, client(otherToken), `{"decision":"approved"}`, 404, "Job not found"},
 		"public approve no token": {"POST", "/_public/webhooks/approval/" + id, nil, `{"decision":"approved"}`, 401, "Client authentication required"},
 		"workers without token":   {"GET", "/api/v1/workers", nil, nil, 401, "Missing"},
 		"unknown api version":     {"POST", "/api/v9/jobs/demo", client(vipToken), "{}", 404, ""},

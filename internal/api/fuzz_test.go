@@ -57,4 +57,3 @@ func FuzzRequestDecoders(f *testing.F) {
 		}
 	})
 }
-

@@ -200,7 +200,9 @@ func (ts *testServer) do(method, path string, headers map[string]string, body an
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
-func client(token string) map[string]string { return map[string]string{protocol.HeaderClientToken: token} }
+func client(token string) map[string]string {
+	return map[string]string{protocol.HeaderClientToken: token}
+}
 
 func (ts *testServer) createJob(token string, data map[string]any) string {
 	ts.t.Helper()

@@ -32,6 +32,8 @@ type Options struct {
 	AdminToken string
 	// Reload re-reads clients.toml and workers.toml (admin endpoint).
 	Reload func() (clients, workers int, err error)
+	// Schedules lists the scheduler's schedules (admin endpoint).
+	Schedules func(ctx context.Context) ([]protocol.ScheduleInfo, error)
 
 	MaxBodyBytes    int64         // request body limit (10 MiB)
 	RateLimit       int           // client requests per RatePeriod; 0 disables rate limiting

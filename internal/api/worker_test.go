@@ -34,29 +34,31 @@ func TestRegistrationChecks(t *testing.T) {
 	tampered["worker_type"] = "b"
 
 	hdr := gpu.headers()
+	if r := ts.do("POST", protocol.PathRegister, hdr, valid); r.status != 200 {
+		t.Fatalf("first use of a signed message: %d %s", r.status, r.body)
+	}
 	for name, tc := range map[string]struct {
 		headers map[string]string
 		body    any
 		status  int
 		msg     string
 	}{
-		"replayed message":             {hdr, valid, 200, ""}, // first use
-		"replayed message again":       {hdr, valid, 409, "Replayed message"},
-		"stale timestamp":              {hdr, stale.sign(protocol.Registration{WorkerID: "gpu-worker-01"}, false), 403, "timestamp expired"},
-		"future timestamp":             {hdr, future.sign(protocol.Registration{WorkerID: "gpu-worker-01"}, false), 403, "timestamp expired"},
-		"bad signature":                {hdr, wrongKey.sign(protocol.Registration{WorkerID: "gpu-worker-01"}, false), 403, "Invalid cryptographic signature"},
-		"tampered body":                {hdr, tampered, 403, "Invalid cryptographic signature"},
-		"no timestamp":                 {hdr, `{"worker_id":"gpu-worker-01","security":{"signature":"00"}}`, 403, "Missing required timestamp"},
-		"no security":                  {hdr, `{"worker_id":"gpu-worker-01","timestamp":` + now() + `}`, 403, "Missing required security context"},
-		"global token for individual":  {globalForIndividual.headers(), globalForIndividual.sign(protocol.Registration{WorkerID: "gpu-worker-01"}, false), 403, "Invalid individual worker token"},
-		"no token":                     {map[string]string{protocol.HeaderWorkerID: "x"}, "{}", 400, "worker_id is required"},
-		"missing token":                {map[string]string{protocol.HeaderWorkerID: "gpu-worker-01"}, valid, 403, "Missing X-Worker-Token"},
-		"header and body disagree":     {map[string]string{protocol.HeaderWorkerToken: globalToken, protocol.HeaderWorkerID: "someone"}, ts.worker("other", globalToken).sign(protocol.Registration{WorkerID: "other"}, false), 403, "sender ID mismatch"},
-		"invalid worker id":            {map[string]string{protocol.HeaderWorkerToken: globalToken}, ts.worker("bad/id", globalToken).sign(protocol.Registration{WorkerID: "bad/id"}, false), 400, "invalid worker_id"},
-		"malformed JSON":               {hdr, `{"worker_id":`, 400, "Invalid JSON body"},
-		"wrong type":                   {hdr, `{"worker_id":"gpu-worker-01","timestamp":"soon"}`, 400, `field "timestamp" must be a number`},
-		"oversized":                    {hdr, `{"worker_id":"gpu-worker-01","metadata":{"x":"` + strings.Repeat("y", 70<<10) + `"}}`, 413, "too large"},
-		"signer is someone else":       {hdr, signedAs(t, gpu, "other"), 403, "Signer id"},
+		"replayed message":            {hdr, valid, 409, "Replayed message"},
+		"stale timestamp":             {hdr, stale.sign(protocol.Registration{WorkerID: "gpu-worker-01"}, false), 403, "timestamp expired"},
+		"future timestamp":            {hdr, future.sign(protocol.Registration{WorkerID: "gpu-worker-01"}, false), 403, "timestamp expired"},
+		"bad signature":               {hdr, wrongKey.sign(protocol.Registration{WorkerID: "gpu-worker-01"}, false), 403, "Invalid cryptographic signature"},
+		"tampered body":               {hdr, tampered, 403, "Invalid cryptographic signature"},
+		"no timestamp":                {hdr, `{"worker_id":"gpu-worker-01","security":{"signature":"00"}}`, 403, "Missing required timestamp"},
+		"no security":                 {hdr, `{"worker_id":"gpu-worker-01","timestamp":` + now() + `}`, 403, "Missing required security context"},
+		"global token for individual": {globalForIndividual.headers(), globalForIndividual.sign(protocol.Registration{WorkerID: "gpu-worker-01"}, false), 403, "Invalid individual worker token"},
+		"no token":                    {map[string]string{protocol.HeaderWorkerID: "x"}, "{}", 400, "worker_id is required"},
+		"missing token":               {map[string]string{protocol.HeaderWorkerID: "gpu-worker-01"}, valid, 403, "Missing X-Worker-Token"},
+		"header and body disagree":    {map[string]string{protocol.HeaderWorkerToken: globalToken, protocol.HeaderWorkerID: "someone"}, ts.worker("other", globalToken).sign(protocol.Registration{WorkerID: "other"}, false), 403, "sender ID mismatch"},
+		"invalid worker id":           {map[string]string{protocol.HeaderWorkerToken: globalToken}, ts.worker("bad/id", globalToken).sign(protocol.Registration{WorkerID: "bad/id"}, false), 400, "invalid worker_id"},
+		"malformed JSON":              {hdr, `{"worker_id":`, 400, "Invalid JSON body"},
+		"wrong type":                  {hdr, `{"worker_id":"gpu-worker-01","timestamp":"soon"}`, 400, `field "timestamp" must be a number`},
+		"oversized":                   {hdr, `{"worker_id":"gpu-worker-01","metadata":{"x":"` + strings.Repeat("y", 70<<10) + `"}}`, 413, "too large"},
+		"signer is someone else":      {hdr, signedAs(t, gpu, "other"), 403, "Signer id"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := ts.do("POST", protocol.PathRegister, tc.headers, tc.body)

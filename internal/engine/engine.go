@@ -14,6 +14,7 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -40,6 +41,17 @@ type Config struct {
 	TimerInterval   time.Duration // longest sleep of the timer loop (1s)
 	Dispatch        dispatch.Policy
 	Reputation      ReputationPolicy
+
+	// Webhooks delivers job notifications; nil disables webhooks.
+	Webhooks        Notifier
+	WebhookAttempts int           // attempts per notification (5)
+	WebhookBackoff  time.Duration // delay before the second attempt, doubling (2s)
+	WebhookParallel int           // deliveries in flight at once (16)
+}
+
+// Notifier sends one webhook attempt; see internal/webhook.
+type Notifier interface {
+	Deliver(ctx context.Context, url string, p protocol.WebhookPayload) (status int, retry bool, err error)
 }
 
 // ReputationPolicy sets how results move a worker's reputation, a number in
@@ -78,6 +90,9 @@ func (c *Config) defaults() error {
 	setDefault(&c.Reputation.FailurePenalty, 0.1)
 	setDefault(&c.Reputation.PermanentPenalty, 0.1)
 	setDefault(&c.Reputation.SeverePenalty, 0.3)
+	setDefault(&c.WebhookAttempts, 5)
+	setDefault(&c.WebhookBackoff, 2*time.Second)
+	setDefault(&c.WebhookParallel, 16)
 	if c.MaxRetries < 0 {
 		c.MaxRetries = 0
 	}
@@ -105,7 +120,7 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	poke   chan struct{} // wakes the timer loop
-	steps  sync.WaitGroup
+	hooks  chan struct{} // bounds webhook deliveries in flight
 }
 
 // New returns an engine; register blueprints, then Start it.
@@ -120,6 +135,7 @@ func New(cfg Config) (*Engine, error) {
 		hub:        newHub(),
 		blueprints: map[string]*blueprint.Blueprint{},
 		poke:       make(chan struct{}, 1),
+		hooks:      make(chan struct{}, cfg.WebhookParallel),
 	}, nil
 }
 

@@ -39,9 +39,9 @@ func TestEndStatusesAndResults(t *testing.T) {
 		result any
 	}{
 		{"finished", protocol.StatusFinished, map[string]any{"note": "hello"}}, // no key for the state: all of state_history
-		{"done", protocol.StatusFinished, map[string]any{"answer": 42.0}},     // state_history[end state]
-		{"broken", protocol.StatusFailed, map[string]any{"note": "hello"}},    // name rule: not "finished" → failed
-		{"custom", protocol.StatusFinished, "explicit"},                       // SetResult in the end handler
+		{"done", protocol.StatusFinished, map[string]any{"answer": 42.0}},      // state_history[end state]
+		{"broken", protocol.StatusFailed, map[string]any{"note": "hello"}},     // name rule: not "finished" → failed
+		{"custom", protocol.StatusFinished, "explicit"},                        // SetResult in the end handler
 	} {
 		j := en.waitEnd(en.create("ends", map[string]any{"to": tc.to}).ID)
 		if j.Status != tc.status {
@@ -114,7 +114,9 @@ func TestTaskOutcomes(t *testing.T) {
 		{"resource exhausted is transient", []string{"success", "finished"},
 			fail(protocol.ErrResourceExhausted, "oom"), protocol.StatusQuarantined, "start", "after 4 attempts", 3},
 		{"missing code is transient", []string{"success", "finished", "failure", "failed_state"},
-			func(*protocol.TaskPayload) protocol.TaskResult { return protocol.TaskResult{Status: protocol.TaskFailure} },
+			func(*protocol.TaskPayload) protocol.TaskResult {
+				return protocol.TaskResult{Status: protocol.TaskFailure}
+			},
 			protocol.StatusFailed, "failed_state", "TRANSIENT_ERROR", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ const (
 	EventWorkerOffline    EventType = "worker_offline"
 	EventWorkerEvent      EventType = "worker_event"
 	EventReputation       EventType = "reputation"
+	EventWebhookAttempt   EventType = "webhook_attempt"
 )
 
 // Event is one thing that happened, reported to Config.OnEvent after it was

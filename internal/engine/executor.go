@@ -327,6 +327,9 @@ func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg str
 	if j.ParentJobID != "" {
 		t.fx.Ready = append(t.fx.Ready, j.ParentJobID)
 	}
+	if j.WebhookURL != "" && e.cfg.Webhooks != nil {
+		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerWebhook, Seq: 1, At: t.now})
+	}
 	t.emit(Event{Type: EventJobEnded, State: j.CurrentState, Detail: map[string]any{"status": string(status), "error": msg}})
 }
 

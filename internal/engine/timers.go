@@ -29,6 +29,9 @@ func (e *Engine) timerLoop() {
 		var fired []string
 		for _, tm := range due {
 			if err := e.fire(ctx, tm); err != nil {
+				if errors.Is(err, errOwned) {
+					continue
+				}
 				if ctx.Err() == nil {
 					e.log.Error("timer failed; it fires again later", "job_id", tm.JobID, "kind", tm.Kind, "error", err)
 				}
@@ -120,6 +123,8 @@ func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
 				Message: fmt.Sprintf("no result within the task's result timeout of %s", run.Spec.ResultTimeout)}, false, protocol.StatusFailed)
 			return nil
 		})
+	case store.TimerWebhook:
+		err = e.fireWebhook(ctx, tm)
 	default:
 		e.log.Warn("unknown timer kind", "kind", tm.Kind, "job_id", tm.JobID)
 	}

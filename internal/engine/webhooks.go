@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"context"
+	"errors"
+
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// errOwned tells the timer loop that a timer is being handled in the
+// background, which deletes (or re-arms) it when done. If this process dies
+// meanwhile, the timer fires again after its visibility window: webhooks
+// are delivered at least once.
+var errOwned = errors.New("timer handled in the background")
+
+// fireWebhook starts one delivery attempt of a job's end notification.
+func (e *Engine) fireWebhook(ctx context.Context, tm store.Timer) error {
+	j, err := e.store.GetJob(ctx, tm.JobID)
+	if err != nil {
+		return err
+	}
+	if !j.Status.Terminal() || j.WebhookURL == "" || e.cfg.Webhooks == nil {
+		return nil
+	}
+	select {
+	case e.hooks <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	e.spawn(func() {
+		defer func() { <-e.hooks }()
+		e.deliver(e.ctx, tm, j)
+	})
+	return errOwned
+}
+
+func (e *Engine) deliver(ctx context.Context, tm store.Timer, j *store.Job) {
+	p := protocol.WebhookPayload{
+		Event: protocol.WebhookEvent(j.Status), JobID: j.ID, Blueprint: j.Blueprint, Status: j.Status,
+		Result: j.Result, Timestamp: e.now().Unix(), Attempt: tm.Seq,
+	}
+	if j.ErrorMessage != "" {
+		msg := j.ErrorMessage
+		p.Error = &msg
+	}
+	status, retry, err := e.cfg.Webhooks.Deliver(ctx, j.WebhookURL, p)
+	if ctx.Err() != nil {
+		return // stopping: the timer fires again on the next start
+	}
+	detail := map[string]any{"attempt": tm.Seq, "status_code": status, "event": p.Event, "url": j.WebhookURL}
+	outcome := "delivered"
+	switch {
+	case err == nil:
+	case retry && tm.Seq < e.cfg.WebhookAttempts:
+		outcome = "retrying"
+		next := tm
+		next.Seq++
+		next.At = e.now().Add(e.cfg.WebhookBackoff << (tm.Seq - 1))
+		if aerr := e.store.AddTimers(ctx, next); aerr != nil {
+			e.log.Error("schedule webhook retry", "job_id", j.ID, "error", aerr)
+			return // the claimed timer fires again later
+		}
+		e.wakeTimers()
+	default:
+		outcome = "gave_up"
+	}
+	if err != nil {
+		detail["error"] = err.Error()
+		e.log.Warn("webhook attempt failed", "job_id", j.ID, "attempt", tm.Seq, "outcome", outcome, "error", err)
+	}
+	detail["outcome"] = outcome
+	e.cfg.OnEvent(Event{Type: EventWebhookAttempt, Time: e.now(), Job: j, JobID: j.ID, Detail: detail})
+	if derr := e.store.DeleteTimers(ctx, tm.Key()); derr != nil {
+		e.log.Warn("delete webhook timer", "job_id", j.ID, "error", derr)
+	}
+}
