@@ -50,6 +50,7 @@ func TestClientAuthAndIsolation(t *testing.T) {
 		"public approve no token": {"POST", "/_public/webhooks/approval/" + id, nil, `{"decision":"approved"}`, 401, "Client authentication required"},
 		"workers without token":   {"GET", "/api/v1/workers", nil, nil, 401, "Missing"},
 		"unknown api version":     {"POST", "/api/v9/jobs/demo", client(vipToken), "{}", 404, ""},
+		"unknown endpoint":        {"POST", "/api/v1/jobs/nothing", client(vipToken), "{}", 404, "no blueprint serves"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := ts.do(tc.method, tc.path, tc.headers, tc.body)

@@ -110,6 +110,12 @@ func (s *Server) routeTable() []route {
 			summary: "The scheduler's schedules, next and last runs", description: "Needs X-Admin-Token. Jobs the scheduler starts belong to the internal client \"scheduler\".",
 			responses: map[int]reply{200: {description: "Schedules", body: []protocol.ScheduleInfo{}}, 403: replies.forbidden}})
 	}
+	for _, v := range s.versions() {
+		add(route{method: "POST", path: protocol.ClientPrefix + "/" + v + "/jobs/{endpoint}", hidden: true,
+			handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, http.StatusNotFound, "no blueprint serves POST %s (GET /api/v1/blueprints lists the endpoints)", r.URL.Path)
+			})})
+	}
 	for _, bp := range s.eng.Blueprints() {
 		v, path := bp.API()
 		if path == "" {
