@@ -1,0 +1,325 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+// runningTask is a task between its arrival and its result.
+type runningTask struct {
+	task   *Task
+	typ    string // skill type, for per-type limits
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	once   sync.Once
+	// returned is set when the handler has returned (its result may still
+	// be on its way).
+	returned atomic.Bool
+}
+
+// report sends the task's result once, to the orchestrator that delivered it.
+func (rt *runningTask) report(res protocol.TaskResult) {
+	rt.once.Do(func() {
+		rt.task.c.sendResult(rt.task.w.resultCtx, res, rt.task.log)
+	})
+}
+
+// pollLoop asks the orchestrators for tasks whenever the worker has free
+// capacity, following the multi-orchestrator mode, until ctx ends.
+func (w *Worker) pollLoop(ctx context.Context) {
+	select {
+	case <-w.registered:
+	case <-ctx.Done():
+		return
+	}
+	for ctx.Err() == nil {
+		changed := w.changedCh()
+		ok, available, hot := w.canPoll()
+		if !ok {
+			var recheck time.Time
+			if w.cfg.CapacityChecker != nil {
+				// Its answer may change without telling anyone.
+				recheck = time.Now().Add(time.Second)
+			}
+			waitChange(ctx, changed, recheck)
+			continue
+		}
+		cands, wake := w.pollCandidates()
+		if len(cands) == 0 {
+			waitChange(ctx, changed, wake)
+			continue
+		}
+		cycle := cands
+		if w.cfg.Mode == RoundRobin {
+			cycle = []*conn{pickRoundRobin(cands)}
+		}
+		got := false
+		for i, c := range cycle {
+			if i > 0 {
+				if ok, available, hot = w.canPoll(); !ok {
+					break
+				}
+			}
+			p, err := c.poll(ctx, available, hot)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				c.pollFailed(err)
+				continue
+			}
+			c.pollOK()
+			if p == nil {
+				continue
+			}
+			w.startTask(c, p)
+			got = true
+			if w.cfg.Mode == Waterfall {
+				break
+			}
+		}
+		if !got {
+			sleep(ctx, w.cfg.IdlePollDelay)
+		}
+	}
+}
+
+// pollCandidates returns the registered orchestrators that are not backing
+// off, and when the earliest back-off ends (zero if none).
+func (w *Worker) pollCandidates() ([]*conn, time.Time) {
+	now := time.Now()
+	var out []*conn
+	var wake time.Time
+	for _, c := range w.conns {
+		if !c.isRegistered() {
+			continue
+		}
+		if c.pollNext.After(now) {
+			if wake.IsZero() || c.pollNext.Before(wake) {
+				wake = c.pollNext
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, wake
+}
+
+// pickRoundRobin is smooth weighted round robin: every candidate's current
+// weight grows by its weight, the largest (first on ties) is picked and
+// loses the total.
+func pickRoundRobin(cands []*conn) *conn {
+	total := 0
+	var best *conn
+	for _, c := range cands {
+		c.rrCurrent += c.o.Weight
+		total += c.o.Weight
+		if best == nil || c.rrCurrent > best.rrCurrent {
+			best = c
+		}
+	}
+	best.rrCurrent -= total
+	return best
+}
+
+func waitChange(ctx context.Context, changed <-chan struct{}, wake time.Time) {
+	var timer <-chan time.Time
+	if !wake.IsZero() {
+		t := time.NewTimer(time.Until(wake))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-changed:
+	case <-timer:
+	case <-ctx.Done():
+	}
+}
+
+// startTask accounts for a received task and runs it in its own goroutine.
+func (w *Worker) startTask(c *conn, p *polledTask) {
+	log := w.log.With("task_id", p.TaskID, "job_id", p.JobID)
+	t := &Task{p: p.TaskPayload, rawParams: p.rawParams, w: w, c: c, log: log}
+	typ := p.Type
+	if s := w.skills[p.Type]; s != nil {
+		typ = s.typ()
+	}
+	ctx, cancel := context.WithCancelCause(w.taskBase)
+	rt := &runningTask{task: t, typ: typ, ctx: ctx, cancel: cancel}
+	stopDeadline := func() {}
+	if dl, ok := t.Deadline(); ok {
+		rt.ctx, stopDeadline = context.WithDeadline(ctx, dl)
+	}
+
+	w.mu.Lock()
+	if _, dup := w.running[p.TaskID]; dup {
+		w.mu.Unlock()
+		stopDeadline()
+		cancel(nil)
+		log.Warn("task delivered again while running; ignored")
+		return
+	}
+	w.running[p.TaskID] = rt
+	w.typeLoad[typ]++
+	w.tasks.Add(1)
+	w.mu.Unlock()
+	w.stateChanged()
+	log.Info("task received", "type", p.Type, "attempt", p.Attempt)
+
+	go func() {
+		defer w.tasks.Done()
+		res := w.runTask(rt)
+		rt.returned.Store(true)
+		rt.report(res)
+		stopDeadline()
+		cancel(nil)
+		w.mu.Lock()
+		delete(w.running, p.TaskID)
+		if w.typeLoad[typ]--; w.typeLoad[typ] <= 0 {
+			delete(w.typeLoad, typ)
+		}
+		w.mu.Unlock()
+		w.stateChanged()
+	}()
+}
+
+// runTask runs the handler of a task and turns its outcome into a result.
+func (w *Worker) runTask(rt *runningTask) protocol.TaskResult {
+	t := rt.task
+	started := time.Now()
+	res := w.outcome(rt)
+	attrs := []any{"status", res.Status, "duration", time.Since(started).Round(time.Millisecond)}
+	if res.Error != nil {
+		attrs = append(attrs, "error_code", res.Error.Code, "error", res.Error.Message)
+	}
+	t.log.Info("task finished", attrs...)
+	return res
+}
+
+func (w *Worker) baseResult(t *Task) protocol.TaskResult {
+	return protocol.TaskResult{JobID: t.p.JobID, TaskID: t.p.TaskID, WorkerID: w.cfg.ID, OriginWorkerID: w.cfg.ID}
+}
+
+func (w *Worker) cancelledResult(t *Task) protocol.TaskResult {
+	res := w.baseResult(t)
+	res.Status = protocol.TaskCancelled
+	return res
+}
+
+func (w *Worker) failure(t *Task, code, msg string) protocol.TaskResult {
+	res := w.baseResult(t)
+	res.Status = protocol.TaskFailure
+	res.Error = &protocol.TaskError{Code: code, Message: msg}
+	return res
+}
+
+func (w *Worker) outcome(rt *runningTask) protocol.TaskResult {
+	t, ctx := rt.task, rt.ctx
+	s := w.skills[t.p.Type]
+	if s == nil {
+		return w.failure(t, protocol.ErrPermanent, "Unsupported skill: "+t.p.Type)
+	}
+	if sem := w.typeSems[s.typ()]; sem != nil {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		case <-ctx.Done():
+			return w.interrupted(t, ctx, ctx.Err())
+		}
+	}
+	if s.info.InputSchema != nil {
+		doc, err := protocol.DecodeJSON(t.rawParams)
+		if err == nil {
+			err = validateJSON(doc, s.info.InputSchema, "params")
+		}
+		if err != nil {
+			return w.failure(t, protocol.ErrInvalidInput, err.Error())
+		}
+	}
+
+	h := s.handler
+	for i := len(w.mws) - 1; i >= 0; i-- {
+		h = w.mws[i](h)
+	}
+	out, err := call(ctx, h, t)
+
+	cause := context.Cause(ctx)
+	if ctx.Err() != nil && (errors.Is(cause, errCancelled) || (err != nil && errors.Is(cause, errShutdown))) {
+		return w.interrupted(t, ctx, err)
+	}
+	res := w.baseResult(t)
+	res.Data, res.Metadata = out.Data, out.Metadata
+	if err != nil {
+		res.Status = protocol.TaskFailure
+		res.Error = toWireError(err)
+		return w.checkJSON(t, res)
+	}
+	res.Status = out.Status
+	if res.Status == "" {
+		res.Status = protocol.TaskSuccess
+	}
+	if res.Status == protocol.TaskFailure {
+		res.Error = &protocol.TaskError{Code: protocol.ErrTransient, Message: "handler returned status failure without an error"}
+	}
+	if res.Status == protocol.TaskSuccess && s.info.OutputSchema != nil {
+		doc, err := jsonDoc(res.Data)
+		if err == nil {
+			err = validateJSON(doc, s.info.OutputSchema, "data")
+		}
+		if err != nil {
+			return w.failure(t, protocol.ErrContractViolation, "Local contract violation: "+err.Error())
+		}
+	}
+	return w.checkJSON(t, res)
+}
+
+// interrupted is the result of a task whose context ended early: cancelled
+// by the orchestrator or at shutdown, or past its deadline.
+func (w *Worker) interrupted(t *Task, ctx context.Context, err error) protocol.TaskResult {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, errCancelled) || errors.Is(cause, errShutdown) {
+		return w.cancelledResult(t)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	res := w.baseResult(t)
+	res.Status = protocol.TaskFailure
+	res.Error = toWireError(err)
+	return res
+}
+
+// checkJSON replaces a result whose data cannot be sent with a failure.
+func (w *Worker) checkJSON(t *Task, res protocol.TaskResult) protocol.TaskResult {
+	if _, err := json.Marshal(res); err != nil {
+		return w.failure(t, protocol.ErrPermanent, "task result is not JSON: "+err.Error())
+	}
+	return res
+}
+
+func jsonDoc(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.DecodeJSON(raw)
+}
+
+// call runs a handler, turning a panic into a transient error.
+func call(ctx context.Context, h Handler, t *Task) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.log.Error("handler panicked", "panic", r, "stack", string(debug.Stack()))
+			res, err = Result{}, &TaskError{Code: protocol.ErrTransient, Message: fmt.Sprintf("panic: %v", r)}
+		}
+	}()
+	return h(ctx, t)
+}
