@@ -45,6 +45,7 @@ type Job struct {
 	WebhookURL      string         `json:"webhook_url,omitempty"`
 	Approval        *ApprovalInfo  `json:"approval,omitempty"`
 	Tasks           []TaskInfo     `json:"tasks,omitempty"`
+	Dispatches      []DispatchInfo `json:"dispatches,omitempty"`
 	CreatedAt       *time.Time     `json:"created_at,omitempty"`
 	UpdatedAt       *time.Time     `json:"updated_at,omitempty"`
 	FinishedAt      *time.Time     `json:"finished_at,omitempty"`
@@ -68,6 +69,20 @@ type TaskInfo struct {
 	Candidates int     `json:"candidates"`
 	Reason     string  `json:"reason,omitempty"`
 	Priority   float64 `json:"priority"`
+}
+
+// DispatchInfo explains one placement of a task: the chosen worker (none
+// when no worker was eligible), the strategy, how many workers were
+// eligible, and why.
+type DispatchInfo struct {
+	TaskID     string    `json:"task_id"`
+	Type       string    `json:"type"`
+	Attempt    int       `json:"attempt"`
+	WorkerID   string    `json:"worker_id,omitempty"`
+	Strategy   string    `json:"strategy"`
+	Candidates int       `json:"candidates"`
+	Reason     string    `json:"reason"`
+	At         time.Time `json:"at"`
 }
 
 // JobList is a page of GET /api/v1/jobs.

@@ -46,6 +46,7 @@ func (j *Job) Clone() *Job {
 	}
 	c.DoneTasks = maps.Clone(j.DoneTasks)
 	c.TraceContext = maps.Clone(j.TraceContext)
+	c.Dispatches = slices.Clone(j.Dispatches)
 	return &c
 }
 

@@ -41,6 +41,7 @@ type Job struct {
 	RetryCount      int                             `json:"retry_count,omitempty"`
 	TransitionCount int                             `json:"transition_count"`
 	TraceContext    map[string]string               `json:"trace_context,omitempty"`
+	Dispatches      []Dispatch                      `json:"dispatches,omitempty"` // every placement, oldest first
 
 	// Version is the optimistic-concurrency counter: UpdateJob succeeds only
 	// when it equals the stored version, then increments it.
@@ -86,6 +87,16 @@ type Decision struct {
 	Strategy   blueprint.Strategy `json:"strategy"`
 	Candidates int                `json:"candidates"`
 	Reason     string             `json:"reason"`
+}
+
+// Dispatch records one placement of a task: the decision, when it was made,
+// and for which attempt.
+type Dispatch struct {
+	Decision
+	TaskID  string    `json:"task_id"`
+	Type    string    `json:"type"`
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
 }
 
 // QueuedTask is a task waiting in a queue: a worker's own queue when a worker

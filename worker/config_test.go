@@ -337,3 +337,28 @@ func TestErrorsMapToCodes(t *testing.T) {
 func errorsJoin(err error) error { return fmt.Errorf("stage two: %w", err) }
 
 func ctxDeadline() error { return fmt.Errorf("waiting: %w", context.DeadlineExceeded) }
+
+func TestConfigFromEnvWithDefaults(t *testing.T) {
+	t.Setenv("WORKER_ID", "from-env")
+	cfg, err := ConfigFromEnvWithDefaults(map[string]string{
+		"WORKER_ID": "from-defaults", "WORKER_TOKEN": "tok", "MAX_CONCURRENT_TASKS": "2",
+		"COST_PER_SKILL": `{"analyze_file": 0.0001}`, "WORKER_EXTRA_REGION": "eu",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ID != "from-env" || cfg.Token != "tok" || cfg.MaxConcurrentTasks != 2 || cfg.CostPerSkill["analyze_file"] != 0.0001 || cfg.Extra["region"] != "eu" {
+		t.Fatalf("config %+v", cfg)
+	}
+}
+
+func TestConfigFromVarsIgnoresTheEnvironment(t *testing.T) {
+	t.Setenv("WORKER_ID", "from-env")
+	cfg, err := ConfigFromVars(map[string]string{"WORKER_ID": "w-7", "WORKER_TOKEN": "tok", "WORKER_EXTRA_ZONE": "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ID != "w-7" || cfg.Extra["zone"] != "b" {
+		t.Fatalf("config %+v", cfg)
+	}
+}

@@ -71,6 +71,40 @@ func ConfigFromEnv() (Config, error) {
 	return configFromEnv(os.LookupEnv, os.Environ())
 }
 
+// ConfigFromVars reads the configuration from vars, with the names and rules
+// of ConfigFromEnv, ignoring the process environment: for programs that run
+// several workers in one process.
+func ConfigFromVars(vars map[string]string) (Config, error) {
+	environ := make([]string, 0, len(vars))
+	for k, v := range vars {
+		environ = append(environ, k+"="+v)
+	}
+	return configFromEnv(func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}, environ)
+}
+
+// ConfigFromEnvWithDefaults is ConfigFromEnv where defaults supplies values
+// for variables the environment does not set, so that a program can ship its
+// own defaults (an id, a token, prices) and still let the environment win.
+func ConfigFromEnvWithDefaults(defaults map[string]string) (Config, error) {
+	lookup := func(name string) (string, bool) {
+		if v, ok := os.LookupEnv(name); ok {
+			return v, true
+		}
+		v, ok := defaults[name]
+		return v, ok
+	}
+	environ := os.Environ()
+	for k, v := range defaults {
+		if _, set := os.LookupEnv(k); !set {
+			environ = append(environ, k+"="+v)
+		}
+	}
+	return configFromEnv(lookup, environ)
+}
+
 type envReader struct {
 	lookup func(string) (string, bool)
 	errs   []error

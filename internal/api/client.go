@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -170,6 +171,10 @@ func JobView(j *store.Job) protocol.Job {
 		}
 		v.Tasks = append(v.Tasks, ti)
 	}
+	for _, d := range j.Dispatches {
+		v.Dispatches = append(v.Dispatches, protocol.DispatchInfo{TaskID: d.TaskID, Type: d.Type, Attempt: d.Attempt,
+			WorkerID: d.WorkerID, Strategy: string(d.Strategy), Candidates: d.Candidates, Reason: d.Reason, At: d.At})
+	}
 	return v
 }
 
@@ -285,7 +290,7 @@ func WorkerView(wi engine.WorkerInfo) protocol.WorkerInfo {
 	v := protocol.WorkerInfo{
 		WorkerID: wi.ID, WorkerType: wi.Type, Status: wi.Status, Skills: wi.Skills, HotSkills: wi.HotSkills,
 		Resources: wi.Resources, InstalledSoftware: wi.InstalledSoftware, InstalledArtifacts: wi.InstalledArtifacts,
-		Reputation: wi.Reputation, Load: wi.Load, MaxConcurrent: wi.MaxConcurrent, CurrentTasks: wi.CurrentTasks,
+		Reputation: math.Round(wi.Reputation*1e4) / 1e4, Load: wi.Load, MaxConcurrent: wi.MaxConcurrent, CurrentTasks: wi.CurrentTasks,
 		Usage: wi.Usage, RegisteredAt: wi.RegisteredAt, LastSeen: wi.LastSeen,
 	}
 	if c := wi.Capabilities; c != nil {
@@ -343,6 +348,18 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+func (s *Server) adminJob(w http.ResponseWriter, r *http.Request) {
+	if !s.admin(w, r) {
+		return
+	}
+	j, err := s.eng.GetJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, JobView(j))
 }
 
 func (s *Server) adminSchedules(w http.ResponseWriter, r *http.Request) {

@@ -256,6 +256,16 @@ func TestAdminReload(t *testing.T) {
 	if r := ts.do("POST", "/api/v1/admin/reload", client(vipToken), nil); r.status != 403 {
 		t.Fatalf("a client token is not an admin token: %d", r.status)
 	}
+	job := ts.createJob(vipToken, nil)
+	if r := ts.do("GET", "/api/v1/admin/jobs/"+job, admin, nil); r.status != 200 || !strings.Contains(string(r.body), job) {
+		t.Fatalf("admin job read: %d %s", r.status, r.body)
+	}
+	if r := ts.do("GET", "/api/v1/admin/jobs/"+job, client(vipToken), nil); r.status != 403 {
+		t.Fatalf("admin job read with a client token: %d", r.status)
+	}
+	if r := ts.do("GET", "/api/v1/admin/schedules", admin, nil); r.status != 200 || string(r.body) != "[]\n" {
+		t.Fatalf("schedules: %d %s", r.status, r.body)
+	}
 	writeFile(t, ts.clients, "[newcomer]\ntoken = \"fresh-token\"\n")
 	r := ts.do("POST", "/api/v1/admin/reload", admin, nil)
 	if r.status != 200 || !strings.Contains(string(r.body), `"clients":1`) {

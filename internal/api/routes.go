@@ -106,6 +106,9 @@ func (s *Server) routeTable() []route {
 		add(route{method: "POST", path: p + "/admin/reload", handler: http.HandlerFunc(s.adminReload), tag: "admin", auth: authAdmin,
 			summary: "Reload clients.toml and workers.toml", description: "Needs X-Admin-Token (ADMIN_TOKEN). An invalid file leaves the running configuration unchanged.",
 			responses: map[int]reply{200: {description: "Reloaded", body: reloadReply{}}, 400: errReply("A configuration file is invalid"), 403: replies.forbidden}})
+		add(route{method: "GET", path: p + "/admin/jobs/{id}", handler: http.HandlerFunc(s.adminJob), tag: "admin", auth: authAdmin,
+			summary: "Get any job (operators)", description: "Needs X-Admin-Token. Reads jobs of every client, including those the scheduler starts.",
+			responses: map[int]reply{200: {description: "The job", body: protocol.Job{}}, 403: replies.forbidden, 404: replies.notFound}})
 		add(route{method: "GET", path: p + "/admin/schedules", handler: http.HandlerFunc(s.adminSchedules), tag: "admin", auth: authAdmin,
 			summary: "The scheduler's schedules, next and last runs", description: "Needs X-Admin-Token. Jobs the scheduler starts belong to the internal client \"scheduler\".",
 			responses: map[int]reply{200: {description: "Schedules", body: []protocol.ScheduleInfo{}}, 403: replies.forbidden}})

@@ -157,6 +157,10 @@ func TestTransientRetryMovesToAnotherWorker(t *testing.T) {
 	if flaky.runs.Load() != 1 || good.runs.Load() != 1 {
 		t.Fatalf("flaky ran %d, good ran %d: the retry must avoid the worker that failed", flaky.runs.Load(), good.runs.Load())
 	}
+	if d := j.Dispatches; len(d) != 2 || d[0].WorkerID != "a-flaky" || d[0].Attempt != 1 || d[1].WorkerID != "b-good" ||
+		d[1].Attempt != 2 || d[1].Candidates != 1 || d[0].Strategy != "default" || d[0].Reason == "" {
+		t.Fatalf("dispatch records %+v", d)
+	}
 	retries := en.eventsOf(EventTaskRetry)
 	if len(retries) != 1 || retries[0].WorkerID != "a-flaky" {
 		t.Fatalf("retry events %+v", retries)

@@ -232,6 +232,7 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		j.Tasks = map[string]*store.TaskRun{}
 		j.Routes = nil
 		j.ErrorMessage = ""
+		j.ProgressMessage = fmt.Sprintf("0 of %d parallel tasks done", len(a.Tasks))
 		for i, task := range a.Tasks {
 			run := e.newRun(uuid.NewSHA1(uuid.MustParse(ids.seed), fmt.Appendf(nil, "%d", i)).String(), task, a.Strategy, true, t)
 			j.Tasks[run.ID] = run
@@ -252,6 +253,7 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		}
 		j.Status = protocol.StatusWaitingForSubJob
 		j.ChildJobID = cj.ID
+		j.ProgressMessage = fmt.Sprintf("running child blueprint %s (job %s)", child.Name(), cj.ID)
 		j.Routes = a.Routes
 		j.ErrorMessage = ""
 		t.fx.Create = append(t.fx.Create, cj)

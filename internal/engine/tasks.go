@@ -79,6 +79,7 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "reason": why, "attempt": run.Attempt}})
 	}
 	run.Decision = decision
+	j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: *decision, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: t.now})
 	run.State = store.TaskQueued
 	qt.Run = *run.Clone()
 	t.fx.Enqueue = append(t.fx.Enqueue, qt)

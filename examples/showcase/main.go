@@ -1,0 +1,90 @@
+// Command showcase runs the seed's full example: an orchestrator with the
+// full_showcase, metadata_enrichment and periodic_maintenance blueprints, a
+// GPU worker, a reliable and an unreliable CPU worker, a webhook receiver, the
+// scheduler, and a client that follows a job on a live progress bar.
+//
+//	go run ./examples/showcase                      # everything in one process
+//	go run ./examples/showcase orchestrator         # or each part on its own
+//	go run ./examples/showcase worker gpu|cpu-reliable|cpu-unreliable
+//	go run ./examples/showcase webhook-receiver
+//	go run ./examples/showcase client
+//
+// Every part is configured by the seed's environment variables; see the
+// README for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: showcase [command]
+
+  (no command)                 orchestrator, three workers, webhook receiver and one client run
+  orchestrator                 the orchestrator (API_PORT, default 8080)
+  worker gpu|cpu-reliable|cpu-unreliable
+                               one worker (ORCHESTRATOR_URL, WORKER_ID, WORKER_TOKEN, ...)
+  webhook-receiver             the webhook receiver (WEBHOOK_PORT, default 8000)
+  client                       create a job and follow it (CLIENT_TOKEN, ORCHESTRATOR_URL, WEBHOOK_URL)
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	env, err := readEnv()
+	if err != nil {
+		fmt.Fprintln(stderr, "showcase:", err)
+		return 2
+	}
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "":
+		err = runAll(ctx, env, stdout, stderr)
+	case "orchestrator":
+		err = runOrchestrator(ctx, env, newLogger(stderr, env.logLevel("INFO")), nil)
+	case "worker":
+		if len(args) != 2 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		err = runWorker(ctx, env, args[1], newLogger(stderr, env.logLevel("INFO")), false)
+	case "webhook-receiver":
+		err = runReceiver(ctx, env, newLogger(stderr, env.logLevel("INFO")))
+	case "client":
+		var job *protocol.Job
+		job, err = runClient(ctx, env, stdout)
+		if err == nil && job.Status != protocol.StatusFinished {
+			return 1
+		}
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "showcase: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "showcase:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

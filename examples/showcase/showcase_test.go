@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+// process is a showcase part running as its own OS process.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+}
+
+func (p *process) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("%s did not stop on SIGTERM", p.name)
+	}
+}
+
+type deployment struct {
+	t       *testing.T
+	bin     string
+	env     []string
+	procs   []*process
+	api     string
+	webhook string
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (d *deployment) start(name string, extraEnv []string, args ...string) *process {
+	d.t.Helper()
+	p := &process{name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(d.bin, args...)
+	p.cmd.Env = append(append(os.Environ(), d.env...), extraEnv...)
+	pr, pw := io.Pipe()
+	p.cmd.Stdout, p.cmd.Stderr = pw, pw
+	if err := p.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	go func() {
+		_ = p.cmd.Wait()
+		pw.Close()
+		close(p.done)
+	}()
+	d.procs = append(d.procs, p)
+	d.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.stop(d.t)
+		}
+		if d.t.Failed() {
+			d.t.Logf("--- output of %s ---\n%s", p.name, p.output())
+		}
+	})
+	return p
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestShowcaseAsSeparateProcesses builds the showcase and runs the
+// orchestrator, the three workers and the webhook receiver as separate
+// processes on loopback ports, then checks the seed's story end to end.
+func TestShowcaseAsSeparateProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the showcase processes")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "showcase")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	schedules := filepath.Join(dir, "schedules.toml")
+	if err := os.WriteFile(schedules, []byte("[maintenance_task]\nblueprint = \"periodic_maintenance\"\ninterval_seconds = 2\n"+
+		"initial_data = { source = \"scheduler\", task_type = \"cleanup\" }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apiPort, hookPort := freePort(t), freePort(t)
+	d := &deployment{t: t, bin: bin,
+		api: fmt.Sprintf("http://127.0.0.1:%d", apiPort), webhook: fmt.Sprintf("http://127.0.0.1:%d/webhook", hookPort)}
+	d.env = []string{
+		fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", hookPort),
+		"ORCHESTRATOR_URL=" + d.api, "WEBHOOK_URL=" + d.webhook, "SHOWCASE_TIME_SCALE=0.05",
+		"SCHEDULES_CONFIG_PATH=" + schedules, "ADMIN_TOKEN=admin-test-token", "LOG_LEVEL=INFO",
+		"DETERMINISTIC_BLUEPRINT=true", "RETRY_BACKOFF_SECONDS=0.05", "HEARTBEAT_INTERVAL=1",
+	}
+	receiver := d.start("webhook-receiver", nil, "webhook-receiver")
+	d.start("orchestrator", nil, "orchestrator")
+	deterministic := []string{"DETERMINISTIC_WORKER=true", "WORKER_PORT=0"}
+	var workerProcs []*process
+	for _, kind := range []string{"gpu", "cpu-reliable", "cpu-unreliable"} {
+		workerProcs = append(workerProcs, d.start("worker "+kind, deterministic, "worker", kind))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	vip, err := client.New(d.api, "user_token_vip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "three workers", 60*time.Second, func() bool {
+		ws, err := vip.Workers(ctx)
+		return err == nil && len(ws) == 3
+	})
+
+	// The seed client's job finishes with three analyses and a signed webhook.
+	id, err := vip.CreateJob(ctx, "/jobs/full_showcase",
+		map[string]any{"path": "/s3/bucket/input.mp4", "quality": "high", "use_advanced_dispatch": true}, client.WithWebhook(d.webhook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := vip.Wait(ctx, id, client.PollEvery(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	summary, _ := job.StateHistory["analysis_summary"].(map[string]any)
+	if job.Status != protocol.StatusFinished || len(summary) != 3 {
+		t.Fatalf("job %s: status %s, analysis_summary %v, error %q", id, job.Status, job.StateHistory["analysis_summary"], job.ErrorMessage)
+	}
+	waitUntil(t, "the signed webhook", 20*time.Second, func() bool {
+		return strings.Contains(receiver.output(), "job_id="+id) && strings.Contains(receiver.output(), "signature_ok=true")
+	})
+
+	// The limited client is refused after its two attempts.
+	limited, _ := client.New(d.api, "limited-access-token")
+	for i := range 2 {
+		if _, err := limited.CreateJob(ctx, "/jobs/full_showcase", map[string]any{"quality": "low"}); err != nil {
+			t.Fatalf("limited client attempt %d: %v", i+1, err)
+		}
+	}
+	if _, err := limited.CreateJob(ctx, "/jobs/full_showcase", map[string]any{"quality": "low"}); !errors.Is(err, client.ErrRateLimited) {
+		t.Fatalf("third attempt of the limited client: %v", err)
+	}
+
+	// The scheduler's maintenance job ran.
+	waitUntil(t, "a finished maintenance job", 30*time.Second, func() bool {
+		var scheds []protocol.ScheduleInfo
+		if getAdmin(t, d.api, "/api/v1/admin/schedules", &scheds) != nil || len(scheds) != 1 || scheds[0].LastRun == nil {
+			return false
+		}
+		var j protocol.Job
+		return getAdmin(t, d.api, "/api/v1/admin/jobs/"+scheds[0].LastRun.JobID, &j) == nil &&
+			j.Blueprint == "periodic_maintenance" && j.Status == protocol.StatusFinished
+	})
+
+	// Reputation: the workers restart with their random behaviour; over 30
+	// best_value jobs the unreliable worker loses standing and best_value
+	// turns to the reliable one.
+	for _, p := range workerProcs {
+		p.stop(t)
+	}
+	for _, kind := range []string{"gpu", "cpu-reliable", "cpu-unreliable"} {
+		d.start("worker "+kind+" (random)", []string{"DETERMINISTIC_WORKER=false", "WORKER_PORT=0"}, "worker", kind)
+	}
+	waitUntil(t, "three workers again", 60*time.Second, func() bool {
+		ws, err := vip.Workers(ctx)
+		if err != nil {
+			return false
+		}
+		idle := 0
+		for _, w := range ws {
+			if w.Status == protocol.WorkerIdle {
+				idle++
+			}
+		}
+		return idle == 3
+	})
+	var last *protocol.Job
+	for i := range 30 {
+		id, err := vip.CreateJob(ctx, "/jobs/full_showcase", map[string]any{"use_reputation": true})
+		if err != nil {
+			t.Fatalf("reputation job %d: %v", i, err)
+		}
+		if last, err = vip.Wait(ctx, id, client.PollEvery(50*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws, err := vip.Workers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := map[string]float64{}
+	for _, w := range ws {
+		rep[w.WorkerID] = w.Reputation
+	}
+	if rep["cpu-worker-01"] >= rep["cpu-worker-02"] {
+		t.Fatalf("reputations after 30 jobs: %v; the unreliable worker should have fallen below the reliable one", rep)
+	}
+	first := last.Dispatches[0]
+	if first.Type != "analyze_file" || first.Strategy != "best_value" || first.WorkerID != "cpu-worker-02" || first.Attempt != 1 {
+		t.Fatalf("best_value's first choice in the last job: %+v (reputations %v)", first, rep)
+	}
+	t.Logf("reputations after 30 best_value jobs: %v", rep)
+}
+
+func getAdmin(t *testing.T, base, path string, v any) error {
+	req, _ := http.NewRequest("GET", base+path, nil)
+	req.Header.Set(protocol.HeaderAdminToken, "admin-test-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %d", path, resp.StatusCode)
+	}
+	return jsonDecode(resp.Body, v)
+}
