@@ -116,19 +116,41 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	}
 }
 
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// showcaseBinary builds the showcase once per test run.
+func showcaseBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the showcase processes")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "showcase-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "showcase")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
 // TestShowcaseAsSeparateProcesses builds the showcase and runs the
 // orchestrator, the three workers and the webhook receiver as separate
 // processes on loopback ports, then checks the seed's story end to end.
 func TestShowcaseAsSeparateProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the showcase processes")
-	}
+	bin := showcaseBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "showcase")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	schedules := filepath.Join(dir, "schedules.toml")
 	if err := os.WriteFile(schedules, []byte("[maintenance_task]\nblueprint = \"periodic_maintenance\"\ninterval_seconds = 2\n"+
 		"initial_data = { source = \"scheduler\", task_type = \"cleanup\" }\n"), 0o600); err != nil {
@@ -263,4 +285,52 @@ func getAdmin(t *testing.T, base, path string, v any) error {
 		return fmt.Errorf("%s: %d", path, resp.StatusCode)
 	}
 	return jsonDecode(resp.Body, v)
+}
+
+// TestKilledWorkerProcessLosesItsTask kills a worker process with SIGKILL
+// in the middle of a task: once its heartbeats stop for WORKER_TTL_SECONDS,
+// the task moves to another worker and the job finishes.
+func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
+	bin := showcaseBinary(t)
+	apiPort := freePort(t)
+	d := &deployment{t: t, bin: bin, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	d.env = []string{fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", freePort(t)), "ORCHESTRATOR_URL=" + d.api,
+		"WORKER_TTL_SECONDS=2", "DETERMINISTIC_WORKER=true", "DETERMINISTIC_BLUEPRINT=true", "LOG_LEVEL=INFO",
+		"WORKER_PORT=0", "HEARTBEAT_INTERVAL=0.5", "WORKER_TOKEN=super-secret-worker-token", "RETRY_BACKOFF_SECONDS=0.05"}
+	d.start("orchestrator", nil, "orchestrator")
+	// The first GPU worker is slow: its transcoding would take minutes.
+	doomed := d.start("worker gpu-a", []string{"WORKER_ID=gpu-a", "SHOWCASE_TIME_SCALE=100"}, "worker", "gpu")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, _ := client.New(d.api, "user_token_vip")
+	waitUntil(t, "gpu-a", 30*time.Second, func() bool { ws, err := c.Workers(ctx); return err == nil && len(ws) == 1 })
+	id, err := c.CreateJob(ctx, "/jobs/full_showcase", map[string]any{"quality": "low"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "transcoding on gpu-a", 30*time.Second, func() bool {
+		j, err := c.Job(ctx, id)
+		return err == nil && len(j.Tasks) == 1 && j.Tasks[0].State == "running" && j.Tasks[0].WorkerID == "gpu-a"
+	})
+	d.start("worker gpu-b", []string{"WORKER_ID=gpu-b", "SHOWCASE_TIME_SCALE=0.05"}, "worker", "gpu")
+	if err := doomed.cmd.Process.Kill(); err != nil { // SIGKILL: no goodbye
+		t.Fatal(err)
+	}
+	<-doomed.done
+	job, err := c.Wait(ctx, id, client.PollEvery(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Status != protocol.StatusFinished {
+		t.Fatalf("job %s: %s (%s)", id, job.Status, job.ErrorMessage)
+	}
+	var moved bool
+	for _, dsp := range job.Dispatches {
+		if dsp.Type == "transcode_video" && dsp.Attempt == 2 && dsp.WorkerID == "gpu-b" {
+			moved = true
+		}
+	}
+	if !moved {
+		t.Fatalf("the transcoding did not move to gpu-b: %+v", job.Dispatches)
+	}
 }

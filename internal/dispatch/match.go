@@ -28,9 +28,14 @@ const (
 // Requirements reports whether worker w meets req, and if not, why (a short
 // phrase such as "gpu_info.vram_gb below 4").
 func Requirements(w *store.Worker, req map[string]any) (bool, string) {
-	props := workerProperties(w)
-	for _, key := range sortedKeys(req) {
-		want := req[key]
+	return requirements(w, req, true)
+}
+
+// requirements checks req against w; with explain unset it skips building
+// the reason, which is the costly part when thousands of workers are
+// filtered.
+func requirements(w *store.Worker, req map[string]any, explain bool) (bool, string) {
+	for key, want := range req {
 		var ok bool
 		var why string
 		switch key {
@@ -41,7 +46,7 @@ func Requirements(w *store.Worker, req map[string]any) (bool, string) {
 			if !isMap {
 				return false, "requirement properties must be an object"
 			}
-			ok, why = Requirements(w, m)
+			ok, why = requirements(w, m, explain)
 		case reqSoftware:
 			ok, why = matchSoftware(w, want)
 		case reqArtifacts, reqModels:
@@ -51,43 +56,79 @@ func Requirements(w *store.Worker, req map[string]any) (bool, string) {
 			if w.Capabilities != nil {
 				extra = w.Capabilities.Extra
 			}
-			ok, why = matchValue("extra", want, extra, true)
+			ok, why = matchValue("extra", want, extra, true, explain)
+		case "gpu_info":
+			if have, found := workerProperty(w, key); found || w.Resources == nil {
+				ok, why = matchValue(key, want, have, found, explain)
+			} else {
+				ok, why = matchGPUInfo(w, want, explain)
+			}
 		default:
-			have, found := props[key]
-			ok, why = matchValue(key, want, have, found)
+			have, found := workerProperty(w, key)
+			ok, why = matchValue(key, want, have, found, explain)
 		}
 		if !ok {
+			if explain && len(req) > 1 {
+				// Report the first failing key in a stable order.
+				for _, k := range sortedKeys(req) {
+					if ok, why := requirements(w, map[string]any{k: req[k]}, true); !ok {
+						return false, why
+					}
+				}
+			}
 			return false, why
 		}
 	}
 	return true, ""
 }
 
-// workerProperties is the document requirements are matched against: the
-// worker's resource properties plus gpu_info derived from its first GPU
-// ({model, vram_gb}) when the worker did not report gpu_info itself.
-func workerProperties(w *store.Worker) map[string]any {
-	props := map[string]any{}
+// workerProperty reads one of the worker's resource properties.
+func workerProperty(w *store.Worker, key string) (any, bool) {
 	if w.Resources == nil {
-		return props
+		return nil, false
 	}
-	for k, v := range w.Resources.Properties {
-		props[k] = v
-	}
-	if _, ok := props["gpu_info"]; !ok {
-		for _, d := range w.Resources.Devices {
-			if !strings.EqualFold(d.Type, "gpu") {
-				continue
-			}
-			info := map[string]any{"model": d.Model}
-			if mem, ok := toFloat(d.Properties["memory_gb"]); ok {
-				info["vram_gb"] = mem
-			}
-			props["gpu_info"] = info
-			break
+	v, ok := w.Resources.Properties[key]
+	return v, ok
+}
+
+// matchGPUInfo matches a gpu_info requirement ({model, vram_gb}) against the
+// worker's first GPU device, for workers that report devices rather than
+// gpu_info. It reads the device in place: building a gpu_info map per
+// worker was the bulk of the cost of filtering a large pool.
+func matchGPUInfo(w *store.Worker, want any, explain bool) (bool, string) {
+	for _, d := range w.Resources.Devices {
+		if !strings.EqualFold(d.Type, "gpu") {
+			continue
 		}
+		req, ok := want.(map[string]any)
+		if !ok {
+			return matchValue("gpu_info", want, map[string]any{"model": d.Model}, true, explain)
+		}
+		for k, v := range req {
+			var have any
+			found := true
+			switch k {
+			case "model":
+				have = d.Model
+			case "vram_gb":
+				have, found = d.Properties["memory_gb"]
+			default:
+				have, found = d.Properties[k]
+			}
+			path := k
+			if explain {
+				path = "gpu_info." + k
+			}
+			if ok, why := matchValue(path, v, have, found, explain); !ok {
+				return false, why
+			}
+		}
+		return true, ""
 	}
-	return props
+	if explain {
+		return false, "missing gpu_info"
+	}
+	return false, ""
 }
 
 // matchValue compares one required value with the worker's: numbers must be
@@ -95,19 +136,29 @@ func workerProperties(w *store.Worker) map[string]any {
 // accepts a worker scalar in it or a worker list containing all of it, a
 // required scalar matches a worker list containing it, anything else must be
 // equal ("model" strings match case-insensitively as substrings).
-func matchValue(path string, want, have any, found bool) (bool, string) {
+func matchValue(path string, want, have any, found, explain bool) (bool, string) {
+	fail := func(format string, args ...any) (bool, string) {
+		if !explain {
+			return false, ""
+		}
+		return false, fmt.Sprintf(format, args...)
+	}
 	if !found || have == nil {
-		return false, "missing " + path
+		return fail("missing %s", path)
 	}
 	switch w := want.(type) {
 	case map[string]any:
 		h, ok := have.(map[string]any)
 		if !ok {
-			return false, fmt.Sprintf("%s: worker value is not an object", path)
+			return fail("%s: worker value is not an object", path)
 		}
-		for _, k := range sortedKeys(w) {
+		for k, wv := range w {
 			hv, hfound := h[k]
-			if ok, why := matchValue(path+"."+k, w[k], hv, hfound); !ok {
+			sub := k
+			if explain {
+				sub = path + "." + k
+			}
+			if ok, why := matchValue(sub, wv, hv, hfound, explain); !ok {
 				return false, why
 			}
 		}
@@ -116,7 +167,7 @@ func matchValue(path string, want, have any, found bool) (bool, string) {
 		if hl, ok := have.([]any); ok {
 			for _, item := range w {
 				if !containsValue(hl, item) {
-					return false, fmt.Sprintf("%s lacks %v", path, item)
+					return fail("%s lacks %v", path, item)
 				}
 			}
 			return true, ""
@@ -124,15 +175,15 @@ func matchValue(path string, want, have any, found bool) (bool, string) {
 		if containsValue(w, have) {
 			return true, ""
 		}
-		return false, fmt.Sprintf("%s %v not in %v", path, have, w)
+		return fail("%s %v not in %v", path, have, w)
 	}
 	if wn, ok := toFloat(want); ok {
 		hn, ok := toFloat(have)
 		if !ok {
-			return false, fmt.Sprintf("%s: worker value %v is not a number", path, have)
+			return fail("%s: worker value %v is not a number", path, have)
 		}
 		if hn < wn {
-			return false, fmt.Sprintf("%s below %v", path, want)
+			return fail("%s below %v", path, want)
 		}
 		return true, ""
 	}
@@ -140,16 +191,16 @@ func matchValue(path string, want, have any, found bool) (bool, string) {
 		if containsValue(hl, want) {
 			return true, ""
 		}
-		return false, fmt.Sprintf("%s lacks %v", path, want)
+		return fail("%s lacks %v", path, want)
 	}
 	if ws, ok := want.(string); ok && (path == "model" || strings.HasSuffix(path, ".model")) {
 		if hs, ok := have.(string); ok && strings.Contains(strings.ToLower(hs), strings.ToLower(ws)) {
 			return true, ""
 		}
-		return false, fmt.Sprintf("%s %v is not %q", path, have, ws)
+		return fail("%s %v is not %q", path, have, ws)
 	}
 	if !equalValues(want, have) {
-		return false, fmt.Sprintf("%s is %v, not %v", path, have, want)
+		return fail("%s is %v, not %v", path, have, want)
 	}
 	return true, ""
 }
@@ -159,6 +210,10 @@ func equalValues(a, b any) bool {
 	if an, ok := toFloat(a); ok {
 		bn, ok := toFloat(b)
 		return ok && an == bn
+	}
+	if as, ok := a.(string); ok {
+		bs, ok := b.(string)
+		return ok && as == bs
 	}
 	return reflect.DeepEqual(a, b)
 }
@@ -234,7 +289,7 @@ func matchDevices(w *store.Worker, want any) (bool, string) {
 			if used[i] {
 				continue
 			}
-			if ok, _ := matchValue("device", flat, d, true); ok {
+			if ok, _ := matchValue("device", flat, d, true, false); ok {
 				used[i], matched = true, true
 				break
 			}

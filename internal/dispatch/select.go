@@ -45,10 +45,20 @@ type Policy struct {
 var standardStatuses = []string{protocol.TaskSuccess, protocol.TaskFailure, protocol.TaskCancelled}
 
 // Check applies every filter to one candidate and returns why it fails.
-func Check(req Request, c Candidate, p Policy) (bool, string) {
+func Check(req Request, c Candidate, p Policy) (bool, string) { return check(req, c, p, true) }
+
+// check is Check; without explain it returns no reason, which keeps the
+// filtering of many workers free of formatting.
+func check(req Request, c Candidate, p Policy, explain bool) (bool, string) {
 	w := c.Worker
+	why := func(format string, args ...any) (bool, string) {
+		if !explain {
+			return false, ""
+		}
+		return false, fmt.Sprintf(format, args...)
+	}
 	if !w.HasSkill(req.Type) {
-		return false, "no skill " + req.Type
+		return why("no skill %s", req.Type)
 	}
 	switch w.Status {
 	case "", protocol.WorkerIdle:
@@ -56,10 +66,24 @@ func Check(req Request, c Candidate, p Policy) (bool, string) {
 		return false, w.Status
 	}
 	if w.MaxConcurrent > 0 && c.Load >= w.MaxConcurrent {
-		return false, fmt.Sprintf("at capacity (%d tasks)", c.Load)
+		return why("at capacity (%d tasks)", c.Load)
 	}
-	if ok, why := Requirements(w, req.Requirements); !ok {
-		return false, why
+	// A worker that reports which skills can start now (per-skill limits)
+	// gets only those.
+	if len(w.AvailableSkills) > 0 && !slices.Contains(w.AvailableSkills, req.Type) {
+		return why("skill %s at its limit", req.Type)
+	}
+	if req.MaxCost > 0 {
+		cost, ok := w.Cost(req.Type)
+		if !ok {
+			return why("no price for %s", req.Type)
+		}
+		if cost > req.MaxCost {
+			return why("price %g above max cost %g", cost, req.MaxCost)
+		}
+	}
+	if c.Reputation < p.MinReputation {
+		return why("reputation %.3f below %.3f", c.Reputation, p.MinReputation)
 	}
 	for _, s := range w.Skills {
 		if s.Name != req.Type || len(s.OutputStatus) == 0 {
@@ -67,21 +91,12 @@ func Check(req Request, c Candidate, p Policy) (bool, string) {
 		}
 		for _, st := range req.Statuses {
 			if !slices.Contains(standardStatuses, st) && !slices.Contains(s.OutputStatus, st) {
-				return false, fmt.Sprintf("does not return status %s", st)
+				return why("does not return status %s", st)
 			}
 		}
 	}
-	if req.MaxCost > 0 {
-		cost, ok := w.Cost(req.Type)
-		if !ok {
-			return false, "no price for " + req.Type
-		}
-		if cost > req.MaxCost {
-			return false, fmt.Sprintf("price %g above max cost %g", cost, req.MaxCost)
-		}
-	}
-	if c.Reputation < p.MinReputation {
-		return false, fmt.Sprintf("reputation %.3f below %.3f", c.Reputation, p.MinReputation)
+	if ok, reason := requirements(w, req.Requirements, explain); !ok {
+		return false, reason
 	}
 	return true, ""
 }
@@ -90,16 +105,10 @@ func Check(req Request, c Candidate, p Policy) (bool, string) {
 // req.Exclude are dropped unless no one else is eligible. When none is
 // eligible, reason says why, for the job's progress message.
 func Filter(req Request, cands []Candidate, p Policy) (eligible []Candidate, reason string) {
-	var rejected []string
-	withSkill := 0
+	eligible = make([]Candidate, 0, len(cands))
 	for _, c := range cands {
-		if c.Worker.HasSkill(req.Type) {
-			withSkill++
-		}
-		if ok, why := Check(req, c, p); ok {
+		if ok, _ := check(req, c, p, false); ok {
 			eligible = append(eligible, c)
-		} else if c.Worker.HasSkill(req.Type) {
-			rejected = append(rejected, c.Worker.ID+": "+why)
 		}
 	}
 	if len(eligible) > 0 && len(req.Exclude) > 0 {
@@ -110,6 +119,16 @@ func Filter(req Request, cands []Candidate, p Policy) (eligible []Candidate, rea
 	}
 	if len(eligible) > 0 {
 		return eligible, ""
+	}
+	// Nobody is eligible: now it is worth saying why, worker by worker.
+	var rejected []string
+	withSkill := 0
+	for _, c := range cands {
+		if c.Worker.HasSkill(req.Type) {
+			withSkill++
+			_, why := check(req, c, p, true)
+			rejected = append(rejected, c.Worker.ID+": "+why)
+		}
 	}
 	return nil, describeNone(req, withSkill, rejected)
 }
@@ -143,11 +162,12 @@ func Choose(strategy blueprint.Strategy, req Request, eligible []Candidate, p Po
 	if len(eligible) == 0 {
 		return Candidate{}, "", fmt.Errorf("no eligible worker")
 	}
-	pool := slices.Clone(eligible)
-	sort.Slice(pool, func(i, j int) bool { return pool[i].Worker.ID < pool[j].Worker.ID })
+	pool := eligible
 	n := len(pool)
 	switch strategy {
 	case blueprint.RoundRobin:
+		pool = slices.Clone(eligible)
+		sort.Slice(pool, func(i, j int) bool { return pool[i].Worker.ID < pool[j].Worker.ID })
 		v, err := next()
 		if err != nil {
 			return Candidate{}, "", fmt.Errorf("round robin counter: %w", err)
@@ -172,7 +192,11 @@ func Choose(strategy blueprint.Strategy, req Request, eligible []Candidate, p Po
 		})
 		return best, fmt.Sprintf("best value: price %g / reputation %.3f = %.6g", best.Cost(req.Type), best.Reputation, Value(best, req.Type)), nil
 	case blueprint.Overflow:
-		sort.SliceStable(pool, func(i, j int) bool { return pool[i].Cost(req.Type) < pool[j].Cost(req.Type) })
+		pool = slices.Clone(eligible)
+		sort.Slice(pool, func(i, j int) bool {
+			ci, cj := pool[i].Cost(req.Type), pool[j].Cost(req.Type)
+			return ci < cj || (ci == cj && pool[i].Worker.ID < pool[j].Worker.ID)
+		})
 		limit := max(p.SoftLimit, 1)
 		for _, c := range pool {
 			if c.Load < limit {
@@ -184,7 +208,12 @@ func Choose(strategy blueprint.Strategy, req Request, eligible []Candidate, p Po
 	}
 	// default: prefer workers with the skill hot, then cheapest, then best
 	// reputation, then least loaded.
-	hot := slices.DeleteFunc(slices.Clone(pool), func(c Candidate) bool { return !slices.Contains(c.Worker.HotSkills, req.Type) })
+	var hot []Candidate
+	for _, c := range pool {
+		if slices.Contains(c.Worker.HotSkills, req.Type) {
+			hot = append(hot, c)
+		}
+	}
 	why := "default"
 	if len(hot) > 0 {
 		pool, why = hot, "default: skill hot in cache"
@@ -216,12 +245,12 @@ func cheaper(skill string) func(a, b Candidate) bool {
 	}
 }
 
-// minBy returns the first minimum of pool under less (pool is sorted by id,
-// so ties go to the smallest id).
+// minBy returns the minimum of pool under less; full ties go to the
+// smallest worker id, so the choice does not depend on the pool's order.
 func minBy(pool []Candidate, less func(a, b Candidate) bool) Candidate {
 	best := pool[0]
 	for _, c := range pool[1:] {
-		if less(c, best) {
+		if less(c, best) || (!less(best, c) && c.Worker.ID < best.Worker.ID) {
 			best = c
 		}
 	}

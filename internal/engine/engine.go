@@ -39,8 +39,12 @@ type Config struct {
 	WorkerTTL       time.Duration // a worker missing heartbeats this long is offline (60s)
 	PriorityAging   time.Duration // queueing time worth one priority unit (60s)
 	TimerInterval   time.Duration // longest sleep of the timer loop (1s)
-	Dispatch        dispatch.Policy
-	Reputation      ReputationPolicy
+	// StealAfter is how long a task queued for a worker may wait before an
+	// idle worker that meets its requirements takes it over; tasks of a
+	// worker that is busy, full or gone can be taken at once (10s).
+	StealAfter time.Duration
+	Dispatch   dispatch.Policy
+	Reputation ReputationPolicy
 
 	// Webhooks delivers job notifications; nil disables webhooks.
 	Webhooks        Notifier
@@ -61,6 +65,11 @@ type ReputationPolicy struct {
 	FailurePenalty   float64 // per failure the worker reports, transient ones included, and per timeout (0.1)
 	PermanentPenalty float64 // per permanent failure (0.1)
 	SeverePenalty    float64 // per security error or contract violation (0.3)
+	// RecoveryPerHour is given back to every live worker below 1 each hour,
+	// so that a worker under the dispatch floor can earn tasks again (0.1).
+	RecoveryPerHour float64
+	// RecoveryInterval is how often recovery is applied (1m).
+	RecoveryInterval time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -90,6 +99,9 @@ func (c *Config) defaults() error {
 	setDefault(&c.Reputation.FailurePenalty, 0.1)
 	setDefault(&c.Reputation.PermanentPenalty, 0.1)
 	setDefault(&c.Reputation.SeverePenalty, 0.3)
+	setDefault(&c.Reputation.RecoveryPerHour, 0.1)
+	setDefault(&c.Reputation.RecoveryInterval, time.Minute)
+	setDefault(&c.StealAfter, 10*time.Second)
 	setDefault(&c.WebhookAttempts, 5)
 	setDefault(&c.WebhookBackoff, 2*time.Second)
 	setDefault(&c.WebhookParallel, 16)

@@ -177,7 +177,11 @@ func (en *env) start(w *fakeWorker) *fakeWorker {
 	go func() {
 		for en.ctx.Err() == nil {
 			p, err := en.e.NextTask(en.ctx, w.id, 200*time.Millisecond)
-			if err != nil || p == nil {
+			if err != nil {
+				time.Sleep(10 * time.Millisecond) // unregistered: do not spin
+				continue
+			}
+			if p == nil {
 				continue
 			}
 			w.runs.Add(1)

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
@@ -182,14 +184,18 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 // queue, then from the pending queues of its skills.
 func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskPayload, error) {
 	for {
+		note := ""
 		qt, err := e.claimOwn(ctx, w)
 		if err == nil && qt == nil {
 			qt, err = e.claimPending(ctx, w)
 		}
+		if err == nil && qt == nil {
+			qt, note, err = e.steal(ctx, w)
+		}
 		if err != nil || qt == nil {
 			return nil, err
 		}
-		payload, err := e.pickup(ctx, w.ID, qt)
+		payload, err := e.pickup(ctx, w.ID, qt, note)
 		if err != nil || payload != nil {
 			return payload, err
 		}
@@ -275,7 +281,7 @@ func (e *Engine) candidateFor(ctx context.Context, w *store.Worker) (dispatch.Ca
 
 // pickup records that a worker took a claimed task and arms its execution
 // timeout. It returns nil if the task is no longer wanted.
-func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTask) (*protocol.TaskPayload, error) {
+func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTask, note string) (*protocol.TaskPayload, error) {
 	var payload *protocol.TaskPayload
 	_, err := e.mutate(ctx, qt.JobID, func(t *txn, j *store.Job) error {
 		run := j.Tasks[qt.Run.ID]
@@ -298,6 +304,11 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerExecution, Ref: run.ID, Seq: run.Attempt, At: at})
 		if !run.Branch {
 			j.ProgressMessage = fmt.Sprintf("task %s running on worker %s", run.Spec.Type, workerID)
+		}
+		if note != "" {
+			d := store.Decision{WorkerID: workerID, Strategy: run.Strategy, Candidates: 1, Reason: note}
+			run.Decision = &d
+			j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: d, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: now})
 		}
 		payload = payloadOf(j, run, t.now)
 		t.emit(Event{Type: EventTaskStarted, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
@@ -328,4 +339,91 @@ func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPa
 		p.Deadline = float64(run.Deadline.UnixMilli()) / 1000
 	}
 	return p
+}
+
+// steal takes over a task queued for another worker when that worker is
+// busy, full or gone, or when the task has waited StealAfter: the thief
+// must meet every requirement of the task, and the claim is atomic, so the
+// task still runs once.
+func (e *Engine) steal(ctx context.Context, thief *store.Worker) (*store.QueuedTask, string, error) {
+	lengths, err := e.store.QueueLengths(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	own := store.WorkerQueue(thief.ID)
+	var victims []string
+	for q := range lengths {
+		if q != own && strings.HasPrefix(q, store.WorkerQueue("")) {
+			victims = append(victims, q)
+		}
+	}
+	if len(victims) == 0 {
+		return nil, "", nil
+	}
+	slices.SortFunc(victims, func(a, b string) int { return cmp.Compare(lengths[b], lengths[a]) })
+	cand, err := e.candidateFor(ctx, thief)
+	if err != nil {
+		return nil, "", err
+	}
+	now := e.now()
+	for _, q := range victims[:min(len(victims), 8)] {
+		owner := strings.TrimPrefix(q, store.WorkerQueue(""))
+		ownerBusy, err := e.unavailable(ctx, owner)
+		if err != nil {
+			return nil, "", err
+		}
+		tasks, err := e.store.PeekTasks(ctx, q, 8)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, qt := range tasks {
+			waited := now.Sub(qt.Run.QueuedAt)
+			if !ownerBusy && waited < e.cfg.StealAfter {
+				continue
+			}
+			if slices.Contains(qt.Run.Excluded, thief.ID) {
+				continue
+			}
+			req := dispatch.Request{Type: qt.Run.Spec.Type, Requirements: qt.Run.Spec.Requirements, MaxCost: qt.Run.Spec.MaxCost}
+			if ok, _ := dispatch.Check(req, cand, e.cfg.Dispatch); !ok {
+				continue
+			}
+			got, err := e.store.ClaimTask(ctx, qt.Run.ID, thief.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			reason := fmt.Sprintf("stolen from %s after %s in its queue", owner, waited.Round(time.Millisecond))
+			if ownerBusy {
+				reason = fmt.Sprintf("stolen from %s, which is busy or gone", owner)
+			}
+			return got, reason, nil
+		}
+	}
+	return nil, "", nil
+}
+
+// unavailable reports whether a worker cannot take tasks now: gone, not
+// idle, or at capacity.
+func (e *Engine) unavailable(ctx context.Context, workerID string) (bool, error) {
+	w, err := e.store.GetWorker(ctx, workerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if w.Status != "" && w.Status != protocol.WorkerIdle {
+		return true, nil
+	}
+	if w.MaxConcurrent > 0 {
+		loads, err := e.store.Loads(ctx)
+		if err != nil {
+			return false, err
+		}
+		return loads[workerID] > w.MaxConcurrent, nil
+	}
+	return false, nil
 }

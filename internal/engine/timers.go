@@ -20,6 +20,7 @@ func (e *Engine) timerLoop() {
 	ctx := e.ctx
 	reapEvery := max(e.cfg.WorkerTTL/4, 200*time.Millisecond)
 	var lastReap time.Time
+	lastRecovery := e.now() // recovery is earned by time passing, not by starting
 	for {
 		now := e.now()
 		due, err := e.store.DueTimers(ctx, now, timerBatch, e.cfg.StepLease)
@@ -47,6 +48,10 @@ func (e *Engine) timerLoop() {
 		if now.Sub(lastReap) >= reapEvery {
 			lastReap = now
 			e.reapWorkers(ctx)
+		}
+		if now.Sub(lastRecovery) >= e.cfg.Reputation.RecoveryInterval {
+			lastRecovery = now
+			e.recoverReputations(ctx)
 		}
 		if len(due) == timerBatch {
 			continue
@@ -204,4 +209,33 @@ func (e *Engine) requeueWorker(ctx context.Context, workerID string, failed bool
 		}
 	}
 	e.requeueQueued(ctx, workerID)
+}
+
+// recoverReputations gives every live worker below full reputation its
+// share of RecoveryPerHour for one RecoveryInterval. A lock held for the
+// interval (and not released) makes one orchestrator apply it per interval.
+func (e *Engine) recoverReputations(ctx context.Context) {
+	interval := e.cfg.Reputation.RecoveryInterval
+	_, won, err := e.store.AcquireLock(ctx, "reputation-recovery", interval)
+	if err != nil || !won {
+		return
+	}
+	workers, err := e.store.ListWorkers(ctx)
+	if err != nil || len(workers) == 0 {
+		return
+	}
+	ids := make([]string, len(workers))
+	for i, w := range workers {
+		ids[i] = w.ID
+	}
+	reps, err := e.store.Reputations(ctx, ids...)
+	if err != nil {
+		return
+	}
+	delta := e.cfg.Reputation.RecoveryPerHour * interval.Hours()
+	for id, rep := range reps {
+		if rep < 1 {
+			e.adjustReputation(ctx, id, delta)
+		}
+	}
 }
