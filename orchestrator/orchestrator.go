@@ -24,6 +24,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/internal/scheduler"
+	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 	"github.com/avtomatika-ai/avtomatika-go/internal/webhook"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
@@ -92,6 +93,7 @@ type Event = engine.Event
 type Orchestrator struct {
 	cfg     Config
 	eng     *engine.Engine
+	metrics *telemetry.Metrics
 	clients *auth.Clients
 	workers *auth.WorkerTokens
 
@@ -118,7 +120,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
-	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, "")}
+	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store)}
 	var err error
 	if o.clients, err = auth.NewClients(nil, nil); err != nil {
 		return nil, err
@@ -127,7 +129,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	o.eng, err = engine.New(engine.Config{
-		Store: cfg.Store, Logger: cfg.Logger, OnEvent: o.onEvent, Executors: cfg.Executors,
+		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, Executors: cfg.Executors,
 		MaxTransitions: cfg.MaxTransitions, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
@@ -141,6 +143,7 @@ func New(cfg Config) (*Orchestrator, error) {
 }
 
 func (o *Orchestrator) onEvent(ev engine.Event) {
+	o.metrics.Observe(ev)
 	if s := o.api.Load(); s != nil {
 		s.OnEvent(ev)
 	}
@@ -199,10 +202,13 @@ func (o *Orchestrator) Start() error {
 	for _, p := range problems {
 		o.cfg.Logger.Error("schedule skipped", "error", p)
 	}
-	o.scheduler = scheduler.New(schedules, o.cfg.Store, o.startScheduled, o.cfg.Logger, nil)
+	o.scheduler = scheduler.New(schedules, o.cfg.Store, o.startScheduled, o.cfg.Logger, func(s scheduler.Schedule, r scheduler.Run) {
+		o.metrics.SchedulerRun(s.Name, r.Error != "")
+	})
 	s, err := api.New(api.Options{
 		Engine: o.eng, Clients: o.clients, Workers: o.workers, Logger: o.cfg.Logger,
 		AdminToken: o.cfg.AdminToken, Reload: o.reload, Schedules: o.scheduleInfo, MaxBodyBytes: o.cfg.MaxBodyBytes,
+		Metrics: o.metrics.Handler(), WrapHandler: o.metrics.WrapHTTP,
 		RateLimit: o.cfg.RateLimit, RatePeriod: o.cfg.RatePeriod, BuildVersion: o.cfg.BuildVersion,
 	})
 	if err != nil {

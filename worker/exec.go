@@ -201,6 +201,7 @@ func (w *Worker) runTask(rt *runningTask) protocol.TaskResult {
 		attrs = append(attrs, "error_code", res.Error.Code, "error", res.Error.Message)
 	}
 	t.log.Info("task finished", attrs...)
+	w.metrics.observe(t.p.Type, res, time.Since(started))
 	return res
 }
 

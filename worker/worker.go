@@ -59,6 +59,7 @@ type Worker struct {
 	registered    chan struct{} // closed at the first registration
 	registerOnce  sync.Once
 	healthAddress net.Addr
+	metrics       *metrics
 }
 
 type route struct {
@@ -86,6 +87,7 @@ func New(cfg Config) (*Worker, error) {
 		changed:    make(chan struct{}),
 		registered: make(chan struct{}),
 	}
+	w.metrics = newMetrics(func() float64 { return float64(w.load()) })
 	if w.httpClient == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		// Results of concurrent tasks, heartbeats and the long poll share
@@ -577,8 +579,13 @@ func (w *Worker) startHealth() (stop func(), err error) {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = rw.Write([]byte("OK"))
 	})
+	ownMetrics := false
 	for _, r := range w.routes {
 		mux.Handle(r.pattern, r.handler)
+		ownMetrics = ownMetrics || r.pattern == "GET /metrics" || r.pattern == "/metrics"
+	}
+	if !ownMetrics {
+		mux.Handle("GET /metrics", w.metrics.handler())
 	}
 	ln, err := net.Listen("tcp", w.cfg.HealthAddr)
 	if err != nil {

@@ -1194,3 +1194,34 @@ func TestTaskDeadline(t *testing.T) {
 		t.Errorf("result: %s", r.Raw)
 	}
 }
+
+func TestBuiltInMetrics(t *testing.T) {
+	f := newFake(t)
+	cfg := testConfig(f.URL())
+	cfg.HealthAddr = "127.0.0.1:0"
+	w := newWorker(t, cfg)
+	w.Handle("echo", echo)
+	w.Handle("broken", func(context.Context, *Task) (Result, error) { return Result{}, Permanent(errors.New("no")) })
+	startWorker(t, w)
+	f.enqueue(task("m1", "echo", nil), task("m2", "echo", nil), task("m3", "broken", nil))
+	for _, id := range []string{"m1", "m2", "m3"} {
+		f.waitResult(id)
+	}
+	resp, err := http.Get("http://" + w.HealthAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`avtomatika_worker_tasks_total{skill="echo",status="success"} 2`,
+		`avtomatika_worker_tasks_total{skill="broken",status="failure"} 1`,
+		`avtomatika_worker_task_failures_total{code="PERMANENT_ERROR",skill="broken"} 1`,
+		`avtomatika_worker_task_duration_seconds_count{skill="echo"} 2`,
+		`avtomatika_worker_tasks_running 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}

@@ -135,6 +135,9 @@ func (s *Server) routeTable() []route {
 		responses: map[int]reply{200: {description: "The server is up", body: statusBody{}}}})
 	add(route{method: "GET", path: protocol.PublicReady, handler: http.HandlerFunc(s.ready), tag: "public", summary: "Readiness: the store answers",
 		responses: map[int]reply{200: {description: "Ready", body: statusBody{}}, 503: replies.unavailable}})
+	add(route{method: "GET", path: protocol.PublicMetrics, handler: s.metricsHandler(), tag: "public", summary: "Prometheus metrics",
+		description: "Text exposition format: jobs, tasks, queues, workers, reputation, webhooks, scheduler, HTTP and store latency.",
+		responses:   map[int]reply{200: {description: "Metrics", contentType: "text/plain"}}})
 	add(route{method: "GET", path: protocol.PublicOpenAPI, handler: http.HandlerFunc(s.serveOpenAPI), tag: "public", summary: "This OpenAPI document",
 		responses: map[int]reply{200: {description: "OpenAPI 3 document", contentType: "application/json"}}})
 	add(route{method: "GET", path: protocol.PublicDocs, handler: http.HandlerFunc(s.serveDocs), tag: "public", summary: "Interactive API reference",
@@ -180,6 +183,15 @@ func (s *Server) routeTable() []route {
 		summary: "Refresh a short-lived worker token", description: "Identity from X-Worker-ID; the access token may have expired.",
 		request: refreshRequest{}, responses: map[int]reply{200: {description: "New tokens", body: protocol.TokenResponse{}}, 400: replies.badRequest, 403: replies.forbidden}})
 	return rs
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	if s.opts.Metrics != nil {
+		return s.opts.Metrics
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "metrics are not enabled")
+	})
 }
 
 func (s *Server) routes() {

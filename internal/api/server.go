@@ -32,6 +32,8 @@ type Options struct {
 	AdminToken string
 	// Reload re-reads clients.toml and workers.toml (admin endpoint).
 	Reload func() (clients, workers int, err error)
+	// Metrics serves /_public/metrics (Prometheus text); nil: 404.
+	Metrics http.Handler
 	// Schedules lists the scheduler's schedules (admin endpoint).
 	Schedules func(ctx context.Context) ([]protocol.ScheduleInfo, error)
 

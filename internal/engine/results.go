@@ -52,8 +52,11 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 			TaskID: run.ID, Type: run.Spec.Type, WorkerID: workerID, Status: status,
 			Data: store.CloneMap(res.Data), Error: res.Error,
 		}
-		t.emit(Event{Type: EventTaskResult, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
-			Detail: map[string]any{"type": run.Spec.Type, "status": status, "attempt": run.Attempt, "error": res.Error}})
+		detail := map[string]any{"type": run.Spec.Type, "status": status, "attempt": run.Attempt, "error": res.Error}
+		if run.PickedUpAt != nil {
+			detail["ran_for"] = t.now.Sub(*run.PickedUpAt).Seconds()
+		}
+		t.emit(Event{Type: EventTaskResult, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState, Detail: detail})
 		resp = protocol.ResultResponse{Status: protocol.ResultAccepted}
 		switch {
 		case status == protocol.TaskFailure:

@@ -1,0 +1,195 @@
+// Package telemetry holds the orchestrator's Prometheus metrics: counters and
+// histograms fed by engine events, HTTP request metrics, store operation
+// latency, and gauges read from the store when scraped. Every metric is
+// listed, with its labels, in the README.
+package telemetry
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+const ns = "avtomatika"
+
+// Metrics is one orchestrator's metrics, in a registry of its own.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	jobsCreated   *prometheus.CounterVec
+	jobsEnded     *prometheus.CounterVec
+	jobDuration   *prometheus.HistogramVec
+	dispatched    *prometheus.CounterVec
+	waiting       *prometheus.CounterVec
+	taskWait      *prometheus.HistogramVec
+	taskRun       *prometheus.HistogramVec
+	results       *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	timeouts      *prometheus.CounterVec
+	lateResults   *prometheus.CounterVec
+	webhooks      *prometheus.CounterVec
+	schedulerRuns *prometheus.CounterVec
+	workerEvents  *prometheus.CounterVec
+	httpRequests  *prometheus.CounterVec
+	httpDuration  *prometheus.HistogramVec
+	storeDuration *prometheus.HistogramVec
+	storeErrors   *prometheus.CounterVec
+}
+
+// New returns metrics whose gauges read st (queue depths, workers,
+// reputations) at scrape time.
+func New(st store.Store) *Metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
+		f(c)
+		return c
+	}
+	histogram := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: name, Help: help, Buckets: buckets}, labels)
+		f(h)
+		return h
+	}
+	long := []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
+	short := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m := &Metrics{
+		reg:           reg,
+		jobsCreated:   counter("jobs_created_total", "Jobs created, by blueprint.", "blueprint"),
+		jobsEnded:     counter("jobs_ended_total", "Jobs that ended, by blueprint and final status (finished, failed, quarantined, cancelled).", "blueprint", "status"),
+		jobDuration:   histogram("job_duration_seconds", "Time from creation to end of jobs, by blueprint and final status.", long, "blueprint", "status"),
+		dispatched:    counter("tasks_dispatched_total", "Tasks placed on a worker, by task type and strategy.", "type", "strategy"),
+		waiting:       counter("tasks_unplaced_total", "Task placements that found no eligible worker (the task waits), by task type.", "type"),
+		taskWait:      histogram("task_wait_seconds", "Time tasks waited in a queue before a worker took them, by task type.", long, "type"),
+		taskRun:       histogram("task_run_seconds", "Time from pickup to result, by task type and result status.", long, "type", "status"),
+		results:       counter("task_results_total", "Task results applied, by task type and status.", "type", "status"),
+		retries:       counter("task_retries_total", "Task attempts scheduled again after a failure, by task type.", "type"),
+		timeouts:      counter("task_timeouts_total", "Task timeouts, by task type and kind (dispatch, execution, result).", "type", "kind"),
+		lateResults:   counter("task_results_ignored_total", "Results ignored (late, duplicate, foreign), by reason.", "reason"),
+		webhooks:      counter("webhook_deliveries_total", "Webhook delivery attempts, by outcome (delivered, retrying, gave_up).", "outcome"),
+		schedulerRuns: counter("scheduler_runs_total", "Jobs started by the scheduler, by schedule and outcome (started, failed).", "schedule", "outcome"),
+		workerEvents:  counter("worker_events_total", "Worker lifecycle events (registered, offline).", "event"),
+		httpRequests:  counter("http_requests_total", "HTTP requests, by route pattern, method and status code.", "route", "method", "code"),
+		httpDuration:  histogram("http_request_duration_seconds", "HTTP request latency, by route pattern and method (long polls included).", short, "route", "method"),
+		storeDuration: histogram("store_operation_duration_seconds", "Latency of store operations, by operation.", short, "operation"),
+		storeErrors:   counter("store_operation_errors_total", "Store operations that failed (not found and conflicts excluded), by operation.", "operation"),
+	}
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f(&stateCollector{store: st})
+	return m
+}
+
+// Registry exposes the registry (tests, extra collectors).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: nil, EnableOpenMetrics: false})
+}
+
+// Observe turns an engine event into metrics. It never blocks.
+func (m *Metrics) Observe(ev engine.Event) {
+	bp := ""
+	if ev.Job != nil {
+		bp = ev.Job.Blueprint
+	}
+	typ, _ := ev.Detail["type"].(string)
+	switch ev.Type {
+	case engine.EventJobCreated:
+		m.jobsCreated.WithLabelValues(bp).Inc()
+	case engine.EventJobEnded:
+		status, _ := ev.Detail["status"].(string)
+		m.jobsEnded.WithLabelValues(bp, status).Inc()
+		if ev.Job != nil && ev.Job.FinishedAt != nil {
+			m.jobDuration.WithLabelValues(bp, status).Observe(ev.Job.FinishedAt.Sub(ev.Job.CreatedAt).Seconds())
+		}
+	case engine.EventTaskDispatched:
+		strategy, _ := ev.Detail["strategy"].(string)
+		m.dispatched.WithLabelValues(typ, strategy).Inc()
+	case engine.EventTaskWaiting:
+		m.waiting.WithLabelValues(typ).Inc()
+	case engine.EventTaskStarted:
+		if s, ok := ev.Detail["queued_for"].(float64); ok {
+			m.taskWait.WithLabelValues(typ).Observe(s)
+		}
+	case engine.EventTaskResult:
+		status, _ := ev.Detail["status"].(string)
+		m.results.WithLabelValues(typ, status).Inc()
+		if s, ok := ev.Detail["ran_for"].(float64); ok {
+			m.taskRun.WithLabelValues(typ, status).Observe(s)
+		}
+	case engine.EventTaskRetry:
+		m.retries.WithLabelValues(typ).Inc()
+	case engine.EventTaskTimeout:
+		kind, _ := ev.Detail["kind"].(string)
+		m.timeouts.WithLabelValues(typ, kind).Inc()
+	case engine.EventLateResult:
+		reason, _ := ev.Detail["reason"].(string)
+		m.lateResults.WithLabelValues(reason).Inc()
+	case engine.EventWebhookAttempt:
+		outcome, _ := ev.Detail["outcome"].(string)
+		m.webhooks.WithLabelValues(outcome).Inc()
+	case engine.EventWorkerRegistered:
+		m.workerEvents.WithLabelValues("registered").Inc()
+	case engine.EventWorkerOffline:
+		m.workerEvents.WithLabelValues("offline").Inc()
+	}
+}
+
+// SchedulerRun counts a job started (or not) by the scheduler.
+func (m *Metrics) SchedulerRun(schedule string, failed bool) {
+	outcome := "started"
+	if failed {
+		outcome = "failed"
+	}
+	m.schedulerRuns.WithLabelValues(schedule, outcome).Inc()
+}
+
+// WrapHTTP counts requests and measures their latency by route pattern, a
+// bounded label (no job ids).
+func (m *Metrics) WrapHTTP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		} else if _, path, ok := strings.Cut(route, " "); ok {
+			route = path
+		}
+		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
+		m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the original writer
+// (WebSocket upgrades, flushing).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// observeStore records one store operation.
+func (m *Metrics) observeStore(op string, start time.Time, err error) {
+	m.storeDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !expected(err) {
+		m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
