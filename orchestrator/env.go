@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 )
 
 // ConfigFromEnv reads the configuration from environment variables (the
@@ -102,6 +104,11 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		WebhookTimeout:    e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
 		WebhookAttempts:   e.int("WEBHOOK_MAX_ATTEMPTS", 5),
 	}
+	logger, err := telemetry.NewLogger(os.Stderr, e.str("LOG_LEVEL", "info"), e.str("LOG_FORMAT", "json"))
+	if err != nil {
+		e.errs = append(e.errs, err)
+	}
+	cfg.Logger = logger
 	if e.bool("RATE_LIMITING_ENABLED", true) {
 		cfg.RateLimit = e.int("RATE_LIMIT_LIMIT", 600)
 	}

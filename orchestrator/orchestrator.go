@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
@@ -84,6 +86,26 @@ type Config struct {
 	// OnEvent, when set, observes every job and worker event (after it is
 	// committed). It must not block.
 	OnEvent func(Event)
+
+	// TracerProvider records spans for API requests, job creation, steps
+	// and dispatches; nil records nothing. TracingFromEnv builds one from the
+	// OTEL_* variables.
+	TracerProvider trace.TracerProvider
+}
+
+func tracerOf(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return tp.Tracer("github.com/avtomatika-ai/avtomatika-go/orchestrator")
+}
+
+// TracingFromEnv returns a tracer provider configured by the standard
+// OpenTelemetry variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME,
+// ...): spans go to that OTLP/HTTP endpoint, or nowhere, with no overhead,
+// when it is unset. Call shutdown before exiting to flush.
+func TracingFromEnv(ctx context.Context, defaultService string) (trace.TracerProvider, func(context.Context) error, error) {
+	return telemetry.Tracing(ctx, defaultService)
 }
 
 // Event is something that happened to a job or a worker.
@@ -129,7 +151,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	o.eng, err = engine.New(engine.Config{
-		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, Executors: cfg.Executors,
+		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors,
 		MaxTransitions: cfg.MaxTransitions, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
@@ -208,7 +230,10 @@ func (o *Orchestrator) Start() error {
 	s, err := api.New(api.Options{
 		Engine: o.eng, Clients: o.clients, Workers: o.workers, Logger: o.cfg.Logger,
 		AdminToken: o.cfg.AdminToken, Reload: o.reload, Schedules: o.scheduleInfo, MaxBodyBytes: o.cfg.MaxBodyBytes,
-		Metrics: o.metrics.Handler(), WrapHandler: o.metrics.WrapHTTP,
+		Metrics: o.metrics.Handler(),
+		WrapHandler: func(h http.Handler) http.Handler {
+			return telemetry.TraceHTTP(o.cfg.TracerProvider, o.metrics.WrapHTTP(h))
+		},
 		RateLimit: o.cfg.RateLimit, RatePeriod: o.cfg.RatePeriod, BuildVersion: o.cfg.BuildVersion,
 	})
 	if err != nil {

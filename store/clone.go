@@ -59,6 +59,7 @@ func (t *TaskRun) Clone() *TaskRun {
 	c.Spec.Params = CloneMap(t.Spec.Params)
 	c.Spec.Requirements = CloneMap(t.Spec.Requirements)
 	c.Excluded = slices.Clone(t.Excluded)
+	c.TraceContext = maps.Clone(t.TraceContext)
 	if t.PickedUpAt != nil {
 		p := *t.PickedUpAt
 		c.PickedUpAt = &p

@@ -79,6 +79,9 @@ type TaskRun struct {
 	Deadline   *time.Time          `json:"deadline,omitempty"` // result deadline, if any
 	Decision   *Decision           `json:"decision,omitempty"`
 	LastError  *protocol.TaskError `json:"last_error,omitempty"`
+	// TraceContext is the W3C trace context of the dispatch; the worker's
+	// span continues it.
+	TraceContext map[string]string `json:"trace_context,omitempty"`
 }
 
 // Decision explains one dispatch: who was chosen, how, among how many.

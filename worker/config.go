@@ -15,6 +15,7 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MultiMode selects how a worker with several orchestrators polls them.
@@ -130,6 +131,10 @@ type Config struct {
 	CapacityChecker func(skill string) bool
 	// Usage, when set, is called for every heartbeat to report resource use.
 	Usage func() *protocol.Usage
+	// TracerProvider records a span per task, a child of the orchestrator's
+	// dispatch span (its context arrives in the task's tracing_context);
+	// the handler's context carries it. Nil records nothing.
+	TracerProvider trace.TracerProvider
 
 	HeartbeatInterval time.Duration // steady heartbeat period (15s)
 	HeartbeatDebounce time.Duration // delay before a state-change heartbeat (100ms)

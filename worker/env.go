@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -16,8 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // placeholderToken is the upstream SDK's default WORKER_TOKEN.
@@ -568,4 +571,13 @@ func plainJSON(v any) any {
 		}
 	}
 	return v
+}
+
+// TracingFromEnv returns a tracer provider for Config.TracerProvider,
+// configured by the standard OpenTelemetry variables
+// (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, ...): spans go to that
+// OTLP/HTTP endpoint, or nowhere, with no overhead, when it is unset. Call
+// shutdown before exiting to flush.
+func TracingFromEnv(ctx context.Context, defaultService string) (trace.TracerProvider, func(context.Context) error, error) {
+	return telemetry.Tracing(ctx, defaultService)
 }

@@ -153,6 +153,10 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 		typ = s.typ()
 	}
 	ctx, cancel := context.WithCancelCause(w.taskBase)
+	ctx, span := w.startSpan(ctx, p.TaskPayload)
+	if sc := span.SpanContext(); sc.IsValid() {
+		t.log = t.log.With("trace_id", sc.TraceID().String())
+	}
 	rt := &runningTask{task: t, typ: typ, ctx: ctx, cancel: cancel}
 	stopDeadline := func() {}
 	if dl, ok := t.Deadline(); ok {
@@ -177,6 +181,7 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 	go func() {
 		defer w.tasks.Done()
 		res := w.runTask(rt)
+		endSpan(span, res)
 		rt.returned.Store(true)
 		rt.report(res)
 		stopDeadline()

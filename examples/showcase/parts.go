@@ -61,6 +61,12 @@ func runOrchestrator(ctx context.Context, env showcaseEnv, log *slog.Logger, rea
 	if cfg.SchedulesFile, err = configPath("SCHEDULES_CONFIG_PATH", "schedules.toml", dir); err != nil {
 		return err
 	}
+	tp, shutdown, err := orchestrator.TracingFromEnv(ctx, "avtomatika-orchestrator")
+	if err != nil {
+		return err
+	}
+	defer shutdown(context.WithoutCancel(ctx))
+	cfg.TracerProvider = tp
 	cfg.Addr = fmt.Sprintf(":%d", env.apiPort)
 	cfg.GlobalWorkerToken = env.globalWorkerToken
 	cfg.WebhookSecret = env.webhookSecret
@@ -109,6 +115,12 @@ func runWorker(ctx context.Context, env showcaseEnv, kind string, log *slog.Logg
 		return err
 	}
 	cfg.Logger = log.With("worker", k.Name)
+	tp, shutdown, err := worker.TracingFromEnv(ctx, "avtomatika-worker-"+k.Name)
+	if err != nil {
+		return err
+	}
+	defer shutdown(context.WithoutCancel(ctx))
+	cfg.TracerProvider = tp
 	w, err := worker.New(cfg)
 	if err != nil {
 		return err

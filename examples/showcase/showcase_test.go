@@ -167,27 +167,31 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 	}
 	receiver := d.start("webhook-receiver", nil, "webhook-receiver")
 	d.start("orchestrator", nil, "orchestrator")
-	deterministic := []string{"DETERMINISTIC_WORKER=true", "WORKER_PORT=0"}
-	var workerProcs []*process
-	for _, kind := range []string{"gpu", "cpu-reliable", "cpu-unreliable"} {
-		workerProcs = append(workerProcs, d.start("worker "+kind, deterministic, "worker", kind))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	vip, err := client.New(d.api, "user_token_vip")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "three workers", 60*time.Second, func() bool {
-		ws, err := vip.Workers(ctx)
-		return err == nil && len(ws) == 3
-	})
+	waitUntil(t, "the orchestrator", 60*time.Second, func() bool { return vip.Ping(ctx) == nil })
 
-	// The seed client's job finishes with three analyses and a signed webhook.
+	// The seed client's job, created before any worker runs, waits and says
+	// why; once the workers come it finishes with three analyses and a
+	// signed webhook.
 	id, err := vip.CreateJob(ctx, "/jobs/full_showcase",
 		map[string]any{"path": "/s3/bucket/input.mp4", "quality": "high", "use_advanced_dispatch": true}, client.WithWebhook(d.webhook))
 	if err != nil {
 		t.Fatal(err)
+	}
+	waitUntil(t, "the job to wait for a worker", 20*time.Second, func() bool {
+		j, err := vip.Job(ctx, id)
+		return err == nil && j.Status == protocol.StatusWaitingForWorker &&
+			strings.HasPrefix(j.ProgressMessage, "waiting: no worker with skill analyze_file")
+	})
+	deterministic := []string{"DETERMINISTIC_WORKER=true", "WORKER_PORT=0"}
+	var workerProcs []*process
+	for _, kind := range []string{"gpu", "cpu-reliable", "cpu-unreliable"} {
+		workerProcs = append(workerProcs, d.start("worker "+kind, deterministic, "worker", kind))
 	}
 	job, err := vip.Wait(ctx, id, client.PollEvery(100*time.Millisecond))
 	if err != nil {
@@ -271,6 +275,9 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 		t.Fatalf("best_value's first choice in the last job: %+v (reputations %v)", first, rep)
 	}
 	t.Logf("reputations after 30 best_value jobs: %v", rep)
+
+	checkDashboardMetrics(t, d.api)
+	t.Run("Prometheus scrapes the orchestrator", func(t *testing.T) { scrapeWithPrometheus(t, apiPort) })
 }
 
 func getAdmin(t *testing.T, base, path string, v any) error {

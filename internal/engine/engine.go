@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -45,6 +48,10 @@ type Config struct {
 	StealAfter time.Duration
 	Dispatch   dispatch.Policy
 	Reputation ReputationPolicy
+
+	// Tracer records spans for job creation, steps and dispatches (no-op
+	// when nil).
+	Tracer trace.Tracer
 
 	// Webhooks delivers job notifications; nil disables webhooks.
 	Webhooks        Notifier
@@ -81,6 +88,9 @@ func (c *Config) defaults() error {
 	}
 	if c.OnEvent == nil {
 		c.OnEvent = func(Event) {}
+	}
+	if c.Tracer == nil {
+		c.Tracer = tracenoop.NewTracerProvider().Tracer("")
 	}
 	setDefault(&c.Executors, 64)
 	setDefault(&c.StepLease, 30*time.Second)

@@ -13,6 +13,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/codes"
 )
 
 // executorLoop takes ready jobs and runs one step each, until Stop.
@@ -106,6 +107,8 @@ func keyOf(j *store.Job) stepKey {
 }
 
 func (e *Engine) runHandler(ctx context.Context, j *store.Job) error {
+	ctx, span := e.cfg.Tracer.Start(withTrace(ctx, j.TraceContext), "step "+j.Blueprint+"/"+j.CurrentState, jobAttrs(j))
+	defer span.End()
 	bp, err := e.blueprintOf(j)
 	if err != nil {
 		return e.failStep(ctx, j, protocol.StatusFailed, err.Error())
@@ -115,15 +118,22 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) error {
 	if history == nil {
 		history = map[string]any{}
 	}
+	logger := e.log.With("job_id", j.ID, "blueprint", j.Blueprint, "state", j.CurrentState)
+	if sc := span.SpanContext(); sc.IsValid() {
+		logger = logger.With("trace_id", sc.TraceID().String())
+	}
 	in := blueprint.Input{
 		JobID: j.ID, State: j.CurrentState, InitialData: store.CloneMap(j.InitialData), StateHistory: history,
-		LastResult: j.LastResult, Client: j.Client,
-		Logger: e.log.With("job_id", j.ID, "blueprint", j.Blueprint, "state", j.CurrentState),
+		LastResult: j.LastResult, Client: j.Client, Logger: logger,
 	}
 	if j.BranchResults != nil {
 		in.Branches = maps.Clone(j.BranchResults)
 	}
 	out, herr := bp.Execute(ctx, in)
+	if herr != nil {
+		span.RecordError(herr)
+		span.SetStatus(codes.Error, herr.Error())
+	}
 	if ctx.Err() != nil {
 		return ctx.Err() // stopping: the step is redone by whoever resumes the job
 	}

@@ -54,6 +54,13 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 		Client: req.Client, WebhookURL: req.WebhookURL, TraceContext: req.TraceContext,
 		CreatedAt: now, UpdatedAt: now,
 	}
+	// Every span of the job (steps, dispatches, the workers' tasks) joins
+	// the trace of this one.
+	ctx, span := e.cfg.Tracer.Start(withTrace(ctx, req.TraceContext), "job.create "+j.Blueprint, jobAttrs(j))
+	defer span.End()
+	if tc := traceCarrier(ctx); tc != nil {
+		j.TraceContext = tc
+	}
 	if err := e.store.CreateJob(ctx, j, store.Effects{Ready: []string{j.ID}}); err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}

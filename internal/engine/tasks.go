@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -53,6 +56,13 @@ func (e *Engine) placeNew(ctx context.Context, t *txn, j *store.Job, run *store.
 // queue of its type when no worker is eligible now, and arms the dispatch
 // timeout.
 func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.TaskRun) error {
+	ctx, span := e.cfg.Tracer.Start(withTrace(ctx, j.TraceContext), "dispatch "+run.Spec.Type, jobAttrs(j),
+		trace.WithAttributes(attribute.String("avtomatika.task.id", run.ID), attribute.Int("avtomatika.task.attempt", run.Attempt),
+			attribute.String("avtomatika.strategy", string(run.Strategy))))
+	defer span.End()
+	if tc := traceCarrier(ctx); tc != nil {
+		run.TraceContext = tc
+	}
 	req := requestOf(j, run)
 	cands, err := e.candidates(ctx)
 	if err != nil {
@@ -81,6 +91,8 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "reason": why, "attempt": run.Attempt}})
 	}
 	run.Decision = decision
+	span.SetAttributes(attribute.String("avtomatika.worker.id", decision.WorkerID), attribute.Int("avtomatika.candidates", decision.Candidates),
+		attribute.String("avtomatika.reason", decision.Reason))
 	j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: *decision, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: t.now})
 	run.State = store.TaskQueued
 	qt.Run = *run.Clone()
@@ -327,10 +339,14 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 }
 
 func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPayload {
+	tc := run.TraceContext
+	if len(tc) == 0 {
+		tc = j.TraceContext
+	}
 	p := &protocol.TaskPayload{
 		JobID: j.ID, TaskID: run.ID, Type: run.Spec.Type, Params: store.CloneMap(run.Spec.Params),
 		Priority: run.Spec.Priority, Timestamp: now.Unix(), Attempt: run.Attempt,
-		TracingContext: maps.Clone(j.TraceContext),
+		TracingContext: maps.Clone(tc),
 	}
 	if p.Params == nil {
 		p.Params = map[string]any{}

@@ -72,7 +72,7 @@ func New(st store.Store) *Metrics {
 		taskRun:       histogram("task_run_seconds", "Time from pickup to result, by task type and result status.", long, "type", "status"),
 		results:       counter("task_results_total", "Task results applied, by task type and status.", "type", "status"),
 		retries:       counter("task_retries_total", "Task attempts scheduled again after a failure, by task type.", "type"),
-		timeouts:      counter("task_timeouts_total", "Task timeouts, by task type and kind (dispatch, execution, result).", "type", "kind"),
+		timeouts:      counter("task_timeouts_total", "Task timeouts, by kind (dispatch, execution, result).", "kind"),
 		lateResults:   counter("task_results_ignored_total", "Results ignored (late, duplicate, foreign), by reason.", "reason"),
 		webhooks:      counter("webhook_deliveries_total", "Webhook delivery attempts, by outcome (delivered, retrying, gave_up).", "outcome"),
 		schedulerRuns: counter("scheduler_runs_total", "Jobs started by the scheduler, by schedule and outcome (started, failed).", "schedule", "outcome"),
@@ -81,6 +81,20 @@ func New(st store.Store) *Metrics {
 		httpDuration:  histogram("http_request_duration_seconds", "HTTP request latency, by route pattern and method (long polls included).", short, "route", "method"),
 		storeDuration: histogram("store_operation_duration_seconds", "Latency of store operations, by operation.", short, "operation"),
 		storeErrors:   counter("store_operation_errors_total", "Store operations that failed (not found and conflicts excluded), by operation.", "operation"),
+	}
+	// Series of bounded label sets exist from the start (at 0), so that
+	// dashboards and alerts see them before the first event.
+	for _, k := range []string{"dispatch", "execution", "result"} {
+		m.timeouts.WithLabelValues(k)
+	}
+	for _, o := range []string{"delivered", "retrying", "gave_up"} {
+		m.webhooks.WithLabelValues(o)
+	}
+	for _, e := range []string{"registered", "offline"} {
+		m.workerEvents.WithLabelValues(e)
+	}
+	for _, r := range []string{"job_not_found", "worker_mismatch", "stale_task", "deadline_exceeded", "job_cancelled", "job_already_terminated", "duplicate_result"} {
+		m.lateResults.WithLabelValues(r)
 	}
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -131,7 +145,7 @@ func (m *Metrics) Observe(ev engine.Event) {
 		m.retries.WithLabelValues(typ).Inc()
 	case engine.EventTaskTimeout:
 		kind, _ := ev.Detail["kind"].(string)
-		m.timeouts.WithLabelValues(typ, kind).Inc()
+		m.timeouts.WithLabelValues(kind).Inc()
 	case engine.EventLateResult:
 		reason, _ := ev.Detail["reason"].(string)
 		m.lateResults.WithLabelValues(reason).Inc()

@@ -57,12 +57,19 @@ func (c *stateCollector) collect(ctx context.Context, ch chan<- prometheus.Metri
 			depth[qt.Run.Spec.Type]++
 		}
 	}
-	for t, n := range depth {
-		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, n, t)
-	}
 	workers, err := c.store.ListWorkers(ctx)
 	if err != nil {
 		return err
+	}
+	for _, w := range workers { // every offered skill has a series, 0 when idle
+		for _, s := range w.Skills {
+			if _, ok := depth[s.Name]; !ok {
+				depth[s.Name] = 0
+			}
+		}
+	}
+	for t, n := range depth {
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, n, t)
 	}
 	byStatus := map[string]float64{"idle": 0, "busy": 0, "full": 0, "draining": 0, "offline": 0}
 	ids := make([]string, len(workers))
