@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
 	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 )
 
@@ -100,6 +101,7 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		MinReputation:     e.float("REPUTATION_MIN_THRESHOLD", 0.3),
 		ShutdownTimeout:   e.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30*time.Second),
 		SchedulesFile:     e.str("SCHEDULES_CONFIG_PATH", ""),
+		HistoryURI:        e.str("HISTORY_DATABASE_URI", historydb.DefaultURI),
 		WebhookSecret:     e.str("WEBHOOK_SECRET", ""),
 		WebhookTimeout:    e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
 		WebhookAttempts:   e.int("WEBHOOK_MAX_ATTEMPTS", 5),

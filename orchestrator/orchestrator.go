@@ -21,6 +21,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/history"
+	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
@@ -87,6 +89,12 @@ type Config struct {
 	// committed). It must not block.
 	OnEvent func(Event)
 
+	// HistoryURI names the audit-trail database (HISTORY_DATABASE_URI):
+	// "sqlite:PATH", "postgres://...", or "" / "none" for no history.
+	HistoryURI string
+	// History is an already open history store; it wins over HistoryURI.
+	History history.Store
+
 	// TracerProvider records spans for API requests, job creation, steps
 	// and dispatches; nil records nothing. TracingFromEnv builds one from the
 	// OTEL_* variables.
@@ -119,6 +127,9 @@ type Orchestrator struct {
 	clients *auth.Clients
 	workers *auth.WorkerTokens
 
+	history  history.Store
+	recorder *history.Recorder
+
 	mu        sync.Mutex
 	started   bool
 	api       atomic.Pointer[api.Server]
@@ -142,7 +153,19 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
-	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store)}
+	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store), history: cfg.History}
+	if o.history == nil && cfg.HistoryURI != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		hs, err := historydb.Open(ctx, cfg.HistoryURI)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("open history: %w", err)
+		}
+		o.history = hs
+	}
+	if o.history != nil {
+		o.recorder = history.NewRecorder(o.history, history.RecorderOptions{Logger: cfg.Logger})
+	}
 	var err error
 	if o.clients, err = auth.NewClients(nil, nil); err != nil {
 		return nil, err
@@ -166,6 +189,12 @@ func New(cfg Config) (*Orchestrator, error) {
 
 func (o *Orchestrator) onEvent(ev engine.Event) {
 	o.metrics.Observe(ev)
+	if o.recorder != nil {
+		// Blocks when the history buffer is full: back-pressure, never loss.
+		if err := o.recorder.Record(context.Background(), historyEvent(ev)); err != nil {
+			o.cfg.Logger.Error("history event refused", "type", ev.Type, "job_id", ev.JobID, "error", err)
+		}
+	}
 	if s := o.api.Load(); s != nil {
 		s.OnEvent(ev)
 	}
@@ -230,6 +259,7 @@ func (o *Orchestrator) Start() error {
 	s, err := api.New(api.Options{
 		Engine: o.eng, Clients: o.clients, Workers: o.workers, Logger: o.cfg.Logger,
 		AdminToken: o.cfg.AdminToken, Reload: o.reload, Schedules: o.scheduleInfo, MaxBodyBytes: o.cfg.MaxBodyBytes,
+		History: o.history, FlushHistory: o.flushHistory,
 		Metrics: o.metrics.Handler(),
 		WrapHandler: func(h http.Handler) http.Handler {
 			return telemetry.TraceHTTP(o.cfg.TracerProvider, o.metrics.WrapHTTP(h))
@@ -304,7 +334,30 @@ func (o *Orchestrator) Stop(ctx context.Context) error {
 	if s := o.api.Load(); s != nil {
 		s.Close()
 	}
-	return o.eng.Stop(ctx)
+	err := o.eng.Stop(ctx)
+	if o.recorder != nil {
+		// Events recorded before the stop are written, not lost.
+		if cerr := o.recorder.Close(ctx); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("flush history: %w", cerr))
+		}
+	}
+	return err
+}
+
+// Close stops the orchestrator if needed and closes the history database.
+func (o *Orchestrator) Close(ctx context.Context) error {
+	err := o.Stop(ctx)
+	if o.history != nil {
+		err = errors.Join(err, o.history.Close())
+	}
+	return err
+}
+
+func (o *Orchestrator) flushHistory(ctx context.Context) error {
+	if o.recorder == nil {
+		return nil
+	}
+	return o.recorder.Flush(ctx)
 }
 
 // Handler serves the HTTP API. Before Start it answers 503.

@@ -75,6 +75,7 @@ func runOrchestrator(ctx context.Context, env showcaseEnv, log *slog.Logger, rea
 	if err != nil {
 		return err
 	}
+	defer o.Close(context.WithoutCancel(ctx)) // flushes and closes the history database
 	bps := blueprints.Options{Deterministic: env.deterministicBlueprint, TimeScale: env.timeScale}
 	if err := o.Register(blueprints.All(bps)...); err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -164,6 +165,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 		"ORCHESTRATOR_URL=" + d.api, "WEBHOOK_URL=" + d.webhook, "SHOWCASE_TIME_SCALE=0.05",
 		"SCHEDULES_CONFIG_PATH=" + schedules, "ADMIN_TOKEN=admin-test-token", "LOG_LEVEL=INFO",
 		"DETERMINISTIC_BLUEPRINT=true", "RETRY_BACKOFF_SECONDS=0.05", "HEARTBEAT_INTERVAL=1",
+		"HISTORY_DATABASE_URI=sqlite:" + filepath.Join(dir, "history.db"),
 	}
 	receiver := d.start("webhook-receiver", nil, "webhook-receiver")
 	d.start("orchestrator", nil, "orchestrator")
@@ -255,8 +257,14 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reputation job %d: %v", i, err)
 		}
-		if last, err = vip.Wait(ctx, id, client.PollEvery(50*time.Millisecond)); err != nil {
-			t.Fatal(err)
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		last, err = vip.Wait(wctx, id, client.PollEvery(50*time.Millisecond))
+		wcancel()
+		if err != nil {
+			j, _ := vip.Job(ctx, id)
+			ws, _ := vip.Workers(ctx)
+			raw, _ := json.MarshalIndent(map[string]any{"job": j, "workers": ws}, "", "  ")
+			t.Fatalf("reputation job %d: %v\n%s", i, err, raw)
 		}
 	}
 	ws, err := vip.Workers(ctx)
@@ -303,7 +311,8 @@ func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
 	d := &deployment{t: t, bin: bin, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
 	d.env = []string{fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", freePort(t)), "ORCHESTRATOR_URL=" + d.api,
 		"WORKER_TTL_SECONDS=2", "DETERMINISTIC_WORKER=true", "DETERMINISTIC_BLUEPRINT=true", "LOG_LEVEL=INFO",
-		"WORKER_PORT=0", "HEARTBEAT_INTERVAL=0.5", "WORKER_TOKEN=super-secret-worker-token", "RETRY_BACKOFF_SECONDS=0.05"}
+		"WORKER_PORT=0", "HEARTBEAT_INTERVAL=0.5", "WORKER_TOKEN=super-secret-worker-token", "RETRY_BACKOFF_SECONDS=0.05",
+		"HISTORY_DATABASE_URI=none"}
 	d.start("orchestrator", nil, "orchestrator")
 	// The first GPU worker is slow: its transcoding would take minutes.
 	doomed := d.start("worker gpu-a", []string{"WORKER_ID=gpu-a", "SHOWCASE_TIME_SCALE=100"}, "worker", "gpu")

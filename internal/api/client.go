@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -109,17 +111,68 @@ func (s *Server) checkWebhookURL(raw string) error {
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
-	j, ok := s.ownJob(w, r, cl)
+	view, ok := s.ownJobView(w, r, cl)
 	if !ok {
 		return
 	}
-	view := JobView(j)
 	fields := r.URL.Query().Get("fields")
 	if fields == "" {
 		writeJSON(w, http.StatusOK, view)
 		return
 	}
 	writeJSON(w, http.StatusOK, selectFields(view, strings.Split(fields, ",")))
+}
+
+// ownJobView returns the client-API view of a job the client owns, from
+// the live store or, once the live store has expired it, from history.
+func (s *Server) ownJobView(w http.ResponseWriter, r *http.Request, cl *auth.Client) (protocol.Job, bool) {
+	id := r.PathValue("id")
+	j, err := s.eng.GetJob(r.Context(), id)
+	switch {
+	case err == nil && j.Client.Name == cl.Name:
+		return JobView(j), true
+	case err == nil || !errors.Is(err, engine.ErrJobNotFound) || s.opts.History == nil:
+		if err == nil {
+			err = engine.ErrJobNotFound
+		}
+		s.fail(w, r, err)
+		return protocol.Job{}, false
+	}
+	view, err := s.opts.History.Job(r.Context(), id)
+	if errors.Is(err, history.ErrNotFound) || (err == nil && view.Client != cl.Name) {
+		err = engine.ErrJobNotFound
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return protocol.Job{}, false
+	}
+	return *view, true
+}
+
+// jobHistory lists a job's events, oldest first (owner only).
+func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	if s.opts.History == nil {
+		writeError(w, http.StatusNotImplemented, "history is disabled (HISTORY_DATABASE_URI)")
+		return
+	}
+	if _, ok := s.ownJobView(w, r, cl); !ok {
+		return
+	}
+	if s.opts.FlushHistory != nil {
+		if err := s.opts.FlushHistory(r.Context()); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	events, err := s.opts.History.JobEvents(r.Context(), r.PathValue("id"))
+	if errors.Is(err, history.ErrNotFound) {
+		events, err = []history.Event{}, nil
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, events)
 }
 
 // selectFields keeps the requested keys of the job view, plus id.
@@ -189,9 +242,45 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 		}
 		limit = n
 	}
-	jobs, next, err := s.eng.ListJobs(r.Context(), store.JobFilter{
-		Client: cl.Name, Status: q.Get("status"), Blueprint: q.Get("blueprint"), Limit: limit, Cursor: q.Get("cursor"),
-	})
+	var from, to time.Time
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "Invalid %s parameter: an RFC 3339 time such as 2026-11-26T15:04:05Z", name)
+				return
+			}
+			*dst = t
+		}
+	}
+	out := protocol.JobList{Jobs: []protocol.Job{}}
+	var err error
+	if s.opts.History != nil {
+		// History holds every job, including those the live store has
+		// expired; flush so that a job created a moment ago is listed.
+		if s.opts.FlushHistory != nil {
+			if err := s.opts.FlushHistory(r.Context()); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		out.Jobs, out.NextCursor, err = s.opts.History.ListJobs(r.Context(), history.JobFilter{
+			Client: cl.Name, Status: protocol.JobStatus(q.Get("status")), Blueprint: q.Get("blueprint"),
+			From: from, To: to, Limit: limit, Cursor: q.Get("cursor"),
+		})
+	} else {
+		if !from.IsZero() || !to.IsZero() {
+			writeError(w, http.StatusBadRequest, "from and to need the history database (HISTORY_DATABASE_URI)")
+			return
+		}
+		var jobs []*store.Job
+		jobs, out.NextCursor, err = s.eng.ListJobs(r.Context(), store.JobFilter{
+			Client: cl.Name, Status: q.Get("status"), Blueprint: q.Get("blueprint"), Limit: limit, Cursor: q.Get("cursor"),
+		})
+		for _, j := range jobs {
+			out.Jobs = append(out.Jobs, JobView(j))
+		}
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "cursor") {
 			writeError(w, http.StatusBadRequest, "Invalid cursor parameter")
@@ -200,9 +289,8 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 		s.fail(w, r, err)
 		return
 	}
-	out := protocol.JobList{Jobs: make([]protocol.Job, len(jobs)), NextCursor: next}
-	for i, j := range jobs {
-		out.Jobs[i] = JobView(j)
+	if out.Jobs == nil {
+		out.Jobs = []protocol.Job{}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -79,14 +80,20 @@ func (s *Server) routeTable() []route {
 	for _, v := range s.versions() {
 		p := protocol.ClientPrefix + "/" + v
 		add(route{method: "GET", path: p + "/jobs", handler: s.client(s.listJobs), tag: "jobs", auth: authClient,
-			summary: "List your jobs, newest first",
+			summary:     "List your jobs, newest first",
+			description: "From the history database when it is enabled (jobs the live store has expired included), else from the live store.",
 			query: []param{{"limit", "integer", "Page size, 1 to 500 (50)", false}, {"cursor", "string", "next_cursor of the previous page", false},
-				{"status", "string", "Only jobs with this status", false}, {"blueprint", "string", "Only jobs of this blueprint", false}},
+				{"status", "string", "Only jobs with this status", false}, {"blueprint", "string", "Only jobs of this blueprint", false},
+				{"from", "string", "Only jobs created at or after this RFC 3339 time (history only)", false},
+				{"to", "string", "Only jobs created before this RFC 3339 time (history only)", false}},
 			responses: map[int]reply{200: {description: "A page of jobs", body: protocol.JobList{}}, 400: replies.badRequest, 401: replies.unauthorized, 429: replies.tooMany}})
 		add(route{method: "GET", path: p + "/jobs/{id}", handler: s.client(s.getJob), tag: "jobs", auth: authClient,
 			summary: "Get a job", description: "status, current_state, progress, progress_message, state_history, error_message, and result once the job has ended.",
 			query:     []param{{"fields", "string", "Comma-separated keys to return (id is always included)", false}},
 			responses: map[int]reply{200: {description: "The job", body: protocol.Job{}}, 401: replies.unauthorized, 404: replies.notFound, 429: replies.tooMany}})
+		add(route{method: "GET", path: p + "/jobs/{id}/history", handler: s.client(s.jobHistory), tag: "jobs", auth: authClient,
+			summary: "A job's audit trail", description: "Every event, oldest first: created, states entered, dispatch decisions, results, retries, timeouts, approvals, cancellation, webhook attempts, the end.",
+			responses: map[int]reply{200: {description: "Events", body: []history.Event{}}, 401: replies.unauthorized, 404: replies.notFound, 501: errReply("History is disabled")}})
 		add(route{method: "POST", path: p + "/jobs/{id}/cancel", handler: s.client(s.cancelJob), tag: "jobs", auth: authClient,
 			summary: "Cancel a job", description: "Cancels the job, its outstanding tasks (workers running them are told) and its child job.",
 			responses: map[int]reply{200: {description: "Cancelled", body: statusBody{}}, 401: replies.unauthorized, 404: errReply("Job not found or already terminal."), 429: replies.tooMany}})

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -34,6 +35,11 @@ type Options struct {
 	Reload func() (clients, workers int, err error)
 	// Metrics serves /_public/metrics (Prometheus text); nil: 404.
 	Metrics http.Handler
+	// History is the audit trail (nil: history disabled). It answers
+	// /jobs/{id}/history, listings, and jobs the live store has expired.
+	History history.Store
+	// FlushHistory writes recorded events before a history read.
+	FlushHistory func(ctx context.Context) error
 	// Schedules lists the scheduler's schedules (admin endpoint).
 	Schedules func(ctx context.Context) ([]protocol.ScheduleInfo, error)
 
