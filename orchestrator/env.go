@@ -98,10 +98,15 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		PriorityAging:     e.seconds("PRIORITY_AGING_SECONDS", time.Minute),
 		MaxTransitions:    e.int("MAX_TRANSITIONS_PER_JOB", 100),
 		Executors:         e.int("EXECUTOR_MAX_CONCURRENT_JOBS", 64),
+		StepLease:         e.seconds("STEP_LEASE_SECONDS", 30*time.Second),
 		MinReputation:     e.float("REPUTATION_MIN_THRESHOLD", 0.3),
 		ShutdownTimeout:   e.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30*time.Second),
 		SchedulesFile:     e.str("SCHEDULES_CONFIG_PATH", ""),
 		HistoryURI:        e.str("HISTORY_DATABASE_URI", historydb.DefaultURI),
+		RedisURL:          e.str("REDIS_URL", ""),
+		RedisPrefix:       e.str("REDIS_KEY_PREFIX", ""),
+		RedisPoolSize:     e.int("REDIS_POOL_SIZE", 0),
+		JobRetention:      e.seconds("JOB_RETENTION_SECONDS", 24*time.Hour),
 		WebhookSecret:     e.str("WEBHOOK_SECRET", ""),
 		WebhookTimeout:    e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
 		WebhookAttempts:   e.int("WEBHOOK_MAX_ATTEMPTS", 5),
@@ -113,6 +118,10 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 	cfg.Logger = logger
 	if e.bool("RATE_LIMITING_ENABLED", true) {
 		cfg.RateLimit = e.int("RATE_LIMIT_LIMIT", 600)
+	}
+	// The seed configures Redis by host, port and database number.
+	if host := e.str("REDIS_HOST", ""); cfg.RedisURL == "" && host != "" {
+		cfg.RedisURL = fmt.Sprintf("redis://%s/%d", net.JoinHostPort(host, strconv.Itoa(e.int("REDIS_PORT", 6379))), e.int("REDIS_DB", 0))
 	}
 	if port > 65535 {
 		e.errs = append(e.errs, fmt.Errorf("API_PORT=%d: not a TCP port", port))

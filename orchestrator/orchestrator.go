@@ -33,6 +33,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
+	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
 )
 
 // Job is a job's live record.
@@ -51,11 +52,20 @@ type Client struct {
 // Config configures an Orchestrator. The zero value runs on the in-memory
 // store with the documented defaults; ConfigFromEnv reads the environment.
 type Config struct {
-	// Store holds live state; nil means an in-memory store.
+	// Store holds live state. Nil means Redis when RedisURL is set, else
+	// an in-memory store.
 	Store  store.Store
 	Logger *slog.Logger
 
+	// RedisURL (REDIS_URL) selects the Redis backend: redis://[[user]:password@]host[:port][/db]
+	// or rediss:// for TLS. Several orchestrators on one Redis share the work.
+	RedisURL      string
+	RedisPrefix   string        // key prefix, so that deployments share a Redis ("avtomatika")
+	RedisPoolSize int           // connection pool size (go-redis default)
+	JobRetention  time.Duration // how long ended jobs stay in the live store (24h); history keeps them
+
 	Executors       int           // concurrent job steps (64)
+	StepLease       time.Duration // lease on a job step; a crashed orchestrator's steps resume after it (30s)
 	MaxTransitions  int           // transitions before a job counts as looping (100)
 	MaxRetries      int           // retries of a failing task or handler (3; -1 for none)
 	RetryBackoff    time.Duration // first retry delay, doubling, with jitter (1s)
@@ -129,6 +139,7 @@ type Orchestrator struct {
 
 	history  history.Store
 	recorder *history.Recorder
+	ownStore bool // the orchestrator opened the store and closes it
 
 	mu        sync.Mutex
 	started   bool
@@ -141,11 +152,22 @@ type Orchestrator struct {
 // New returns an orchestrator. Register blueprints, then Start it (or call
 // ListenAndServe, which starts it).
 func New(cfg Config) (*Orchestrator, error) {
-	if cfg.Store == nil {
-		cfg.Store = memory.New(memory.Options{})
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	ownStore := false
+	switch {
+	case cfg.Store != nil:
+	case cfg.RedisURL != "":
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		st, err := redisstore.Open(ctx, redisstore.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, PoolSize: cfg.RedisPoolSize, Retention: cfg.JobRetention})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("open Redis: %w", err)
+		}
+		cfg.Store, ownStore = st, true
+	default:
+		cfg.Store, ownStore = memory.New(memory.Options{Retention: cfg.JobRetention}), true
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
@@ -153,7 +175,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
-	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store), history: cfg.History}
+	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store), history: cfg.History, ownStore: ownStore}
 	if o.history == nil && cfg.HistoryURI != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		hs, err := historydb.Open(ctx, cfg.HistoryURI)
@@ -174,7 +196,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	o.eng, err = engine.New(engine.Config{
-		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors,
+		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors, StepLease: cfg.StepLease,
 		MaxTransitions: cfg.MaxTransitions, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
@@ -344,11 +366,15 @@ func (o *Orchestrator) Stop(ctx context.Context) error {
 	return err
 }
 
-// Close stops the orchestrator if needed and closes the history database.
+// Close stops the orchestrator if needed and closes the history database
+// and the store it opened.
 func (o *Orchestrator) Close(ctx context.Context) error {
 	err := o.Stop(ctx)
 	if o.history != nil {
 		err = errors.Join(err, o.history.Close())
+	}
+	if o.ownStore {
+		err = errors.Join(err, o.cfg.Store.Close())
 	}
 	return err
 }

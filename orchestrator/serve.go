@@ -12,9 +12,14 @@ import (
 // ListenAndServe starts the orchestrator if needed and serves the API on
 // Config.Addr until ctx ends, then shuts down gracefully.
 func (o *Orchestrator) ListenAndServe(ctx context.Context) error {
-	ln, err := net.Listen("tcp", o.cfg.Addr)
+	return o.ListenAndServeAt(ctx, o.cfg.Addr)
+}
+
+// ListenAndServeAt is ListenAndServe on another address.
+func (o *Orchestrator) ListenAndServeAt(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.cfg.Addr, err)
+		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return o.Serve(ctx, ln)
 }

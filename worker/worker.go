@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/google/uuid"
 )
 
 // Worker serves tasks of the skills registered with Handle. Create it with
@@ -59,6 +60,7 @@ type Worker struct {
 	registered    chan struct{} // closed at the first registration
 	registerOnce  sync.Once
 	healthAddress net.Addr
+	session       string // identifies this run of the worker
 	metrics       *metrics
 }
 
@@ -86,6 +88,7 @@ func New(cfg Config) (*Worker, error) {
 		hot:        map[string]bool{},
 		changed:    make(chan struct{}),
 		registered: make(chan struct{}),
+		session:    uuid.NewString(),
 	}
 	w.metrics = newMetrics(func() float64 { return float64(w.load()) })
 	if w.httpClient == nil {
@@ -322,6 +325,10 @@ func (w *Worker) registration() protocol.Registration {
 			WebSockets:   w.cfg.EnableWebSockets,
 		},
 		SkillsHash: w.skillsHash,
+		// A fresh session id per run: a restarted worker re-registering
+		// within the same second does not send a byte-identical (and so
+		// "replayed") message.
+		Metadata: map[string]any{"session": w.session},
 	}
 }
 

@@ -23,6 +23,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -48,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "showcase:", err)
 		return 2
 	}
+	goredis.SetLogger(telemetry.RedisLogger{Log: newLogger(stderr, env.logLevel("WARN"))})
 	cmd := ""
 	if len(args) > 0 {
 		cmd = args[0]

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,4 +26,14 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("LOG_FORMAT=%q: want json or text", format)
+}
+
+// RedisLogger adapts slog to go-redis' logger (redis.SetLogger), whose
+// messages (dial failures while Redis is away) would otherwise go to stderr
+// unstructured.
+type RedisLogger struct{ Log *slog.Logger }
+
+// Printf implements go-redis' internal.Logging.
+func (l RedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.Log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

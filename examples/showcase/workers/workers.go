@@ -82,9 +82,10 @@ func (o Options) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// between returns a random duration in [lo, hi), or lo when deterministic.
+// between returns a random duration in [lo, hi), or lo when deterministic
+// or when the range is empty.
 func (o Options) between(lo, hi time.Duration) time.Duration {
-	if o.Deterministic {
+	if o.Deterministic || hi <= lo {
 		return lo
 	}
 	return lo + rand.N(hi-lo)

@@ -1,0 +1,185 @@
+// Package redis is the Redis backend of store.Store: the live state of one
+// or many orchestrator processes (jobs, the ready queue, task queues,
+// timers, the worker registry and counters) kept in Redis, so that any
+// process can resume the work of another.
+//
+// # Configuration
+//
+//	s, err := redis.Open(ctx, redis.Options{
+//		URL:       os.Getenv("REDIS_URL"), // redis://[[user]:password@]host[:port][/db], rediss:// for TLS
+//		Prefix:    "avto",                 // one per deployment sharing the server
+//		PoolSize:  64,                     // 0: go-redis default (10 per CPU)
+//		Retention: 24 * time.Hour,         // how long terminal jobs stay readable
+//	})
+//
+// New takes an existing go-redis client instead (for instance a
+// ClusterClient or a FailoverClient for Sentinel); Close then leaves it
+// open. Close stops every goroutine the Store started.
+//
+// # Keys
+//
+// Every key of a deployment starts with "{Prefix}:" (written K below). The
+// braces make the prefix a Cluster hash tag: all keys of a deployment live
+// in one slot, so the scripts below, which touch many of them at once, run
+// unchanged on a Redis Cluster. The price is that one deployment is served
+// by one shard; several deployments (prefixes) spread over the shards.
+// Times marked "server clock" come from Redis' TIME, so that processes with
+// skewed clocks agree on leases and TTLs.
+//
+// Jobs:
+//
+//	K job:<id>              hash    doc: the job as JSON; v: its version; m, c: its
+//	                                index member and client name, as created. No TTL
+//	                                while the job runs; PEXPIRE Retention once terminal.
+//	K jobs:all              zset    index of every job for ListJobs: score 0, member
+//	                                "<CreatedAt as 20 sortable digits>:<id>", read with
+//	                                ZREVRANGEBYLEX (newest first, ties by id).
+//	K jobs:client:<name>    zset    the same index per client.
+//	K jobs:expiring         zset    member ["<client>","<index member>"], score: when
+//	                                the terminal job expires (ms, server clock). The
+//	                                purge (every SweepInterval and on each ListJobs)
+//	                                drops due entries and their index entries.
+//
+// Ready queue (jobs waiting for an executor step):
+//
+//	K ready:queue           zset    job id, score: a sequence number (FIFO); a job is
+//	                                in it at most once. Popped by NextReady.
+//	K ready:seq             string  the sequence counter. Never expires.
+//	K ready:leases          zset    leased job id, score: lease end (ms, server clock).
+//	                                Removed by DoneReady, or by NextReady once lapsed
+//	                                (the job is queued again: crash recovery).
+//	K ready:dirty           set     leased jobs marked ready during their lease; they
+//	                                are queued again when the lease ends.
+//
+// Task queues:
+//
+//	K tq:<queue>            zset    task id, score: QueuedTask.Score (lower first,
+//	                                ties by task id). <queue> is "worker:<id>" or
+//	                                "pending:<type>". Gone when empty.
+//	K tasks:data            hash    task id -> the queued task as JSON.
+//	K running:<worker>      hash    task id -> the claimed task as JSON, until
+//	                                ReleaseTask or Effects.Remove.
+//	K tasks:where           hash    task id -> "q:<queue>" or "r:<worker>": where each
+//	                                queued or running task is.
+//	K tasks:queues          set     names of the non-empty queues (QueueLengths).
+//	K tasks:loads           hash    worker -> tasks queued for it + tasks it runs
+//	                                (Loads); a field is deleted when it reaches 0.
+//
+// Timers:
+//
+//	K timers                zset    timer key (Timer.Key), score: due time (unix µs).
+//	K timers:data           hash    timer key -> the timer as JSON.
+//	                                Both until DeleteTimers or Effects.Cancel.
+//
+// Workers:
+//
+//	K worker:<id>           hash    doc: the record as JSON; seen, exp: LastSeen and
+//	                                ExpiresAt after the last TouchWorker. PEXPIRE TTL.
+//	K workers:expiry        zset    worker id, score: when its record expires (ms,
+//	                                server clock). ListWorkers reads it; ExpiredWorkers
+//	                                takes due entries off it (so each expired worker is
+//	                                reported once); DeleteWorker removes the entry.
+//	K workers:reputation    hash    worker id -> reputation. Never expires: it outlives
+//	                                the records.
+//
+// Counters:
+//
+//	K ctr:<key>             string  a fixed-window counter (rate limits, quotas);
+//	                                PEXPIREAT the window end, set when it is created.
+//	K val:<key>             string  values of PutValue and once-keys of SetOnce
+//	                                (replay protection, idempotency of results), with
+//	                                the TTL given, if any.
+//	K lock:<name>           string  the fencing token of the holder; PX the lease.
+//	K locks:fence           string  the token counter, shared by all lock names. Never
+//	                                expires, so tokens only grow.
+//
+// Pub/sub channels (one subscription per Store, not one per waiter):
+//
+//	K ch:ready              payload: how many jobs became ready.
+//	K ch:queues             payload: the name of a queue that received tasks.
+//
+// # Atomicity
+//
+// Every change that spans keys is one Lua script (scripts.go) or one
+// MULTI; every key a script touches is passed in KEYS, built in Go.
+//
+//   - commitScript (CreateJob, UpdateJob): checks the job's version (or its
+//     absence), the absence of every child job and the location of every
+//     task it moves, and only then writes the job (with its TTL and index
+//     entries), the child jobs, task removals and enqueues (with queue set,
+//     location and load bookkeeping), timer cancels and adds, and ready
+//     pushes, and publishes on both channels. A version conflict, an existing
+//     child or a missing job writes nothing. Task locations are read before
+//     the script (to name the keys in KEYS); if a task moved meanwhile the
+//     script writes nothing and the commit is retried with fresh locations.
+//   - pushReadyScript, takeReadyScript (reclaims lapsed leases, pops the
+//     oldest job and leases it), extendReadyScript, doneReadyScript (re-queues
+//     a job marked dirty during its lease).
+//   - claimTaskScript: a queued task moves to one worker's running set; of
+//     many concurrent claims, from any process, exactly one succeeds.
+//     releaseTaskScript removes it only for its holder. peekTasksScript reads
+//     a queue and its documents in one view.
+//   - dueTimersScript: returns due timers and moves them to now+visibility in
+//     the same step, so two processes never get one due timer at once, and
+//     the timers of a claimer that died fire again.
+//   - putWorkerScript, touchWorkerScript, expiredWorkersScript: the record
+//     and its expiry entry change together; adjustReputationScript adds and
+//     clamps in one step.
+//   - incrScript, incrIfBelowScript: the window's expiry is set only when
+//     the counter is created; the limit check and the increment are one
+//     step. acquireLockScript takes a free lock with the next fencing token;
+//     refreshLockScript and releaseLockScript act only for the token holder.
+//   - purgeIndexScript drops index entries of expired jobs, re-checking each
+//     against the server clock.
+//   - AddTimers, DeleteTimers and DeleteWorker are MULTI transactions.
+//
+// # Waiting across processes
+//
+// NextReady waits in memory: a caller that finds the queue empty sleeps on
+// a channel, holding no connection. The Store's subscription wakes as many
+// local waiters as jobs were pushed (by any process); a waiter that takes a
+// job while more are queued wakes the next one, and one that gives up
+// after being woken passes the wake-up on. Lapsed leases are found by the
+// take script, which also tells when the earliest lease lapses; a timer
+// then wakes one waiter. WatchQueues reports the non-empty queues when it
+// starts, then every queue name published by an enqueue. go-redis pings
+// the subscription and reconnects it; because messages published while it
+// was down are lost, after every resubscription (as soon as Redis answers
+// again) the Store wakes all its waiters and re-announces every non-empty
+// queue to its watchers.
+//
+// # Errors
+//
+// A missing key is store.ErrNotFound. Failures to reach the server (dial
+// errors, timeouts, broken connections, an exhausted pool, a closed client,
+// a loading, read-only or failing-over server) match store.ErrUnavailable.
+// When the caller's context ends, the context's error is returned.
+//
+// # What was tested
+//
+// The conformance suite (store/storetest) and this package's tests run
+// against a single standalone Redis 7.0 over redis:// without TLS or
+// password: two Stores on one prefix stand for two processes (cross-process
+// wake-ups, claims, timer claims, lease recovery after a process dies),
+// prefixes isolate deployments, and a TCP proxy that is cut and restored
+// plays an outage (errors match ErrUnavailable; waiters and watchers catch
+// up after the reconnection). URL parsing (password, DB, rediss://) is
+// tested without a server.
+//
+// Not tested: Redis Cluster (the keys are laid out for it, one slot per
+// deployment), Sentinel, TLS and ACL users against a real server, Redis
+// versions before 7, and network partitions longer than go-redis' retry
+// and health-check windows beyond the proxy test.
+//
+// # Limitations
+//
+//   - One deployment is one hash slot, hence one shard of a Cluster.
+//   - ListJobs filters on status and blueprint by reading the documents of
+//     the (client's) index in batches; there is no index per status.
+//   - Leases carry no holder token (the interface has none): a holder whose
+//     lease lapsed and was reclaimed can still extend or end the new
+//     holder's lease, exactly as with the memory store. Job writes stay
+//     safe through their versions.
+//   - Identifiers travel to the commit script inside JSON and must be valid
+//     UTF-8 (they always are when they come from JSON APIs).
+package redis

@@ -1,0 +1,478 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// CreateJob implements store.Jobs.
+func (s *Store) CreateJob(ctx context.Context, job *store.Job, fx store.Effects) error {
+	if err := s.commit(ctx, job, true, fx); err != nil {
+		return err
+	}
+	job.Version = 1
+	return nil
+}
+
+// UpdateJob implements store.Jobs.
+func (s *Store) UpdateJob(ctx context.Context, job *store.Job, fx store.Effects) error {
+	if err := s.commit(ctx, job, false, fx); err != nil {
+		return err
+	}
+	job.Version++
+	return nil
+}
+
+// GetJob implements store.Jobs.
+func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
+	vals, err := s.rdb.HMGet(ctx, s.k.job(id), "doc", "v").Result()
+	if err != nil {
+		return nil, fail(ctx, "get job "+id, err)
+	}
+	j, err := decodeJob(vals)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// decodeJob reads the fields doc and v of a job hash.
+func decodeJob(vals []any) (*store.Job, error) {
+	doc, ok := vals[0].(string)
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	var j store.Job
+	if err := json.Unmarshal([]byte(doc), &j); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if v, ok := vals[1].(string); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("decode version %q: %w", v, err)
+		}
+		j.Version = n
+	}
+	return &j, nil
+}
+
+// commitPlan is the JSON argument of commitScript. Numbers that must stay
+// exact are strings; k fields index KEYS, d fields index ARGV.
+type commitPlan struct {
+	Jobs    []planJob     `json:"jobs"`
+	Moves   []planMove    `json:"moves,omitempty"`
+	Enqueue []planEnqueue `json:"enqueue,omitempty"`
+	Cancel  []string      `json:"cancel,omitempty"`
+	Timers  []planTimer   `json:"timers,omitempty"`
+	Ready   []string      `json:"ready,omitempty"`
+}
+
+type planJob struct {
+	ID         string `json:"id"`
+	Key        int    `json:"k"`
+	Expect     string `json:"x"`            // stored version required; "" means the job must not exist
+	Version    string `json:"v"`            // version written
+	Doc        int    `json:"d"`            // the JSON document
+	Retention  string `json:"t,omitempty"`  // ms; set for a terminal job
+	Member     string `json:"m,omitempty"`  // index member (creates)
+	Client     int    `json:"c,omitempty"`  // client index (creates)
+	ClientName string `json:"cn,omitempty"` // client name (creates)
+}
+
+type planMove struct {
+	ID     string `json:"id"`
+	From   string `json:"f"`           // location in tasks:where, "" if none
+	Key    int    `json:"k,omitempty"` // its queue or running set
+	Queue  string `json:"q,omitempty"` // set when queued
+	Worker string `json:"w,omitempty"` // whose load drops
+}
+
+type planEnqueue struct {
+	ID     string `json:"id"`
+	Key    int    `json:"k"`
+	Score  string `json:"s"`
+	Doc    int    `json:"d"`
+	Queue  string `json:"q"`
+	Loc    string `json:"l"`
+	Worker string `json:"w,omitempty"`
+}
+
+type planTimer struct {
+	Key   string `json:"key"`
+	Score string `json:"s"`
+	Doc   int    `json:"d"`
+}
+
+// Fixed KEYS of commitScript, in order.
+func (s *Store) commitKeys() []string {
+	return []string{
+		s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(),
+		s.k.timers(), s.k.timerData(),
+		s.k.readyQueue(), s.k.readySeq(), s.k.readyLeases(), s.k.readyDirty(),
+		s.k.jobsAll(), s.k.jobsExpiring(),
+	}
+}
+
+// commitArgs collects KEYS and ARGV of one commit.
+type commitArgs struct {
+	keys  []string
+	index map[string]int
+	argv  []any
+}
+
+func (a *commitArgs) key(k string) int {
+	if i, ok := a.index[k]; ok {
+		return i
+	}
+	a.keys = append(a.keys, k)
+	a.index[k] = len(a.keys)
+	return len(a.keys)
+}
+
+func (a *commitArgs) doc(d string) int {
+	a.argv = append(a.argv, d)
+	return len(a.argv)
+}
+
+// maxCommitTries bounds the retries of a commit whose tasks moved between
+// locating them and committing.
+const maxCommitTries = 20
+
+// commit writes a job (created when create is set) and its effects in one
+// commitScript call. On success the caller bumps job.Version.
+func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx store.Effects) error {
+	op := "update job " + job.ID
+	if create {
+		op = "create job " + job.ID
+	}
+	if err := checkCreates(job.ID, fx.Create); err != nil {
+		return err
+	}
+	enqueue := lastEnqueues(fx.Enqueue)
+	// The tasks to take out of wherever they are: the removed ones, then
+	// the enqueued ones (re-enqueueing moves a task).
+	taskIDs := make([]string, 0, len(fx.Remove)+len(enqueue))
+	seen := map[string]bool{}
+	for _, id := range fx.Remove {
+		if !seen[id] {
+			seen[id] = true
+			taskIDs = append(taskIDs, id)
+		}
+	}
+	removed := len(taskIDs)
+	for _, q := range enqueue {
+		if !seen[q.Run.ID] {
+			seen[q.Run.ID] = true
+			taskIDs = append(taskIDs, q.Run.ID)
+		}
+	}
+	for try := 1; ; try++ {
+		// The first try assumes that enqueued tasks are new, which they
+		// almost always are, and saves a round trip; the script's check
+		// sends us back here if one is not.
+		lookup := taskIDs
+		if try == 1 {
+			lookup = taskIDs[:removed]
+		}
+		locs, err := s.locate(ctx, lookup)
+		if err != nil {
+			return fail(ctx, op, err)
+		}
+		locs = append(locs, make([]string, len(taskIDs)-len(locs))...)
+		keys, argv, err := s.buildCommit(job, create, fx, enqueue, taskIDs, locs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		res, err := commitScript.Run(ctx, s.rdb, keys, argv...).StringSlice()
+		if err != nil {
+			return fail(ctx, op, err)
+		}
+		switch res[0] {
+		case "ok":
+			for _, c := range fx.Create {
+				c.Version = 1
+			}
+			return nil
+		case "exists":
+			return fmt.Errorf("job %s: %w", res[1], store.ErrExists)
+		case "notfound":
+			return fmt.Errorf("job %s: %w", res[1], store.ErrNotFound)
+		case "conflict":
+			return fmt.Errorf("job %s at version %d, stored %s: %w", job.ID, job.Version, res[1], store.ErrConflict)
+		case "retry":
+			if try < maxCommitTries {
+				continue
+			}
+			return fmt.Errorf("%s: tasks keep moving, gave up after %d tries: %w", op, try, store.ErrConflict)
+		}
+		return fmt.Errorf("%s: unexpected script reply %q", op, res)
+	}
+}
+
+// checkCreates rejects a commit that creates one job id twice.
+func checkCreates(id string, creates []*store.Job) error {
+	ids := map[string]bool{id: true}
+	for _, c := range creates {
+		if ids[c.ID] {
+			return fmt.Errorf("job %s: %w", c.ID, store.ErrExists)
+		}
+		ids[c.ID] = true
+	}
+	return nil
+}
+
+// lastEnqueues keeps, for each task id, its last enqueue: re-enqueueing a
+// task moves it, so only the last one of a commit counts.
+func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
+	last := make(map[string]int, len(in))
+	for i, q := range in {
+		last[q.Run.ID] = i
+	}
+	out := make([]store.QueuedTask, 0, len(last))
+	for i, q := range in {
+		if last[q.Run.ID] == i {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// locate reads where tasks are (tasks:where); "" for none.
+func (s *Store) locate(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.k.taskWhere(), ids...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i], _ = v.(string)
+	}
+	return out, nil
+}
+
+func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects, enqueue []store.QueuedTask,
+	taskIDs, locs []string) ([]string, []any, error) {
+	a := &commitArgs{index: map[string]int{}}
+	for _, k := range s.commitKeys() {
+		a.key(k)
+	}
+	a.argv = []any{"", s.k.readyChannel(), s.k.queueChannel()}
+	var p commitPlan
+
+	expect, version := "", int64(1)
+	if !create {
+		expect, version = strconv.FormatInt(job.Version, 10), job.Version+1
+	}
+	pj, err := s.planJob(a, job, expect, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Jobs = append(p.Jobs, pj)
+	for _, c := range fx.Create {
+		pj, err := s.planJob(a, c, "", 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.Jobs = append(p.Jobs, pj)
+	}
+
+	for i, id := range taskIDs {
+		m := planMove{ID: id, From: locs[i]}
+		if m.From != "" {
+			l := parseLocation(m.From)
+			m.Key, m.Queue, m.Worker = a.key(l.key(s.k)), l.queue, l.worker
+		}
+		p.Moves = append(p.Moves, m)
+	}
+	for _, q := range enqueue {
+		doc, err := json.Marshal(q)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
+		}
+		name := q.Queue()
+		p.Enqueue = append(p.Enqueue, planEnqueue{
+			ID: q.Run.ID, Key: a.key(s.k.taskQueue(name)), Score: formatFloat(q.Score), Doc: a.doc(string(doc)),
+			Queue: name, Loc: locQueued + name, Worker: q.Worker,
+		})
+	}
+
+	p.Cancel = fx.Cancel
+	for _, t := range fx.Timers {
+		doc, err := json.Marshal(t)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode timer %s: %w", t.Key(), err)
+		}
+		p.Timers = append(p.Timers, planTimer{Key: t.Key(), Score: timerScore(t.At), Doc: a.doc(string(doc))})
+	}
+	p.Ready = fx.Ready
+
+	plan, err := json.Marshal(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode commit: %w", err)
+	}
+	a.argv[0] = string(plan)
+	return a.keys, a.argv, nil
+}
+
+// planJob encodes one job write; the document carries the version written.
+func (s *Store) planJob(a *commitArgs, job *store.Job, expect string, version int64) (planJob, error) {
+	c := *job
+	c.Version = version
+	doc, err := json.Marshal(&c)
+	if err != nil {
+		return planJob{}, fmt.Errorf("encode job %s: %w", job.ID, err)
+	}
+	pj := planJob{
+		ID: job.ID, Key: a.key(s.k.job(job.ID)), Expect: expect, Version: strconv.FormatInt(version, 10),
+		Doc: a.doc(string(doc)),
+	}
+	if job.Status.Terminal() {
+		pj.Retention = strconv.FormatInt(max(s.retention.Milliseconds(), 1), 10)
+	}
+	if expect == "" {
+		pj.Member = indexMember(job.CreatedAt, job.ID)
+		pj.Client = a.key(s.k.jobsByClient(job.Client.Name))
+		pj.ClientName = job.Client.Name
+	}
+	return pj, nil
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// ListJobs implements store.Jobs. It walks the client's index (or the
+// global one) newest first and filters on status and blueprint, reading
+// the documents a batch at a time.
+func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]*store.Job, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	upper := "+"
+	if f.Cursor != "" {
+		m, err := parseCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		upper = "(" + m
+	}
+	if err := s.purgeJobIndex(ctx); err != nil {
+		return nil, "", err
+	}
+	index := s.k.jobsAll()
+	if f.Client != "" {
+		index = s.k.jobsByClient(f.Client)
+	}
+	batch := int64(limit + 1)
+	if f.Status != "" || f.Blueprint != "" {
+		batch = max(batch, 200)
+	}
+	var out []*store.Job
+	for len(out) <= limit {
+		members, err := s.rdb.ZRevRangeByLex(ctx, index, &goredis.ZRangeBy{Max: upper, Min: "-", Count: batch}).Result()
+		if err != nil {
+			return nil, "", fail(ctx, "list jobs", err)
+		}
+		if len(members) == 0 {
+			break
+		}
+		upper = "(" + members[len(members)-1]
+		jobs, err := s.readJobs(ctx, members)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, j := range jobs {
+			if j == nil || (f.Client != "" && j.Client.Name != f.Client) ||
+				(f.Status != "" && string(j.Status) != f.Status) || (f.Blueprint != "" && j.Blueprint != f.Blueprint) {
+				continue
+			}
+			out = append(out, j)
+			if len(out) > limit {
+				break
+			}
+		}
+		if int64(len(members)) < batch {
+			break
+		}
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = cursorOf(last.CreatedAt, last.ID)
+	}
+	return out, next, nil
+}
+
+// readJobs reads the jobs of index members in one round trip; expired
+// ones are nil.
+func (s *Store) readJobs(ctx context.Context, members []string) ([]*store.Job, error) {
+	cmds := make([]*goredis.SliceCmd, len(members))
+	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, m := range members {
+			cmds[i] = p.HMGet(ctx, s.k.job(idOfMember(m)), "doc", "v")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fail(ctx, "list jobs", err)
+	}
+	out := make([]*store.Job, len(members))
+	for i, c := range cmds {
+		j, err := decodeJob(c.Val())
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: job %s: %w", idOfMember(members[i]), err)
+		}
+		out[i] = j
+	}
+	return out, nil
+}
+
+// purgeJobIndex drops the index entries of jobs whose retention ended, a
+// bounded batch at a time. Candidates are read with this process's clock;
+// the script checks them against the server's.
+func (s *Store) purgeJobIndex(ctx context.Context) error {
+	const batch = 500
+	for range 20 {
+		due, err := s.rdb.ZRangeByScore(ctx, s.k.jobsExpiring(), &goredis.ZRangeBy{
+			Min: "-inf", Max: strconv.FormatInt(time.Now().UnixMilli(), 10), Count: batch,
+		}).Result()
+		if err != nil {
+			return fail(ctx, "purge job index", err)
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		a := &commitArgs{index: map[string]int{}}
+		a.key(s.k.jobsExpiring())
+		a.key(s.k.jobsAll())
+		for _, e := range due {
+			var pair []string
+			if json.Unmarshal([]byte(e), &pair) != nil || len(pair) != 2 {
+				pair = []string{"", ""} // not ours: drop it from jobs:expiring only
+			}
+			a.argv = append(a.argv, e, pair[1], a.key(s.k.jobsByClient(pair[0])))
+		}
+		n, err := purgeIndexScript.Run(ctx, s.rdb, a.keys, a.argv...).Int()
+		if err != nil {
+			return fail(ctx, "purge job index", err)
+		}
+		if len(due) < batch || n == 0 {
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package redis
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// keys names every key and channel of one deployment. All of them start
+// with "{prefix}:", so the whole deployment is one Cluster hash slot (see
+// doc.go for the layout and the lifetime of each key).
+type keys struct{ base string }
+
+func (k keys) job(id string) string            { return k.base + "job:" + id }
+func (k keys) jobsAll() string                 { return k.base + "jobs:all" }
+func (k keys) jobsByClient(name string) string { return k.base + "jobs:client:" + name }
+func (k keys) jobsExpiring() string            { return k.base + "jobs:expiring" }
+
+func (k keys) readyQueue() string  { return k.base + "ready:queue" }
+func (k keys) readySeq() string    { return k.base + "ready:seq" }
+func (k keys) readyLeases() string { return k.base + "ready:leases" }
+func (k keys) readyDirty() string  { return k.base + "ready:dirty" }
+
+func (k keys) taskQueue(name string) string { return k.base + "tq:" + name }
+func (k keys) running(worker string) string { return k.base + "running:" + worker }
+func (k keys) taskData() string             { return k.base + "tasks:data" }
+func (k keys) taskWhere() string            { return k.base + "tasks:where" }
+func (k keys) queues() string               { return k.base + "tasks:queues" }
+func (k keys) loads() string                { return k.base + "tasks:loads" }
+
+func (k keys) timers() string    { return k.base + "timers" }
+func (k keys) timerData() string { return k.base + "timers:data" }
+
+func (k keys) worker(id string) string { return k.base + "worker:" + id }
+func (k keys) workerExpiry() string    { return k.base + "workers:expiry" }
+func (k keys) reputation() string      { return k.base + "workers:reputation" }
+
+func (k keys) counter(key string) string { return k.base + "ctr:" + key }
+func (k keys) value(key string) string   { return k.base + "val:" + key }
+func (k keys) lock(name string) string   { return k.base + "lock:" + name }
+func (k keys) lockFence() string         { return k.base + "locks:fence" }
+
+// Pub/sub channels (not keys, but prefixed the same way).
+func (k keys) readyChannel() string { return k.base + "ch:ready" }
+func (k keys) queueChannel() string { return k.base + "ch:queues" }
+
+// indexMember is a job's member in the job indexes: a fixed-width rendering
+// of CreatedAt that sorts like the time, then ':' and the id, so that
+// ZREVRANGEBYLEX lists jobs newest first with ties broken by id, exactly
+// like the memory store.
+func indexMember(created time.Time, id string) string {
+	return sortableNanos(unixNanos(created)) + ":" + id
+}
+
+func sortableNanos(n int64) string {
+	// Flipping the sign bit maps int64 order onto uint64 order.
+	return fmt.Sprintf("%020d", uint64(n)^(1<<63))
+}
+
+// unixNanos is t.UnixNano clamped to the int64 range (zero times included).
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, minInt64)):
+		return minInt64
+	case t.After(time.Unix(0, maxInt64)):
+		return maxInt64
+	}
+	return t.UnixNano()
+}
+
+const (
+	maxInt64 = int64(^uint64(0) >> 1)
+	minInt64 = -maxInt64 - 1
+)
+
+// idOfMember returns the job id of an index member.
+func idOfMember(m string) string {
+	if len(m) > 21 {
+		return m[21:]
+	}
+	return ""
+}
+
+// A list cursor is "unixnanos:id" of the last job of a page, the format of
+// the memory store.
+func cursorOf(created time.Time, id string) string {
+	return strconv.FormatInt(unixNanos(created), 10) + ":" + id
+}
+
+func parseCursor(c string) (member string, err error) {
+	n, id, ok := strings.Cut(c, ":")
+	nanos, perr := strconv.ParseInt(n, 10, 64)
+	if !ok || perr != nil {
+		return "", fmt.Errorf("invalid cursor %q", c)
+	}
+	return sortableNanos(nanos) + ":" + id, nil
+}
+
+// Task locations, the values of tasks:where: "q:<queue>" for a queued task,
+// "r:<worker>" for a running one.
+const (
+	locQueued  = "q:"
+	locRunning = "r:"
+)
+
+type location struct {
+	raw    string
+	queue  string // set when queued
+	worker string // the worker the task counts for in Loads ("" for a pending queue)
+}
+
+func parseLocation(raw string) location {
+	if q, ok := strings.CutPrefix(raw, locQueued); ok {
+		w, ok := strings.CutPrefix(q, store.WorkerQueue(""))
+		if !ok {
+			w = ""
+		}
+		return location{raw: raw, queue: q, worker: w}
+	}
+	w, _ := strings.CutPrefix(raw, locRunning)
+	return location{raw: raw, worker: w}
+}
+
+func (l location) queued() bool { return l.queue != "" }
+
+// key is the queue or running set that holds the task.
+func (l location) key(k keys) string {
+	if l.queued() {
+		return k.taskQueue(l.queue)
+	}
+	return k.running(l.worker)
+}

@@ -1,0 +1,184 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Each Store holds one pub/sub connection, subscribed to the ready channel
+// (payload: how many jobs became ready) and the queue channel (payload: the
+// name of a queue that received tasks). The scripts that queue work publish
+// in the same atomic step. go-redis pings the connection and reconnects it;
+// messages sent while it was down are lost, so after every resubscription,
+// as soon as Redis answers again, the store wakes all its NextReady waiters
+// and tells every watcher about every non-empty queue.
+
+// subscribe opens the pub/sub connection and waits until both channels are
+// subscribed, so that nothing published after Open returns is missed.
+func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
+	ps := s.rdb.Subscribe(ctx, s.k.readyChannel(), s.k.queueChannel())
+	for range 2 {
+		msg, err := ps.Receive(ctx)
+		if err == nil {
+			if _, ok := msg.(*goredis.Subscription); !ok {
+				err = fmt.Errorf("unexpected %T", msg)
+			}
+		}
+		if err != nil {
+			_ = ps.Close()
+			return nil, fail(ctx, "redis store: subscribe", err)
+		}
+	}
+	return ps, nil
+}
+
+// listen dispatches pub/sub messages until the connection is closed.
+func (s *Store) listen(msgs <-chan any) {
+	defer s.wg.Done()
+	for msg := range msgs {
+		switch m := msg.(type) {
+		case *goredis.Subscription:
+			// The first subscriptions were consumed by subscribe: this is a
+			// reconnection, and messages may have been lost meanwhile.
+			if m.Kind == "subscribe" {
+				select {
+				case s.resync <- struct{}{}:
+				default: // one is pending already
+				}
+			}
+		case *goredis.Message:
+			switch m.Channel {
+			case s.k.readyChannel():
+				s.waiters.wake(parseCount(m.Payload))
+			case s.k.queueChannel():
+				s.notifyWatchers(m.Payload)
+			}
+		}
+	}
+}
+
+// resyncLoop catches up after each reconnection, once Redis answers
+// commands again: it wakes every NextReady waiter and tells every watcher
+// about every non-empty queue.
+func (s *Store) resyncLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.resync:
+		}
+		var names []string
+		for pause := 50 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+			var err error
+			names, err = s.rdb.SMembers(s.ctx, s.k.queues()).Result()
+			if err == nil {
+				break
+			}
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+		}
+		s.waiters.wakeAll()
+		s.notifyWatchers(names...)
+	}
+}
+
+func (s *Store) notifyWatchers(names ...string) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for w := range s.watchers {
+		w.add(names...)
+	}
+}
+
+// watcher coalesces queue names for one WatchQueues caller.
+type watcher struct {
+	mu      sync.Mutex
+	pending map[string]struct{}
+	signal  chan struct{}
+}
+
+func (w *watcher) add(names ...string) {
+	if len(names) == 0 {
+		return
+	}
+	w.mu.Lock()
+	for _, n := range names {
+		w.pending[n] = struct{}{}
+	}
+	w.mu.Unlock()
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (w *watcher) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	names := make([]string, 0, len(w.pending))
+	for n := range w.pending {
+		names = append(names, n)
+	}
+	clear(w.pending)
+	return names
+}
+
+// WatchQueues implements store.TaskQueues. The queues that hold tasks when
+// it is called are reported first, then every queue that receives tasks,
+// from any process. The channel closes when ctx ends or the store closes.
+func (s *Store) WatchQueues(ctx context.Context) (<-chan string, error) {
+	w := &watcher{pending: map[string]struct{}{}, signal: make(chan struct{}, 1)}
+	s.wmu.Lock()
+	if s.closed {
+		s.wmu.Unlock()
+		return nil, errClosed
+	}
+	s.watchers[w] = struct{}{}
+	s.wg.Add(1)
+	s.wmu.Unlock()
+	remove := func() {
+		s.wmu.Lock()
+		delete(s.watchers, w)
+		s.wmu.Unlock()
+	}
+	names, err := s.rdb.SMembers(ctx, s.k.queues()).Result()
+	if err != nil {
+		remove()
+		s.wg.Done()
+		return nil, fail(ctx, "watch queues", err)
+	}
+	w.add(names...)
+	out := make(chan string)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		defer remove()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.ctx.Done():
+				return
+			case <-w.signal:
+			}
+			for _, n := range w.take() {
+				select {
+				case out <- n:
+				case <-ctx.Done():
+					return
+				case <-s.ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}

@@ -1,0 +1,90 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+func TestClientOptions(t *testing.T) {
+	o, err := clientOptions(Options{URL: "redis://:s3cret@redis.example:6380/3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Addr != "redis.example:6380" || o.Password != "s3cret" || o.DB != 3 || o.TLSConfig != nil {
+		t.Fatalf("redis:// URL parsed as addr=%s password=%q db=%d tls=%v", o.Addr, o.Password, o.DB, o.TLSConfig != nil)
+	}
+	o, err = clientOptions(Options{URL: "rediss://user:pw@secure.example/1", PoolSize: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.TLSConfig == nil || o.TLSConfig.ServerName != "secure.example" || o.Username != "user" || o.Password != "pw" ||
+		o.DB != 1 || o.PoolSize != 42 || o.Addr != "secure.example:6379" {
+		t.Fatalf("rediss:// URL parsed as %+v", o)
+	}
+	custom := &tls.Config{ServerName: "other", MinVersion: tls.VersionTLS13}
+	if o, _ := clientOptions(Options{URL: "rediss://h/0", TLSConfig: custom}); o.TLSConfig != custom {
+		t.Fatal("TLSConfig not used")
+	}
+	if o, _ := clientOptions(Options{URL: "redis://h/0?pool_size=7"}); o.PoolSize != 7 {
+		t.Fatalf("pool_size from the URL = %d", o.PoolSize)
+	}
+	if o, _ := clientOptions(Options{}); o.Addr != "127.0.0.1:6379" || o.DB != 0 {
+		t.Fatalf("default URL gives %s db %d", o.Addr, o.DB)
+	}
+	if _, err := clientOptions(Options{URL: "http://h"}); err == nil {
+		t.Fatal("a non-Redis URL was accepted")
+	}
+	if _, err := newStore(context.Background(), nil, Options{Prefix: "a{b}"}, false); err == nil {
+		t.Fatal("a prefix with a hash tag was accepted")
+	}
+}
+
+func TestIndexMemberOrder(t *testing.T) {
+	base := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	ordered := []string{
+		indexMember(time.Time{}, "zero"),
+		indexMember(base.Add(-time.Hour), "b"),
+		indexMember(base, "a"),
+		indexMember(base, "b"),
+		indexMember(base.Add(time.Nanosecond), "a"),
+		indexMember(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), "far"),
+	}
+	for i := 1; i < len(ordered); i++ {
+		if ordered[i-1] >= ordered[i] {
+			t.Fatalf("%q sorts after %q", ordered[i-1], ordered[i])
+		}
+	}
+	if idOfMember(indexMember(base, "x:y")) != "x:y" {
+		t.Fatal("id lost")
+	}
+	m, err := parseCursor(cursorOf(base, "b"))
+	if err != nil || m != indexMember(base, "b") {
+		t.Fatalf("cursor round trip: %q %v", m, err)
+	}
+}
+
+func TestFailMapsErrors(t *testing.T) {
+	ctx := context.Background()
+	if err := fail(ctx, "op", fmt.Errorf("wrapped: %w", errors.New("ERR wrong type"))); errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a server error counts as unavailable: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := fail(cctx, "op", context.Canceled); !errors.Is(err, context.Canceled) || errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("cancellation: %v", err)
+	}
+	if err := fail(ctx, "op", goredis.Nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("redis.Nil: %v", err)
+	}
+	if err := fail(ctx, "op", goredis.ErrPoolTimeout); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("pool timeout: %v", err)
+	}
+}

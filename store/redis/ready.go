@@ -1,0 +1,209 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// The ready queue lives in Redis (ready:queue, ready:leases, ready:dirty);
+// NextReady callers of a process wait in memory, without a connection each.
+// A push publishes on the ready channel; the store's listener wakes that
+// many local waiters, in every process. A woken waiter that takes a job
+// while more are queued wakes the next one, and a waiter that gives up
+// after being woken passes the wake-up on, so no ready job waits while a
+// waiter sleeps. Lapsed leases are reclaimed by the take script; the local
+// lease alarm wakes a waiter when the earliest lease lapses.
+
+func (s *Store) readyKeys() []string {
+	return []string{s.k.readyQueue(), s.k.readySeq(), s.k.readyLeases(), s.k.readyDirty()}
+}
+
+// PushReady implements store.ReadyQueue.
+func (s *Store) PushReady(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	argv := make([]any, 0, len(ids)+1)
+	argv = append(argv, s.k.readyChannel())
+	for _, id := range ids {
+		argv = append(argv, id)
+	}
+	return fail(ctx, "push ready jobs", pushReadyScript.Run(ctx, s.rdb, s.readyKeys(), argv...).Err())
+}
+
+// NextReady implements store.ReadyQueue.
+func (s *Store) NextReady(ctx context.Context, lease time.Duration) (string, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		// Wait in line before looking, so that a push between the look and
+		// the wait still wakes this caller.
+		ch := s.waiters.add()
+		id, rest, wait, err := s.takeReady(ctx, lease)
+		if err != nil {
+			s.waiters.drop(ch)
+			return "", err
+		}
+		if wait >= 0 {
+			s.alarm.set(wait, func() { s.waiters.wake(1) })
+		}
+		if id != "" {
+			s.waiters.drop(ch)
+			if rest > 0 {
+				s.waiters.wake(1)
+			}
+			return id, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			s.waiters.drop(ch)
+			return "", ctx.Err()
+		case <-s.ctx.Done():
+			s.waiters.drop(ch)
+			return "", errClosed
+		}
+	}
+}
+
+// takeReady runs takeReadyScript: the job taken ("" if none), how many are
+// still queued, and when the earliest lease lapses (negative if none).
+func (s *Store) takeReady(ctx context.Context, lease time.Duration) (string, int64, time.Duration, error) {
+	res, err := takeReadyScript.Run(ctx, s.rdb, s.readyKeys(), lease.Milliseconds(), s.k.readyChannel()).Slice()
+	if err != nil {
+		return "", 0, 0, fail(ctx, "take ready job", err)
+	}
+	if len(res) != 3 {
+		return "", 0, 0, fmt.Errorf("take ready job: unexpected reply %v", res)
+	}
+	id, _ := res[0].(string)
+	rest, _ := res[1].(int64)
+	wait, _ := res[2].(int64)
+	return id, rest, time.Duration(wait) * time.Millisecond, nil
+}
+
+// ExtendReady implements store.ReadyQueue.
+func (s *Store) ExtendReady(ctx context.Context, id string, lease time.Duration) error {
+	ok, err := extendReadyScript.Run(ctx, s.rdb, s.readyKeys(), id, max(lease.Milliseconds(), 1)).Int()
+	if err != nil {
+		return fail(ctx, "extend lease of job "+id, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("lease of job %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DoneReady implements store.ReadyQueue.
+func (s *Store) DoneReady(ctx context.Context, id string) error {
+	return fail(ctx, "end lease of job "+id, doneReadyScript.Run(ctx, s.rdb, s.readyKeys(), id, s.k.readyChannel()).Err())
+}
+
+// waitList is the FIFO of this process's NextReady callers.
+type waitList struct {
+	mu sync.Mutex
+	q  []chan struct{}
+}
+
+func (w *waitList) add() chan struct{} {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	w.q = append(w.q, ch)
+	w.mu.Unlock()
+	return ch
+}
+
+// wake signals up to n waiters, oldest first, taking them off the list.
+func (w *waitList) wake(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n = min(n, len(w.q))
+	for _, ch := range w.q[:n] {
+		ch <- struct{}{}
+	}
+	w.q = slices.Delete(w.q, 0, n)
+}
+
+func (w *waitList) wakeAll() {
+	w.mu.Lock()
+	n := len(w.q)
+	w.mu.Unlock()
+	w.wake(n)
+}
+
+// drop takes ch off the list. If it was signalled already, the signal goes
+// to the next waiter: it may have been meant for a job this caller will
+// not take.
+func (w *waitList) drop(ch chan struct{}) {
+	w.mu.Lock()
+	if i := slices.Index(w.q, ch); i >= 0 {
+		w.q = slices.Delete(w.q, i, i+1)
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Unlock()
+	select {
+	case <-ch:
+		w.wake(1)
+	default:
+	}
+}
+
+// leaseAlarm runs a function when the earliest known ready lease lapses.
+type leaseAlarm struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	at      time.Time // zero when unset
+	stopped bool
+}
+
+// set arms the alarm to fire after d, unless it fires sooner already.
+func (a *leaseAlarm) set(d time.Duration, fire func()) {
+	const slack = 2 * time.Millisecond // fire after the server's lease lapsed
+	at := time.Now().Add(d + slack)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped || (!a.at.IsZero() && !a.at.After(at)) {
+		return
+	}
+	if a.t != nil {
+		a.t.Stop()
+	}
+	a.at = at
+	a.t = time.AfterFunc(d+slack, func() {
+		a.mu.Lock()
+		if a.at.Equal(at) {
+			a.at = time.Time{}
+		}
+		stopped := a.stopped
+		a.mu.Unlock()
+		if !stopped {
+			fire()
+		}
+	})
+}
+
+func (a *leaseAlarm) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopped = true
+	if a.t != nil {
+		a.t.Stop()
+	}
+}
+
+// parseCount reads the payload of a ready message.
+func parseCount(payload string) int {
+	n, err := strconv.Atoi(payload)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}

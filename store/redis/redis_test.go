@@ -1,0 +1,91 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
+	"github.com/avtomatika-ai/avtomatika-go/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	url := testenv.URL(t, testenv.RedisVar)
+	storetest.Run(t, func(t *testing.T, o storetest.Options) store.Store {
+		return openStore(t, redisstore.Options{URL: url, Prefix: newPrefix(t, url), Retention: o.Retention})
+	})
+}
+
+var prefixSeq atomic.Int64
+
+// newPrefix returns a key prefix no other test uses, and deletes its keys
+// when the test ends.
+func newPrefix(t testing.TB, url string) string {
+	t.Helper()
+	p := fmt.Sprintf("avtotest-%d-%d-%d", os.Getpid(), time.Now().UnixNano(), prefixSeq.Add(1))
+	t.Cleanup(func() { deleteKeys(t, url, p) })
+	return p
+}
+
+// deleteKeys removes every key of a prefix (never the whole database: the
+// server is shared).
+func deleteKeys(t testing.TB, url, prefix string) {
+	t.Helper()
+	rdb := rawClient(t, url)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, "{"+prefix+"}:*", 1000).Iterator()
+	var batch []string
+	flush := func() {
+		if len(batch) > 0 {
+			if err := rdb.Del(ctx, batch...).Err(); err != nil {
+				t.Errorf("delete test keys: %v", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			flush()
+		}
+	}
+	flush()
+	if err := iter.Err(); err != nil {
+		t.Errorf("scan test keys: %v", err)
+	}
+}
+
+func rawClient(t testing.TB, url string) *goredis.Client {
+	t.Helper()
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return goredis.NewClient(o)
+}
+
+// openStore opens a store that closes when the test ends.
+func openStore(t testing.TB, opts redisstore.Options) *redisstore.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redisstore.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}

@@ -1,0 +1,200 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultURL           = "redis://127.0.0.1:6379/0"
+	DefaultPrefix        = "avto"
+	DefaultRetention     = 24 * time.Hour
+	DefaultSweepInterval = time.Minute
+)
+
+// Options configures a Store.
+type Options struct {
+	// URL locates the server: redis://[[user]:password@]host[:port][/db]
+	// or rediss://... for TLS. Query parameters of go-redis (dial_timeout,
+	// pool_size, ...) are honoured. Empty means DefaultURL. Used by Open
+	// only.
+	URL string
+	// TLSConfig, when set, replaces the TLS settings derived from a
+	// rediss:// URL (custom CA, client certificates). Used by Open only.
+	TLSConfig *tls.Config
+	// PoolSize is the connection pool size; 0 keeps the URL's pool_size or
+	// go-redis' default (10 per CPU). Used by Open only.
+	PoolSize int
+
+	// Prefix names the deployment: every key is "{Prefix}:..." so that
+	// several deployments share one Redis, and all keys of a deployment
+	// hash to one Cluster slot. It must not contain '{' or '}'. Empty means
+	// DefaultPrefix.
+	Prefix string
+	// Retention is how long a terminal job stays readable. Zero means
+	// DefaultRetention.
+	Retention time.Duration
+	// SweepInterval is how often the store drops index entries of expired
+	// jobs. Zero means DefaultSweepInterval.
+	SweepInterval time.Duration
+}
+
+// Store implements store.Store on Redis. It is safe for concurrent use, and
+// any number of Stores (in any number of processes) may share one prefix.
+type Store struct {
+	rdb       goredis.UniversalClient
+	ownClient bool
+	k         keys
+	retention time.Duration
+	sweep     time.Duration
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	ps     *goredis.PubSub
+	resync chan struct{} // the subscription was re-established
+
+	waiters waitList   // NextReady callers of this process
+	alarm   leaseAlarm // wakes a waiter when the next ready lease lapses
+
+	wmu      sync.Mutex
+	watchers map[*watcher]struct{}
+	closed   bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the Redis at opts.URL and returns a Store that owns the
+// connection: Close closes it.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	ro, err := clientOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	rdb := goredis.NewClient(ro)
+	s, err := newStore(ctx, rdb, opts, true)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New returns a Store on an existing client (for instance a ClusterClient
+// or a FailoverClient). Close leaves the client open. The URL, TLSConfig
+// and PoolSize options are ignored.
+func New(ctx context.Context, rdb goredis.UniversalClient, opts Options) (*Store, error) {
+	return newStore(ctx, rdb, opts, false)
+}
+
+// clientOptions turns Options into go-redis client options.
+func clientOptions(opts Options) (*goredis.Options, error) {
+	u := opts.URL
+	if u == "" {
+		u = DefaultURL
+	}
+	ro, err := goredis.ParseURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("redis store: parse URL: %w", err)
+	}
+	if opts.TLSConfig != nil {
+		ro.TLSConfig = opts.TLSConfig
+	}
+	if opts.PoolSize > 0 {
+		ro.PoolSize = opts.PoolSize
+	}
+	return ro, nil
+}
+
+func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, own bool) (*Store, error) {
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("redis store: prefix %q must not contain '{' or '}'", prefix)
+	}
+	s := &Store{
+		rdb:       rdb,
+		ownClient: own,
+		k:         keys{base: "{" + prefix + "}:"},
+		retention: opts.Retention,
+		sweep:     opts.SweepInterval,
+		watchers:  map[*watcher]struct{}{},
+		resync:    make(chan struct{}, 1),
+	}
+	if s.retention <= 0 {
+		s.retention = DefaultRetention
+	}
+	if s.sweep <= 0 {
+		s.sweep = DefaultSweepInterval
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return nil, fail(ctx, "redis store: ping", err)
+	}
+	ps, err := s.subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.ps = ps
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	msgs := ps.ChannelWithSubscriptions(goredis.WithChannelSize(1024))
+	s.wg.Add(3)
+	go s.listen(msgs)
+	go s.resyncLoop()
+	go s.sweepLoop()
+	return s, nil
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	return fail(ctx, "redis store: ping", s.rdb.Ping(ctx).Err())
+}
+
+// Close stops the store's goroutines, ends its watchers and waiters, and
+// closes the client if Open created it.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.wmu.Lock()
+		s.closed = true
+		s.wmu.Unlock()
+		s.cancel()
+		s.alarm.stop()
+		err = s.ps.Close()
+		s.wg.Wait()
+		if s.ownClient {
+			err = errors.Join(err, s.rdb.Close())
+		}
+	})
+	return err
+}
+
+// errClosed is returned by calls that wait on a closed store.
+var errClosed = fmt.Errorf("redis store closed: %w", store.ErrUnavailable)
+
+// sweepLoop drops index entries of expired jobs now and then.
+func (s *Store) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			_ = s.purgeJobIndex(s.ctx) // best effort; ListJobs purges too
+		}
+	}
+}
