@@ -39,6 +39,7 @@ type Store struct {
 	queued    map[string]store.QueuedTask // task id → entry
 	running   map[string]map[string]store.QueuedTask
 	runningBy map[string]string // task id → worker
+	assigned  map[string]int    // worker → tasks queued for it alone
 	watchers  map[*watcher]struct{}
 
 	timers    map[string]store.Timer
@@ -84,6 +85,7 @@ func New(opts Options) *Store {
 		queued:     map[string]store.QueuedTask{},
 		running:    map[string]map[string]store.QueuedTask{},
 		runningBy:  map[string]string{},
+		assigned:   map[string]int{},
 		watchers:   map[*watcher]struct{}{},
 		timers:     map[string]store.Timer{},
 		workers:    map[string]*store.Worker{},

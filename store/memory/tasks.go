@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/google/btree"
+
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
-// taskQueue keeps tasks sorted by (Score, task id).
-type taskQueue struct{ items []store.QueuedTask }
+// taskQueue keeps tasks ordered by (Score, task id) in a B-tree, so that
+// taking the head of a long backlog costs O(log n), not a slice shift.
+type taskQueue struct{ items *btree.BTreeG[store.QueuedTask] }
 
 func less(a, b store.QueuedTask) bool {
 	if a.Score != b.Score {
@@ -18,19 +21,7 @@ func less(a, b store.QueuedTask) bool {
 	return a.Run.ID < b.Run.ID
 }
 
-func (q *taskQueue) insert(t store.QueuedTask) {
-	i := sort.Search(len(q.items), func(i int) bool { return less(t, q.items[i]) })
-	q.items = append(q.items, store.QueuedTask{})
-	copy(q.items[i+1:], q.items[i:])
-	q.items[i] = t
-}
-
-func (q *taskQueue) remove(t store.QueuedTask) {
-	i := sort.Search(len(q.items), func(i int) bool { return !less(q.items[i], t) })
-	if i < len(q.items) && q.items[i].Run.ID == t.Run.ID {
-		q.items = append(q.items[:i], q.items[i+1:]...)
-	}
-}
+func newTaskQueue() *taskQueue { return &taskQueue{items: btree.NewG(32, less)} }
 
 func (s *Store) enqueue(t store.QueuedTask) {
 	s.removeTask(t.Run.ID)
@@ -38,11 +29,14 @@ func (s *Store) enqueue(t store.QueuedTask) {
 	name := t.Queue()
 	q, ok := s.queues[name]
 	if !ok {
-		q = &taskQueue{}
+		q = newTaskQueue()
 		s.queues[name] = q
 	}
-	q.insert(t)
+	q.items.ReplaceOrInsert(t)
 	s.queued[t.Run.ID] = t
+	if t.Worker != "" {
+		s.assigned[t.Worker]++
+	}
 	s.notifyQueue(name)
 }
 
@@ -50,10 +44,15 @@ func (s *Store) enqueue(t store.QueuedTask) {
 func (s *Store) removeTask(id string) {
 	if t, ok := s.queued[id]; ok {
 		delete(s.queued, id)
+		if t.Worker != "" {
+			if s.assigned[t.Worker]--; s.assigned[t.Worker] <= 0 {
+				delete(s.assigned, t.Worker)
+			}
+		}
 		name := t.Queue()
 		if q := s.queues[name]; q != nil {
-			q.remove(t)
-			if len(q.items) == 0 {
+			q.items.Delete(t)
+			if q.items.Len() == 0 {
 				delete(s.queues, name)
 			}
 		}
@@ -75,11 +74,14 @@ func (s *Store) PeekTasks(_ context.Context, queue string, limit int) ([]store.Q
 	if q == nil {
 		return nil, nil
 	}
-	n := min(limit, len(q.items))
-	out := make([]store.QueuedTask, n)
-	for i := range n {
-		out[i] = q.items[i].Clone()
-	}
+	out := make([]store.QueuedTask, 0, min(limit, q.items.Len()))
+	q.items.Ascend(func(t store.QueuedTask) bool {
+		if len(out) == limit {
+			return false
+		}
+		out = append(out, t.Clone())
+		return true
+	})
 	return out, nil
 }
 
@@ -130,7 +132,7 @@ func (s *Store) QueueLengths(context.Context) (map[string]int, error) {
 	defer s.mu.Unlock()
 	out := make(map[string]int, len(s.queues))
 	for name, q := range s.queues {
-		out[name] = len(q.items)
+		out[name] = q.items.Len()
 	}
 	return out, nil
 }
@@ -139,11 +141,9 @@ func (s *Store) QueueLengths(context.Context) (map[string]int, error) {
 func (s *Store) Loads(context.Context) (map[string]int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]int{}
-	for _, t := range s.queued {
-		if t.Worker != "" {
-			out[t.Worker]++
-		}
+	out := make(map[string]int, len(s.assigned)+len(s.running))
+	for w, n := range s.assigned {
+		out[w] = n
 	}
 	for w, tasks := range s.running {
 		out[w] += len(tasks)
