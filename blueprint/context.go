@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -180,6 +181,19 @@ func (c *Context) LastResult() *TaskResult { return c.in.LastResult }
 // Branches returns, in an aggregator, every branch result keyed by task id,
 // failures included.
 func (c *Context) Branches() map[string]TaskResult { return c.in.Branches }
+
+// FileURI returns the s3:// URI of a file of this job in the
+// orchestrator's blob storage, s3://<bucket>/jobs/<job_id>/<name>: a file
+// the client uploaded through the files API, or one a worker returned. Pass
+// it in task params and a worker of the Go SDK receives a local copy. It
+// returns "" when the orchestrator has no blob storage or name is not a
+// valid file name.
+func (c *Context) FileURI(name string) string {
+	if c.in.BlobBucket == "" || blob.ValidName(name) != nil {
+		return ""
+	}
+	return blob.NewURI(c.in.BlobBucket, blob.JobKey(c.in.JobID, name))
+}
 
 // Store returns the blueprint's data store of that name, or nil.
 func (c *Context) Store(name string) DataStore { return c.bp.stores[name] }

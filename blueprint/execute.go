@@ -17,6 +17,9 @@ type Input struct {
 	Branches     map[string]TaskResult
 	Client       Client
 	Logger       *slog.Logger
+	// BlobBucket is the bucket of the orchestrator's blob storage ("" when
+	// it has none), for Context.FileURI.
+	BlobBucket string
 }
 
 // Outcome is what Execute returns: the chosen action (nil in an end state),

@@ -170,6 +170,10 @@ type request struct {
 	body   any  // JSON-encoded when non-nil
 	public bool // no client token
 	accept string
+	// raw, when set, is sent as it is (application/octet-stream) instead
+	// of body; rawSize is its length, or -1 when unknown.
+	raw     io.Reader
+	rawSize int64
 }
 
 // send performs the request and returns the response for a 2xx status. For
@@ -191,12 +195,22 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		}
 		body = bytes.NewReader(b)
 	}
+	if r.raw != nil {
+		body = r.raw
+	}
 	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
 		return nil, err
 	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.raw != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.ContentLength = r.rawSize
+		if r.rawSize == 0 {
+			req.Body = http.NoBody
+		}
 	}
 	accept := r.accept
 	if accept == "" {

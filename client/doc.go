@@ -1,7 +1,8 @@
 // Package client is the Go client of the Avtomatika orchestrator's client
 // API: it creates jobs through blueprint endpoints, reads, waits for,
-// cancels, approves and lists them, and reads workers, blueprints and their
-// graphs.
+// cancels, approves and lists them, uploads and downloads their files
+// (UploadURL and UploadPresigned, UploadFile, DownloadFile), and reads
+// workers, blueprints and their graphs.
 //
 // A Client is made once with New and shared; it is safe for concurrent use.
 // Every call takes a context.Context, which bounds it (the default HTTP

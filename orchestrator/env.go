@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blob"
+	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
 	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 )
@@ -77,6 +79,23 @@ func (e *envReader) bool(name string, def bool) bool {
 	return def
 }
 
+// pathStyle reads S3_FORCE_PATH_STYLE: true forces path-style URLs,
+// "virtual" forces virtual-host style, false or "auto" lets the client
+// choose by endpoint.
+func (e *envReader) pathStyle(name string) blobs3.PathStyle {
+	v := strings.ToLower(strings.TrimSpace(e.str(name, "")))
+	switch v {
+	case "", "auto", "0", "false", "no", "off":
+		return blobs3.PathAuto
+	case "1", "true", "yes", "on", "path":
+		return blobs3.PathForce
+	case "virtual":
+		return blobs3.PathVirtual
+	}
+	e.errs = append(e.errs, fmt.Errorf("%s=%q: want true, false, auto or virtual", name, v))
+	return blobs3.PathAuto
+}
+
 func configFrom(lookup func(string) (string, bool)) (Config, error) {
 	e := &envReader{lookup: lookup}
 	port := e.int("API_PORT", 8080)
@@ -111,6 +130,26 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		WebhookTimeout:    e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
 		WebhookAttempts:   e.int("WEBHOOK_MAX_ATTEMPTS", 5),
 	}
+	cfg.S3 = blobs3.Options{
+		Endpoint: e.str("S3_ENDPOINT_URL", ""), AccessKey: e.str("S3_ACCESS_KEY", ""), SecretKey: e.str("S3_SECRET_KEY", ""),
+		Bucket: e.str("S3_DEFAULT_BUCKET", blob.DefaultBucket), Region: e.str("S3_REGION", "us-east-1"),
+		PathStyle: e.pathStyle("S3_FORCE_PATH_STYLE"),
+	}
+	if cfg.S3.Configured() {
+		if err := cfg.S3.Check(); err != nil {
+			e.errs = append(e.errs, fmt.Errorf("S3_*: %w", err))
+		}
+	}
+	if cfg.BlobDir = e.str("BLOB_DIR", "avtomatika_blobs"); strings.EqualFold(cfg.BlobDir, "none") {
+		cfg.BlobDir = ""
+	}
+	cfg.BlobSigningKey = e.str("BLOB_SIGNING_KEY", "")
+	if cfg.OffloadThreshold = int64(e.int("S3_OFFLOAD_THRESHOLD", 1<<20)); cfg.OffloadThreshold == 0 {
+		cfg.OffloadThreshold = -1 // explicit zero: never offload
+	}
+	cfg.KeepBlobs = !e.bool("S3_AUTO_CLEANUP", true)
+	cfg.MaxUploadBytes = int64(e.int("MAX_UPLOAD_BYTES", 5<<30))
+	cfg.PublicURL = strings.TrimRight(e.str("PUBLIC_URL", ""), "/")
 	logger, err := telemetry.NewLogger(os.Stderr, e.str("LOG_LEVEL", "info"), e.str("LOG_FORMAT", "json"))
 	if err != nil {
 		e.errs = append(e.errs, err)

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,32 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	_, err = configFrom(lookup(map[string]string{"API_PORT": "http", "JOB_MAX_RETRIES": "-2", "RATE_LIMITING_ENABLED": "maybe", "LOG_LEVEL": "loud"}))
 	for _, name := range []string{"API_PORT", "JOB_MAX_RETRIES", "RATE_LIMITING_ENABLED", "LOG_LEVEL"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+}
+
+func TestConfigFromEnvBlobs(t *testing.T) {
+	cfg, err := configFrom(lookup(nil))
+	if err != nil || cfg.BlobDir != "avtomatika_blobs" || cfg.S3.Configured() || cfg.OffloadThreshold != 1<<20 || cfg.KeepBlobs ||
+		cfg.MaxUploadBytes != 5<<30 || cfg.S3.Bucket != "avtomatika-payloads" || cfg.S3.Region != "us-east-1" {
+		t.Fatalf("defaults: %+v %v", cfg, err)
+	}
+	cfg, err = configFrom(lookup(map[string]string{
+		"S3_ENDPOINT_URL": "http://127.0.0.1:9000", "S3_ACCESS_KEY": "key", "S3_SECRET_KEY": "secret-value", "S3_DEFAULT_BUCKET": "payloads",
+		"S3_REGION": "eu-west-1", "S3_FORCE_PATH_STYLE": "true", "S3_OFFLOAD_THRESHOLD": "0", "S3_AUTO_CLEANUP": "false",
+		"MAX_UPLOAD_BYTES": "1000", "BLOB_DIR": "none", "PUBLIC_URL": "https://orch.example/",
+	}))
+	if err != nil || !cfg.S3.Configured() || cfg.S3.Bucket != "payloads" || cfg.S3.Region != "eu-west-1" || cfg.S3.PathStyle != "path" ||
+		cfg.OffloadThreshold != -1 || !cfg.KeepBlobs || cfg.MaxUploadBytes != 1000 || cfg.BlobDir != "" || cfg.PublicURL != "https://orch.example" {
+		t.Fatalf("S3 config: %+v %v", cfg, err)
+	}
+	if strings.Contains(cfg.S3.String(), "secret-value") || strings.Contains(fmt.Sprintf("%#v %v", cfg.S3, cfg.S3), "secret-value") {
+		t.Fatal("the secret key is printed")
+	}
+	_, err = configFrom(lookup(map[string]string{"S3_ENDPOINT_URL": "ftp://x", "S3_FORCE_PATH_STYLE": "sideways"}))
+	for _, name := range []string{"S3_", "S3_FORCE_PATH_STYLE", "S3_ACCESS_KEY"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}

@@ -20,6 +20,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/avtomatika-ai/avtomatika-go/blob"
+	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
@@ -109,6 +111,38 @@ type Config struct {
 	// and dispatches; nil records nothing. TracingFromEnv builds one from the
 	// OTEL_* variables.
 	TracerProvider trace.TracerProvider
+
+	// Blob storage holds large task params and results (passed to workers
+	// by s3:// reference) and the files clients upload and download.
+	// Blobs is an open store; it wins over S3 and BlobDir, and the
+	// orchestrator does not close it.
+	Blobs blob.Store
+	// S3 (S3_ENDPOINT_URL, S3_ACCESS_KEY, S3_SECRET_KEY, S3_DEFAULT_BUCKET,
+	// S3_REGION, S3_FORCE_PATH_STYLE) is used when S3.Endpoint is set; the
+	// bucket is created if missing.
+	S3 blobs3.Options
+	// BlobDir (BLOB_DIR) is a local folder used when S3 is not configured;
+	// its presigned URLs are served under /_public/blobs. "" disables blob
+	// storage: the file routes answer 501 and nothing is offloaded.
+	BlobDir string
+	// BlobSigningKey (BLOB_SIGNING_KEY) signs the local folder's presigned
+	// URLs; "" picks a random key per process (set it when several
+	// orchestrators share the folder).
+	BlobSigningKey string
+	// OffloadThreshold (S3_OFFLOAD_THRESHOLD) is the JSON size of a task's
+	// params or a result's data above which its largest values are stored
+	// as objects (1 MiB; negative: never).
+	OffloadThreshold int64
+	// KeepBlobs (S3_AUTO_CLEANUP=false) keeps a job's objects; otherwise
+	// they are deleted when its JobRetention ends.
+	KeepBlobs bool
+	// MaxUploadBytes (MAX_UPLOAD_BYTES) bounds a file upload through the
+	// API or a local presigned URL (5 GiB).
+	MaxUploadBytes int64
+	// PublicURL (PUBLIC_URL) is the orchestrator's URL as clients see it,
+	// for the API document and local presigned URLs ("": the request's
+	// own scheme and host).
+	PublicURL string
 }
 
 func tracerOf(tp trace.TracerProvider) trace.Tracer {
@@ -140,6 +174,7 @@ type Orchestrator struct {
 	history  history.Store
 	recorder *history.Recorder
 	ownStore bool // the orchestrator opened the store and closes it
+	blobs    *blobStorage
 
 	mu        sync.Mutex
 	started   bool
@@ -175,6 +210,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 5 << 30
+	}
 	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store), history: cfg.History, ownStore: ownStore}
 	if o.history == nil && cfg.HistoryURI != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -189,6 +227,9 @@ func New(cfg Config) (*Orchestrator, error) {
 		o.recorder = history.NewRecorder(o.history, history.RecorderOptions{Logger: cfg.Logger})
 	}
 	var err error
+	if o.blobs, err = openBlobs(cfg); err != nil {
+		return nil, err
+	}
 	if o.clients, err = auth.NewClients(nil, nil); err != nil {
 		return nil, err
 	}
@@ -202,6 +243,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
 		Dispatch: dispatch.Policy{MinReputation: cfg.MinReputation},
 		Webhooks: webhook.New(nil, cfg.WebhookSecret, cfg.WebhookTimeout), WebhookAttempts: cfg.WebhookAttempts,
+		Blobs: o.blobs.store, OffloadThreshold: cfg.OffloadThreshold, BlobCleanupAfter: o.blobs.cleanupAfter,
 	})
 	if err != nil {
 		return nil, err
@@ -287,6 +329,8 @@ func (o *Orchestrator) Start() error {
 			return telemetry.TraceHTTP(o.cfg.TracerProvider, o.metrics.WrapHTTP(h))
 		},
 		RateLimit: o.cfg.RateLimit, RatePeriod: o.cfg.RatePeriod, BuildVersion: o.cfg.BuildVersion,
+		Blobs: o.blobs.store, BlobHandler: o.blobs.handler, MaxUploadBytes: o.cfg.MaxUploadBytes,
+		S3ConfigHash: blob.ConfigHash(o.blobs.store), PublicURL: o.cfg.PublicURL,
 	})
 	if err != nil {
 		return err
@@ -373,6 +417,7 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 	if o.history != nil {
 		err = errors.Join(err, o.history.Close())
 	}
+	err = errors.Join(err, o.blobs.close())
 	if o.ownStore {
 		err = errors.Join(err, o.cfg.Store.Close())
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
 // Clone returns a deep copy of the job. JSON-shaped values (maps, slices
@@ -47,7 +48,21 @@ func (j *Job) Clone() *Job {
 	c.DoneTasks = maps.Clone(j.DoneTasks)
 	c.TraceContext = maps.Clone(j.TraceContext)
 	c.Dispatches = slices.Clone(j.Dispatches)
+	c.DataMetadata = CloneFileMetadata(j.DataMetadata)
 	return &c
+}
+
+// CloneFileMetadata deep-copies blob metadata by JSON path.
+func CloneFileMetadata(m map[string]protocol.FileMetadata) map[string]protocol.FileMetadata {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]protocol.FileMetadata, len(m))
+	for k, v := range m {
+		v.Metadata = CloneMap(v.Metadata)
+		out[k] = v
+	}
+	return out
 }
 
 // Clone returns a deep copy of the task run.
@@ -60,6 +75,7 @@ func (t *TaskRun) Clone() *TaskRun {
 	c.Spec.Requirements = CloneMap(t.Spec.Requirements)
 	c.Excluded = slices.Clone(t.Excluded)
 	c.TraceContext = maps.Clone(t.TraceContext)
+	c.ParamsMetadata = CloneFileMetadata(t.ParamsMetadata)
 	if t.PickedUpAt != nil {
 		p := *t.PickedUpAt
 		c.PickedUpAt = &p

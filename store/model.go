@@ -42,6 +42,13 @@ type Job struct {
 	TransitionCount int                             `json:"transition_count"`
 	TraceContext    map[string]string               `json:"trace_context,omitempty"`
 	Dispatches      []Dispatch                      `json:"dispatches,omitempty"` // every placement, oldest first
+	// DataMetadata describes the blob objects that results referred to
+	// (the data_metadata of every successful result, by URI), to be sent
+	// as params_metadata when a later task's param names the same object.
+	DataMetadata map[string]protocol.FileMetadata `json:"data_metadata,omitempty"`
+	// Blobs says the job has objects in blob storage, which are deleted
+	// when its retention ends.
+	Blobs bool `json:"blobs,omitempty"`
 
 	// Version is the optimistic-concurrency counter: UpdateJob succeeds only
 	// when it equals the stored version, then increments it.
@@ -82,6 +89,9 @@ type TaskRun struct {
 	// TraceContext is the W3C trace context of the dispatch; the worker's
 	// span continues it.
 	TraceContext map[string]string `json:"trace_context,omitempty"`
+	// ParamsMetadata describes the blob objects that params refer to, by
+	// JSON path (sent as the payload's params_metadata).
+	ParamsMetadata map[string]protocol.FileMetadata `json:"params_metadata,omitempty"`
 }
 
 // Decision explains one dispatch: who was chosen, how, among how many.
@@ -146,6 +156,7 @@ const (
 	TimerRetry     TimerKind = "retry"     // re-dispatch a task after backoff
 	TimerStep      TimerKind = "step"      // re-run a handler after backoff
 	TimerWebhook   TimerKind = "webhook"   // deliver (or retry) a webhook
+	TimerBlobs     TimerKind = "blobs"     // delete a job's blob objects once its retention ended
 )
 
 // Timer is a durable deadline attached to a job. Ref and Seq tell which task

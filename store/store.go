@@ -28,6 +28,9 @@ type Effects struct {
 	Remove  []string     // task ids to take out of queues and running sets
 	Timers  []Timer      // timers to add or move
 	Cancel  []string     // timer keys to delete
+	// DoneReady ends the caller's lease on the written job after the
+	// other effects, as ReadyQueue.DoneReady would, in the same round trip.
+	DoneReady bool
 }
 
 // Store is the orchestrator's live state.

@@ -8,11 +8,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blob"
+	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
+	"github.com/avtomatika-ai/avtomatika-go/internal/offload"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
@@ -158,6 +163,28 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// RequestTimeout bounds every request but the long poll (15s).
 	RequestTimeout time.Duration
+
+	// Blobs is the blob storage of s3:// params and result files. Nil
+	// means S3 when S3.Endpoint is set, else a local folder when BlobDir is
+	// set (shared with an orchestrator on the same machine), else none:
+	// s3:// values then reach handlers untouched and returned paths are
+	// not uploaded.
+	Blobs blob.Store
+	// S3 (S3_ENDPOINT_URL, S3_ACCESS_KEY, S3_SECRET_KEY, S3_DEFAULT_BUCKET,
+	// S3_REGION, S3_FORCE_PATH_STYLE) configures S3 when Blobs is nil. Its
+	// endpoint, access key and bucket give capabilities.s3_config_hash.
+	S3 blobs3.Options
+	// BlobDir (BLOB_DIR) is a local blob folder, used when Blobs is nil and
+	// S3 is not configured.
+	BlobDir string
+	// TaskFilesDir (TASK_FILES_DIR) holds a folder per running task,
+	// <TaskFilesDir>/<task_id>, deleted when the task ends (the system temp
+	// folder's avtomatika-payloads).
+	TaskFilesDir string
+	// OffloadThreshold (S3_OFFLOAD_THRESHOLD) is the JSON size of a
+	// result's data above which its largest values are stored as objects
+	// and sent by reference (1 MiB; negative: never).
+	OffloadThreshold int64
 }
 
 var identRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -209,6 +236,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ResultMaxRetries == 0 {
 		c.ResultMaxRetries = 5
 	}
+	if c.OffloadThreshold == 0 {
+		c.OffloadThreshold = offload.DefaultThreshold
+	}
+	if c.TaskFilesDir == "" {
+		c.TaskFilesDir = filepath.Join(os.TempDir(), "avtomatika-payloads")
+	}
 	if c.IdlePollDelay < 0 {
 		c.IdlePollDelay = 0
 	}
@@ -245,6 +278,16 @@ func (c Config) withDefaults() (Config, error) {
 	for name, p := range c.CostPerSkill {
 		if p < 0 {
 			errs = append(errs, fmt.Errorf("negative price %v for skill %q", p, name))
+		}
+	}
+	if dir, err := filepath.Abs(c.TaskFilesDir); err != nil {
+		errs = append(errs, fmt.Errorf("TaskFilesDir: %w", err))
+	} else {
+		c.TaskFilesDir = dir
+	}
+	if c.Blobs == nil && c.S3.Configured() {
+		if err := c.S3.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("S3: %w", err))
 		}
 	}
 	if len(errs) > 0 {

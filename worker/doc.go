@@ -79,6 +79,23 @@
 // Declared values (Config.Resources, or CPU_CORES, RAM_GB, GPU_MODEL,
 // GPU_VRAM_GB, WORKER_DEVICES) win over detection.
 //
+// # Files and blob storage
+//
+// With blob storage (Config.Blobs, Config.S3 / S3_ENDPOINT_URL, or a local
+// folder shared with the orchestrator, Config.BlobDir / BLOB_DIR), every
+// s3:// string in a task's params is downloaded into the task's folder,
+// <TaskFilesDir>/<task_id>, before the handler runs and replaced by its
+// local path (a URI ending in "/" becomes a folder); params_metadata is
+// checked first (INTEGRITY_MISMATCH_ERROR on another size or ETag), and
+// values the orchestrator offloaded as JSON come back decoded. After the
+// handler, result values that are paths of files or folders under
+// TaskFilesDir are uploaded to s3://<bucket>/jobs/<job_id>/<name> and
+// replaced by their URIs (data_metadata describes them), and result data
+// over OffloadThreshold has its largest values stored as JSON objects.
+// Task.Path and Task.Dir give paths in the task's folder, which is deleted
+// when the task ends. A failed transfer fails the task (TRANSIENT_ERROR)
+// with the file and the cause in the message.
+//
 // # Shutdown and health
 //
 // When Run's context ends the worker stops polling, sends a signed "offline"

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blob"
+	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/google/uuid"
@@ -66,6 +68,15 @@ const defaultOrchestratorURL = "http://localhost:8080"
 //	RESULT_RETRY_INITIAL_DELAY seconds (1)
 //	WORKER_SHUTDOWN_TIMEOUT    seconds (30)
 //	WORKER_REQUEST_TIMEOUT     seconds (15)
+//	S3_ENDPOINT_URL            S3 server (http:// for plain HTTP); switches blob transfers on
+//	S3_ACCESS_KEY, S3_SECRET_KEY   required with S3_ENDPOINT_URL
+//	S3_DEFAULT_BUCKET          bucket (avtomatika-payloads)
+//	S3_REGION                  region (us-east-1)
+//	S3_FORCE_PATH_STYLE        true: path-style URLs; virtual; false/auto (by endpoint)
+//	BLOB_DIR                   local blob folder shared with the orchestrator, when S3 is not set
+//	TASK_FILES_DIR             root of the per-task folders (<temp>/avtomatika-payloads)
+//	S3_OFFLOAD_THRESHOLD       result data above this many JSON bytes is stored as objects
+//	                           (1048576; 0: never)
 //	LOG_LEVEL, LOG_FORMAT      DEBUG/INFO/WARN/ERROR, text/json (logs to stdout when set)
 //
 // Bad values are reported together in the returned error. Durations are
@@ -353,6 +364,46 @@ func configFromEnv(lookup func(string) (string, bool), environ []string) (Config
 	e.seconds("WORKER_REQUEST_TIMEOUT", &c.RequestTimeout, 0)
 	if n, ok := e.int("RESULT_MAX_RETRIES", 1); ok {
 		c.ResultMaxRetries = n
+	}
+
+	// Blob storage.
+	if v, ok := e.str("S3_ENDPOINT_URL"); ok {
+		c.S3.Endpoint = v
+		c.S3.AccessKey, _ = e.str("S3_ACCESS_KEY")
+		c.S3.SecretKey, _ = e.str("S3_SECRET_KEY")
+		if err := c.S3.Check(); err != nil {
+			e.fail("S3_ENDPOINT_URL", "%v", err)
+		}
+	}
+	c.S3.Bucket = blob.DefaultBucket
+	if v, ok := e.str("S3_DEFAULT_BUCKET"); ok {
+		c.S3.Bucket = v
+	}
+	if v, ok := e.str("S3_REGION"); ok {
+		c.S3.Region = v
+	}
+	if v, ok := e.str("S3_FORCE_PATH_STYLE"); ok {
+		switch strings.ToLower(v) {
+		case "1", "true", "yes", "on", "path":
+			c.S3.PathStyle = blobs3.PathForce
+		case "virtual":
+			c.S3.PathStyle = blobs3.PathVirtual
+		case "0", "false", "no", "off", "auto":
+		default:
+			e.fail("S3_FORCE_PATH_STYLE", "want true, false, auto or virtual, got %q", v)
+		}
+	}
+	if v, ok := e.str("BLOB_DIR"); ok && !strings.EqualFold(v, "none") {
+		c.BlobDir = v
+	}
+	if v, ok := e.str("TASK_FILES_DIR"); ok {
+		c.TaskFilesDir = v
+	}
+	if n, ok := e.int("S3_OFFLOAD_THRESHOLD", 0); ok {
+		c.OffloadThreshold = int64(n)
+		if n == 0 {
+			c.OffloadThreshold = -1
+		}
 	}
 
 	if len(e.errs) > 0 {

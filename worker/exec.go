@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -147,7 +148,8 @@ func waitChange(ctx context.Context, changed <-chan struct{}, wake time.Time) {
 // startTask accounts for a received task and runs it in its own goroutine.
 func (w *Worker) startTask(c *conn, p *polledTask) {
 	log := w.log.With("task_id", p.TaskID, "job_id", p.JobID)
-	t := &Task{p: p.TaskPayload, rawParams: p.rawParams, w: w, c: c, log: log}
+	t := &Task{p: p.TaskPayload, rawParams: p.rawParams, w: w, c: c, log: log,
+		dir: filepath.Join(w.cfg.TaskFilesDir, taskDirName(p.TaskID))}
 	typ := p.Type
 	if s := w.skills[p.Type]; s != nil {
 		typ = s.typ()
@@ -181,6 +183,7 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 	go func() {
 		defer w.tasks.Done()
 		res := w.runTask(rt)
+		t.removeDir() // always, whatever the outcome
 		endSpan(span, res)
 		rt.returned.Store(true)
 		rt.report(res)
@@ -241,6 +244,16 @@ func (w *Worker) outcome(rt *runningTask) protocol.TaskResult {
 			return w.interrupted(t, ctx, ctx.Err())
 		}
 	}
+	// s3:// params are fetched first, so that the schema sees restored
+	// values; a failed download or integrity check skips the handler.
+	if err := w.fetchInputs(ctx, t); err != nil {
+		if ctx.Err() != nil {
+			return w.interrupted(t, ctx, err)
+		}
+		res := w.baseResult(t)
+		res.Status, res.Error = protocol.TaskFailure, toWireError(err)
+		return res
+	}
 	if s.info.InputSchema != nil {
 		doc, err := protocol.DecodeJSON(t.rawParams)
 		if err == nil {
@@ -282,6 +295,16 @@ func (w *Worker) outcome(rt *runningTask) protocol.TaskResult {
 		}
 		if err != nil {
 			return w.failure(t, protocol.ErrContractViolation, "Local contract violation: "+err.Error())
+		}
+	}
+	if res.Status != protocol.TaskFailure {
+		if err := w.storeOutputs(ctx, t, &res); err != nil {
+			if ctx.Err() != nil {
+				return w.interrupted(t, ctx, err)
+			}
+			failed := w.baseResult(t)
+			failed.Status, failed.Error, failed.Metadata = protocol.TaskFailure, toWireError(err), res.Metadata
+			return failed
 		}
 	}
 	return w.checkJSON(t, res)

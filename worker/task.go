@@ -22,6 +22,7 @@ type Task struct {
 	w         *Worker
 	c         *conn // the orchestrator that delivered the task
 	log       *slog.Logger
+	dir       string // <TaskFilesDir>/<task_id>, created on demand
 }
 
 // ID returns the task id.

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/google/uuid"
 )
@@ -62,6 +63,9 @@ type Worker struct {
 	healthAddress net.Addr
 	session       string // identifies this run of the worker
 	metrics       *metrics
+
+	blobs    blob.Store // nil: no blob storage
+	ownBlobs bool       // opened by New, closed by Run
 }
 
 type route struct {
@@ -91,6 +95,9 @@ func New(cfg Config) (*Worker, error) {
 		session:    uuid.NewString(),
 	}
 	w.metrics = newMetrics(func() float64 { return float64(w.load()) })
+	if w.blobs, w.ownBlobs, err = openBlobs(cfg); err != nil {
+		return nil, err
+	}
 	if w.httpClient == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		// Results of concurrent tasks, heartbeats and the long poll share
@@ -321,6 +328,7 @@ func (w *Worker) registration() protocol.Registration {
 			Hostname:     w.host,
 			IPAddress:    w.ip,
 			CostPerSkill: w.costs,
+			S3ConfigHash: w.s3ConfigHash(),
 			Extra:        w.extra,
 			WebSockets:   w.cfg.EnableWebSockets,
 		},
@@ -488,6 +496,11 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	w.sendOffline(context.WithoutCancel(ctx))
 	w.drain(stopTasks)
+	if w.ownBlobs {
+		if err := w.blobs.Close(); err != nil {
+			w.log.Warn("close blob storage", "error", err)
+		}
+	}
 	w.log.Info("worker stopped")
 	return nil
 }

@@ -101,6 +101,15 @@ func runWorker(ctx context.Context, env showcaseEnv, kind string, log *slog.Logg
 	for key, v := range k.Defaults {
 		defaults[key] = v
 	}
+	// Blob storage as the orchestrator's: S3 (MinIO) when S3_* are set,
+	// else the local folder the orchestrator uses by default. In-process
+	// workers read only their defaults, so these are copied there.
+	defaults["BLOB_DIR"] = defaultBlobDir
+	for _, key := range blobVars {
+		if v, ok := os.LookupEnv(key); ok {
+			defaults[key] = v
+		}
+	}
 	var cfg worker.Config
 	var err error
 	if inProcess {
@@ -129,6 +138,14 @@ func runWorker(ctx context.Context, env showcaseEnv, kind string, log *slog.Logg
 	k.Register(w, workers.Options{Deterministic: env.deterministicWorker, TimeScale: env.timeScale})
 	return w.Run(ctx)
 }
+
+// defaultBlobDir is the orchestrator's BLOB_DIR default: the parts share
+// it when they run from the same folder.
+const defaultBlobDir = "avtomatika_blobs"
+
+// blobVars configure blob storage, for the orchestrator and the workers.
+var blobVars = []string{"S3_ENDPOINT_URL", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_DEFAULT_BUCKET", "S3_REGION",
+	"S3_FORCE_PATH_STYLE", "S3_OFFLOAD_THRESHOLD", "BLOB_DIR", "TASK_FILES_DIR"}
 
 // runReceiver serves the webhook receiver until ctx ends.
 func runReceiver(ctx context.Context, env showcaseEnv, log *slog.Logger) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,8 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv/s3env"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -167,6 +171,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 		"DETERMINISTIC_BLUEPRINT=true", "RETRY_BACKOFF_SECONDS=0.05", "HEARTBEAT_INTERVAL=1",
 		"HISTORY_DATABASE_URI=sqlite:" + filepath.Join(dir, "history.db"),
 	}
+	d.env = append(d.env, blobEnv(t, dir)...)
 	receiver := d.start("webhook-receiver", nil, "webhook-receiver")
 	d.start("orchestrator", nil, "orchestrator")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -206,6 +211,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 	waitUntil(t, "the signed webhook", 20*time.Second, func() bool {
 		return strings.Contains(receiver.output(), "job_id="+id) && strings.Contains(receiver.output(), "signature_ok=true")
 	})
+	t.Run("process_blobs", func(t *testing.T) { checkProcessBlobs(t, ctx, vip, id) })
 
 	// The limited client is refused after its two attempts.
 	limited, _ := client.New(d.api, "limited-access-token")
@@ -312,7 +318,7 @@ func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
 	d.env = []string{fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", freePort(t)), "ORCHESTRATOR_URL=" + d.api,
 		"WORKER_TTL_SECONDS=2", "DETERMINISTIC_WORKER=true", "DETERMINISTIC_BLUEPRINT=true", "LOG_LEVEL=INFO",
 		"WORKER_PORT=0", "HEARTBEAT_INTERVAL=0.5", "WORKER_TOKEN=super-secret-worker-token", "RETRY_BACKOFF_SECONDS=0.05",
-		"HISTORY_DATABASE_URI=none"}
+		"HISTORY_DATABASE_URI=none", "BLOB_DIR=none"}
 	d.start("orchestrator", nil, "orchestrator")
 	// The first GPU worker is slow: its transcoding would take minutes.
 	doomed := d.start("worker gpu-a", []string{"WORKER_ID=gpu-a", "SHOWCASE_TIME_SCALE=100"}, "worker", "gpu")
@@ -349,4 +355,54 @@ func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
 	if !moved {
 		t.Fatalf("the transcoding did not move to gpu-b: %+v", job.Dispatches)
 	}
+}
+
+// blobEnv is the showcase's blob storage in tests: MinIO (a bucket of the
+// test's own) when AVTO_TEST_S3_ENDPOINT is set, else a local folder.
+func blobEnv(t *testing.T, dir string) []string {
+	if os.Getenv(testenv.S3Var) == "" {
+		t.Logf("blob storage: a local folder (set %s to use MinIO)", testenv.S3Var)
+		return []string{"BLOB_DIR=" + filepath.Join(dir, "blobs"), "TASK_FILES_DIR=" + filepath.Join(dir, "tasks")}
+	}
+	opts := s3env.Options(t)
+	s3env.BucketFor(t, opts)
+	return []string{"S3_ENDPOINT_URL=" + opts.Endpoint, "S3_ACCESS_KEY=" + opts.AccessKey, "S3_SECRET_KEY=" + opts.SecretKey,
+		"S3_DEFAULT_BUCKET=" + opts.Bucket, "BLOB_DIR=none", "TASK_FILES_DIR=" + filepath.Join(dir, "tasks")}
+}
+
+// checkProcessBlobs runs full_showcase's process_blobs path: a file the
+// client uploaded (to an earlier job of its own) goes in as an s3:// input,
+// the GPU worker writes a report that the SDK uploads, and the client
+// downloads it.
+func checkProcessBlobs(t *testing.T, ctx context.Context, vip *client.Client, earlier string) {
+	clip := []byte(strings.Repeat("frame ", 50_000))
+	up, err := vip.UploadFile(ctx, earlier, "clip.bin", strings.NewReader(string(clip)), int64(len(clip)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := vip.CreateJob(ctx, "/jobs/full_showcase", map[string]any{"quality": "low", "blob_report": true, "inputs": []string{up.S3URI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := vip.Wait(ctx, id, client.PollEvery(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "report-" + id + ".txt"
+	ref, _ := job.StateHistory["report_path"].(string)
+	if job.Status != protocol.StatusFinished || !strings.HasPrefix(ref, "s3://") || !strings.HasSuffix(ref, "/jobs/"+id+"/"+name) {
+		t.Fatalf("job %s: %s %q, report_path %q", id, job.Status, job.ErrorMessage, ref)
+	}
+	rc, err := vip.DownloadFile(ctx, id, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := io.ReadAll(rc)
+	rc.Close()
+	sum := sha256.Sum256(clip)
+	if err != nil || !strings.Contains(string(report), "report for job "+id) ||
+		!strings.Contains(string(report), fmt.Sprintf("input clip.bin: %d bytes, sha256 %s", len(clip), hex.EncodeToString(sum[:]))) {
+		t.Fatalf("report: %q %v", report, err)
+	}
+	t.Logf("process_blobs: %s", ref)
 }

@@ -33,7 +33,7 @@ func TestDocsPageRendersInChromium(t *testing.T) {
 		if rt.hidden {
 			continue
 		}
-		if !strings.Contains(dom, `data-path="`+rt.path+`"`) {
+		if !strings.Contains(dom, `data-path="`+docPath(rt.path)+`"`) {
 			t.Errorf("route %s %s is not listed on the docs page", rt.method, rt.path)
 		}
 	}

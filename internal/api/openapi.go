@@ -63,6 +63,10 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 			p.Schema = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{q.typ}}}
 			op.AddParameter(p)
 		}
+		if r.rawBody != "" {
+			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).
+				WithContent(openapi3.NewContentWithSchema(openapi3.NewStringSchema().WithFormat("binary"), []string{r.rawBody}))}
+		}
 		if r.request != nil {
 			ref, err := gen.ref(r.request)
 			if err != nil {
@@ -92,7 +96,7 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 			}
 			op.AddResponse(code, resp)
 		}
-		doc.AddOperation(r.path, r.method, op)
+		doc.AddOperation(docPath(r.path), r.method, op)
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }
@@ -126,11 +130,14 @@ func pathParams(path string) []string {
 	var out []string
 	for _, seg := range strings.Split(path, "/") {
 		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			out = append(out, strings.Trim(seg, "{}"))
+			out = append(out, strings.TrimSuffix(strings.Trim(seg, "{}"), "..."))
 		}
 	}
 	return out
 }
+
+// docPath is a mux pattern as an OpenAPI path: {rest...} becomes {rest}.
+func docPath(path string) string { return strings.ReplaceAll(path, "...}", "}") }
 
 func operationID(method, path string) string {
 	r := strings.NewReplacer("/", "_", "{", "", "}", "", "-", "_", ".", "_")

@@ -26,6 +26,7 @@ type route struct {
 	tag                  string
 	auth                 string
 	request              any           // example value of the JSON body type, or nil
+	rawBody              string        // content type of a non-JSON request body
 	query                []param       // query parameters
 	responses            map[int]reply // status → reply
 }
@@ -101,6 +102,25 @@ func (s *Server) routeTable() []route {
 			summary: "Decide for a job waiting for a human", request: protocol.ApprovalRequest{},
 			responses: map[int]reply{200: {description: "Decision applied", body: approvalReply{}}, 400: replies.badRequest, 401: replies.unauthorized,
 				404: replies.notFound, 409: errReply("The job is not waiting for a decision"), 413: replies.tooLarge, 429: replies.tooMany}})
+		add(route{method: "GET", path: p + "/jobs/{id}/files/upload", handler: s.client(s.uploadURL), tag: "files", auth: authClient,
+			summary: "A presigned URL to upload a job file",
+			description: "The URL accepts one plain HTTP PUT of the file's bytes (no token) until it expires; the file is stored as jobs/<job_id>/<filename> " +
+				"in blob storage and s3_uri refers to it in task params. Owner only.",
+			query: []param{{"filename", "string", "File name: no '/', '\\', control characters, '.' or '..'", true},
+				{"expires_in", "integer", "Seconds the URL stays valid, 1 to 604800 (3600)", false}},
+			responses: map[int]reply{200: {description: "Upload URL", body: protocol.UploadURL{}}, 400: replies.badRequest, 401: replies.unauthorized,
+				404: replies.notFound, 429: replies.tooMany, 501: errReply("Blob storage is not enabled"), 503: errReply("Blob storage is unreachable")}})
+		add(route{method: "PUT", path: p + "/jobs/{id}/files/content/{filename}", handler: s.client(s.uploadContent), tag: "files", auth: authClient,
+			summary: "Upload a job file (streamed)", rawBody: "application/octet-stream",
+			description: "The body is streamed to blob storage as jobs/<job_id>/<filename>, replacing a file of that name; the file appears only once complete. " +
+				"Limited to MAX_UPLOAD_BYTES. Owner only.",
+			responses: map[int]reply{200: {description: "Stored", body: protocol.FileUploaded{}}, 400: replies.badRequest, 401: replies.unauthorized,
+				404: replies.notFound, 413: errReply("Over MAX_UPLOAD_BYTES; nothing was stored"), 429: replies.tooMany,
+				501: errReply("Blob storage is not enabled"), 503: errReply("Blob storage is unreachable")}})
+		add(route{method: "GET", path: p + "/jobs/{id}/files/download/{filename}", handler: s.client(s.download), tag: "files", auth: authClient,
+			summary: "Download a job file", description: "Redirects (302) to a presigned GET URL valid for 60 seconds. Owner only.",
+			responses: map[int]reply{302: {description: "Location: the presigned URL"}, 400: replies.badRequest, 401: replies.unauthorized,
+				404: errReply("No such job, or no such file"), 429: replies.tooMany, 501: errReply("Blob storage is not enabled"), 503: errReply("Blob storage is unreachable")}})
 		add(route{method: "GET", path: p + "/workers", handler: s.client(s.listWorkers), tag: "workers", auth: authClient,
 			summary: "List live workers", description: "Skills, prices, resources, reputation and load. No tokens.",
 			responses: map[int]reply{200: {description: "Workers", body: []protocol.WorkerInfo{}}, 401: replies.unauthorized, 429: replies.tooMany}})
@@ -150,6 +170,14 @@ func (s *Server) routeTable() []route {
 	add(route{method: "GET", path: protocol.PublicDocs, handler: http.HandlerFunc(s.serveDocs), tag: "public", summary: "Interactive API reference",
 		responses: map[int]reply{200: {description: "HTML page", contentType: "text/html"}}})
 	add(route{method: "GET", path: protocol.PublicDocs + "/{asset}", handler: http.HandlerFunc(s.serveDocsAsset), hidden: true})
+	for _, m := range []string{"GET", "PUT"} {
+		add(route{method: m, path: protocol.PublicBlobsPrefix + "/{object...}", handler: http.HandlerFunc(s.presigned), tag: "files",
+			summary: m + " through a presigned URL (local blob storage)", rawBody: map[string]string{"PUT": "application/octet-stream"}[m],
+			description: "Without S3, the orchestrator stores files in a local folder and serves their presigned URLs here: the query carries an " +
+				"expiry and an HMAC signature, no token is needed. With S3 the URLs point at the S3 server instead.",
+			responses: map[int]reply{200: {description: map[string]string{"GET": "The file", "PUT": "Stored"}[m], contentType: "application/octet-stream"},
+				403: errReply("Bad or expired signature"), 404: errReply("No such object"), 413: errReply("Over MAX_UPLOAD_BYTES")}})
+	}
 	add(route{method: "POST", path: protocol.PublicApprovalPattern, handler: http.HandlerFunc(s.publicApproval), tag: "public", auth: authClient,
 		summary: "Approval webhook (upstream-compatible)", description: "Same as POST /api/v1/jobs/{id}/approve; needs the owner's X-Client-Token.",
 		request: protocol.ApprovalRequest{},

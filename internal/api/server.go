@@ -15,6 +15,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
@@ -52,6 +53,17 @@ type Options struct {
 	PublicURL       string // shown in the OpenAPI document's servers; "" = relative
 	WrapHandler     func(http.Handler) http.Handler
 	AllowWebhookURL func(rawURL string) error // extra check of webhook URLs (nil: http(s) only)
+
+	// Blobs serves the job file routes; nil makes them answer 501.
+	Blobs blob.Store
+	// BlobHandler serves the local backend's presigned URLs under
+	// /_public/blobs (nil: 404).
+	BlobHandler http.Handler
+	// MaxUploadBytes bounds a streamed file upload (5 GiB).
+	MaxUploadBytes int64
+	// S3ConfigHash is compared with the s3_config_hash workers register
+	// with; a mismatch is logged.
+	S3ConfigHash string
 }
 
 // Server is the HTTP face of an engine.
@@ -84,6 +96,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.STSRefreshTTL <= 0 {
 		opts.STSRefreshTTL = 24 * time.Hour
+	}
+	if opts.MaxUploadBytes <= 0 {
+		opts.MaxUploadBytes = 5 << 30
 	}
 	s := &Server{opts: opts, eng: opts.Engine, store: opts.Engine.Store(), log: opts.Logger, mux: http.NewServeMux()}
 	s.ws = newWSHub(s.log)

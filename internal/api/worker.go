@@ -31,18 +31,22 @@ func (s *Server) authWorker(r *http.Request, hint string) (id, key string, statu
 	if token == "" {
 		return "", "", http.StatusForbidden, errors.New("Unauthorized: Missing X-Worker-Token header")
 	}
-	if owner, err := s.store.GetValue(r.Context(), stsKey("access", token)); err == nil {
-		if hint != "" && hint != owner {
-			return "", "", http.StatusForbidden, errors.New("Unauthorized: the token belongs to another worker")
-		}
-		return owner, s.opts.Workers.SigningKey(owner), 0, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	// Master tokens are checked in memory first, so that only STS tokens
+	// cost a store read.
+	authErr := s.opts.Workers.Authenticate(hint, token)
+	if authErr == nil {
+		return hint, s.opts.Workers.SigningKey(hint), 0, nil
+	}
+	owner, err := s.store.GetValue(r.Context(), stsKey("access", token))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", "", http.StatusForbidden, authErr
+	case err != nil:
 		return "", "", http.StatusServiceUnavailable, errors.New("authentication store unavailable")
+	case hint != "" && hint != owner:
+		return "", "", http.StatusForbidden, errors.New("Unauthorized: the token belongs to another worker")
 	}
-	if err := s.opts.Workers.Authenticate(hint, token); err != nil {
-		return "", "", http.StatusForbidden, err
-	}
-	return hint, s.opts.Workers.SigningKey(hint), 0, nil
+	return owner, s.opts.Workers.SigningKey(owner), 0, nil
 }
 
 // signed authenticates a worker and verifies a signed message body: a
@@ -100,6 +104,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.checkS3Hash(reg.WorkerID, reg.Capabilities)
 	if _, err := s.eng.RegisterWorker(r.Context(), reg); err != nil {
 		undo()
 		s.fail(w, r, err)

@@ -126,3 +126,51 @@ func TestReputationArithmetic(t *testing.T) {
 		})
 	}
 }
+
+// TestFanOutSpreadsOverWorkers: the tasks of one fan-out are placed on one
+// snapshot of the workers in which the tasks placed so far count, so
+// the default strategy's tie-break on load spreads them over equally priced
+// workers instead of stacking them on one.
+func TestFanOutSpreadsOverWorkers(t *testing.T) {
+	bp := blueprint.New("spread")
+	bp.Start("start", func(c *blueprint.Context) error {
+		return c.DispatchParallel([]blueprint.Task{{Type: "work"}, {Type: "work"}, {Type: "work"}, {Type: "work"}, {Type: "work"}, {Type: "work"}})
+	}, blueprint.FanIn("join"))
+	bp.Aggregator("join", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished"))
+	bp.End("finished", nil)
+	en := newEnv(t, Config{}, bp)
+	for _, id := range []string{"w1", "w2", "w3"} {
+		en.register(&fakeWorker{id: id, skills: map[string]float64{"work": 1}}) // registered, not polling
+	}
+	id := en.create("spread", nil).ID
+	j := en.wait(id, "branches queued", func(j *store.Job) bool { return len(j.Tasks) == 6 })
+	per := map[string]int{}
+	for _, run := range j.Tasks {
+		if run.Decision == nil {
+			t.Fatalf("task %s has no dispatch decision", run.ID)
+		}
+		per[run.Decision.WorkerID]++
+	}
+	if per["w1"] != 2 || per["w2"] != 2 || per["w3"] != 2 {
+		t.Fatalf("six tasks over three idle, equally priced workers: %v, want two each", per)
+	}
+}
+
+// TestPollSeesReRegistration: a worker's record is reused between its
+// polls, but a registration in this process replaces it at once.
+func TestPollSeesReRegistration(t *testing.T) {
+	bp := blueprint.New("b").Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "b"})
+	}, blueprint.On("success", "finished")).End("finished", nil)
+	en := newEnv(t, Config{}, bp)
+	en.register(&fakeWorker{id: "w", skills: map[string]float64{"a": 1}})
+	if p, err := en.e.NextTask(en.ctx, "w", 20*time.Millisecond); err != nil || p != nil {
+		t.Fatalf("first poll: %+v %v", p, err)
+	}
+	en.register(&fakeWorker{id: "w", skills: map[string]float64{"b": 1}})
+	id := en.create("b", nil).ID
+	p, err := en.e.NextTask(en.ctx, "w", time.Second)
+	if err != nil || p == nil || p.JobID != id {
+		t.Fatalf("poll after re-registering with skill b: %+v %v", p, err)
+	}
+}

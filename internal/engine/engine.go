@@ -10,13 +10,16 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
+	"github.com/avtomatika-ai/avtomatika-go/internal/offload"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
@@ -58,6 +61,17 @@ type Config struct {
 	WebhookAttempts int           // attempts per notification (5)
 	WebhookBackoff  time.Duration // delay before the second attempt, doubling (2s)
 	WebhookParallel int           // deliveries in flight at once (16)
+
+	// Blobs stores large task params and results, and the files of jobs;
+	// nil disables offloading.
+	Blobs blob.Store
+	// OffloadThreshold is the JSON size in bytes of a task's params (or a
+	// result's data) above which its largest values are stored in Blobs
+	// and passed by reference (1 MiB; negative: never).
+	OffloadThreshold int64
+	// BlobCleanupAfter is how long after a job ended its objects in Blobs
+	// are deleted (0: never).
+	BlobCleanupAfter time.Duration
 }
 
 // Notifier sends one webhook attempt; see internal/webhook.
@@ -115,13 +129,14 @@ func (c *Config) defaults() error {
 	setDefault(&c.WebhookAttempts, 5)
 	setDefault(&c.WebhookBackoff, 2*time.Second)
 	setDefault(&c.WebhookParallel, 16)
+	setDefault(&c.OffloadThreshold, offload.DefaultThreshold)
 	if c.MaxRetries < 0 {
 		c.MaxRetries = 0
 	}
 	return nil
 }
 
-func setDefault[T int | float64 | time.Duration](v *T, def T) {
+func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 	if *v == 0 {
 		*v = def
 	}
@@ -142,7 +157,14 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	poke   chan struct{} // wakes the timer loop
-	hooks  chan struct{} // bounds webhook deliveries in flight
+	// sleepUntil is when the sleeping timer loop wakes by itself (unix
+	// ns); 0 while it is awake. Timers due later need no poke.
+	sleepUntil atomic.Int64
+	hooks      chan struct{} // bounds webhook deliveries in flight
+	locks      jobLocks      // this process's writers, one job at a time
+	pollers    pollers       // records of the workers polling this process
+	// stealIdleUntil pauses steal scans after one found nothing (unix ns).
+	stealIdleUntil atomic.Int64
 }
 
 // New returns an engine; register blueprints, then Start it.
@@ -290,8 +312,12 @@ func (e *Engine) done() <-chan struct{} {
 
 func (e *Engine) now() time.Time { return time.Now().UTC() }
 
-// wakeTimers makes the timer loop look for due timers now.
-func (e *Engine) wakeTimers() {
+// wakeTimers makes the timer loop look for due timers now, unless it
+// wakes by itself before at anyway.
+func (e *Engine) wakeTimers(at time.Time) {
+	if until := e.sleepUntil.Load(); until != 0 && at.UnixNano() >= until {
+		return
+	}
 	select {
 	case e.poke <- struct{}{}:
 	default:

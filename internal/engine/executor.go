@@ -42,12 +42,15 @@ func (e *Engine) executorLoop() {
 // the store keeps its lease, so the job comes back when the lease lapses.
 func (e *Engine) runStep(ctx context.Context, id string) {
 	stop := e.keepLease(ctx, id)
-	err := e.step(ctx, id)
+	released, err := e.step(ctx, id)
 	stop()
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Error("job step failed; it will be retried when its lease lapses", "job_id", id, "error", err)
 		}
+		return
+	}
+	if released {
 		return
 	}
 	if err := e.store.DoneReady(ctx, id); err != nil && ctx.Err() == nil {
@@ -75,22 +78,23 @@ func (e *Engine) keepLease(ctx context.Context, id string) (stop func()) {
 	return func() { close(done) }
 }
 
-// step advances one job by one state.
-func (e *Engine) step(ctx context.Context, id string) error {
+// step advances one job by one state. released reports that the step's
+// write also ended the lease.
+func (e *Engine) step(ctx context.Context, id string) (released bool, err error) {
 	j, err := e.store.GetJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil // expired or never existed: nothing to do
+		return false, nil // expired or never existed: nothing to do
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	switch j.Status {
 	case protocol.StatusPending, protocol.StatusRunning:
 		return e.runHandler(ctx, j)
 	case protocol.StatusWaitingForSubJob:
-		return e.resumeFromChild(ctx, j)
+		return false, e.resumeFromChild(ctx, j)
 	}
-	return nil // waiting for a worker or a human, or ended: a stale wake-up
+	return false, nil // waiting for a worker or a human, or ended: a stale wake-up
 }
 
 // stepKey identifies the step a handler ran for, so that its outcome is
@@ -106,14 +110,15 @@ func keyOf(j *store.Job) stepKey {
 	return stepKey{j.Status, j.CurrentState, j.TransitionCount, j.RetryCount}
 }
 
-func (e *Engine) runHandler(ctx context.Context, j *store.Job) error {
+func (e *Engine) runHandler(ctx context.Context, j *store.Job) (released bool, err error) {
 	ctx, span := e.cfg.Tracer.Start(withTrace(ctx, j.TraceContext), "step "+j.Blueprint+"/"+j.CurrentState, jobAttrs(j))
 	defer span.End()
 	bp, err := e.blueprintOf(j)
 	if err != nil {
-		return e.failStep(ctx, j, protocol.StatusFailed, err.Error())
+		return false, e.failStep(ctx, j, protocol.StatusFailed, err.Error())
 	}
 	key := keyOf(j)
+	snapshot := j.Clone() // what the handler saw, reused for the write below
 	history := store.CloneMap(j.StateHistory)
 	if history == nil {
 		history = map[string]any{}
@@ -124,7 +129,7 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) error {
 	}
 	in := blueprint.Input{
 		JobID: j.ID, State: j.CurrentState, InitialData: store.CloneMap(j.InitialData), StateHistory: history,
-		LastResult: j.LastResult, Client: j.Client, Logger: logger,
+		LastResult: j.LastResult, Client: j.Client, Logger: logger, BlobBucket: e.blobBucket(),
 	}
 	if j.BranchResults != nil {
 		in.Branches = maps.Clone(j.BranchResults)
@@ -135,22 +140,40 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) error {
 		span.SetStatus(codes.Error, herr.Error())
 	}
 	if ctx.Err() != nil {
-		return ctx.Err() // stopping: the step is redone by whoever resumes the job
+		return false, ctx.Err() // stopping: the step is redone by whoever resumes the job
 	}
 	// Ids are fixed before the write so that a retried write reuses them.
 	ids := newStepIDs()
-	_, err = e.mutate(ctx, j.ID, func(t *txn, j *store.Job) error {
+	var oerr error
+	if herr == nil {
+		// Large params go to blob storage before the write, so that the
+		// job record only holds references.
+		ids.offloaded, oerr = e.offloadParams(ctx, j.ID, &out, ids)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+	}
+	_, err = e.mutateFrom(ctx, j.ID, snapshot, func(t *txn, j *store.Job) error {
+		released = false
 		if keyOf(j) != key {
 			return errSkip // cancelled or moved on meanwhile
 		}
 		if herr != nil {
 			e.handlerFailed(t, j, herr)
-			return nil
+		} else if oerr != nil {
+			j.StateHistory = store.CloneMap(history)
+			j.Blobs = true // objects written before the failure go at the end of retention
+			e.finish(t, j, protocol.StatusFailed, fmt.Sprintf("state %q: could not store the task params in blob storage: %v", j.CurrentState, oerr), nil)
+		} else {
+			j.StateHistory = store.CloneMap(history)
+			if err := e.apply(ctx, t, j, bp, out, ids); err != nil {
+				return err
+			}
 		}
-		j.StateHistory = store.CloneMap(history)
-		return e.apply(ctx, t, j, bp, out, ids)
+		t.fx.DoneReady, released = true, true
+		return nil
 	})
-	return err
+	return released && err == nil, err
 }
 
 // failStep ends a job outside a handler (unknown blueprint and such).
@@ -200,14 +223,30 @@ func (e *Engine) backoff(n int) time.Duration {
 	return half + time.Duration(rand.Int64N(int64(half)+1))
 }
 
+// stepIDs is what a step fixes before its write: the ids of what it
+// creates, and the params it offloaded to blob storage (by task index).
 type stepIDs struct {
-	task  string
-	child string
-	seed  string
+	task      string
+	child     string
+	seed      string
+	offloaded []map[string]protocol.FileMetadata
 }
 
 func newStepIDs() stepIDs {
 	return stepIDs{task: "task-" + uuid.NewString(), child: uuid.NewString(), seed: uuid.NewString()}
+}
+
+// branch is the id of the i-th task of a parallel dispatch.
+func (ids stepIDs) branch(i int) string {
+	return uuid.NewSHA1(uuid.MustParse(ids.seed), fmt.Appendf(nil, "%d", i)).String()
+}
+
+// offloadedFor is the params metadata offloaded for task i.
+func (ids stepIDs) offloadedFor(i int) map[string]protocol.FileMetadata {
+	if i < len(ids.offloaded) {
+		return ids.offloaded[i]
+	}
+	return nil
 }
 
 // apply carries out the action a handler chose.
@@ -228,6 +267,7 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		e.transition(t, j, bp, a.State)
 	case blueprint.DispatchAction:
 		run := e.newRun(ids.task, a.Task, a.Strategy, false, t)
+		e.attachMetadata(j, run, ids.offloadedFor(0))
 		j.Status = protocol.StatusWaitingForWorker
 		j.Routes = a.Routes
 		j.Tasks = map[string]*store.TaskRun{run.ID: run}
@@ -244,7 +284,8 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		j.ErrorMessage = ""
 		j.ProgressMessage = fmt.Sprintf("0 of %d parallel tasks done", len(a.Tasks))
 		for i, task := range a.Tasks {
-			run := e.newRun(uuid.NewSHA1(uuid.MustParse(ids.seed), fmt.Appendf(nil, "%d", i)).String(), task, a.Strategy, true, t)
+			run := e.newRun(ids.branch(i), task, a.Strategy, true, t)
+			e.attachMetadata(j, run, ids.offloadedFor(i))
 			j.Tasks[run.ID] = run
 			if err := e.placeNew(ctx, t, j, run); err != nil {
 				return err
@@ -339,6 +380,7 @@ func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg str
 	if j.ParentJobID != "" {
 		t.fx.Ready = append(t.fx.Ready, j.ParentJobID)
 	}
+	e.armBlobCleanup(t, j)
 	if j.WebhookURL != "" && e.cfg.Webhooks != nil {
 		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerWebhook, Seq: 1, At: t.now})
 	}

@@ -35,6 +35,7 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 	if status == "" {
 		status = protocol.TaskSuccess
 	}
+	e.offloadResult(ctx, workerID, &res, status)
 	var resp protocol.ResultResponse
 	var delta float64
 	_, err := e.mutate(ctx, res.JobID, func(t *txn, j *store.Job) error {
@@ -76,6 +77,7 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 				protocol.TaskError{Code: protocol.ErrTransient, Message: "the worker cancelled the task"}, true, protocol.StatusQuarantined)
 		default:
 			delta = e.cfg.Reputation.Reward
+			mergeDataMetadata(j, res.DataMetadata)
 			resp.Transition = e.taskSucceeded(t, j, bp, run, result)
 		}
 		return nil

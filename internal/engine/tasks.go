@@ -64,7 +64,7 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 		run.TraceContext = tc
 	}
 	req := requestOf(j, run)
-	cands, err := e.candidates(ctx)
+	cands, err := e.txnCandidates(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -79,6 +79,11 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 			return err
 		}
 		qt.Worker, decision.WorkerID, decision.Reason = chosen.Worker.ID, chosen.Worker.ID, reason
+		for i := range cands {
+			if cands[i].Worker.ID == chosen.Worker.ID {
+				cands[i].Load++ // the next task of this txn sees it
+			}
+		}
 		t.emit(Event{Type: EventTaskDispatched, TaskID: run.ID, WorkerID: chosen.Worker.ID, State: j.CurrentState,
 			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": len(eligible), "reason": reason, "attempt": run.Attempt}})
 		if !run.Branch {
@@ -115,6 +120,20 @@ func requestOf(j *store.Job, run *store.TaskRun) dispatch.Request {
 		req.Statuses = slices.Sorted(maps.Keys(j.Routes))
 	}
 	return req
+}
+
+// txnCandidates returns the dispatch candidates of a txn, read from the
+// store once: a fan-out places all its tasks on one snapshot, in which the
+// tasks placed so far count toward their workers' loads.
+func (e *Engine) txnCandidates(ctx context.Context, t *txn) ([]dispatch.Candidate, error) {
+	if !t.candsRead {
+		cands, err := e.candidates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.cands, t.candsRead = cands, true
+	}
+	return t.cands, nil
 }
 
 // candidates reads the live workers with their reputation and load.
@@ -157,7 +176,7 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 	if done == nil {
 		return nil, ErrNotStarted
 	}
-	w, err := e.store.GetWorker(ctx, workerID)
+	w, err := e.pollers.get(ctx, e.store, workerID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownWorker, workerID)
 	}
@@ -180,8 +199,14 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 		if err != nil || payload != nil {
 			return payload, err
 		}
+		// Look again when steal scans resume, in case there is one to do.
+		var rescan <-chan time.Time
+		if d := time.Until(time.Unix(0, e.stealIdleUntil.Load())); d > 0 {
+			rescan = time.After(d)
+		}
 		select {
 		case <-sub.wake:
+		case <-rescan:
 		case <-timer.C:
 			return nil, nil
 		case <-ctx.Done():
@@ -215,13 +240,16 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 	}
 }
 
+// claimOwn takes the head of the worker's own queue. Its tasks were placed
+// on this worker, so the head is the one to run; should a thief take it
+// first, the next one is.
 func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
-	tasks, err := e.store.PeekTasks(ctx, store.WorkerQueue(w.ID), 8)
-	if err != nil {
-		return nil, err
-	}
-	for _, qt := range tasks {
-		got, err := e.store.ClaimTask(ctx, qt.Run.ID, w.ID)
+	for range 8 {
+		tasks, err := e.store.PeekTasks(ctx, store.WorkerQueue(w.ID), 1)
+		if err != nil || len(tasks) == 0 {
+			return nil, err
+		}
+		got, err := e.store.ClaimTask(ctx, tasks[0].Run.ID, w.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // someone else took it
 		}
@@ -231,44 +259,56 @@ func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTa
 }
 
 // claimPending takes the best-ranked pending task, across the worker's
-// skills, that the worker is eligible for.
+// skills, that the worker is eligible for. It looks at the head of each
+// queue first and further only when no head fits, because reading a task
+// costs a decode and a backlog can be long.
 func (e *Engine) claimPending(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
+	var cand *dispatch.Candidate
+	for _, depth := range []int{1, 16} {
+		qt, more, err := e.claimPendingWithin(ctx, w, &cand, depth)
+		if err != nil || qt != nil || !more {
+			return qt, err
+		}
+	}
+	return nil, nil
+}
+
+// claimPendingWithin tries the first depth tasks of each pending queue of
+// the worker's skills, best first; more reports that a queue may hold
+// further tasks. cand caches the worker's description across calls.
+func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, cand **dispatch.Candidate, depth int) (qt *store.QueuedTask, more bool, err error) {
 	var best []store.QueuedTask
 	for _, s := range w.Skills {
-		tasks, err := e.store.PeekTasks(ctx, store.PendingQueue(s.Name), 16)
+		tasks, err := e.store.PeekTasks(ctx, store.PendingQueue(s.Name), depth)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		more = more || len(tasks) == depth
 		best = append(best, tasks...)
 	}
 	if len(best) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
-	slices.SortFunc(best, func(a, b store.QueuedTask) int {
-		if a.Score < b.Score {
-			return -1
+	slices.SortFunc(best, func(a, b store.QueuedTask) int { return cmp.Compare(a.Score, b.Score) })
+	if *cand == nil {
+		c, err := e.candidateFor(ctx, w)
+		if err != nil {
+			return nil, false, err
 		}
-		if a.Score > b.Score {
-			return 1
-		}
-		return 0
-	})
-	cand, err := e.candidateFor(ctx, w)
-	if err != nil {
-		return nil, err
+		*cand = &c
 	}
 	for _, qt := range best {
 		req := dispatch.Request{Type: qt.Run.Spec.Type, Requirements: qt.Run.Spec.Requirements, MaxCost: qt.Run.Spec.MaxCost}
-		if ok, _ := dispatch.Check(req, cand, e.cfg.Dispatch); !ok {
+		if ok, _ := dispatch.Check(req, **cand, e.cfg.Dispatch); !ok {
 			continue
 		}
 		got, err := e.store.ClaimTask(ctx, qt.Run.ID, w.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
-		return got, err
+		return got, false, err
 	}
-	return nil, nil
+	return nil, more, nil
 }
 
 // candidateFor describes a polling worker for the filters. A worker that
@@ -346,7 +386,7 @@ func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPa
 	p := &protocol.TaskPayload{
 		JobID: j.ID, TaskID: run.ID, Type: run.Spec.Type, Params: store.CloneMap(run.Spec.Params),
 		Priority: run.Spec.Priority, Timestamp: now.Unix(), Attempt: run.Attempt,
-		TracingContext: maps.Clone(tc),
+		TracingContext: maps.Clone(tc), ParamsMetadata: store.CloneFileMetadata(run.ParamsMetadata),
 	}
 	if p.Params == nil {
 		p.Params = map[string]any{}
@@ -361,7 +401,18 @@ func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPa
 // busy, full or gone, or when the task has waited StealAfter: the thief
 // must meet every requirement of the task, and the claim is atomic, so the
 // task still runs once.
-func (e *Engine) steal(ctx context.Context, thief *store.Worker) (*store.QueuedTask, string, error) {
+func (e *Engine) steal(ctx context.Context, thief *store.Worker) (qt *store.QueuedTask, note string, err error) {
+	// A scan reads every worker queue; after one that found nothing to
+	// take, the polls of the next moment skip it, so idle workers do not
+	// rescan busy queues on every poll.
+	if time.Now().UnixNano() < e.stealIdleUntil.Load() {
+		return nil, "", nil
+	}
+	defer func() {
+		if err == nil && qt == nil {
+			e.stealIdleUntil.Store(time.Now().Add(e.stealPause()).UnixNano())
+		}
+	}()
 	lengths, err := e.store.QueueLengths(ctx)
 	if err != nil {
 		return nil, "", err
@@ -419,6 +470,13 @@ func (e *Engine) steal(ctx context.Context, thief *store.Worker) (*store.QueuedT
 		}
 	}
 	return nil, "", nil
+}
+
+// stealPause is how long after a fruitless scan the next one waits: a
+// twentieth of StealAfter, at most half a second, and short enough that a
+// long poll sees scans resume.
+func (e *Engine) stealPause() time.Duration {
+	return min(e.cfg.StealAfter/20, e.cfg.PollTimeout/4, 500*time.Millisecond)
 }
 
 // unavailable reports whether a worker cannot take tasks now: gone, not

@@ -22,6 +22,7 @@ func (e *Engine) timerLoop() {
 	var lastReap time.Time
 	lastRecovery := e.now() // recovery is earned by time passing, not by starting
 	for {
+		e.sleepUntil.Store(0) // awake: every new timer pokes
 		now := e.now()
 		due, err := e.store.DueTimers(ctx, now, timerBatch, e.cfg.StepLease)
 		if err != nil && ctx.Err() == nil {
@@ -61,6 +62,8 @@ func (e *Engine) timerLoop() {
 			wait = min(wait, max(next.Sub(e.now()), time.Millisecond))
 		}
 		wait = min(wait, reapEvery)
+		// A poke that came while awake is still in the channel.
+		e.sleepUntil.Store(e.now().Add(wait).UnixNano())
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -130,6 +133,8 @@ func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
 		})
 	case store.TimerWebhook:
 		err = e.fireWebhook(ctx, tm)
+	case store.TimerBlobs:
+		err = e.cleanBlobs(ctx, tm.JobID)
 	default:
 		e.log.Warn("unknown timer kind", "kind", tm.Kind, "job_id", tm.JobID)
 	}
@@ -173,6 +178,7 @@ func (e *Engine) reapWorkers(ctx context.Context) {
 		return
 	}
 	for _, id := range ids {
+		e.pollers.forget(id)
 		e.log.Warn("worker went offline: its tasks move to other workers", "worker_id", id)
 		e.cfg.OnEvent(Event{Type: EventWorkerOffline, Time: e.now(), WorkerID: id})
 		e.requeueWorker(ctx, id, true)

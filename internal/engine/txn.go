@@ -4,28 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
 // txn collects what one job write does besides the write itself: store
-// effects committed with it, and events and follow-up work released only
-// once it succeeded. A write retried after a version conflict starts a new
+// effects committed with it, and events released only once it succeeded. A write retried after a version conflict starts a new
 // txn.
 type txn struct {
 	now    time.Time
 	fx     store.Effects
 	events []Event
-	after  []func(ctx context.Context)
+	// cands are the dispatch candidates, read once per txn by place.
+	cands     []dispatch.Candidate
+	candsRead bool
 }
 
 func (t *txn) emit(ev Event) {
 	ev.Time = t.now
 	t.events = append(t.events, ev)
 }
-
-func (t *txn) then(fn func(ctx context.Context)) { t.after = append(t.after, fn) }
 
 // errSkip makes mutate write nothing and return no error.
 var errSkip = errors.New("nothing to change")
@@ -35,8 +36,23 @@ var errSkip = errors.New("nothing to change")
 // return errSkip to leave the job alone. Events and follow-ups run after the
 // commit.
 func (e *Engine) mutate(ctx context.Context, id string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
+	return e.mutateFrom(ctx, id, nil, fn)
+}
+
+// mutateFrom is mutate starting from a copy of the job the caller has just
+// read (nil: read it), which saves a store round trip when nobody wrote
+// the job meanwhile; the version check catches it when somebody did.
+func (e *Engine) mutateFrom(ctx context.Context, id string, first *store.Job, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
+	release, err := e.locks.acquire(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	for attempt := 0; ; attempt++ {
-		j, err := e.store.GetJob(ctx, id)
+		j, err := first, error(nil)
+		if j == nil || attempt > 0 {
+			j, err = e.store.GetJob(ctx, id)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -55,13 +71,13 @@ func (e *Engine) mutate(ctx context.Context, id string, fn func(t *txn, j *store
 		if err != nil {
 			return nil, fmt.Errorf("save job %s: %w", id, err)
 		}
-		e.committed(ctx, t, j)
+		e.committed(t, j)
 		return j, nil
 	}
 }
 
 // committed releases a successful txn's events and follow-ups.
-func (e *Engine) committed(ctx context.Context, t *txn, j *store.Job) {
+func (e *Engine) committed(t *txn, j *store.Job) {
 	for _, ev := range t.events {
 		if ev.Job == nil && j != nil {
 			ev.Job = j
@@ -71,10 +87,7 @@ func (e *Engine) committed(ctx context.Context, t *txn, j *store.Job) {
 		}
 		e.cfg.OnEvent(ev)
 	}
-	for _, fn := range t.after {
-		fn(ctx)
-	}
 	if len(t.fx.Timers) > 0 {
-		e.wakeTimers()
+		e.wakeTimers(slices.MinFunc(t.fx.Timers, func(a, b store.Timer) int { return a.At.Compare(b.At) }).At)
 	}
 }

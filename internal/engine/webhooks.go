@@ -61,7 +61,7 @@ func (e *Engine) deliver(ctx context.Context, tm store.Timer, j *store.Job) {
 			e.log.Error("schedule webhook retry", "job_id", j.ID, "error", aerr)
 			return // the claimed timer fires again later
 		}
-		e.wakeTimers()
+		e.wakeTimers(next.At)
 	default:
 		outcome = "gave_up"
 	}

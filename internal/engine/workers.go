@@ -44,6 +44,7 @@ func (e *Engine) RegisterWorker(ctx context.Context, reg protocol.Registration) 
 	if err := e.store.PutWorker(ctx, w, e.cfg.WorkerTTL); err != nil {
 		return nil, fmt.Errorf("register worker %s: %w", w.ID, err)
 	}
+	e.pollers.put(w)
 	e.cfg.OnEvent(Event{Type: EventWorkerRegistered, Time: now, WorkerID: w.ID,
 		Detail: map[string]any{"skills": len(w.Skills), "worker_type": w.Type}})
 	return w, nil
@@ -98,6 +99,7 @@ func (e *Engine) Heartbeat(ctx context.Context, workerID string, hb *protocol.He
 	if err := e.store.PutWorker(ctx, w, e.cfg.WorkerTTL); err != nil {
 		return protocol.HeartbeatResponse{}, err
 	}
+	e.pollers.put(w)
 	if len(hb.CurrentTasks) > 0 {
 		running, err := e.store.RunningTasks(ctx, workerID)
 		if err != nil {

@@ -154,6 +154,9 @@ func (s *Store) UpdateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	job.Version++
 	s.putJob(job, now)
 	s.apply(fx, now)
+	if fx.DoneReady {
+		s.doneReady(job.ID)
+	}
 	return nil
 }
 
@@ -436,13 +439,17 @@ func (s *Store) ExtendReady(_ context.Context, id string, leaseFor time.Duration
 func (s *Store) DoneReady(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.doneReady(id)
+	return nil
+}
+
+func (s *Store) doneReady(id string) {
 	l, ok := s.leases[id]
 	if !ok {
-		return nil
+		return
 	}
 	delete(s.leases, id)
 	if l.dirty {
 		s.pushReady(id)
 	}
-	return nil
 }

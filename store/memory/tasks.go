@@ -12,7 +12,9 @@ import (
 
 // taskQueue keeps tasks ordered by (Score, task id) in a B-tree, so that
 // taking the head of a long backlog costs O(log n), not a slice shift.
-type taskQueue struct{ items *btree.BTreeG[store.QueuedTask] }
+type taskQueue struct {
+	items *btree.BTreeG[store.QueuedTask]
+}
 
 func less(a, b store.QueuedTask) bool {
 	if a.Score != b.Score {

@@ -73,6 +73,7 @@ type commitPlan struct {
 	Cancel  []string      `json:"cancel,omitempty"`
 	Timers  []planTimer   `json:"timers,omitempty"`
 	Ready   []string      `json:"ready,omitempty"`
+	Done    string        `json:"done,omitempty"` // job whose lease ends
 }
 
 type planJob struct {
@@ -316,6 +317,9 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects, enque
 		p.Timers = append(p.Timers, planTimer{Key: t.Key(), Score: timerScore(t.At), Doc: a.doc(string(doc))})
 	}
 	p.Ready = fx.Ready
+	if fx.DoneReady {
+		p.Done = job.ID
+	}
 
 	plan, err := json.Marshal(p)
 	if err != nil {

@@ -31,6 +31,15 @@ local function push_ready(queue, seq, leases, dirty, id)
   return 1
 end
 
+-- done_ready ends a lease; a job marked ready meanwhile is queued again.
+-- Returns 1 when it queued the job.
+local function done_ready(queue, seq, leases, dirty, id)
+  if redis.call('ZREM', leases, id) == 1 and redis.call('SREM', dirty, id) == 1 then
+    return push_ready(queue, seq, leases, dirty, id)
+  end
+  return 0
+end
+
 local function add_load(loads, worker, delta)
   if redis.call('HINCRBY', loads, worker, delta) <= 0 then
     redis.call('HDEL', loads, worker)
@@ -126,6 +135,9 @@ local n = 0
 for _, id in ipairs(p.ready or {}) do
   n = n + push_ready(KEYS[7], KEYS[8], KEYS[9], KEYS[10], id)
 end
+if p.done then
+  n = n + done_ready(KEYS[7], KEYS[8], KEYS[9], KEYS[10], p.done)
+end
 if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], q) end
 return {'ok'}
@@ -200,10 +212,8 @@ return 1
 // doneReadyScript ends a lease and queues the job again if it was marked
 // ready meanwhile. ARGV: 1 job id, 2 ready channel.
 var doneReadyScript = goredis.NewScript(luaLib + `
-if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 and redis.call('SREM', KEYS[4], ARGV[1]) == 1 then
-  if push_ready(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]) == 1 then
-    redis.call('PUBLISH', ARGV[2], 1)
-  end
+if done_ready(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[2], 1)
 end
 return 0
 `)
@@ -358,3 +368,26 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 `)
+
+// scriptNames maps each script's SHA1 to its name.
+var scriptNames = func() map[string]string {
+	named := map[string]*goredis.Script{
+		"commit": commitScript, "purge_index": purgeIndexScript,
+		"push_ready": pushReadyScript, "take_ready": takeReadyScript, "extend_ready": extendReadyScript, "done_ready": doneReadyScript,
+		"peek_tasks": peekTasksScript, "claim_task": claimTaskScript, "release_task": releaseTaskScript,
+		"due_timers": dueTimersScript, "put_worker": putWorkerScript, "touch_worker": touchWorkerScript,
+		"expired_workers": expiredWorkersScript, "adjust_reputation": adjustReputationScript,
+		"incr": incrScript, "incr_if_below": incrIfBelowScript,
+		"acquire_lock": acquireLockScript, "refresh_lock": refreshLockScript, "release_lock": releaseLockScript,
+	}
+	out := make(map[string]string, len(named))
+	for name, s := range named {
+		out[s.Hash()] = name
+	}
+	return out
+}()
+
+// ScriptName names the store's Lua script with the given SHA1 (the first
+// argument of EVALSHA), or returns "" for another script. It is meant for
+// diagnostics, such as the benchmark's count of commands per job.
+func ScriptName(sha string) string { return scriptNames[sha] }

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Jobs/Retention", testRetention},
 		{"Ready/LeaseAndDirty", testReadyLease},
 		{"Ready/Blocking", testReadyBlocking},
+		{"Ready/EndedByWrite", testReadyEndedByWrite},
 		{"Ready/LeaseExpiry", testReadyExpiry},
 		{"Ready/Concurrent", testReadyConcurrent},
 		{"Tasks/Order", testTaskOrder},
@@ -299,6 +300,49 @@ func testReadyLease(t *testing.T, f Factory) {
 	if err := s.ExtendReady(ctx, "zzz", time.Minute); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("extend of an unknown lease: %v", err)
 	}
+}
+
+// testReadyEndedByWrite: Effects.DoneReady ends the lease with the write,
+// after the write's own ready marks.
+func testReadyEndedByWrite(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	j := newJob("j")
+	must(t, s.CreateJob(ctx, j, store.Effects{Ready: []string{"j"}}))
+	id, err := s.NextReady(ctx, time.Minute)
+	if err != nil || id != "j" {
+		t.Fatalf("take: %q, %v", id, err)
+	}
+	// The step moves the job on and wants another step: marked ready while
+	// leased, it must come back once the same write ends the lease.
+	j.CurrentState = "next"
+	must(t, s.UpdateJob(ctx, j, store.Effects{Ready: []string{"j"}, DoneReady: true}))
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if id, err := s.NextReady(short, time.Minute); err != nil || id != "j" {
+		t.Fatalf("job marked ready by the write that ended its lease: %q, %v", id, err)
+	}
+	// A write that ends the lease without a ready mark leaves it idle.
+	j.CurrentState = "waiting"
+	must(t, s.UpdateJob(ctx, j, store.Effects{DoneReady: true}))
+	if err := s.ExtendReady(ctx, "j", time.Minute); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("lease still held after the write ended it: %v", err)
+	}
+	shorter, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel2()
+	if id, err := s.NextReady(shorter, time.Minute); err == nil {
+		t.Fatalf("job %s came back without a ready mark", id)
+	}
+	// A failed write ends nothing.
+	must(t, s.PushReady(ctx, "j"))
+	if id, err := s.NextReady(ctx, time.Minute); err != nil || id != "j" {
+		t.Fatalf("take again: %q, %v", id, err)
+	}
+	stale := j.Clone()
+	stale.Version--
+	if err := s.UpdateJob(ctx, stale, store.Effects{DoneReady: true}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale write: %v, want ErrConflict", err)
+	}
+	must(t, s.ExtendReady(ctx, "j", time.Minute))
 }
 
 func testReadyBlocking(t *testing.T, f Factory) {

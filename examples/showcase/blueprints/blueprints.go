@@ -160,15 +160,31 @@ func FullShowcase(o Options) *blueprint.Blueprint {
 			return err
 		}
 		c.Logger().Info("analysis aggregated", "files", len(summary))
+		if c.Input("blob_report") == true {
+			return c.GoTo("process_blobs")
+		}
 		return c.GoTo("finished")
-	}, blueprint.To("finished"))
+	}, blueprint.To("finished", "process_blobs"))
+
+	// process_blobs: the GPU worker writes a report file from the analysis
+	// and the input files (s3:// URIs in initial_data.inputs, downloaded by
+	// the worker SDK); the SDK uploads the report to blob storage and
+	// state_history.report_path holds its s3:// URI, which the client can
+	// download through the files API.
+	bp.State("process_blobs", func(c *blueprint.Context) error {
+		params := map[string]any{"video_id": c.Get("video_id"), "analysis_summary": c.Get("analysis_summary")}
+		if in, ok := c.Input("inputs").([]any); ok {
+			params["inputs"] = in
+		}
+		return c.Dispatch(blueprint.Task{Type: "process_blobs", Params: params})
+	}, blueprint.On("success", "finished"), blueprint.On("failure", "report_failed"))
 
 	logEnd := func(c *blueprint.Context) error {
 		c.Logger().Info("job reached an end state", "state", c.State())
 		return nil
 	}
 	bp.End("finished", logEnd)
-	for _, s := range []string{"transcoding_failed", "enrichment_failed", "manual_review", "human_rejected"} {
+	for _, s := range []string{"transcoding_failed", "enrichment_failed", "manual_review", "human_rejected", "report_failed"} {
 		bp.End(s, logEnd, blueprint.AsFailed())
 	}
 	return bp

@@ -5,11 +5,14 @@ package workers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,8 +26,8 @@ type Options struct {
 	Deterministic bool
 	// TimeScale multiplies every simulated duration (zero means 1).
 	TimeScale float64
-	// ReportDir is where process_blobs writes its reports (default: the
-	// system temp dir).
+	// ReportDir is where process_blobs writes its reports when the worker
+	// has no blob storage (default: the system temp dir).
 	ReportDir string
 }
 
@@ -129,21 +132,61 @@ func registerGPU(w *worker.Worker, o Options) {
 
 	w.Handle("analyze_file", analyze(o, "gpu-worker-01", time.Second, time.Second, false), worker.Price(0.0001))
 
+	w.Handle("process_blobs", processBlobs(o), worker.Price(0.0002),
+		worker.Description("Writes a report of the analysis and of the input files; the SDK uploads it to blob storage"))
+}
+
+// processBlobs writes a report file: the analysis summary and, for every
+// input file (s3:// URIs in params.inputs, which the SDK downloaded), its
+// size and SHA-256. With blob storage the report is written in the task's
+// folder and the SDK uploads it (report_path becomes its s3:// URI);
+// without, it goes to ReportDir and report_path is a local path.
+func processBlobs(o Options) worker.Handler {
 	var reports sync.Mutex
-	w.Handle("process_blobs", func(ctx context.Context, t *worker.Task) (worker.Result, error) {
-		dir := o.ReportDir
-		if dir == "" {
-			dir = os.TempDir()
+	return func(ctx context.Context, t *worker.Task) (worker.Result, error) {
+		var p struct {
+			VideoID  string         `json:"video_id"`
+			Analysis map[string]any `json:"analysis_summary"`
+			Inputs   []string       `json:"inputs"`
 		}
-		path := filepath.Join(dir, "avtomatika-report-"+t.JobID()+".txt")
-		reports.Lock()
-		defer reports.Unlock()
-		body := fmt.Sprintf("report for job %s\nparams: %v\ncreated: %s\n", t.JobID(), t.Params(), time.Now().UTC().Format(time.RFC3339))
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		if err := t.Decode(&p); err != nil {
+			return worker.Result{}, err
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "report for job %s\nvideo: %s\ncreated: %s\nanalysis: %d files\n", t.JobID(), p.VideoID,
+			time.Now().UTC().Format(time.RFC3339), len(p.Analysis))
+		for _, in := range p.Inputs {
+			data, err := os.ReadFile(in)
+			if err != nil {
+				return worker.Result{}, worker.InvalidInput(fmt.Errorf("input %s: %w", in, err))
+			}
+			sum := sha256.Sum256(data)
+			fmt.Fprintf(&b, "input %s: %d bytes, sha256 %s\n", filepath.Base(in), len(data), hex.EncodeToString(sum[:]))
+		}
+		if err := o.sleep(ctx, 200*time.Millisecond); err != nil {
+			return worker.Result{}, err
+		}
+		name := "report-" + t.JobID() + ".txt"
+		var path string
+		if t.Blobs() != nil {
+			var err error
+			if path, err = t.Path(name); err != nil {
+				return worker.Result{}, err
+			}
+		} else {
+			dir := o.ReportDir
+			if dir == "" {
+				dir = os.TempDir()
+			}
+			path = filepath.Join(dir, "avtomatika-"+name)
+			reports.Lock()
+			defer reports.Unlock()
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			return worker.Result{}, fmt.Errorf("write report: %w", err)
 		}
-		return worker.Result{Data: map[string]any{"report_path": path}}, nil
-	}, worker.Price(0.0002), worker.Description("Processes blobs and writes a report file"))
+		return worker.Result{Data: map[string]any{"report_path": path, "inputs": len(p.Inputs)}}, nil
+	}
 }
 
 func registerCPU(unreliable bool) func(w *worker.Worker, o Options) {

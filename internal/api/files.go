@@ -1,0 +1,227 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blob"
+	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+// Job files: objects under jobs/<job_id>/ in blob storage, uploaded and
+// downloaded by the job's owner.
+
+const (
+	defaultUploadExpiry = time.Hour
+	maxUploadExpiry     = 7 * 24 * time.Hour // SigV4's limit
+	downloadExpiry      = time.Minute
+)
+
+// blobs returns the blob store, or answers 501 when there is none.
+func (s *Server) blobs(w http.ResponseWriter) (blob.Store, bool) {
+	if s.opts.Blobs == nil {
+		writeError(w, http.StatusNotImplemented, "S3 support is not enabled: blob storage is off (set S3_ENDPOINT_URL or BLOB_DIR)")
+		return nil, false
+	}
+	return s.opts.Blobs, true
+}
+
+// fileName reads and checks a file name; it answers 400 itself.
+func fileName(w http.ResponseWriter, name string) (string, bool) {
+	if name == "" {
+		writeError(w, http.StatusBadRequest, "filename is required")
+		return "", false
+	}
+	if err := blob.ValidName(name); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid filename: %v", errors.Unwrap(err))
+		return "", false
+	}
+	return name, true
+}
+
+// absolute resolves a relative presigned URL (the local backend's) against
+// PublicURL, or the request's own scheme and host.
+func (s *Server) absolute(r *http.Request, u string) string {
+	if !strings.HasPrefix(u, "/") {
+		return u
+	}
+	base := s.opts.PublicURL
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	return strings.TrimRight(base, "/") + u
+}
+
+// markBlobs tells the engine the job has objects (they are deleted when its
+// retention ends).
+func (s *Server) markBlobs(ctx context.Context, jobID string, has bool, ended bool) error {
+	if has && !ended {
+		return nil
+	}
+	return s.eng.UseBlobs(ctx, jobID)
+}
+
+// uploadURL hands out a presigned PUT URL for a job file.
+func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	st, ok := s.blobs(w)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	name, ok := fileName(w, q.Get("filename"))
+	if !ok {
+		return
+	}
+	expires := defaultUploadExpiry
+	if v := q.Get("expires_in"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || time.Duration(n)*time.Second > maxUploadExpiry {
+			writeError(w, http.StatusBadRequest, "expires_in must be an integer number of seconds from 1 to %d", int(maxUploadExpiry/time.Second))
+			return
+		}
+		expires = time.Duration(n) * time.Second
+	}
+	j, ok := s.ownJob(w, r, cl)
+	if !ok {
+		return
+	}
+	if err := s.markBlobs(r.Context(), j.ID, j.Blobs, j.Status.Terminal()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	key := blob.JobKey(j.ID, name)
+	u, err := st.PresignPut(r.Context(), key, expires)
+	if err != nil {
+		s.blobFailed(w, r, "presign the upload", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, protocol.UploadURL{URL: s.absolute(r, u), Method: http.MethodPut,
+		ExpiresIn: int(expires / time.Second), S3URI: blob.NewURI(st.Bucket(), key)})
+}
+
+// uploadContent streams a request body into a job file.
+func (s *Server) uploadContent(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	st, ok := s.blobs(w)
+	if !ok {
+		return
+	}
+	name, ok := fileName(w, r.PathValue("filename"))
+	if !ok {
+		return
+	}
+	limit := s.opts.MaxUploadBytes
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "file of %d bytes is over the upload limit of %d bytes", r.ContentLength, limit)
+		return
+	}
+	j, ok := s.ownJob(w, r, cl)
+	if !ok {
+		return
+	}
+	if err := s.markBlobs(r.Context(), j.ID, j.Blobs, j.Status.Terminal()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	key := blob.JobKey(j.ID, name)
+	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, limit)}
+	info, err := st.Put(r.Context(), key, body, r.ContentLength, blob.PutOptions{ContentType: r.Header.Get("Content-Type")})
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig) || errors.As(body.err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "file over the upload limit of %d bytes: nothing was stored", limit)
+		return
+	case errors.Is(err, blob.ErrSizeMismatch) || body.err != nil:
+		writeError(w, http.StatusBadRequest, "the request body could not be read in full: nothing was stored")
+		return
+	case err != nil:
+		s.blobFailed(w, r, "store the file", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, protocol.FileUploaded{Status: "uploaded", S3URI: blob.NewURI(st.Bucket(), key), Size: info.Size, ETag: info.ETag})
+}
+
+// bodyReader remembers a request body's read error, which tells a client's
+// fault from blob storage's.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// download redirects to a short-lived presigned GET of a job file.
+func (s *Server) download(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	st, ok := s.blobs(w)
+	if !ok {
+		return
+	}
+	name, ok := fileName(w, r.PathValue("filename"))
+	if !ok {
+		return
+	}
+	view, ok := s.ownJobView(w, r, cl)
+	if !ok {
+		return
+	}
+	key := blob.JobKey(view.ID, name)
+	if _, err := st.Stat(r.Context(), key); err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "job %s has no file %q", view.ID, name)
+			return
+		}
+		s.blobFailed(w, r, "look up the file", err)
+		return
+	}
+	u, err := st.PresignGet(r.Context(), key, downloadExpiry)
+	if err != nil {
+		s.blobFailed(w, r, "presign the download", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, s.absolute(r, u), http.StatusFound)
+}
+
+// blobFailed answers a blob storage failure: 503, the cause logged.
+func (s *Server) blobFailed(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	s.log.Warn("blob storage failed", "op", what, "path", r.URL.Path, "error", err)
+	writeError(w, http.StatusServiceUnavailable, "blob storage unavailable: could not %s", what)
+}
+
+// presigned serves the local backend's presigned URLs.
+func (s *Server) presigned(w http.ResponseWriter, r *http.Request) {
+	if s.opts.BlobHandler == nil {
+		writeError(w, http.StatusNotFound, "presigned URLs are served by the S3 server, not here")
+		return
+	}
+	s.opts.BlobHandler.ServeHTTP(w, r)
+}
+
+// checkS3Hash warns when a worker's S3 configuration differs from ours
+// (they would not see the same objects).
+func (s *Server) checkS3Hash(workerID string, caps *protocol.Capabilities) {
+	if caps == nil || caps.S3ConfigHash == "" || s.opts.S3ConfigHash == "" || caps.S3ConfigHash == s.opts.S3ConfigHash {
+		return
+	}
+	s.log.Warn(fmt.Sprintf("worker %s uses another S3 configuration (s3_config_hash %s, ours %s): files may not be shared",
+		workerID, caps.S3ConfigHash, s.opts.S3ConfigHash), "worker_id", workerID)
+}

@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// pollerTTL is how long a polling worker's record is reused. A worker
+// polls again after every task, and its record (skills, resources)
+// changes only when it registers or sends a heartbeat, which refresh the
+// cache in this process; other processes see such changes this late.
+const pollerTTL = time.Second
+
+// pollers caches the records of the workers polling this process.
+type pollers struct {
+	mu sync.Mutex
+	m  map[string]cachedWorker
+}
+
+type cachedWorker struct {
+	w     *store.Worker
+	until time.Time
+}
+
+// get returns a worker's record, from the cache while it is fresh.
+func (p *pollers) get(ctx context.Context, st store.Store, id string) (*store.Worker, error) {
+	now := time.Now()
+	p.mu.Lock()
+	c, ok := p.m[id]
+	p.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.w.Clone(), nil
+	}
+	w, err := st.GetWorker(ctx, id)
+	if err != nil {
+		p.forget(id)
+		return nil, err
+	}
+	p.put(w)
+	return w, nil
+}
+
+// put caches a record this process has just written.
+func (p *pollers) put(w *store.Worker) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]cachedWorker{}
+	}
+	// Sweep expired entries now and then, so gone workers do not linger.
+	if len(p.m) >= 64 && len(p.m)%64 == 0 {
+		for id, c := range p.m {
+			if now.After(c.until) {
+				delete(p.m, id)
+			}
+		}
+	}
+	p.m[w.ID] = cachedWorker{w: w.Clone(), until: now.Add(pollerTTL)}
+}
+
+func (p *pollers) forget(id string) {
+	p.mu.Lock()
+	delete(p.m, id)
+	p.mu.Unlock()
+}
