@@ -1,0 +1,238 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+	"github.com/avtomatika-ai/avtomatika-go/store/memory"
+	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
+	"github.com/avtomatika-ai/avtomatika-go/worker"
+)
+
+// Options describe one run.
+type Options struct {
+	Workload string // one of Workloads
+	Backend  string // memory or redis
+	RedisURL string // for the redis backend
+	History  string // HISTORY_DATABASE_URI; "" or none: off
+
+	Workers     int // SDK workers
+	Concurrency int // tasks at once per worker
+	Clients     int // client goroutines
+
+	// Drain mode (Rate == 0): the clients create jobs as fast as they go,
+	// Jobs of them, or for Duration when Jobs is 0, then wait for all.
+	Jobs int
+	// Rate mode (when Rate > 0): jobs per second for Duration, open loop;
+	// latency counts from each job's intended send time.
+	Rate     float64
+	Duration time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Backend == "" {
+		o.Backend = "memory"
+	}
+	if o.RedisURL == "" {
+		o.RedisURL = "redis://127.0.0.1:6379/0"
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 32
+	}
+	if o.Clients <= 0 {
+		o.Clients = 32
+	}
+	if o.Jobs <= 0 && o.Duration <= 0 {
+		o.Jobs = 2000
+	}
+	if o.Rate > 0 && o.Duration <= 0 {
+		o.Duration = 5 * time.Second
+	}
+}
+
+// Result is what a run measured.
+type Result struct {
+	Workload, Backend, Mode string
+	Offered                 float64 // jobs/s asked for (rate mode)
+	Jobs                    int     // jobs that finished
+	Failed                  int     // jobs that ended otherwise or never ended
+	Elapsed                 time.Duration
+	Throughput              float64 // finished jobs per second
+	P50, P95, P99, Max      time.Duration
+	RedisCommands           float64            // Redis commands per job (redis backend)
+	RedisRoundTrips         float64            // Redis round trips per job (a pipeline is one)
+	RedisMicros             float64            // Redis main-thread CPU time per job in µs, from INFO cpu
+	RedisByCommand          map[string]float64 // commands per job by name (scripts as script:<name>)
+}
+
+func (r Result) String() string {
+	s := fmt.Sprintf("%-9s %-6s %-5s jobs=%d failed=%d elapsed=%s throughput=%.0f jobs/s p50=%s p95=%s p99=%s max=%s",
+		r.Workload, r.Backend, r.Mode, r.Jobs, r.Failed, r.Elapsed.Round(time.Millisecond), r.Throughput,
+		ms(r.P50), ms(r.P95), ms(r.P99), ms(r.Max))
+	if r.Offered > 0 {
+		s += fmt.Sprintf(" offered=%.0f/s", r.Offered)
+	}
+	if r.RedisCommands > 0 {
+		s += fmt.Sprintf(" redis=%.1f cmds/job %.1f round trips/job %.0fµs/job (ceiling %.0f jobs/s)",
+			r.RedisCommands, r.RedisRoundTrips, r.RedisMicros, 1e6/r.RedisMicros)
+	}
+	return s
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// Run performs one benchmark run.
+func Run(ctx context.Context, o Options) (Result, error) {
+	o.defaults()
+	bp, err := blueprintFor(o.Workload)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Workload: o.Workload, Backend: o.Backend}
+
+	st, counter, cleanup, err := openStore(ctx, o)
+	if err != nil {
+		return res, err
+	}
+	defer cleanup()
+
+	ends := NewEnds()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	orch, err := orchestrator.New(orchestrator.Config{
+		Store: st, Logger: quiet, GlobalWorkerToken: "bench-token",
+		Clients:     []orchestrator.Client{{Name: "bench", Token: "bench-client"}},
+		PollTimeout: 30 * time.Second, HistoryURI: o.History,
+		OnEvent: func(ev engine.Event) {
+			if ev.Type == engine.EventJobEnded {
+				status, _ := ev.Detail["status"].(string)
+				ends.Ended(ev.JobID, ev.Time, status == "finished")
+			}
+		},
+	})
+	if err != nil {
+		return res, err
+	}
+	defer orch.Close(context.Background())
+	if err := orch.Register(bp); err != nil {
+		return res, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = orch.Serve(sctx, ln) }()
+	defer func() { stop(); wg.Wait() }()
+	url := "http://" + ln.Addr().String()
+
+	if n := tasksPerJob(o.Workload); n > 0 {
+		for i := range o.Workers {
+			w, err := worker.New(worker.Config{
+				ID: fmt.Sprintf("bench-worker-%d", i), Token: "bench-token", Orchestrators: []worker.Orchestrator{{URL: url}},
+				MaxConcurrentTasks: o.Concurrency, Logger: quiet, IdlePollDelay: -1,
+				Resources: worker.Resources{DisableDetection: true, CPUCores: 1},
+			})
+			if err != nil {
+				return res, err
+			}
+			w.Handle("noop", func(context.Context, *worker.Task) (worker.Result, error) { return worker.Result{}, nil })
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = w.Run(sctx) }()
+		}
+		if err := waitWorkers(ctx, url, o.Workers); err != nil {
+			return res, err
+		}
+	}
+
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute}}
+	c, err := client.New(url, "bench-client", client.WithHTTPClient(hc))
+	if err != nil {
+		return res, err
+	}
+	if counter != nil {
+		counter.reset(ctx)
+	}
+	submit := func(ctx context.Context) (string, error) { return c.CreateJob(ctx, "/jobs/"+o.Workload, nil) }
+	measured, err := Drive(ctx, o, submit, ends)
+	if err != nil {
+		return res, err
+	}
+	measured.Workload, measured.Backend = res.Workload, res.Backend
+	res = measured
+	if counter != nil && res.Jobs > 0 {
+		cmds, trips, micros := counter.since(ctx)
+		n := float64(res.Jobs)
+		res.RedisCommands, res.RedisRoundTrips, res.RedisMicros = float64(cmds)/n, float64(trips)/n, micros/n
+		res.RedisByCommand = map[string]float64{}
+		for name, count := range counter.breakdown() {
+			res.RedisByCommand[name] = float64(count) / n
+		}
+	}
+	return res, nil
+}
+
+func waitWorkers(ctx context.Context, url string, n int) error {
+	c, err := client.New(url, "bench-client")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if ws, err := c.Workers(ctx); err == nil && len(ws) >= n {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("workers did not register")
+}
+
+// openStore opens the backend; for Redis it counts commands and uses a
+// fresh key prefix, removed afterwards.
+func openStore(ctx context.Context, o Options) (store.Store, *redisCounter, func(), error) {
+	switch o.Backend {
+	case "memory":
+		return memory.New(memory.Options{}), nil, func() {}, nil
+	case "redis":
+		opts, err := goredis.ParseURL(o.RedisURL)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		opts.PoolSize = 128
+		rdb := goredis.NewClient(opts)
+		counter := &redisCounter{rdb: rdb}
+		rdb.AddHook(counter)
+		prefix := fmt.Sprintf("avtobench-%d", time.Now().UnixNano())
+		st, err := redisstore.New(ctx, rdb, redisstore.Options{Prefix: prefix})
+		if err != nil {
+			rdb.Close()
+			return nil, nil, nil, err
+		}
+		return st, counter, func() {
+			_ = st.Close()
+			iter := rdb.Scan(context.Background(), 0, "{"+prefix+"}*", 1000).Iterator()
+			for iter.Next(context.Background()) {
+				rdb.Del(context.Background(), iter.Val())
+			}
+			rdb.Close()
+		}, nil
+	}
+	return nil, nil, nil, fmt.Errorf("unknown backend %q (memory or redis)", o.Backend)
+}

@@ -1,0 +1,68 @@
+// Package harness runs Avtomatika's benchmark workloads: an orchestrator on
+// a loopback port, SDK workers and API clients over real HTTP, measuring
+// throughput and create-to-finished latency.
+package harness
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+)
+
+// Workloads names the workloads in a stable order.
+var Workloads = []string{"one-task", "fanout-10", "no-task", "chain-5"}
+
+// blueprintFor returns the blueprint of a workload; its endpoint is
+// /jobs/<workload>.
+func blueprintFor(workload string) (*blueprint.Blueprint, error) {
+	if !slices.Contains(Workloads, workload) {
+		return nil, fmt.Errorf("unknown workload %q (known: %v)", workload, Workloads)
+	}
+	bp := blueprint.New(workload).Endpoint("v1", "/jobs/"+workload)
+	noop := blueprint.Task{Type: "noop"}
+	switch workload {
+	case "one-task":
+		bp.Start("start", func(c *blueprint.Context) error { return c.Dispatch(noop) }, blueprint.On("success", "finished"))
+	case "fanout-10":
+		bp.Start("start", func(c *blueprint.Context) error {
+			tasks := make([]blueprint.Task, 10)
+			for i := range tasks {
+				tasks[i] = noop
+			}
+			return c.DispatchParallel(tasks)
+		}, blueprint.FanIn("join"))
+		bp.Aggregator("join", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished"))
+	case "no-task":
+		bp.Start("start", func(c *blueprint.Context) error { return c.GoTo("middle") }, blueprint.To("middle"))
+		bp.State("middle", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished"))
+	case "chain-5":
+		for i := range 5 {
+			name, next := fmt.Sprintf("step%d", i), fmt.Sprintf("step%d", i+1)
+			if i == 4 {
+				next = "finished"
+			}
+			h := func(c *blueprint.Context) error { return c.Dispatch(noop) }
+			if i == 0 {
+				bp.Start(name, h, blueprint.On("success", next))
+			} else {
+				bp.State(name, h, blueprint.On("success", next))
+			}
+		}
+	}
+	bp.End("finished", nil)
+	return bp, nil
+}
+
+// tasksPerJob is how many worker tasks one job of the workload runs.
+func tasksPerJob(workload string) int {
+	switch workload {
+	case "one-task":
+		return 1
+	case "fanout-10":
+		return 10
+	case "chain-5":
+		return 5
+	}
+	return 0
+}
