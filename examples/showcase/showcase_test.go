@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,7 +170,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 		"ORCHESTRATOR_URL=" + d.api, "WEBHOOK_URL=" + d.webhook, "SHOWCASE_TIME_SCALE=0.05",
 		"SCHEDULES_CONFIG_PATH=" + schedules, "ADMIN_TOKEN=admin-test-token", "LOG_LEVEL=INFO",
 		"DETERMINISTIC_BLUEPRINT=true", "RETRY_BACKOFF_SECONDS=0.05", "HEARTBEAT_INTERVAL=1",
-		"HISTORY_DATABASE_URI=sqlite:" + filepath.Join(dir, "history.db"),
+		"HISTORY_DATABASE_URI=" + historyURI(t, dir),
 	}
 	d.env = append(d.env, blobEnv(t, dir)...)
 	receiver := d.start("webhook-receiver", nil, "webhook-receiver")
@@ -211,6 +212,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 	waitUntil(t, "the signed webhook", 20*time.Second, func() bool {
 		return strings.Contains(receiver.output(), "job_id="+id) && strings.Contains(receiver.output(), "signature_ok=true")
 	})
+	t.Run("history", func(t *testing.T) { checkHistory(t, ctx, vip, id) })
 	t.Run("process_blobs", func(t *testing.T) { checkProcessBlobs(t, ctx, vip, id) })
 
 	// The limited client is refused after its two attempts.
@@ -359,6 +361,36 @@ func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
 
 // blobEnv is the showcase's blob storage in tests: MinIO (a bucket of the
 // test's own) when AVTO_TEST_S3_ENDPOINT is set, else a local folder.
+// historyURI is the showcase's history database: the PostgreSQL of the
+// test environment when there is one (in a schema of its own), else SQLite.
+func historyURI(t *testing.T, dir string) string {
+	if url := os.Getenv(testenv.PostgresVar); url != "" {
+		return testenv.PostgresSchemaURL(t, url, "avto_showcase")
+	}
+	t.Logf("history: SQLite (set %s to use PostgreSQL)", testenv.PostgresVar)
+	return "sqlite:" + filepath.Join(dir, "history.db")
+}
+
+// checkHistory reads the finished seed job's audit trail back from the
+// history database.
+func checkHistory(t *testing.T, ctx context.Context, vip *client.Client, id string) {
+	var events []client.HistoryEvent
+	waitUntil(t, "the job's history", 20*time.Second, func() bool {
+		var err error
+		events, err = vip.History(ctx, id)
+		return err == nil && slices.ContainsFunc(events, func(ev client.HistoryEvent) bool { return ev.EventType == "job_ended" })
+	})
+	seen := map[string]bool{}
+	for _, ev := range events {
+		seen[ev.EventType] = true
+	}
+	for _, want := range []string{"job_created", "state_entered", "task_dispatched", "task_result"} {
+		if !seen[want] {
+			t.Errorf("history of %s has no %s event; it has %v", id, want, seen)
+		}
+	}
+}
+
 func blobEnv(t *testing.T, dir string) []string {
 	if os.Getenv(testenv.S3Var) == "" {
 		t.Logf("blob storage: a local folder (set %s to use MinIO)", testenv.S3Var)

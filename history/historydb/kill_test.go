@@ -3,8 +3,6 @@ package historydb_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,7 +20,6 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 )
 
 // The child process: records events through a Recorder into the database
@@ -195,40 +192,9 @@ func backends(t *testing.T) map[string]func(t *testing.T) string {
 		"sqlite": func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "history.db") },
 		"postgres": func(t *testing.T) string {
 			url := testenv.URL(t, testenv.PostgresVar)
-			return pgSchemaURI(t, url)
+			return testenv.PostgresSchemaURL(t, url, "avto_history_kill")
 		},
 	}
-}
-
-func pgSchemaURI(t *testing.T, url string) string {
-	ctx := context.Background()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := fmt.Sprintf("avto_history_kill_%d_%s", os.Getpid(), hex.EncodeToString(b))
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	return url + sep + "search_path=" + name
 }
 
 // Every event acknowledged before a SIGKILL mid-burst is in the database.
