@@ -68,12 +68,14 @@ func childPath(parent, key string) string {
 	return parent + "." + key
 }
 
-func (in *inbound) walk(ctx context.Context, v any, at string) (any, bool, error) {
+// rewriteStrings walks a JSON value and replaces each string that visit
+// changes, in place in maps and slices; at is the JSON path of v.
+func rewriteStrings(ctx context.Context, v any, at string, visit func(ctx context.Context, s, at string) (any, bool, error)) (any, bool, error) {
 	switch x := v.(type) {
 	case map[string]any:
 		changed := false
 		for k, e := range x {
-			nv, ch, err := in.walk(ctx, e, childPath(at, k))
+			nv, ch, err := rewriteStrings(ctx, e, childPath(at, k), visit)
 			if err != nil {
 				return nil, false, err
 			}
@@ -85,7 +87,7 @@ func (in *inbound) walk(ctx context.Context, v any, at string) (any, bool, error
 	case []any:
 		changed := false
 		for i, e := range x {
-			nv, ch, err := in.walk(ctx, e, at+"["+strconv.Itoa(i)+"]")
+			nv, ch, err := rewriteStrings(ctx, e, at+"["+strconv.Itoa(i)+"]", visit)
 			if err != nil {
 				return nil, false, err
 			}
@@ -95,16 +97,23 @@ func (in *inbound) walk(ctx context.Context, v any, at string) (any, bool, error
 		}
 		return x, changed, nil
 	case string:
-		if !blob.IsURI(x) {
-			return x, false, nil
+		return visit(ctx, x, at)
+	}
+	return v, false, nil
+}
+
+// walk replaces the s3:// values in v by what fetch makes of them.
+func (in *inbound) walk(ctx context.Context, v any, at string) (any, bool, error) {
+	return rewriteStrings(ctx, v, at, func(ctx context.Context, s, at string) (any, bool, error) {
+		if !blob.IsURI(s) {
+			return s, false, nil
 		}
-		nv, err := in.fetch(ctx, x, at)
+		nv, err := in.fetch(ctx, s, at)
 		if err != nil {
 			return nil, false, err
 		}
 		return nv, true, nil
-	}
-	return v, false, nil
+	})
 }
 
 // fetch resolves one s3:// value at JSON path at.
@@ -298,36 +307,12 @@ type outbound struct {
 	keys map[string]string                // object key → local path uploaded there
 }
 
+// walk uploads the local files that v names and puts their URIs in place.
 func (out *outbound) walk(ctx context.Context, v any, at string) (any, bool, error) {
-	switch x := v.(type) {
-	case map[string]any:
-		changed := false
-		for k, e := range x {
-			nv, ch, err := out.walk(ctx, e, childPath(at, k))
-			if err != nil {
-				return nil, false, err
-			}
-			if ch {
-				x[k], changed = nv, true
-			}
-		}
-		return x, changed, nil
-	case []any:
-		changed := false
-		for i, e := range x {
-			nv, ch, err := out.walk(ctx, e, at+"["+strconv.Itoa(i)+"]")
-			if err != nil {
-				return nil, false, err
-			}
-			if ch {
-				x[i], changed = nv, true
-			}
-		}
-		return x, changed, nil
-	case string:
-		p, ok := out.w.localFile(x)
+	return rewriteStrings(ctx, v, at, func(ctx context.Context, s, at string) (any, bool, error) {
+		p, ok := out.w.localFile(s)
 		if !ok {
-			return x, false, nil
+			return s, false, nil
 		}
 		md, err := out.upload(ctx, p)
 		if err != nil {
@@ -335,8 +320,7 @@ func (out *outbound) walk(ctx context.Context, v any, at string) (any, bool, err
 		}
 		out.md[at] = md
 		return md.URI, true, nil
-	}
-	return v, false, nil
+	})
 }
 
 // localFile reports whether s is the path of an existing file or folder

@@ -13,6 +13,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
 // Job files: objects under jobs/<job_id>/ in blob storage, uploaded and
@@ -63,6 +64,20 @@ func (s *Server) absolute(r *http.Request, u string) string {
 	return strings.TrimRight(base, "/") + u
 }
 
+// uploadJob returns the caller's job that a file is about to be added to,
+// marked as having objects; it answers the request itself when it fails.
+func (s *Server) uploadJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) (*store.Job, bool) {
+	j, ok := s.ownJob(w, r, cl)
+	if !ok {
+		return nil, false
+	}
+	if err := s.markBlobs(r.Context(), j.ID, j.Blobs, j.Status.Terminal()); err != nil {
+		s.fail(w, r, err)
+		return nil, false
+	}
+	return j, true
+}
+
 // markBlobs tells the engine the job has objects (they are deleted when its
 // retention ends).
 func (s *Server) markBlobs(ctx context.Context, jobID string, has bool, ended bool) error {
@@ -92,12 +107,8 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, cl *auth.Clie
 		}
 		expires = time.Duration(n) * time.Second
 	}
-	j, ok := s.ownJob(w, r, cl)
+	j, ok := s.uploadJob(w, r, cl)
 	if !ok {
-		return
-	}
-	if err := s.markBlobs(r.Context(), j.ID, j.Blobs, j.Status.Terminal()); err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	key := blob.JobKey(j.ID, name)
@@ -125,12 +136,8 @@ func (s *Server) uploadContent(w http.ResponseWriter, r *http.Request, cl *auth.
 		writeError(w, http.StatusRequestEntityTooLarge, "file of %d bytes is over the upload limit of %d bytes", r.ContentLength, limit)
 		return
 	}
-	j, ok := s.ownJob(w, r, cl)
+	j, ok := s.uploadJob(w, r, cl)
 	if !ok {
-		return
-	}
-	if err := s.markBlobs(r.Context(), j.ID, j.Blobs, j.Status.Terminal()); err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	key := blob.JobKey(j.ID, name)
