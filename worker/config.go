@@ -145,10 +145,13 @@ type Config struct {
 	HeartbeatDebounce time.Duration // delay before a state-change heartbeat (100ms)
 	HeartbeatCooldown time.Duration // minimum gap between heartbeats to one orchestrator (1s)
 
-	PollTimeout    time.Duration // long-poll wait asked of the orchestrator (30s)
-	IdlePollDelay  time.Duration // pause after an empty poll cycle (10ms; negative: none)
-	PollErrorDelay time.Duration // first back-off after a poll error, doubling (5s)
-	PollBackoffMax time.Duration // longest poll back-off (60s)
+	PollTimeout time.Duration // long-poll wait asked of the orchestrator (30s)
+	// PollConcurrency is how many long polls may be in flight at once while
+	// there is room for that many tasks (MaxConcurrentTasks, at most 4).
+	PollConcurrency int
+	IdlePollDelay   time.Duration // pause after an empty poll cycle (10ms; negative: none)
+	PollErrorDelay  time.Duration // first back-off after a poll error, doubling (5s)
+	PollBackoffMax  time.Duration // longest poll back-off (60s)
 
 	RetryDelay    time.Duration // first registration/WebSocket retry delay, doubling (1s)
 	RetryMaxDelay time.Duration // longest registration/heartbeat/WebSocket back-off (60s)
@@ -212,6 +215,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxConcurrentTasks == 0 {
 		c.MaxConcurrentTasks = defaultMaxTasks
 	}
+	if c.PollConcurrency == 0 {
+		c.PollConcurrency = min(max(c.MaxConcurrentTasks, 1), 4)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -257,6 +263,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxConcurrentTasks < 1 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentTasks must be at least 1, got %d", c.MaxConcurrentTasks))
+	}
+	if c.PollConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("PollConcurrency must be at least 1, got %d", c.PollConcurrency))
 	}
 	if c.ResultMaxRetries < 1 {
 		c.ResultMaxRetries = 1

@@ -62,6 +62,7 @@ func TestConfigFromEnvValues(t *testing.T) {
 		"WORKER_INDIVIDUAL_TOKEN":         "individual",
 		"COST_PER_SKILL":                  `{"transcode_video": 0.0005, "resize": 1}`,
 		"MAX_CONCURRENT_TASKS":            "3",
+		"TASK_POLL_CONCURRENCY":           "2",
 		"CPU_CORES":                       "8",
 		"RAM_GB":                          "32",
 		"GPU_MODEL":                       "NVIDIA T4",
@@ -98,7 +99,7 @@ func TestConfigFromEnvValues(t *testing.T) {
 	if !reflect.DeepEqual(cfg.CostPerSkill, map[string]float64{"transcode_video": 0.0005, "resize": 1}) {
 		t.Errorf("CostPerSkill = %v", cfg.CostPerSkill)
 	}
-	if cfg.MaxConcurrentTasks != 3 || cfg.Resources.CPUCores != 8 || cfg.Resources.RAMGB != 32 {
+	if cfg.MaxConcurrentTasks != 3 || cfg.PollConcurrency != 2 || cfg.Resources.CPUCores != 8 || cfg.Resources.RAMGB != 32 {
 		t.Errorf("capacity: %+v", cfg)
 	}
 	if want := []GPU{{ID: "0", Model: "NVIDIA T4", MemoryGB: 16}}; !reflect.DeepEqual(cfg.Resources.GPUs, want) {
@@ -194,6 +195,7 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		"worker id with slash":  {"WORKER_ID": "a/b"},
 		"max tasks":             {"MAX_CONCURRENT_TASKS": "zero"},
 		"max tasks zero":        {"MAX_CONCURRENT_TASKS": "0"},
+		"poll concurrency zero": {"TASK_POLL_CONCURRENCY": "0"},
 		"cost not JSON":         {"COST_PER_SKILL": "{"},
 		"cost negative":         {"COST_PER_SKILL": `{"a": -1}`},
 		"cost not numbers":      {"COST_PER_SKILL": `{"a": "cheap"}`},

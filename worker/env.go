@@ -48,6 +48,7 @@ const defaultOrchestratorURL = "http://localhost:8080"
 //	WORKER_STS                 use short-lived access tokens (default: on when TLS is set)
 //	COST_PER_SKILL             JSON {"skill": price}
 //	MAX_CONCURRENT_TASKS       concurrency limit (10)
+//	TASK_POLL_CONCURRENCY      long polls at once while tasks keep coming (MAX_CONCURRENT_TASKS, at most 4)
 //	CPU_CORES, RAM_GB          declared CPU cores and memory (detected when unset)
 //	GPU_MODEL, GPU_ID (0), GPU_VRAM_GB   a declared GPU (detected with nvidia-smi when unset)
 //	WORKER_DEVICES             JSON list of devices {"type","model","id","properties"}
@@ -304,6 +305,9 @@ func configFromEnv(lookup func(string) (string, bool), environ []string) (Config
 	}
 	if n, ok := e.int("MAX_CONCURRENT_TASKS", 1); ok {
 		c.MaxConcurrentTasks = n
+	}
+	if n, ok := e.int("TASK_POLL_CONCURRENCY", 1); ok {
+		c.PollConcurrency = n
 	}
 	if n, ok := e.int("CPU_CORES", 0); ok {
 		c.Resources.CPUCores = n

@@ -34,16 +34,25 @@ func (rt *runningTask) report(res protocol.TaskResult) {
 }
 
 // pollLoop asks the orchestrators for tasks whenever the worker has free
-// capacity, following the multi-orchestrator mode, until ctx ends.
+// capacity, following the multi-orchestrator mode, until ctx ends. While
+// tasks keep coming, up to PollConcurrency-1 more long polls join it
+// (extraPoller), so that a worker with many free slots does not take its
+// tasks one poll round trip at a time; when polls come back empty, one
+// poll is in flight, as with a single poller.
 func (w *Worker) pollLoop(ctx context.Context) {
 	select {
 	case <-w.registered:
 	case <-ctx.Done():
 		return
 	}
+	var extra sync.WaitGroup
+	for range w.cfg.PollConcurrency - 1 {
+		extra.Go(func() { w.extraPoller(ctx) })
+	}
+	defer extra.Wait()
 	for ctx.Err() == nil {
 		changed := w.changedCh()
-		ok, available, hot := w.canPoll()
+		ok, available, hot := w.reservePoll(false)
 		if !ok {
 			var recheck time.Time
 			if w.cfg.CapacityChecker != nil {
@@ -53,35 +62,26 @@ func (w *Worker) pollLoop(ctx context.Context) {
 			waitChange(ctx, changed, recheck)
 			continue
 		}
-		cands, wake := w.pollCandidates()
-		if len(cands) == 0 {
+		cycle, wake := w.pollCycle()
+		if len(cycle) == 0 {
+			w.unreserve()
 			waitChange(ctx, changed, wake)
 			continue
-		}
-		cycle := cands
-		if w.cfg.Mode == RoundRobin {
-			cycle = []*conn{pickRoundRobin(cands)}
 		}
 		got := false
 		for i, c := range cycle {
 			if i > 0 {
-				if ok, available, hot = w.canPoll(); !ok {
+				if ok, available, hot = w.reservePoll(false); !ok {
 					break
 				}
 			}
-			p, err := c.poll(ctx, available, hot)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				c.pollFailed(err)
+			p, ok := w.pollOnce(ctx, c, available, hot)
+			if ctx.Err() != nil {
+				return
+			}
+			if !ok || p == nil {
 				continue
 			}
-			c.pollOK()
-			if p == nil {
-				continue
-			}
-			w.startTask(c, p)
 			got = true
 			if w.cfg.Mode == Waterfall {
 				break
@@ -93,8 +93,72 @@ func (w *Worker) pollLoop(ctx context.Context) {
 	}
 }
 
+// extraPoller polls, next to pollLoop, the orchestrator that delivered the
+// last task, while the last poll brought one and there is room.
+func (w *Worker) extraPoller(ctx context.Context) {
+	for ctx.Err() == nil {
+		changed := w.changedCh()
+		w.mu.Lock()
+		c := w.lastSource
+		w.mu.Unlock()
+		w.pollMu.Lock()
+		usable := c != nil && c.isRegistered() && !c.pollNext.After(time.Now())
+		w.pollMu.Unlock()
+		ok, available, hot := false, []string(nil), []string(nil)
+		if usable {
+			ok, available, hot = w.reservePoll(true)
+		}
+		if !ok {
+			waitChange(ctx, changed, time.Time{})
+			continue
+		}
+		w.pollOnce(ctx, c, available, hot)
+	}
+}
+
+// pollOnce polls one orchestrator under a reservation of reservePoll,
+// which it ends, starts the task that came, and keeps the back-off state.
+// ok is false when the poll failed.
+func (w *Worker) pollOnce(ctx context.Context, c *conn, available, hot []string) (p *polledTask, ok bool) {
+	p, err := c.poll(ctx, available, hot)
+	if err == nil && p != nil {
+		w.startTask(c, p) // running before the reservation ends
+	}
+	if err != nil {
+		w.releasePoll(nil)
+		if ctx.Err() == nil {
+			w.pollMu.Lock()
+			c.pollFailed(err)
+			w.pollMu.Unlock()
+		}
+		return nil, false
+	}
+	source := c
+	if p == nil {
+		source = nil
+	}
+	w.releasePoll(source)
+	w.pollMu.Lock()
+	c.pollOK()
+	w.pollMu.Unlock()
+	return p, true
+}
+
+// pollCycle returns the orchestrators to poll in this cycle, as the mode
+// says, and when the earliest back-off ends if there are none.
+func (w *Worker) pollCycle() ([]*conn, time.Time) {
+	w.pollMu.Lock()
+	defer w.pollMu.Unlock()
+	cands, wake := w.pollCandidates()
+	if len(cands) > 0 && w.cfg.Mode == RoundRobin {
+		cands = []*conn{pickRoundRobin(cands)}
+	}
+	return cands, wake
+}
+
 // pollCandidates returns the registered orchestrators that are not backing
-// off, and when the earliest back-off ends (zero if none).
+// off, and when the earliest back-off ends (zero if none). The caller holds
+// pollMu.
 func (w *Worker) pollCandidates() ([]*conn, time.Time) {
 	now := time.Now()
 	var out []*conn

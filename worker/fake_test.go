@@ -54,25 +54,27 @@ type fakeOrch struct {
 	key      string        // master token the worker must sign with
 	pollWait time.Duration // longest long poll
 
-	mu         sync.Mutex
-	violations []string
-	sigs       map[string]bool
-	known      map[string]bool // registered worker ids
-	regs       []received
-	hbs        []received
-	results    []received
-	events     []received
-	polls      []time.Time
-	pollQuery  []string
-	failNext   map[string][]failure // by kind: register, heartbeat, poll, result, event
-	cancelIDs  []string             // sent in the next heartbeat answer
-	fullSync   bool                 // require_full_sync in the next heartbeat answer
-	resultResp func(res protocol.TaskResult) any
-	ws         *websocket.Conn
-	access     map[string]bool // issued STS access tokens
-	revoked    map[string]bool // access tokens answered with 403
-	tokenReqs  int
-	changed    chan struct{}
+	mu            sync.Mutex
+	violations    []string
+	sigs          map[string]bool
+	known         map[string]bool // registered worker ids
+	regs          []received
+	hbs           []received
+	results       []received
+	events        []received
+	polls         []time.Time
+	pollQuery     []string
+	pollsInFlight int                  // polls being answered now
+	inFlightAt    []int                // polls in flight at each poll's arrival, itself included
+	failNext      map[string][]failure // by kind: register, heartbeat, poll, result, event
+	cancelIDs     []string             // sent in the next heartbeat answer
+	fullSync      bool                 // require_full_sync in the next heartbeat answer
+	resultResp    func(res protocol.TaskResult) any
+	ws            *websocket.Conn
+	access        map[string]bool // issued STS access tokens
+	revoked       map[string]bool // access tokens answered with 403
+	tokenReqs     int
+	changed       chan struct{}
 
 	queue chan protocol.TaskPayload
 }
@@ -432,6 +434,9 @@ func (f *fakeOrch) mux() http.Handler {
 		f.mu.Lock()
 		f.polls = append(f.polls, time.Now())
 		f.pollQuery = append(f.pollQuery, r.URL.RawQuery)
+		f.pollsInFlight++
+		f.inFlightAt = append(f.inFlightAt, f.pollsInFlight)
+		defer func() { f.mu.Lock(); f.pollsInFlight--; f.mu.Unlock() }()
 		known := f.known[id]
 		f.notifyLocked()
 		f.mu.Unlock()

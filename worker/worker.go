@@ -51,10 +51,13 @@ type Worker struct {
 	taskBase   context.Context // parent of task contexts; outlives Run's ctx
 	resultCtx  context.Context // bounds result delivery; outlives Run's ctx
 	tasks      sync.WaitGroup
+	pollMu     sync.Mutex // the poll state of conns (back-off, round robin)
 
 	mu            sync.Mutex
 	running       map[string]*runningTask
 	typeLoad      map[string]int
+	polling       int   // long polls in flight (reservePoll)
+	lastSource    *conn // where the last poll brought a task; nil if it brought none
 	hot           map[string]bool
 	stopping      bool
 	changed       chan struct{} // closed and replaced on every state change
@@ -270,14 +273,56 @@ func (w *Worker) stateLocked(vetoed map[string]bool) (status string, available, 
 	return protocol.WorkerIdle, available, hot
 }
 
-// canPoll reports whether the worker may take another task, and the skills
-// to ask for.
-func (w *Worker) canPoll() (bool, []string, []string) {
+// reservePoll reserves room for one more long poll and returns the skills
+// to ask for. Every poll in flight may bring a task, so a poll is allowed
+// only while the running tasks plus the polls in flight stay below
+// MaxConcurrentTasks, and a skill is asked for only while its type has room
+// for them too. An extra poll (extraPoller) is allowed only while the last
+// poll brought a task. releasePoll ends the reservation.
+func (w *Worker) reservePoll(extra bool) (ok bool, available, hot []string) {
 	vetoed := w.vetoed()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if extra && w.lastSource == nil {
+		return false, nil, nil
+	}
 	status, available, hot := w.stateLocked(vetoed)
-	return status == protocol.WorkerIdle, available, hot
+	if status != protocol.WorkerIdle || len(w.running)+w.polling >= w.cfg.MaxConcurrentTasks {
+		return false, nil, nil
+	}
+	if w.polling > 0 {
+		fits := func(name string) bool {
+			typ := w.skills[name].typ()
+			lim := w.typeLimits[typ]
+			return lim == 0 || w.typeLoad[typ]+w.polling < lim
+		}
+		available = slices.DeleteFunc(available, func(name string) bool { return !fits(name) })
+		hot = slices.DeleteFunc(hot, func(name string) bool { return !fits(name) })
+		if len(available) == 0 {
+			return false, nil, nil
+		}
+	}
+	w.polling++
+	return true, available, hot
+}
+
+// unreserve gives back a reservation that was not used for a poll.
+func (w *Worker) unreserve() {
+	w.mu.Lock()
+	w.polling--
+	w.mu.Unlock()
+}
+
+// releasePoll ends a reservation of reservePoll; source is the orchestrator
+// whose poll brought a task (its task is running by now), or nil. It wakes
+// pollers waiting for room.
+func (w *Worker) releasePoll(source *conn) {
+	w.mu.Lock()
+	w.polling--
+	w.lastSource = source
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.mu.Unlock()
 }
 
 // heartbeatFor builds the heartbeat for one orchestrator: it lists only the

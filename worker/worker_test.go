@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1223,5 +1224,52 @@ func TestBuiltInMetrics(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
+	}
+}
+
+// TestConcurrentPolls: while tasks keep coming, several long polls run at
+// once (at most PollConcurrency, never more than there is room for); when
+// the queue is empty, one poll waits, as with a single poller.
+func TestConcurrentPolls(t *testing.T) {
+	f := newFake(t)
+	cfg := testConfig(f.URL())
+	cfg.MaxConcurrentTasks = 8
+	cfg.PollConcurrency = 3
+	w := newWorker(t, cfg)
+	var active, peak atomic.Int32
+	w.Handle("work", func(ctx context.Context, t *Task) (Result, error) {
+		n := active.Add(1)
+		defer active.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(30 * time.Millisecond)
+		return Result{}, nil
+	})
+	for i := range 60 {
+		f.enqueue(task(fmt.Sprintf("t%d", i), "work", nil))
+	}
+	startWorker(t, w)
+	f.waitUntil(20*time.Second, "60 results", func() bool { _, _, res, _ := f.snapshot(); return len(res) == 60 })
+	f.mu.Lock()
+	busy := len(f.inFlightAt)
+	most := slices.Max(f.inFlightAt)
+	f.mu.Unlock()
+	if most < 2 || most > cfg.PollConcurrency {
+		t.Errorf("at most %d polls in flight while tasks flowed, want 2 to %d", most, cfg.PollConcurrency)
+	}
+	if p := peak.Load(); p > int32(cfg.MaxConcurrentTasks) {
+		t.Errorf("%d tasks ran at once, over MaxConcurrentTasks %d", p, cfg.MaxConcurrentTasks)
+	}
+	// Idle: the fake answers empty polls after 100 ms; several of them
+	// pass, each alone.
+	time.Sleep(500 * time.Millisecond)
+	f.mu.Lock()
+	idle := slices.Clone(f.inFlightAt[busy+cfg.PollConcurrency:])
+	f.mu.Unlock()
+	if len(idle) < 2 {
+		t.Fatalf("only %d polls while idle", len(idle))
+	}
+	if m := slices.Max(idle); m != 1 {
+		t.Errorf("%d polls in flight at once with nothing to do, want 1 (%v)", m, idle)
 	}
 }

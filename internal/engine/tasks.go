@@ -264,55 +264,65 @@ func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTa
 // costs a decode and a backlog can be long.
 func (e *Engine) claimPending(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
 	var cand *dispatch.Candidate
-	for _, depth := range []int{1, 16} {
-		qt, more, err := e.claimPendingWithin(ctx, w, &cand, depth)
+	// Workers polling together race for the same heads: a lost race looks
+	// at the new heads, and only a head this worker may not run sends it
+	// deeper into the queues.
+	for range 4 {
+		qt, more, unfit, err := e.claimPendingWithin(ctx, w, &cand, 1)
 		if err != nil || qt != nil || !more {
 			return qt, err
 		}
+		if unfit {
+			break
+		}
 	}
-	return nil, nil
+	qt, _, _, err := e.claimPendingWithin(ctx, w, &cand, 16)
+	return qt, err
 }
 
 // claimPendingWithin tries the first depth tasks of each pending queue of
 // the worker's skills, best first; more reports that a queue may hold
-// further tasks. cand caches the worker's description across calls.
-func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, cand **dispatch.Candidate, depth int) (qt *store.QueuedTask, more bool, err error) {
+// further tasks, unfit that the worker may not run one of those it saw.
+// cand caches the worker's description across calls.
+func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, cand **dispatch.Candidate, depth int) (qt *store.QueuedTask, more, unfit bool, err error) {
 	var best []store.QueuedTask
 	for _, s := range w.Skills {
 		tasks, err := e.store.PeekTasks(ctx, store.PendingQueue(s.Name), depth)
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		more = more || len(tasks) == depth
 		best = append(best, tasks...)
 	}
 	if len(best) == 0 {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	slices.SortFunc(best, func(a, b store.QueuedTask) int { return cmp.Compare(a.Score, b.Score) })
 	if *cand == nil {
 		c, err := e.candidateFor(ctx, w)
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		*cand = &c
 	}
 	for _, qt := range best {
 		req := dispatch.Request{Type: qt.Run.Spec.Type, Requirements: qt.Run.Spec.Requirements, MaxCost: qt.Run.Spec.MaxCost}
 		if ok, _ := dispatch.Check(req, **cand, e.cfg.Dispatch); !ok {
+			unfit = true
 			continue
 		}
 		got, err := e.store.ClaimTask(ctx, qt.Run.ID, w.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
-		return got, false, err
+		return got, false, false, err
 	}
-	return nil, more, nil
+	return nil, more, unfit, nil
 }
 
 // candidateFor describes a polling worker for the filters. A worker that
-// polls has room, whatever its last heartbeat said.
+// polls has a free slot, whatever its last heartbeat or the task count
+// say: workers poll only when they can take a task.
 func (e *Engine) candidateFor(ctx context.Context, w *store.Worker) (dispatch.Candidate, error) {
 	reps, err := e.store.Reputations(ctx, w.ID)
 	if err != nil {
@@ -322,13 +332,9 @@ func (e *Engine) candidateFor(ctx context.Context, w *store.Worker) (dispatch.Ca
 	if !ok {
 		rep = 1
 	}
-	loads, err := e.store.Loads(ctx)
-	if err != nil {
-		return dispatch.Candidate{}, err
-	}
 	polling := w.Clone()
 	polling.Status = protocol.WorkerIdle
-	return dispatch.Candidate{Worker: polling, Reputation: rep, Load: loads[w.ID]}, nil
+	return dispatch.Candidate{Worker: polling, Reputation: rep}, nil
 }
 
 // pickup records that a worker took a claimed task and arms its execution
