@@ -40,6 +40,23 @@ type Options struct {
 	// latency counts from each job's intended send time.
 	Rate     float64
 	Duration time.Duration
+
+	// Warmup jobs run before measuring (connections opened, caches and
+	// pools filled), drained and left out of the figures: 100 by default,
+	// negative for none.
+	Warmup int
+	// SettleTimeout bounds the wait for the last jobs after the last send
+	// (60s).
+	SettleTimeout time.Duration
+	// BeforeMeasure, when set, is called after the warm-up, right before
+	// the measured jobs are sent (to reset counters, say).
+	BeforeMeasure func()
+}
+
+// WithDefaults returns o with every unset field at its default.
+func (o Options) WithDefaults() Options {
+	o.defaults()
+	return o
 }
 
 func (o *Options) defaults() {
@@ -63,6 +80,12 @@ func (o *Options) defaults() {
 	}
 	if o.Rate > 0 && o.Duration <= 0 {
 		o.Duration = 5 * time.Second
+	}
+	if o.Warmup == 0 {
+		o.Warmup = 100
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = time.Minute
 	}
 }
 
@@ -106,7 +129,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res := Result{Workload: o.Workload, Backend: o.Backend}
 
-	st, counter, cleanup, err := openStore(ctx, o)
+	st, meter, cleanup, err := openStore(ctx, o)
 	if err != nil {
 		return res, err
 	}
@@ -167,24 +190,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if counter != nil {
-		counter.reset(ctx)
+	if meter != nil {
+		o.BeforeMeasure = func() { meter.Reset(ctx) }
 	}
 	submit := func(ctx context.Context) (string, error) { return c.CreateJob(ctx, "/jobs/"+o.Workload, nil) }
-	measured, err := Drive(ctx, o, submit, ends)
+	res, err = Drive(ctx, o, submit, ends)
 	if err != nil {
 		return res, err
 	}
-	measured.Workload, measured.Backend = res.Workload, res.Backend
-	res = measured
-	if counter != nil && res.Jobs > 0 {
-		cmds, trips, micros := counter.since(ctx)
-		n := float64(res.Jobs)
-		res.RedisCommands, res.RedisRoundTrips, res.RedisMicros = float64(cmds)/n, float64(trips)/n, micros/n
-		res.RedisByCommand = map[string]float64{}
-		for name, count := range counter.breakdown() {
-			res.RedisByCommand[name] = float64(count) / n
-		}
+	if meter != nil {
+		meter.Measure(ctx, &res)
 	}
 	return res, nil
 }
@@ -206,7 +221,7 @@ func waitWorkers(ctx context.Context, url string, n int) error {
 
 // openStore opens the backend; for Redis it counts commands and uses a
 // fresh key prefix, removed afterwards.
-func openStore(ctx context.Context, o Options) (store.Store, *redisCounter, func(), error) {
+func openStore(ctx context.Context, o Options) (store.Store, *RedisMeter, func(), error) {
 	switch o.Backend {
 	case "memory":
 		return memory.New(memory.Options{}), nil, func() {}, nil
@@ -217,15 +232,14 @@ func openStore(ctx context.Context, o Options) (store.Store, *redisCounter, func
 		}
 		opts.PoolSize = 128
 		rdb := goredis.NewClient(opts)
-		counter := &redisCounter{rdb: rdb}
-		rdb.AddHook(counter)
+		meter := NewRedisMeter(rdb)
 		prefix := fmt.Sprintf("avtobench-%d", time.Now().UnixNano())
 		st, err := redisstore.New(ctx, rdb, redisstore.Options{Prefix: prefix})
 		if err != nil {
 			rdb.Close()
 			return nil, nil, nil, err
 		}
-		return st, counter, func() {
+		return st, meter, func() {
 			_ = st.Close()
 			iter := rdb.Scan(context.Background(), 0, "{"+prefix+"}*", 1000).Iterator()
 			for iter.Next(context.Background()) {

@@ -40,20 +40,29 @@ func (e *Ends) Ended(id string, at time.Time, ok bool) {
 	}
 }
 
-// settleTimeout bounds the wait for the last jobs after the last send.
-const settleTimeout = 60 * time.Second
-
 // Drive sends jobs through submit as o says, waits until every one has
-// ended (at most a minute after the last send) and measures: drain mode
-// times each job from its send, rate mode from its intended send time, so
-// that queueing in front of a slow system is not hidden (no coordinated
-// omission). Every system compared is driven by this same code.
+// ended (at most o.SettleTimeout after the last send) and measures: drain
+// mode times each job from its send, rate mode from its intended send time,
+// so that queueing in front of a slow system is not hidden (no coordinated
+// omission). o.Warmup jobs run first and are not measured. Every system
+// compared is driven by this same code.
 func Drive(ctx context.Context, o Options, submit Submit, ends *Ends) (Result, error) {
 	o.defaults()
 	res := Result{Workload: o.Workload, Backend: o.Backend, Mode: "drain", Offered: o.Rate}
 	if o.Rate > 0 {
 		res.Mode = "rate"
 	}
+	if o.Warmup > 0 {
+		warm := o
+		warm.Rate, warm.Jobs, warm.Warmup, warm.BeforeMeasure = 0, o.Warmup, -1, nil
+		if _, err := Drive(ctx, warm, submit, ends); err != nil {
+			return res, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	if o.BeforeMeasure != nil {
+		o.BeforeMeasure()
+	}
+	base := ends.count.Load() // jobs ended before: the warm-up's
 	var sent []sentJob
 	var mu sync.Mutex
 	record := func(id string, at time.Time) {
@@ -71,12 +80,12 @@ func Drive(ctx context.Context, o Options, submit Submit, ends *Ends) (Result, e
 	if err, _ := submitErr.Load().(error); err != nil {
 		return res, fmt.Errorf("create job: %w", err)
 	}
-	deadline := time.After(settleTimeout)
-	for int(ends.count.Load()) < len(sent) {
+	deadline := time.After(o.SettleTimeout)
+	for int(ends.count.Load()-base) < len(sent) {
 		select {
 		case <-ends.signal:
 		case <-deadline:
-			return res, fmt.Errorf("%d of %d jobs ended within %s after the last creation", ends.count.Load(), len(sent), settleTimeout)
+			return res, fmt.Errorf("%d of %d jobs ended within %s after the last creation", ends.count.Load()-base, len(sent), o.SettleTimeout)
 		case <-ctx.Done():
 			return res, ctx.Err()
 		}

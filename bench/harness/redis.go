@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,22 +12,94 @@ import (
 	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
 )
 
-// redisCounter counts the commands the orchestrator sends and the round
-// trips they take (a pipeline is one), and reads the server's CPU time.
-type redisCounter struct {
+// RedisMeter counts the commands a go-redis client sends and the round
+// trips they take (a pipeline is one), and reads the Redis server's CPU
+// time, so that a run can report its cost per job in Redis. Any system
+// that talks to Redis through go-redis can be measured with it.
+type RedisMeter struct {
 	rdb        *goredis.Client
 	commands   atomic.Int64
 	roundTrips atomic.Int64
-	base       float64 // server µs at reset
+	base       float64 // server µs at Reset
 
 	mu     sync.Mutex
 	byName map[string]int64 // command (or script) name → count
 }
 
-// name is a command's name, with EVALSHA named after the store's script.
-func name(cmd goredis.Cmder) string {
+// NewRedisMeter hooks a meter into rdb; the server it reads is rdb's.
+func NewRedisMeter(rdb *goredis.Client) *RedisMeter {
+	m := &RedisMeter{rdb: rdb}
+	rdb.AddHook(m)
+	return m
+}
+
+// Reset starts a measurement.
+func (m *RedisMeter) Reset(ctx context.Context) {
+	m.commands.Store(0)
+	m.roundTrips.Store(0)
+	m.mu.Lock()
+	m.byName = nil
+	m.mu.Unlock()
+	m.base = serverMicros(ctx, m.rdb)
+}
+
+// Measure fills r's Redis figures per finished job since Reset. Commands
+// of other clients count in the server's time, not in the counts.
+func (m *RedisMeter) Measure(ctx context.Context, r *Result) {
+	if r.Jobs == 0 {
+		return
+	}
+	n := float64(r.Jobs)
+	r.RedisCommands = float64(m.commands.Load()) / n
+	r.RedisRoundTrips = float64(m.roundTrips.Load()) / n
+	r.RedisMicros = (serverMicros(ctx, m.rdb) - m.base) / n
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.RedisByCommand = make(map[string]float64, len(m.byName))
+	for name, count := range m.byName {
+		r.RedisByCommand[name] = float64(count) / n
+	}
+}
+
+// DialHook implements goredis.Hook.
+func (m *RedisMeter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+// ProcessHook implements goredis.Hook.
+func (m *RedisMeter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		m.commands.Add(1)
+		m.roundTrips.Add(1)
+		m.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook implements goredis.Hook.
+func (m *RedisMeter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		m.commands.Add(int64(len(cmds)))
+		m.roundTrips.Add(1)
+		m.count(cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+func (m *RedisMeter) count(cmds ...goredis.Cmder) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byName == nil {
+		m.byName = map[string]int64{}
+	}
+	for _, cmd := range cmds {
+		m.byName[commandName(cmd)]++
+	}
+}
+
+// commandName is a command's name, with EVALSHA named after our store's
+// script when it is one.
+func commandName(cmd goredis.Cmder) string {
 	n := cmd.Name()
-	if n == "evalsha" && len(cmd.Args()) > 1 {
+	if (n == "evalsha" || n == "evalsha_ro") && len(cmd.Args()) > 1 {
 		if sha, ok := cmd.Args()[1].(string); ok {
 			if script := redisstore.ScriptName(sha); script != "" {
 				return "script:" + script
@@ -38,63 +109,10 @@ func name(cmd goredis.Cmder) string {
 	return n
 }
 
-func (c *redisCounter) count(cmds ...goredis.Cmder) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.byName == nil {
-		c.byName = map[string]int64{}
-	}
-	for _, cmd := range cmds {
-		c.byName[name(cmd)]++
-	}
-}
-
-func (c *redisCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (c *redisCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		c.commands.Add(1)
-		c.roundTrips.Add(1)
-		c.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (c *redisCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		c.commands.Add(int64(len(cmds)))
-		c.roundTrips.Add(1)
-		c.count(cmds...)
-		return next(ctx, cmds)
-	}
-}
-
-func (c *redisCounter) reset(ctx context.Context) {
-	c.commands.Store(0)
-	c.roundTrips.Store(0)
-	c.mu.Lock()
-	c.byName = nil
-	c.mu.Unlock()
-	c.base = serverMicros(ctx, c.rdb)
-}
-
-// since returns the commands sent, their round trips and the server's
-// main-thread CPU µs spent since reset.
-func (c *redisCounter) since(ctx context.Context) (commands, roundTrips int64, micros float64) {
-	return c.commands.Load(), c.roundTrips.Load(), serverMicros(ctx, c.rdb) - c.base
-}
-
-// breakdown returns the commands by name since reset.
-func (c *redisCounter) breakdown() map[string]int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.byName)
-}
-
 // serverMicros reads the CPU time of Redis's main thread (user + system)
 // from INFO cpu: the thread that executes every command, so its time per
-// job bounds the jobs/s one Redis can carry. It counts everything the server
-// did, so run the benchmark on a Redis nobody else uses.
+// job bounds the jobs/s one Redis can carry. It counts everything the
+// server did, so run the benchmark on a Redis nobody else uses.
 func serverMicros(ctx context.Context, rdb *goredis.Client) float64 {
 	info, err := rdb.Info(ctx, "cpu").Result()
 	if err != nil {

@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"sync"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
 // hub wakes long-polling workers when a queue they read receives a task.
@@ -43,13 +46,37 @@ func (h *hub) unsubscribe(s *subscription) {
 	}
 }
 
+// notify wakes the polls waiting on a queue. A worker's own queue holds
+// tasks for that worker alone, so one of its polls is woken (notifyOne);
+// a pending queue wakes every poll, since workers differ in what they may
+// run.
 func (h *hub) notify(queue string) {
+	if strings.HasPrefix(queue, store.WorkerQueue("")) {
+		h.notifyOne(queue)
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs[queue] {
 		select {
 		case s.wake <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// notifyOne wakes one poll waiting on a queue, unless one is woken
+// already; a poll that takes a task from its own queue calls it again, so
+// that a burst of tasks wakes the worker's polls one after another.
+func (h *hub) notifyOne(queue string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[queue] {
+		select {
+		case s.wake <- struct{}{}:
+			return
+		default:
+			return // already woken: it will look
 		}
 	}
 }

@@ -196,6 +196,12 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 	defer timer.Stop()
 	for {
 		payload, err := e.takeTask(ctx, w)
+		if payload != nil {
+			// More may wait in the worker's queue: pass the wake-up to
+			// another of its polls (see hub.notify).
+			e.hub.unsubscribe(sub)
+			e.hub.notifyOne(queues[0])
+		}
 		if err != nil || payload != nil {
 			return payload, err
 		}
