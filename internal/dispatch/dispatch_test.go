@@ -1,7 +1,10 @@
 package dispatch
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,6 +87,10 @@ func TestCheckFilters(t *testing.T) {
 	busy.Status = protocol.WorkerBusy
 	full := base()
 	full.MaxConcurrent = 2
+	reportedFull := base() // its last heartbeat said full
+	reportedFull.Status, reportedFull.MaxConcurrent = protocol.WorkerFull, 2
+	fullNoLimit := base()
+	fullNoLimit.Status = protocol.WorkerFull
 	limited := base()
 	limited.AvailableSkills = []string{"other"}
 	statuses := base()
@@ -102,6 +109,9 @@ func TestCheckFilters(t *testing.T) {
 		{"not idle", Request{Type: "x"}, c(busy, 1, 0), false, "busy"},
 		{"at capacity", Request{Type: "x"}, c(full, 1, 2), false, "at capacity"},
 		{"under capacity", Request{Type: "x"}, c(full, 1, 1), true, ""},
+		{"reported full, still full", Request{Type: "x"}, c(reportedFull, 1, 2), false, "full"},
+		{"reported full, a slot freed since", Request{Type: "x"}, c(reportedFull, 1, 1), true, ""},
+		{"reported full, limit unknown", Request{Type: "x"}, c(fullNoLimit, 1, 0), false, "full"},
 		{"skill at its limit", Request{Type: "x"}, c(limited, 1, 0), false, "skill x at its limit"},
 		{"price within max cost", Request{Type: "x", MaxCost: 0.5}, c(base(), 1, 0), true, ""},
 		{"price above max cost", Request{Type: "x", MaxCost: 0.4}, c(base(), 1, 0), false, "above max cost"},
@@ -213,47 +223,319 @@ func TestValue(t *testing.T) {
 	}
 }
 
-// FuzzSelection: whatever the worker table and the task, the chosen worker
-// passes every filter.
+// TestDefaultHotFallsBack: the default strategy prefers a worker with the
+// skill hot, but only among eligible workers: a hot worker that is full,
+// at its per-skill limit, busy, below the reputation floor or short of the
+// requirements gives way, to another hot worker first.
+func TestDefaultHotFallsBack(t *testing.T) {
+	hot := func(id string, price float64) *store.Worker {
+		wk := w(id, map[string]float64{"x": price}, map[string]any{"cpu_cores": 2.0})
+		wk.HotSkills = []string{"x"}
+		wk.MaxConcurrent = 1
+		return wk
+	}
+	cold := c(w("cold", map[string]float64{"x": 0.1}, map[string]any{"cpu_cores": 16.0}), 1, 0)
+	limited := hot("hot", 0.3)
+	limited.AvailableSkills = []string{"y"}
+	busy := hot("hot", 0.3)
+	busy.Status = protocol.WorkerBusy
+	for _, tc := range []struct {
+		name    string
+		req     Request
+		pool    []Candidate
+		want    string
+		hotPick bool // the reason says the skill was hot
+	}{
+		{"hot with room beats a cheaper cold worker", Request{Type: "x"}, []Candidate{cold, c(hot("hot", 0.3), 1, 0)}, "hot", true},
+		{"hot at capacity falls back to cold", Request{Type: "x"}, []Candidate{cold, c(hot("hot", 0.3), 1, 1)}, "cold", false},
+		{"hot at its per-skill limit", Request{Type: "x"}, []Candidate{cold, c(limited, 1, 0)}, "cold", false},
+		{"hot but busy", Request{Type: "x"}, []Candidate{cold, c(busy, 1, 0)}, "cold", false},
+		{"hot below the reputation floor", Request{Type: "x"}, []Candidate{cold, c(hot("hot", 0.3), 0.1, 0)}, "cold", false},
+		{"hot short of the requirements", Request{Type: "x", Requirements: map[string]any{"cpu_cores": 8}}, []Candidate{cold, c(hot("hot", 0.3), 1, 0)}, "cold", false},
+		{"a full hot worker gives way to another hot one", Request{Type: "x"},
+			[]Candidate{cold, c(hot("hot-cheap", 0.2), 1, 1), c(hot("hot-dear", 0.5), 1, 0)}, "hot-dear", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eligible, why := Filter(tc.req, tc.pool, policy)
+			if len(eligible) == 0 {
+				t.Fatalf("nobody eligible: %s", why)
+			}
+			got, reason, err := Choose(blueprint.Default, tc.req, eligible, policy, nil)
+			if err != nil || got.Worker.ID != tc.want {
+				t.Fatalf("chose %s (%q, %v), want %s", got.Worker.ID, reason, err, tc.want)
+			}
+			if strings.Contains(reason, "hot in cache") != tc.hotPick {
+				t.Fatalf("reason %q", reason)
+			}
+		})
+	}
+}
+
+// rng is a small deterministic generator, so that a fuzz input replays.
+type rng struct{ s uint64 }
+
+func (r *rng) n(k int) int {
+	r.s = r.s*6364136223846793005 + 1442695040888963407
+	return int((r.s >> 33) % uint64(k))
+}
+
+func (r *rng) pick(xs ...string) string { return xs[r.n(len(xs))] }
+
+func (r *rng) subset(xs ...string) []string {
+	var out []string
+	for _, x := range xs {
+		if r.n(2) == 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+var fuzzKeys = []string{"cpu_cores", "ram_gb", "gpu_info", "region", "codecs", "model", "vram_gb", "memory_gb", "type",
+	"devices", "properties", "installed_software", "installed_artifacts", "installed_models", "extra"}
+
+// value is any JSON-ish value, nested up to depth: numbers of several Go
+// types, strings, booleans, null, lists and objects.
+func (r *rng) value(depth int, num float64) any {
+	switch r.n(10) {
+	case 0:
+		return float64(r.n(32))
+	case 1:
+		return r.n(32)
+	case 2:
+		return json.Number(fmt.Sprint(r.n(32)))
+	case 3:
+		return num
+	case 4:
+		return r.pick("eu", "us", "h264", "hevc", "NVIDIA T4", "t4", "gpu", "any", "5.1", "")
+	case 5:
+		return r.n(2) == 0
+	case 6:
+		return nil
+	case 7, 8:
+		if depth > 0 {
+			list := []any{}
+			for range r.n(4) {
+				list = append(list, r.value(depth-1, num))
+			}
+			return list
+		}
+	}
+	if depth > 0 {
+		m := map[string]any{}
+		for range r.n(4) {
+			m[r.pick(fuzzKeys...)] = r.value(depth-1, num)
+		}
+		return m
+	}
+	return "leaf"
+}
+
+// requirement is a value for key: mostly of the shape the key expects,
+// sometimes anything.
+func (r *rng) requirement(key string, num float64) any {
+	if r.n(3) == 0 {
+		return r.value(3, num)
+	}
+	switch key {
+	case "gpu_info":
+		return map[string]any{"vram_gb": num, "model": r.pick("t4", "a100")}
+	case "devices":
+		return []any{map[string]any{"type": "gpu", "properties": map[string]any{"memory_gb": num}}}
+	case "properties":
+		return map[string]any{"cpu_cores": r.n(20), "region": r.pick("eu", "us")}
+	case "installed_software":
+		return map[string]any{"ffmpeg": r.pick("5.1", "6.0", "any")}
+	case "installed_artifacts", "installed_models":
+		return []any{"sd-1.5", map[string]any{"name": "llama", "version": r.pick("3", "any", "")}}
+	case "extra":
+		return map[string]any{"websockets": true}
+	case "codecs":
+		return []any{r.pick("h264", "hevc", "av1")}
+	case "region":
+		return r.pick("eu", "us")
+	}
+	return float64(r.n(40))
+}
+
+// candidate is a random worker. Half of the workers are well equipped,
+// the others have resources of any shape; then each filter has its own
+// chance to rule the worker out (no skill, a limit, busy, full, cheap
+// reputation, too dear, statuses it cannot return), so that a pool
+// usually holds both eligible and ineligible workers.
+func (r *rng) candidate(i int) Candidate {
+	prices := map[string]float64{}
+	if r.n(6) > 0 {
+		prices["x"] = float64(r.n(100)) / 100
+	}
+	props := map[string]any{}
+	var devices []protocol.HardwareDevice
+	if r.n(2) == 0 {
+		props = map[string]any{"cpu_cores": 16.0, "ram_gb": 64, "region": "eu", "codecs": []any{"h264", "hevc"}, "vram_gb": 24.0}
+		devices = []protocol.HardwareDevice{gpu(r.pick("NVIDIA T4", "A100"), float64(16+r.n(24)))}
+	} else {
+		for range r.n(5) {
+			k := r.pick(fuzzKeys...)
+			props[k] = r.requirement(k, float64(r.n(32)))
+		}
+		if r.n(2) == 0 {
+			devices = []protocol.HardwareDevice{gpu(r.pick("NVIDIA T4", "A100"), float64(r.n(32)))}
+		}
+	}
+	wk := w(fmt.Sprintf("w%02d", i), prices, props, devices...)
+	if r.n(6) == 0 {
+		wk.Resources = nil
+	}
+	if r.n(3) > 0 {
+		wk.InstalledSoftware = map[string]string{"ffmpeg": r.pick("5.1", "6.0")}
+		wk.InstalledArtifacts = []protocol.InstalledArtifact{{Name: "sd-1.5", Version: "1.5"}, {Name: "llama", Version: r.pick("3", "2")}}
+		wk.Capabilities.Extra = map[string]any{"websockets": r.n(3) > 0}
+	}
+	switch r.n(8) {
+	case 0:
+		wk.Skills = nil // no skill x at all
+	case 1:
+		wk.Skills = append(wk.Skills, protocol.SkillInfo{Name: "y"})
+	}
+	for k := range wk.Skills {
+		if r.n(3) == 0 {
+			wk.Skills[k].OutputStatus = r.subset(protocol.TaskSuccess, protocol.TaskFailure, "needs_review", "partial")
+		}
+	}
+	if r.n(3) == 0 {
+		wk.AvailableSkills = r.subset("x", "y")
+	}
+	wk.HotSkills = r.subset("x", "y")
+	wk.Status = r.pick("idle", "idle", "idle", "idle", "", "busy", "offline")
+	if r.n(3) == 0 {
+		wk.MaxConcurrent = 1 + r.n(3)
+	}
+	rep := 1.0
+	if r.n(3) == 0 {
+		rep = float64(r.n(101)) / 100
+	}
+	return c(wk, rep, r.n(4))
+}
+
+// FuzzSelection: whatever the worker table and the task (requirements of
+// any shape, required statuses, excluded workers), Filter keeps exactly the
+// workers that pass Check (minus the excluded, unless only they pass), and
+// the chosen worker passes every filter: it has the skill, may start it,
+// is live with room, within price and reputation, returns every routed
+// status and meets the requirements; an excluded worker is chosen only
+// when no other passes, a cold one only when no hot one is eligible.
 func FuzzSelection(f *testing.F) {
 	f.Add(uint64(1), uint8(5), 4.0, 0.5, uint8(0))
 	f.Add(uint64(7), uint8(40), 0.0, 0.0, uint8(3))
-	f.Fuzz(func(t *testing.T, seed uint64, n uint8, vram, maxCost float64, strat uint8) {
-		rnd := seed
-		rand := func(k uint64) uint64 { rnd = rnd*6364136223846793005 + 1442695040888963407; return (rnd >> 33) % k }
+	f.Add(uint64(42), uint8(12), 8.0, 0.3, uint8(1))
+	f.Add(uint64(1234567), uint8(59), 16.0, 0.0, uint8(2))
+	f.Add(uint64(99), uint8(3), -1.0, 2.0, uint8(4))
+	f.Add(uint64(2024), uint8(25), 24.0, 0.05, uint8(5))
+	f.Add(uint64(31337), uint8(8), math.NaN(), math.Inf(1), uint8(0))
+	for i := range 24 { // more tables, every strategy
+		f.Add(uint64(1000+i*7919), uint8(4+i*5), float64(i%20), float64(i%5)/4, uint8(i))
+	}
+	f.Fuzz(func(t *testing.T, seed uint64, n uint8, num, maxCost float64, strat uint8) {
+		r := &rng{s: seed}
 		var pool []Candidate
 		for i := range int(n%60) + 1 {
-			prices := map[string]float64{}
-			if rand(4) > 0 {
-				prices["x"] = float64(rand(100)) / 100
-			}
-			wk := w(fmt.Sprintf("w%02d", i), prices, map[string]any{"cpu_cores": float64(rand(16))})
-			if rand(2) == 0 {
-				wk.Resources.Devices = []protocol.HardwareDevice{gpu("NVIDIA T4", float64(rand(32)))}
-			}
-			wk.Status = []string{"idle", "idle", "idle", "busy", ""}[rand(5)]
-			wk.MaxConcurrent = int(rand(4))
-			pool = append(pool, c(wk, float64(rand(101))/100, int(rand(5))))
+			pool = append(pool, r.candidate(i))
 		}
-		if vram < 0 || vram != vram || maxCost < 0 || maxCost != maxCost {
-			return
+		req := Request{Type: "x", MaxCost: maxCost, Requirements: map[string]any{}}
+		for range r.n(4) {
+			k := r.pick(fuzzKeys...)
+			req.Requirements[k] = r.requirement(k, num)
 		}
-		req := Request{Type: "x", MaxCost: maxCost, Requirements: map[string]any{"gpu_info": map[string]any{"vram_gb": vram}}}
+		if r.n(3) > 0 {
+			req.Statuses = r.subset(protocol.TaskSuccess, protocol.TaskFailure, "needs_review", "partial")
+		}
+		for range r.n(4) {
+			req.Exclude = append(req.Exclude, fmt.Sprintf("w%02d", r.n(len(pool)+2))) // some not in the pool
+		}
+		_ = Describe(req.Requirements) // must not panic on any shape
+
+		pass := map[string]bool{} // by Check, the explaining path
+		fresh := 0                // of those, not excluded
+		for _, cand := range pool {
+			ok, why := Check(req, cand, policy)
+			if !ok && why == "" {
+				t.Fatalf("%s rejected without a reason", cand.Worker.ID)
+			}
+			if ok {
+				pass[cand.Worker.ID] = true
+				if !slices.Contains(req.Exclude, cand.Worker.ID) {
+					fresh++
+				}
+			}
+		}
 		eligible, why := Filter(req, pool, policy)
 		if len(eligible) == 0 {
-			if why == "" {
-				t.Fatal("no eligible worker and no reason")
+			if len(pass) > 0 || why == "" {
+				t.Fatalf("nobody eligible (reason %q) but %d pass Check", why, len(pass))
 			}
 			return
 		}
-		strategies := blueprint.Strategies()
-		counter := int64(0)
-		got, _, err := Choose(strategies[int(strat)%len(strategies)], req, eligible, policy, func() (int64, error) { counter++; return counter, nil })
-		if err != nil {
-			t.Fatal(err)
+		for _, cand := range eligible {
+			excluded := slices.Contains(req.Exclude, cand.Worker.ID)
+			if !pass[cand.Worker.ID] || (excluded && fresh > 0) {
+				t.Fatalf("Filter kept %s (passes Check: %v, excluded: %v)", cand.Worker.ID, pass[cand.Worker.ID], excluded)
+			}
 		}
+		if want := fresh; (fresh > 0 && len(eligible) != want) || (fresh == 0 && len(eligible) != len(pass)) {
+			t.Fatalf("Filter kept %d workers; %d pass Check, %d of them not excluded", len(eligible), len(pass), fresh)
+		}
+
+		strategies := blueprint.Strategies()
+		strategy := strategies[int(strat)%len(strategies)]
+		counter := int64(0)
+		got, reason, err := Choose(strategy, req, eligible, policy, func() (int64, error) { counter++; return counter, nil })
+		if err != nil || reason == "" {
+			t.Fatalf("Choose: %q %v", reason, err)
+		}
+		wk := got.Worker
 		if ok, why := Check(req, got, policy); !ok {
-			t.Fatalf("chose %s, which fails a filter: %s", got.Worker.ID, why)
+			t.Fatalf("chose %s, which fails a filter: %s", wk.ID, why)
+		}
+		// The filters again, spelled out, so that a bug in Check cannot
+		// hide one in selection.
+		switch {
+		case !wk.HasSkill("x"):
+			t.Fatalf("chose %s without the skill", wk.ID)
+		case len(wk.AvailableSkills) > 0 && !slices.Contains(wk.AvailableSkills, "x"):
+			t.Fatalf("chose %s, at its limit for the skill", wk.ID)
+		case wk.Status != "" && wk.Status != protocol.WorkerIdle:
+			t.Fatalf("chose %s, which is %s", wk.ID, wk.Status)
+		case wk.MaxConcurrent > 0 && got.Load >= wk.MaxConcurrent:
+			t.Fatalf("chose %s at capacity", wk.ID)
+		case got.Reputation < policy.MinReputation:
+			t.Fatalf("chose %s below the reputation floor", wk.ID)
+		case slices.Contains(req.Exclude, wk.ID) && fresh > 0:
+			t.Fatalf("chose the excluded %s while %d others pass", wk.ID, fresh)
+		}
+		if req.MaxCost > 0 {
+			if cost, ok := wk.Cost("x"); !ok || cost > req.MaxCost {
+				t.Fatalf("chose %s at price %v (has %v) over max cost %v", wk.ID, cost, ok, req.MaxCost)
+			}
+		}
+		for _, s := range wk.Skills {
+			if s.Name != "x" || len(s.OutputStatus) == 0 {
+				continue
+			}
+			for _, st := range req.Statuses {
+				if !slices.Contains(standardStatuses, st) && !slices.Contains(s.OutputStatus, st) {
+					t.Fatalf("chose %s, which cannot return %s", wk.ID, st)
+				}
+			}
+		}
+		if ok, why := Requirements(wk, req.Requirements); !ok {
+			t.Fatalf("chose %s short of the requirements: %s", wk.ID, why)
+		}
+		if strategy == blueprint.Default && !slices.Contains(wk.HotSkills, "x") {
+			for _, cand := range eligible {
+				if slices.Contains(cand.Worker.HotSkills, "x") {
+					t.Fatalf("default chose the cold %s while the hot %s is eligible", wk.ID, cand.Worker.ID)
+				}
+			}
 		}
 	})
 }

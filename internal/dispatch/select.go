@@ -62,6 +62,13 @@ func check(req Request, c Candidate, p Policy, explain bool) (bool, string) {
 	}
 	switch w.Status {
 	case "", protocol.WorkerIdle:
+	case protocol.WorkerFull:
+		// A worker reports "full" in a heartbeat, which lags: when the
+		// orchestrator's own count of its tasks is below its limit, a slot
+		// has freed since (the count decides, below).
+		if w.MaxConcurrent == 0 || c.Load >= w.MaxConcurrent {
+			return false, w.Status
+		}
 	default:
 		return false, w.Status
 	}

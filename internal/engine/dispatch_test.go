@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +48,9 @@ func TestStealingRespectsRequirements(t *testing.T) {
 	last := j.Dispatches[len(j.Dispatches)-1]
 	if len(j.Dispatches) != 2 || last.WorkerID != "thief-gpu" || !strings.Contains(last.Reason, "stolen from owner") {
 		t.Fatalf("dispatch records %+v", j.Dispatches)
+	}
+	if d := en.eventsOf(EventTaskDispatched); len(d) != 2 || d[1].WorkerID != "thief-gpu" || d[1].Detail["reason"] != last.Reason {
+		t.Fatalf("task_dispatched events %+v", d)
 	}
 	if p, _ := en.e.NextTask(en.ctx, "owner", 50*time.Millisecond); p != nil {
 		t.Fatal("the stolen task was handed out twice")
@@ -172,5 +177,233 @@ func TestPollSeesReRegistration(t *testing.T) {
 	p, err := en.e.NextTask(en.ctx, "w", time.Second)
 	if err != nil || p == nil || p.JobID != id {
 		t.Fatalf("poll after re-registering with skill b: %+v %v", p, err)
+	}
+}
+
+// TestPendingPullRecordsDecision: a task that waited in the pending queue
+// gets a dispatch decision when a worker pulls it, like one place() queues
+// for a worker: on the job, on the task and as an event.
+func TestPendingPullRecordsDecision(t *testing.T) {
+	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
+	id := en.create("d", nil).ID // before any worker exists
+	j := en.waitStatus(id, protocol.StatusWaitingForWorker)
+	if len(j.Dispatches) != 1 || j.Dispatches[0].WorkerID != "" || !strings.Contains(j.Dispatches[0].Reason, "is registered") {
+		t.Fatalf("waiting decision %+v", j.Dispatches)
+	}
+	en.register(&fakeWorker{id: "late", skills: map[string]float64{"work": 1}})
+	p, err := en.e.NextTask(en.ctx, "late", time.Second)
+	if err != nil || p == nil || p.JobID != id {
+		t.Fatalf("pull: %+v %v", p, err)
+	}
+	j, err = en.e.GetJob(en.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := j.Dispatches[len(j.Dispatches)-1]
+	if len(j.Dispatches) != 2 || last.WorkerID != "late" || last.TaskID != p.TaskID || last.Attempt != 1 ||
+		last.Candidates != 1 || last.Strategy != blueprint.Default ||
+		!strings.HasPrefix(last.Reason, "claimed from the pending queue by late (waited ") {
+		t.Fatalf("dispatch records %+v", j.Dispatches)
+	}
+	if run := j.Tasks[p.TaskID]; run == nil || run.Decision == nil || *run.Decision != last.Decision {
+		t.Fatalf("task decision %+v, want %+v", run, last.Decision)
+	}
+	dispatched := en.eventsOf(EventTaskDispatched)
+	if len(dispatched) != 1 || dispatched[0].WorkerID != "late" || dispatched[0].TaskID != p.TaskID ||
+		dispatched[0].Detail["strategy"] != "default" || dispatched[0].Detail["reason"] != last.Reason ||
+		dispatched[0].Detail["attempt"] != 1 || dispatched[0].Detail["type"] != "work" {
+		t.Fatalf("task_dispatched events %+v", dispatched)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "late", protocol.TaskResult{JobID: id, TaskID: p.TaskID}); err != nil {
+		t.Fatal(err)
+	}
+	if j := en.waitEnd(id); j.Status != protocol.StatusFinished {
+		t.Fatalf("job %s", summary(j))
+	}
+}
+
+// TestQueuedTasksRespectOutputStatuses: a job that routes on a custom
+// status needs a worker that can return it; a worker that declares its
+// statuses without that one neither pulls the task from the pending queue
+// nor steals it from a busy worker.
+func TestQueuedTasksRespectOutputStatuses(t *testing.T) {
+	en := newEnv(t, Config{StealAfter: time.Hour}, dispatchBP("review", "success", "finished", "needs_review", "reviewed"))
+	full := []string{protocol.TaskSuccess, protocol.TaskFailure, "needs_review"}
+
+	// Pull: the job waits for any worker; the one that cannot say
+	// needs_review leaves it to the one that can.
+	id := en.create("review", nil).ID
+	en.waitStatus(id, protocol.StatusWaitingForWorker)
+	en.register(&fakeWorker{id: "narrow", skills: map[string]float64{"work": 1}, outputs: []string{protocol.TaskSuccess, protocol.TaskFailure}})
+	if p, _ := en.e.NextTask(en.ctx, "narrow", 100*time.Millisecond); p != nil {
+		t.Fatalf("a worker that cannot return needs_review pulled %+v", p)
+	}
+	en.register(&fakeWorker{id: "wide", skills: map[string]float64{"work": 1}, outputs: full})
+	p, err := en.e.NextTask(en.ctx, "wide", time.Second)
+	if err != nil || p == nil || p.JobID != id {
+		t.Fatalf("pull by the able worker: %+v %v", p, err)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "wide", protocol.TaskResult{JobID: id, TaskID: p.TaskID, Status: "needs_review"}); err != nil {
+		t.Fatal(err)
+	}
+	if j := en.waitEnd(id); j.CurrentState != "reviewed" {
+		t.Fatalf("job %s", summary(j))
+	}
+
+	// Steal: the task is placed on "wide", which turns busy; "narrow" may
+	// not take it over, a second able worker may.
+	id = en.create("review", nil).ID
+	j := en.waitStatus(id, protocol.StatusWaitingForWorker)
+	if j.Dispatches[0].WorkerID != "wide" {
+		t.Fatalf("placed %+v", j.Dispatches)
+	}
+	en.heartbeat("wide", protocol.WorkerBusy)
+	if p, _ := en.e.NextTask(en.ctx, "narrow", 100*time.Millisecond); p != nil {
+		t.Fatalf("a worker that cannot return needs_review stole %+v", p)
+	}
+	en.register(&fakeWorker{id: "wide2", skills: map[string]float64{"work": 1}, outputs: full})
+	p, err = en.e.NextTask(en.ctx, "wide2", time.Second)
+	if err != nil || p == nil || p.JobID != id {
+		t.Fatalf("steal by an able worker: %+v %v", p, err)
+	}
+	j, _ = en.e.GetJob(en.ctx, id)
+	if last := j.Dispatches[len(j.Dispatches)-1]; last.WorkerID != "wide2" || !strings.Contains(last.Reason, "stolen from wide") {
+		t.Fatalf("dispatch records %+v", j.Dispatches)
+	}
+}
+
+// failWhileBusy gives worker the job's task, makes it busy and reports a
+// transient failure, so that the retry finds nobody eligible and waits in
+// the pending queue. It returns the task id.
+func failWhileBusy(t *testing.T, en *env, jobID, worker string) string {
+	t.Helper()
+	p, err := en.e.NextTask(en.ctx, worker, time.Second)
+	if err != nil || p == nil || p.JobID != jobID || p.Attempt != 1 {
+		t.Fatalf("first attempt: %+v %v", p, err)
+	}
+	en.heartbeat(worker, protocol.WorkerBusy)
+	resp, err := en.e.SubmitResult(en.ctx, worker, protocol.TaskResult{JobID: jobID, TaskID: p.TaskID, Status: protocol.TaskFailure,
+		Error: &protocol.TaskError{Code: protocol.ErrTransient, Message: "flaky"}})
+	if err != nil || resp.Transition != "retry_scheduled" {
+		t.Fatalf("failure: %+v %v", resp, err)
+	}
+	j := en.wait(jobID, "retry waiting", func(j *store.Job) bool { return len(j.Dispatches) == 2 })
+	if last := j.Dispatches[1]; last.WorkerID != "" || last.Attempt != 2 || !strings.Contains(last.Reason, worker+": busy") {
+		t.Fatalf("retry placement %+v", j.Dispatches)
+	}
+	en.heartbeat(worker, protocol.WorkerIdle)
+	return p.TaskID
+}
+
+// TestExcludedWorkerLeavesPendingRetryToAnother: a worker that failed a
+// task does not pull its retry from the pending queue while another worker
+// is eligible for it.
+func TestExcludedWorkerLeavesPendingRetryToAnother(t *testing.T) {
+	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
+	en.register(&fakeWorker{id: "a", skills: map[string]float64{"work": 1}})
+	id := en.create("d", nil).ID
+	taskID := failWhileBusy(t, en, id, "a")
+	en.register(&fakeWorker{id: "b", skills: map[string]float64{"work": 1}})
+	if p, _ := en.e.NextTask(en.ctx, "a", 100*time.Millisecond); p != nil {
+		t.Fatalf("the worker that failed the task pulled its retry: %+v", p)
+	}
+	p, err := en.e.NextTask(en.ctx, "b", time.Second)
+	if err != nil || p == nil || p.TaskID != taskID || p.Attempt != 2 {
+		t.Fatalf("retry pulled by b: %+v %v", p, err)
+	}
+	j, _ := en.e.GetJob(en.ctx, id)
+	if last := j.Dispatches[len(j.Dispatches)-1]; len(j.Dispatches) != 3 || last.WorkerID != "b" || last.Attempt != 2 {
+		t.Fatalf("dispatch records %+v", j.Dispatches)
+	}
+}
+
+// TestExcludedWorkerTakesPendingRetryWhenAlone: with nobody else eligible,
+// the worker that failed the task still gets the retry (as place() would
+// give it), rather than leave it waiting for good.
+func TestExcludedWorkerTakesPendingRetryWhenAlone(t *testing.T) {
+	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
+	en.register(&fakeWorker{id: "a", skills: map[string]float64{"work": 1}})
+	id := en.create("d", nil).ID
+	taskID := failWhileBusy(t, en, id, "a")
+	p, err := en.e.NextTask(en.ctx, "a", time.Second)
+	if err != nil || p == nil || p.TaskID != taskID || p.Attempt != 2 {
+		t.Fatalf("retry for the lone worker: %+v %v", p, err)
+	}
+}
+
+// TestReputationPenalties: each kind of reported failure costs exactly its
+// configured penalty, once, and the transient one although the retry on
+// another worker saves the job.
+func TestReputationPenalties(t *testing.T) {
+	pol := ReputationPolicy{FailurePenalty: 0.15, PermanentPenalty: 0.05, SeverePenalty: 0.25}
+	en := newEnv(t, Config{Reputation: pol}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
+	en.start(&fakeWorker{id: "other", skills: map[string]float64{"work": 1}, handle: ok(nil)})
+	for _, tc := range []struct {
+		code   string
+		status protocol.JobStatus
+		want   float64
+	}{
+		{protocol.ErrTransient, protocol.StatusFinished, 1 - pol.FailurePenalty},
+		{protocol.ErrPermanent, protocol.StatusFailed, 1 - pol.PermanentPenalty},
+		{protocol.ErrSecurity, protocol.StatusQuarantined, 1 - pol.SeverePenalty},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			// Cheaper than "other", so the default strategy tries it first.
+			id := "w-" + strings.ToLower(tc.code)
+			w := en.start(&fakeWorker{id: id, skills: map[string]float64{"work": 0.1}, handle: fail(tc.code, "no")})
+			defer en.store.DeleteWorker(en.ctx, id) // leave the pool for the next case
+			if j := en.waitEnd(en.create("d", nil).ID); j.Status != tc.status {
+				t.Fatalf("job %s", summary(j))
+			}
+			en.waitReputation(id, tc.want)
+			en.waitReputation("other", 1)
+			if w.runs.Load() != 1 {
+				t.Fatalf("the failing worker ran %d attempts, want 1", w.runs.Load())
+			}
+		})
+	}
+}
+
+// TestReRegistrationKeepsReputation: a worker that registers again, at once
+// or after it expired, keeps the reputation it had.
+func TestReRegistrationKeepsReputation(t *testing.T) {
+	en := newEnv(t, Config{WorkerTTL: 200 * time.Millisecond}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
+	w := &fakeWorker{id: "w", skills: map[string]float64{"work": 1}}
+	en.register(w)
+	id := en.create("d", nil).ID
+	p, err := en.e.NextTask(en.ctx, "w", time.Second)
+	if err != nil || p == nil {
+		t.Fatalf("no task: %v", err)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "w", protocol.TaskResult{JobID: id, TaskID: p.TaskID, Status: protocol.TaskFailure,
+		Error: &protocol.TaskError{Code: protocol.ErrPermanent, Message: "no"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := 1 - en.e.cfg.Reputation.PermanentPenalty // 0.9
+	en.waitReputation("w", want)
+	en.register(w)
+	en.waitReputation("w", want)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := en.store.GetWorker(en.ctx, "w") // a read: it refreshes nothing
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker never expired: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := en.e.Heartbeat(en.ctx, "w", &protocol.Heartbeat{WorkerID: "w", Status: protocol.WorkerIdle}); !errors.Is(err, ErrUnknownWorker) {
+		t.Fatalf("heartbeat of the expired worker: %v, want it told to register again", err)
+	}
+	en.register(w)
+	workers, err := en.e.ListWorkers(en.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(workers) != 1 || workers[0].ID != "w" || math.Abs(workers[0].Reputation-want) > 1e-9 {
+		t.Fatalf("after expiry and re-registration: %+v", workers)
 	}
 }

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,10 +167,10 @@ func TestTransientRetryMovesToAnotherWorker(t *testing.T) {
 	if len(retries) != 1 || retries[0].WorkerID != "a-flaky" {
 		t.Fatalf("retry events %+v", retries)
 	}
-	reps, _ := en.store.Reputations(en.ctx, "a-flaky", "b-good")
-	if reps["a-flaky"] >= 1 || reps["b-good"] != 1 {
-		t.Fatalf("reputations after a transient failure: %v", reps)
-	}
+	// The transient failure costs exactly FailurePenalty (0.1), although
+	// the retry saved the job; the reward for success stops at 1.
+	en.waitReputation("a-flaky", 1-0.1)
+	en.waitReputation("b-good", 1)
 }
 
 func TestParallelFanIn(t *testing.T) {
@@ -401,7 +403,7 @@ func TestTimeouts(t *testing.T) {
 		bp := blueprint.New("d").Start("start", func(c *blueprint.Context) error {
 			return c.Dispatch(blueprint.Task{Type: "work", Timeout: 50 * time.Millisecond})
 		}, blueprint.On("success", "finished")).End("finished", nil)
-		en := newEnv(t, Config{MaxRetries: 1}, bp)
+		en := newEnv(t, Config{MaxRetries: 1, Reputation: ReputationPolicy{FailurePenalty: 0.2}}, bp)
 		hang := func(p *protocol.TaskPayload) protocol.TaskResult {
 			time.Sleep(150 * time.Millisecond)
 			return protocol.TaskResult{Status: "success"}
@@ -420,6 +422,10 @@ func TestTimeouts(t *testing.T) {
 		if late = en.eventsOf(EventLateResult); len(late) != 2 {
 			t.Fatalf("late results recorded: %d", len(late))
 		}
+		// Each timeout cost its worker the configured FailurePenalty,
+		// once: the late results that followed changed nothing.
+		en.waitReputation("a", 1-0.2)
+		en.waitReputation("b", 1-0.2)
 	})
 	t.Run("result timeout follows failure route", func(t *testing.T) {
 		bp := blueprint.New("d").Start("start", func(c *blueprint.Context) error {
@@ -608,11 +614,21 @@ func TestOfflineWorkerTaskMovesElsewhere(t *testing.T) {
 	en := newEnv(t, Config{WorkerTTL: 300 * time.Millisecond}, dispatchBP("d", "success", "finished"))
 	en.register(&fakeWorker{id: "a-doomed", skills: map[string]float64{"work": 1}})
 	id := en.create("d", nil).ID
-	if p, _ := en.e.NextTask(en.ctx, "a-doomed", time.Second); p == nil {
-		t.Fatal("no task")
+	first, _ := en.e.NextTask(en.ctx, "a-doomed", time.Second)
+	if first == nil || first.Attempt != 1 {
+		t.Fatalf("first attempt %+v", first)
 	}
-	// "a-doomed" dies without a word; a healthy worker joins and heartbeats.
-	good := en.start(&fakeWorker{id: "b-good", skills: map[string]float64{"work": 1}, handle: ok(nil)})
+	// "a-doomed" dies without a word; a healthy worker joins and heartbeats,
+	// and holds the moved task until released.
+	attempts := make(chan int, 4)
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
+	good := en.start(&fakeWorker{id: "b-good", skills: map[string]float64{"work": 1}, handle: func(p *protocol.TaskPayload) protocol.TaskResult {
+		attempts <- p.Attempt
+		<-release
+		return protocol.TaskResult{Status: protocol.TaskSuccess, Data: map[string]any{"by": "good"}}
+	}})
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -625,12 +641,45 @@ func TestOfflineWorkerTaskMovesElsewhere(t *testing.T) {
 			}
 		}
 	}()
-	if j := en.waitEnd(id); j.Status != protocol.StatusFinished || good.runs.Load() != 1 {
-		t.Fatalf("job %s, good ran %d", summary(j), good.runs.Load())
+	select {
+	case n := <-attempts:
+		if n != 2 {
+			t.Fatalf("the moved task came as attempt %d, want 2", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task of the dead worker never moved")
+	}
+	j, _ := en.e.GetJob(en.ctx, id)
+	run := j.Tasks[first.TaskID]
+	if run == nil || run.Attempt != 2 || run.WorkerID != "b-good" || run.State != store.TaskRunning || !slices.Contains(run.Excluded, "a-doomed") {
+		t.Fatalf("moved task %+v", run)
+	}
+
+	// The dead worker's late result is ignored: the job goes on with the
+	// attempt of "b-good".
+	resp, err := en.e.SubmitResult(en.ctx, "a-doomed", protocol.TaskResult{JobID: id, TaskID: first.TaskID, Status: protocol.TaskSuccess,
+		Data: map[string]any{"by": "doomed"}})
+	if err != nil || resp.Status != protocol.ResultIgnored || resp.Reason != protocol.IgnoredWorkerMismatch {
+		t.Fatalf("late result of the dead worker: %+v %v", resp, err)
+	}
+	j, _ = en.e.GetJob(en.ctx, id)
+	if run := j.Tasks[first.TaskID]; j.Status.Terminal() || j.StateHistory["by"] != nil || run == nil || run.WorkerID != "b-good" || run.State != store.TaskRunning {
+		t.Fatalf("job after the late result: %s %v", summary(j), j.StateHistory)
+	}
+	if late := en.eventsOf(EventLateResult); len(late) != 1 || late[0].WorkerID != "a-doomed" {
+		t.Fatalf("late_result events %+v", late)
+	}
+
+	releaseOnce()
+	if j := en.waitEnd(id); j.Status != protocol.StatusFinished || j.StateHistory["by"] != "good" || good.runs.Load() != 1 {
+		t.Fatalf("job %s %v, good ran %d", summary(j), j.StateHistory, good.runs.Load())
 	}
 	if len(en.eventsOf(EventWorkerOffline)) == 0 {
 		t.Fatal("no worker_offline event")
 	}
+	// Going offline mid-task costs exactly FailurePenalty (0.1).
+	en.waitReputation("a-doomed", 1-0.1)
+	en.waitReputation("b-good", 1)
 }
 
 func TestRegisterValidation(t *testing.T) {

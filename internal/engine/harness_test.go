@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,8 +135,11 @@ type fakeWorker struct {
 	skills map[string]float64 // skill → price
 	props  map[string]any     // resources.properties
 	gpuGB  float64            // adds a GPU device
-	extra  map[string]any
-	handle func(p *protocol.TaskPayload) protocol.TaskResult
+	// outputs are the result statuses it declares for every skill (none:
+	// it does not say).
+	outputs []string
+	extra   map[string]any
+	handle  func(p *protocol.TaskPayload) protocol.TaskResult
 
 	runs atomic.Int64
 	mu   sync.Mutex
@@ -158,7 +162,7 @@ func (en *env) register(w *fakeWorker) {
 	en.t.Helper()
 	reg := protocol.Registration{WorkerID: w.id, WorkerType: "fake", Capabilities: &protocol.Capabilities{CostPerSkill: map[string]float64{}, Extra: w.extra}}
 	for skill, price := range w.skills {
-		reg.SupportedSkills = append(reg.SupportedSkills, protocol.SkillInfo{Name: skill})
+		reg.SupportedSkills = append(reg.SupportedSkills, protocol.SkillInfo{Name: skill, OutputStatus: w.outputs})
 		reg.Capabilities.CostPerSkill[skill] = price
 	}
 	reg.Resources = &protocol.Resources{Properties: w.props}
@@ -167,6 +171,43 @@ func (en *env) register(w *fakeWorker) {
 	}
 	if _, err := en.e.RegisterWorker(en.ctx, reg); err != nil {
 		en.t.Fatal(err)
+	}
+}
+
+// waitReputation waits for a worker's reputation to be want (within 1e-9),
+// as a result's reputation change lands just after the result is applied,
+// and checks that it stays there a moment (no second penalty follows).
+func (en *env) waitReputation(workerID string, want float64) {
+	en.t.Helper()
+	read := func() (float64, error) {
+		reps, err := en.store.Reputations(en.ctx, workerID)
+		if got, known := reps[workerID]; known {
+			return got, err
+		}
+		return 1, err // every worker starts at 1
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := read()
+		if err == nil && math.Abs(got-want) < 1e-9 {
+			break
+		}
+		if time.Now().After(deadline) {
+			en.t.Fatalf("reputation of %s is %v, want %v (err %v)", workerID, got, want, err)
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got, err := read(); err != nil || math.Abs(got-want) >= 1e-9 {
+		en.t.Fatalf("reputation of %s moved on from %v to %v (err %v)", workerID, want, got, err)
+	}
+}
+
+// heartbeat sends a full heartbeat with a status.
+func (en *env) heartbeat(workerID, status string) {
+	en.t.Helper()
+	if _, err := en.e.Heartbeat(en.ctx, workerID, &protocol.Heartbeat{WorkerID: workerID, Status: status}); err != nil {
+		en.t.Fatalf("heartbeat of %s: %v", workerID, err)
 	}
 }
 

@@ -63,7 +63,11 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 	if tc := traceCarrier(ctx); tc != nil {
 		run.TraceContext = tc
 	}
-	req := requestOf(j, run)
+	// QueuedAt is when the task last entered a queue: a retry or a task
+	// moved off a dead worker starts its wait (for stealing, the dispatch
+	// timeout's message and the wait metric) anew.
+	run.QueuedAt = t.now
+	req := requestOf(j.Routes, run)
 	cands, err := e.txnCandidates(ctx, t)
 	if err != nil {
 		return err
@@ -112,14 +116,60 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 	return nil
 }
 
-func requestOf(j *store.Job, run *store.TaskRun) dispatch.Request {
+// requestOf is what a task asks of its worker. routes are the job's routes
+// for the task's state: a single task must be able to end in any status
+// they name, a parallel branch (which does not route) in none.
+func requestOf(routes map[string]string, run *store.TaskRun) dispatch.Request {
 	req := dispatch.Request{
 		Type: run.Spec.Type, Requirements: run.Spec.Requirements, MaxCost: run.Spec.MaxCost, Exclude: run.Excluded,
 	}
-	if !run.Branch {
-		req.Statuses = slices.Sorted(maps.Keys(j.Routes))
+	if !run.Branch && len(routes) > 0 {
+		req.Statuses = slices.Sorted(maps.Keys(routes))
 	}
 	return req
+}
+
+// routeCache holds the routes of the jobs read during one scan of queues,
+// by job id.
+type routeCache map[string]map[string]string
+
+// queuedRequest is requestOf for a task found in a queue, whose job is not
+// at hand. The statuses the job routes on can rule out only a worker that
+// declares which statuses its skill returns, so the job is read only for
+// such a worker, and once per scan (routes, made on first use).
+func (e *Engine) queuedRequest(ctx context.Context, w *store.Worker, qt *store.QueuedTask, routes *routeCache) (dispatch.Request, error) {
+	run := &qt.Run
+	if run.Branch || !declaresStatuses(w, run.Spec.Type) {
+		return requestOf(nil, run), nil
+	}
+	if *routes == nil {
+		*routes = routeCache{}
+	}
+	r, ok := (*routes)[qt.JobID]
+	if !ok {
+		j, err := e.store.GetJob(ctx, qt.JobID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// The job expired: the claim goes through and pickup drops
+			// the orphaned task.
+		case err != nil:
+			return dispatch.Request{}, fmt.Errorf("read job %s of queued task %s: %w", qt.JobID, run.ID, err)
+		default:
+			r = j.Routes
+		}
+		(*routes)[qt.JobID] = r
+	}
+	return requestOf(r, run), nil
+}
+
+// declaresStatuses reports whether w lists the result statuses of skill.
+func declaresStatuses(w *store.Worker, skill string) bool {
+	for _, s := range w.Skills {
+		if s.Name == skill && len(s.OutputStatus) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // txnCandidates returns the dispatch candidates of a txn, read from the
@@ -227,18 +277,20 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 // queue, then from the pending queues of its skills.
 func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskPayload, error) {
 	for {
-		note := ""
+		src, note := fromOwnQueue, ""
 		qt, err := e.claimOwn(ctx, w)
 		if err == nil && qt == nil {
+			src = fromPending
 			qt, err = e.claimPending(ctx, w)
 		}
 		if err == nil && qt == nil {
+			src = fromSteal
 			qt, note, err = e.steal(ctx, w)
 		}
 		if err != nil || qt == nil {
 			return nil, err
 		}
-		payload, err := e.pickup(ctx, w.ID, qt, note)
+		payload, err := e.pickup(ctx, w.ID, qt, src, note)
 		if err != nil || payload != nil {
 			return payload, err
 		}
@@ -269,12 +321,12 @@ func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTa
 // queue first and further only when no head fits, because reading a task
 // costs a decode and a backlog can be long.
 func (e *Engine) claimPending(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
-	var cand *dispatch.Candidate
+	sc := &pendingScan{}
 	// Workers polling together race for the same heads: a lost race looks
 	// at the new heads, and only a head this worker may not run sends it
 	// deeper into the queues.
 	for range 4 {
-		qt, more, unfit, err := e.claimPendingWithin(ctx, w, &cand, 1)
+		qt, more, unfit, err := e.claimPendingWithin(ctx, w, sc, 1)
 		if err != nil || qt != nil || !more {
 			return qt, err
 		}
@@ -282,15 +334,24 @@ func (e *Engine) claimPending(ctx context.Context, w *store.Worker) (*store.Queu
 			break
 		}
 	}
-	qt, _, _, err := e.claimPendingWithin(ctx, w, &cand, 16)
+	qt, _, _, err := e.claimPendingWithin(ctx, w, sc, 16)
 	return qt, err
+}
+
+// pendingScan caches what one claimPending reads, across its passes: the
+// polling worker's description, the routes of the jobs it looked at, and
+// the live workers (read only when the worker meets a task it failed).
+type pendingScan struct {
+	cand      *dispatch.Candidate
+	routes    routeCache
+	others    []dispatch.Candidate
+	othersSet bool
 }
 
 // claimPendingWithin tries the first depth tasks of each pending queue of
 // the worker's skills, best first; more reports that a queue may hold
 // further tasks, unfit that the worker may not run one of those it saw.
-// cand caches the worker's description across calls.
-func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, cand **dispatch.Candidate, depth int) (qt *store.QueuedTask, more, unfit bool, err error) {
+func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, sc *pendingScan, depth int) (qt *store.QueuedTask, more, unfit bool, err error) {
 	var best []store.QueuedTask
 	for _, s := range w.Skills {
 		tasks, err := e.store.PeekTasks(ctx, store.PendingQueue(s.Name), depth)
@@ -304,18 +365,33 @@ func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, cand *
 		return nil, false, false, nil
 	}
 	slices.SortFunc(best, func(a, b store.QueuedTask) int { return cmp.Compare(a.Score, b.Score) })
-	if *cand == nil {
+	if sc.cand == nil {
 		c, err := e.candidateFor(ctx, w)
 		if err != nil {
 			return nil, false, false, err
 		}
-		*cand = &c
+		sc.cand = &c
 	}
 	for _, qt := range best {
-		req := dispatch.Request{Type: qt.Run.Spec.Type, Requirements: qt.Run.Spec.Requirements, MaxCost: qt.Run.Spec.MaxCost}
-		if ok, _ := dispatch.Check(req, **cand, e.cfg.Dispatch); !ok {
+		req, err := e.queuedRequest(ctx, w, &qt, &sc.routes)
+		if err != nil {
+			return nil, false, false, err
+		}
+		if ok, _ := dispatch.Check(req, *sc.cand, e.cfg.Dispatch); !ok {
 			unfit = true
 			continue
+		}
+		if slices.Contains(req.Exclude, w.ID) {
+			// The worker failed this task before: as in place(), it gets
+			// the retry only when no other worker is eligible now.
+			other, err := e.otherEligible(ctx, req, w.ID, sc)
+			if err != nil {
+				return nil, false, false, err
+			}
+			if other {
+				unfit = true
+				continue
+			}
 		}
 		got, err := e.store.ClaimTask(ctx, qt.Run.ID, w.ID)
 		if errors.Is(err, store.ErrNotFound) {
@@ -324,6 +400,27 @@ func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, cand *
 		return got, false, false, err
 	}
 	return nil, more, unfit, nil
+}
+
+// otherEligible reports whether a live worker other than self, and not
+// excluded by req, passes every filter for req now.
+func (e *Engine) otherEligible(ctx context.Context, req dispatch.Request, self string, sc *pendingScan) (bool, error) {
+	if !sc.othersSet {
+		cands, err := e.candidates(ctx)
+		if err != nil {
+			return false, err
+		}
+		sc.others, sc.othersSet = cands, true
+	}
+	for _, c := range sc.others {
+		if c.Worker.ID == self || slices.Contains(req.Exclude, c.Worker.ID) {
+			continue
+		}
+		if ok, _ := dispatch.Check(req, c, e.cfg.Dispatch); ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // candidateFor describes a polling worker for the filters. A worker that
@@ -343,9 +440,21 @@ func (e *Engine) candidateFor(ctx context.Context, w *store.Worker) (dispatch.Ca
 	return dispatch.Candidate{Worker: polling, Reputation: rep}, nil
 }
 
+// claimSource says where a worker found the task it claimed.
+type claimSource int
+
+const (
+	fromOwnQueue claimSource = iota // placed on the worker: place() recorded the decision
+	fromPending                     // pulled from the pending queue of its type
+	fromSteal                       // taken over from another worker's queue
+)
+
 // pickup records that a worker took a claimed task and arms its execution
-// timeout. It returns nil if the task is no longer wanted.
-func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTask, note string) (*protocol.TaskPayload, error) {
+// timeout. A task pulled from the pending queue or stolen gets a dispatch
+// decision of its own (note is the steal's reason), as place() gives one to
+// every task it queues for a worker. It returns nil if the task is no
+// longer wanted.
+func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTask, src claimSource, note string) (*protocol.TaskPayload, error) {
 	var payload *protocol.TaskPayload
 	_, err := e.mutate(ctx, qt.JobID, func(t *txn, j *store.Job) error {
 		run := j.Tasks[qt.Run.ID]
@@ -369,10 +478,19 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 		if !run.Branch {
 			j.ProgressMessage = fmt.Sprintf("task %s running on worker %s", run.Spec.Type, workerID)
 		}
-		if note != "" {
-			d := store.Decision{WorkerID: workerID, Strategy: run.Strategy, Candidates: 1, Reason: note}
+		if src != fromOwnQueue {
+			// A pull is decided by the worker that polls: one candidate.
+			reason := note
+			if src == fromPending {
+				reason = fmt.Sprintf("claimed from the pending queue by %s (waited %s)", workerID, now.Sub(run.QueuedAt).Round(time.Millisecond))
+			}
+			d := store.Decision{WorkerID: workerID, Strategy: run.Strategy, Candidates: 1, Reason: reason}
 			run.Decision = &d
 			j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: d, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: now})
+			// Same shape as place()'s event: metrics count every task
+			// handed to a worker, and history mirrors Dispatches.
+			t.emit(Event{Type: EventTaskDispatched, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
+				Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": d.Candidates, "reason": reason, "attempt": run.Attempt}})
 		}
 		payload = payloadOf(j, run, t.now)
 		t.emit(Event{Type: EventTaskStarted, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
@@ -444,6 +562,7 @@ func (e *Engine) steal(ctx context.Context, thief *store.Worker) (qt *store.Queu
 	if err != nil {
 		return nil, "", err
 	}
+	var routes routeCache
 	now := e.now()
 	for _, q := range victims[:min(len(victims), 8)] {
 		owner := strings.TrimPrefix(q, store.WorkerQueue(""))
@@ -460,10 +579,15 @@ func (e *Engine) steal(ctx context.Context, thief *store.Worker) (qt *store.Queu
 			if !ownerBusy && waited < e.cfg.StealAfter {
 				continue
 			}
+			// A worker that failed the task never steals it: the task
+			// already has a worker of its own.
 			if slices.Contains(qt.Run.Excluded, thief.ID) {
 				continue
 			}
-			req := dispatch.Request{Type: qt.Run.Spec.Type, Requirements: qt.Run.Spec.Requirements, MaxCost: qt.Run.Spec.MaxCost}
+			req, err := e.queuedRequest(ctx, thief, &qt, &routes)
+			if err != nil {
+				return nil, "", err
+			}
 			if ok, _ := dispatch.Check(req, cand, e.cfg.Dispatch); !ok {
 				continue
 			}
