@@ -562,3 +562,73 @@ func TestBlobCleanupWithRedis(t *testing.T) {
 	}
 	waitUntilT(t, "the objects to be deleted", 20*time.Second, func() bool { return len(s.keys(id)) == 0 })
 }
+
+// TestBlobForeignReferencesRefused: a client cannot make a worker read
+// another client's files. Client A uploads a file to its job; client B's
+// job whose params refer to it (as the showcase's process_blobs forwards
+// initial_data.inputs) fails with a clear message and no worker receives
+// its task. B referring to a file of its own earlier job works.
+func TestBlobForeignReferencesRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := startBlobs(t, b, nil)
+		seen := make(chan string, 8)
+		s.addWorker("peeker", peekSkill(seen), nil)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		upload := func(c *client.Client, name, content string) (jobID, uri string) {
+			t.Helper()
+			id, err := c.CreateJob(ctx, "/jobs/files", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			up, err := c.UploadFile(ctx, id, name, strings.NewReader(content), int64(len(content)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return id, up.S3URI
+		}
+		forward := func(c *client.Client, inputs ...string) *protocol.Job {
+			t.Helper()
+			id, err := c.CreateJob(ctx, "/jobs/files", map[string]any{"mode": "forward", "inputs": inputs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := c.Wait(ctx, id, client.PollEvery(20*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return j
+		}
+
+		secretJob, secret := upload(s.owner, "secret.txt", "acme's secret")
+		_, mine := upload(s.other, "mine.txt", "rival's own data")
+		const foreign, every = "which belongs to another client", "which covers other clients' objects"
+		for _, tc := range []struct {
+			refs   []string
+			reason string
+		}{
+			{[]string{secret}, foreign},
+			{[]string{mine, secret}, foreign}, // one foreign reference among the client's own
+			{[]string{"s3://" + s.store.Bucket() + "/jobs/" + secretJob + "/"}, foreign}, // the whole job prefix
+			{[]string{"s3://" + s.store.Bucket() + "/jobs/"}, every},
+		} {
+			j := forward(s.other, tc.refs...)
+			want := `task "peek" params reference ` + tc.refs[len(tc.refs)-1] + " " + tc.reason
+			if j.Status != protocol.StatusFailed || !strings.Contains(j.ErrorMessage, want) {
+				t.Fatalf("rival's job referring to %v: %s %q, want failed with %q", tc.refs, j.Status, j.ErrorMessage, want)
+			}
+		}
+		j := forward(s.other, mine)
+		if j.Status != protocol.StatusFinished || !reflect.DeepEqual(j.StateHistory["sha256"], []any{sha256Hex([]byte("rival's own data"))}) {
+			t.Fatalf("rival's job referring to its own file: %s %q, state_history %v", j.Status, j.ErrorMessage, j.StateHistory)
+		}
+		// The owner may hand its file to a later job of its own.
+		j = forward(s.owner, secret)
+		if j.Status != protocol.StatusFinished || !reflect.DeepEqual(j.StateHistory["sha256"], []any{sha256Hex([]byte("acme's secret"))}) {
+			t.Fatalf("acme's job referring to its own file: %s %q", j.Status, j.ErrorMessage)
+		}
+		if n := len(seen); n != 2 {
+			t.Fatalf("the worker received %d tasks, want only the 2 allowed ones", n)
+		}
+	})
+}

@@ -27,15 +27,22 @@ import (
 // filesBlueprint: "upload" waits for the client to upload its input file
 // and approve, then a worker digests it; "inline" dispatches large params
 // to skill echo_big (or initial_data.skill) and hands its large result to
-// check_big.
+// check_big; "forward" hands initial_data.inputs (s3:// URIs) to skill
+// peek, as the showcase's process_blobs does.
 func filesBlueprint() *blueprint.Blueprint {
 	bp := blueprint.New("files").Endpoint("v1", "/jobs/files")
 	bp.Start("start", func(c *blueprint.Context) error {
-		if c.Input("mode") == "inline" {
+		switch c.Input("mode") {
+		case "inline":
 			return c.GoTo("inline")
+		case "forward":
+			return c.GoTo("forward")
 		}
 		return c.AwaitApproval("upload the input file, then approve")
-	}, blueprint.On("uploaded", "process"), blueprint.To("inline"))
+	}, blueprint.On("uploaded", "process"), blueprint.To("inline", "forward"))
+	bp.State("forward", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "peek", Params: map[string]any{"inputs": c.Input("inputs")}})
+	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed"))
 	bp.State("process", func(c *blueprint.Context) error {
 		name, _ := c.Input("file").(string)
 		return c.Dispatch(blueprint.Task{Type: "digest", Params: map[string]any{"input": c.FileURI(name)}})
@@ -247,6 +254,31 @@ func digestSkill(w *worker.Worker) {
 		}
 		return worker.Result{Data: map[string]any{"output": out, "input_sha256": hex.EncodeToString(sum[:]), "bytes": len(data)}}, nil
 	})
+}
+
+// peekSkill hashes the input files it receives (initial_data.inputs,
+// downloaded by the SDK) and reports every task on seen.
+func peekSkill(seen chan<- string) func(w *worker.Worker) {
+	return func(w *worker.Worker) {
+		w.Handle("peek", func(ctx context.Context, t *worker.Task) (worker.Result, error) {
+			seen <- t.JobID()
+			var p struct {
+				Inputs []string `json:"inputs"`
+			}
+			if err := t.Decode(&p); err != nil {
+				return worker.Result{}, err
+			}
+			var sums []any
+			for _, path := range p.Inputs {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return worker.Result{}, worker.InvalidInput(err)
+				}
+				sums = append(sums, sha256Hex(data))
+			}
+			return worker.Result{Data: map[string]any{"sha256": sums}}, nil
+		})
+	}
 }
 
 func sha256Hex(b []byte) string {

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
@@ -83,6 +85,188 @@ func (e *Engine) offloadTask(ctx context.Context, jobID, taskID string, task *bl
 		task.Params = params
 	}
 	return md, nil
+}
+
+// checkParamRefs refuses the tasks an action dispatches when their params
+// (nested values included: workers fetch every s3:// string) refer to
+// another client's objects. Objects under jobs/<id>/ of the orchestrator's
+// bucket belong to job <id>'s client; a reference to them is allowed only
+// when that job has the dispatching job's client (its own objects, those
+// of an earlier job or of its parent or child jobs). A job the store does
+// not know (never existed, or expired) counts as another client's. Other
+// buckets and keys outside jobs/ are not tenant data.
+//
+// A refused reference is a *refError, which fails the job at once; other
+// errors come from the store.
+func (e *Engine) checkParamRefs(ctx context.Context, j *store.Job, out blueprint.Outcome) error {
+	var tasks []blueprint.Task
+	switch a := out.Action.(type) {
+	case blueprint.DispatchAction:
+		tasks = []blueprint.Task{a.Task}
+	case blueprint.ParallelAction:
+		tasks = a.Tasks
+	default:
+		return nil
+	}
+	bucket := e.tenantBucket()
+	allowed := map[string]bool{j.ID: true} // job id → same client, looked up once
+	for _, task := range tasks {
+		var err error
+		walkStrings(task.Params, func(s string) bool {
+			err = e.checkRef(ctx, j, bucket, s, allowed)
+			return err == nil
+		})
+		var re *refError
+		if errors.As(err, &re) {
+			re.State, re.Task = j.CurrentState, task.Type
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tenantBucket is the bucket whose jobs/ prefix holds the files of jobs:
+// the orchestrator's, or without blob storage the default one, where
+// workers of our SDK upload result files.
+func (e *Engine) tenantBucket() string {
+	if b := e.blobBucket(); b != "" {
+		return b
+	}
+	return blob.DefaultBucket
+}
+
+// checkRef checks one string of a task's params.
+func (e *Engine) checkRef(ctx context.Context, j *store.Job, bucket, s string, allowed map[string]bool) error {
+	owner, tenant, err := refOwner(s, bucket)
+	if err != nil {
+		return &refError{Ref: s, Reason: fmt.Sprintf("which is not a valid blob reference (%v)", err)}
+	}
+	if !tenant {
+		return nil
+	}
+	if owner == "" {
+		return &refError{Ref: s, Reason: "which covers other clients' objects"}
+	}
+	same, seen := allowed[owner]
+	if !seen {
+		if same, err = e.sameClient(ctx, j, owner); err != nil {
+			return err
+		}
+		allowed[owner] = same
+	}
+	if !same {
+		return &refError{Ref: s, Reason: "which belongs to another client"}
+	}
+	return nil
+}
+
+// refOwner returns the job whose objects s refers to: tenant is false when
+// s is no s3:// URI, or names another bucket or a key outside jobs/. A
+// URI in bucket that does not parse is an error (workers might not agree
+// on what it names). A prefix over every job (the whole bucket, jobs/)
+// has the owner "".
+func refOwner(s, bucket string) (owner string, tenant bool, err error) {
+	if !blob.IsURI(s) {
+		return "", false, nil
+	}
+	u, err := blob.ParseURI(s)
+	if err != nil {
+		name, _, _ := strings.Cut(strings.TrimPrefix(s, blob.Scheme+"://"), "/")
+		if strings.EqualFold(name, bucket) {
+			return "", false, err
+		}
+		return "", false, nil // another bucket: not ours to judge
+	}
+	if u.Bucket != bucket {
+		return "", false, nil
+	}
+	if u.Key == "" {
+		return "", true, nil
+	}
+	top, rest, ok := strings.Cut(u.Key, "/")
+	if !ok || !strings.EqualFold(top, "jobs") {
+		return "", false, nil
+	}
+	owner, _, _ = strings.Cut(rest, "/")
+	return owner, true, nil
+}
+
+// sameClient reports whether job id exists and has j's client.
+func (e *Engine) sameClient(ctx context.Context, j *store.Job, id string) (bool, error) {
+	other, err := e.store.GetJob(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up job %s, whose objects task params refer to: %w", id, err)
+	}
+	return other.Client.Name == j.Client.Name, nil
+}
+
+// refError refuses task params that refer to objects the job may not use.
+// It fails the job at once, like a handler that broke the action rules
+// (it matches blueprint.ErrMisuse), and nothing is dispatched.
+type refError struct {
+	State  string // the state that dispatched
+	Task   string // the task type
+	Ref    string // the refused reference
+	Reason string // why, after the reference
+}
+
+func (e *refError) Error() string {
+	return fmt.Sprintf("state %q: task %q params reference %s %s", e.State, e.Task, e.Ref, e.Reason)
+}
+
+// Is makes a refError match blueprint.ErrMisuse.
+func (e *refError) Is(target error) bool { return target == blueprint.ErrMisuse }
+
+// walkStrings calls yield with every string in a JSON-shaped value (map
+// keys excepted) until it returns false, and reports whether it went
+// through. Values of other types are walked as their JSON encoding.
+func walkStrings(v any, yield func(string) bool) bool {
+	switch x := v.(type) {
+	case nil, bool, float64, int, int64, json.Number:
+		return true
+	case string:
+		return yield(x)
+	case map[string]any:
+		for _, e := range x {
+			if !walkStrings(e, yield) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !walkStrings(e, yield) {
+				return false
+			}
+		}
+	case []string:
+		for _, e := range x {
+			if !yield(e) {
+				return false
+			}
+		}
+	case map[string]string:
+		for _, e := range x {
+			if !yield(e) {
+				return false
+			}
+		}
+	default:
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return true // not JSON: it cannot reach a worker either
+		}
+		doc, err := protocol.DecodeJSON(raw)
+		if err != nil {
+			return true
+		}
+		return walkStrings(doc, yield)
+	}
+	return true
 }
 
 // attachMetadata sets a new task's params metadata.

@@ -135,6 +135,9 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) (released bool, e
 		in.Branches = maps.Clone(j.BranchResults)
 	}
 	out, herr := bp.Execute(ctx, in)
+	if herr == nil {
+		herr = e.checkParamRefs(ctx, j, out) // no reading another client's files
+	}
 	if herr != nil {
 		span.RecordError(herr)
 		span.SetStatus(codes.Error, herr.Error())
@@ -215,10 +218,17 @@ func (e *Engine) handlerFailed(t *txn, j *store.Job, herr error) {
 // from RetryBackoff up to RetryBackoffMax, with "equal jitter" so that
 // retries of many jobs spread out.
 func (e *Engine) backoff(n int) time.Duration {
-	d := e.cfg.RetryBackoff << min(n-1, 20)
-	if d > e.cfg.RetryBackoffMax || d <= 0 {
-		d = e.cfg.RetryBackoffMax
+	// Double until the cap, comparing before each shift so that a long
+	// base cannot overflow and wrap around to a short delay.
+	d, ceiling := max(e.cfg.RetryBackoff, 1), e.cfg.RetryBackoffMax
+	for i := 1; i < n && d < ceiling; i++ {
+		if d > ceiling/2 {
+			d = ceiling
+			break
+		}
+		d *= 2
 	}
+	d = min(d, ceiling)
 	half := d / 2
 	return half + time.Duration(rand.Int64N(int64(half)+1))
 }
