@@ -155,6 +155,10 @@ type ListOptions struct {
 	Cursor    string             // NextCursor of the previous page; "" = first page
 	Status    protocol.JobStatus // only jobs with this status
 	Blueprint string             // only jobs of this blueprint
+	// From and To select jobs created at or after From and before To; a
+	// zero time is no bound. The server needs its history database for
+	// them (400 otherwise).
+	From, To time.Time
 }
 
 // Jobs returns one page of this client's jobs. Pass the page's NextCursor
@@ -177,6 +181,12 @@ func (c *Client) Jobs(ctx context.Context, opts ListOptions) (*protocol.JobList,
 	}
 	if opts.Blueprint != "" {
 		q.Set("blueprint", opts.Blueprint)
+	}
+	if !opts.From.IsZero() {
+		q.Set("from", opts.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !opts.To.IsZero() {
+		q.Set("to", opts.To.UTC().Format(time.RFC3339Nano))
 	}
 	var page protocol.JobList
 	if err := c.call(ctx, request{method: http.MethodGet, path: c.apiPath("/jobs"), query: q}, &page); err != nil {

@@ -62,7 +62,7 @@ type Config struct {
 	// RedisURL (REDIS_URL) selects the Redis backend: redis://[[user]:password@]host[:port][/db]
 	// or rediss:// for TLS. Several orchestrators on one Redis share the work.
 	RedisURL      string
-	RedisPrefix   string        // key prefix, so that deployments share a Redis ("avtomatika")
+	RedisPrefix   string        // key prefix, so that deployments share a Redis ("avto")
 	RedisPoolSize int           // connection pool size (go-redis default)
 	JobRetention  time.Duration // how long ended jobs stay in the live store (24h); history keeps them
 

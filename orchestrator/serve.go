@@ -24,10 +24,11 @@ func (o *Orchestrator) ListenAndServeAt(ctx context.Context, addr string) error 
 	return o.Serve(ctx, ln)
 }
 
-// Serve is ListenAndServe on a listener of your own. On shutdown, new
-// connections are refused, worker WebSockets get "going away", long polls are
-// released, and in-flight requests and job steps get ShutdownTimeout to
-// finish.
+// Serve is ListenAndServe on a listener of your own. On shutdown, long polls
+// are released (204) and worker WebSockets get "going away"; then new
+// connections are refused and in-flight requests get ShutdownTimeout to
+// finish; only then does the engine stop (job steps in progress get what is
+// left of ShutdownTimeout), so that no request meets a stopped engine.
 func (o *Orchestrator) Serve(ctx context.Context, ln net.Listener) error {
 	o.mu.Lock()
 	started := o.started
@@ -56,12 +57,15 @@ func (o *Orchestrator) Serve(ctx context.Context, ln net.Listener) error {
 	o.cfg.Logger.Info("orchestrator shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), o.cfg.ShutdownTimeout)
 	defer cancel()
-	stopErr := o.Stop(sctx) // releases long polls, so Shutdown does not wait for them
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if s := o.api.Load(); s != nil {
+		s.Close() // releases long polls, which Shutdown would wait for
+	}
+	shutErr := srv.Shutdown(sctx)
+	if shutErr != nil {
+		shutErr = fmt.Errorf("shutdown: %w", shutErr)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		shutErr = errors.Join(shutErr, err)
 	}
-	return stopErr
+	return errors.Join(shutErr, o.Stop(sctx))
 }

@@ -233,6 +233,12 @@ func JobView(j *store.Job) protocol.Job {
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
 	q := r.URL.Query()
+	if q.Has("offset") {
+		// Refused rather than ignored: a client paging by offset would
+		// read the first page forever.
+		writeError(w, http.StatusBadRequest, "offset is not supported: page with cursor, set to the next_cursor of the previous page")
+		return
+	}
 	limit := 50
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -1,11 +1,11 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
@@ -129,7 +129,9 @@ func TestQuota(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	ts := newTestServer(t, func(o *Options) { o.RateLimit = 3 })
+	// A day-long window: the test cannot straddle two windows (but at
+	// midnight UTC).
+	ts := newTestServer(t, func(o *Options) { o.RateLimit, o.RatePeriod = 3, 24*time.Hour })
 	for i := range 3 {
 		if r := ts.do("GET", "/api/v1/workers", client(vipToken), nil); r.status != 200 {
 			t.Fatalf("request %d: %d", i, r.status)
@@ -213,7 +215,7 @@ func TestCancelApproveAndList(t *testing.T) {
 	if len(finished.Jobs) != 1 || finished.Jobs[0].ID != appr {
 		t.Fatalf("status filter: %+v", finished)
 	}
-	for _, q := range []string{"limit=0", "limit=x", "limit=501", "cursor=garbage"} {
+	for _, q := range []string{"limit=0", "limit=x", "limit=501", "cursor=garbage", "offset=3"} {
 		if r := ts.do("GET", "/api/v1/jobs?"+q, client(vipToken), nil); r.status != 400 {
 			t.Fatalf("list ?%s: %d", q, r.status)
 		}
@@ -338,5 +340,4 @@ func TestParallelThroughAPI(t *testing.T) {
 	if j.Status != protocol.StatusFinished || j.StateHistory["branches"] != 2.0 {
 		t.Fatalf("job %+v", j)
 	}
-	_ = fmt.Sprint
 }

@@ -210,7 +210,7 @@ func (s *Server) blobFailed(w http.ResponseWriter, r *http.Request, what string,
 	if errors.Is(err, context.Canceled) {
 		return // the client went away
 	}
-	s.log.Warn("blob storage failed", "op", what, "path", r.URL.Path, "error", err)
+	s.log.Warn("blob storage failed", append(requestAttrs(r), "op", what, "error", err)...)
 	writeError(w, http.StatusServiceUnavailable, "blob storage unavailable: could not %s", what)
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,16 @@ type testServer struct {
 	srv     *Server
 	http    *httptest.Server
 	clients string // path of clients.toml
+
+	mu     sync.Mutex
+	events []engine.Event // every engine event, in order
+}
+
+// eventCount is the number of engine events so far.
+func (ts *testServer) eventCount() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.events)
 }
 
 // demo is a blueprint with a task, an approval and a fan-out.
@@ -64,6 +75,13 @@ func demo() *blueprint.Blueprint {
 
 func newTestServer(t testing.TB, mutate func(*Options)) *testServer {
 	t.Helper()
+	return newTestServerWith(t, nil, mutate)
+}
+
+// newTestServerWith is newTestServer with changes to the engine's
+// configuration too.
+func newTestServerWith(t testing.TB, tune func(*engine.Config), mutate func(*Options)) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	clientsPath := filepath.Join(dir, "clients.toml")
 	writeFile(t, clientsPath, `
@@ -89,15 +107,23 @@ token = "other-client-token"
 	workers := auth.NewWorkerTokens(map[string]string{"gpu-worker-01": gpuToken}, globalToken)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ts := &testServer{t: t, clients: clientsPath}
-	eng, err := engine.New(engine.Config{
+	cfg := engine.Config{
 		Store: memory.New(memory.Options{}), Logger: logger, PollTimeout: 2 * time.Second,
 		TimerInterval: 20 * time.Millisecond, RetryBackoff: 10 * time.Millisecond,
 		OnEvent: func(ev engine.Event) {
-			if ts.srv != nil {
-				ts.srv.OnEvent(ev)
+			ts.mu.Lock()
+			ts.events = append(ts.events, ev)
+			srv := ts.srv
+			ts.mu.Unlock()
+			if srv != nil {
+				srv.OnEvent(ev)
 			}
 		},
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	eng, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +151,9 @@ token = "other-client-token"
 	if err := eng.Start(); err != nil {
 		t.Fatal(err)
 	}
+	ts.mu.Lock()
 	ts.eng, ts.srv = eng, srv
+	ts.mu.Unlock()
 	ts.http = httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		srv.Close()

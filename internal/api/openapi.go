@@ -98,7 +98,31 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 		}
 		doc.AddOperation(docPath(r.path), r.method, op)
 	}
+	if job := doc.Components.Schemas["Job"]; job != nil && job.Value != nil {
+		if st := job.Value.Properties["status"]; st != nil && st.Value != nil {
+			st.Value.Description = "Job status; finished, failed, cancelled, error and quarantined are terminal. " +
+				"waiting_for_sub_job: a child blueprint's job (child_job_id) is running."
+			for _, v := range jobStatuses {
+				st.Value.Enum = append(st.Value.Enum, string(v))
+			}
+		}
+	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// jobStatuses are the job statuses of protocol/status.go, for the document.
+var jobStatuses = []protocol.JobStatus{
+	protocol.StatusPending, protocol.StatusRunning, protocol.StatusWaitingForWorker, protocol.StatusWaitingForHuman,
+	protocol.StatusWaitingParallel, protocol.StatusWaitingForSubJob, protocol.StatusFinished, protocol.StatusFailed,
+	protocol.StatusCancelled, protocol.StatusError, protocol.StatusQuarantined,
+}
+
+func statusList() string {
+	names := make([]string, len(jobStatuses))
+	for i, v := range jobStatuses {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
 }
 
 // schemaGen turns Go wire types into component schemas.

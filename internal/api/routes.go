@@ -44,7 +44,7 @@ type reply struct {
 
 var (
 	errReply = func(d string) reply { return reply{description: d, body: protocol.ErrorBody{}} }
-	replies  = struct{ badRequest, unauthorized, notFound, forbidden, tooLarge, tooMany, conflict, unavailable reply }{
+	replies  = struct{ badRequest, unauthorized, notFound, forbidden, tooLarge, tooMany, conflict, unavailable, unknownWorker reply }{
 		errReply("Malformed JSON, wrong types or invalid values"),
 		errReply("Missing or unknown token"),
 		errReply("Not found (also for another client's job)"),
@@ -53,6 +53,7 @@ var (
 		errReply("Rate limit or monthly quota exceeded; see Retry-After"),
 		errReply("Conflict with the job's state, or a replayed message"),
 		errReply("The store is unreachable"),
+		errReply("Unknown or expired worker: \"" + unknownWorker + "\""),
 	}
 )
 
@@ -81,10 +82,12 @@ func (s *Server) routeTable() []route {
 	for _, v := range s.versions() {
 		p := protocol.ClientPrefix + "/" + v
 		add(route{method: "GET", path: p + "/jobs", handler: s.client(s.listJobs), tag: "jobs", auth: authClient,
-			summary:     "List your jobs, newest first",
-			description: "From the history database when it is enabled (jobs the live store has expired included), else from the live store.",
+			summary: "List your jobs, newest first",
+			description: "From the history database when it is enabled (jobs the live store has expired included), else from the live store. " +
+				"Paged by cursor: the answer is {\"jobs\": [...], \"next_cursor\": \"...\"}; pass next_cursor as cursor for the next page " +
+				"(empty on the last page). Upstream's bare list and offset paging are not supported (offset: 400).",
 			query: []param{{"limit", "integer", "Page size, 1 to 500 (50)", false}, {"cursor", "string", "next_cursor of the previous page", false},
-				{"status", "string", "Only jobs with this status", false}, {"blueprint", "string", "Only jobs of this blueprint", false},
+				{"status", "string", "Only jobs with this status: " + statusList(), false}, {"blueprint", "string", "Only jobs of this blueprint", false},
 				{"from", "string", "Only jobs created at or after this RFC 3339 time (history only)", false},
 				{"to", "string", "Only jobs created before this RFC 3339 time (history only)", false}},
 			responses: map[int]reply{200: {description: "A page of jobs", body: protocol.JobList{}}, 400: replies.badRequest, 401: replies.unauthorized, 429: replies.tooMany}})
@@ -129,7 +132,7 @@ func (s *Server) routeTable() []route {
 			responses: map[int]reply{200: {description: "Blueprints", body: []protocol.BlueprintInfo{}}, 401: replies.unauthorized, 429: replies.tooMany}})
 		add(route{method: "GET", path: p + "/blueprints/{name}/graph", handler: s.client(s.blueprintGraph), tag: "blueprints", auth: authClient,
 			summary: "A blueprint's state graph", query: []param{{"format", "string", "dot (default) or mermaid", false}},
-			responses: map[int]reply{200: {description: "The graph", contentType: "text/vnd.graphviz"}, 400: replies.badRequest, 401: replies.unauthorized, 404: replies.notFound}})
+			responses: map[int]reply{200: {description: "The graph", contentType: "text/vnd.graphviz"}, 400: replies.badRequest, 401: replies.unauthorized, 404: replies.notFound, 429: replies.tooMany}})
 		add(route{method: "POST", path: p + "/admin/reload", handler: http.HandlerFunc(s.adminReload), tag: "admin", auth: authAdmin,
 			summary: "Reload clients.toml and workers.toml", description: "Needs X-Admin-Token (ADMIN_TOKEN). An invalid file leaves the running configuration unchanged.",
 			responses: map[int]reply{200: {description: "Reloaded", body: reloadReply{}}, 400: errReply("A configuration file is invalid"), 403: replies.forbidden}})
@@ -198,11 +201,11 @@ func (s *Server) routeTable() []route {
 		request: protocol.Registration{}, responses: with(workerErrs, 200, reply{description: "Registered", body: protocol.RegisterResponse{}})})
 	add(route{method: "PATCH", path: protocol.PathWorkerPattern, handler: http.HandlerFunc(s.heartbeat), tag: rxon, auth: authWorker,
 		summary: "Heartbeat", description: "A signed Heartbeat updates status and skills; an empty body only refreshes the TTL. An unknown or expired worker gets 404 and must register again.",
-		request: protocol.Heartbeat{}, responses: with(with(workerErrs, 404, errReply("Unknown worker: register again")), 200, reply{description: "OK; may list tasks to cancel", body: protocol.HeartbeatResponse{}})})
+		request: protocol.Heartbeat{}, responses: with(with(workerErrs, 404, replies.unknownWorker), 200, reply{description: "OK; may list tasks to cancel", body: protocol.HeartbeatResponse{}})})
 	add(route{method: "GET", path: protocol.PathNextPattern, handler: http.HandlerFunc(s.nextTask), tag: rxon, auth: authWorker,
 		summary: "Long-poll for the next task", description: "Answers at once when a task is queued, else waits up to the poll timeout and answers 204.",
 		query:     []param{{"timeout", "number", "Seconds to wait (capped by the server)", false}, {"available_skills", "string", "Comma list (informational)", false}, {"hot_skills", "string", "Comma list (informational)", false}},
-		responses: map[int]reply{200: {description: "A task", body: protocol.TaskPayload{}}, 204: {description: "No task within the wait"}, 403: replies.forbidden, 404: errReply("Unknown worker: register again")}})
+		responses: map[int]reply{200: {description: "A task", body: protocol.TaskPayload{}}, 204: {description: "No task within the wait"}, 403: replies.forbidden, 404: replies.unknownWorker}})
 	add(route{method: "POST", path: protocol.PathResult, handler: http.HandlerFunc(s.result), tag: rxon, auth: authWorker,
 		summary: "Report a task result", description: "Applied exactly once; late, duplicate or foreign results are answered with status ignored and a reason.",
 		request: protocol.TaskResult{}, responses: with(workerErrs, 200, reply{description: "Accepted or ignored", body: protocol.ResultResponse{}})})

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/history"
@@ -75,6 +78,10 @@ type Server struct {
 	mux     *http.ServeMux
 	ws      *wsHub
 	openapi []byte
+
+	// closing ends when Close is called: long polls answer 204 from then on.
+	closing   context.Context
+	closeDone context.CancelFunc
 }
 
 // New builds the routes for the engine's registered blueprints.
@@ -101,6 +108,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxUploadBytes = 5 << 30
 	}
 	s := &Server{opts: opts, eng: opts.Engine, store: opts.Engine.Store(), log: opts.Logger, mux: http.NewServeMux()}
+	s.closing, s.closeDone = context.WithCancel(context.Background())
 	s.ws = newWSHub(s.log)
 	s.routes()
 	doc, err := s.buildOpenAPI()
@@ -113,11 +121,13 @@ func New(opts Options) (*Server, error) {
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
-	var h http.Handler = s.mux
+	// The recoverer runs inside the wrapper, so that a panic's log line has
+	// the request's span and route, and the wrapper sees the 500.
+	h := s.recoverer(s.mux)
 	if s.opts.WrapHandler != nil {
 		h = s.opts.WrapHandler(h)
 	}
-	return s.recoverer(h)
+	return h
 }
 
 // OnEvent receives engine events; it pushes cancel commands to workers
@@ -128,8 +138,15 @@ func (s *Server) OnEvent(ev engine.Event) {
 	}
 }
 
-// Close closes WebSocket connections (code 1001, going away).
-func (s *Server) Close() { s.ws.closeAll() }
+// Close releases the long polls in progress (they answer 204, as do later
+// ones) and closes WebSocket connections (code 1001, going away). Other
+// requests are served as before, and the engine keeps running: call Close,
+// then http.Server.Shutdown to let in-flight requests finish, then stop the
+// engine. Close may be called more than once.
+func (s *Server) Close() {
+	s.closeDone()
+	s.ws.closeAll()
+}
 
 // versions returns the API versions to serve: v1 plus every version a
 // blueprint endpoint declares.
@@ -166,7 +183,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, engine.ErrUnknownBlueprint):
 		writeError(w, http.StatusNotFound, "%v", err)
 	case errors.Is(err, engine.ErrUnknownWorker):
-		writeError(w, http.StatusNotFound, "%v: register again", err)
+		// The upstream Python SDK registers again when the error contains
+		// "not found"; ours on any 404.
+		writeError(w, http.StatusNotFound, "%s", unknownWorker)
 	case errors.Is(err, engine.ErrInvalidInput), errors.Is(err, engine.ErrInvalidDecision):
 		writeError(w, http.StatusBadRequest, "%v", err)
 	case errors.Is(err, engine.ErrNotAwaitingHuman):
@@ -174,21 +193,39 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, engine.ErrWorkerIDMismatch):
 		writeError(w, http.StatusForbidden, "Forbidden: %v", err)
 	case errors.Is(err, engine.ErrNotStarted), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("service unavailable", "path", r.URL.Path, "error", err)
+		s.log.Warn("service unavailable", append(requestAttrs(r), "error", err)...)
 		writeError(w, http.StatusServiceUnavailable, "service unavailable, try again shortly")
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 	default:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		s.log.Error("request failed", append(requestAttrs(r), "error", err)...)
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
+}
+
+// unknownWorker answers a worker the orchestrator does not know (never
+// registered, or expired).
+const unknownWorker = "Worker not found: register again"
+
+// requestAttrs describes a request in a log line: method, path, and the job
+// and trace it belongs to when known. Never headers: they carry tokens.
+func requestAttrs(r *http.Request) []any {
+	attrs := []any{"method", r.Method, "path", r.URL.Path}
+	// {id} and {job_id} name a job on every route that has them.
+	if id := cmp.Or(r.PathValue("id"), r.PathValue("job_id")); id != "" {
+		attrs = append(attrs, "job_id", id)
+	}
+	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
+		attrs = append(attrs, "trace_id", sc.TraceID().String())
+	}
+	return attrs
 }
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil && v != http.ErrAbortHandler {
-				s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				s.log.Error("handler panicked", append(requestAttrs(r), "panic", v, "stack", string(debug.Stack()))...)
 				writeError(w, http.StatusInternalServerError, "internal error")
 			}
 		}()

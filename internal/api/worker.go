@@ -175,7 +175,19 @@ func (s *Server) nextTask(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = time.Duration(secs * float64(time.Second))
 	}
-	task, err := s.eng.NextTask(r.Context(), id, wait)
+	// Close releases the poll (204) without waiting for the engine to stop,
+	// so that a graceful shutdown is not held up by long polls.
+	if s.closing.Err() != nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.closing, cancel)()
+	task, err := s.eng.NextTask(ctx, id, wait)
+	if err != nil && s.closing.Err() != nil && errors.Is(err, context.Canceled) {
+		task, err = nil, nil
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
