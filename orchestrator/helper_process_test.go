@@ -22,7 +22,8 @@ import (
 
 // The test binary doubles as an orchestrator process: with
 // AVTO_HELPER_ORCHESTRATOR set, TestMain serves the flow blueprints on
-// AVTO_HELPER_ADDR with the Redis at REDIS_URL until SIGTERM.
+// AVTO_HELPER_ADDR with the Redis at REDIS_URL until SIGTERM. Its longest
+// worker poll is AVTO_HELPER_POLL_TIMEOUT (a duration, 2s by default).
 func TestMain(m *testing.M) {
 	if os.Getenv("AVTO_HELPER_ORCHESTRATOR") != "" {
 		os.Exit(runHelperOrchestrator())
@@ -37,10 +38,19 @@ func (discardLogger) Printf(context.Context, string, ...any) {}
 func runHelperOrchestrator() int {
 	goredis.SetLogger(discardLogger{}) // dial errors during outages are expected here
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	pollTimeout := 2 * time.Second
+	if v := os.Getenv("AVTO_HELPER_POLL_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "AVTO_HELPER_POLL_TIMEOUT:", err)
+			return 1
+		}
+		pollTimeout = d
+	}
 	o, err := orchestrator.New(orchestrator.Config{
 		Logger: log, RedisURL: os.Getenv("REDIS_URL"), RedisPrefix: os.Getenv("REDIS_KEY_PREFIX"),
 		GlobalWorkerToken: "tok", Clients: []orchestrator.Client{{Name: "c", Token: "ct"}},
-		PollTimeout: 2 * time.Second, WorkerTTL: 4 * time.Second, StepLease: 2 * time.Second,
+		PollTimeout: pollTimeout, WorkerTTL: 4 * time.Second, StepLease: 2 * time.Second,
 		RetryBackoff: 50 * time.Millisecond, RetryBackoffMax: 200 * time.Millisecond, Addr: os.Getenv("AVTO_HELPER_ADDR"),
 	})
 	if err != nil {
@@ -129,12 +139,15 @@ func (h *helperOrchestrator) output() string {
 	return h.out.String()
 }
 
-func startHelper(t *testing.T, addr, redisURL, prefix string) *helperOrchestrator {
+// startHelper starts an orchestrator process on addr and waits until it is
+// ready; env adds variables (AVTO_HELPER_POLL_TIMEOUT=30s).
+func startHelper(t *testing.T, addr, redisURL, prefix string, env ...string) *helperOrchestrator {
 	t.Helper()
 	h := &helperOrchestrator{addr: addr, done: make(chan struct{})}
 	h.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	h.cmd.Env = append(os.Environ(), "AVTO_HELPER_ORCHESTRATOR=1", "AVTO_HELPER_ADDR="+addr,
 		"REDIS_URL="+redisURL, "REDIS_KEY_PREFIX="+prefix)
+	h.cmd.Env = append(h.cmd.Env, env...)
 	h.cmd.Stdout, h.cmd.Stderr = h, h
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)

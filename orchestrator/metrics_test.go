@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/client"
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
 func scrape(t *testing.T, url string) ([]byte, map[string]*dto.MetricFamily) {
@@ -138,11 +142,129 @@ func TestMetricsMoveWithJobs(t *testing.T) {
 	}
 
 	// promtool lints the exposition.
-	prom := testenv.URL(t, testenv.PromVar)
-	promtool := filepath.Join(filepath.Dir(prom), "promtool")
-	cmd := exec.Command(promtool, "check", "metrics")
+	cmd := exec.Command(promtool(t), "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
+}
+
+// total sums the series of family whose labels include labels (a
+// histogram counts its observations).
+func total(families map[string]*dto.MetricFamily, family string, labels map[string]string) float64 {
+	f, ok := families[family]
+	if !ok {
+		return 0
+	}
+	sum := 0.0
+next:
+	for _, m := range f.Metric {
+		for k, v := range labels {
+			if !slices.ContainsFunc(m.Label, func(lp *dto.LabelPair) bool { return lp.GetName() == k && lp.GetValue() == v }) {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
+
+// TestMetricsFollowTasks runs a real SDK worker through a transient failure
+// and its retry, a dispatch timeout, a webhook and a schedule, and checks
+// that each metric moved by what happened.
+func TestMetricsFollowTasks(t *testing.T) {
+	schedules := filepath.Join(t.TempDir(), "schedules.toml")
+	if err := os.WriteFile(schedules, []byte("[tick_every_second]\nblueprint = \"tick\"\ninterval_seconds = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hooks := newHookReceiver(t, 0)
+	_, url := serveOrchestrator(t, orchestrator.Config{
+		Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second, SchedulesFile: schedules,
+		RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 50 * time.Millisecond,
+		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}},
+	}, taskBlueprints()...)
+	ctx := context.Background()
+	c, _ := client.New(url, "acme-token")
+	_, before := scrape(t, url)
+	if total(before, "avtomatika_workers", nil) != 0 || total(before, "avtomatika_worker_reputation", nil) != 0 {
+		t.Fatal("workers before any registered")
+	}
+
+	startTaskWorker(t, url, "w1", c)
+	flaky, err := c.CreateJob(ctx, "/jobs/flaky", nil, client.WithWebhook(hooks.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranded, err := c.CreateJob(ctx, "/jobs/stranded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]protocol.JobStatus{flaky: protocol.StatusFinished, stranded: protocol.StatusFailed} {
+		if j, err := c.Wait(ctx, id, client.PollEvery(20*time.Millisecond)); err != nil || j.Status != want {
+			t.Fatalf("job %s: %+v %v, want %s", id, j, err, want)
+		}
+	}
+	waitUntilT(t, "the webhook", 10*time.Second, func() bool { return len(hooks.received()) == 1 })
+	runs := map[string]string{"schedule": "tick_every_second", "outcome": "started"}
+	var body []byte
+	var after map[string]*dto.MetricFamily
+	// The webhook's counter moves after the receiver answered, the
+	// scheduler's once a second.
+	waitUntilT(t, "a scheduled run and the webhook delivery counted", 10*time.Second, func() bool {
+		body, after = scrape(t, url)
+		return total(after, "avtomatika_scheduler_runs_total", runs) > total(before, "avtomatika_scheduler_runs_total", runs) &&
+			total(after, "avtomatika_webhook_deliveries_total", map[string]string{"outcome": "delivered"}) == 1
+	})
+
+	for _, tc := range []struct {
+		family string
+		labels map[string]string
+		delta  float64
+	}{
+		{"avtomatika_tasks_dispatched_total", map[string]string{"type": "flaky"}, 2}, // the first attempt and the retry
+		{"avtomatika_task_results_total", map[string]string{"type": "flaky", "status": "failure"}, 1},
+		{"avtomatika_task_results_total", map[string]string{"type": "flaky", "status": "success"}, 1},
+		{"avtomatika_task_retries_total", map[string]string{"type": "flaky"}, 1},
+		{"avtomatika_task_wait_seconds", map[string]string{"type": "flaky"}, 2},
+		{"avtomatika_task_run_seconds", map[string]string{"type": "flaky", "status": "failure"}, 1},
+		{"avtomatika_task_run_seconds", map[string]string{"type": "flaky", "status": "success"}, 1},
+		{"avtomatika_tasks_unplaced_total", map[string]string{"type": "nobody"}, 1},
+		{"avtomatika_task_timeouts_total", map[string]string{"kind": "dispatch"}, 1},
+		{"avtomatika_task_timeouts_total", map[string]string{"kind": "execution"}, 0},
+		{"avtomatika_jobs_ended_total", map[string]string{"blueprint": "flaky", "status": "finished"}, 1},
+		{"avtomatika_jobs_ended_total", map[string]string{"blueprint": "stranded", "status": "failed"}, 1},
+		{"avtomatika_webhook_deliveries_total", map[string]string{"outcome": "delivered"}, 1},
+		{"avtomatika_webhook_deliveries_total", map[string]string{"outcome": "retrying"}, 0},
+		{"avtomatika_worker_events_total", map[string]string{"event": "registered"}, 1},
+		{"avtomatika_workers", nil, 1},
+		{"avtomatika_http_request_duration_seconds", map[string]string{"route": "/api/v1/jobs/flaky", "method": "POST", "code": "202"}, 1},
+	} {
+		if got := total(after, tc.family, tc.labels) - total(before, tc.family, tc.labels); got != tc.delta {
+			t.Errorf("%s%v moved by %v, want %v", tc.family, tc.labels, got, tc.delta)
+		}
+	}
+	// One failure (-0.1) and one success (+0.01) from a fresh 1.
+	if rep := total(after, "avtomatika_worker_reputation", map[string]string{"worker": "w1"}); math.Abs(rep-0.91) > 1e-9 {
+		t.Errorf("reputation of w1 is %v, want 0.91", rep)
+	}
+	if got := total(after, "avtomatika_jobs_created_total", map[string]string{"blueprint": "tick"}); got < 1 {
+		t.Errorf("scheduled jobs created: %v", got)
+	}
+	cmd := exec.Command(promtool(t), "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// promtool is the promtool next to the test environment's Prometheus.
+func promtool(t *testing.T) string {
+	return filepath.Join(filepath.Dir(testenv.URL(t, testenv.PromVar)), "promtool")
 }

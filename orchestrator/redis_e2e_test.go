@@ -1,7 +1,9 @@
 package orchestrator_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -372,4 +374,224 @@ func redisPing(port int) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	return rdb.Ping(ctx).Err() == nil, nil
+}
+
+// rawWorker speaks the worker protocol by hand, so that a test chooses the
+// orchestrator each message goes to.
+type rawWorker struct {
+	t     *testing.T
+	id    string
+	token string
+}
+
+// signed returns msg with a timestamp and its signature, as JSON.
+func (w rawWorker) signed(msg map[string]any, ts int64) []byte {
+	w.t.Helper()
+	msg["timestamp"] = ts
+	sig, err := protocol.Sign(msg, w.token)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	msg["security"] = map[string]any{"signature": sig, "signer_id": w.id}
+	body, err := json.Marshal(msg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return body
+}
+
+func (w rawWorker) do(method, url string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set(protocol.HeaderWorkerToken, w.token)
+	req.Header.Set(protocol.HeaderWorkerID, w.id)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+// register registers the worker at base with skills.
+func (w rawWorker) register(base string, skills ...string) {
+	w.t.Helper()
+	var supported []map[string]any
+	for _, s := range skills {
+		supported = append(supported, map[string]any{"name": s})
+	}
+	body := w.signed(map[string]any{"worker_id": w.id, "supported_skills": supported}, time.Now().Unix())
+	if code, out, err := w.do("POST", base+protocol.PathRegister, body); err != nil || code != http.StatusOK {
+		w.t.Fatalf("register at %s: %d %s %v", base, code, out, err)
+	}
+}
+
+// poll long-polls base for a task, waiting up to wait.
+func (w rawWorker) poll(base string, wait time.Duration) (*protocol.TaskPayload, error) {
+	code, out, err := w.do("GET", fmt.Sprintf("%s/_worker/workers/%s/tasks/next?timeout=%g", base, w.id, wait.Seconds()), nil)
+	switch {
+	case err != nil:
+		return nil, err
+	case code == http.StatusNoContent:
+		return nil, nil
+	case code != http.StatusOK:
+		return nil, fmt.Errorf("poll: %d %s", code, out)
+	}
+	var task protocol.TaskPayload
+	return &task, json.Unmarshal(out, &task)
+}
+
+// TestLongPollWokenAcrossOrchestrators: a worker long-polls orchestrator A
+// with a 30 s timeout; a job created on orchestrator B reaches it well
+// before that.
+func TestLongPollWokenAcrossOrchestrators(t *testing.T) {
+	redisURL, prefix := redisForTest(t)
+	a := startHelper(t, loopbackAddr(t), redisURL, prefix, "AVTO_HELPER_POLL_TIMEOUT=30s")
+	b := startHelper(t, loopbackAddr(t), redisURL, prefix, "AVTO_HELPER_POLL_TIMEOUT=30s")
+	w := rawWorker{t: t, id: "w-long", token: "tok"}
+	w.register("http://"+a.addr, "rare")
+
+	type polled struct {
+		task *protocol.TaskPayload
+		err  error
+		at   time.Time
+	}
+	got := make(chan polled, 1)
+	go func() {
+		task, err := w.poll("http://"+a.addr, 30*time.Second)
+		got <- polled{task, err, time.Now()}
+	}()
+	time.Sleep(500 * time.Millisecond) // the poll waits in A
+	select {
+	case p := <-got:
+		t.Fatalf("the poll returned before any job: %+v %v", p.task, p.err)
+	default:
+	}
+	cb, _ := client.New("http://"+b.addr, "ct")
+	created := time.Now()
+	id, err := cb.CreateJob(context.Background(), "/jobs/late", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p.err != nil || p.task == nil || p.task.JobID != id || p.task.Type != "rare" {
+			t.Fatalf("the poll on A answered %+v %v, want the task of job %s", p.task, p.err, id)
+		}
+		latency := p.at.Sub(created)
+		if latency > 5*time.Second {
+			t.Fatalf("the task created on B reached the poll on A after %s", latency)
+		}
+		t.Logf("job created on B, task received by the poll on A after %s", latency)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the poll on A was not woken within 5 s of the job's creation on B (its timeout is 30 s)")
+	}
+}
+
+// TestResultAppliedOnceAcrossOrchestrators: one task result, sent to A and
+// (as a worker's retry, signed anew) to B at the same time, is applied once:
+// one answer is accepted, the other ignored as a duplicate, and the job
+// moves on once.
+func TestResultAppliedOnceAcrossOrchestrators(t *testing.T) {
+	redisURL, prefix := redisForTest(t)
+	a := startHelper(t, loopbackAddr(t), redisURL, prefix)
+	b := startHelper(t, loopbackAddr(t), redisURL, prefix)
+	urlA, urlB := "http://"+a.addr, "http://"+b.addr
+	w := rawWorker{t: t, id: "w-twice", token: "tok"}
+	w.register(urlA, "work")
+	ca, _ := client.New(urlA, "ct")
+	ctx := context.Background()
+	_, beforeA := scrape(t, urlA)
+	_, beforeB := scrape(t, urlB)
+	id, err := ca.CreateJob(ctx, "/jobs/flow", map[string]any{"ms": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := w.poll(urlA, 5*time.Second)
+	if err != nil || task == nil || task.JobID != id || task.Type != "work" {
+		t.Fatalf("poll: %+v %v", task, err)
+	}
+
+	// The same result twice, with different timestamps (and so different
+	// signatures), as a worker retrying a send it believes lost.
+	now := time.Now().Unix()
+	result := func(ts int64) []byte {
+		return w.signed(map[string]any{"job_id": id, "task_id": task.TaskID, "worker_id": w.id, "status": "success",
+			"data": map[string]any{"by": w.id}}, ts)
+	}
+	bodies := [][]byte{result(now), result(now - 1)}
+	answers := make([]protocol.ResultResponse, 2)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, base := range []string{urlA, urlB} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			code, out, err := w.do("POST", base+protocol.PathResult, bodies[i])
+			if err != nil || code != http.StatusOK || json.Unmarshal(out, &answers[i]) != nil {
+				t.Errorf("result to %s: %d %s %v", base, code, out, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	var accepted, ignored []protocol.ResultResponse
+	for _, r := range answers {
+		switch r.Status {
+		case protocol.ResultAccepted:
+			accepted = append(accepted, r)
+		case protocol.ResultIgnored:
+			ignored = append(ignored, r)
+		}
+	}
+	if len(accepted) != 1 || len(ignored) != 1 || accepted[0].Transition != "success_transition" || ignored[0].Reason != protocol.IgnoredDuplicateResult {
+		t.Fatalf("answers from A and B: %+v; want one accepted (success_transition) and one ignored (%s)", answers, protocol.IgnoredDuplicateResult)
+	}
+	// The very same bytes again are a replay, refused before they reach the job.
+	if code, out, _ := w.do("POST", urlB+protocol.PathResult, bodies[0]); code != http.StatusConflict {
+		t.Errorf("a replayed result: %d %s, want 409", code, out)
+	}
+
+	// One transition: the job left "start" once and fanned out once (three
+	// branch tasks, which wait: no worker has their skill).
+	var j *protocol.Job
+	waitUntilT(t, "the fan-out", 10*time.Second, func() bool {
+		j, err = ca.Job(ctx, id)
+		return err == nil && j.Status == protocol.StatusWaitingParallel
+	})
+	branches := 0
+	for _, tk := range j.Tasks {
+		if tk.Type == "branch" {
+			branches++
+		}
+	}
+	works := 0
+	for _, d := range j.Dispatches {
+		if d.Type == "work" {
+			works++
+		}
+	}
+	if j.CurrentState != "fan" || branches != 3 || len(j.Tasks) != 3 || works != 1 || j.StateHistory["by"] != w.id {
+		t.Fatalf("after the result: state %s, tasks %+v, dispatches %+v, state_history %v", j.CurrentState, j.Tasks, j.Dispatches, j.StateHistory)
+	}
+	// Across both processes: one result applied, one ignored as a duplicate.
+	_, afterA := scrape(t, urlA)
+	_, afterB := scrape(t, urlB)
+	moved := func(family string, labels map[string]string) float64 {
+		return total(afterA, family, labels) - total(beforeA, family, labels) + total(afterB, family, labels) - total(beforeB, family, labels)
+	}
+	if n := moved("avtomatika_task_results_total", map[string]string{"type": "work"}); n != 1 {
+		t.Errorf("%v results applied over A and B, want 1", n)
+	}
+	if n := moved("avtomatika_task_results_ignored_total", map[string]string{"reason": protocol.IgnoredDuplicateResult}); n != 1 {
+		t.Errorf("%v results ignored as duplicates over A and B, want 1", n)
+	}
 }

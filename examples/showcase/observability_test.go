@@ -125,3 +125,49 @@ func scrapeWithPrometheus(t *testing.T, apiPort int) {
 		t.Fatalf("Prometheus reads %v full_showcase jobs created; the test created at least 31", value)
 	}
 }
+
+// TestOpsFilesPassPromtool checks the shipped scrape configuration with
+// promtool check config, and every query of the Grafana dashboard with
+// promtool check rules (each as a recording rule), so that a typo in
+// either shows here rather than in an empty panel.
+func TestOpsFilesPassPromtool(t *testing.T) {
+	promtool := filepath.Join(filepath.Dir(testenv.URL(t, testenv.PromVar)), "promtool")
+	if out, err := exec.Command(promtool, "check", "config", "ops/prometheus.yml").CombinedOutput(); err != nil {
+		t.Fatalf("promtool check config ops/prometheus.yml: %v\n%s", err, out)
+	}
+
+	raw, err := os.ReadFile("ops/grafana/dashboards/avtomatika-overview.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			n++
+			expr, _ := json.Marshal(target.Expr) // a JSON string is a YAML string
+			fmt.Fprintf(&rules, "      - record: dashboard:query_%d\n        expr: %s\n", n, expr)
+		}
+	}
+	if n == 0 {
+		t.Fatal("the dashboard has no queries")
+	}
+	file := filepath.Join(t.TempDir(), "dashboard-rules.yml")
+	if err := os.WriteFile(file, []byte(rules.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput(); err != nil {
+		t.Fatalf("a dashboard query does not parse: %v\n%s\n%s", err, out, rules.String())
+	}
+}

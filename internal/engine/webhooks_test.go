@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,4 +88,75 @@ func TestWebhooks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// firstCall waits for the first webhook delivery.
+func (f *fakeNotifier) firstCall(t *testing.T) protocol.WebhookPayload {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.count() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook was delivered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[0]
+}
+
+// TestWebhookQuarantined: a job whose handler keeps failing is quarantined
+// and its webhook says job_quarantined, with the error.
+func TestWebhookQuarantined(t *testing.T) {
+	bp := blueprint.New("q").Start("start", func(c *blueprint.Context) error {
+		return errors.New("the model server is down")
+	}, blueprint.To("finished")).End("finished", nil)
+	n := &fakeNotifier{}
+	en := newEnv(t, Config{Webhooks: n, MaxRetries: 1}, bp)
+	j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "q", WebhookURL: "http://receiver/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = en.waitEnd(j.ID); j.Status != protocol.StatusQuarantined {
+		t.Fatalf("job %s", summary(j))
+	}
+	p := n.firstCall(t)
+	if p.Event != protocol.WebhookJobQuarantined || p.JobID != j.ID || p.Status != protocol.StatusQuarantined ||
+		p.Error == nil || *p.Error != j.ErrorMessage || !strings.Contains(*p.Error, "the model server is down") {
+		t.Fatalf("payload %+v (error %v)", p, deref(p.Error))
+	}
+}
+
+// TestWebhookCancelled: cancelling a job sends job_cancelled with the
+// reason, once.
+func TestWebhookCancelled(t *testing.T) {
+	bp := blueprint.New("c").Start("start", func(c *blueprint.Context) error {
+		return c.AwaitApproval("wait")
+	}, blueprint.On("go", "finished")).End("finished", nil)
+	n := &fakeNotifier{}
+	en := newEnv(t, Config{Webhooks: n}, bp)
+	j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "c", WebhookURL: "http://receiver/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en.waitStatus(j.ID, protocol.StatusWaitingForHuman)
+	if _, err := en.e.CancelJob(en.ctx, j.ID, "the client changed its mind"); err != nil {
+		t.Fatal(err)
+	}
+	p := n.firstCall(t)
+	if p.Event != protocol.WebhookJobCancelled || p.JobID != j.ID || p.Status != protocol.StatusCancelled ||
+		p.Error == nil || *p.Error != "the client changed its mind" {
+		t.Fatalf("payload %+v (error %v)", p, deref(p.Error))
+	}
+	time.Sleep(100 * time.Millisecond)
+	if c := n.count(); c != 1 {
+		t.Fatalf("%d deliveries, want 1", c)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }

@@ -18,7 +18,7 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 			return nil, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", level)
 		}
 	}
-	opts := &slog.HandlerOptions{Level: l}
+	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: redact}
 	switch strings.ToLower(format) {
 	case "", "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -26,6 +26,26 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("LOG_FORMAT=%q: want json or text", format)
+}
+
+// redact blanks text attributes whose key names a secret, a safety net
+// under the rule that no code logs a token, password or key (flags such as
+// signature_ok=true stay).
+func redact(_ []string, a slog.Attr) slog.Attr {
+	if k := a.Value.Kind(); (k == slog.KindString || k == slog.KindAny) && secretKey(a.Key) {
+		return slog.String(a.Key, "[redacted]")
+	}
+	return a
+}
+
+func secretKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, word := range []string{"token", "secret", "password", "passwd", "signature", "authorization", "api_key", "apikey", "access_key", "private_key"} {
+		if strings.Contains(k, word) {
+			return true
+		}
+	}
+	return false
 }
 
 // RedisLogger adapts slog to go-redis' logger (redis.SetLogger), whose

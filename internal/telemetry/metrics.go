@@ -78,7 +78,7 @@ func New(st store.Store) *Metrics {
 		schedulerRuns: counter("scheduler_runs_total", "Jobs started by the scheduler, by schedule and outcome (started, failed).", "schedule", "outcome"),
 		workerEvents:  counter("worker_events_total", "Worker lifecycle events (registered, offline).", "event"),
 		httpRequests:  counter("http_requests_total", "HTTP requests, by route pattern, method and status code.", "route", "method", "code"),
-		httpDuration:  histogram("http_request_duration_seconds", "HTTP request latency, by route pattern and method (long polls included).", short, "route", "method"),
+		httpDuration:  histogram("http_request_duration_seconds", "HTTP request latency, by route pattern, method and status code (long polls included).", short, "route", "method", "code"),
 		storeDuration: histogram("store_operation_duration_seconds", "Latency of store operations, by operation.", short, "operation"),
 		storeErrors:   counter("store_operation_errors_total", "Store operations that failed (not found and conflicts excluded), by operation.", "operation"),
 	}
@@ -168,8 +168,9 @@ func (m *Metrics) SchedulerRun(schedule string, failed bool) {
 	m.schedulerRuns.WithLabelValues(schedule, outcome).Inc()
 }
 
-// WrapHTTP counts requests and measures their latency by route pattern, a
-// bounded label (no job ids).
+// WrapHTTP counts requests and measures their latency by route pattern,
+// method and status code, all bounded labels: the route is the pattern that
+// matched (no job ids), unknown methods count as "other".
 func (m *Metrics) WrapHTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -181,9 +182,20 @@ func (m *Metrics) WrapHTTP(next http.Handler) http.Handler {
 		} else if _, path, ok := strings.Cut(route, " "); ok {
 			route = path
 		}
-		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
-		m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		method, code := methodLabel(r.Method), strconv.Itoa(rec.code)
+		m.httpRequests.WithLabelValues(route, method, code).Inc()
+		m.httpDuration.WithLabelValues(route, method, code).Observe(time.Since(start).Seconds())
 	})
+}
+
+// methodLabel bounds the method label to the standard methods a client
+// sends; anything else (any token is a valid HTTP method) is "other".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 type statusRecorder struct {
