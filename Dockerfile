@@ -12,6 +12,10 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/showcase ./example
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/showcase /out/avtomatika /usr/local/bin/
 USER nonroot:nonroot
+# Relative defaults (BLOB_DIR=avtomatika_blobs, the SQLite history
+# avtomatika_history.db) land in the working directory, which must be
+# writable by nonroot: its home, not /.
+WORKDIR /home/nonroot
 EXPOSE 8080 8000 8083
 ENTRYPOINT ["/usr/local/bin/showcase"]
 CMD ["orchestrator"]

@@ -10,7 +10,11 @@
 //	go run ./examples/showcase client
 //
 // Every part is configured by the seed's environment variables; see the
-// README for the list.
+// README for the list. The one-command run configures its three in-process
+// workers itself: the worker variables (WORKER_ID, WORKER_TOKEN,
+// WORKER_PORT, COST_PER_SKILL, HEARTBEAT_INTERVAL, ...) are ignored there,
+// except ORCHESTRATOR_URL and blob storage (S3_*, BLOB_DIR,
+// TASK_FILES_DIR). Run "showcase worker KIND" to configure a worker.
 package main
 
 import (
@@ -43,6 +47,11 @@ const usage = `usage: showcase [command]
                                one worker (ORCHESTRATOR_URL, WORKER_ID, WORKER_TOKEN, ...)
   webhook-receiver             the webhook receiver (WEBHOOK_PORT, default 8000)
   client                       create a job and follow it (CLIENT_TOKEN, ORCHESTRATOR_URL, WEBHOOK_URL)
+
+With no command, the three workers run inside the process with the showcase's
+settings: worker variables (WORKER_ID, WORKER_TOKEN, WORKER_PORT, ...) are
+ignored, except ORCHESTRATOR_URL, S3_*, BLOB_DIR and TASK_FILES_DIR. Use
+"showcase worker KIND" to run a worker configured by them.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

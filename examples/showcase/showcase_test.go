@@ -57,6 +57,7 @@ func (p *process) stop(t *testing.T) {
 type deployment struct {
 	t       *testing.T
 	bin     string
+	dir     string // working directory of the processes ("": the test's)
 	env     []string
 	procs   []*process
 	api     string
@@ -77,6 +78,7 @@ func (d *deployment) start(name string, extraEnv []string, args ...string) *proc
 	d.t.Helper()
 	p := &process{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(d.bin, args...)
+	p.cmd.Dir = d.dir
 	p.cmd.Env = append(append(os.Environ(), d.env...), extraEnv...)
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
