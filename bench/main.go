@@ -127,8 +127,14 @@ func run() error {
 			for _, rt := range rates {
 				o.Rate, o.Jobs = rt, 0
 				r, err := median(ctx, o, *repeat)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				if err != nil {
-					return fmt.Errorf("%s on %s at %.0f/s: %w", wl, be, rt, err)
+					// Far past saturation a run may not settle in time:
+					// the series ends there.
+					fmt.Printf("# %s on %s at %.0f/s: %v; higher rates skipped\n", wl, be, rt, err)
+					break
 				}
 				fmt.Println(r)
 				points = append(points, point{series: wl + " " + be, result: r})
