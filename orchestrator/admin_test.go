@@ -34,7 +34,9 @@ func serveForTest(t *testing.T, o *orchestrator.Orchestrator) string {
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		_ = o.Close(context.Background())
+		if err := o.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
 	})
 	return "http://" + ln.Addr().String()
 }
@@ -81,31 +83,29 @@ func workerCall(t *testing.T, method, url, id, token string, body any) (int, str
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set(protocol.HeaderWorkerToken, token)
-	req.Header.Set(protocol.HeaderWorkerID, id)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(out)
+	return send(t, method, url, rd, protocol.HeaderWorkerToken, token, protocol.HeaderWorkerID, id)
 }
 
 // call sends a request with one header (name "" for none) and returns the
 // status and body.
 func call(t *testing.T, method, url, header, value string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	if header == "" {
+		return send(t, method, url, nil)
+	}
+	return send(t, method, url, nil, header, value)
+}
+
+// send sends a request with the headers given as name, value pairs and
+// returns the status and body.
+func send(t *testing.T, method, url string, body io.Reader, headers ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if header != "" {
-		req.Header.Set(header, value)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,7 +1,6 @@
 package orchestrator_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/client"
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
@@ -119,24 +118,6 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log output written by server goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestTokensAreNeverLogged runs client requests, worker registration, a
 // task through short-lived tokens, auth failures and an admin reload with
 // every log level captured, and looks for every secret in the output.
@@ -153,7 +134,7 @@ func TestTokensAreNeverLogged(t *testing.T) {
 	clientsFile, workersFile := filepath.Join(dir, "clients.toml"), filepath.Join(dir, "workers.toml")
 	writeTOML(t, clientsFile, "[acme]\ntoken = \""+clientToken+"\"\n")
 	writeTOML(t, workersFile, "[w1]\ntoken = \""+workerToken+"\"\n")
-	var logs syncBuffer
+	var logs testenv.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o, err := orchestrator.New(orchestrator.Config{Logger: logger, ClientsFile: clientsFile, WorkersFile: workersFile,
 		GlobalWorkerToken: globalToken, AdminToken: adminToken, PollTimeout: time.Second})

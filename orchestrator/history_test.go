@@ -190,23 +190,7 @@ func serveOrchestrator(t *testing.T, cfg orchestrator.Config, bps ...*blueprint.
 	if err := o.Register(bps...); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- o.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if err := o.Close(context.Background()); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return o, "http://" + ln.Addr().String()
+	return o, serveForTest(t, o)
 }
 
 // startTaskWorker runs an SDK worker with the skills "flaky" (the first

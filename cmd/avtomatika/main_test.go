@@ -8,11 +8,11 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
@@ -128,7 +128,7 @@ func runCLI(ctx context.Context, env func(string) string, args ...string) result
 
 // background is a run of the command line on another goroutine.
 type background struct {
-	stdout, stderr lockedBuffer
+	stdout, stderr testenv.Buffer
 	done           chan int
 }
 
@@ -155,24 +155,6 @@ func (b *background) waitStdout(t *testing.T, s string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// lockedBuffer lets a test read output that another goroutine writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // mustCode fails the test unless the run exited with code.

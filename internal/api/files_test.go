@@ -1,14 +1,13 @@
 package api
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/avtomatika-ai/avtomatika-go/blob/local"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -59,7 +58,7 @@ func TestPresignedRouteWithoutLocalStorage(t *testing.T) {
 // TestS3ConfigHashMismatchIsLogged: a worker registering with another
 // S3 configuration is accepted, with a warning.
 func TestS3ConfigHashMismatchIsLogged(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Buffer
 	ts := newTestServer(t, func(o *Options) {
 		o.S3ConfigHash = "0123456789abcdef"
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -73,21 +72,4 @@ func TestS3ConfigHashMismatchIsLogged(t *testing.T) {
 	if !strings.Contains(logs.String(), "another S3 configuration (s3_config_hash fedcba9876543210, ours 0123456789abcdef)") {
 		t.Fatalf("logs: %s", logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,14 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -16,31 +14,14 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
 )
 
-// logBuffer collects log output from server goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// records decodes the JSON log lines.
-func (b *logBuffer) records(t *testing.T) []map[string]any {
+// logRecords decodes the JSON log lines written to b.
+func logRecords(t *testing.T, b *testenv.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
@@ -70,7 +51,7 @@ func (s *brokenJobs) GetJob(ctx context.Context, id string) (*store.Job, error) 
 }
 
 func TestRequestErrorLogsNameJobAndTrace(t *testing.T) {
-	var logs logBuffer
+	var logs testenv.Buffer
 	st := &brokenJobs{Store: memory.New(memory.Options{})}
 	tp := sdktrace.NewTracerProvider()
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -89,7 +70,7 @@ func TestRequestErrorLogsNameJobAndTrace(t *testing.T) {
 		t.Fatalf("a store failure: %d %s (the cause stays in the log)", r.status, r.body)
 	}
 	var found bool
-	for _, rec := range logs.records(t) {
+	for _, rec := range logRecords(t, &logs) {
 		if rec["msg"] != "request failed" {
 			continue
 		}

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/internal/watch"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -115,26 +115,8 @@ type result struct {
 	err error
 }
 
-// syncBuffer is a buffer that the test reads while the watch writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // waitOutput waits until the output contains s.
-func waitOutput(t *testing.T, out *syncBuffer, s string) {
+func waitOutput(t *testing.T, out *testenv.Buffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), s) {
@@ -145,7 +127,7 @@ func waitOutput(t *testing.T, out *syncBuffer, s string) {
 	}
 }
 
-func watchAsync(ctx context.Context, s *server, id string, out *syncBuffer, opts ...watch.Option) <-chan result {
+func watchAsync(ctx context.Context, s *server, id string, out *testenv.Buffer, opts ...watch.Option) <-chan result {
 	done := make(chan result, 1)
 	go func() {
 		j, err := watch.Job(ctx, s.c, id, out, opts...)
@@ -157,7 +139,7 @@ func watchAsync(ctx context.Context, s *server, id string, out *syncBuffer, opts
 func TestPlainLinesOnlyOnChange(t *testing.T) {
 	s := newServer(t)
 	id := s.create(t, "/jobs/review")
-	var out syncBuffer
+	var out testenv.Buffer
 	done := watchAsync(t.Context(), s, id, &out, watch.PollEvery(poll))
 
 	waitOutput(t, &out, "WAITING_FOR_HUMAN")
@@ -218,7 +200,7 @@ func TestPlainFailedJob(t *testing.T) {
 func TestTerminalBar(t *testing.T) {
 	s := newServer(t)
 	id := s.create(t, "/jobs/review")
-	var out syncBuffer
+	var out testenv.Buffer
 	done := watchAsync(t.Context(), s, id, &out, watch.PollEvery(poll), watch.Terminal(true), watch.Width(120))
 	waitOutput(t, &out, "WAITING_FOR_HUMAN")
 	if err := s.o.Approve(t.Context(), id, "rejected"); err != nil {
