@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,10 +44,11 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	if err := o.Register(pipeline()); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln := &readSignalListener{Listener: inner, read: make(chan struct{})}
 	addr := ln.Addr().String()
 	sctx, shutdown := context.WithCancel(ctx)
 	served := make(chan error, 1)
@@ -75,7 +78,12 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	if _, err := io.WriteString(bodyW, `{"initial_data": {"path": `); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the handler is reading the body
+	// Shutdown must begin only once the handler is reading the body.
+	select {
+	case <-ln.read:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server never read the request")
+	}
 
 	shutdown()
 	waitUntilT(t, "the listener to close", 5*time.Second, func() bool {
@@ -116,6 +124,38 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	if j, err := o.Job(ctx, created.JobID); err != nil || j.Client.Name != "acme" {
 		t.Fatalf("the job created during shutdown: %v %+v", err, j)
 	}
+}
+
+// readSignalListener closes read when the server reads a connection for
+// the second time: the first read brings the request's headers, and
+// net/http drops a request whose headers arrive after Shutdown began; a
+// second read comes from the handler reading the body, so the request is
+// then in flight.
+type readSignalListener struct {
+	net.Listener
+	read chan struct{}
+	once sync.Once
+}
+
+func (l *readSignalListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &readSignalConn{Conn: c, l: l}, nil
+}
+
+type readSignalConn struct {
+	net.Conn
+	l     *readSignalListener
+	reads atomic.Int32
+}
+
+func (c *readSignalConn) Read(p []byte) (int, error) {
+	if c.reads.Add(1) == 2 {
+		c.l.once.Do(func() { close(c.l.read) })
+	}
+	return c.Conn.Read(p)
 }
 
 // TestTokensAreNeverLogged runs client requests, worker registration, a

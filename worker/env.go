@@ -437,7 +437,7 @@ func (e *envReader) logger() *slog.Logger {
 	default:
 		e.fail("LOG_LEVEL", "want DEBUG, INFO, WARN or ERROR, got %q", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: telemetry.Redact}
 	switch strings.ToLower(format) {
 	case "", "text":
 		return slog.New(slog.NewTextHandler(os.Stdout, opts))

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -98,10 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newLogger logs as text unless LOG_FORMAT=json.
+// newLogger logs as text unless LOG_FORMAT=json, with secrets redacted.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if os.Getenv("LOG_FORMAT") == "json" {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: telemetry.Redact}
+	if strings.EqualFold(os.Getenv("LOG_FORMAT"), "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

@@ -18,7 +18,7 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 			return nil, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", level)
 		}
 	}
-	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: redact}
+	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: Redact}
 	switch strings.ToLower(format) {
 	case "", "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -28,10 +28,10 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("LOG_FORMAT=%q: want json or text", format)
 }
 
-// redact blanks text attributes whose key names a secret, a safety net
-// under the rule that no code logs a token, password or key (flags such as
-// signature_ok=true stay).
-func redact(_ []string, a slog.Attr) slog.Attr {
+// Redact, a slog.HandlerOptions.ReplaceAttr, blanks text attributes whose
+// key names a secret: a safety net under the rule that no code logs a
+// token, password or key (flags such as signature_ok=true stay).
+func Redact(_ []string, a slog.Attr) slog.Attr {
 	if k := a.Value.Kind(); (k == slog.KindString || k == slog.KindAny) && secretKey(a.Key) {
 		return slog.String(a.Key, "[redacted]")
 	}

@@ -64,7 +64,7 @@ func New(st store.Store) *Metrics {
 	m := &Metrics{
 		reg:           reg,
 		jobsCreated:   counter("jobs_created_total", "Jobs created, by blueprint.", "blueprint"),
-		jobsEnded:     counter("jobs_ended_total", "Jobs that ended, by blueprint and final status (finished, failed, quarantined, cancelled).", "blueprint", "status"),
+		jobsEnded:     counter("jobs_ended_total", "Jobs that ended, by blueprint and final status (finished, failed, error, quarantined, cancelled).", "blueprint", "status"),
 		jobDuration:   histogram("job_duration_seconds", "Time from creation to end of jobs, by blueprint and final status.", long, "blueprint", "status"),
 		dispatched:    counter("tasks_dispatched_total", "Tasks placed on a worker, by task type and strategy.", "type", "strategy"),
 		waiting:       counter("tasks_unplaced_total", "Task placements that found no eligible worker (the task waits), by task type.", "type"),
