@@ -1208,22 +1208,32 @@ func TestBuiltInMetrics(t *testing.T) {
 	for _, id := range []string{"m1", "m2", "m3"} {
 		f.waitResult(id)
 	}
-	resp, err := http.Get("http://" + w.HealthAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
+	want := []string{
 		`avtomatika_worker_tasks_total{skill="echo",status="success"} 2`,
 		`avtomatika_worker_tasks_total{skill="broken",status="failure"} 1`,
 		`avtomatika_worker_task_failures_total{code="PERMANENT_ERROR",skill="broken"} 1`,
 		`avtomatika_worker_task_duration_seconds_count{skill="echo"} 2`,
 		`avtomatika_worker_tasks_running 0`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
+	}
+	// A task leaves the running gauge just after its result is sent, so the
+	// scrape is repeated until it has caught up.
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err := http.Get("http://" + w.HealthAddr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		missing := slices.IndexFunc(want, func(s string) bool { return !strings.Contains(body, s) })
+		if missing < 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %q:\n%s", want[missing], body)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
