@@ -25,26 +25,22 @@ const (
 	downloadExpiry      = time.Minute
 )
 
-// blobs returns the blob store, or answers 501 when there is none.
-func (s *Server) blobs(w http.ResponseWriter) (blob.Store, bool) {
+// blobFile checks that blob storage is on and that name is a valid file
+// name; it answers 501 or 400 itself.
+func (s *Server) blobFile(w http.ResponseWriter, name string) (blob.Store, string, bool) {
 	if s.opts.Blobs == nil {
 		writeError(w, http.StatusNotImplemented, "S3 support is not enabled: blob storage is off (set S3_ENDPOINT_URL or BLOB_DIR)")
-		return nil, false
+		return nil, "", false
 	}
-	return s.opts.Blobs, true
-}
-
-// fileName reads and checks a file name; it answers 400 itself.
-func fileName(w http.ResponseWriter, name string) (string, bool) {
 	if name == "" {
 		writeError(w, http.StatusBadRequest, "filename is required")
-		return "", false
+		return nil, "", false
 	}
 	if err := blob.ValidName(name); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid filename: %v", errors.Unwrap(err))
-		return "", false
+		return nil, "", false
 	}
-	return name, true
+	return s.opts.Blobs, name, true
 }
 
 // absolute resolves a relative presigned URL (the local backend's) against
@@ -89,12 +85,8 @@ func (s *Server) markBlobs(ctx context.Context, jobID string, has bool, ended bo
 
 // uploadURL hands out a presigned PUT URL for a job file.
 func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
-	st, ok := s.blobs(w)
-	if !ok {
-		return
-	}
 	q := r.URL.Query()
-	name, ok := fileName(w, q.Get("filename"))
+	st, name, ok := s.blobFile(w, q.Get("filename"))
 	if !ok {
 		return
 	}
@@ -123,11 +115,7 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, cl *auth.Clie
 
 // uploadContent streams a request body into a job file.
 func (s *Server) uploadContent(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
-	st, ok := s.blobs(w)
-	if !ok {
-		return
-	}
-	name, ok := fileName(w, r.PathValue("filename"))
+	st, name, ok := s.blobFile(w, r.PathValue("filename"))
 	if !ok {
 		return
 	}
@@ -175,11 +163,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 // download redirects to a short-lived presigned GET of a job file.
 func (s *Server) download(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
-	st, ok := s.blobs(w)
-	if !ok {
-		return
-	}
-	name, ok := fileName(w, r.PathValue("filename"))
+	st, name, ok := s.blobFile(w, r.PathValue("filename"))
 	if !ok {
 		return
 	}
