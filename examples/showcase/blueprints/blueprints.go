@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/examples/showcase/simulate"
 )
 
 // Options tune the blueprints for tests and demos.
@@ -24,18 +25,7 @@ type Options struct {
 }
 
 func (o Options) work(ctx context.Context, d time.Duration) error {
-	scale := o.TimeScale
-	if scale == 0 {
-		scale = 1
-	}
-	t := time.NewTimer(time.Duration(float64(d) * scale))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return simulate.Sleep(ctx, d, o.TimeScale)
 }
 
 func (o Options) random() float64 {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/examples/showcase/simulate"
 	"github.com/avtomatika-ai/avtomatika-go/worker"
 )
 
@@ -71,18 +72,7 @@ var Names = []string{"gpu", "cpu-reliable", "cpu-unreliable"}
 
 // sleep simulates work; it ends early when the task is cancelled.
 func (o Options) sleep(ctx context.Context, d time.Duration) error {
-	scale := o.TimeScale
-	if scale == 0 {
-		scale = 1
-	}
-	t := time.NewTimer(time.Duration(float64(d) * scale))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return simulate.Sleep(ctx, d, o.TimeScale)
 }
 
 // between returns a random duration in [lo, hi), or lo when deterministic
