@@ -86,6 +86,17 @@ func (f JobFilter) Page() (limit int, after *Cursor, err error) {
 	return limit, &c, nil
 }
 
+// NextPage cuts jobs, read with a limit of limit+1, to one page of limit
+// and returns the cursor of the next page, or "" when this is the last.
+func NextPage(jobs []protocol.Job, limit int) ([]protocol.Job, string) {
+	if len(jobs) <= limit {
+		return jobs, ""
+	}
+	jobs = jobs[:limit]
+	last := jobs[limit-1]
+	return jobs, CursorAt(*last.CreatedAt, last.ID).String()
+}
+
 // Range returns From and To as backends compare them: in UTC, truncated to
 // the microsecond like stored times. Zero stays zero (no bound).
 func (f JobFilter) Range() (from, to time.Time) {

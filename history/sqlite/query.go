@@ -113,12 +113,7 @@ func (s *Store) ListJobs(ctx context.Context, f history.JobFilter) ([]protocol.J
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("history/sqlite: list jobs: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = history.CursorAt(*last.CreatedAt, last.ID).String()
-	}
+	out, next := history.NextPage(out, limit)
 	return out, next, nil
 }
 
