@@ -421,12 +421,8 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]*store.Job, 
 // readJobs reads the jobs of index members in one round trip; expired
 // ones are nil.
 func (s *Store) readJobs(ctx context.Context, members []string) ([]*store.Job, error) {
-	cmds := make([]*goredis.SliceCmd, len(members))
-	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, m := range members {
-			cmds[i] = p.HMGet(ctx, s.k.job(idOfMember(m)), "doc", "v")
-		}
-		return nil
+	cmds, err := pipelined(ctx, s.rdb, members, func(p goredis.Pipeliner, m string) *goredis.SliceCmd {
+		return p.HMGet(ctx, s.k.job(idOfMember(m)), "doc", "v")
 	})
 	if err != nil {
 		return nil, fail(ctx, "list jobs", err)

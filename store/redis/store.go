@@ -198,3 +198,19 @@ func (s *Store) sweepLoop() {
 		}
 	}
 }
+
+// pipelined sends one command for each item in one round trip and returns
+// the commands in the items' order.
+func pipelined[T any, C goredis.Cmder](ctx context.Context, rdb goredis.UniversalClient, items []T, cmd func(goredis.Pipeliner, T) C) ([]C, error) {
+	cmds := make([]C, len(items))
+	if len(items) == 0 {
+		return cmds, nil
+	}
+	_, err := rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, it := range items {
+			cmds[i] = cmd(p, it)
+		}
+		return nil
+	})
+	return cmds, err
+}

@@ -110,17 +110,11 @@ func (s *Store) QueueLengths(ctx context.Context) (map[string]int, error) {
 	if err != nil {
 		return nil, fail(ctx, "queue lengths", err)
 	}
-	cmds := make([]*goredis.IntCmd, len(names))
-	if len(names) > 0 {
-		_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for i, n := range names {
-				cmds[i] = p.ZCard(ctx, s.k.taskQueue(n))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fail(ctx, "queue lengths", err)
-		}
+	cmds, err := pipelined(ctx, s.rdb, names, func(p goredis.Pipeliner, n string) *goredis.IntCmd {
+		return p.ZCard(ctx, s.k.taskQueue(n))
+	})
+	if err != nil {
+		return nil, fail(ctx, "queue lengths", err)
 	}
 	out := make(map[string]int, len(names))
 	for i, n := range names {

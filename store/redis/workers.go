@@ -74,17 +74,11 @@ func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
 	if err != nil {
 		return nil, fail(ctx, "list workers", err)
 	}
-	cmds := make([]*goredis.SliceCmd, len(ids))
-	if len(ids) > 0 {
-		_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for i, id := range ids {
-				cmds[i] = p.HMGet(ctx, s.k.worker(id), "doc", "seen", "exp")
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fail(ctx, "list workers", err)
-		}
+	cmds, err := pipelined(ctx, s.rdb, ids, func(p goredis.Pipeliner, id string) *goredis.SliceCmd {
+		return p.HMGet(ctx, s.k.worker(id), "doc", "seen", "exp")
+	})
+	if err != nil {
+		return nil, fail(ctx, "list workers", err)
 	}
 	out := make([]*store.Worker, 0, len(ids))
 	for i, c := range cmds {
