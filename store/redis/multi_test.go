@@ -15,6 +15,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
+	"github.com/avtomatika-ai/avtomatika-go/store/storetest"
 )
 
 // Two Stores on one prefix stand for two orchestrator processes.
@@ -197,33 +198,7 @@ func TestClaimOnceAcrossProcesses(t *testing.T) {
 		tasks = append(tasks, task(fmt.Sprintf("t%03d", i), "", float64(i)))
 	}
 	enqueueVia(t, a, tasks...)
-	var mu sync.Mutex
-	claimed := map[string]string{}
-	var wg sync.WaitGroup
-	for i, s := range []store.Store{a, b, a, b, a, b, a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			worker := fmt.Sprintf("w%d", i)
-			for _, q := range tasks {
-				got, err := s.ClaimTask(ctx, q.Run.ID, worker)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				if prev, dup := claimed[got.Run.ID]; dup {
-					t.Errorf("task %s claimed by %s and %s", got.Run.ID, prev, worker)
-				}
-				claimed[got.Run.ID] = worker
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	claimed := storetest.ClaimConcurrently(t, ctx, []store.Store{a, b, a, b, a, b, a, b}, tasks)
 	if len(claimed) != n {
 		t.Fatalf("%d tasks claimed, want %d", len(claimed), n)
 	}

@@ -508,36 +508,7 @@ func testClaimOnce(t *testing.T, f Factory) {
 		tasks = append(tasks, queued("j", fmt.Sprintf("t%02d", i), "owner", "x", 0, now.Add(time.Duration(i)*time.Microsecond)))
 	}
 	enqueue(t, s, tasks...)
-	var mu sync.Mutex
-	claimedBy := map[string]string{}
-	var wg sync.WaitGroup
-	for w := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			worker := fmt.Sprintf("w%d", w)
-			for _, q := range tasks {
-				got, err := s.ClaimTask(ctx, q.Run.ID, worker)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				if prev, dup := claimedBy[got.Run.ID]; dup {
-					t.Errorf("task %s claimed by %s and %s", got.Run.ID, prev, worker)
-				}
-				claimedBy[got.Run.ID] = worker
-				mu.Unlock()
-				if got.Worker != worker {
-					t.Errorf("claimed task records worker %q", got.Worker)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	claimedBy := ClaimConcurrently(t, ctx, []store.Store{s, s, s, s, s, s}, tasks)
 	if len(claimedBy) != 50 {
 		t.Fatalf("%d tasks claimed, want 50", len(claimedBy))
 	}
@@ -891,4 +862,43 @@ func testLocks(t *testing.T, f Factory) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d goroutines acquired one lock", wins.Load())
 	}
+}
+
+// ClaimConcurrently has one goroutine per store, worker "w<i>" on
+// stores[i], try to claim every task, and fails the test when a task is
+// claimed twice or a claim records another worker. It returns the worker
+// of each claimed task.
+func ClaimConcurrently(t *testing.T, ctx context.Context, stores []store.Store, tasks []store.QueuedTask) map[string]string {
+	t.Helper()
+	var mu sync.Mutex
+	claimedBy := map[string]string{}
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker := fmt.Sprintf("w%d", i)
+			for _, q := range tasks {
+				got, err := s.ClaimTask(ctx, q.Run.ID, worker)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if prev, dup := claimedBy[got.Run.ID]; dup {
+					t.Errorf("task %s claimed by %s and %s", got.Run.ID, prev, worker)
+				}
+				claimedBy[got.Run.ID] = worker
+				mu.Unlock()
+				if got.Worker != worker {
+					t.Errorf("claimed task records worker %q", got.Worker)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return claimedBy
 }
