@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -35,29 +34,12 @@ func TestHistoryPostgres(t *testing.T) {
 // testHistory runs jobs through an orchestrator whose live store expires
 // ended jobs quickly, then reads them back from history over HTTP.
 func testHistory(t *testing.T, uri string) {
-	o, err := orchestrator.New(orchestrator.Config{
+	o, url := serveOrchestrator(t, orchestrator.Config{
 		Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second, HistoryURI: uri,
 		Store:   memory.New(memory.Options{Retention: 300 * time.Millisecond}),
 		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}, {Name: "other", Token: "other-token"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Register(pipeline()); err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	}, pipeline())
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() { defer close(served); _ = o.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		<-served
-		if err := o.Close(context.Background()); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	}()
-	url := "http://" + ln.Addr().String()
 	w, _ := worker.New(worker.Config{ID: "w1", Token: "tok", Orchestrators: []worker.Orchestrator{{URL: url}}, Logger: quiet(),
 		PollTimeout: time.Second, Resources: worker.Resources{DisableDetection: true}})
 	w.Handle("prepare", func(context.Context, *worker.Task) (worker.Result, error) { return worker.Result{}, nil }, worker.Price(0.5))
@@ -73,17 +55,7 @@ func testHistory(t *testing.T, uri string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		j, err := c.Job(ctx, id)
-		if err == nil && j.Status == protocol.StatusWaitingForHuman {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no approval: %+v %v", j, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForStatus(t, c, id, protocol.StatusWaitingForHuman)
 	if err := c.Approve(ctx, id, "approved"); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -75,20 +74,9 @@ next:
 }
 
 func TestMetricsMoveWithJobs(t *testing.T) {
-	o, err := orchestrator.New(orchestrator.Config{Logger: quiet(), GlobalWorkerToken: "fleet-token", PollTimeout: time.Second,
-		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Register(pipeline()); err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- o.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	url := "http://" + ln.Addr().String()
+	_, url := serveOrchestrator(t, orchestrator.Config{Logger: quiet(), GlobalWorkerToken: "fleet-token", PollTimeout: time.Second,
+		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}}}, pipeline())
+	ctx := context.Background()
 	_, before := scrape(t, url)
 
 	c, _ := client.New(url, "acme-token")

@@ -2,7 +2,6 @@ package orchestrator_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -23,20 +22,9 @@ func TestOneTraceFromCreationToTheWorker(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	orchTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	workerTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	o, err := orchestrator.New(orchestrator.Config{Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second,
-		Clients: []orchestrator.Client{{Name: "c", Token: "ct"}}, TracerProvider: orchTP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Register(pipeline()); err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, url := serveOrchestrator(t, orchestrator.Config{Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second,
+		Clients: []orchestrator.Client{{Name: "c", Token: "ct"}}, TracerProvider: orchTP}, pipeline())
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = o.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	url := "http://" + ln.Addr().String()
 	w, err := worker.New(worker.Config{ID: "w1", Token: "tok", Orchestrators: []worker.Orchestrator{{URL: url}}, Logger: quiet(),
 		TracerProvider: workerTP, PollTimeout: time.Second, Resources: worker.Resources{DisableDetection: true}})
 	if err != nil {
@@ -54,17 +42,7 @@ func TestOneTraceFromCreationToTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		j, err := c.Job(ctx, id)
-		if err == nil && j.Status == protocol.StatusWaitingForHuman {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job never reached the approval: %+v %v", j, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForStatus(t, c, id, protocol.StatusWaitingForHuman)
 	spans := map[string]sdktrace.ReadOnlySpan{}
 	for _, s := range rec.Ended() {
 		if _, seen := spans[s.Name()]; !seen {
