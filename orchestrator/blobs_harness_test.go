@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"sync"
@@ -127,33 +126,15 @@ func startBlobsOn(t *testing.T, b backend, opts blobs3.Options, mutate func(*orc
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	o, err := orchestrator.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Register(filesBlueprint()); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- o.Serve(ctx, ln) }()
-	wctx, stopWorkers := context.WithCancel(ctx)
-	s.o, s.url, s.wctx = o, "http://"+ln.Addr().String(), wctx
+	s.o, s.url = serveOrchestrator(t, cfg, filesBlueprint())
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	s.wctx = wctx
+	// Cleanups run last first: the workers stop before the server.
 	t.Cleanup(func() {
 		stopWorkers()
 		s.workers.Wait()
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if err := o.Close(context.Background()); err != nil {
-			t.Errorf("close: %v", err)
-		}
 	})
+	var err error
 	if s.owner, err = client.New(s.url, "acme-token"); err != nil {
 		t.Fatal(err)
 	}

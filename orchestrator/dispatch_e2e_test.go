@@ -3,7 +3,6 @@ package orchestrator_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -19,20 +18,10 @@ import (
 // given prices for skill "x"; each worker records the tasks it ran.
 func serveWithWorkers(t *testing.T, bp *blueprint.Blueprint, prices map[string]float64) (*client.Client, map[string]*[]string, *sync.Mutex) {
 	t.Helper()
-	o, err := orchestrator.New(orchestrator.Config{Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second,
-		Clients: []orchestrator.Client{{Name: "c", Token: "ct"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Register(bp); err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, url := serveOrchestrator(t, orchestrator.Config{Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second,
+		Clients: []orchestrator.Client{{Name: "c", Token: "ct"}}}, bp)
 	ctx, cancel := context.WithCancel(context.Background())
-	url := "http://" + ln.Addr().String()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = o.Serve(ctx, ln) }()
 	var mu sync.Mutex
 	ran := map[string]*[]string{}
 	for id, price := range prices {
@@ -54,17 +43,10 @@ func serveWithWorkers(t *testing.T, bp *blueprint.Blueprint, prices map[string]f
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	c, _ := client.New(url, "ct")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntilT(t, "the workers to register", 10*time.Second, func() bool {
 		ws, _ := c.Workers(ctx)
-		if len(ws) == len(prices) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("workers did not register")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(ws) == len(prices)
+	})
 	return c, ran, &mu
 }
 
