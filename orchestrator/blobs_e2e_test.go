@@ -371,18 +371,7 @@ func TestBlobCleanupAfterRetention(t *testing.T) {
 		s.addWorker("digester", digestSkill, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		id, err := s.owner.CreateJob(ctx, "/jobs/files", map[string]any{"file": "in.txt"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.waitStatus(id, protocol.StatusWaitingForHuman)
-		if _, err := s.owner.UploadFile(ctx, id, "in.txt", strings.NewReader("hello"), 5); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.owner.Approve(ctx, id, "uploaded"); err != nil {
-			t.Fatal(err)
-		}
-		job := s.waitStatus(id, protocol.StatusFinished)
+		id, job := s.runUploadJob(ctx)
 		if keys := s.keys(id); !slices.Equal(keys, []string{"in.txt", "result.bin"}) {
 			t.Fatalf("objects right after the end: %v", keys)
 		}
@@ -545,18 +534,7 @@ func TestBlobCleanupWithRedis(t *testing.T) {
 	s.addWorker("digester", digestSkill, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	id, err := s.owner.CreateJob(ctx, "/jobs/files", map[string]any{"file": "in.txt"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.waitStatus(id, protocol.StatusWaitingForHuman)
-	if _, err := s.owner.UploadFile(ctx, id, "in.txt", strings.NewReader("hello"), 5); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.owner.Approve(ctx, id, "uploaded"); err != nil {
-		t.Fatal(err)
-	}
-	s.waitStatus(id, protocol.StatusFinished)
+	id, _ := s.runUploadJob(ctx)
 	if keys := s.keys(id); len(keys) != 2 {
 		t.Fatalf("objects right after the end: %v", keys)
 	}

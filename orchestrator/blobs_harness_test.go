@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,25 @@ func (s *blobSetup) keys(jobID string) []string {
 		out = append(out, in.Key[len(blob.JobPrefix(jobID)):])
 	}
 	return out
+}
+
+// runUploadJob runs a files job to its end: created, "in.txt" uploaded
+// while it waits for the owner, approved; it returns the job's ID and its
+// final record.
+func (s *blobSetup) runUploadJob(ctx context.Context) (string, *protocol.Job) {
+	s.t.Helper()
+	id, err := s.owner.CreateJob(ctx, "/jobs/files", map[string]any{"file": "in.txt"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.waitStatus(id, protocol.StatusWaitingForHuman)
+	if _, err := s.owner.UploadFile(ctx, id, "in.txt", strings.NewReader("hello"), 5); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.owner.Approve(ctx, id, "uploaded"); err != nil {
+		s.t.Fatal(err)
+	}
+	return id, s.waitStatus(id, protocol.StatusFinished)
 }
 
 // waitStatus waits until a job has the given status.
