@@ -174,17 +174,6 @@ func (s *blobSetup) addWorker(id string, register func(w *worker.Worker), mutate
 	})
 }
 
-func waitUntilT(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // keys lists the objects under a job's prefix.
 func (s *blobSetup) keys(jobID string) []string {
 	s.t.Helper()

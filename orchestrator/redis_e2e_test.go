@@ -212,15 +212,10 @@ func TestOrchestratorCrashLosesNothing(t *testing.T) {
 	ex := newExecutions()
 	startFlowWorker(t, ctx, "w1", "http://"+addr, ex, "work", "branch", "kidwork")
 	c, _ := client.New("http://"+addr, "ct")
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if ws, err := c.Workers(ctx); err == nil && len(ws) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("worker did not register")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntilT(t, "the worker to register", 30*time.Second, func() bool {
+		ws, err := c.Workers(ctx)
+		return err == nil && len(ws) == 1
+	})
 	var flows, lates []string
 	for range 3 {
 		id, err := c.CreateJob(ctx, "/jobs/late", nil)
@@ -309,15 +304,10 @@ func TestRedisOutage(t *testing.T) {
 	ex := newExecutions()
 	startFlowWorker(t, ctx, "w1", url, ex, "work", "branch", "kidwork")
 	c, _ := client.New(url, "ct")
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if ws, err := c.Workers(ctx); err == nil && len(ws) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("worker did not register")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntilT(t, "the worker to register", 30*time.Second, func() bool {
+		ws, err := c.Workers(ctx)
+		return err == nil && len(ws) == 1
+	})
 	before, err := c.CreateJob(ctx, "/jobs/flow", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -344,15 +334,10 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	rs = startRedis()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if code, _ := httpGet(url + "/_public/ready"); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not ready after Redis came back")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitUntilT(t, "readiness after Redis came back", 30*time.Second, func() bool {
+		code, _ := httpGet(url + "/_public/ready")
+		return code == http.StatusOK
+	})
 	after, err := c.CreateJob(ctx, "/jobs/flow", nil)
 	if err != nil {
 		t.Fatal(err)
