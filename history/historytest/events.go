@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/google/uuid"
@@ -158,23 +159,20 @@ func testConcurrent(t *testing.T, s history.Store) {
 			events[w] = append(events[w], e)
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
+	var g errgroup.Group
 	for w := range writers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for b := range batches {
 				batch := append([]history.Event(nil), events[w][b*per:(b+1)*per]...)
 				batch = append(batch, events[(w+1)%writers][b*per])
 				if err := s.Append(ctx, batch); err != nil {
-					errs <- err
-					return
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}

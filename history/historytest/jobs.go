@@ -6,9 +6,10 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -268,10 +269,9 @@ func testCursorStable(t *testing.T, s history.Store) {
 func testConcurrentSummaries(t *testing.T, s history.Store) {
 	ctx := ctxFor(t)
 	const writers, each = 6, 20
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
+	var g errgroup.Group
 	for w := range writers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for i := range each {
 				// Every writer touches every job, in its own order, with
 				// interleaved update times.
@@ -286,15 +286,13 @@ func testConcurrentSummaries(t *testing.T, s history.Store) {
 					batch = append(batch, jobEvent(snapshot(job, "acme", "bp", status, at(0), at(1+n))))
 				}
 				if err := s.Append(ctx, batch); err != nil {
-					errs <- err
-					return
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	for k := range 4 {

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/history/historytest"
@@ -67,24 +68,18 @@ func TestMigrationsIdempotentAndConcurrent(t *testing.T) {
 	name := schema(t, url)
 	// Several orchestrators start together on a new schema, each with its
 	// own pool.
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	var g errgroup.Group
 	for range 8 {
-		wg.Go(func() {
+		g.Go(func() error {
 			s, err := postgres.Open(ctx, url, postgres.Options{Schema: name})
 			if err != nil {
-				errs <- err
-				return
+				return err
 			}
-			errs <- s.Close()
+			return s.Close()
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	a, b := open(t, url, name), open(t, url, name)
 	for _, s := range []*postgres.Store{a, b} {

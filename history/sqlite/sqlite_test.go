@@ -5,9 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/history/historytest"
@@ -35,24 +36,18 @@ func TestMigrationsIdempotentAndConcurrent(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "h.db")
 	// Several orchestrators start together on a new file.
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	var g errgroup.Group
 	for range 8 {
-		wg.Go(func() {
+		g.Go(func() error {
 			s, err := sqlite.Open(ctx, path)
 			if err != nil {
-				errs <- err
-				return
+				return err
 			}
-			errs <- s.Close()
+			return s.Close()
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	// And again, twice, on the migrated file.
 	a := open(t, path)
@@ -74,10 +69,9 @@ func TestSharedFileAndReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	stores := []*sqlite.Store{open(t, path), open(t, path)}
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	var g errgroup.Group
 	for i, s := range stores {
-		wg.Go(func() {
+		g.Go(func() error {
 			for b := range 50 {
 				var batch []history.Event
 				for k := range 10 {
@@ -85,15 +79,13 @@ func TestSharedFileAndReopen(t *testing.T) {
 						JobID: "job-shared", Detail: map[string]any{"writer": i, "n": b*10 + k}})
 				}
 				if err := s.Append(ctx, batch); err != nil {
-					errs <- err
-					return
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range stores {
