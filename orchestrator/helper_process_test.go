@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 )
 
@@ -198,5 +199,5 @@ func (h *helperOrchestrator) kill() {
 
 func loopbackAddr(t *testing.T) string {
 	t.Helper()
-	return "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
+	return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 }

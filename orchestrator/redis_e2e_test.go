@@ -265,7 +265,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("redis-server: %v", err)
 	}
 	dir := t.TempDir()
-	port := freeTCPPort(t)
+	port := testenv.FreePort(t)
 	startRedis := func() *exec.Cmd {
 		cmd := exec.Command(server, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
 			"--appendfsync", "always", "--dir", dir, "--daemonize", "no")

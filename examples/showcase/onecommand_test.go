@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -32,7 +33,7 @@ func TestOneCommandRun(t *testing.T) {
 	}
 	var copies []*copyOf
 	for i := range 2 {
-		apiPort, hookPort := freePort(t), freePort(t)
+		apiPort, hookPort := testenv.FreePort(t), testenv.FreePort(t)
 		d := &deployment{t: t, bin: bin, dir: dir, env: []string{
 			fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", hookPort),
 		}}

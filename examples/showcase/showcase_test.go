@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,16 +61,6 @@ type deployment struct {
 	procs   []*process
 	api     string
 	webhook string
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func (d *deployment) start(name string, extraEnv []string, args ...string) *process {
@@ -164,7 +153,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 		"initial_data = { source = \"scheduler\", task_type = \"cleanup\" }\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	apiPort, hookPort := freePort(t), freePort(t)
+	apiPort, hookPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := &deployment{t: t, bin: bin,
 		api: fmt.Sprintf("http://127.0.0.1:%d", apiPort), webhook: fmt.Sprintf("http://127.0.0.1:%d/webhook", hookPort)}
 	d.env = []string{
@@ -317,9 +306,9 @@ func getAdmin(t *testing.T, base, path string, v any) error {
 // the task moves to another worker and the job finishes.
 func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
 	bin := showcaseBinary(t)
-	apiPort := freePort(t)
+	apiPort := testenv.FreePort(t)
 	d := &deployment{t: t, bin: bin, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
-	d.env = []string{fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", freePort(t)), "ORCHESTRATOR_URL=" + d.api,
+	d.env = []string{fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", testenv.FreePort(t)), "ORCHESTRATOR_URL=" + d.api,
 		"WORKER_TTL_SECONDS=2", "DETERMINISTIC_WORKER=true", "DETERMINISTIC_BLUEPRINT=true", "LOG_LEVEL=INFO",
 		"WORKER_PORT=0", "HEARTBEAT_INTERVAL=0.5", "WORKER_TOKEN=super-secret-worker-token", "RETRY_BACKOFF_SECONDS=0.05",
 		"HISTORY_DATABASE_URI=none", "BLOB_DIR=none"}

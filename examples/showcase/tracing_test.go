@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -83,9 +84,9 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	rcv := &otlpReceiver{}
 	otlp := httptest.NewServer(rcv)
 	defer otlp.Close()
-	apiPort := freePort(t)
+	apiPort := testenv.FreePort(t)
 	d := &deployment{t: t, bin: bin, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
-	d.env = []string{fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", freePort(t)), "ORCHESTRATOR_URL=" + d.api,
+	d.env = []string{fmt.Sprintf("API_PORT=%d", apiPort), fmt.Sprintf("WEBHOOK_PORT=%d", testenv.FreePort(t)), "ORCHESTRATOR_URL=" + d.api,
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.URL, "OTEL_BSP_SCHEDULE_DELAY=100", "DETERMINISTIC_WORKER=true",
 		"DETERMINISTIC_BLUEPRINT=true", "SHOWCASE_TIME_SCALE=0.05", "WORKER_PORT=0", "HISTORY_DATABASE_URI=none", "BLOB_DIR=none"}
 	d.start("orchestrator", []string{"OTEL_SERVICE_NAME=orchestrator-under-test"}, "orchestrator")
