@@ -22,7 +22,7 @@ import (
 func (e *Engine) newRun(id string, task blueprint.Task, strategy blueprint.Strategy, branch bool, t *txn) *store.TaskRun {
 	run := &store.TaskRun{
 		ID: id, Spec: task, Strategy: strategy, Branch: branch, Attempt: 1,
-		State: store.TaskQueued, QueuedAt: t.now,
+		State: store.TaskQueued,
 	}
 	run.Spec.Params = store.CloneMap(task.Params)
 	if run.Spec.Params == nil {
@@ -88,8 +88,6 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 				cands[i].Load++ // the next task of this txn sees it
 			}
 		}
-		t.emit(Event{Type: EventTaskDispatched, TaskID: run.ID, WorkerID: chosen.Worker.ID, State: j.CurrentState,
-			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": len(eligible), "reason": reason, "attempt": run.Attempt}})
 		if !run.Branch {
 			j.ProgressMessage = fmt.Sprintf("task %s queued for worker %s", run.Spec.Type, chosen.Worker.ID)
 		}
@@ -99,10 +97,9 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 		t.emit(Event{Type: EventTaskWaiting, TaskID: run.ID, State: j.CurrentState,
 			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "reason": why, "attempt": run.Attempt}})
 	}
-	run.Decision = decision
+	recordDispatch(t, j, run, *decision)
 	span.SetAttributes(attribute.String("avtomatika.worker.id", decision.WorkerID), attribute.Int("avtomatika.candidates", decision.Candidates),
 		attribute.String("avtomatika.reason", decision.Reason))
-	j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: *decision, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: t.now})
 	run.State = store.TaskQueued
 	qt.Run = *run.Clone()
 	t.fx.Enqueue = append(t.fx.Enqueue, qt)
@@ -114,6 +111,18 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerDispatch, Ref: run.ID, Seq: run.Attempt, At: t.now.Add(timeout)})
 	}
 	return nil
+}
+
+// recordDispatch keeps a dispatch decision on the task and in the job's
+// dispatches; a decision that chose a worker is announced as
+// EventTaskDispatched, which metrics count and history records.
+func recordDispatch(t *txn, j *store.Job, run *store.TaskRun, d store.Decision) {
+	run.Decision = &d
+	j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: d, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: t.now})
+	if d.WorkerID != "" {
+		t.emit(Event{Type: EventTaskDispatched, TaskID: run.ID, WorkerID: d.WorkerID, State: j.CurrentState,
+			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": d.Candidates, "reason": d.Reason, "attempt": run.Attempt}})
+	}
 }
 
 // requestOf is what a task asks of its worker. routes are the job's routes
@@ -484,13 +493,7 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 			if src == fromPending {
 				reason = fmt.Sprintf("claimed from the pending queue by %s (waited %s)", workerID, now.Sub(run.QueuedAt).Round(time.Millisecond))
 			}
-			d := store.Decision{WorkerID: workerID, Strategy: run.Strategy, Candidates: 1, Reason: reason}
-			run.Decision = &d
-			j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: d, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: now})
-			// Same shape as place()'s event: metrics count every task
-			// handed to a worker, and history mirrors Dispatches.
-			t.emit(Event{Type: EventTaskDispatched, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
-				Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": d.Candidates, "reason": reason, "attempt": run.Attempt}})
+			recordDispatch(t, j, run, store.Decision{WorkerID: workerID, Strategy: run.Strategy, Candidates: 1, Reason: reason})
 		}
 		payload = payloadOf(j, run, t.now)
 		t.emit(Event{Type: EventTaskStarted, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
