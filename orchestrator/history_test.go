@@ -404,3 +404,24 @@ func testAudit(t *testing.T, uri string) {
 		t.Errorf("second page from mark1: %+v %v", next, err)
 	}
 }
+
+// TestHistoryNoneListsLiveJobs: with history off (HISTORY_DATABASE_URI=none)
+// jobs are listed from the live store and the history route says it is off.
+func TestHistoryNoneListsLiveJobs(t *testing.T) {
+	_, url := serveOrchestrator(t, orchestrator.Config{Logger: quiet(), HistoryURI: "none",
+		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}}}, pipeline())
+	ctx := context.Background()
+	c, _ := client.New(url, "acme-token")
+	id, err := c.CreateJob(ctx, "/jobs/pipeline", map[string]any{"hold": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := c.Jobs(ctx, client.ListOptions{})
+	if err != nil || len(page.Jobs) != 1 || page.Jobs[0].ID != id {
+		t.Fatalf("jobs with history off: %+v %v", page, err)
+	}
+	var apiErr *client.Error
+	if _, err := c.History(ctx, id); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("history route with history off: %v", err)
+	}
+}

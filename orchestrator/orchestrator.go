@@ -223,6 +223,11 @@ func New(cfg Config) (*Orchestrator, error) {
 		}
 		o.history = hs
 	}
+	if _, off := o.history.(history.Nop); off {
+		// A disabled history ("none") is no history at all: no recorder,
+		// and the API lists jobs from the live store.
+		o.history = nil
+	}
 	if o.history != nil {
 		o.recorder = history.NewRecorder(o.history, history.RecorderOptions{Logger: cfg.Logger})
 	}
