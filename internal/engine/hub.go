@@ -74,10 +74,9 @@ func (h *hub) notifyOne(queue string) {
 	for s := range h.subs[queue] {
 		select {
 		case s.wake <- struct{}{}:
-			return
-		default:
-			return // already woken: it will look
+		default: // already woken: it will look
 		}
+		return
 	}
 }
 

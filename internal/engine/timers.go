@@ -226,22 +226,14 @@ func (e *Engine) recoverReputations(ctx context.Context) {
 	if err != nil || !won {
 		return
 	}
-	workers, err := e.store.ListWorkers(ctx)
-	if err != nil || len(workers) == 0 {
-		return
-	}
-	ids := make([]string, len(workers))
-	for i, w := range workers {
-		ids[i] = w.ID
-	}
-	reps, err := e.store.Reputations(ctx, ids...)
+	cands, err := e.candidates(ctx)
 	if err != nil {
 		return
 	}
 	delta := e.cfg.Reputation.RecoveryPerHour * interval.Hours()
-	for id, rep := range reps {
-		if rep < 1 {
-			e.adjustReputation(ctx, id, delta)
+	for _, c := range cands {
+		if c.Reputation < 1 {
+			e.adjustReputation(ctx, c.Worker.ID, delta)
 		}
 	}
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // txn collects what one job write does besides the write itself: store
-// effects committed with it, and events released only once it succeeded. A write retried after a version conflict starts a new
-// txn.
+// effects committed with it, and events released only once it succeeded.
+// A write retried after a version conflict starts a new txn.
 type txn struct {
 	now    time.Time
 	fx     store.Effects
@@ -33,7 +33,7 @@ var errSkip = errors.New("nothing to change")
 
 // mutate applies fn to the current version of a job and commits it,
 // retrying from a fresh read when another writer got there first. fn may
-// return errSkip to leave the job alone. Events and follow-ups run after the
+// return errSkip to leave the job alone. Events are released after the
 // commit.
 func (e *Engine) mutate(ctx context.Context, id string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
 	return e.mutateFrom(ctx, id, nil, fn)
@@ -76,7 +76,7 @@ func (e *Engine) mutateFrom(ctx context.Context, id string, first *store.Job, fn
 	}
 }
 
-// committed releases a successful txn's events and follow-ups.
+// committed releases a successful txn's events.
 func (e *Engine) committed(t *txn, j *store.Job) {
 	for _, ev := range t.events {
 		if ev.Job == nil && j != nil {
