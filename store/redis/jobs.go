@@ -342,7 +342,7 @@ func (s *Store) planJob(a *commitArgs, job *store.Job, expect string, version in
 		Doc: a.doc(string(doc)),
 	}
 	if job.Status.Terminal() {
-		pj.Retention = strconv.FormatInt(max(s.retention.Milliseconds(), 1), 10)
+		pj.Retention = strconv.FormatInt(ttlMillis(s.retention), 10)
 	}
 	if expect == "" {
 		pj.Member = indexMember(job.CreatedAt, job.ID)

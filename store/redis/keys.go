@@ -107,7 +107,6 @@ const (
 )
 
 type location struct {
-	raw    string
 	queue  string // set when queued
 	worker string // the worker the task counts for in Loads ("" for a pending queue)
 }
@@ -118,10 +117,10 @@ func parseLocation(raw string) location {
 		if !ok {
 			w = ""
 		}
-		return location{raw: raw, queue: q, worker: w}
+		return location{queue: q, worker: w}
 	}
 	w, _ := strings.CutPrefix(raw, locRunning)
-	return location{raw: raw, worker: w}
+	return location{worker: w}
 }
 
 func (l location) queued() bool { return l.queue != "" }

@@ -91,7 +91,7 @@ func (s *Store) takeReady(ctx context.Context, lease time.Duration) (string, int
 
 // ExtendReady implements store.ReadyQueue.
 func (s *Store) ExtendReady(ctx context.Context, id string, lease time.Duration) error {
-	ok, err := extendReadyScript.Run(ctx, s.rdb, s.readyKeys(), id, max(lease.Milliseconds(), 1)).Int()
+	ok, err := extendReadyScript.Run(ctx, s.rdb, s.readyKeys(), id, ttlMillis(lease)).Int()
 	if err != nil {
 		return fail(ctx, "extend lease of job "+id, err)
 	}
