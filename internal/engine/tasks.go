@@ -565,14 +565,20 @@ func (e *Engine) steal(ctx context.Context, thief *store.Worker) (qt *store.Queu
 	if err != nil {
 		return nil, "", err
 	}
+	// One read of the live workers serves every victim's check.
+	live, err := e.candidates(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	byID := make(map[string]*dispatch.Candidate, len(live))
+	for i := range live {
+		byID[live[i].Worker.ID] = &live[i]
+	}
 	var routes routeCache
 	now := e.now()
 	for _, q := range victims[:min(len(victims), 8)] {
 		owner := strings.TrimPrefix(q, store.WorkerQueue(""))
-		ownerBusy, err := e.unavailable(ctx, owner)
-		if err != nil {
-			return nil, "", err
-		}
+		ownerBusy := unavailable(byID[owner])
 		tasks, err := e.store.PeekTasks(ctx, q, 8)
 		if err != nil {
 			return nil, "", err
@@ -618,25 +624,14 @@ func (e *Engine) stealPause() time.Duration {
 	return min(e.cfg.StealAfter/20, e.cfg.PollTimeout/4, 500*time.Millisecond)
 }
 
-// unavailable reports whether a worker cannot take tasks now: gone, not
-// idle, or at capacity.
-func (e *Engine) unavailable(ctx context.Context, workerID string) (bool, error) {
-	w, err := e.store.GetWorker(ctx, workerID)
-	if errors.Is(err, store.ErrNotFound) {
-		return true, nil
+// unavailable reports whether a live worker cannot take tasks now: gone
+// (nil), not idle, or over capacity (its load counts queued tasks too).
+func unavailable(c *dispatch.Candidate) bool {
+	if c == nil {
+		return true
 	}
-	if err != nil {
-		return false, err
+	if s := c.Worker.Status; s != "" && s != protocol.WorkerIdle {
+		return true
 	}
-	if w.Status != "" && w.Status != protocol.WorkerIdle {
-		return true, nil
-	}
-	if w.MaxConcurrent > 0 {
-		loads, err := e.store.Loads(ctx)
-		if err != nil {
-			return false, err
-		}
-		return loads[workerID] > w.MaxConcurrent, nil
-	}
-	return false, nil
+	return c.Worker.MaxConcurrent > 0 && c.Load > c.Worker.MaxConcurrent
 }
