@@ -84,16 +84,11 @@ func (e *envReader) bool(name string, def bool) bool {
 // choose by endpoint.
 func (e *envReader) pathStyle(name string) blobs3.PathStyle {
 	v := strings.ToLower(strings.TrimSpace(e.str(name, "")))
-	switch v {
-	case "", "auto", "0", "false", "no", "off":
-		return blobs3.PathAuto
-	case "1", "true", "yes", "on", "path":
-		return blobs3.PathForce
-	case "virtual":
-		return blobs3.PathVirtual
+	style, ok := blobs3.ParsePathStyle(v)
+	if !ok {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: want true, false, auto or virtual", name, v))
 	}
-	e.errs = append(e.errs, fmt.Errorf("%s=%q: want true, false, auto or virtual", name, v))
-	return blobs3.PathAuto
+	return style
 }
 
 func configFrom(lookup func(string) (string, bool)) (Config, error) {

@@ -387,15 +387,11 @@ func configFromEnv(lookup func(string) (string, bool), environ []string) (Config
 		c.S3.Region = v
 	}
 	if v, ok := e.str("S3_FORCE_PATH_STYLE"); ok {
-		switch strings.ToLower(v) {
-		case "1", "true", "yes", "on", "path":
-			c.S3.PathStyle = blobs3.PathForce
-		case "virtual":
-			c.S3.PathStyle = blobs3.PathVirtual
-		case "0", "false", "no", "off", "auto":
-		default:
+		style, ok := blobs3.ParsePathStyle(v)
+		if !ok {
 			e.fail("S3_FORCE_PATH_STYLE", "want true, false, auto or virtual, got %q", v)
 		}
+		c.S3.PathStyle = style
 	}
 	if v, ok := e.str("BLOB_DIR"); ok && !strings.EqualFold(v, "none") {
 		c.BlobDir = v

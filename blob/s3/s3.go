@@ -35,6 +35,22 @@ const (
 	PathVirtual PathStyle = "virtual"
 )
 
+// ParsePathStyle reads an S3_FORCE_PATH_STYLE value, case-insensitively:
+// true (1, yes, on, path) forces path style, "virtual" virtual-host style,
+// false (0, no, off), "auto" or empty lets the client choose. ok is false
+// for anything else.
+func ParsePathStyle(v string) (style PathStyle, ok bool) {
+	switch strings.ToLower(v) {
+	case "", "auto", "0", "false", "no", "off":
+		return PathAuto, true
+	case "1", "true", "yes", "on", "path":
+		return PathForce, true
+	case "virtual":
+		return PathVirtual, true
+	}
+	return PathAuto, false
+}
+
 // Options configure a Store. They mirror the S3_* variables of the
 // upstream SDK.
 type Options struct {
