@@ -120,7 +120,7 @@ func (s *Store) CreateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	}
 	job.Version = 1
 	s.putJob(job, now)
-	s.apply(fx, now)
+	s.apply(job.ID, fx, now)
 	return nil
 }
 
@@ -153,10 +153,7 @@ func (s *Store) UpdateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	}
 	job.Version++
 	s.putJob(job, now)
-	s.apply(fx, now)
-	if fx.DoneReady {
-		s.doneReady(job.ID)
-	}
+	s.apply(job.ID, fx, now)
 	return nil
 }
 
@@ -286,8 +283,9 @@ func (s *Store) sweep(now time.Time) {
 	}
 }
 
-// apply carries out effects; the caller holds mu.
-func (s *Store) apply(fx store.Effects, now time.Time) {
+// apply carries out the effects of a write of job jobID; the caller holds
+// mu.
+func (s *Store) apply(jobID string, fx store.Effects, now time.Time) {
 	for _, j := range fx.Create {
 		j.Version = 1
 		s.putJob(j, now)
@@ -304,8 +302,11 @@ func (s *Store) apply(fx store.Effects, now time.Time) {
 	for _, t := range fx.Timers {
 		s.addTimer(t)
 	}
-	for _, id := range fx.Ready {
-		s.pushReady(id)
+	for _, r := range fx.Ready {
+		s.pushReady(r)
+	}
+	if fx.DoneReady {
+		s.doneReady(jobID)
 	}
 }
 
