@@ -12,7 +12,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
-	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
+	"github.com/avtomatika-ai/avtomatika-go/internal/logging"
 )
 
 // ConfigFromEnv reads the configuration from environment variables (the
@@ -145,7 +145,7 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 	cfg.KeepBlobs = !e.bool("S3_AUTO_CLEANUP", true)
 	cfg.MaxUploadBytes = int64(e.int("MAX_UPLOAD_BYTES", 5<<30))
 	cfg.PublicURL = strings.TrimRight(e.str("PUBLIC_URL", ""), "/")
-	logger, err := telemetry.NewLogger(os.Stderr, e.str("LOG_LEVEL", "info"), e.str("LOG_FORMAT", "json"))
+	logger, err := logging.NewLogger(os.Stderr, e.str("LOG_LEVEL", "info"), e.str("LOG_FORMAT", "json"))
 	if err != nil {
 		e.errs = append(e.errs, err)
 	}

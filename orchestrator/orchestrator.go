@@ -31,6 +31,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/internal/scheduler"
 	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
+	"github.com/avtomatika-ai/avtomatika-go/internal/tracing"
 	"github.com/avtomatika-ai/avtomatika-go/internal/webhook"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
@@ -157,7 +158,7 @@ func tracerOf(tp trace.TracerProvider) trace.Tracer {
 // ...): spans go to that OTLP/HTTP endpoint, or nowhere, with no overhead,
 // when it is unset. Call shutdown before exiting to flush.
 func TracingFromEnv(ctx context.Context, defaultService string) (trace.TracerProvider, func(context.Context) error, error) {
-	return telemetry.Tracing(ctx, defaultService)
+	return tracing.Tracing(ctx, defaultService)
 }
 
 // Event is something that happened to a job or a worker.
@@ -331,7 +332,7 @@ func (o *Orchestrator) Start() error {
 		History: o.history, FlushHistory: o.flushHistory,
 		Metrics: o.metrics.Handler(),
 		WrapHandler: func(h http.Handler) http.Handler {
-			return telemetry.TraceHTTP(o.cfg.TracerProvider, o.metrics.WrapHTTP(h))
+			return tracing.TraceHTTP(o.cfg.TracerProvider, o.metrics.WrapHTTP(h))
 		},
 		RateLimit: o.cfg.RateLimit, RatePeriod: o.cfg.RatePeriod, BuildVersion: o.cfg.BuildVersion,
 		Blobs: o.blobs.store, BlobHandler: o.blobs.handler, MaxUploadBytes: o.cfg.MaxUploadBytes,

@@ -19,7 +19,8 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
-	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
+	"github.com/avtomatika-ai/avtomatika-go/internal/logging"
+	"github.com/avtomatika-ai/avtomatika-go/internal/tracing"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
@@ -433,7 +434,7 @@ func (e *envReader) logger() *slog.Logger {
 	default:
 		e.fail("LOG_LEVEL", "want DEBUG, INFO, WARN or ERROR, got %q", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: telemetry.Redact}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: logging.Redact}
 	switch strings.ToLower(format) {
 	case "", "text":
 		return slog.New(slog.NewTextHandler(os.Stdout, opts))
@@ -630,5 +631,5 @@ func plainJSON(v any) any {
 // OTLP/HTTP endpoint, or nowhere, with no overhead, when it is unset. Call
 // shutdown before exiting to flush.
 func TracingFromEnv(ctx context.Context, defaultService string) (trace.TracerProvider, func(context.Context) error, error) {
-	return telemetry.Tracing(ctx, defaultService)
+	return tracing.Tracing(ctx, defaultService)
 }

@@ -30,7 +30,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
+	"github.com/avtomatika-ai/avtomatika-go/internal/logging"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "showcase:", err)
 		return 2
 	}
-	goredis.SetLogger(telemetry.RedisLogger{Log: newLogger(stderr, env.logLevel("WARN"))})
+	goredis.SetLogger(logging.RedisLogger{Log: newLogger(stderr, env.logLevel("WARN"))})
 	cmd := ""
 	if len(args) > 0 {
 		cmd = args[0]
@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // newLogger logs as text unless LOG_FORMAT=json, with secrets redacted.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: telemetry.Redact}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logging.Redact}
 	if strings.EqualFold(os.Getenv("LOG_FORMAT"), "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

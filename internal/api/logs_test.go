@@ -13,8 +13,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
-	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
+	"github.com/avtomatika-ai/avtomatika-go/internal/tracing"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
@@ -57,7 +57,7 @@ func TestRequestErrorLogsNameJobAndTrace(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	ts := newTestServerWith(t, func(c *engine.Config) { c.Store = st }, func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		o.WrapHandler = func(h http.Handler) http.Handler { return telemetry.TraceHTTP(tp, h) }
+		o.WrapHandler = func(h http.Handler) http.Handler { return tracing.TraceHTTP(tp, h) }
 	})
 	id := ts.createJob(vipToken, nil)
 	st.broken.Store(true)

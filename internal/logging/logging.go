@@ -1,4 +1,8 @@
-package telemetry
+// Package logging builds the structured loggers of the orchestrator and the
+// worker SDK and redacts secrets from their records. It imports nothing of
+// the orchestrator, so that the worker SDK can use it without linking the
+// engine.
+package logging
 
 import (
 	"context"

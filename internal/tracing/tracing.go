@@ -1,4 +1,8 @@
-package telemetry
+// Package tracing sets up OpenTelemetry tracing from the standard OTEL_*
+// variables for the orchestrator and the worker SDK. Like package logging it
+// stays free of orchestrator imports, so that workers do not link the
+// engine.
+package tracing
 
 import (
 	"context"
