@@ -9,6 +9,8 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,6 +30,9 @@ type Effects struct {
 	Remove  []string     // task ids to take out of queues and running sets
 	Timers  []Timer      // timers to add or move
 	Cancel  []string     // timer keys to delete
+	// Events are appended to the outbox in the same atomic step, so an
+	// event exists exactly when the change it describes does.
+	Events [][]byte
 	// DoneReady ends the caller's lease on the written job after the
 	// other effects, as ReadyQueue.DoneReady would, in the same round trip.
 	DoneReady bool
@@ -41,6 +46,7 @@ type Store interface {
 	Timers
 	Workers
 	Counters
+	Outbox
 
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
@@ -152,6 +158,72 @@ type Workers interface {
 	AdjustReputation(ctx context.Context, id string, delta, initial, floor, ceil float64) (float64, error)
 	// SetReputation sets a worker's reputation.
 	SetReputation(ctx context.Context, id string, value float64) error
+}
+
+// OutboxEntry is one event of the outbox: an id the store assigns, which
+// orders the entries, and the encoded event.
+type OutboxEntry struct {
+	ID   string
+	Data []byte
+}
+
+// Outbox is the log of events that job writes commit (Effects.Events) or
+// that are appended alone. Consumers read it by cursor, at least once, at
+// their own pace; nothing a consumer does can hold up a job write. Entry
+// ids have the form "<ms>-<seq>" (a Redis stream id) and grow with each
+// append; CompareEventIDs orders them.
+type Outbox interface {
+	// AppendEvents appends events that belong to no job write.
+	AppendEvents(ctx context.Context, events ...[]byte) error
+	// ReadEvents returns up to limit entries after the cursor ("" reads
+	// from the oldest), oldest first. When there are none it waits up to
+	// wait for the first to arrive, or until ctx ends (then it returns
+	// no entries and no error).
+	ReadEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]OutboxEntry, error)
+	// LastEventID returns the id of the newest entry ever appended that is
+	// still kept, "" when the outbox is empty.
+	LastEventID(ctx context.Context) (string, error)
+	// TrimEvents drops the entries with ids before the given one.
+	TrimEvents(ctx context.Context, before string) error
+	// EventCount returns how many entries the outbox keeps.
+	EventCount(ctx context.Context) (int64, error)
+}
+
+// CompareEventIDs orders two outbox entry ids (-1, 0, +1); "" is before
+// every id. An id that does not parse is compared as text.
+func CompareEventIDs(a, b string) int {
+	am, as, aok := parseEventID(a)
+	bm, bs, bok := parseEventID(b)
+	if !aok || !bok {
+		return strings.Compare(a, b)
+	}
+	if am != bm {
+		return cmpUint(am, bm)
+	}
+	return cmpUint(as, bs)
+}
+
+func parseEventID(id string) (ms, seq uint64, ok bool) {
+	if id == "" {
+		return 0, 0, true
+	}
+	l, r, found := strings.Cut(id, "-")
+	if !found {
+		return 0, 0, false
+	}
+	ms, err1 := strconv.ParseUint(l, 10, 64)
+	seq, err2 := strconv.ParseUint(r, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // Counters are small shared values: windows for rate limits and quotas,

@@ -52,6 +52,8 @@ type Store struct {
 	values   map[string]*expiring[string]
 	locks    map[string]*expiring[int64]
 	fence    int64
+
+	outbox outbox
 }
 
 type jobEntry struct {
@@ -305,6 +307,7 @@ func (s *Store) apply(jobID string, fx store.Effects, now time.Time) {
 	for _, r := range fx.Ready {
 		s.pushReady(r)
 	}
+	s.appendEvents(now, fx.Events)
 	if fx.DoneReady {
 		s.doneReady(jobID)
 	}

@@ -73,7 +73,8 @@ type commitPlan struct {
 	Cancel  []string      `json:"cancel,omitempty"`
 	Timers  []planTimer   `json:"timers,omitempty"`
 	Ready   []string      `json:"ready,omitempty"`
-	Done    string        `json:"done,omitempty"` // job whose lease ends
+	Done    string        `json:"done,omitempty"`   // job whose lease ends
+	Events  []int         `json:"events,omitempty"` // ARGV indexes of outbox events
 }
 
 type planJob struct {
@@ -118,7 +119,7 @@ func (s *Store) commitKeys() []string {
 		s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(),
 		s.k.timers(), s.k.timerData(),
 		s.k.readyQueue(), s.k.readySeq(), s.k.readyLeases(), s.k.readyDirty(),
-		s.k.jobsAll(), s.k.jobsExpiring(),
+		s.k.jobsAll(), s.k.jobsExpiring(), s.k.outbox(),
 	}
 }
 
@@ -317,6 +318,9 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects, enque
 		p.Timers = append(p.Timers, planTimer{Key: t.Key(), Score: timerScore(t.At), Doc: a.doc(string(doc))})
 	}
 	p.Ready = fx.Ready
+	for _, ev := range fx.Events {
+		p.Events = append(p.Events, a.doc(string(ev)))
+	}
 	if fx.DoneReady {
 		p.Done = job.ID
 	}

@@ -43,6 +43,8 @@ func (k keys) value(key string) string   { return k.base + "val:" + key }
 func (k keys) lock(name string) string   { return k.base + "lock:" + name }
 func (k keys) lockFence() string         { return k.base + "locks:fence" }
 
+func (k keys) outbox() string { return k.base + "outbox" }
+
 // Pub/sub channels (not keys, but prefixed the same way).
 func (k keys) readyChannel() string { return k.base + "ch:ready" }
 func (k keys) queueChannel() string { return k.base + "ch:queues" }

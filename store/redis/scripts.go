@@ -53,7 +53,7 @@ end
 //
 // KEYS: 1 tasks:where, 2 tasks:data, 3 tasks:loads, 4 tasks:queues,
 // 5 timers, 6 timers:data, 7 ready:queue, 8 ready:seq, 9 ready:leases,
-// 10 ready:dirty, 11 jobs:all, 12 jobs:expiring, then the keys the plan
+// 10 ready:dirty, 11 jobs:all, 12 jobs:expiring, 13 outbox, then the keys the plan
 // refers to by index (jobs, client indexes, task queues, running sets).
 // ARGV: 1 the plan (JSON, see commitPlan), 2 the ready channel, 3 the queue
 // channel, then the documents the plan refers to by index.
@@ -137,6 +137,9 @@ for _, id in ipairs(p.ready or {}) do
 end
 if p.done then
   n = n + done_ready(KEYS[7], KEYS[8], KEYS[9], KEYS[10], p.done)
+end
+for _, d in ipairs(p.events or {}) do
+  redis.call('XADD', KEYS[13], '*', 'e', ARGV[d])
 end
 if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], q) end

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"Workers/Reputation", testReputation},
 		{"Counters", testCounters},
 		{"Locks", testLocks},
+		{"Outbox/Commit", testOutboxCommit},
+		{"Outbox/Wait", testOutboxWait},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
 	}
