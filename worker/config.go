@@ -124,8 +124,9 @@ type Config struct {
 	// HTTPClient is used for every request; nil builds one. Its Timeout
 	// should be zero: the worker bounds each request itself.
 	HTTPClient *http.Client
-	// HealthAddr is where Run serves GET /health ("" = no server; ":8083";
-	// ":0" picks a free port).
+	// HealthAddr is where Run serves GET /health, e.g. ":8083" or
+	// "127.0.0.1:8083" (":0" picks a free port). Empty, the default, means no
+	// server, so that several workers can share a host.
 	HealthAddr string
 	// Logger receives structured logs (slog.Default()).
 	Logger *slog.Logger
@@ -155,6 +156,11 @@ type Config struct {
 
 	RetryDelay    time.Duration // first registration/WebSocket retry delay, doubling (1s)
 	RetryMaxDelay time.Duration // longest registration/heartbeat/WebSocket back-off (60s)
+	// RegistrationMaxAuthFailures is how many registrations in a row an
+	// orchestrator may refuse with 401 or 403 before the worker gives up on
+	// it with an error naming the token setting (3; negative: never). Other
+	// failures (network, 5xx, 429) are retried for ever.
+	RegistrationMaxAuthFailures int
 	// RateLimitFloor is the shortest wait after a 429 without Retry-After (30s).
 	RateLimitFloor time.Duration
 
@@ -241,6 +247,9 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.RequestTimeout, 15*time.Second)
 	if c.ResultMaxRetries == 0 {
 		c.ResultMaxRetries = 5
+	}
+	if c.RegistrationMaxAuthFailures == 0 {
+		c.RegistrationMaxAuthFailures = 3
 	}
 	if c.OffloadThreshold == 0 {
 		c.OffloadThreshold = offload.DefaultThreshold

@@ -32,8 +32,8 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 	if !strings.HasPrefix(cfg.ID, "worker-") || !validIdent(cfg.ID) {
 		t.Errorf("default ID = %q", cfg.ID)
 	}
-	if cfg.HealthAddr != ":8083" {
-		t.Errorf("HealthAddr = %q, want :8083", cfg.HealthAddr)
+	if cfg.HealthAddr != "" {
+		t.Errorf("HealthAddr = %q, want none unless WORKER_PORT is set", cfg.HealthAddr)
 	}
 	want := []Orchestrator{{URL: "http://localhost:8080", Priority: 1, Weight: 1}}
 	if !reflect.DeepEqual(cfg.Orchestrators, want) {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -132,23 +133,38 @@ func (c *conn) lost(err error) {
 }
 
 // manage registers with the orchestrator and then sends heartbeats, until
-// ctx ends; it registers again whenever the session is lost.
-func (c *conn) manage(ctx context.Context) {
+// ctx ends (nil); it registers again whenever the session is lost. It
+// returns an error wrapping ErrCredentialsRejected when the orchestrator
+// keeps refusing the worker's credentials.
+func (c *conn) manage(ctx context.Context) error {
 	for {
-		if !c.register(ctx) {
-			return
+		if err := c.register(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 		c.heartbeatLoop(ctx)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 	}
 }
 
-// register sends the registration until it succeeds (true) or ctx ends.
-func (c *conn) register(ctx context.Context) bool {
+// ErrCredentialsRejected is wrapped by the error Run returns when every
+// orchestrator answered the worker's registration with 401 or 403
+// Config.RegistrationMaxAuthFailures times in a row: a wrong token or worker
+// id does not fix itself, and retrying forever would hide it.
+var ErrCredentialsRejected = errors.New("orchestrator rejected the worker's credentials")
+
+// register sends the registration until it succeeds (nil) or ctx ends. It
+// retries network errors, 5xx and 429 with back-off for ever, but gives up
+// after RegistrationMaxAuthFailures answers of 401 or 403 in a row.
+func (c *conn) register(ctx context.Context) error {
 	cfg := &c.w.cfg
+	refused := 0
 	for attempt := 0; ; attempt++ {
+		_, viaAccess := c.bearerToken()
 		err := c.finishing(ctx, c.registerOnce)
 		if err == nil {
 			// A lost-session signal from before this registration is stale.
@@ -158,21 +174,55 @@ func (c *conn) register(ctx context.Context) bool {
 			}
 			c.setRegistered(true)
 			c.log.Info("registered", "attempt", attempt+1)
-			return true
+			return nil
 		}
 		if ctx.Err() != nil {
-			return false
+			return ctx.Err()
+		}
+		status := statusOf(err)
+		authFailed := status == http.StatusUnauthorized || status == http.StatusForbidden
+		switch {
+		case !authFailed:
+			refused = 0
+		case !viaAccess:
+			// A refused STS access token is dropped and the master token
+			// tried next: only refusals of the master token count.
+			refused++
+		}
+		if authFailed && cfg.RegistrationMaxAuthFailures > 0 && refused >= cfg.RegistrationMaxAuthFailures {
+			err = fmt.Errorf("worker: %w at %s, %d times in a row: %w; %s",
+				ErrCredentialsRejected, c.base.Redacted(), refused, err, c.credentialsHint(err))
+			c.log.Error("registration refused; giving up on this orchestrator", "error", err)
+			return err
 		}
 		wait := retryWait(err, backoff(cfg.RetryDelay, attempt, cfg.RetryMaxDelay), cfg.RateLimitFloor)
 		level := slog.LevelWarn
-		if s := statusOf(err); s >= 400 && s < 500 && s != http.StatusTooManyRequests {
+		if status >= 400 && status < 500 && status != http.StatusTooManyRequests {
 			level = slog.LevelError
 		}
-		c.log.Log(ctx, level, "registration failed; retrying", "error", err, "attempt", attempt+1, "retry_in", wait)
+		attrs := []any{"error", err, "attempt", attempt + 1, "retry_in", wait}
+		if authFailed {
+			attrs = append(attrs, "hint", c.credentialsHint(err))
+		}
+		c.log.Log(ctx, level, "registration failed; retrying", attrs...)
 		if !sleep(ctx, wait) {
-			return false
+			return ctx.Err()
 		}
 	}
+}
+
+// credentialsHint tells the operator which setting to fix after the
+// orchestrator refused the registration with err (401 or 403).
+func (c *conn) credentialsHint(err error) string {
+	var he *httpError
+	if errors.As(err, &he) && strings.Contains(he.Message, protocol.ErrStaleTimestamp.Error()) {
+		return fmt.Sprintf("the worker's clock is more than %.0f seconds away from the orchestrator's: synchronise it (NTP)", protocol.ReplayWindow.Seconds())
+	}
+	setting := "WORKER_TOKEN (or WORKER_INDIVIDUAL_TOKEN, which wins when set)"
+	if c.o.Token != "" {
+		setting = "the token of " + c.base.Redacted() + " in ORCHESTRATORS_CONFIG"
+	}
+	return fmt.Sprintf("check %s: it must be the orchestrator's GLOBAL_WORKER_TOKEN, or, with per-worker tokens, the one its workers config holds for WORKER_ID=%q", setting, c.w.cfg.ID)
 }
 
 func (c *conn) registerOnce(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -37,7 +38,8 @@ const defaultOrchestratorURL = "http://localhost:8080"
 //
 //	WORKER_ID                  worker id (worker-<uuid>); an invalid id is an error
 //	WORKER_TYPE                worker type (generic-worker)
-//	WORKER_PORT                health server port (8083; 0 = no server)
+//	WORKER_PORT                health server (GET /health, /metrics): a port, served on all
+//	                           interfaces, or host:port; unset or 0: no server
 //	ORCHESTRATOR_URL           one orchestrator (http://localhost:8080)
 //	ORCHESTRATORS_CONFIG       JSON [{"url","priority"(10),"weight"(1),"token"?}], sorted by
 //	                           (priority, url); wins over ORCHESTRATOR_URL; invalid JSON is
@@ -65,6 +67,8 @@ const defaultOrchestratorURL = "http://localhost:8080"
 //	POLL_BACKOFF_MAX           seconds (60)
 //	IDLE_POLL_DELAY            seconds (0.01)
 //	REGISTRATION_RETRY_INITIAL_DELAY, REGISTRATION_RETRY_MAX_DELAY   seconds (1, 60)
+//	REGISTRATION_MAX_AUTH_FAILURES   registrations refused with 401/403 in a row before the
+//	                           worker gives up on an orchestrator (3; 0: never)
 //	RATE_LIMIT_BACKOFF_FLOOR   seconds (30)
 //	RESULT_MAX_RETRIES         attempts (5)
 //	RESULT_RETRY_INITIAL_DELAY seconds (1)
@@ -240,15 +244,14 @@ func configFromEnv(lookup func(string) (string, bool), environ []string) (Config
 	if t, ok := e.str("WORKER_TYPE"); ok {
 		c.Type = t
 	}
-	c.HealthAddr = ":8083"
-	if port, ok := e.int("WORKER_PORT", 0); ok {
-		if port > 65535 {
-			e.fail("WORKER_PORT", "port %d out of range", port)
-		} else if port == 0 {
-			c.HealthAddr = ""
-		} else {
-			c.HealthAddr = ":" + strconv.Itoa(port)
+	// No health server unless asked for: a fixed default port made a second
+	// worker on the same host fail with "address already in use".
+	if v, ok := e.str("WORKER_PORT"); ok {
+		addr, err := healthAddr(v)
+		if err != nil {
+			e.fail("WORKER_PORT", "%v", err)
 		}
+		c.HealthAddr = addr
 	}
 
 	// Orchestrators.
@@ -370,6 +373,12 @@ func configFromEnv(lookup func(string) (string, bool), environ []string) (Config
 	if n, ok := e.int("RESULT_MAX_RETRIES", 1); ok {
 		c.ResultMaxRetries = n
 	}
+	if n, ok := e.int("REGISTRATION_MAX_AUTH_FAILURES", 0); ok {
+		c.RegistrationMaxAuthFailures = n
+		if n == 0 {
+			c.RegistrationMaxAuthFailures = -1 // never give up
+		}
+	}
 
 	// Blob storage.
 	if v, ok := e.str("S3_ENDPOINT_URL"); ok {
@@ -411,6 +420,27 @@ func configFromEnv(lookup func(string) (string, bool), environ []string) (Config
 		return c, fmt.Errorf("worker: invalid environment: %w", errors.Join(e.errs...))
 	}
 	return c, nil
+}
+
+// healthAddr reads WORKER_PORT: a port number (all interfaces) or a
+// host:port; "0" means no server ("").
+func healthAddr(v string) (string, error) {
+	host, port := "", v
+	if strings.Contains(v, ":") {
+		h, p, err := net.SplitHostPort(v)
+		if err != nil {
+			return "", fmt.Errorf("want a port or host:port, got %q", v)
+		}
+		host, port = h, p
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("want a port (0-65535) or host:port, got %q", v)
+	}
+	if n == 0 && host == "" {
+		return "", nil
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
 
 // logger builds a stdout logger from LOG_LEVEL and LOG_FORMAT, or returns nil

@@ -497,8 +497,11 @@ func hostIdentity(ctx context.Context) (string, string) {
 // the rest (they report "cancelled"), waits as long again for them, and
 // returns; results still undelivered then are abandoned, so Run returns
 // within about three ShutdownTimeouts plus one RequestTimeout. It returns nil
-// after a graceful shutdown, or an error if the worker cannot start. Run may
-// be called once.
+// after a graceful shutdown, or an error if the worker cannot start, or,
+// after shutting down, an error wrapping ErrCredentialsRejected that names
+// the setting to fix when every orchestrator refused the worker's
+// credentials (see Config.RegistrationMaxAuthFailures). Run may be called
+// once.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return errors.New("worker: Run called twice")
@@ -518,21 +521,51 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopResults()
 	w.taskBase, w.resultCtx = taskBase, resultCtx
 
+	// runCtx also ends when every orchestrator has refused the worker's
+	// credentials: then nothing is left to serve.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	var refusedMu sync.Mutex
+	var refused []error
+
 	w.log.Info("worker starting", "skills", w.order, "orchestrators", len(w.conns), "max_concurrent_tasks", w.cfg.MaxConcurrentTasks)
 	var loops sync.WaitGroup
 	for _, c := range w.conns {
-		loops.Go(func() { c.manage(ctx) })
+		loops.Go(func() {
+			err := c.manage(runCtx)
+			if err == nil {
+				return
+			}
+			refusedMu.Lock()
+			refused = append(refused, err)
+			all := len(refused) == len(w.conns)
+			joined := errors.Join(refused...)
+			refusedMu.Unlock()
+			if all {
+				stopRun(joined)
+			} else {
+				c.log.Error("serving the other orchestrators without this one")
+			}
+		})
 		if w.cfg.EnableWebSockets {
-			loops.Go(func() { c.listen(ctx) })
+			loops.Go(func() { c.listen(runCtx) })
 		}
 		if w.cfg.STS {
-			loops.Go(func() { c.rotateTokens(ctx) })
+			loops.Go(func() { c.rotateTokens(runCtx) })
 		}
 	}
-	loops.Go(func() { w.pollLoop(ctx) })
+	loops.Go(func() { w.pollLoop(runCtx) })
 
-	<-ctx.Done()
-	w.log.Info("worker stopping", "running_tasks", w.load())
+	<-runCtx.Done()
+	rejected := context.Cause(runCtx)
+	if !errors.Is(rejected, ErrCredentialsRejected) {
+		rejected = nil
+	}
+	if rejected != nil {
+		w.log.Error("worker stopping: every orchestrator refused its credentials", "running_tasks", w.load())
+	} else {
+		w.log.Info("worker stopping", "running_tasks", w.load())
+	}
 	w.mu.Lock()
 	w.stopping = true
 	w.mu.Unlock()
@@ -547,7 +580,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	w.log.Info("worker stopped")
-	return nil
+	return rejected
 }
 
 var (
