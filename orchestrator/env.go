@@ -13,6 +13,7 @@ import (
 	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
 	"github.com/avtomatika-ai/avtomatika-go/internal/logging"
+	"github.com/avtomatika-ai/avtomatika-go/internal/webhook"
 )
 
 // ConfigFromEnv reads the configuration from environment variables (the
@@ -125,6 +126,11 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		WebhookTimeout:    e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
 		WebhookAttempts:   e.int("WEBHOOK_MAX_ATTEMPTS", 5),
 	}
+	hooks, herr := webhook.ParseAllowedHosts(e.str("WEBHOOK_ALLOWED_HOSTS", ""))
+	if herr != nil {
+		e.errs = append(e.errs, fmt.Errorf("WEBHOOK_ALLOWED_HOSTS: %w", herr))
+	}
+	cfg.WebhookAllowedHosts = hooks
 	cfg.S3 = blobs3.Options{
 		Endpoint: e.str("S3_ENDPOINT_URL", ""), AccessKey: e.str("S3_ACCESS_KEY", ""), SecretKey: e.str("S3_SECRET_KEY", ""),
 		Bucket: e.str("S3_DEFAULT_BUCKET", blob.DefaultBucket), Region: e.str("S3_REGION", "us-east-1"),

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,23 @@ func TestConfigFromEnvBlobs(t *testing.T) {
 	for _, name := range []string{"S3_", "S3_FORCE_PATH_STYLE", "S3_ACCESS_KEY"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+}
+
+func TestConfigFromEnvWebhookAllowedHosts(t *testing.T) {
+	cfg, err := configFrom(lookup(nil))
+	if err != nil || cfg.WebhookAllowedHosts != nil {
+		t.Fatalf("default: %q %v", cfg.WebhookAllowedHosts, err)
+	}
+	cfg, err = configFrom(lookup(map[string]string{"WEBHOOK_ALLOWED_HOSTS": " 127.0.0.1/32, Receiver.Internal ,10.1.2.3,fd00::/8"}))
+	if want := []string{"127.0.0.1/32", "receiver.internal", "10.1.2.3/32", "fd00::/8"}; err != nil || !slices.Equal(cfg.WebhookAllowedHosts, want) {
+		t.Fatalf("WebhookAllowedHosts = %q, %v; want %q", cfg.WebhookAllowedHosts, err, want)
+	}
+	for _, bad := range []string{"http://receiver.internal", "receiver.internal:8443", "10.0.0.0/40", "*.internal", "a b"} {
+		_, err := configFrom(lookup(map[string]string{"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1," + bad}))
+		if err == nil || !strings.Contains(err.Error(), "WEBHOOK_ALLOWED_HOSTS") || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: error %v does not name the variable and the entry", bad, err)
 		}
 	}
 }

@@ -256,7 +256,7 @@ func testAudit(t *testing.T, uri string) {
 	// The live store keeps ended jobs for 3 s: long enough for the
 	// webhook's second attempt (2 s after the first).
 	o, url := serveOrchestrator(t, orchestrator.Config{
-		Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second, HistoryURI: uri,
+		Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second, HistoryURI: uri, WebhookAllowedHosts: []string{"127.0.0.1/32"},
 		RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 50 * time.Millisecond,
 		Store:   memory.New(memory.Options{Retention: 3 * time.Second}),
 		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}},

@@ -174,7 +174,7 @@ func TestMetricsFollowTasks(t *testing.T) {
 	}
 	hooks := newHookReceiver(t, 0)
 	_, url := serveOrchestrator(t, orchestrator.Config{
-		Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second, SchedulesFile: schedules,
+		Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second, SchedulesFile: schedules, WebhookAllowedHosts: []string{"127.0.0.1/32"},
 		RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 50 * time.Millisecond,
 		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}},
 	}, taskBlueprints()...)

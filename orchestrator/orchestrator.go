@@ -98,6 +98,13 @@ type Config struct {
 	WebhookAttempts   int               // attempts per notification (5)
 	BuildVersion      string            // shown in the API document
 
+	// WebhookAllowedHosts (WEBHOOK_ALLOWED_HOSTS) exempt webhook receivers
+	// from the egress policy, which refuses loopback, private, link-local
+	// and other internal addresses: host names, IP addresses and CIDR
+	// prefixes, e.g. "127.0.0.1/32", "receiver.internal". A bad entry
+	// makes every delivery fail (ConfigFromEnv reports it at startup).
+	WebhookAllowedHosts []string
+
 	// OnEvent, when set, observes every job and worker event (after it is
 	// committed). It must not block.
 	OnEvent func(Event)
@@ -248,7 +255,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
 		Dispatch: dispatch.Policy{MinReputation: cfg.MinReputation},
-		Webhooks: webhook.New(nil, cfg.WebhookSecret, cfg.WebhookTimeout), WebhookAttempts: cfg.WebhookAttempts,
+		Webhooks: webhook.New(webhook.Options{Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, AllowedHosts: cfg.WebhookAllowedHosts}), WebhookAttempts: cfg.WebhookAttempts,
 		Blobs: o.blobs.store, OffloadThreshold: cfg.OffloadThreshold, BlobCleanupAfter: o.blobs.cleanupAfter,
 	})
 	if err != nil {

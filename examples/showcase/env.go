@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/webhook"
 )
 
 // showcaseEnv is the showcase's own configuration. The orchestrator and the
@@ -16,6 +19,7 @@ type showcaseEnv struct {
 	orchestratorURL        string
 	clientToken            string
 	webhookURL             string
+	receiverHost           string // WEBHOOK_URL's host, allowed past the orchestrator's webhook egress policy
 	webhookSecret          string
 	globalWorkerToken      string
 	blueprintName          string
@@ -58,6 +62,15 @@ func readEnv() (showcaseEnv, error) {
 	}
 	e.orchestratorURL = str("ORCHESTRATOR_URL", fmt.Sprintf("http://localhost:%d", e.apiPort))
 	e.webhookURL = str("WEBHOOK_URL", fmt.Sprintf("http://localhost:%d/webhook", e.webhookPort))
+	// The receiver is on loopback or a private network: the orchestrator
+	// allows its host (on top of WEBHOOK_ALLOWED_HOSTS), and only that.
+	if u, err := url.Parse(e.webhookURL); err != nil || u.Hostname() == "" {
+		errs = append(errs, fmt.Sprintf("WEBHOOK_URL=%q is not an http(s) URL", e.webhookURL))
+	} else if _, err := webhook.ParseAllowedHosts(u.Hostname()); err != nil {
+		errs = append(errs, fmt.Sprintf("WEBHOOK_URL=%q: %v", e.webhookURL, err))
+	} else {
+		e.receiverHost = u.Hostname()
+	}
 	scale, err := strconv.ParseFloat(str("SHOWCASE_TIME_SCALE", "1"), 64)
 	if err != nil || scale <= 0 {
 		errs = append(errs, "SHOWCASE_TIME_SCALE must be a positive number")

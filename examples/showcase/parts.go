@@ -70,6 +70,7 @@ func runOrchestrator(ctx context.Context, env showcaseEnv, log *slog.Logger, rea
 	cfg.Addr = fmt.Sprintf(":%d", env.apiPort)
 	cfg.GlobalWorkerToken = env.globalWorkerToken
 	cfg.WebhookSecret = env.webhookSecret
+	cfg.WebhookAllowedHosts = append(cfg.WebhookAllowedHosts, env.receiverHost) // its own receiver
 	cfg.Logger = log
 	o, err := orchestrator.New(cfg)
 	if err != nil {

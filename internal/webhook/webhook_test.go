@@ -23,7 +23,7 @@ func TestDeliverSignsAndClassifies(t *testing.T) {
 		w.WriteHeader(code)
 	}))
 	defer srv.Close()
-	s := New(srv.Client(), "secret", time.Second)
+	s := New(Options{Secret: "secret", Timeout: time.Second, AllowedHosts: []string{"127.0.0.1/32"}})
 	msg := "boom"
 	p := protocol.WebhookPayload{Event: "job_failed", JobID: "j1", Status: "failed", Error: &msg, Attempt: 2}
 	for _, tc := range []struct {
