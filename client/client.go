@@ -277,7 +277,7 @@ func segment(what, v string) (string, error) {
 	case "":
 		return "", fmt.Errorf("%w: empty %s", ErrInvalid, what)
 	case ".", "..":
-		return "", fmt.Errorf("%w: %s %q", ErrInvalid, what, v)
+		return "", fmt.Errorf("%w: %s %q cannot be used in a URL path", ErrInvalid, what, v)
 	}
 	return url.PathEscape(v), nil
 }

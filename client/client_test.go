@@ -184,7 +184,9 @@ func assertAPIError(t *testing.T, err error, sentinel error, status int, msg str
 			t.Errorf("errors.Is(%v, %v) = %v, want %v", err, s, got, want)
 		}
 	}
-	if !strings.Contains(err.Error(), fmt.Sprint(status)) || !strings.Contains(err.Error(), msg) {
+	// Error() leaves out a leading status text that the message repeats.
+	shown := strings.TrimPrefix(msg, http.StatusText(status)+": ")
+	if !strings.Contains(err.Error(), fmt.Sprint(status)) || !strings.Contains(err.Error(), shown) {
 		t.Errorf("Error() = %q lacks status or message", err.Error())
 	}
 	if strings.Contains(err.Error(), tokenA) || strings.Contains(err.Error(), tokenB) {
@@ -673,6 +675,19 @@ func TestErrorString(t *testing.T) {
 		{client.Error{StatusCode: 503, Message: "Service Unavailable"}, "503 Service Unavailable"},
 		{client.Error{StatusCode: 429, Message: "slow down", RetryAfter: 30 * time.Second}, "429 Too Many Requests: slow down (retry after 30s)"},
 		{client.Error{StatusCode: 599}, "599"},
+		// What only repeats the status is left out.
+		{client.Error{StatusCode: 401, Message: "Unauthorized: Invalid token"}, "401 Unauthorized: Invalid token"},
+		{client.Error{StatusCode: 403, Message: "forbidden: no admin token"}, "403 Forbidden: no admin token"},
+		{client.Error{StatusCode: 404, Message: "404 page not found"}, "404 Not Found"},
+		{client.Error{StatusCode: 404, Message: "Not Found"}, "404 Not Found"},
+		{client.Error{StatusCode: 429, Message: "Too Many Requests: 10 requests per 1m0s allowed", RetryAfter: time.Minute},
+			"429 Too Many Requests: 10 requests per 1m0s allowed (retry after 1m)"},
+		{client.Error{StatusCode: 429, Message: "quota", RetryAfter: 3*time.Hour + 5*time.Minute}, "429 Too Many Requests: quota (retry after 3h5m)"},
+		{client.Error{StatusCode: 503, RetryAfter: 1500 * time.Millisecond}, "503 Service Unavailable (retry after 2s)"},
+		{client.Error{StatusCode: 409, Message: "409: Replayed message"}, "409 Conflict: Replayed message"},
+		// A message that only starts with the same letters is kept.
+		{client.Error{StatusCode: 401, Message: "Unauthorizedness"}, "401 Unauthorized: Unauthorizedness"},
+		{client.Error{StatusCode: 404, Message: "4040 things"}, "404 Not Found: 4040 things"},
 	}
 	for _, tc := range cases {
 		if got := tc.err.Error(); got != tc.want {

@@ -38,26 +38,68 @@ type Error struct {
 }
 
 // Error returns the status and the server's message, e.g.
-// "404 Not Found: Job not found".
+// "404 Not Found: Job not found". What the message only repeats of the
+// status is left out: "401 Unauthorized: Invalid token" for the message
+// "Unauthorized: Invalid token", and "404 Not Found" for net/http's
+// "404 page not found".
 func (e *Error) Error() string {
 	status := strconv.Itoa(e.StatusCode)
 	if t := http.StatusText(e.StatusCode); t != "" {
 		status += " " + t
 	}
-	msg := e.Message
-	if msg == "" || msg == http.StatusText(e.StatusCode) {
-		msg = ""
+	s := status
+	if msg := e.Detail(); msg != "" {
+		s += ": " + msg
 	}
 	if e.RetryAfter > 0 {
-		if msg != "" {
-			msg += " "
-		}
-		msg += "(retry after " + e.RetryAfter.String() + ")"
+		s += " (retry after " + shortDuration(e.RetryAfter) + ")"
 	}
-	if msg == "" {
-		return status
+	return s
+}
+
+// shortDuration writes d to the second without zero units: 30s, 1m, 1h5m.
+func shortDuration(d time.Duration) string {
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
 	}
-	return status + ": " + msg
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Detail is the server's message without the status code or status text
+// it starts with, or empty when nothing else is left: "Invalid token" for
+// "Unauthorized: Invalid token", "" for net/http's "404 page not found".
+func (e *Error) Detail() string {
+	msg := strings.TrimSpace(e.Message)
+	if rest, ok := cutWord(msg, strconv.Itoa(e.StatusCode), " :"); ok {
+		msg = rest
+	}
+	text := http.StatusText(e.StatusCode)
+	if rest, ok := cutWord(msg, text, ":"); ok && text != "" {
+		msg = rest
+	}
+	// net/http's NotFound answers "404 page not found": an unknown route.
+	if e.StatusCode == http.StatusNotFound && strings.EqualFold(msg, "page not found") {
+		msg = ""
+	}
+	return msg
+}
+
+// cutWord removes prefix (compared without case) from s when it is all of
+// s or is followed by one of the separators, and trims the separators and
+// spaces that follow it.
+func cutWord(s, prefix, separators string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	rest := s[len(prefix):]
+	if rest != "" && !strings.ContainsRune(separators, rune(rest[0])) {
+		return s, false
+	}
+	return strings.TrimLeft(rest, ": "), true
 }
 
 // Is reports whether target is the sentinel error of e's status code, so

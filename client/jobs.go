@@ -67,7 +67,7 @@ func endpointPath(endpoint string) (string, error) {
 	var b strings.Builder
 	for seg := range strings.SplitSeq(trimmed, "/") {
 		if seg == "" || seg == "." || seg == ".." {
-			return "", fmt.Errorf("%w: endpoint %q", ErrInvalid, endpoint)
+			return "", fmt.Errorf("%w: endpoint %q has an empty, \".\" or \"..\" segment", ErrInvalid, endpoint)
 		}
 		b.WriteByte('/')
 		b.WriteString(url.PathEscape(seg))
