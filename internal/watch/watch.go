@@ -1,12 +1,15 @@
-// Package watch follows a job of the client API on one live line: a 30-cell
-// progress bar, the percentage, the status in capitals, the progress message
-// and the current state. The command line (avtomatika jobs watch) and the
-// showcase client share it.
+// Package watch follows a job of the client API on one live line: the
+// percentage, a 30-cell progress bar, the status in capitals, the current
+// state and the progress message. The command line (avtomatika jobs watch)
+// and the showcase client share it.
 //
-// On a terminal the line is redrawn in place (with
-// github.com/schollz/progressbar/v3); on anything else (a file, a pipe, a CI
-// log, a test buffer) a plain line is printed each time what it shows
-// changes.
+// On a terminal the line is redrawn in place (the bar drawn by
+// github.com/schollz/progressbar/v3): each redraw erases what is left of
+// the line before, and the line is fitted to the terminal's width, read
+// again at every redraw, by shortening the middle of a long progress
+// message with "…" (never the status or the state). On anything else (a
+// file, a pipe, a CI log, a test buffer) a plain line is printed, whole,
+// each time what it shows changes.
 package watch
 
 import (
@@ -31,7 +34,12 @@ type config struct {
 	interval time.Duration
 	terminal *bool // nil: detect from the writer
 	width    int   // terminal columns; 0: ask the terminal (or assume 80)
+	hint     func(*protocol.Job) string
 }
+
+// defaultWidth is the width assumed for a terminal whose size cannot be
+// read.
+const defaultWidth = 80
 
 // PollEvery sets how often the job is polled (default DefaultPollInterval).
 // Non-positive values keep the default.
@@ -50,11 +58,20 @@ func Terminal(on bool) Option {
 }
 
 // Width sets the number of terminal columns the bar line may use (default:
-// the terminal's width, or 80 when it cannot be read). Longer progress
-// messages are shortened so that the line never wraps, which would break
-// the redraw.
+// the terminal's width, read at every redraw, or 80 when it cannot be
+// read). Longer progress messages are shortened so that the line never
+// wraps, which would break the redraw.
 func Width(columns int) Option {
 	return func(c *config) { c.width = columns }
+}
+
+// Hint sets a function that may return a line to show with an observation
+// of the job, such as how to send the decision a job waits for. The line
+// is printed once, on a line of its own (above the bar on a terminal),
+// each time it changes to a non-empty text; control characters become
+// spaces.
+func Hint(fn func(*protocol.Job) string) Option {
+	return func(c *config) { c.hint = fn }
 }
 
 // Job polls the job until it ends, showing its progress on out, and returns
@@ -89,7 +106,11 @@ func Job(ctx context.Context, c *client.Client, jobID string, out io.Writer, opt
 		if writeErr != nil {
 			return
 		}
-		if writeErr = d.update(j); writeErr != nil {
+		var hint string
+		if cfg.hint != nil {
+			hint = clean(cfg.hint(j))
+		}
+		if writeErr = d.update(j, hint); writeErr != nil {
 			stop(writeErr)
 		}
 	}))
@@ -112,16 +133,17 @@ func newDisplay(out io.Writer, cfg config) display {
 	if !isTerm {
 		return &plainDisplay{out: out}
 	}
-	width := cfg.width
-	if width <= 0 && fd >= 0 {
-		if w, _, err := term.GetSize(fd); err == nil {
-			width = w
+	return newBarDisplay(out, func() int {
+		if cfg.width > 0 {
+			return cfg.width
 		}
-	}
-	if width <= 0 {
-		width = 80
-	}
-	return newBarDisplay(out, width)
+		if fd >= 0 {
+			if w, _, err := term.GetSize(fd); err == nil && w > 0 {
+				return w
+			}
+		}
+		return defaultWidth
+	})
 }
 
 // terminalFd returns the file descriptor of out and whether it is a

@@ -266,7 +266,7 @@ func TestContextEndsLine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*poll)
 	defer cancel()
 	var out bytes.Buffer
-	const width = 60
+	const width = 80
 	_, err := watch.Job(ctx, s.c, id, &out, watch.PollEvery(poll), watch.Terminal(true), watch.Width(width))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
@@ -275,10 +275,58 @@ func TestContextEndsLine(t *testing.T) {
 	if !strings.HasSuffix(text, "\n") || !strings.Contains(text, "WAITING_FOR_HUMAN") {
 		t.Errorf("interrupted bar not ended with a newline: %q", text)
 	}
-	// The message is cut so that the line fits the terminal.
-	line := strings.TrimSuffix(text[strings.LastIndex(text, "\r")+1:], "\n")
-	if n := utf8.RuneCountInString(line); n >= width || !strings.Contains(line, "…") {
+	// Each redraw erases the rest of the line, and the message loses its
+	// middle so that the line fits the terminal; the status and the state
+	// stay whole.
+	line, ok := strings.CutSuffix(text[strings.LastIndex(text, "\r")+1:], "\x1b[K\n")
+	if !ok {
+		t.Fatalf("the last redraw does not erase to the end of the line: %q", text)
+	}
+	if n := utf8.RuneCountInString(line); n >= width || !strings.Contains(line, "|  WAITING_FOR_HUMAN [review] pl") ||
+		!strings.Contains(line, "…") || !strings.HasSuffix(line, "[31m") {
 		t.Errorf("line of %d columns on a %d-column terminal: %q", n, width, line)
+	}
+}
+
+// A hint shows once per change, on its own line, with the progress.
+func TestHint(t *testing.T) {
+	s := newServer(t)
+	id := s.create(t, "/jobs/review")
+	hint := func(j *protocol.Job) string {
+		if j.Status != protocol.StatusWaitingForHuman || j.Approval == nil {
+			return ""
+		}
+		return "decide with: approve " + j.ID + " " + strings.Join(j.Approval.Decisions, "|") + "\x1b[31m"
+	}
+	want := "decide with: approve " + id + " approved|rejected [31m"
+	var plain, term testenv.Buffer
+	plainDone := watchAsync(t.Context(), s, id, &plain, watch.PollEvery(poll), watch.Terminal(false), watch.Hint(hint))
+	termDone := watchAsync(t.Context(), s, id, &term, watch.PollEvery(poll), watch.Terminal(true), watch.Width(100), watch.Hint(hint))
+	waitOutput(t, &plain, want)
+	waitOutput(t, &term, want)
+	time.Sleep(20 * poll) // polls that see no change print nothing
+	if err := s.o.Approve(t.Context(), id, "approved"); err != nil {
+		t.Fatal(err)
+	}
+	for _, done := range []<-chan result{plainDone, termDone} {
+		if r := <-done; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+
+	text := plain.String()
+	if n := strings.Count(text, "decide with"); n != 1 || !strings.Contains(text, "] please review [31m\n"+want+"\n") {
+		t.Errorf("plain: hint not printed once after its line: %q", text)
+	}
+	if strings.ContainsRune(text, 0x1b) {
+		t.Errorf("plain: escape in %q", text)
+	}
+	text = term.String()
+	if n := strings.Count(text, "decide with"); n != 1 || !strings.HasPrefix(text, "\r"+want+"\x1b[K\n\r   0% |") {
+		t.Errorf("terminal: hint not printed once above the bar: %q", text)
+	}
+	if !strings.HasSuffix(text, "FINISHED please review [31m\x1b[K\n") {
+		t.Errorf("terminal: final line: %q", text)
 	}
 }
 
