@@ -45,7 +45,9 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 		doc.Servers = openapi3.Servers{{URL: s.opts.PublicURL}}
 	}
 	gen := &schemaGen{schemas: doc.Components.Schemas}
-	for _, r := range s.routeTable() {
+	routes := s.routeTable()
+	doc.Tags = documentTags(routes)
+	for _, r := range routes {
 		if r.hidden {
 			continue
 		}
@@ -108,6 +110,46 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 		}
 	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// tagOrder orders the document's tags, which the docs page follows, for a
+// client's reading: the jobs a client came for first, then what it needs
+// to create them, then the operators' and the workers' parts.
+var tagOrder = []string{"jobs", "blueprints", "workers", "files", "admin", "public", "worker protocol (RXON)"}
+
+// tagDescriptions head each tag's section of the docs page.
+var tagDescriptions = map[string]string{
+	"jobs":                   "Create jobs through blueprint endpoints, then follow, cancel, approve and list them (X-Client-Token).",
+	"blueprints":             "The blueprints, with the endpoints that create their jobs, and their state graphs.",
+	"workers":                "The live workers: skills, prices, resources, reputation and load.",
+	"files":                  "Files of a job in blob storage: presigned upload and download.",
+	"admin":                  "For operators (X-Admin-Token): reload the configuration, read any job, the scheduler's schedules.",
+	"public":                 "No client token: liveness, readiness, metrics, this document and the upstream approval webhook.",
+	"worker protocol (RXON)": "For workers (X-Worker-Token, X-Worker-ID): register, heartbeat, take tasks, report results and events.",
+}
+
+// documentTags returns the tags of the documented routes in tagOrder; a
+// tag that tagOrder lacks follows, in the order of the route table, so
+// that no section goes missing.
+func documentTags(routes []route) openapi3.Tags {
+	rank := func(tag string) int {
+		if i := slices.Index(tagOrder, tag); i >= 0 {
+			return i
+		}
+		return len(tagOrder)
+	}
+	var names []string
+	for _, r := range routes {
+		if !r.hidden && r.tag != "" && !slices.Contains(names, r.tag) {
+			names = append(names, r.tag)
+		}
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return rank(a) - rank(b) })
+	tags := make(openapi3.Tags, len(names))
+	for i, name := range names {
+		tags[i] = &openapi3.Tag{Name: name, Description: tagDescriptions[name]}
+	}
+	return tags
 }
 
 // jobStatuses are the job statuses of protocol/status.go, for the document.
