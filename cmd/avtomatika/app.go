@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -55,6 +57,7 @@ type app struct {
 	stderr io.Writer
 	getenv func(string) string
 	g      globals
+	base   string // the orchestrator URL the client was made for
 }
 
 // run executes the command line args (without the program name) and
@@ -88,7 +91,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return a.printMainUsage(a.stdout)
 		}
-		return usageErrorf(nil, "%v", err)
+		return usageErrorf(nil, "%s", flagError(fs, err))
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -115,7 +118,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return a.printGroupUsage(a.stdout, cmd)
 		}
-		return usageErrorf(path, "%v", err)
+		return usageErrorf(path, "%s", flagError(gfs, err))
 	}
 	rest = gfs.Args()
 	if len(rest) == 0 {
@@ -142,7 +145,13 @@ func (a *app) runLeaf(ctx context.Context, cmd *command, path, args []string) er
 		if errors.Is(err, flag.ErrHelp) {
 			return a.printLeafUsage(a.stdout, cmd, path, fs)
 		}
-		return usageErrorf(path, "%v", err)
+		return usageErrorf(path, "%s", flagError(fs, err))
+	}
+	names := strings.Fields(cmd.args)
+	for i, p := range pos {
+		if strings.TrimSpace(p) == "" && i < len(names) {
+			return usageErrorf(path, "empty %s", names[i])
+		}
 	}
 	switch {
 	case len(pos) < cmd.minArgs:
@@ -184,6 +193,7 @@ func (a *app) help(words []string) error {
 // client returns an API client for the global flags and the environment.
 func (a *app) client() (*client.Client, error) {
 	base := first(a.g.url, a.getenv(envURL), defaultURL)
+	a.base = base
 	token := first(a.g.token, a.getenv(envToken))
 	if token == "" {
 		return nil, usageErrorf(nil, "no client token: pass --token or set %s", envToken)
@@ -195,9 +205,72 @@ func (a *app) client() (*client.Client, error) {
 		client.WithAPIVersion(a.g.apiVersion),
 		client.WithHTTPClient(&http.Client{Timeout: a.g.timeout}))
 	if err != nil {
-		return nil, usageErrorf(nil, "%v", strings.TrimPrefix(err.Error(), "avtomatika: "))
+		msg := strings.TrimPrefix(err.Error(), "avtomatika: ")
+		if strings.Contains(msg, "base URL") {
+			msg += fmt.Sprintf(" (--url or %s is the orchestrator's root URL, e.g. %s)", envURL, defaultURL)
+		}
+		return nil, usageErrorf(nil, "%s", msg)
 	}
 	return c, nil
+}
+
+// command writes an avtomatika command line for the user to run next: the
+// words, shell-quoted, after the global flags this run was given that the
+// next one needs too (never the token).
+func (a *app) command(words ...string) string {
+	parts := []string{"avtomatika"}
+	if a.g.url != "" {
+		parts = append(parts, "--url", shellQuote(a.g.url))
+	}
+	if a.g.apiVersion != client.DefaultAPIVersion {
+		parts = append(parts, "--api-version", shellQuote(a.g.apiVersion))
+	}
+	for _, w := range words {
+		parts = append(parts, shellQuote(w))
+	}
+	return strings.Join(parts, " ")
+}
+
+// shellQuote quotes s for a POSIX shell unless it needs no quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/@%+=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// badValue matches the flag package's error for a value it cannot parse.
+var badValue = regexp.MustCompile(`^invalid (?:boolean )?value (".*") for (?:flag )?-+([^:]+): `)
+
+// flagError rewords an error of the flag package the way this command line
+// writes flags (--name), saying what a value must look like.
+func flagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return "unknown flag --" + strings.TrimLeft(name, "-")
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return "--" + strings.TrimLeft(name, "-") + " needs a value"
+	}
+	m := badValue.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	value, name := m[1], m[2]
+	want := "valid"
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case time.Duration:
+				want = "a duration, e.g. 500ms, 2s or 1m"
+			case int, int64, uint, uint64:
+				want = "a whole number"
+			case bool:
+				want = "true or false"
+			}
+		}
+	}
+	return fmt.Sprintf("--%s: %s is not %s", name, value, want)
 }
 
 // first returns the first non-empty value.

@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,7 +46,7 @@ progress goes to stderr and only the final job, as JSON, to stdout.`,
 				path := []string{"jobs", "create"}
 				initial, err := parseData(*data)
 				if err != nil {
-					return usageErrorf(path, "--data: %v", err)
+					return usageErrorf(path, "%v", err)
 				}
 				if *poll <= 0 {
 					return usageErrorf(path, "--poll must be positive")
@@ -63,7 +65,15 @@ progress goes to stderr and only the final job, as JSON, to stdout.`,
 				}
 				id, err := c.CreateJob(ctx, endpoint, initial, opts...)
 				if err != nil {
-					return noEndpoint(err, endpoint)
+					var apiErr *client.Error
+					if errors.As(err, &apiErr) && routeNotFound(apiErr) {
+						// The endpoint, or the URL? Where the blueprints
+						// cannot be listed either, the URL is wrong.
+						if _, lerr := c.Blueprints(ctx); errors.Is(lerr, client.ErrNotFound) {
+							return err
+						}
+					}
+					return noEndpoint(err)
 				}
 				switch {
 				case *follow:
@@ -84,12 +94,13 @@ progress goes to stderr and only the final job, as JSON, to stdout.`,
 // noEndpoint explains a 404, or the 405 that a path under an existing
 // route answers, to a job creation: no blueprint serves that endpoint. Both
 // count as "not found".
-func noEndpoint(err error, endpoint string) error {
+func noEndpoint(err error) error {
 	var apiErr *client.Error
 	if !errors.As(err, &apiErr) || (apiErr.StatusCode != http.StatusNotFound && apiErr.StatusCode != http.StatusMethodNotAllowed) {
 		return err
 	}
-	return notFoundError{wrapf(err, "no blueprint serves the endpoint %s (\"avtomatika blueprints list\" shows them)", endpoint)}
+	return notFoundError{retell(err, apiErr, fmt.Sprintf(
+		"no blueprint serves this endpoint (%d); \"avtomatika blueprints list\" shows the endpoints", apiErr.StatusCode))}
 }
 
 // notFoundError is an error that counts as client.ErrNotFound.
@@ -100,39 +111,74 @@ func (e notFoundError) Is(target error) bool { return target == client.ErrNotFou
 func (e notFoundError) Unwrap() error { return e.error }
 
 // parseData reads --data: "" (no initial data), a JSON object, or @FILE.
-// Numbers keep their exact digits.
+// Numbers keep their exact digits. An error is the whole message about the
+// flag, in JSON's words.
 func parseData(v string) (map[string]any, error) {
 	if v == "" {
 		return nil, nil
 	}
+	subject, example := "--data", `'{"quality":"low"}'`
 	raw := []byte(v)
 	if name, ok := strings.CutPrefix(v, "@"); ok {
+		subject, example = "--data @"+name, `{"quality":"low"}`
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, err
+			var pathErr *fs.PathError
+			if errors.As(err, &pathErr) {
+				err = pathErr.Err // the name is in the subject already
+			}
+			return nil, fmt.Errorf("%s: %w", subject, err)
 		}
 		defer f.Close()
 		raw, err = io.ReadAll(io.LimitReader(f, maxDataFile+1))
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", subject, err)
 		}
 		if len(raw) > maxDataFile {
-			return nil, fmt.Errorf("%s is larger than %d MiB", name, maxDataFile>>20)
+			return nil, fmt.Errorf("%s: the file is larger than %d MiB", subject, maxDataFile>>20)
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %w", err)
+	var value any
+	err := dec.Decode(&value)
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%s is empty: it must be a JSON object, e.g. %s", subject, example)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("%s is not valid JSON (it ends too early): it must be a JSON object, e.g. %s", subject, example)
+	case errors.As(err, &syntaxErr):
+		return nil, fmt.Errorf("%s is not valid JSON (%v, at byte %d): it must be a JSON object, e.g. %s",
+			subject, syntaxErr, syntaxErr.Offset, example)
+	case err != nil:
+		return nil, fmt.Errorf("%s is not valid JSON (%v): it must be a JSON object, e.g. %s", subject, err, example)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("not a JSON object: data after the object")
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s must be one JSON object, e.g. %s, with nothing after it", subject, example)
 	}
-	if m == nil {
-		return nil, fmt.Errorf("not a JSON object: null")
+	m, ok := value.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s must be a JSON object, e.g. %s, not %s", subject, example, jsonKind(value))
 	}
 	return m, nil
+}
+
+// jsonKind names the kind of a decoded JSON value that is not an object.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return fmt.Sprintf("%v", v)
+	}
+	return "another JSON value"
 }
 
 // resolveEndpoint turns the ENDPOINT argument into a path relative to
@@ -175,11 +221,14 @@ func jobsWatch() *command {
 	return &command{
 		name: "watch", args: "ID", minArgs: 1, maxArgs: 1,
 		summary: "follow a job on a live progress bar until it ends",
-		help: `The job is polled and one line is redrawn: a 30-cell bar, the percentage,
-the status in capitals, the current state and the progress message. When
-stdout is not a terminal, a plain line is printed each time what it shows
-changes. At the end the final status and state_history.analysis_summary (or
-the result, or the error) are printed.
+		help: `The job is polled and one line is redrawn: the percentage, a 30-cell bar,
+the status in capitals, the current state and the progress message. The
+line fits the terminal's width: a long message loses its middle ("…"), the
+status and the state are never cut. When stdout is not a terminal, a plain
+line is printed each time what it shows changes. A job that waits for a
+human decision gets, once, the command that sends it ("jobs approve ID
+DECISION", with the decisions it offers). At the end the final status and
+state_history.analysis_summary (or the result, or the error) are printed.
 
 The exit status is 0 when the job finished and 6 when it ended failed,
 cancelled, error or quarantined. Interrupting the command (Ctrl-C) leaves the
@@ -208,7 +257,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, id string, poll time
 	if a.g.json {
 		progress = a.stderr
 	}
-	job, err := watch.Job(ctx, c, id, progress, watch.PollEvery(poll))
+	job, err := watch.Job(ctx, c, id, progress, watch.PollEvery(poll), watch.Hint(a.approvalHint))
 	if err != nil {
 		if ctx.Err() != nil {
 			return wrapf(err, "stopped following job %s, which keeps running", id)
@@ -229,12 +278,40 @@ func (a *app) follow(ctx context.Context, c *client.Client, id string, poll time
 	return nil
 }
 
+// approvalHint says how to send the decision a job waits for: the exact
+// command, with the decisions the job offers.
+func (a *app) approvalHint(j *protocol.Job) string {
+	cmd := a.approvalCommand(j)
+	if cmd == "" {
+		return ""
+	}
+	if ap := j.Approval; ap != nil && len(ap.Decisions) > 0 {
+		decisions := make([]string, len(ap.Decisions))
+		for i, d := range ap.Decisions {
+			decisions[i] = shellQuote(d)
+		}
+		return fmt.Sprintf("To decide, run: %s (DECISION: %s)", cmd, strings.Join(decisions, " or "))
+	}
+	return fmt.Sprintf("To decide, run: %s (\"%s\" lists the decisions)", cmd, a.command("jobs", "get", j.ID))
+}
+
+// ended returns the job when it can be read and has already ended, to tell
+// a refusal for an ended job from one for a job that does not exist.
+func ended(ctx context.Context, c *client.Client, id string) (*protocol.Job, bool) {
+	j, err := c.Job(ctx, id, client.Fields("status"))
+	if err != nil || !j.Status.Terminal() {
+		return j, false
+	}
+	return j, true
+}
+
 func jobsCancel() *command {
 	return &command{
 		name: "cancel", args: "ID", minArgs: 1, maxArgs: 1,
 		summary: "cancel a job",
-		help: `A job that is unknown, belongs to another client or has already ended is
-"not found" (exit status 3).`,
+		help: `A job that has already ended cannot be cancelled (exit status 1, as for
+approving it); a job that is unknown or belongs to another client is "not
+found" (exit status 3).`,
 		setup: func(*flag.FlagSet) action {
 			return func(ctx context.Context, a *app, args []string) error {
 				c, err := a.client()
@@ -243,6 +320,13 @@ func jobsCancel() *command {
 				}
 				id := args[0]
 				if err := c.Cancel(ctx, id); err != nil {
+					// The server answers 404 for an ended job too.
+					if errors.Is(err, client.ErrNotFound) {
+						if j, ok := ended(ctx, c, id); ok {
+							return &refusal{sentinel: client.ErrConflict, msg: fmt.Sprintf(
+								"cancel job %q: the job has already ended (%s): there is nothing to cancel", id, j.Status)}
+						}
+					}
 					return err
 				}
 				if a.g.json {
@@ -260,9 +344,11 @@ func jobsApprove() *command {
 		name: "approve", args: "ID DECISION", minArgs: 2, maxArgs: 2,
 		summary: "send a human decision to a job waiting for one",
 		help: `DECISION is one of those the job offers ("jobs get ID" shows them under
-Approval), e.g. approved or rejected. A decision the job does not offer is
-an invalid request and a job that is not waiting for one a conflict (exit
-status 1 for both, with the server's message).`,
+Approval, "jobs watch ID" prints the command), e.g. approved or rejected.
+A decision the job does not offer, and a job that is not waiting for one
+(still running, or already ended), are refused with exit status 1; a job
+that is unknown or belongs to another client is "not found" (exit status
+3).`,
 		setup: func(*flag.FlagSet) action {
 			return func(ctx context.Context, a *app, args []string) error {
 				c, err := a.client()
@@ -270,11 +356,8 @@ status 1 for both, with the server's message).`,
 					return err
 				}
 				id, decision := args[0], args[1]
-				if decision == "" {
-					return usageErrorf([]string{"jobs", "approve"}, "empty decision")
-				}
 				if err := c.Approve(ctx, id, decision); err != nil {
-					return err
+					return a.approveRefused(ctx, c, id, decision, err)
 				}
 				if a.g.json {
 					return a.printJSON(map[string]string{"job_id": id, "decision": decision, "status": "approval_received"})
@@ -284,4 +367,30 @@ status 1 for both, with the server's message).`,
 			}
 		},
 	}
+}
+
+// approveRefused words the server's refusal of a decision: a job that is
+// not waiting for one (409), or a decision it does not offer (400).
+func (a *app) approveRefused(ctx context.Context, c *client.Client, id, decision string, err error) error {
+	op := fmt.Sprintf("approve job %q", id)
+	switch {
+	case errors.Is(err, client.ErrConflict):
+		j, err2 := c.Job(ctx, id, client.Fields("status"))
+		switch {
+		case err2 != nil:
+		case j.Status.Terminal():
+			return &refusal{sentinel: client.ErrConflict, msg: fmt.Sprintf(
+				"%s: the job has already ended (%s): there is nothing to approve", op, j.Status)}
+		default:
+			return &refusal{sentinel: client.ErrConflict, msg: fmt.Sprintf(
+				"%s: the job is not waiting for a decision (it is %s)", op, j.Status)}
+		}
+	case errors.Is(err, client.ErrInvalid):
+		j, err2 := c.Job(ctx, id, client.Fields("status", "approval"))
+		if err2 == nil && j.Approval != nil && len(j.Approval.Decisions) > 0 && !slices.Contains(j.Approval.Decisions, decision) {
+			return &refusal{sentinel: client.ErrInvalid, msg: fmt.Sprintf(
+				"%s: the job offers no decision %q: send one of %s", op, decision, strings.Join(j.Approval.Decisions, ", "))}
+		}
+	}
+	return err
 }

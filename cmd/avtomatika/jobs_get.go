@@ -51,7 +51,7 @@ With --json the object also has "id", and a field the job lacks is null.`,
 				case a.g.json:
 					return a.printJSON(job)
 				}
-				return printJob(a.stdout, job)
+				return printJob(a.stdout, job, a.approvalCommand(job))
 			}
 		},
 	}
@@ -89,7 +89,7 @@ func parseFields(v string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no field named")
+		return nil, fmt.Errorf("no field named (e.g. --fields status,progress)")
 	}
 	return out, nil
 }
@@ -125,9 +125,19 @@ func (a *app) printFields(job *protocol.Job, fields []string) error {
 // kv is a labelled value of a text report.
 type kv struct{ key, value string }
 
+// approvalCommand is the command that sends a decision to a job waiting
+// for one, or "".
+func (a *app) approvalCommand(j *protocol.Job) string {
+	if j.Status != protocol.StatusWaitingForHuman {
+		return ""
+	}
+	return a.command("jobs", "approve", j.ID) + " DECISION"
+}
+
 // printJob prints a job for people: the main facts, then what it has of
-// approval, data, result and tasks.
-func printJob(w io.Writer, j *protocol.Job) error {
+// approval (with the command that decides, when given), data, result and
+// tasks.
+func printJob(w io.Writer, j *protocol.Job, decide string) error {
 	t := newTable(w)
 	t.row("ID:", j.ID)
 	t.row("Blueprint:", j.Blueprint)
@@ -148,6 +158,7 @@ func printJob(w io.Writer, j *protocol.Job) error {
 		optional = append(optional, kv{"Approval:",
 			fmt.Sprintf("%s (decisions: %s)", ap.Message, strings.Join(ap.Decisions, ", "))})
 	}
+	optional = append(optional, kv{"Decide with:", decide})
 	if len(j.InitialData) > 0 {
 		optional = append(optional, kv{"Initial data:", formatValue(j.InitialData)})
 	}

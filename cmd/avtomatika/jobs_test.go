@@ -131,7 +131,8 @@ func TestGetShowsApprovalAndFailure(t *testing.T) {
 	s.waitStatus(t, id, protocol.StatusWaitingForHuman)
 	r := s.cli(t, "jobs", "get", id)
 	mustCode(t, r, 0)
-	if !strings.Contains(r.stdout, "please review (decisions: approved, rejected)") {
+	if !strings.Contains(r.stdout, "please review (decisions: approved, rejected)") ||
+		!strings.Contains(r.stdout, "Decide with:  avtomatika jobs approve "+id+" DECISION\n") {
 		t.Errorf("no approval in %s", r)
 	}
 }
@@ -169,10 +170,36 @@ func TestWatchApproved(t *testing.T) {
 
 	r = watch.wait()
 	mustCode(t, r, 0)
-	for _, want := range []string{"WAITING_FOR_HUMAN [review] please review\n", "100% FINISHED please review\n", "Job " + id + ": FINISHED\n"} {
+	hint := "To decide, run: avtomatika jobs approve " + id + " DECISION (DECISION: approved or rejected)\n"
+	for _, want := range []string{"WAITING_FOR_HUMAN [review] please review\n" + hint, "100% FINISHED please review\n", "Job " + id + ": FINISHED\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("watch output lacks %q: %s", want, r)
 		}
+	}
+	if n := strings.Count(r.stdout, "To decide"); n != 1 {
+		t.Errorf("hint printed %d times: %s", n, r)
+	}
+}
+
+// The approval hint is a command to copy: it keeps the flags that say
+// where the orchestrator is, never the token, and quotes for the shell.
+func TestApprovalCommand(t *testing.T) {
+	a := &app{g: globals{url: "http://host:8080", token: "s3cret", apiVersion: "v2"}}
+	j := &protocol.Job{ID: "j-1", Status: protocol.StatusWaitingForHuman,
+		Approval: &protocol.ApprovalInfo{Decisions: []string{"ok", "needs work", "it's bad"}}}
+	want := `To decide, run: avtomatika --url http://host:8080 --api-version v2 jobs approve j-1 DECISION ` +
+		`(DECISION: ok or 'needs work' or 'it'\''s bad')`
+	if got := a.approvalHint(j); got != want {
+		t.Errorf("hint = %q, want %q", got, want)
+	}
+	j.Approval = nil
+	want = `To decide, run: avtomatika --url http://host:8080 --api-version v2 jobs approve j-1 DECISION ` +
+		`("avtomatika --url http://host:8080 --api-version v2 jobs get j-1" lists the decisions)`
+	if got := a.approvalHint(j); got != want {
+		t.Errorf("hint = %q, want %q", got, want)
+	}
+	if got := a.approvalHint(&protocol.Job{ID: "j-1", Status: protocol.StatusRunning}); got != "" {
+		t.Errorf("hint for a running job: %q", got)
 	}
 }
 
@@ -194,11 +221,37 @@ func TestWatchCancelled(t *testing.T) {
 		t.Errorf("watch: %s", r)
 	}
 
-	// An ended job cannot be cancelled: "not found".
+	// An ended job cannot be cancelled; it is not "not found".
 	r = s.cli(t, "jobs", "cancel", id)
-	mustCode(t, r, 3)
-	if !strings.Contains(r.stderr, "Job not found or already terminal") {
+	mustCode(t, r, 1)
+	if want := `avtomatika: cancel job "` + id + `": the job has already ended (cancelled): there is nothing to cancel` + "\n"; r.stderr != want {
 		t.Errorf("second cancel: %s", r)
+	}
+}
+
+// Cancelling and approving a job that has ended are refused alike, and
+// both differ from a job that does not exist.
+func TestEndedJobRefusedAlike(t *testing.T) {
+	s := newTestServer(t)
+	id := s.create(t, "/jobs/quick")
+	s.waitStatus(t, id, protocol.StatusFinished)
+	for verb, args := range map[string][]string{
+		"cancel":  {"jobs", "cancel", id},
+		"approve": {"jobs", "approve", id, "approved"},
+	} {
+		r := s.cli(t, args...)
+		mustCode(t, r, 1)
+		want := "avtomatika: " + verb + ` job "` + id + `": the job has already ended (finished): there is nothing to ` + verb + "\n"
+		if r.stderr != want {
+			t.Errorf("%s: stderr = %q, want %q", verb, r.stderr, want)
+		}
+	}
+	for _, args := range [][]string{{"jobs", "cancel", "no-such-job"}, {"jobs", "approve", "no-such-job", "approved"}} {
+		r := s.cli(t, args...)
+		mustCode(t, r, 3)
+		if !strings.Contains(r.stderr, "404 Not Found: Job not found") || strings.Contains(r.stderr, "ended") {
+			t.Errorf("%v: %s", args, r)
+		}
 	}
 }
 
@@ -241,8 +294,7 @@ func TestApprove(t *testing.T) {
 
 	r := s.cli(t, "jobs", "approve", id, "maybe")
 	mustCode(t, r, 1)
-	if !strings.Contains(r.stderr, `400 Bad Request:`) || !strings.Contains(r.stderr, `"maybe"`) ||
-		!strings.Contains(r.stderr, "[approved rejected]") {
+	if want := `avtomatika: approve job "` + id + `": the job offers no decision "maybe": send one of approved, rejected` + "\n"; r.stderr != want {
 		t.Errorf("invalid decision: %s", r)
 	}
 
@@ -254,10 +306,10 @@ func TestApprove(t *testing.T) {
 	}
 	s.waitStatus(t, id, protocol.StatusFinished)
 
-	// Not waiting any more: a conflict.
+	// Not waiting any more: refused.
 	r = s.cli(t, "jobs", "approve", id, "approved")
 	mustCode(t, r, 1)
-	if !strings.Contains(r.stderr, "409 Conflict") {
+	if !strings.Contains(r.stderr, "the job has already ended (finished): there is nothing to approve") {
 		t.Errorf("approve twice: %s", r)
 	}
 }

@@ -26,7 +26,8 @@ const globalHelp = `Global flags (before the command or among its flags):
 const exitHelp = `Exit status:
   0    success (for jobs watch and jobs create --watch: the job finished)
   1    error: network, server 5xx, unexpected response, or another API error
-       (400 invalid request, 409 conflict, 413 too large, ...)
+       (400 invalid request, 409 conflict, 413 too large, ...); also a job
+       that has already ended, for jobs cancel and jobs approve alike
   2    usage error: unknown command, bad flags or arguments, no client token
   3    not found (404): no such job (or another client's), blueprint or route
   4    authentication or authorisation failure (401, 403)
