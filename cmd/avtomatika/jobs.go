@@ -320,8 +320,9 @@ found" (exit status 3).`,
 				}
 				id := args[0]
 				if err := c.Cancel(ctx, id); err != nil {
-					// The server answers 404 for an ended job too.
-					if errors.Is(err, client.ErrNotFound) {
+					// The server answers 404 for an ended job too (409
+					// would say it better).
+					if errors.Is(err, client.ErrNotFound) || errors.Is(err, client.ErrConflict) {
 						if j, ok := ended(ctx, c, id); ok {
 							return &refusal{sentinel: client.ErrConflict, msg: fmt.Sprintf(
 								"cancel job %q: the job has already ended (%s): there is nothing to cancel", id, j.Status)}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -418,5 +420,27 @@ func TestList(t *testing.T) {
 	mustCode(t, r, 0)
 	if n := strings.Count(strings.TrimSpace(r.stdout), "\n"); n != len(all) || r.stderr != "" {
 		t.Errorf("--all text: %s", r)
+	}
+}
+
+// A server that answers 409 for cancelling an ended job gets the same
+// message as one that answers 404.
+func TestCancelEndedJobConflict(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/jobs/j-1/cancel", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"error":"Job has already ended"}`))
+	})
+	mux.HandleFunc("GET /api/v1/jobs/j-1", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"j-1","status":"failed"}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	r := runCLI(t.Context(), (&testServer{url: srv.URL}).env(), "jobs", "cancel", "j-1")
+	mustCode(t, r, 1)
+	if want := `avtomatika: cancel job "j-1": the job has already ended (failed): there is nothing to cancel` + "\n"; r.stderr != want {
+		t.Errorf("stderr = %q, want %q", r.stderr, want)
 	}
 }
