@@ -23,7 +23,8 @@ import (
 
 // The test binary doubles as an orchestrator process: with
 // AVTO_HELPER_ORCHESTRATOR set, TestMain serves the flow blueprints on
-// AVTO_HELPER_ADDR with the Redis at REDIS_URL until SIGTERM. Its longest
+// AVTO_HELPER_ADDR with the Redis at REDIS_URL (and the history database at
+// HISTORY_DATABASE_URI, if set) until SIGTERM. Its longest
 // worker poll is AVTO_HELPER_POLL_TIMEOUT (a duration, 2s by default).
 func TestMain(m *testing.M) {
 	if os.Getenv("AVTO_HELPER_ORCHESTRATOR") != "" {
@@ -50,6 +51,7 @@ func runHelperOrchestrator() int {
 	}
 	o, err := orchestrator.New(orchestrator.Config{
 		Logger: log, RedisURL: os.Getenv("REDIS_URL"), RedisPrefix: os.Getenv("REDIS_KEY_PREFIX"),
+		HistoryURI:        os.Getenv("HISTORY_DATABASE_URI"),
 		GlobalWorkerToken: "tok", Clients: []orchestrator.Client{{Name: "c", Token: "ct"}},
 		PollTimeout: pollTimeout, WorkerTTL: 4 * time.Second, StepLease: 2 * time.Second,
 		RetryBackoff: 50 * time.Millisecond, RetryBackoffMax: 200 * time.Millisecond, Addr: os.Getenv("AVTO_HELPER_ADDR"),

@@ -1,27 +1,114 @@
 package orchestrator
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
-// historyEvent turns an engine event into an audit-trail entry, with the
-// job's client-API view as the snapshot.
-func historyEvent(ev engine.Event) history.Event {
+// historyEvent turns an engine event into an audit-trail entry; withJob
+// adds the job's client-API view as the snapshot.
+func historyEvent(ev engine.Event, withJob bool) history.Event {
 	he := history.Event{
-		Time: ev.Time, Type: history.EventType(ev.Type), JobID: ev.JobID, State: ev.State, PrevState: ev.PrevState,
+		ID: ev.ID, Time: ev.Time, Type: history.EventType(ev.Type), JobID: ev.JobID, State: ev.State, PrevState: ev.PrevState,
 		TaskID: ev.TaskID, WorkerID: ev.WorkerID, Detail: ev.Detail,
 	}
 	if n, ok := ev.Detail["attempt"].(int); ok {
 		he.Attempt = n
 	}
 	if ev.Job != nil {
-		view := api.JobView(ev.Job)
-		he.Job, he.Blueprint, he.Client = &view, ev.Job.Blueprint, ev.Job.Client.Name
+		he.Blueprint, he.Client = ev.Job.Blueprint, ev.Job.Client.Name
+		if withJob {
+			view := api.JobView(ev.Job)
+			he.Job = &view
+		}
 		if he.JobID == "" {
 			he.JobID = ev.Job.ID
 		}
 	}
 	return he
+}
+
+// outboxEvent is the form events take in the store's outbox: the audit
+// trail entry, with the job snapshot that history.Event leaves out of its
+// JSON.
+type outboxEvent struct {
+	history.Event
+	Job *protocol.Job `json:"job,omitempty"`
+}
+
+// encodeOutboxEvent is the engine's Config.EncodeEvent.
+func encodeOutboxEvent(ev engine.Event, withJob bool) ([]byte, error) {
+	he := historyEvent(ev, withJob)
+	return json.Marshal(outboxEvent{Event: he, Job: he.Job})
+}
+
+func decodeOutboxEvent(b []byte) (history.Event, error) {
+	var oe outboxEvent
+	if err := json.Unmarshal(b, &oe); err != nil {
+		return history.Event{}, fmt.Errorf("decode outbox event: %w", err)
+	}
+	oe.Event.Job = oe.Job
+	return oe.Event, nil
+}
+
+// historyWriteTimeout bounds one batch written to the history database; a
+// batch that fails is written again (the outbox relay retries it).
+const historyWriteTimeout = 30 * time.Second
+
+// writeHistory is the outbox consumer that keeps the audit trail. Writes
+// are idempotent on the event id, so a batch handled twice is stored once.
+func (o *Orchestrator) writeHistory(ctx context.Context, entries []store.OutboxEntry) error {
+	events := make([]history.Event, 0, len(entries))
+	for _, e := range entries {
+		ev, err := decodeOutboxEvent(e.Data)
+		if err == nil {
+			_, err = history.Encode(ev)
+		}
+		if err != nil {
+			// Retrying cannot help an event that does not encode.
+			o.cfg.Logger.Error("history event dropped", "outbox_id", e.ID, "error", err)
+			continue
+		}
+		events = append(events, ev)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, historyWriteTimeout)
+	defer cancel()
+	if err := o.history.Append(ctx, events); err != nil {
+		return fmt.Errorf("write %d history events: %w", len(events), err)
+	}
+	return nil
+}
+
+// pushCommands is the outbox consumer, in every process, that sends cancel
+// commands to the workers connected to this process over WebSocket, so a
+// cancel reaches a worker whichever orchestrator it is connected to.
+func (o *Orchestrator) pushCommands(_ context.Context, entries []store.OutboxEntry) error {
+	s := o.api.Load()
+	if s == nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range entries {
+		ev, err := decodeOutboxEvent(e.Data)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ev.Type == history.EventType(engine.EventCancelTask) {
+			s.OnEvent(engine.Event{Type: engine.EventCancelTask, JobID: ev.JobID, TaskID: ev.TaskID, WorkerID: ev.WorkerID})
+		}
+	}
+	return errors.Join(errs...)
 }

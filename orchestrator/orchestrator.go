@@ -29,6 +29,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/internal/outbox"
 	"github.com/avtomatika-ai/avtomatika-go/internal/scheduler"
 	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 	"github.com/avtomatika-ai/avtomatika-go/internal/tracing"
@@ -180,8 +181,8 @@ type Orchestrator struct {
 	workers *auth.WorkerTokens
 
 	history  history.Store
-	recorder *history.Recorder
-	ownStore bool // the orchestrator opened the store and closes it
+	relay    *outbox.Relay // the outbox's consumers: history writer, WebSocket commands
+	ownStore bool          // the orchestrator opened the store and closes it
 	blobs    *blobStorage
 
 	mu        sync.Mutex
@@ -190,6 +191,8 @@ type Orchestrator struct {
 	scheduler *scheduler.Scheduler
 	stopSched context.CancelFunc
 	schedDone chan struct{}
+	stopRelay context.CancelFunc
+	relayDone chan struct{}
 }
 
 // New returns an orchestrator. Register blueprints, then Start it (or call
@@ -236,9 +239,11 @@ func New(cfg Config) (*Orchestrator, error) {
 		// and the API lists jobs from the live store.
 		o.history = nil
 	}
+	o.relay = outbox.New(cfg.Store, outbox.Options{Logger: cfg.Logger})
 	if o.history != nil {
-		o.recorder = history.NewRecorder(o.history, history.RecorderOptions{Logger: cfg.Logger})
+		o.relay.Shared(historyConsumer, o.writeHistory)
 	}
+	o.relay.Local("commands", o.pushCommands)
 	var err error
 	if o.blobs, err = openBlobs(cfg); err != nil {
 		return nil, err
@@ -250,7 +255,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	o.eng, err = engine.New(engine.Config{
-		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors, StepLease: cfg.StepLease,
+		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, EncodeEvent: encodeOutboxEvent, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors, StepLease: cfg.StepLease,
 		MaxTransitions: cfg.MaxTransitions, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
@@ -264,17 +269,13 @@ func New(cfg Config) (*Orchestrator, error) {
 	return o, nil
 }
 
+// historyConsumer names the outbox consumer that writes the audit trail.
+const historyConsumer = "history"
+
+// onEvent observes events in this process, after their commit. History and
+// WebSocket commands read the outbox instead (see history.go).
 func (o *Orchestrator) onEvent(ev engine.Event) {
 	o.metrics.Observe(ev)
-	if o.recorder != nil {
-		// Blocks when the history buffer is full: back-pressure, never loss.
-		if err := o.recorder.Record(context.Background(), historyEvent(ev)); err != nil {
-			o.cfg.Logger.Error("history event refused", "type", ev.Type, "job_id", ev.JobID, "error", err)
-		}
-	}
-	if s := o.api.Load(); s != nil {
-		s.OnEvent(ev)
-	}
 	if o.cfg.OnEvent != nil {
 		o.cfg.OnEvent(ev)
 	}
@@ -352,6 +353,12 @@ func (o *Orchestrator) Start() error {
 		return err
 	}
 	o.api.Store(s)
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	o.stopRelay, o.relayDone = stopRelay, make(chan struct{})
+	go func() {
+		defer close(o.relayDone)
+		o.relay.Run(relayCtx)
+	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	o.stopSched, o.schedDone = cancel, make(chan struct{})
 	go func() {
@@ -414,12 +421,15 @@ func (o *Orchestrator) Stop(ctx context.Context) error {
 		s.Close()
 	}
 	err := o.eng.Stop(ctx)
-	if o.recorder != nil {
-		// Events recorded before the stop are written, not lost.
-		if cerr := o.recorder.Close(ctx); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("flush history: %w", cerr))
+	if o.history != nil {
+		// Write the audit trail up to the stop while ctx allows; what is
+		// left stays in the outbox for the next process.
+		if cerr := o.relay.CaughtUp(ctx, historyConsumer); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("history not written up to the stop (the next start writes the rest): %w", cerr))
 		}
 	}
+	o.stopRelay()
+	<-o.relayDone
 	return err
 }
 
@@ -437,11 +447,13 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 	return err
 }
 
+// flushHistory waits until the audit trail holds every event committed
+// before the call.
 func (o *Orchestrator) flushHistory(ctx context.Context) error {
-	if o.recorder == nil {
+	if o.history == nil {
 		return nil
 	}
-	return o.recorder.Flush(ctx)
+	return o.relay.CaughtUp(ctx, historyConsumer)
 }
 
 // Handler serves the HTTP API. Before Start it answers 503.

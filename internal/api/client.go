@@ -1,6 +1,8 @@
 package api
 
 import (
+	"cmp"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -138,9 +140,13 @@ func (s *Server) ownJobView(w http.ResponseWriter, r *http.Request, cl *auth.Cli
 		s.fail(w, r, err)
 		return protocol.Job{}, false
 	}
-	view, err := s.opts.History.Job(r.Context(), id)
+	ctx, cancel := s.historyContext(r)
+	defer cancel()
+	view, err := s.opts.History.Job(ctx, id)
 	if errors.Is(err, history.ErrNotFound) || (err == nil && view.Client != cl.Name) {
 		err = engine.ErrJobNotFound
+	} else if err != nil {
+		err = historyFailed(r, err)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -158,18 +164,15 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, cl *auth.Cli
 	if _, ok := s.ownJobView(w, r, cl); !ok {
 		return
 	}
-	if s.opts.FlushHistory != nil {
-		if err := s.opts.FlushHistory(r.Context()); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	events, err := s.opts.History.JobEvents(r.Context(), r.PathValue("id"))
+	ctx, cancel := s.historyContext(r)
+	defer cancel()
+	s.flushHistory(ctx)
+	events, err := s.opts.History.JobEvents(ctx, r.PathValue("id"))
 	if errors.Is(err, history.ErrNotFound) {
 		events, err = []history.Event{}, nil
 	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, historyFailed(r, err))
 		return
 	}
 	writeJSON(w, http.StatusOK, events)
@@ -261,20 +264,28 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 	}
 	out := protocol.JobList{Jobs: []protocol.Job{}}
 	var err error
-	if s.opts.History != nil {
+	fromHistory := s.opts.History != nil
+	if fromHistory {
 		// History holds every job, including those the live store has
 		// expired; flush so that a job created a moment ago is listed.
-		if s.opts.FlushHistory != nil {
-			if err := s.opts.FlushHistory(r.Context()); err != nil {
-				s.fail(w, r, err)
-				return
-			}
-		}
-		out.Jobs, out.NextCursor, err = s.opts.History.ListJobs(r.Context(), history.JobFilter{
+		ctx, cancel := s.historyContext(r)
+		defer cancel()
+		s.flushHistory(ctx)
+		out.Jobs, out.NextCursor, err = s.opts.History.ListJobs(ctx, history.JobFilter{
 			Client: cl.Name, Status: protocol.JobStatus(q.Get("status")), Blueprint: q.Get("blueprint"),
 			From: from, To: to, Limit: limit, Cursor: q.Get("cursor"),
 		})
-	} else {
+		if err != nil && !strings.Contains(err.Error(), "cursor") {
+			err = historyFailed(r, err)
+			// The live store can answer a first page without a time range.
+			fromHistory = !(q.Get("cursor") == "" && from.IsZero() && to.IsZero())
+			if !fromHistory {
+				s.log.Warn("history unavailable: listing live jobs only", append(requestAttrs(r), "error", err)...)
+				err = nil
+			}
+		}
+	}
+	if !fromHistory {
 		if !from.IsZero() || !to.IsZero() {
 			writeError(w, http.StatusBadRequest, "from and to need the history database (HISTORY_DATABASE_URI)")
 			return
@@ -488,4 +499,36 @@ func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "clients": clients, "workers": workers})
+}
+
+// errHistoryUnavailable marks a history read that failed or took too long.
+var errHistoryUnavailable = errors.New("history database unavailable")
+
+// historyContext bounds a history read.
+func (s *Server) historyContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), cmp.Or(s.opts.HistoryTimeout, 5*time.Second))
+}
+
+// historyFailed tells a failed history read (503) from a client that went
+// away.
+func historyFailed(r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		return r.Context().Err()
+	}
+	return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
+}
+
+// flushHistory waits, for at most half of the read's time, until history
+// holds the events committed so far; past that the read shows what history
+// has (a consumer that lags must not make reads hang).
+func (s *Server) flushHistory(ctx context.Context) {
+	if s.opts.FlushHistory == nil {
+		return
+	}
+	deadline, _ := ctx.Deadline()
+	fctx, cancel := context.WithTimeout(ctx, time.Until(deadline)/2)
+	defer cancel()
+	if err := s.opts.FlushHistory(fctx); err != nil && ctx.Err() == nil {
+		s.log.Debug("history lags behind the live state", "error", err)
+	}
 }

@@ -42,8 +42,12 @@ type Options struct {
 	// History is the audit trail (nil: history disabled). It answers
 	// /jobs/{id}/history, listings, and jobs the live store has expired.
 	History history.Store
-	// FlushHistory writes recorded events before a history read.
+	// FlushHistory waits until history holds the events committed before
+	// a history read; a read goes on without it after a moment.
 	FlushHistory func(ctx context.Context) error
+	// HistoryTimeout bounds a history read: past it, or while the history
+	// database fails, the route answers 503 (5s).
+	HistoryTimeout time.Duration
 	// Schedules lists the scheduler's schedules (admin endpoint).
 	Schedules func(ctx context.Context) ([]protocol.ScheduleInfo, error)
 
@@ -195,6 +199,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, engine.ErrNotStarted), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.log.Warn("service unavailable", append(requestAttrs(r), "error", err)...)
 		writeError(w, http.StatusServiceUnavailable, "service unavailable, try again shortly")
+	case errors.Is(err, errHistoryUnavailable):
+		s.log.Warn("history unavailable", append(requestAttrs(r), "error", err)...)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the history database is unavailable, try again shortly")
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 	default:

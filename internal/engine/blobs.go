@@ -382,14 +382,22 @@ func (e *Engine) UseBlobs(ctx context.Context, jobID string) error {
 }
 
 // cleanBlobs deletes a job's objects (a TimerBlobs fired).
-func (e *Engine) cleanBlobs(ctx context.Context, jobID string) error {
+func (e *Engine) cleanBlobs(ctx context.Context, tm store.Timer) error {
 	if e.cfg.Blobs == nil {
 		return nil
 	}
-	n, err := e.cfg.Blobs.DeletePrefix(ctx, blob.JobPrefix(jobID))
-	if err != nil {
-		return fmt.Errorf("delete the objects of job %s: %w", jobID, err)
-	}
-	e.log.Info("deleted the blob objects of an expired job", "job_id", jobID, "objects", n)
-	return nil
+	return e.inBackground(ctx, tm, func(ctx context.Context) {
+		n, err := e.cfg.Blobs.DeletePrefix(ctx, blob.JobPrefix(tm.JobID))
+		if err != nil {
+			// The claimed timer fires again after its visibility window.
+			if ctx.Err() == nil {
+				e.log.Error("delete the blob objects of an expired job; trying again later", "job_id", tm.JobID, "error", err)
+			}
+			return
+		}
+		e.log.Info("deleted the blob objects of an expired job", "job_id", tm.JobID, "objects", n)
+		if err := e.store.DeleteTimers(ctx, tm.Key()); err != nil {
+			e.log.Warn("delete blob clean-up timer", "job_id", tm.JobID, "error", err)
+		}
+	})
 }

@@ -29,9 +29,14 @@ import (
 type Config struct {
 	Store  store.Store
 	Logger *slog.Logger
-	// OnEvent observes everything that happens to jobs and workers. It is
-	// called after the change is committed and must not block.
+	// OnEvent observes everything that happens to jobs and workers, in
+	// this process. It is called after the change is committed and must not
+	// block; durable consumers read the outbox instead.
 	OnEvent func(Event)
+	// EncodeEvent turns an event into the bytes the store's outbox keeps,
+	// committed with the write that produced it. withJob asks for the job
+	// snapshot (ev.Job) to be included. Nil keeps no outbox.
+	EncodeEvent func(ev Event, withJob bool) ([]byte, error)
 
 	Executors       int           // concurrent job steps (64)
 	StepLease       time.Duration // lease on a job step, renewed while it runs (30s)
@@ -160,7 +165,7 @@ type Engine struct {
 	// sleepUntil is when the sleeping timer loop wakes by itself (unix
 	// ns); 0 while it is awake. Timers due later need no poke.
 	sleepUntil atomic.Int64
-	hooks      chan struct{} // bounds webhook deliveries in flight
+	hooks      chan struct{} // bounds background timer work in flight (webhooks, blob clean-up)
 	locks      jobLocks      // this process's writers, one job at a time
 	pollers    pollers       // records of the workers polling this process
 	// stealIdleUntil pauses steal scans after one found nothing (unix ns).

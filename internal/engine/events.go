@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
@@ -32,9 +36,11 @@ const (
 	EventWebhookAttempt   EventType = "webhook_attempt"
 )
 
-// Event is one thing that happened, reported to Config.OnEvent after it was
-// committed.
+// Event is one thing that happened. Events of a job write are committed to
+// the store's outbox with it (Config.EncodeEvent) and reported to
+// Config.OnEvent after the commit.
 type Event struct {
+	ID        string // time-ordered UUID, the same in the outbox and in OnEvent
 	Type      EventType
 	Time      time.Time
 	Job       *store.Job // snapshot after the change; nil for worker-only events
@@ -44,4 +50,80 @@ type Event struct {
 	TaskID    string
 	WorkerID  string
 	Detail    map[string]any
+}
+
+// summaryEvents are the events after which a job's summary (as history keeps
+// it) changes in a way worth a snapshot: the last of them in a write
+// carries the job (see Config.EncodeEvent). Snapshots on every event would
+// make a fan-out's history cost grow with the square of its width.
+var summaryEvents = map[EventType]bool{
+	EventJobCreated: true, EventStateEntered: true, EventApproval: true, EventJobEnded: true,
+}
+
+// prepare fills in an event's id, job id and (for events of a write) job.
+func prepare(ev *Event, j *store.Job) {
+	if ev.ID == "" {
+		ev.ID = newEventID()
+	}
+	if ev.Job == nil && j != nil {
+		ev.Job = j
+	}
+	if ev.JobID == "" && ev.Job != nil {
+		ev.JobID = ev.Job.ID
+	}
+}
+
+func newEventID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// encodeEvents prepares the events of a write to job j and encodes them for
+// the outbox. For each job, the last summary event carries its snapshot.
+func (e *Engine) encodeEvents(events []Event, j *store.Job) ([][]byte, error) {
+	for i := range events {
+		prepare(&events[i], j)
+	}
+	if e.cfg.EncodeEvent == nil || len(events) == 0 {
+		return nil, nil
+	}
+	snapshot := map[string]int{}
+	for i, ev := range events {
+		if summaryEvents[ev.Type] && ev.Job != nil {
+			snapshot[ev.JobID] = i
+		}
+	}
+	out := make([][]byte, len(events))
+	for i, ev := range events {
+		last, ok := snapshot[ev.JobID]
+		b, err := e.cfg.EncodeEvent(ev, ok && last == i)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s event: %w", ev.Type, err)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// publish reports an event that belongs to no job write: it is appended to
+// the outbox on its own, then reported to OnEvent. An outbox that cannot
+// take it is logged; the event still reaches OnEvent.
+func (e *Engine) publish(ctx context.Context, ev Event) {
+	prepare(&ev, nil)
+	if ev.Time.IsZero() {
+		ev.Time = e.now()
+	}
+	if e.cfg.EncodeEvent != nil {
+		b, err := e.cfg.EncodeEvent(ev, false)
+		if err == nil {
+			err = e.store.AppendEvents(ctx, b)
+		}
+		if err != nil {
+			e.log.Error("event not kept in the outbox", "type", ev.Type, "job_id", ev.JobID, "worker_id", ev.WorkerID, "error", err)
+		}
+	}
+	e.cfg.OnEvent(ev)
 }

@@ -61,10 +61,15 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	if tc := traceCarrier(ctx); tc != nil {
 		j.TraceContext = tc
 	}
-	if err := e.store.CreateJob(ctx, j, store.Effects{Ready: []string{j.ID}}); err != nil {
+	created := []Event{{Type: EventJobCreated, Time: now, Job: j, JobID: j.ID, State: j.CurrentState}}
+	fx := store.Effects{Ready: []string{j.ID}}
+	if fx.Events, err = e.encodeEvents(created, j); err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}
-	e.cfg.OnEvent(Event{Type: EventJobCreated, Time: now, Job: j, JobID: j.ID, State: j.CurrentState})
+	if err := e.store.CreateJob(ctx, j, fx); err != nil {
+		return nil, fmt.Errorf("create job: %w", err)
+	}
+	e.cfg.OnEvent(created[0])
 	return j, nil
 }
 

@@ -89,7 +89,7 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 		return resp, err
 	}
 	if resp.Status == protocol.ResultIgnored {
-		e.cfg.OnEvent(Event{Type: EventLateResult, Time: e.now(), JobID: res.JobID, TaskID: res.TaskID, WorkerID: workerID,
+		e.publish(ctx, Event{Type: EventLateResult, Time: e.now(), JobID: res.JobID, TaskID: res.TaskID, WorkerID: workerID,
 			Detail: map[string]any{"reason": resp.Reason, "status": status}})
 		return resp, nil
 	}
@@ -142,7 +142,7 @@ func (e *Engine) adjustReputation(ctx context.Context, workerID string, delta fl
 		e.log.Warn("adjust reputation", "worker_id", workerID, "error", err)
 		return
 	}
-	e.cfg.OnEvent(Event{Type: EventReputation, Time: e.now(), WorkerID: workerID, Detail: map[string]any{"reputation": rep, "delta": delta}})
+	e.publish(ctx, Event{Type: EventReputation, Time: e.now(), WorkerID: workerID, Detail: map[string]any{"reputation": rep, "delta": delta}})
 }
 
 // endRun withdraws a task that has ended and records its final status.

@@ -134,7 +134,7 @@ func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
 	case store.TimerWebhook:
 		err = e.fireWebhook(ctx, tm)
 	case store.TimerBlobs:
-		err = e.cleanBlobs(ctx, tm.JobID)
+		err = e.cleanBlobs(ctx, tm)
 	default:
 		e.log.Warn("unknown timer kind", "kind", tm.Kind, "job_id", tm.JobID)
 	}
@@ -180,7 +180,7 @@ func (e *Engine) reapWorkers(ctx context.Context) {
 	for _, id := range ids {
 		e.pollers.forget(id)
 		e.log.Warn("worker went offline: its tasks move to other workers", "worker_id", id)
-		e.cfg.OnEvent(Event{Type: EventWorkerOffline, Time: e.now(), WorkerID: id})
+		e.publish(ctx, Event{Type: EventWorkerOffline, Time: e.now(), WorkerID: id})
 		e.requeueWorker(ctx, id, true)
 	}
 }

@@ -64,6 +64,9 @@ func (e *Engine) mutateFrom(ctx context.Context, id string, first *store.Job, fn
 			return j, err
 		}
 		j.UpdatedAt = t.now
+		if t.fx.Events, err = e.encodeEvents(t.events, j); err != nil {
+			return nil, fmt.Errorf("save job %s: %w", id, err)
+		}
 		err = e.store.UpdateJob(ctx, j, t.fx)
 		if errors.Is(err, store.ErrConflict) && attempt < 100 {
 			continue
@@ -76,15 +79,10 @@ func (e *Engine) mutateFrom(ctx context.Context, id string, first *store.Job, fn
 	}
 }
 
-// committed releases a successful txn's events.
+// committed releases a successful txn's events to the in-process
+// observer; the outbox got them with the commit.
 func (e *Engine) committed(t *txn, j *store.Job) {
 	for _, ev := range t.events {
-		if ev.Job == nil && j != nil {
-			ev.Job = j
-		}
-		if ev.JobID == "" && j != nil {
-			ev.JobID = j.ID
-		}
 		e.cfg.OnEvent(ev)
 	}
 	if len(t.fx.Timers) > 0 {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
@@ -23,14 +24,31 @@ func (e *Engine) fireWebhook(ctx context.Context, tm store.Timer) error {
 	if !j.Status.Terminal() || j.WebhookURL == "" || e.cfg.Webhooks == nil {
 		return nil
 	}
+	return e.inBackground(ctx, tm, func(ctx context.Context) { e.deliver(ctx, tm, j) })
+}
+
+// backgroundRetry is how soon a timer whose background work found every
+// slot busy fires again.
+const backgroundRetry = time.Second
+
+// inBackground runs the I/O of a timer (a webhook delivery, deleting
+// objects) on one of a bounded number of goroutines, so that the timer
+// loop never waits on a slow receiver or object store: when every slot is
+// busy the timer moves a moment later and the loop goes on. fn owns the
+// timer: it deletes or moves it when done.
+func (e *Engine) inBackground(ctx context.Context, tm store.Timer, fn func(ctx context.Context)) error {
 	select {
 	case e.hooks <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		tm.At = e.now().Add(backgroundRetry)
+		if err := e.store.AddTimers(ctx, tm); err != nil {
+			return err
+		}
+		return errOwned
 	}
 	e.spawn(func() {
 		defer func() { <-e.hooks }()
-		e.deliver(e.ctx, tm, j)
+		fn(e.ctx)
 	})
 	return errOwned
 }
@@ -70,7 +88,7 @@ func (e *Engine) deliver(ctx context.Context, tm store.Timer, j *store.Job) {
 		e.log.Warn("webhook attempt failed", "job_id", j.ID, "attempt", tm.Seq, "outcome", outcome, "error", err)
 	}
 	detail["outcome"] = outcome
-	e.cfg.OnEvent(Event{Type: EventWebhookAttempt, Time: e.now(), Job: j, JobID: j.ID, Detail: detail})
+	e.publish(ctx, Event{Type: EventWebhookAttempt, Time: e.now(), Job: j, JobID: j.ID, Detail: detail})
 	if derr := e.store.DeleteTimers(ctx, tm.Key()); derr != nil {
 		e.log.Warn("delete webhook timer", "job_id", j.ID, "error", derr)
 	}

@@ -160,3 +160,46 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// hangingNotifier never answers until its delivery is cancelled.
+type hangingNotifier struct{ started chan struct{} }
+
+func (h *hangingNotifier) Deliver(ctx context.Context, _ string, _ protocol.WebhookPayload) (int, bool, error) {
+	h.started <- struct{}{}
+	<-ctx.Done()
+	return 0, true, ctx.Err()
+}
+
+// Receivers that never answer hold every delivery slot; the timer loop
+// still fires other timers on time (here a dispatch timeout), because it
+// never waits for a free slot.
+func TestHangingWebhooksDoNotDelayTimers(t *testing.T) {
+	quick := blueprint.New("quick").Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") },
+		blueprint.To("finished")).End("finished", nil)
+	stranded := blueprint.New("stranded").Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "nobody", DispatchTimeout: 100 * time.Millisecond})
+	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed")).End("finished", nil).End("failed", nil)
+	hang := &hangingNotifier{started: make(chan struct{}, 16)}
+	en := newEnv(t, Config{Webhooks: hang, WebhookParallel: 2}, quick, stranded)
+	for range 5 {
+		if _, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "quick", WebhookURL: "http://receiver/hook"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		select {
+		case <-hang.started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the webhook deliveries did not start")
+		}
+	}
+	// Both slots hang; three more deliveries keep coming due.
+	j := en.create("stranded", nil)
+	end := en.waitEnd(j.ID)
+	if end.Status != protocol.StatusFailed || end.CurrentState != "failed" {
+		t.Fatalf("stranded job: %s", summary(end))
+	}
+	if n := len(hang.started); n != 0 {
+		t.Fatalf("%d deliveries started beyond the 2 slots", n)
+	}
+}

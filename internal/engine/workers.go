@@ -45,7 +45,7 @@ func (e *Engine) RegisterWorker(ctx context.Context, reg protocol.Registration) 
 		return nil, fmt.Errorf("register worker %s: %w", w.ID, err)
 	}
 	e.pollers.put(w)
-	e.cfg.OnEvent(Event{Type: EventWorkerRegistered, Time: now, WorkerID: w.ID,
+	e.publish(ctx, Event{Type: EventWorkerRegistered, Time: now, WorkerID: w.ID,
 		Detail: map[string]any{"skills": len(w.Skills), "worker_type": w.Type}})
 	return w, nil
 }
@@ -171,7 +171,7 @@ func (e *Engine) WorkerEvent(ctx context.Context, workerID string, ev protocol.W
 		return fmt.Errorf("%w: event from %q sent as %q", ErrWorkerIDMismatch, ev.WorkerID, workerID)
 	}
 	if ev.EventType != protocol.EventProgress || ev.TargetJobID == "" {
-		e.cfg.OnEvent(Event{Type: EventWorkerEvent, Time: e.now(), JobID: ev.TargetJobID, TaskID: ev.TargetTaskID, WorkerID: workerID,
+		e.publish(ctx, Event{Type: EventWorkerEvent, Time: e.now(), JobID: ev.TargetJobID, TaskID: ev.TargetTaskID, WorkerID: workerID,
 			Detail: map[string]any{"event_type": ev.EventType, "payload": ev.Payload}})
 		return nil
 	}

@@ -3,10 +3,8 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,69 +13,8 @@ import (
 	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
 )
 
-// proxy forwards TCP connections to Redis and can be cut and restored, to
-// play a Redis outage without touching the shared server.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target, addr: "127.0.0.1:0"}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) start() {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-// stop refuses new connections and breaks the open ones.
-func (p *proxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 // viaProxy rewrites a redis:// URL to go through the proxy.
-func viaProxy(t *testing.T, url string) (*proxy, string) {
+func viaProxy(t *testing.T, url string) (*testenv.Proxy, string) {
 	host := strings.TrimPrefix(strings.TrimPrefix(url, "redis://"), "rediss://")
 	if at := strings.LastIndex(host, "@"); at >= 0 {
 		host = host[at+1:]
@@ -89,8 +26,8 @@ func viaProxy(t *testing.T, url string) (*proxy, string) {
 	if strings.HasPrefix(url, "rediss://") || strings.Contains(url, "@") {
 		t.Skip("the outage tests need a plain redis:// URL without credentials")
 	}
-	p := newProxy(t, host)
-	return p, "redis://" + p.addr + db
+	p := testenv.NewProxy(t, host)
+	return p, "redis://" + p.Addr() + db
 }
 
 func TestUnreachableRedisIsUnavailable(t *testing.T) {
@@ -142,7 +79,7 @@ func TestRedisOutage(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 
-	p.stop()
+	p.Cut()
 	for name, call := range map[string]func() error{
 		"GetJob":    func() error { _, err := s.GetJob(ctx, "j"); return err },
 		"UpdateJob": func() error { return s.UpdateJob(ctx, job("j"), store.Effects{}) },
@@ -166,7 +103,7 @@ func TestRedisOutage(t *testing.T) {
 	default:
 	}
 
-	p.start() // same address: the store reconnects by itself
+	p.Restore() // same address: the store reconnects by itself
 	select {
 	case id := <-waiter:
 		if id != "during-outage" {
