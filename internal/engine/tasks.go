@@ -316,7 +316,7 @@ func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTa
 		if err != nil || len(tasks) == 0 {
 			return nil, err
 		}
-		got, err := e.store.ClaimTask(ctx, tasks[0].Run.ID, w.ID)
+		got, err := e.claim(ctx, tasks[0].Run.ID, w.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // someone else took it
 		}
@@ -402,7 +402,7 @@ func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, sc *pe
 				continue
 			}
 		}
-		got, err := e.store.ClaimTask(ctx, qt.Run.ID, w.ID)
+		got, err := e.claim(ctx, qt.Run.ID, w.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -464,6 +464,10 @@ const (
 // every task it queues for a worker. It returns nil if the task is no
 // longer wanted.
 func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTask, src claimSource, note string) (*protocol.TaskPayload, error) {
+	// The claim took the task out of its queue: its pickup is committed,
+	// or the task goes back, whatever becomes of the poll that asked.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
 	var payload *protocol.TaskPayload
 	_, err := e.mutate(ctx, qt.JobID, func(t *txn, j *store.Job) error {
 		run := j.Tasks[qt.Run.ID]
@@ -503,12 +507,45 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 	if errors.Is(err, store.ErrNotFound) {
 		err = nil
 	}
-	if payload == nil {
-		if rerr := e.store.ReleaseTask(ctx, workerID, qt.Run.ID); rerr != nil && err == nil {
-			err = rerr
-		}
+	switch {
+	case err != nil:
+		payload = nil // set by an attempt that was not committed
+		e.unclaim(ctx, qt, err)
+	case payload == nil:
+		// The task moved on (cancelled, job ended): forget the claim.
+		err = e.store.ReleaseTask(ctx, workerID, qt.Run.ID)
 	}
 	return payload, err
+}
+
+// claimTimeout bounds a claim and its pickup commit, which run to the end
+// even when the poll that asked for them is gone.
+const claimTimeout = 10 * time.Second
+
+// claim takes a queued task for a worker. It does not stop half-way when
+// the poll ends: a claim the store carried out but whose answer was lost
+// would leave the task in no queue.
+func (e *Engine) claim(ctx context.Context, taskID, workerID string) (*store.QueuedTask, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	return e.store.ClaimTask(ctx, taskID, workerID)
+}
+
+// unclaim puts a claimed task whose pickup could not be committed back in
+// the queue it came from, with its place, so it is not stranded.
+func (e *Engine) unclaim(ctx context.Context, qt *store.QueuedTask, cause error) {
+	_, err := e.mutate(ctx, qt.JobID, func(t *txn, j *store.Job) error {
+		run := j.Tasks[qt.Run.ID]
+		if j.Status.Terminal() || run == nil || run.State != store.TaskQueued || run.Attempt != qt.Run.Attempt {
+			return errSkip
+		}
+		t.fx.Enqueue = append(t.fx.Enqueue, *qt)
+		return nil
+	})
+	if err != nil {
+		e.log.Error("a claimed task could not be picked up nor put back; it waits for its worker to go offline",
+			"job_id", qt.JobID, "task_id", qt.Run.ID, "pickup_error", cause, "error", err)
+	}
 }
 
 func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPayload {
@@ -600,7 +637,7 @@ func (e *Engine) steal(ctx context.Context, thief *store.Worker) (qt *store.Queu
 			if ok, _ := dispatch.Check(req, cand, e.cfg.Dispatch); !ok {
 				continue
 			}
-			got, err := e.store.ClaimTask(ctx, qt.Run.ID, thief.ID)
+			got, err := e.claim(ctx, qt.Run.ID, thief.ID)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}

@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+	"github.com/avtomatika-ai/avtomatika-go/store/memory"
+)
+
+// pickupFaults wraps a store: after a claim it can cancel the poll that
+// asked (onClaim), and it can fail the next job writes.
+type pickupFaults struct {
+	store.Store
+	onClaim    atomic.Pointer[func()]
+	failWrites atomic.Int64
+}
+
+func (s *pickupFaults) ClaimTask(ctx context.Context, taskID, workerID string) (*store.QueuedTask, error) {
+	qt, err := s.Store.ClaimTask(ctx, taskID, workerID)
+	if f := s.onClaim.Swap(nil); f != nil && err == nil {
+		(*f)()
+	}
+	return qt, err
+}
+
+func (s *pickupFaults) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
+	if s.failWrites.Add(-1) >= 0 {
+		return fmt.Errorf("injected: %w", store.ErrUnavailable)
+	}
+	return s.Store.UpdateJob(ctx, j, fx)
+}
+
+func oneTask() *blueprint.Blueprint {
+	return blueprint.New("one").Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "work"})
+	}, blueprint.On("success", "finished")).End("finished", nil)
+}
+
+// A poll that ends right after its claim does not strand the task: the
+// pickup is committed all the same, and the task is running on the worker
+// (where heartbeats and timeouts take care of it), never queued in no
+// queue.
+func TestClaimSurvivesTheEndOfItsPoll(t *testing.T) {
+	faults := &pickupFaults{Store: memory.New(memory.Options{})}
+	en := newEnv(t, Config{Store: faults}, oneTask())
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	j := en.create("one", nil)
+	en.wait(j.ID, "the task queued", func(j *store.Job) bool { return len(j.Tasks) == 1 })
+	pollCtx, cancelPoll := context.WithCancel(en.ctx)
+	cancelFn := func() { cancelPoll() }
+	faults.onClaim.Store(&cancelFn)
+	_, _ = en.e.NextTask(pollCtx, "w1", time.Second)
+	got := en.wait(j.ID, "the task running on w1", func(j *store.Job) bool {
+		for _, run := range j.Tasks {
+			return run.State == store.TaskRunning && run.WorkerID == "w1"
+		}
+		return false
+	})
+	running, err := en.store.RunningTasks(en.ctx, "w1")
+	if err != nil || len(running) != 1 {
+		t.Fatalf("running tasks of w1: %v %v (job %s)", running, err, summary(got))
+	}
+}
+
+// A claim whose pickup cannot be committed puts the task back in its
+// queue: the next poll gets it and the job finishes.
+func TestFailedPickupPutsTheTaskBack(t *testing.T) {
+	faults := &pickupFaults{Store: memory.New(memory.Options{})}
+	en := newEnv(t, Config{Store: faults}, oneTask())
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	j := en.create("one", nil)
+	en.wait(j.ID, "the task queued", func(j *store.Job) bool { return len(j.Tasks) == 1 })
+	// The pickup's write and its retries by mutate fail; the put-back works.
+	failOnce := func() { faults.failWrites.Store(1) }
+	faults.onClaim.Store(&failOnce)
+	if p, err := en.e.NextTask(en.ctx, "w1", time.Second); err == nil || p != nil {
+		t.Fatalf("poll with a failing pickup: %+v %v", p, err)
+	}
+	lengths, err := en.store.QueueLengths(en.ctx)
+	if err != nil || lengths[store.WorkerQueue("w1")]+lengths[store.PendingQueue("work")] != 1 {
+		t.Fatalf("queues after a failed pickup: %v %v", lengths, err)
+	}
+	p, err := en.e.NextTask(en.ctx, "w1", time.Second)
+	if err != nil || p == nil {
+		t.Fatalf("second poll: %+v %v", p, err)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished {
+		t.Fatalf("job: %s", summary(end))
+	}
+}
