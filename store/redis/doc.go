@@ -93,6 +93,15 @@
 //	K locks:fence           string  the token counter, shared by all lock names. Never
 //	                                expires, so tokens only grow.
 //
+// Outbox:
+//
+//	K outbox                stream  the events of job writes (Effects.Events), appended
+//	                                by the commit script in the same step as the write,
+//	                                and events appended alone (AppendEvents); one field
+//	                                "e": the encoded event. Read with XREAD after a
+//	                                cursor (blocking for ReadEvents' wait), trimmed with
+//	                                XTRIM MINID once every shared consumer handled it.
+//
 // Pub/sub channels (one subscription per Store, not one per waiter):
 //
 //	K ch:ready              payload: how many jobs became ready.
@@ -107,9 +116,10 @@
 //     absence), the absence of every child job and the location of every
 //     task it moves, and only then writes the job (with its TTL and index
 //     entries), the child jobs, task removals and enqueues (with queue set,
-//     location and load bookkeeping), timer cancels and adds, and ready
-//     pushes, and publishes on both channels. A version conflict, an existing
-//     child or a missing job writes nothing. Task locations are read before
+//     location and load bookkeeping), timer cancels and adds, ready pushes
+//     and the outbox events, and publishes on both channels. A version
+//     conflict, an existing child or a missing job writes nothing (no event
+//     either). Task locations are read before
 //     the script (to name the keys in KEYS); if a task moved meanwhile the
 //     script writes nothing and the commit is retried with fresh locations.
 //   - pushReadyScript, takeReadyScript (reclaims lapsed leases, pops the
