@@ -97,7 +97,7 @@ func (s *Server) routeTable() []route {
 			responses: map[int]reply{200: {description: "The job", body: protocol.Job{}}, 401: replies.unauthorized, 404: replies.notFound, 429: replies.tooMany}})
 		add(route{method: "GET", path: p + "/jobs/{id}/history", handler: s.client(s.jobHistory), tag: "jobs", auth: authClient,
 			summary: "A job's audit trail", description: "Every event, oldest first: created, states entered, dispatch decisions, results, retries, timeouts, approvals, cancellation, webhook attempts, the end.",
-			responses: map[int]reply{200: {description: "Events", body: []history.Event{}}, 401: replies.unauthorized, 404: replies.notFound, 501: errReply("History is disabled")}})
+			responses: map[int]reply{200: {description: "Events", body: []history.Event{}}, 401: replies.unauthorized, 404: replies.notFound, 501: errReply("History is disabled"), 503: errReply("The history database is unavailable (Retry-After)")}})
 		add(route{method: "POST", path: p + "/jobs/{id}/cancel", handler: s.client(s.cancelJob), tag: "jobs", auth: authClient,
 			summary: "Cancel a job", description: "Cancels the job, its outstanding tasks (workers running them are told) and its child job.",
 			responses: map[int]reply{200: {description: "Cancelled", body: statusBody{}}, 401: replies.unauthorized, 404: errReply("Job not found or already terminal."), 429: replies.tooMany}})
