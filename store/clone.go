@@ -74,6 +74,7 @@ func (t *TaskRun) Clone() *TaskRun {
 	c.Spec.Params = CloneMap(t.Spec.Params)
 	c.Spec.Requirements = CloneMap(t.Spec.Requirements)
 	c.Excluded = slices.Clone(t.Excluded)
+	c.Blame = slices.Clone(t.Blame)
 	c.TraceContext = maps.Clone(t.TraceContext)
 	c.ParamsMetadata = CloneFileMetadata(t.ParamsMetadata)
 	if t.PickedUpAt != nil {

@@ -81,6 +81,10 @@ type TaskRun struct {
 	State      TaskState           `json:"state"`
 	WorkerID   string              `json:"worker_id,omitempty"`
 	Excluded   []string            `json:"excluded,omitempty"` // workers that failed it
+	// Blame lists the workers whose transient failure of the task costs
+	// them reputation once another worker completes it: a failure that
+	// every worker shares is the input's, not theirs.
+	Blame []string `json:"blame,omitempty"`
 	QueuedAt   time.Time           `json:"queued_at"`
 	PickedUpAt *time.Time          `json:"picked_up_at,omitempty"`
 	Deadline   *time.Time          `json:"deadline,omitempty"` // result deadline, if any

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -109,23 +110,25 @@ func check(req Request, c Candidate, p Policy, explain bool) (bool, string) {
 }
 
 // Filter returns the candidates that pass every filter. Workers in
-// req.Exclude are dropped unless no one else is eligible. When none is
-// eligible, reason says why, for the job's progress message.
+// req.Exclude are dropped unless no one else is eligible. When every worker
+// that would do is below the reputation floor, the best of them is eligible
+// all the same (a task must not wait an hour for reputations to recover),
+// and reason says so. When none is eligible, reason says why, for the
+// job's progress message.
 func Filter(req Request, cands []Candidate, p Policy) (eligible []Candidate, reason string) {
-	eligible = make([]Candidate, 0, len(cands))
-	for _, c := range cands {
-		if ok, _ := check(req, c, p, false); ok {
-			eligible = append(eligible, c)
-		}
-	}
-	if len(eligible) > 0 && len(req.Exclude) > 0 {
-		fresh := slices.DeleteFunc(slices.Clone(eligible), func(c Candidate) bool { return slices.Contains(req.Exclude, c.Worker.ID) })
-		if len(fresh) > 0 {
-			eligible = fresh
-		}
-	}
+	eligible = eligibleOf(req, cands, p)
 	if len(eligible) > 0 {
 		return eligible, ""
+	}
+	if p.MinReputation > 0 {
+		floorless := p
+		floorless.MinReputation = 0
+		if below := eligibleOf(req, cands, floorless); len(below) > 0 {
+			best := slices.MaxFunc(below, func(a, b Candidate) int { return cmp.Compare(a.Reputation, b.Reputation) })
+			below = slices.DeleteFunc(below, func(c Candidate) bool { return c.Reputation < best.Reputation })
+			return below, fmt.Sprintf("every worker with skill %s is below the reputation floor %.3f; the best of them (reputation %.3f) takes it",
+				req.Type, p.MinReputation, best.Reputation)
+		}
 	}
 	// Nobody is eligible: now it is worth saying why, worker by worker.
 	var rejected []string
@@ -138,6 +141,24 @@ func Filter(req Request, cands []Candidate, p Policy) (eligible []Candidate, rea
 		}
 	}
 	return nil, describeNone(req, withSkill, rejected)
+}
+
+// eligibleOf is the candidates that pass every filter, without those in
+// req.Exclude when others pass.
+func eligibleOf(req Request, cands []Candidate, p Policy) []Candidate {
+	eligible := make([]Candidate, 0, len(cands))
+	for _, c := range cands {
+		if ok, _ := check(req, c, p, false); ok {
+			eligible = append(eligible, c)
+		}
+	}
+	if len(eligible) > 0 && len(req.Exclude) > 0 {
+		fresh := slices.DeleteFunc(slices.Clone(eligible), func(c Candidate) bool { return slices.Contains(req.Exclude, c.Worker.ID) })
+		if len(fresh) > 0 {
+			eligible = fresh
+		}
+	}
+	return eligible
 }
 
 func describeNone(req Request, withSkill int, rejected []string) string {

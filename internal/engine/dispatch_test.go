@@ -113,7 +113,7 @@ func TestReputationArithmetic(t *testing.T) {
 		{"permanent failure", fail(protocol.ErrPermanent, "no"), 0.4},
 		{"security error", fail(protocol.ErrSecurity, "no"), 0.2},
 		{"contract violation", fail(protocol.ErrContractViolation, "no"), 0.2},
-		{"invalid input", fail(protocol.ErrInvalidInput, "no"), 0.4},
+		{"invalid input", fail(protocol.ErrInvalidInput, "no"), 0.5}, // the input's fault: no penalty
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "w-" + strings.ReplaceAll(tc.name, " ", "-")
@@ -346,6 +346,7 @@ func TestReputationPenalties(t *testing.T) {
 		{protocol.ErrTransient, protocol.StatusFinished, 1 - pol.FailurePenalty},
 		{protocol.ErrPermanent, protocol.StatusFailed, 1 - pol.PermanentPenalty},
 		{protocol.ErrSecurity, protocol.StatusQuarantined, 1 - pol.SeverePenalty},
+		{protocol.ErrInvalidInput, protocol.StatusFailed, 1}, // the input's fault
 	} {
 		t.Run(tc.code, func(t *testing.T) {
 			// Cheaper than "other", so the default strategy tries it first.
@@ -406,4 +407,64 @@ func TestReRegistrationKeepsReputation(t *testing.T) {
 	if len(workers) != 1 || workers[0].ID != "w" || math.Abs(workers[0].Reputation-want) > 1e-9 {
 		t.Fatalf("after expiry and re-registration: %+v", workers)
 	}
+}
+
+// One client's failing jobs take at most ClientPenaltyCap from a worker in
+// an hour, so no client benches a worker alone; another client's failures
+// count against its own budget.
+func TestOneClientCannotBenchAWorker(t *testing.T) {
+	pol := ReputationPolicy{PermanentPenalty: 0.1, ClientPenaltyCap: 0.25}
+	en := newEnv(t, Config{Reputation: pol}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
+	en.start(&fakeWorker{id: "gpu", skills: map[string]float64{"work": 1}, handle: fail(protocol.ErrPermanent, "bad luck")})
+	run := func(client string) {
+		t.Helper()
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "d", Client: blueprint.Client{Name: client}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end := en.waitEnd(j.ID); end.Status != protocol.StatusFailed {
+			t.Fatalf("job %s", summary(end))
+		}
+	}
+	for range 5 { // 0.5 of penalties, capped at 0.25
+		run("mallory")
+	}
+	en.waitReputation("gpu", 0.75)
+	run("alice")
+	en.waitReputation("gpu", 0.65)
+}
+
+// When every worker with the skill is below the reputation floor, the best
+// of them still gets the task, and the job says why.
+func TestBestWorkerBelowTheFloorStillWorks(t *testing.T) {
+	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
+	worse := en.start(&fakeWorker{id: "worse", skills: map[string]float64{"work": 0.1}, handle: ok(nil)})
+	better := en.start(&fakeWorker{id: "better", skills: map[string]float64{"work": 1}, handle: ok(nil)})
+	if err := en.store.SetReputation(en.ctx, "worse", 0.05); err != nil {
+		t.Fatal(err)
+	}
+	if err := en.store.SetReputation(en.ctx, "better", 0.2); err != nil {
+		t.Fatal(err)
+	}
+	j := en.waitEnd(en.create("d", nil).ID)
+	if j.Status != protocol.StatusFinished || better.runs.Load() != 1 || worse.runs.Load() != 0 {
+		t.Fatalf("job %s; better ran %d, worse %d", summary(j), better.runs.Load(), worse.runs.Load())
+	}
+	if d := j.Dispatches; len(d) != 1 || !strings.Contains(d[0].Reason, "below the reputation floor") {
+		t.Fatalf("dispatch %+v", d)
+	}
+}
+
+// A task that fails transiently wherever it runs fails because of its
+// input: no worker loses reputation for it. (The finding: two such jobs
+// took the only GPU worker below the floor.)
+func TestTransientFailuresEverywhereCostNothing(t *testing.T) {
+	en := newEnv(t, Config{MaxRetries: 2}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
+	en.start(&fakeWorker{id: "gpu", skills: map[string]float64{"work": 1}, handle: fail(protocol.ErrTransient, "the input crashes the model")})
+	for range 3 {
+		if j := en.waitEnd(en.create("d", nil).ID); j.CurrentState != "failed_state" {
+			t.Fatalf("job %s", summary(j))
+		}
+	}
+	en.waitReputation("gpu", 1)
 }

@@ -88,9 +88,16 @@ type Notifier interface {
 // [0, 1] that starts at 1.
 type ReputationPolicy struct {
 	Reward           float64 // per successful task (0.01)
-	FailurePenalty   float64 // per failure the worker reports, transient ones included, and per timeout (0.1)
+	FailurePenalty   float64 // per transient failure the worker reports, per timeout, per task lost when it went offline (0.05)
 	PermanentPenalty float64 // per permanent failure (0.1)
 	SeverePenalty    float64 // per security error or contract violation (0.3)
+	// Failures the worker blames on the task's input (INVALID_INPUT_ERROR)
+	// cost nothing: a client's bad data says nothing of the worker.
+
+	// ClientPenaltyCap is the most reputation the tasks of one client may
+	// take from one worker in an hour, so that no client can bench a worker
+	// alone, by bad luck or on purpose (0.35: from 1, not below 0.65).
+	ClientPenaltyCap float64
 	// RecoveryPerHour is given back to every live worker below 1 each hour,
 	// so that a worker under the dispatch floor can earn tasks again (0.1).
 	RecoveryPerHour float64
@@ -125,9 +132,10 @@ func (c *Config) defaults() error {
 	setDefault(&c.Dispatch.MinReputation, 0.3)
 	setDefault(&c.Dispatch.SoftLimit, 3)
 	setDefault(&c.Reputation.Reward, 0.01)
-	setDefault(&c.Reputation.FailurePenalty, 0.1)
+	setDefault(&c.Reputation.FailurePenalty, 0.05)
 	setDefault(&c.Reputation.PermanentPenalty, 0.1)
 	setDefault(&c.Reputation.SeverePenalty, 0.3)
+	setDefault(&c.Reputation.ClientPenaltyCap, 0.35)
 	setDefault(&c.Reputation.RecoveryPerHour, 0.1)
 	setDefault(&c.Reputation.RecoveryInterval, time.Minute)
 	setDefault(&c.StealAfter, 10*time.Second)

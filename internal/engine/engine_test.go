@@ -167,9 +167,9 @@ func TestTransientRetryMovesToAnotherWorker(t *testing.T) {
 	if len(retries) != 1 || retries[0].WorkerID != "a-flaky" {
 		t.Fatalf("retry events %+v", retries)
 	}
-	// The transient failure costs exactly FailurePenalty (0.1), although
-	// the retry saved the job; the reward for success stops at 1.
-	en.waitReputation("a-flaky", 1-0.1)
+	// The transient failure costs exactly FailurePenalty, although the
+	// retry saved the job; the reward for success stops at 1.
+	en.waitReputation("a-flaky", 1-en.e.cfg.Reputation.FailurePenalty)
 	en.waitReputation("b-good", 1)
 }
 
@@ -677,8 +677,8 @@ func TestOfflineWorkerTaskMovesElsewhere(t *testing.T) {
 	if len(en.eventsOf(EventWorkerOffline)) == 0 {
 		t.Fatal("no worker_offline event")
 	}
-	// Going offline mid-task costs exactly FailurePenalty (0.1).
-	en.waitReputation("a-doomed", 1-0.1)
+	// Going offline mid-task costs exactly FailurePenalty.
+	en.waitReputation("a-doomed", 1-en.e.cfg.Reputation.FailurePenalty)
 	en.waitReputation("b-good", 1)
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -38,8 +40,10 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 	e.offloadResult(ctx, workerID, &res, status)
 	var resp protocol.ResultResponse
 	var delta float64
+	var client string   // whose job it is: penalties count against its cap
+	var blamed []string // workers whose transient failure this success proves theirs
 	_, err := e.mutate(ctx, res.JobID, func(t *txn, j *store.Job) error {
-		delta = 0
+		delta, client, blamed = 0, j.Client.Name, nil
 		if reason, msg := ignoreReason(j, res.TaskID, workerID); reason != "" {
 			resp = protocol.ResultResponse{Status: protocol.ResultIgnored, Reason: reason, Message: msg}
 			return errSkip
@@ -68,7 +72,14 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 					terr.Code = protocol.ErrTransient
 				}
 			}
-			delta = -e.penalty(terr.Code)
+			if protocol.Classify(terr.Code) == protocol.ClassTransient {
+				// Charged only if another worker then completes the task.
+				if !slices.Contains(run.Blame, workerID) {
+					run.Blame = append(run.Blame, workerID)
+				}
+			} else {
+				delta = -e.penalty(terr.Code)
+			}
 			resp.Transition = e.taskFailed(t, j, bp, run, workerID, terr, true, protocol.StatusQuarantined)
 		case status == protocol.TaskCancelled && j.Routes[status] == "" && !run.Branch:
 			// The worker gave the task up (it is shutting down, say): run
@@ -77,6 +88,7 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 				protocol.TaskError{Code: protocol.ErrTransient, Message: "the worker cancelled the task"}, true, protocol.StatusQuarantined)
 		default:
 			delta = e.cfg.Reputation.Reward
+			blamed = slices.DeleteFunc(slices.Clone(run.Blame), func(w string) bool { return w == workerID })
 			mergeDataMetadata(j, res.DataMetadata)
 			resp.Transition = e.taskSucceeded(t, j, bp, run, result)
 		}
@@ -94,7 +106,11 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 		return resp, nil
 	}
 	if delta != 0 {
-		e.adjustReputation(ctx, workerID, delta)
+		e.adjustReputation(ctx, workerID, client, delta)
+	}
+	for _, w := range blamed {
+		// Proven by this success, so not counted against the client's cap.
+		e.adjustReputation(ctx, w, "", -e.cfg.Reputation.FailurePenalty)
 	}
 	return resp, nil
 }
@@ -127,6 +143,9 @@ func ignoreReason(j *store.Job, taskID, workerID string) (reason, msg string) {
 }
 
 func (e *Engine) penalty(code string) float64 {
+	if code == protocol.ErrInvalidInput {
+		return 0 // the input's fault, not the worker's
+	}
 	switch protocol.Classify(code) {
 	case protocol.ClassQuarantine:
 		return e.cfg.Reputation.SeverePenalty
@@ -136,13 +155,42 @@ func (e *Engine) penalty(code string) float64 {
 	return e.cfg.Reputation.FailurePenalty
 }
 
-func (e *Engine) adjustReputation(ctx context.Context, workerID string, delta float64) {
+// adjustReputation moves a worker's reputation by delta. A penalty earned on
+// a job of client is cut to what is left of the client's hourly cap on
+// this worker.
+func (e *Engine) adjustReputation(ctx context.Context, workerID, client string, delta float64) {
+	if delta < 0 && client != "" {
+		delta = -e.capPenalty(ctx, workerID, client, -delta)
+		if delta == 0 {
+			return
+		}
+	}
 	rep, err := e.store.AdjustReputation(ctx, workerID, delta, 1, 0, 1)
 	if err != nil {
 		e.log.Warn("adjust reputation", "worker_id", workerID, "error", err)
 		return
 	}
 	e.publish(ctx, Event{Type: EventReputation, Time: e.now(), WorkerID: workerID, Detail: map[string]any{"reputation": rep, "delta": delta}})
+}
+
+// capPenalty returns the part of penalty that the client's hourly budget
+// on the worker still allows, and spends it. The budget is a counter in
+// thousandths, shared by every orchestrator of the deployment.
+func (e *Engine) capPenalty(ctx context.Context, workerID, client string, penalty float64) float64 {
+	limit := e.cfg.Reputation.ClientPenaltyCap
+	if limit <= 0 {
+		return penalty
+	}
+	hour := e.now().Truncate(time.Hour)
+	key := fmt.Sprintf("reppen:%s:%s:%d", workerID, client, hour.Unix())
+	spend := int64(math.Round(penalty * 1000))
+	total, err := e.store.Incr(ctx, key, spend, hour.Add(2*time.Hour))
+	if err != nil {
+		e.log.Warn("reputation penalty budget", "worker_id", workerID, "error", err)
+		return penalty
+	}
+	left := int64(math.Round(limit*1000)) - (total - spend)
+	return float64(max(0, min(spend, left))) / 1000
 }
 
 // endRun withdraws a task that has ended and records its final status.

@@ -88,8 +88,14 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 				cands[i].Load++ // the next task of this txn sees it
 			}
 		}
+		if why != "" {
+			decision.Reason += "; " + why // below the reputation floor
+		}
 		if !run.Branch {
 			j.ProgressMessage = fmt.Sprintf("task %s queued for worker %s", run.Spec.Type, chosen.Worker.ID)
+			if why != "" {
+				j.ProgressMessage += " (" + why + ")"
+			}
 		}
 	} else {
 		decision.Reason = why

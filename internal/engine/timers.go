@@ -105,20 +105,20 @@ func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
 			return nil
 		})
 	case store.TimerExecution:
-		var worker string
+		var worker, client string
 		_, err = e.onTask(ctx, tm, store.TaskRunning, func(t *txn, j *store.Job, run *store.TaskRun) error {
 			bp, err := e.blueprintOf(j)
 			if err != nil {
 				return err
 			}
-			worker = run.WorkerID
+			worker, client = run.WorkerID, j.Client.Name
 			t.emit(Event{Type: EventTaskTimeout, TaskID: run.ID, WorkerID: worker, State: j.CurrentState, Detail: map[string]any{"kind": "execution", "type": run.Spec.Type}})
 			e.taskFailed(t, j, bp, run, worker, protocol.TaskError{Code: protocol.ErrTimeout,
 				Message: fmt.Sprintf("worker %s sent no result in time (execution timeout)", worker)}, true, protocol.StatusQuarantined)
 			return nil
 		})
 		if err == nil && worker != "" {
-			e.adjustReputation(ctx, worker, -e.cfg.Reputation.FailurePenalty)
+			e.adjustReputation(ctx, worker, client, -e.cfg.Reputation.FailurePenalty)
 		}
 	case store.TimerResult:
 		_, err = e.onTask(ctx, tm, "", func(t *txn, j *store.Job, run *store.TaskRun) error {
@@ -194,10 +194,12 @@ func (e *Engine) requeueWorker(ctx context.Context, workerID string, failed bool
 	}
 	for _, qt := range running {
 		tm := store.Timer{JobID: qt.JobID, Ref: qt.Run.ID, Seq: qt.Run.Attempt}
+		var client string
 		_, err := e.onTask(ctx, tm, store.TaskRunning, func(t *txn, j *store.Job, run *store.TaskRun) error {
 			if run.WorkerID != workerID {
 				return errSkip
 			}
+			client = j.Client.Name
 			bp, err := e.blueprintOf(j)
 			if err != nil {
 				return err
@@ -211,7 +213,7 @@ func (e *Engine) requeueWorker(ctx context.Context, workerID string, failed bool
 		}
 		_ = e.store.ReleaseTask(ctx, workerID, qt.Run.ID)
 		if failed {
-			e.adjustReputation(ctx, workerID, -e.cfg.Reputation.FailurePenalty)
+			e.adjustReputation(ctx, workerID, client, -e.cfg.Reputation.FailurePenalty)
 		}
 	}
 	e.requeueQueued(ctx, workerID)
@@ -233,7 +235,7 @@ func (e *Engine) recoverReputations(ctx context.Context) {
 	delta := e.cfg.Reputation.RecoveryPerHour * interval.Hours()
 	for _, c := range cands {
 		if c.Reputation < 1 {
-			e.adjustReputation(ctx, c.Worker.ID, delta)
+			e.adjustReputation(ctx, c.Worker.ID, "", delta)
 		}
 	}
 }
