@@ -82,3 +82,14 @@ func TestConfigFromEnvWebhookAllowedHosts(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigFromEnvReputation(t *testing.T) {
+	cfg, err := configFrom(lookup(map[string]string{"REPUTATION_RECOVERY_PER_HOUR": "0.5", "REPUTATION_CLIENT_PENALTY_CAP": "0.2"}))
+	if err != nil || cfg.ReputationRecoveryPerHour != 0.5 || cfg.ReputationClientCap != 0.2 {
+		t.Fatalf("config %+v %v", cfg, err)
+	}
+	if _, err := configFrom(lookup(map[string]string{"REPUTATION_CLIENT_PENALTY_CAP": "lots"})); err == nil ||
+		!strings.Contains(err.Error(), "REPUTATION_CLIENT_PENALTY_CAP") {
+		t.Fatalf("a bad cap: %v", err)
+	}
+}

@@ -77,9 +77,15 @@ type Config struct {
 	TaskTimeout     time.Duration // default execution timeout of a task (5m)
 	DispatchTimeout time.Duration // default wait for a worker before a task fails (none)
 	PollTimeout     time.Duration // longest worker long poll (30s)
-	WorkerTTL       time.Duration // heartbeat silence after which a worker is offline (60s)
+	WorkerTTL       time.Duration // heartbeat silence after which a worker is offline (20s)
 	PriorityAging   time.Duration // queueing time worth one unit of task priority (60s)
 	MinReputation   float64       // workers below it get no tasks (0.3)
+	// ReputationRecoveryPerHour is what every live worker below full
+	// reputation regains per hour (0.1).
+	ReputationRecoveryPerHour float64
+	// ReputationClientCap is the most reputation one client's jobs may take
+	// from one worker per hour (0.35).
+	ReputationClientCap float64
 
 	// HTTP server.
 	Addr              string            // listen address (":8080")
@@ -259,8 +265,9 @@ func New(cfg Config) (*Orchestrator, error) {
 		MaxTransitions: cfg.MaxTransitions, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
-		Dispatch: dispatch.Policy{MinReputation: cfg.MinReputation},
-		Webhooks: webhook.New(webhook.Options{Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, AllowedHosts: cfg.WebhookAllowedHosts}), WebhookAttempts: cfg.WebhookAttempts,
+		Dispatch:   dispatch.Policy{MinReputation: cfg.MinReputation},
+		Reputation: engine.ReputationPolicy{RecoveryPerHour: cfg.ReputationRecoveryPerHour, ClientPenaltyCap: cfg.ReputationClientCap},
+		Webhooks:   webhook.New(webhook.Options{Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, AllowedHosts: cfg.WebhookAllowedHosts}), WebhookAttempts: cfg.WebhookAttempts,
 		Blobs: o.blobs.store, OffloadThreshold: cfg.OffloadThreshold, BlobCleanupAfter: o.blobs.cleanupAfter,
 	})
 	if err != nil {

@@ -142,7 +142,7 @@ type Config struct {
 	// the handler's context carries it. Nil records nothing.
 	TracerProvider trace.TracerProvider
 
-	HeartbeatInterval time.Duration // steady heartbeat period (15s)
+	HeartbeatInterval time.Duration // steady heartbeat period (10s: the orchestrator's default WORKER_TTL_SECONDS of 20 is two of them)
 	HeartbeatDebounce time.Duration // delay before a state-change heartbeat (100ms)
 	HeartbeatCooldown time.Duration // minimum gap between heartbeats to one orchestrator (1s)
 
@@ -232,7 +232,7 @@ func (c Config) withDefaults() (Config, error) {
 			*d = def
 		}
 	}
-	setDur(&c.HeartbeatInterval, 15*time.Second)
+	setDur(&c.HeartbeatInterval, 10*time.Second)
 	setDur(&c.HeartbeatDebounce, 100*time.Millisecond)
 	setDur(&c.HeartbeatCooldown, time.Second)
 	setDur(&c.PollTimeout, 30*time.Second)

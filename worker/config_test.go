@@ -46,7 +46,7 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full.MaxConcurrentTasks != 10 || full.HeartbeatInterval != 15*time.Second || full.Mode != Waterfall ||
+	if full.MaxConcurrentTasks != 10 || full.HeartbeatInterval != 10*time.Second || full.Mode != Waterfall ||
 		full.ResultMaxRetries != 5 || full.PollTimeout != 30*time.Second || full.RateLimitFloor != 30*time.Second ||
 		full.ShutdownTimeout != 30*time.Second || full.Type != "generic-worker" || full.PollErrorDelay != 5*time.Second {
 		t.Errorf("defaults not applied: %+v", full)

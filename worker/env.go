@@ -60,7 +60,7 @@ const defaultOrchestratorURL = "http://localhost:8080"
 //	INSTALLED_ARTIFACTS        JSON [{"name","version","type","properties"}]
 //	WORKER_EXTRA_<NAME>        capabilities.extra["<name>"]; JSON when it starts with { or [
 //	WORKER_ENABLE_WEBSOCKETS   open the WebSocket command channel (false)
-//	HEARTBEAT_INTERVAL         seconds (15)
+//	HEARTBEAT_INTERVAL         seconds (10)
 //	WORKER_HEARTBEAT_DEBOUNCE_DELAY, WORKER_HEARTBEAT_COOLDOWN   seconds (0.1, 1)
 //	TASK_POLL_TIMEOUT          seconds (30)
 //	TASK_POLL_ERROR_DELAY      first poll back-off, seconds (5)

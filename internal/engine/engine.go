@@ -47,9 +47,13 @@ type Config struct {
 	TaskTimeout     time.Duration // default execution timeout after pickup (5m)
 	DispatchTimeout time.Duration // default queue wait before a task fails (0: none)
 	PollTimeout     time.Duration // longest worker long poll (30s)
-	WorkerTTL       time.Duration // a worker missing heartbeats this long is offline (60s)
-	PriorityAging   time.Duration // queueing time worth one priority unit (60s)
-	TimerInterval   time.Duration // longest sleep of the timer loop (1s)
+	WorkerTTL       time.Duration // a worker missing heartbeats this long is offline (20s: two of the SDK's heartbeats)
+	// LostTaskGrace is how long after its pickup a task must be listed in
+	// its worker's heartbeats; one missing after that was lost and is
+	// retried at once (10s).
+	LostTaskGrace time.Duration
+	PriorityAging time.Duration // queueing time worth one priority unit (60s)
+	TimerInterval time.Duration // longest sleep of the timer loop (1s)
 	// StealAfter is how long a task queued for a worker may wait before an
 	// idle worker that meets its requirements takes it over; tasks of a
 	// worker that is busy, full or gone can be taken at once (10s).
@@ -126,7 +130,8 @@ func (c *Config) defaults() error {
 	setDefault(&c.RetryBackoffMax, 30*time.Second)
 	setDefault(&c.TaskTimeout, 5*time.Minute)
 	setDefault(&c.PollTimeout, 30*time.Second)
-	setDefault(&c.WorkerTTL, 60*time.Second)
+	setDefault(&c.WorkerTTL, 20*time.Second)
+	setDefault(&c.LostTaskGrace, 10*time.Second)
 	setDefault(&c.PriorityAging, 60*time.Second)
 	setDefault(&c.TimerInterval, time.Second)
 	setDefault(&c.Dispatch.MinReputation, 0.3)

@@ -193,30 +193,42 @@ func (e *Engine) requeueWorker(ctx context.Context, workerID string, failed bool
 		e.log.Error("list running tasks", "worker_id", workerID, "error", err)
 	}
 	for _, qt := range running {
-		tm := store.Timer{JobID: qt.JobID, Ref: qt.Run.ID, Seq: qt.Run.Attempt}
-		var client string
-		_, err := e.onTask(ctx, tm, store.TaskRunning, func(t *txn, j *store.Job, run *store.TaskRun) error {
-			if run.WorkerID != workerID {
-				return errSkip
-			}
-			client = j.Client.Name
-			bp, err := e.blueprintOf(j)
-			if err != nil {
-				return err
-			}
-			e.taskFailed(t, j, bp, run, workerID, protocol.TaskError{Code: protocol.ErrTimeout,
-				Message: fmt.Sprintf("worker %s went offline while running the task", workerID)}, true, protocol.StatusQuarantined)
-			return nil
-		})
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			e.log.Error("requeue task of offline worker", "worker_id", workerID, "task_id", qt.Run.ID, "error", err)
-		}
-		_ = e.store.ReleaseTask(ctx, workerID, qt.Run.ID)
-		if failed {
-			e.adjustReputation(ctx, workerID, client, -e.cfg.Reputation.FailurePenalty)
-		}
+		e.loseTask(ctx, workerID, qt, failed, 0, fmt.Sprintf("worker %s went offline while running the task", workerID))
 	}
 	e.requeueQueued(ctx, workerID)
+}
+
+// loseTask retries a task that its worker no longer runs (the worker went
+// offline, restarted, or stopped listing it) as a failed attempt, when the
+// task is still recorded as running on that worker and was picked up at
+// least minAge ago. failed costs the worker FailurePenalty.
+func (e *Engine) loseTask(ctx context.Context, workerID string, qt store.QueuedTask, failed bool, minAge time.Duration, msg string) {
+	tm := store.Timer{JobID: qt.JobID, Ref: qt.Run.ID, Seq: qt.Run.Attempt}
+	var client string
+	lost := false
+	_, err := e.onTask(ctx, tm, store.TaskRunning, func(t *txn, j *store.Job, run *store.TaskRun) error {
+		if run.WorkerID != workerID || (minAge > 0 && (run.PickedUpAt == nil || t.now.Sub(*run.PickedUpAt) < minAge)) {
+			return errSkip
+		}
+		bp, err := e.blueprintOf(j)
+		if err != nil {
+			return err
+		}
+		client, lost = j.Client.Name, true
+		e.taskFailed(t, j, bp, run, workerID, protocol.TaskError{Code: protocol.ErrTimeout, Message: msg}, true, protocol.StatusQuarantined)
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		e.log.Error("retry a lost task", "worker_id", workerID, "task_id", qt.Run.ID, "error", err)
+		return
+	}
+	if minAge > 0 && !lost {
+		return // too young to judge, or no longer this worker's
+	}
+	_ = e.store.ReleaseTask(ctx, workerID, qt.Run.ID)
+	if failed && lost {
+		e.adjustReputation(ctx, workerID, client, -e.cfg.Reputation.FailurePenalty)
+	}
 }
 
 // recoverReputations gives every live worker below full reputation its

@@ -41,13 +41,36 @@ func (e *Engine) RegisterWorker(ctx context.Context, reg protocol.Registration) 
 			w.MaxConcurrent = int(n)
 		}
 	}
+	prev, err := e.store.GetWorker(ctx, w.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("register worker %s: %w", w.ID, err)
+	}
 	if err := e.store.PutWorker(ctx, w, e.cfg.WorkerTTL); err != nil {
 		return nil, fmt.Errorf("register worker %s: %w", w.ID, err)
 	}
 	e.pollers.put(w)
 	e.publish(ctx, Event{Type: EventWorkerRegistered, Time: now, WorkerID: w.ID,
 		Detail: map[string]any{"skills": len(w.Skills), "worker_type": w.Type}})
+	if prev != nil && restarted(prev, w) {
+		// A new run of the worker holds none of the tasks the old one ran.
+		running, err := e.store.RunningTasks(ctx, w.ID)
+		if err != nil {
+			e.log.Error("list running tasks", "worker_id", w.ID, "error", err)
+		}
+		for _, qt := range running {
+			e.loseTask(ctx, w.ID, qt, true, 0, fmt.Sprintf("worker %s restarted while running the task", w.ID))
+		}
+	}
 	return w, nil
+}
+
+// restarted tells a worker that registers as a new run (its session id,
+// which our SDK sends in the registration's metadata, changed) from one
+// that registers again in the same run (after an orchestrator forgot it).
+func restarted(prev, cur *store.Worker) bool {
+	was, _ := prev.Metadata["session"].(string)
+	is, _ := cur.Metadata["session"].(string)
+	return was != "" && is != "" && was != is
 }
 
 // Heartbeat refreshes a worker: its TTL always, and its status, usage and
@@ -100,7 +123,9 @@ func (e *Engine) Heartbeat(ctx context.Context, workerID string, hb *protocol.He
 		return protocol.HeartbeatResponse{}, err
 	}
 	e.pollers.put(w)
-	if len(hb.CurrentTasks) > 0 {
+	// A heartbeat that lists the worker's tasks (an empty list too) is
+	// checked against what the orchestrator thinks it runs, both ways.
+	if hb.CurrentTasks != nil {
 		running, err := e.store.RunningTasks(ctx, workerID)
 		if err != nil {
 			return protocol.HeartbeatResponse{}, err
@@ -112,6 +137,14 @@ func (e *Engine) Heartbeat(ctx context.Context, workerID string, hb *protocol.He
 		for _, id := range hb.CurrentTasks {
 			if !mine[id] {
 				resp.CancelTaskIDs = append(resp.CancelTaskIDs, id)
+			}
+		}
+		for _, qt := range running {
+			if !slices.Contains(hb.CurrentTasks, qt.Run.ID) {
+				// Lost (a restart, a crash of the handler), unless it was
+				// picked up too recently to be listed yet.
+				e.loseTask(ctx, workerID, qt, true, e.cfg.LostTaskGrace,
+					fmt.Sprintf("worker %s no longer runs the task (its heartbeat does not list it)", workerID))
 			}
 		}
 	}
