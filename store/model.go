@@ -73,18 +73,18 @@ const (
 
 // TaskRun is one outstanding task of a job (a single dispatch or a branch).
 type TaskRun struct {
-	ID         string              `json:"id"`
-	Spec       blueprint.Task      `json:"spec"`
-	Strategy   blueprint.Strategy  `json:"strategy"`
-	Branch     bool                `json:"branch,omitempty"`
-	Attempt    int                 `json:"attempt"`
-	State      TaskState           `json:"state"`
-	WorkerID   string              `json:"worker_id,omitempty"`
-	Excluded   []string            `json:"excluded,omitempty"` // workers that failed it
+	ID       string             `json:"id"`
+	Spec     blueprint.Task     `json:"spec"`
+	Strategy blueprint.Strategy `json:"strategy"`
+	Branch   bool               `json:"branch,omitempty"`
+	Attempt  int                `json:"attempt"`
+	State    TaskState          `json:"state"`
+	WorkerID string             `json:"worker_id,omitempty"`
+	Excluded []string           `json:"excluded,omitempty"` // workers that failed it
 	// Blame lists the workers whose transient failure of the task costs
 	// them reputation once another worker completes it: a failure that
 	// every worker shares is the input's, not theirs.
-	Blame []string `json:"blame,omitempty"`
+	Blame      []string            `json:"blame,omitempty"`
 	QueuedAt   time.Time           `json:"queued_at"`
 	PickedUpAt *time.Time          `json:"picked_up_at,omitempty"`
 	Deadline   *time.Time          `json:"deadline,omitempty"` // result deadline, if any
