@@ -12,6 +12,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
+	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/logging"
 	"github.com/avtomatika-ai/avtomatika-go/internal/webhook"
 )
@@ -153,6 +154,16 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 	cfg.KeepBlobs = !e.bool("S3_AUTO_CLEANUP", true)
 	cfg.MaxUploadBytes = int64(e.int("MAX_UPLOAD_BYTES", 5<<30))
 	cfg.PublicURL = strings.TrimRight(e.str("PUBLIC_URL", ""), "/")
+	// Connection limits; an explicit zero turns one off.
+	if cfg.RequestBodyTimeout = e.seconds("REQUEST_BODY_TIMEOUT", api.DefaultBodyTimeout); cfg.RequestBodyTimeout == 0 {
+		cfg.RequestBodyTimeout = -1
+	}
+	if cfg.MaxConnections = e.int("MAX_CONNECTIONS", api.DefaultMaxConnections); cfg.MaxConnections == 0 {
+		cfg.MaxConnections = -1
+	}
+	if cfg.MaxConnectionsPerIP = e.int("MAX_CONNECTIONS_PER_IP", api.DefaultMaxConnectionsPerIP); cfg.MaxConnectionsPerIP == 0 {
+		cfg.MaxConnectionsPerIP = -1
+	}
 	logger, err := logging.NewLogger(os.Stderr, e.str("LOG_LEVEL", "info"), e.str("LOG_FORMAT", "json"))
 	if err != nil {
 		e.errs = append(e.errs, err)

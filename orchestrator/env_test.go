@@ -93,3 +93,24 @@ func TestConfigFromEnvReputation(t *testing.T) {
 		t.Fatalf("a bad cap: %v", err)
 	}
 }
+
+func TestConfigFromEnvConnectionLimits(t *testing.T) {
+	cfg, err := configFrom(lookup(nil))
+	if err != nil || cfg.RequestBodyTimeout != time.Minute || cfg.MaxConnections != 10000 || cfg.MaxConnectionsPerIP != 1000 {
+		t.Fatalf("defaults: %v %d %d %v", cfg.RequestBodyTimeout, cfg.MaxConnections, cfg.MaxConnectionsPerIP, err)
+	}
+	cfg, err = configFrom(lookup(map[string]string{"REQUEST_BODY_TIMEOUT": "2.5", "MAX_CONNECTIONS": "50", "MAX_CONNECTIONS_PER_IP": "5"}))
+	if err != nil || cfg.RequestBodyTimeout != 2500*time.Millisecond || cfg.MaxConnections != 50 || cfg.MaxConnectionsPerIP != 5 {
+		t.Fatalf("set: %v %d %d %v", cfg.RequestBodyTimeout, cfg.MaxConnections, cfg.MaxConnectionsPerIP, err)
+	}
+	cfg, err = configFrom(lookup(map[string]string{"REQUEST_BODY_TIMEOUT": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0"}))
+	if err != nil || cfg.RequestBodyTimeout >= 0 || cfg.MaxConnections >= 0 || cfg.MaxConnectionsPerIP >= 0 {
+		t.Fatalf("0 turns a limit off: %v %d %d %v", cfg.RequestBodyTimeout, cfg.MaxConnections, cfg.MaxConnectionsPerIP, err)
+	}
+	_, err = configFrom(lookup(map[string]string{"REQUEST_BODY_TIMEOUT": "soon", "MAX_CONNECTIONS": "-1", "MAX_CONNECTIONS_PER_IP": "many"}))
+	for _, name := range []string{"REQUEST_BODY_TIMEOUT", "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+}

@@ -158,6 +158,22 @@ type Config struct {
 	// for the API document and local presigned URLs ("": the request's
 	// own scheme and host).
 	PublicURL string
+
+	// Connection limits of Serve and ListenAndServe, against clients that
+	// hold connections open (bodies trickling in, idle connections).
+	// RequestBodyTimeout (REQUEST_BODY_TIMEOUT) is the time a JSON request
+	// body has to arrive in full, and the longest pause of a file upload;
+	// past it the request gets 408 and its connection is closed (60s;
+	// negative: none). Handler served by a server of your own applies 60s.
+	RequestBodyTimeout time.Duration
+	// MaxConnections (MAX_CONNECTIONS) bounds the open connections; at the
+	// limit new ones wait in the listen backlog (10000; negative: none).
+	MaxConnections int
+	// MaxConnectionsPerIP (MAX_CONNECTIONS_PER_IP) bounds the open
+	// connections of one source address; requests on a connection over it
+	// get 429 and the connection is closed (1000; negative: none). Behind a
+	// reverse proxy every connection comes from the proxy's address.
+	MaxConnectionsPerIP int
 }
 
 func tracerOf(tp trace.TracerProvider) trace.Tracer {

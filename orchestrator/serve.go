@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 )
 
 // ListenAndServe starts the orchestrator if needed and serves the API on
@@ -24,7 +26,9 @@ func (o *Orchestrator) ListenAndServeAt(ctx context.Context, addr string) error 
 	return o.Serve(ctx, ln)
 }
 
-// Serve is ListenAndServe on a listener of your own. On shutdown, long polls
+// Serve is ListenAndServe on a listener of your own. It applies the
+// connection limits of the Config (MaxConnections, MaxConnectionsPerIP,
+// RequestBodyTimeout). On shutdown, long polls
 // are released (204) and worker WebSockets get "going away"; then new
 // connections are refused and in-flight requests get ShutdownTimeout to
 // finish; only then does the engine stop (job steps in progress get what is
@@ -39,12 +43,18 @@ func (o *Orchestrator) Serve(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 	}
+	// No ReadTimeout: it would cut long polls and WebSockets. Bodies have
+	// their own deadline (RequestBodyTimeout), headers ReadHeaderTimeout,
+	// and connections are counted by source address and in total.
 	srv := &http.Server{
 		Handler:           o.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          nil,
 	}
+	ln = api.Harden(srv, ln, api.Limits{
+		MaxConnections: o.cfg.MaxConnections, MaxConnectionsPerIP: o.cfg.MaxConnectionsPerIP, BodyTimeout: o.cfg.RequestBodyTimeout,
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	o.cfg.Logger.Info("orchestrator listening", "addr", ln.Addr().String())

@@ -7,15 +7,148 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
-func readAll(r *http.Request) ([]byte, error) {
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength, 1<<20)))
+// readAll reads a body into a buffer that grows with what arrives, never
+// with what Content-Length announces: a client that announces megabytes
+// and sends a trickle costs a trickle.
+func readAll(r io.Reader) ([]byte, error) {
+	return io.ReadAll(r)
+}
+
+// checkUTF8 refuses a body that is not UTF-8: decoding would silently
+// replace the bad bytes with U+FFFD.
+func checkUTF8(body []byte) error {
+	if utf8.Valid(body) {
+		return nil
 	}
-	_, err := io.Copy(&buf, r.Body)
-	return buf.Bytes(), err
+	at := 0
+	for at < len(body) {
+		r, size := utf8.DecodeRune(body[at:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		at += size
+	}
+	return fmt.Errorf("the request body is not valid UTF-8 (invalid byte 0x%02x at offset %d)", body[at], at)
+}
+
+// checkRequestInput refuses a path or query that holds control characters
+// (NUL included) or invalid UTF-8, and a malformed query: no job id, worker
+// id, file name or filter can hold them, and the history database refuses
+// them with an error rather than a miss.
+func checkRequestInput(r *http.Request) error {
+	if err := checkText(r.URL.Path); err != nil {
+		return fmt.Errorf("invalid path: %w", err)
+	}
+	if id := r.Header.Get(protocol.HeaderWorkerID); id != "" {
+		if err := checkText(id); err != nil {
+			return fmt.Errorf("invalid %s header: %w", protocol.HeaderWorkerID, err)
+		}
+	}
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return fmt.Errorf("invalid query string: %w", err)
+	}
+	for name, values := range q {
+		if err := checkText(name); err != nil {
+			return fmt.Errorf("invalid query parameter name %q: %w", name, err)
+		}
+		for _, v := range values {
+			if err := checkText(v); err != nil {
+				return fmt.Errorf("invalid query parameter %q: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkText refuses invalid UTF-8 and control characters.
+func checkText(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+			if c == 0 {
+				return errors.New("NUL bytes are not allowed")
+			}
+			return fmt.Errorf("control character %U is not allowed", c)
+		}
+	}
+	return nil
+}
+
+// checkSurrogates refuses a JSON text whose strings hold an unpaired UTF-16
+// surrogate escape such as "\ud800": decoding would silently replace it
+// with U+FFFD.
+func checkSurrogates(body []byte) error {
+	if !bytes.Contains(body, []byte(`\u`)) {
+		return nil
+	}
+	inString := false
+	pendingHigh := false // the previous escape was a high surrogate
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !inString {
+			if c == '"' {
+				inString = true
+			}
+			continue
+		}
+		switch {
+		case c == '"':
+			if pendingHigh {
+				return errors.New("a JSON string holds an unpaired UTF-16 surrogate escape")
+			}
+			inString = false
+		case c == '\\' && i+1 < len(body):
+			i++
+			if body[i] != 'u' {
+				if pendingHigh {
+					return errors.New("a JSON string holds an unpaired UTF-16 surrogate escape")
+				}
+				continue
+			}
+			if i+4 >= len(body) {
+				return nil // truncated: the decoder reports it
+			}
+			v, err := strconv.ParseUint(string(body[i+1:i+5]), 16, 16)
+			if err != nil {
+				return nil // malformed: the decoder reports it
+			}
+			i += 4
+			switch {
+			case v >= 0xd800 && v < 0xdc00:
+				if pendingHigh {
+					return errors.New("a JSON string holds an unpaired UTF-16 surrogate escape")
+				}
+				pendingHigh = true
+			case v >= 0xdc00 && v < 0xe000:
+				if !pendingHigh {
+					return errors.New("a JSON string holds an unpaired UTF-16 surrogate escape")
+				}
+				pendingHigh = false
+			default:
+				if pendingHigh {
+					return errors.New("a JSON string holds an unpaired UTF-16 surrogate escape")
+				}
+			}
+		default:
+			if pendingHigh {
+				return errors.New("a JSON string holds an unpaired UTF-16 surrogate escape")
+			}
+		}
+	}
+	return nil
 }
 
 // strictUnmarshal decodes exactly one JSON object. Type mismatches name the
@@ -27,6 +160,9 @@ func strictUnmarshal(body []byte, v any) error {
 	}
 	if body[0] != '{' {
 		return errors.New("the body must be a JSON object")
+	}
+	if err := checkSurrogates(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -129,12 +130,18 @@ func (s *Server) uploadContent(w http.ResponseWriter, r *http.Request, cl *auth.
 		return
 	}
 	key := blob.JobKey(j.ID, name)
+	done := s.idleDeadline(w, r)
 	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, limit)}
 	info, err := st.Put(r.Context(), key, body, r.ContentLength, blob.PutOptions{ContentType: r.Header.Get("Content-Type")})
+	done()
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig) || errors.As(body.err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, "file over the upload limit of %d bytes: nothing was stored", limit)
+		return
+	case errors.Is(body.err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestTimeout, "the upload paused for longer than %s (REQUEST_BODY_TIMEOUT): nothing was stored", s.bodyTimeout(r))
 		return
 	case errors.Is(err, blob.ErrSizeMismatch) || body.err != nil:
 		writeError(w, http.StatusBadRequest, "the request body could not be read in full: nothing was stored")
@@ -203,6 +210,9 @@ func (s *Server) presigned(w http.ResponseWriter, r *http.Request) {
 	if s.opts.BlobHandler == nil {
 		writeError(w, http.StatusNotFound, "presigned URLs are served by the S3 server, not here")
 		return
+	}
+	if r.Method == http.MethodPut {
+		defer s.idleDeadline(w, r)()
 	}
 	s.opts.BlobHandler.ServeHTTP(w, r)
 }

@@ -44,8 +44,8 @@ type reply struct {
 
 var (
 	errReply = func(d string) reply { return reply{description: d, body: protocol.ErrorBody{}} }
-	replies  = struct{ badRequest, unauthorized, notFound, forbidden, tooLarge, tooMany, conflict, unavailable, unknownWorker reply }{
-		errReply("Malformed JSON, wrong types or invalid values"),
+	replies  = struct{ badRequest, unauthorized, notFound, forbidden, tooLarge, tooMany, conflict, unavailable, unknownWorker, timeout reply }{
+		errReply("Malformed JSON, wrong types or invalid values, a body that is not UTF-8, control characters or invalid UTF-8 in the path or query"),
 		errReply("Missing or unknown token"),
 		errReply("Not found (also for another client's job)"),
 		errReply("Authentication, signature or timestamp check failed"),
@@ -54,6 +54,7 @@ var (
 		errReply("Conflict with the job's state, or a replayed message"),
 		errReply("The store is unreachable"),
 		errReply("Unknown or expired worker: \"" + unknownWorker + "\""),
+		errReply("The body did not arrive within REQUEST_BODY_TIMEOUT; the connection is closed"),
 	}
 )
 
@@ -104,7 +105,7 @@ func (s *Server) routeTable() []route {
 		add(route{method: "POST", path: p + "/jobs/{id}/approve", handler: s.client(s.approveJob), tag: "jobs", auth: authClient,
 			summary: "Decide for a job waiting for a human", request: protocol.ApprovalRequest{},
 			responses: map[int]reply{200: {description: "Decision applied", body: approvalReply{}}, 400: replies.badRequest, 401: replies.unauthorized,
-				404: replies.notFound, 409: errReply("The job is not waiting for a decision"), 413: replies.tooLarge, 429: replies.tooMany}})
+				404: replies.notFound, 408: replies.timeout, 409: errReply("The job is not waiting for a decision"), 413: replies.tooLarge, 429: replies.tooMany}})
 		add(route{method: "GET", path: p + "/jobs/{id}/files/upload", handler: s.client(s.uploadURL), tag: "files", auth: authClient,
 			summary: "A presigned URL to upload a job file",
 			description: "The URL accepts one plain HTTP PUT of the file's bytes (no token) until it expires; the file is stored as jobs/<job_id>/<filename> " +
@@ -118,7 +119,8 @@ func (s *Server) routeTable() []route {
 			description: "The body is streamed to blob storage as jobs/<job_id>/<filename>, replacing a file of that name; the file appears only once complete. " +
 				"Limited to MAX_UPLOAD_BYTES. Owner only.",
 			responses: map[int]reply{200: {description: "Stored", body: protocol.FileUploaded{}}, 400: replies.badRequest, 401: replies.unauthorized,
-				404: replies.notFound, 413: errReply("Over MAX_UPLOAD_BYTES; nothing was stored"), 429: replies.tooMany,
+				404: replies.notFound, 408: errReply("The upload paused for longer than REQUEST_BODY_TIMEOUT; nothing was stored"),
+				413: errReply("Over MAX_UPLOAD_BYTES; nothing was stored"), 429: replies.tooMany,
 				501: errReply("Blob storage is not enabled"), 503: errReply("Blob storage is unreachable")}})
 		add(route{method: "GET", path: p + "/jobs/{id}/files/download/{filename}", handler: s.client(s.download), tag: "files", auth: authClient,
 			summary: "Download a job file", description: "Redirects (302) to a presigned GET URL valid for 60 seconds. Owner only.",
@@ -159,7 +161,7 @@ func (s *Server) routeTable() []route {
 			description: "Starts blueprint " + bp.Name() + " in state " + bp.StartState() + ". Counts against the client's monthly quota. webhook_url, when given, must be http(s) and receives a POST when the job ends.",
 			request:     protocol.CreateJobRequest{},
 			responses: map[int]reply{202: {description: "Accepted", body: protocol.CreateJobResponse{}}, 400: replies.badRequest, 401: replies.unauthorized,
-				413: replies.tooLarge, 429: replies.tooMany, 503: replies.unavailable}})
+				408: replies.timeout, 413: replies.tooLarge, 429: replies.tooMany, 503: replies.unavailable}})
 	}
 	add(route{method: "GET", path: protocol.PublicStatus, handler: http.HandlerFunc(s.status), tag: "public", summary: "Liveness",
 		responses: map[int]reply{200: {description: "The server is up", body: statusBody{}}}})
@@ -187,7 +189,7 @@ func (s *Server) routeTable() []route {
 		responses: map[int]reply{200: {description: "Decision applied", body: approvalReply{}}, 400: replies.badRequest, 401: replies.unauthorized,
 			404: replies.notFound, 409: errReply("The job is not waiting for a decision")}})
 
-	workerErrs := map[int]reply{400: replies.badRequest, 403: replies.forbidden, 409: errReply("Replayed message"), 413: replies.tooLarge, 503: replies.unavailable}
+	workerErrs := map[int]reply{400: replies.badRequest, 403: replies.forbidden, 408: replies.timeout, 409: errReply("Replayed message"), 413: replies.tooLarge, 503: replies.unavailable}
 	with := func(m map[int]reply, ok int, r reply) map[int]reply {
 		out := map[int]reply{ok: r}
 		for k, v := range m {

@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -68,6 +70,10 @@ type Options struct {
 	BlobHandler http.Handler
 	// MaxUploadBytes bounds a streamed file upload (5 GiB).
 	MaxUploadBytes int64
+	// BodyTimeout is the time a JSON request body has to arrive in full,
+	// and the longest pause in a streamed upload (DefaultBodyTimeout;
+	// negative: none). A server made with Harden uses its Limits instead.
+	BodyTimeout time.Duration
 	// S3ConfigHash is compared with the s3_config_hash workers register
 	// with; a mismatch is logged.
 	S3ConfigHash string
@@ -111,6 +117,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxUploadBytes <= 0 {
 		opts.MaxUploadBytes = 5 << 30
 	}
+	if opts.BodyTimeout == 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
 	s := &Server{opts: opts, eng: opts.Engine, store: opts.Engine.Store(), log: opts.Logger, mux: http.NewServeMux()}
 	s.closing, s.closeDone = context.WithCancel(context.Background())
 	s.ws = newWSHub(s.log)
@@ -127,7 +136,7 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	// The recoverer runs inside the wrapper, so that a panic's log line has
 	// the request's span and route, and the wrapper sees the 500.
-	h := s.recoverer(s.mux)
+	h := s.recoverer(s.guard(s.mux))
 	if s.opts.WrapHandler != nil {
 		h = s.opts.WrapHandler(h)
 	}
@@ -241,22 +250,119 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// readBody reads a request body within the size limit; it answers 413 or
-// 400 itself and returns false then.
+// guard answers, before any route sees the request, a connection over its
+// address's limit (429) and a path or query that no route can take (400:
+// control characters such as NUL, invalid UTF-8, a malformed query), so
+// that such input reaches neither the store nor the history database.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if overConnLimit(w, r) {
+			return
+		}
+		if err := checkRequestInput(r); err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bodyTimeout is the time a request body has to arrive: Harden's limit
+// when the server has one, else the Options'.
+func (s *Server) bodyTimeout(r *http.Request) time.Duration {
+	if info := connInfoFrom(r.Context()); info != nil {
+		return info.bodyTimeout
+	}
+	return s.opts.BodyTimeout
+}
+
+// readBody reads a JSON request body within the size limit and the body
+// timeout, and checks that it is UTF-8; it answers 413, 408 or 400 itself
+// and returns false then.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-	var buf []byte
-	buf, err := readAll(r)
+	return s.readBodyLimit(w, r, s.opts.MaxBodyBytes)
+}
+
+func (s *Server) readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	if r.ContentLength > limit {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large: the limit is %d bytes", limit)
+		return nil, false
+	}
+	timeout := s.bodyTimeout(r)
+	rc := http.NewResponseController(w)
+	// The deadline covers the whole body, so that a body trickling in holds
+	// a connection for timeout at most. Writers that cannot set one
+	// (httptest recorders) read without.
+	deadline := timeout > 0 && rc.SetReadDeadline(time.Now().Add(timeout)) == nil
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	buf, err := readAll(r.Body)
+	if deadline && !errors.Is(err, os.ErrDeadlineExceeded) {
+		// Once the body is in, the server watches the connection for the
+		// client going away; a deadline left set would cancel the request
+		// when it passes. A deadline that passed stays: the server would
+		// otherwise go on reading what is left of the body after answering.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body too large: the limit is %d bytes", s.opts.MaxBodyBytes)
-			return nil, false
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, "request body too large: the limit is %d bytes", limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, "the request body did not arrive within %s (REQUEST_BODY_TIMEOUT)", timeout)
+		default:
+			writeError(w, http.StatusBadRequest, "could not read the request body: %v", err)
 		}
-		writeError(w, http.StatusBadRequest, "could not read the request body: %v", err)
+		return nil, false
+	}
+	if err := checkUTF8(buf); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return nil, false
 	}
 	return buf, true
+}
+
+// idleDeadline gives a streamed request body (a file upload) the body
+// timeout between reads rather than in total: each read that brings data
+// moves the deadline. done clears it once the body has been read (unless
+// it passed: see readBodyLimit).
+func (s *Server) idleDeadline(w http.ResponseWriter, r *http.Request) (done func()) {
+	timeout := s.bodyTimeout(r)
+	rc := http.NewResponseController(w)
+	if timeout <= 0 || rc.SetReadDeadline(time.Now().Add(timeout)) != nil {
+		return func() {}
+	}
+	b := &idleBody{ReadCloser: r.Body, rc: rc, timeout: timeout, moved: time.Now()}
+	r.Body = b
+	return func() {
+		if !b.timedOut {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+	}
+}
+
+type idleBody struct {
+	io.ReadCloser
+	rc       *http.ResponseController
+	timeout  time.Duration
+	moved    time.Time
+	timedOut bool
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		b.timedOut = true
+	}
+	// Moving the deadline at most every timeout/8 keeps the cost of a
+	// fast upload down; a pause may then be up to an eighth shorter.
+	if now := time.Now(); n > 0 && now.Sub(b.moved) >= b.timeout/8 {
+		b.moved = now
+		_ = b.rc.SetReadDeadline(now.Add(b.timeout))
+	}
+	return n, err
 }
 
 // decodeJSON decodes a JSON object body into v; it answers 400 itself.
