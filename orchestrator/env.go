@@ -113,6 +113,7 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		WorkerTTL:                 e.seconds("WORKER_TTL_SECONDS", 20*time.Second),
 		PriorityAging:             e.seconds("PRIORITY_AGING_SECONDS", time.Minute),
 		MaxTransitions:            e.int("MAX_TRANSITIONS_PER_JOB", 100),
+		MaxFanOut:                 e.int("MAX_FAN_OUT", 10000),
 		Executors:                 e.int("EXECUTOR_MAX_CONCURRENT_JOBS", 64),
 		StepLease:                 e.seconds("STEP_LEASE_SECONDS", 30*time.Second),
 		MinReputation:             e.float("REPUTATION_MIN_THRESHOLD", 0.3),

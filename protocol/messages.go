@@ -117,10 +117,13 @@ type Usage struct {
 
 // Heartbeat is the body of PATCH /_worker/workers/{id}.
 type Heartbeat struct {
-	WorkerID        string         `json:"worker_id"`
-	Status          string         `json:"status"`
-	Usage           *Usage         `json:"usage,omitempty"`
-	CurrentTasks    []string       `json:"current_tasks,omitempty"`
+	WorkerID string `json:"worker_id"`
+	Status   string `json:"status"`
+	Usage    *Usage `json:"usage,omitempty"`
+	// CurrentTasks lists the tasks the worker runs, an empty list too (as
+	// the Python SDK sends it): the orchestrator retries a task it has the
+	// worker running that the list leaves out. Absent means "not reported".
+	CurrentTasks    []string       `json:"current_tasks"`
 	SupportedSkills []SkillInfo    `json:"supported_skills,omitempty"`
 	AvailableSkills []string       `json:"available_skills,omitempty"`
 	HotSkills       []string       `json:"hot_skills,omitempty"`

@@ -49,6 +49,9 @@ func (j *Job) Clone() *Job {
 	c.TraceContext = maps.Clone(j.TraceContext)
 	c.Dispatches = slices.Clone(j.Dispatches)
 	c.DataMetadata = CloneFileMetadata(j.DataMetadata)
+	c.Loaded.Tasks = slices.Clone(j.Loaded.Tasks)
+	c.Loaded.Branches = slices.Clone(j.Loaded.Branches)
+	c.Loaded.Done = slices.Clone(j.Loaded.Done)
 	return &c
 }
 
@@ -96,6 +99,9 @@ func (t *TaskRun) Clone() *TaskRun {
 	}
 	return &c
 }
+
+// CloneResult deep-copies a task result.
+func CloneResult(r blueprint.TaskResult) blueprint.TaskResult { return cloneResult(r) }
 
 func cloneResult(r blueprint.TaskResult) blueprint.TaskResult {
 	r.Data = CloneMap(r.Data)

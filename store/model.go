@@ -50,9 +50,19 @@ type Job struct {
 	// when its retention ends.
 	Blobs bool `json:"blobs,omitempty"`
 
+	// BranchesLeft and BranchesDone count the branches of a fan-out that
+	// are outstanding and ended, so that a branch result need not read the
+	// others.
+	BranchesLeft int `json:"branches_left,omitempty"`
+	BranchesDone int `json:"branches_done,omitempty"`
+
 	// Version is the optimistic-concurrency counter: UpdateJob succeeds only
 	// when it equals the stored version, then increments it.
 	Version int64 `json:"version"`
+
+	// Loaded says which parts (Tasks, BranchResults, DoneTasks, Dispatches)
+	// the read of this copy loaded; see Parts. Not stored.
+	Loaded Parts `json:"-"`
 }
 
 // Approval is a pending human decision.

@@ -68,15 +68,22 @@ type Jobs interface {
 	// CreateJob stores a new job (Version becomes 1) and applies fx
 	// atomically. ErrExists if the id is taken.
 	CreateJob(ctx context.Context, job *Job, fx Effects) error
-	// GetJob returns a copy of a job, or ErrNotFound.
+	// GetJob returns a copy of a job with every part (see Parts), or
+	// ErrNotFound.
 	GetJob(ctx context.Context, id string) (*Job, error)
+	// LoadJob returns a copy of a job's header with the outstanding tasks
+	// named and the final statuses of those that ended (no other part), in
+	// one consistent read, or ErrNotFound.
+	LoadJob(ctx context.Context, id string, taskIDs ...string) (*Job, error)
 	// UpdateJob replaces a job whose stored Version equals job.Version,
 	// increments the version (in job too) and applies fx, all atomically.
+	// Of the job's parts it writes what changed since its read
+	// (Job.Changes), and records the write in job.Loaded (Job.Written).
 	// ErrConflict when the version moved on, ErrNotFound when it is gone.
-	// A terminal job expires after the backend's retention.
+	// A terminal job expires, with its parts, after the backend's retention.
 	UpdateJob(ctx context.Context, job *Job, fx Effects) error
-	// ListJobs returns jobs newest first, and a cursor for the next page
-	// ("" on the last page).
+	// ListJobs returns jobs newest first (headers only), and a cursor for
+	// the next page ("" on the last page).
 	ListJobs(ctx context.Context, f JobFilter) ([]*Job, string, error)
 }
 

@@ -195,7 +195,7 @@ func refOwner(s, bucket string) (owner string, tenant bool, err error) {
 
 // sameClient reports whether job id exists and has j's client.
 func (e *Engine) sameClient(ctx context.Context, j *store.Job, id string) (bool, error) {
-	other, err := e.store.GetJob(ctx, id)
+	other, err := e.store.LoadJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -314,7 +314,7 @@ func (e *Engine) offloadResult(ctx context.Context, workerID string, res *protoc
 		return
 	}
 	// Do not write objects for a result that will be ignored anyway.
-	if j, err := e.store.GetJob(ctx, res.JobID); err != nil {
+	if j, err := e.store.LoadJob(ctx, res.JobID, res.TaskID); err != nil {
 		return
 	} else if reason, _ := ignoreReason(j, res.TaskID, workerID); reason != "" {
 		return

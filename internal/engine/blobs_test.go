@@ -113,6 +113,13 @@ func (f failingGets) GetJob(ctx context.Context, id string) (*store.Job, error) 
 	return f.Store.GetJob(ctx, id)
 }
 
+func (f failingGets) LoadJob(ctx context.Context, id string, taskIDs ...string) (*store.Job, error) {
+	if id == f.id {
+		return nil, errors.New("connection refused")
+	}
+	return f.Store.LoadJob(ctx, id, taskIDs...)
+}
+
 // TestCheckParamRefs: task params may refer to the objects of the job's
 // own client (its own, an earlier job's, a parent's or child's), to other
 // buckets and to keys outside jobs/, but not to another client's job, an

@@ -43,9 +43,9 @@ func oneTask() *blueprint.Blueprint {
 }
 
 // A poll that ends right after its claim does not strand the task: the
-// pickup is committed all the same, and the task is running on the worker
-// (where heartbeats and timeouts take care of it), never queued in no
-// queue.
+// pickup is committed all the same, and since the worker never got the
+// task it is retried at once (not after the execution timeout), at no cost
+// to the worker; its next poll gets it and the job finishes.
 func TestClaimSurvivesTheEndOfItsPoll(t *testing.T) {
 	faults := &pickupFaults{Store: memory.New(memory.Options{})}
 	en := newEnv(t, Config{Store: faults}, oneTask())
@@ -55,16 +55,30 @@ func TestClaimSurvivesTheEndOfItsPoll(t *testing.T) {
 	pollCtx, cancelPoll := context.WithCancel(en.ctx)
 	cancelFn := func() { cancelPoll() }
 	faults.onClaim.Store(&cancelFn)
-	_, _ = en.e.NextTask(pollCtx, "w1", time.Second)
-	got := en.wait(j.ID, "the task running on w1", func(j *store.Job) bool {
+	if p, err := en.e.NextTask(pollCtx, "w1", time.Second); p != nil || err != nil {
+		t.Fatalf("a poll that ended got %+v %v", p, err)
+	}
+	en.wait(j.ID, "the task retried", func(j *store.Job) bool {
 		for _, run := range j.Tasks {
-			return run.State == store.TaskRunning && run.WorkerID == "w1"
+			return run.Attempt == 2
 		}
 		return false
 	})
-	running, err := en.store.RunningTasks(en.ctx, "w1")
-	if err != nil || len(running) != 1 {
-		t.Fatalf("running tasks of w1: %v %v (job %s)", running, err, summary(got))
+	if running, err := en.store.RunningTasks(en.ctx, "w1"); err != nil || len(running) != 0 {
+		t.Fatalf("w1 still holds %v %v", running, err)
+	}
+	p, err := en.e.NextTask(en.ctx, "w1", 2*time.Second)
+	if err != nil || p == nil || p.Attempt != 2 {
+		t.Fatalf("next poll: %+v %v", p, err)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished {
+		t.Fatalf("job %s", summary(end))
+	}
+	if reps, _ := en.store.Reputations(en.ctx, "w1"); reps["w1"] < 1 {
+		t.Fatalf("w1 paid for a lost poll: %v", reps)
 	}
 }
 

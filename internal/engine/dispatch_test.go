@@ -468,3 +468,22 @@ func TestTransientFailuresEverywhereCostNothing(t *testing.T) {
 	}
 	en.waitReputation("gpu", 1)
 }
+
+// A fan-out wider than MaxFanOut fails its job with a message that names
+// the limit, and dispatches nothing.
+func TestFanOutWidthLimit(t *testing.T) {
+	bp := blueprint.New("wide").Start("start", func(c *blueprint.Context) error {
+		tasks := make([]blueprint.Task, 4)
+		for i := range tasks {
+			tasks[i].Type = "work"
+		}
+		return c.DispatchParallel(tasks)
+	}, blueprint.FanIn("join"))
+	bp.Aggregator("join", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished"))
+	bp.End("finished", nil)
+	en := newEnv(t, Config{MaxFanOut: 3}, bp)
+	j := en.waitEnd(en.create("wide", nil).ID)
+	if j.Status != protocol.StatusFailed || !strings.Contains(j.ErrorMessage, "4 parallel tasks, more than the limit of 3") || len(j.Dispatches) != 0 {
+		t.Fatalf("job %s, dispatches %d", summary(j), len(j.Dispatches))
+	}
+}

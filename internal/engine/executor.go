@@ -286,9 +286,15 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 			return err
 		}
 	case blueprint.ParallelAction:
+		if len(a.Tasks) > e.cfg.MaxFanOut {
+			e.finish(t, j, protocol.StatusFailed, fmt.Sprintf("state %q dispatches %d parallel tasks, more than the limit of %d (MaxFanOut, MAX_FAN_OUT)",
+				j.CurrentState, len(a.Tasks), e.cfg.MaxFanOut), nil)
+			return nil
+		}
 		j.Status = protocol.StatusWaitingParallel
 		j.Aggregator = a.Aggregator
 		j.BranchResults = map[string]blueprint.TaskResult{}
+		j.BranchesLeft, j.BranchesDone = len(a.Tasks), 0
 		j.Tasks = map[string]*store.TaskRun{}
 		j.Routes = nil
 		j.ErrorMessage = ""
@@ -348,6 +354,7 @@ func (e *Engine) transition(t *txn, j *store.Job, bp *blueprint.Blueprint, targe
 	j.ErrorMessage = ""
 	j.Tasks, j.Routes, j.Approval, j.Aggregator, j.ChildJobID = nil, nil, nil, "", ""
 	j.BranchResults = nil // the aggregator that read them has run
+	j.BranchesLeft, j.BranchesDone = 0, 0
 	t.emit(Event{Type: EventStateEntered, State: target, PrevState: prev})
 	if status, isEnd := bp.IsEnd(target); isEnd && !bp.HasEndHandler(target) {
 		e.finish(t, j, status, "", nil)
@@ -361,6 +368,9 @@ func (e *Engine) transition(t *txn, j *store.Job, bp *blueprint.Blueprint, targe
 // tasks are withdrawn (workers running them are told to stop) and the parent,
 // if any, is woken to resume.
 func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg string, result any) {
+	if !t.wantAll(j) {
+		return // every outstanding task must be withdrawn: mutate reads them all
+	}
 	j.Status = status
 	if msg != "" {
 		j.ErrorMessage = msg
@@ -401,7 +411,7 @@ func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg str
 // "success" when the child finished, "failure" otherwise. The guard on the
 // child id makes it happen exactly once.
 func (e *Engine) resumeFromChild(ctx context.Context, parent *store.Job) error {
-	child, err := e.store.GetJob(ctx, parent.ChildJobID)
+	child, err := e.store.LoadJob(ctx, parent.ChildJobID)
 	missing := errors.Is(err, store.ErrNotFound)
 	if err != nil && !missing {
 		return err

@@ -42,7 +42,7 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 	var delta float64
 	var client string   // whose job it is: penalties count against its cap
 	var blamed []string // workers whose transient failure this success proves theirs
-	_, err := e.mutate(ctx, res.JobID, func(t *txn, j *store.Job) error {
+	_, err := e.mutateTask(ctx, res.JobID, res.TaskID, func(t *txn, j *store.Job) error {
 		delta, client, blamed = 0, j.Client.Name, nil
 		if reason, msg := ignoreReason(j, res.TaskID, workerID); reason != "" {
 			resp = protocol.ResultResponse{Status: protocol.ResultIgnored, Reason: reason, Message: msg}
@@ -302,10 +302,21 @@ func (e *Engine) branchEnded(t *txn, j *store.Job, run *store.TaskRun, result bl
 	if j.BranchResults == nil {
 		j.BranchResults = map[string]blueprint.TaskResult{}
 	}
+	if j.BranchesLeft+j.BranchesDone == 0 {
+		// A fan-out begun by an older version keeps no counters: count
+		// once, on a whole read.
+		if !t.wantAll(j) {
+			return
+		}
+		j.BranchesLeft, j.BranchesDone = len(j.Tasks)+1, len(j.BranchResults)
+	}
 	j.BranchResults[run.ID] = result
-	total := len(j.BranchResults) + len(j.Tasks)
-	j.ProgressMessage = fmt.Sprintf("%d of %d parallel tasks done", len(j.BranchResults), total)
-	if len(j.Tasks) > 0 {
+	// Counters, not the other branches' records: a result reads and
+	// writes its own branch only.
+	j.BranchesLeft--
+	j.BranchesDone++
+	j.ProgressMessage = fmt.Sprintf("%d of %d parallel tasks done", j.BranchesDone, j.BranchesDone+j.BranchesLeft)
+	if j.BranchesLeft > 0 {
 		return
 	}
 	prev := j.CurrentState

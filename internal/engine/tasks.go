@@ -162,7 +162,7 @@ func (e *Engine) queuedRequest(ctx context.Context, w *store.Worker, qt *store.Q
 	}
 	r, ok := (*routes)[qt.JobID]
 	if !ok {
-		j, err := e.store.GetJob(ctx, qt.JobID)
+		j, err := e.store.LoadJob(ctx, qt.JobID) // the header has the routes
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			// The job expired: the claim goes through and pickup drops
@@ -266,6 +266,14 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 			// another of its polls (see hub.notify).
 			e.hub.unsubscribe(sub)
 			e.hub.notifyOne(queues[0])
+		}
+		if payload != nil && ctx.Err() != nil {
+			// The poll ended while its task was being picked up: the
+			// worker will never see it. Retry it at once rather than after
+			// the execution timeout (no fault of the worker's).
+			e.loseTask(context.WithoutCancel(ctx), workerID, store.QueuedTask{JobID: payload.JobID, Run: store.TaskRun{ID: payload.TaskID, Attempt: payload.Attempt}},
+				false, 0, "the poll that took the task ended before the task reached the worker")
+			return nil, nil
 		}
 		if err != nil || payload != nil {
 			return payload, err
@@ -475,7 +483,7 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 	defer cancel()
 	var payload *protocol.TaskPayload
-	_, err := e.mutate(ctx, qt.JobID, func(t *txn, j *store.Job) error {
+	_, err := e.mutateTask(ctx, qt.JobID, qt.Run.ID, func(t *txn, j *store.Job) error {
 		run := j.Tasks[qt.Run.ID]
 		if j.Status.Terminal() || run == nil || run.State != store.TaskQueued || run.Attempt != qt.Run.Attempt {
 			return errSkip
@@ -540,7 +548,7 @@ func (e *Engine) claim(ctx context.Context, taskID, workerID string) (*store.Que
 // unclaim puts a claimed task whose pickup could not be committed back in
 // the queue it came from, with its place, so it is not stranded.
 func (e *Engine) unclaim(ctx context.Context, qt *store.QueuedTask, cause error) {
-	_, err := e.mutate(ctx, qt.JobID, func(t *txn, j *store.Job) error {
+	_, err := e.mutateTask(ctx, qt.JobID, qt.Run.ID, func(t *txn, j *store.Job) error {
 		run := j.Tasks[qt.Run.ID]
 		if j.Status.Terminal() || run == nil || run.State != store.TaskQueued || run.Attempt != qt.Run.Attempt {
 			return errSkip

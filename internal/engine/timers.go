@@ -83,7 +83,7 @@ func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
 	switch tm.Kind {
 	case store.TimerStep:
 		var j *store.Job
-		j, err = e.store.GetJob(ctx, tm.JobID)
+		j, err = e.store.LoadJob(ctx, tm.JobID)
 		if err == nil && j.Status == protocol.StatusRunning && j.CurrentState == tm.Ref && j.RetryCount == tm.Seq {
 			err = e.store.PushReady(ctx, j.ID)
 		}
@@ -147,7 +147,7 @@ func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
 // onTask runs fn on the task a timer refers to if it is still in the state
 // (and attempt) the timer was armed for.
 func (e *Engine) onTask(ctx context.Context, tm store.Timer, want store.TaskState, fn func(t *txn, j *store.Job, run *store.TaskRun) error) (*store.Job, error) {
-	return e.mutate(ctx, tm.JobID, func(t *txn, j *store.Job) error {
+	return e.mutateTask(ctx, tm.JobID, tm.Ref, func(t *txn, j *store.Job) error {
 		run := j.Tasks[tm.Ref]
 		if j.Status.Terminal() || run == nil || (want != "" && (run.State != want || run.Attempt != tm.Seq)) {
 			return errSkip

@@ -21,6 +21,19 @@ type txn struct {
 	// cands are the dispatch candidates, read once per txn by place.
 	cands     []dispatch.Candidate
 	candsRead bool
+	// needAll says the change needs every part of the job (it ends the job,
+	// say, and must withdraw every outstanding task) but the txn read only
+	// some: mutate runs it again on a whole read.
+	needAll bool
+}
+
+// wantAll asks for a whole read when j is partial; it reports whether j is
+// whole already.
+func (t *txn) wantAll(j *store.Job) bool {
+	if !j.Loaded.All {
+		t.needAll = true
+	}
+	return j.Loaded.All
 }
 
 func (t *txn) emit(ev Event) {
@@ -31,33 +44,57 @@ func (t *txn) emit(ev Event) {
 // errSkip makes mutate write nothing and return no error.
 var errSkip = errors.New("nothing to change")
 
-// mutate applies fn to the current version of a job and commits it,
-// retrying from a fresh read when another writer got there first. fn may
-// return errSkip to leave the job alone. Events are released after the
-// commit.
+// mutate applies fn to the current version of a job, read whole, and
+// commits it, retrying from a fresh read when another writer got there
+// first. fn may return errSkip to leave the job alone. Events are released
+// after the commit.
 func (e *Engine) mutate(ctx context.Context, id string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
 	return e.mutateFrom(ctx, id, nil, fn)
+}
+
+// mutateTask is mutate on a read of the job's header and one of its tasks
+// (with its final status if it ended), so that a result, a pickup or a
+// timer of one branch costs the same whatever the width of the fan-out.
+// fn asks for a whole read (txn.wantAll) when it needs more.
+func (e *Engine) mutateTask(ctx context.Context, id, taskID string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
+	return e.mutateParts(ctx, id, nil, []string{taskID}, fn)
 }
 
 // mutateFrom is mutate starting from a copy of the job the caller has just
 // read (nil: read it), which saves a store round trip when nobody wrote
 // the job meanwhile; the version check catches it when somebody did.
 func (e *Engine) mutateFrom(ctx context.Context, id string, first *store.Job, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
+	return e.mutateParts(ctx, id, first, nil, fn)
+}
+
+// mutateParts is mutate reading the tasks named only (all parts when
+// taskIDs is nil), starting from first when given.
+func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, taskIDs []string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
 	release, err := e.locks.acquire(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	whole := taskIDs == nil
 	for attempt := 0; ; attempt++ {
 		j, err := first, error(nil)
-		if j == nil || attempt > 0 {
+		switch {
+		case j != nil && attempt == 0:
+		case whole:
 			j, err = e.store.GetJob(ctx, id)
+		default:
+			j, err = e.store.LoadJob(ctx, id, taskIDs...)
 		}
 		if err != nil {
 			return nil, err
 		}
 		t := &txn{now: e.now()}
-		if err := fn(t, j); err != nil {
+		err = fn(t, j)
+		if t.needAll && !j.Loaded.All && attempt < 100 {
+			whole = true // the same change on a whole read
+			continue
+		}
+		if err != nil {
 			if errors.Is(err, errSkip) {
 				return j, nil
 			}

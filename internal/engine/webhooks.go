@@ -17,7 +17,7 @@ var errOwned = errors.New("timer handled in the background")
 
 // fireWebhook starts one delivery attempt of a job's end notification.
 func (e *Engine) fireWebhook(ctx context.Context, tm store.Timer) error {
-	j, err := e.store.GetJob(ctx, tm.JobID)
+	j, err := e.store.LoadJob(ctx, tm.JobID)
 	if err != nil {
 		return err
 	}

@@ -211,7 +211,13 @@ func (e *Engine) WorkerEvent(ctx context.Context, workerID string, ev protocol.W
 	progress, _ := ev.Payload["progress"].(float64)
 	message, _ := ev.Payload["message"].(string)
 	progress = min(max(progress, 0), 1)
-	_, err := e.mutate(ctx, ev.TargetJobID, func(t *txn, j *store.Job) error {
+	mutate := e.mutate // a progress event for any task of the job reads them all
+	if ev.TargetTaskID != "" {
+		mutate = func(ctx context.Context, id string, fn func(*txn, *store.Job) error) (*store.Job, error) {
+			return e.mutateTask(ctx, id, ev.TargetTaskID, fn)
+		}
+	}
+	_, err := mutate(ctx, ev.TargetJobID, func(t *txn, j *store.Job) error {
 		if j.Status.Terminal() || !ownsTask(j, ev.TargetTaskID, workerID) {
 			return errSkip
 		}

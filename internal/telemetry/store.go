@@ -46,6 +46,10 @@ func (t *timedStore) GetJob(ctx context.Context, id string) (*store.Job, error) 
 	return timed(t.m, "get_job", func() (*store.Job, error) { return t.Store.GetJob(ctx, id) })
 }
 
+func (t *timedStore) LoadJob(ctx context.Context, id string, taskIDs ...string) (*store.Job, error) {
+	return timed(t.m, "load_job", func() (*store.Job, error) { return t.Store.LoadJob(ctx, id, taskIDs...) })
+}
+
 func (t *timedStore) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
 	return timed0(t.m, "update_job", func() error { return t.Store.UpdateJob(ctx, j, fx) })
 }

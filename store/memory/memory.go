@@ -6,6 +6,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -56,9 +58,15 @@ type Store struct {
 	outbox outbox
 }
 
+// jobEntry is a job as the store keeps it: the header, and its parts as
+// records of their own (see store.Parts).
 type jobEntry struct {
-	job      *store.Job
-	expireAt time.Time // zero while the job is live
+	job        *store.Job // the header
+	tasks      map[string]*store.TaskRun
+	branches   map[string]blueprint.TaskResult
+	done       map[string]string
+	dispatches []store.Dispatch
+	expireAt   time.Time // zero while the job is live
 }
 
 type lease struct {
@@ -134,7 +142,84 @@ func (s *Store) GetJob(_ context.Context, id string) (*store.Job, error) {
 	if e == nil {
 		return nil, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
 	}
-	return e.job.Clone(), nil
+	return e.assemble(), nil
+}
+
+// LoadJob implements store.Jobs.
+func (s *Store) LoadJob(_ context.Context, id string, taskIDs ...string) (*store.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.liveJob(id, time.Now())
+	if e == nil {
+		return nil, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
+	}
+	j := e.job.Clone()
+	for _, tid := range taskIDs {
+		if run, ok := e.tasks[tid]; ok {
+			if j.Tasks == nil {
+				j.Tasks = map[string]*store.TaskRun{}
+			}
+			j.Tasks[tid] = run.Clone()
+			j.Loaded.Tasks = append(j.Loaded.Tasks, tid)
+		}
+		if st, ok := e.done[tid]; ok {
+			if j.DoneTasks == nil {
+				j.DoneTasks = map[string]string{}
+			}
+			j.DoneTasks[tid] = st
+			j.Loaded.Done = append(j.Loaded.Done, tid)
+		}
+	}
+	return j, nil
+}
+
+// assemble returns a copy of the whole job, every part loaded.
+func (e *jobEntry) assemble() *store.Job {
+	c := e.job.Clone()
+	var tasks map[string]*store.TaskRun
+	if len(e.tasks) > 0 {
+		tasks = make(map[string]*store.TaskRun, len(e.tasks))
+		for id, t := range e.tasks {
+			tasks[id] = t.Clone()
+		}
+	}
+	var branches map[string]blueprint.TaskResult
+	if len(e.branches) > 0 {
+		branches = make(map[string]blueprint.TaskResult, len(e.branches))
+		for id, r := range e.branches {
+			branches[id] = store.CloneResult(r)
+		}
+	}
+	var done map[string]string
+	if len(e.done) > 0 {
+		done = maps.Clone(e.done)
+	}
+	return store.Assemble(c, tasks, branches, done, slices.Clone(e.dispatches))
+}
+
+// write stores a job's header and the changes of its parts.
+func (e *jobEntry) write(job *store.Job) {
+	ch := job.Changes()
+	e.job = job.Header().Clone()
+	if e.tasks == nil {
+		e.tasks, e.branches, e.done = map[string]*store.TaskRun{}, map[string]blueprint.TaskResult{}, map[string]string{}
+	}
+	for _, t := range ch.PutTasks {
+		e.tasks[t.ID] = t.Clone()
+	}
+	for _, id := range ch.DeleteTasks {
+		delete(e.tasks, id)
+	}
+	for _, id := range ch.PutBranches {
+		e.branches[id] = store.CloneResult(job.BranchResults[id])
+	}
+	for _, id := range ch.DeleteBranches {
+		delete(e.branches, id)
+	}
+	for _, id := range ch.PutDone {
+		e.done[id] = job.DoneTasks[id]
+	}
+	e.dispatches = append(e.dispatches, ch.AddDispatches...)
 }
 
 // UpdateJob implements store.Jobs.
@@ -247,12 +332,20 @@ func (s *Store) liveJob(id string, now time.Time) *jobEntry {
 	return e
 }
 
+// putJob writes a job over its entry (a new one for a created job) and
+// records the write in job.Loaded.
 func (s *Store) putJob(job *store.Job, now time.Time) {
-	e := &jobEntry{job: job.Clone()}
+	e := s.jobs[job.ID]
+	if e == nil || job.Version == 1 {
+		e = &jobEntry{}
+		s.jobs[job.ID] = e
+	}
+	e.write(job)
+	e.expireAt = time.Time{}
 	if job.Status.Terminal() {
 		e.expireAt = now.Add(s.retention)
 	}
-	s.jobs[job.ID] = e
+	job.Written()
 }
 
 func (s *Store) checkCreates(fx store.Effects, now time.Time) error {

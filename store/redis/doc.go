@@ -28,9 +28,20 @@
 //
 // Jobs:
 //
-//	K job:<id>              hash    doc: the job as JSON; v: its version; m, c: its
-//	                                index member and client name, as created. No TTL
-//	                                while the job runs; PEXPIRE Retention once terminal.
+//	K job:<id>              hash    doc: the job's header as JSON (no parts); v: its
+//	                                version; m, c: its index member and client name, as
+//	                                created. No TTL while the job runs; PEXPIRE Retention
+//	                                once terminal, like the four part keys below.
+//	K job:<id>:tasks        hash    task id -> an outstanding task (store.TaskRun) as JSON.
+//	K job:<id>:branches     hash    task id -> an ended branch's result as JSON.
+//	K job:<id>:done         hash    task id -> the final status of an ended task.
+//	K job:<id>:dispatches   list    every dispatch decision as JSON, oldest first.
+//
+// A job's parts (store.Parts) are records of their own, so that a result
+// or a pickup reads the header and one task (LoadJob, one MULTI) and writes
+// them back whatever the width of a fan-out; GetJob reads the header and
+// every part in one MULTI. A document written before parts were records
+// still holds them inline: it is read whole and its next write moves them.
 //	K jobs:all              zset    index of every job for ListJobs: score 0, member
 //	                                "<CreatedAt as 20 sortable digits>:<id>", read with
 //	                                ZREVRANGEBYLEX (newest first, ties by id).
@@ -114,8 +125,8 @@
 //
 //   - commitScript (CreateJob, UpdateJob): checks the job's version (or its
 //     absence), the absence of every child job and the location of every
-//     task it moves, and only then writes the job (with its TTL and index
-//     entries), the child jobs, task removals and enqueues (with queue set,
+//     task it moves, and only then writes the job's header and the changes
+//     of its parts (with their TTL and index entries), the child jobs, task removals and enqueues (with queue set,
 //     location and load bookkeeping), timer cancels and adds, ready pushes
 //     and the outbox events, and publishes on both channels. A version
 //     conflict, an existing child or a missing job writes nothing (no event

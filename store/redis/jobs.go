@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -31,17 +32,124 @@ func (s *Store) UpdateJob(ctx context.Context, job *store.Job, fx store.Effects)
 	return nil
 }
 
-// GetJob implements store.Jobs.
+// GetJob implements store.Jobs: the header and every part, in one
+// transaction.
 func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
-	vals, err := s.rdb.HMGet(ctx, s.k.job(id), "doc", "v").Result()
+	var header *goredis.SliceCmd
+	var tasks, branches, done *goredis.MapStringStringCmd
+	var dispatches *goredis.StringSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		header = p.HMGet(ctx, s.k.job(id), "doc", "v")
+		tasks = p.HGetAll(ctx, s.k.jobTasks(id))
+		branches = p.HGetAll(ctx, s.k.jobBranches(id))
+		done = p.HGetAll(ctx, s.k.jobDone(id))
+		dispatches = p.LRange(ctx, s.k.jobDispatches(id), 0, -1)
+		return nil
+	})
 	if err != nil {
 		return nil, fail(ctx, "get job "+id, err)
 	}
-	j, err := decodeJob(vals)
+	h, err := decodeJob(header.Val())
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", id, err)
 	}
+	var parts struct {
+		tasks      map[string]*store.TaskRun
+		branches   map[string]blueprint.TaskResult
+		done       map[string]string
+		dispatches []store.Dispatch
+	}
+	if parts.tasks, err = decodeRecords[*store.TaskRun](tasks.Val()); err != nil {
+		return nil, fmt.Errorf("job %s: tasks: %w", id, err)
+	}
+	if parts.branches, err = decodeRecords[blueprint.TaskResult](branches.Val()); err != nil {
+		return nil, fmt.Errorf("job %s: branch results: %w", id, err)
+	}
+	if m := done.Val(); len(m) > 0 {
+		parts.done = m
+	}
+	for _, d := range dispatches.Val() {
+		var x store.Dispatch
+		if err := json.Unmarshal([]byte(d), &x); err != nil {
+			return nil, fmt.Errorf("job %s: dispatch: %w", id, err)
+		}
+		parts.dispatches = append(parts.dispatches, x)
+	}
+	whole := store.Assemble(h.Header(), parts.tasks, parts.branches, parts.done, parts.dispatches)
+	if h.HasInlineParts() {
+		store.MergeInline(h, whole)
+	}
+	return whole, nil
+}
+
+// LoadJob implements store.Jobs: the header, the tasks named and their
+// final statuses, in one transaction.
+func (s *Store) LoadJob(ctx context.Context, id string, taskIDs ...string) (*store.Job, error) {
+	var header, tasks, done *goredis.SliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		header = p.HMGet(ctx, s.k.job(id), "doc", "v")
+		if len(taskIDs) > 0 {
+			tasks = p.HMGet(ctx, s.k.jobTasks(id), taskIDs...)
+			done = p.HMGet(ctx, s.k.jobDone(id), taskIDs...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fail(ctx, "load job "+id, err)
+	}
+	j, err := decodeJob(header.Val())
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", id, err)
+	}
+	if j.HasInlineParts() {
+		// Written before parts were records: read it whole, so that its
+		// next write moves every part to records.
+		return s.GetJob(ctx, id)
+	}
+	if len(taskIDs) == 0 {
+		return j, nil
+	}
+	for i, v := range tasks.Val() {
+		doc, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var run store.TaskRun
+		if err := json.Unmarshal([]byte(doc), &run); err != nil {
+			return nil, fmt.Errorf("job %s: task %s: %w", id, taskIDs[i], err)
+		}
+		if j.Tasks == nil {
+			j.Tasks = map[string]*store.TaskRun{}
+		}
+		j.Tasks[taskIDs[i]] = &run
+		j.Loaded.Tasks = append(j.Loaded.Tasks, taskIDs[i])
+	}
+	for i, v := range done.Val() {
+		if st, ok := v.(string); ok {
+			if j.DoneTasks == nil {
+				j.DoneTasks = map[string]string{}
+			}
+			j.DoneTasks[taskIDs[i]] = st
+			j.Loaded.Done = append(j.Loaded.Done, taskIDs[i])
+		}
+	}
 	return j, nil
+}
+
+// decodeRecords decodes a hash of JSON records; nil when it is empty.
+func decodeRecords[T any](m map[string]string) (map[string]T, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]T, len(m))
+	for k, v := range m {
+		var x T
+		if err := json.Unmarshal([]byte(v), &x); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[k] = x
+	}
+	return out, nil
 }
 
 // decodeJob reads the fields doc and v of a job hash.
@@ -78,15 +186,41 @@ type commitPlan struct {
 }
 
 type planJob struct {
-	ID         string `json:"id"`
-	Key        int    `json:"k"`
-	Expect     string `json:"x"`            // stored version required; "" means the job must not exist
-	Version    string `json:"v"`            // version written
-	Doc        int    `json:"d"`            // the JSON document
-	Retention  string `json:"t,omitempty"`  // ms; set for a terminal job
-	Member     string `json:"m,omitempty"`  // index member (creates)
-	Client     int    `json:"c,omitempty"`  // client index (creates)
-	ClientName string `json:"cn,omitempty"` // client name (creates)
+	Parts      planParts `json:"p"`
+	ID         string    `json:"id"`
+	Key        int       `json:"k"`
+	Expect     string    `json:"x"`            // stored version required; "" means the job must not exist
+	Version    string    `json:"v"`            // version written
+	Doc        int       `json:"d"`            // the JSON document
+	Retention  string    `json:"t,omitempty"`  // ms; set for a terminal job
+	Member     string    `json:"m,omitempty"`  // index member (creates)
+	Client     int       `json:"c,omitempty"`  // client index (creates)
+	ClientName string    `json:"cn,omitempty"` // client name (creates)
+}
+
+// planParts are the writes of a job's part records (store.PartChanges);
+// k fields index KEYS.
+type planParts struct {
+	TasksKey       int        `json:"tk"`
+	BranchesKey    int        `json:"bk"`
+	DoneKey        int        `json:"dk"`
+	DispatchesKey  int        `json:"xk"`
+	PutTasks       []planPut  `json:"tp,omitempty"`
+	DeleteTasks    []string   `json:"td,omitempty"`
+	PutBranches    []planPut  `json:"bp,omitempty"`
+	DeleteBranches []string   `json:"bd,omitempty"`
+	PutDone        []planDone `json:"dp,omitempty"`
+	AddDispatches  []int      `json:"xp,omitempty"` // ARGV indexes
+}
+
+type planPut struct {
+	ID  string `json:"i"`
+	Doc int    `json:"d"` // ARGV index
+}
+
+type planDone struct {
+	ID     string `json:"i"`
+	Status string `json:"s"`
 }
 
 type planMove struct {
@@ -199,8 +333,10 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		}
 		switch res[0] {
 		case "ok":
+			job.Written()
 			for _, c := range fx.Create {
 				c.Version = 1
+				c.Written()
 			}
 			return nil
 		case "exists":
@@ -333,17 +469,22 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects, enque
 	return a.keys, a.argv, nil
 }
 
-// planJob encodes one job write; the document carries the version written.
+// planJob encodes one job write; the document (the header) carries the
+// version written.
 func (s *Store) planJob(a *commitArgs, job *store.Job, expect string, version int64) (planJob, error) {
-	c := *job
+	c := job.Header()
 	c.Version = version
-	doc, err := json.Marshal(&c)
+	doc, err := json.Marshal(c)
 	if err != nil {
 		return planJob{}, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}
+	parts, err := s.planParts(a, job)
+	if err != nil {
+		return planJob{}, err
+	}
 	pj := planJob{
 		ID: job.ID, Key: a.key(s.k.job(job.ID)), Expect: expect, Version: strconv.FormatInt(version, 10),
-		Doc: a.doc(string(doc)),
+		Doc: a.doc(string(doc)), Parts: parts,
 	}
 	if job.Status.Terminal() {
 		pj.Retention = strconv.FormatInt(ttlMillis(s.retention), 10)
@@ -354,6 +495,41 @@ func (s *Store) planJob(a *commitArgs, job *store.Job, expect string, version in
 		pj.ClientName = job.Client.Name
 	}
 	return pj, nil
+}
+
+// planParts encodes what a write does to the job's part records.
+func (s *Store) planParts(a *commitArgs, job *store.Job) (planParts, error) {
+	ch := job.Changes()
+	p := planParts{
+		TasksKey: a.key(s.k.jobTasks(job.ID)), BranchesKey: a.key(s.k.jobBranches(job.ID)),
+		DoneKey: a.key(s.k.jobDone(job.ID)), DispatchesKey: a.key(s.k.jobDispatches(job.ID)),
+		DeleteTasks: ch.DeleteTasks, DeleteBranches: ch.DeleteBranches,
+	}
+	for _, t := range ch.PutTasks {
+		doc, err := json.Marshal(t)
+		if err != nil {
+			return p, fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
+		}
+		p.PutTasks = append(p.PutTasks, planPut{ID: t.ID, Doc: a.doc(string(doc))})
+	}
+	for _, id := range ch.PutBranches {
+		doc, err := json.Marshal(job.BranchResults[id])
+		if err != nil {
+			return p, fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
+		}
+		p.PutBranches = append(p.PutBranches, planPut{ID: id, Doc: a.doc(string(doc))})
+	}
+	for _, id := range ch.PutDone {
+		p.PutDone = append(p.PutDone, planDone{ID: id, Status: job.DoneTasks[id]})
+	}
+	for _, d := range ch.AddDispatches {
+		doc, err := json.Marshal(d)
+		if err != nil {
+			return p, fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
+		}
+		p.AddDispatches = append(p.AddDispatches, a.doc(string(doc)))
+	}
+	return p, nil
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

@@ -14,8 +14,14 @@ import (
 // doc.go for the layout and the lifetime of each key).
 type keys struct{ base string }
 
-func (k keys) job(id string) string            { return k.base + "job:" + id }
-func (k keys) jobsAll() string                 { return k.base + "jobs:all" }
+func (k keys) job(id string) string { return k.base + "job:" + id }
+func (k keys) jobsAll() string      { return k.base + "jobs:all" }
+
+// The parts of a job (store.Parts), each a record of its own.
+func (k keys) jobTasks(id string) string       { return k.base + "job:" + id + ":tasks" }
+func (k keys) jobBranches(id string) string    { return k.base + "job:" + id + ":branches" }
+func (k keys) jobDone(id string) string        { return k.base + "job:" + id + ":done" }
+func (k keys) jobDispatches(id string) string  { return k.base + "job:" + id + ":dispatches" }
 func (k keys) jobsByClient(name string) string { return k.base + "jobs:client:" + name }
 func (k keys) jobsExpiring() string            { return k.base + "jobs:expiring" }
 

@@ -82,6 +82,14 @@ local now = now_ms()
 for _, j in ipairs(p.jobs) do
   local key = KEYS[j.k]
   redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v)
+  local pp = j.p
+  for _, x in ipairs(pp.tp or {}) do redis.call('HSET', KEYS[pp.tk], x.i, ARGV[x.d]) end
+  for _, id in ipairs(pp.td or {}) do redis.call('HDEL', KEYS[pp.tk], id) end
+  for _, x in ipairs(pp.bp or {}) do redis.call('HSET', KEYS[pp.bk], x.i, ARGV[x.d]) end
+  for _, id in ipairs(pp.bd or {}) do redis.call('HDEL', KEYS[pp.bk], id) end
+  for _, x in ipairs(pp.dp or {}) do redis.call('HSET', KEYS[pp.dk], x.i, x.s) end
+  for _, d in ipairs(pp.xp or {}) do redis.call('RPUSH', KEYS[pp.xk], ARGV[d]) end
+  local partKeys = {KEYS[pp.tk], KEYS[pp.bk], KEYS[pp.dk], KEYS[pp.xk]}
   if j.x == '' then
     -- m, c: the job's index entry, kept to find it again when it expires.
     redis.call('HSET', key, 'm', j.m, 'c', j.cn)
@@ -93,9 +101,11 @@ for _, j in ipairs(p.jobs) do
     local entry = cjson.encode({idx[1] or '', idx[2] or ''})
     if j.t then
       redis.call('PEXPIRE', key, j.t)
+      for _, pk in ipairs(partKeys) do redis.call('PEXPIRE', pk, j.t) end
       redis.call('ZADD', KEYS[12], now + tonumber(j.t), entry)
     else
       redis.call('PERSIST', key)
+      for _, pk in ipairs(partKeys) do redis.call('PERSIST', pk) end
       redis.call('ZREM', KEYS[12], entry)
     end
   end

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"Workers/Reputation", testReputation},
 		{"Counters", testCounters},
 		{"Locks", testLocks},
+		{"Jobs/Parts", testParts},
+		{"Jobs/PartsExpire", testPartsExpire},
 		{"Outbox/Commit", testOutboxCommit},
 		{"Outbox/Wait", testOutboxWait},
 	} {

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+)
+
+// Parts tells what a read of a job loaded besides its header. A job's
+// outstanding tasks (Tasks), the results of its ended branches
+// (BranchResults), the final statuses of its tasks (DoneTasks) and its
+// dispatch decisions (Dispatches) are records of their own, so that a
+// result or a pickup reads and writes a few records whatever the width of a
+// fan-out. GetJob loads every part; LoadJob the header and the tasks
+// asked for. A write replaces what was loaded: a loaded task that is gone
+// from the copy is deleted, a record the copy holds and did not load is
+// added (see Job.Changes).
+type Parts struct {
+	All        bool     // every part was loaded
+	Tasks      []string // ids of the outstanding tasks loaded
+	Branches   []string // ids of the branch results loaded
+	Done       []string // ids of the final statuses loaded
+	Dispatches int      // how many dispatches were loaded (the first ones)
+}
+
+// PartChanges is what a write of a job does to its part records.
+type PartChanges struct {
+	PutTasks       []*TaskRun
+	DeleteTasks    []string
+	PutBranches    []string // ids in Job.BranchResults
+	DeleteBranches []string
+	PutDone        []string // ids in Job.DoneTasks
+	AddDispatches  []Dispatch
+}
+
+// Changes compares a job with what its read loaded. Every task present is
+// written (a handler may have changed any of them); branch results and
+// final statuses, which never change once recorded, only when new.
+func (j *Job) Changes() PartChanges {
+	var c PartChanges
+	for _, id := range slices.Sorted(maps.Keys(j.Tasks)) {
+		c.PutTasks = append(c.PutTasks, j.Tasks[id])
+	}
+	for _, id := range j.Loaded.Tasks {
+		if _, ok := j.Tasks[id]; !ok {
+			c.DeleteTasks = append(c.DeleteTasks, id)
+		}
+	}
+	loaded := setOf(j.Loaded.Branches)
+	for _, id := range slices.Sorted(maps.Keys(j.BranchResults)) {
+		if !loaded[id] {
+			c.PutBranches = append(c.PutBranches, id)
+		}
+	}
+	for _, id := range j.Loaded.Branches {
+		if _, ok := j.BranchResults[id]; !ok {
+			c.DeleteBranches = append(c.DeleteBranches, id)
+		}
+	}
+	loaded = setOf(j.Loaded.Done)
+	for _, id := range slices.Sorted(maps.Keys(j.DoneTasks)) {
+		if !loaded[id] {
+			c.PutDone = append(c.PutDone, id)
+		}
+	}
+	if n := j.Loaded.Dispatches; n < len(j.Dispatches) {
+		c.AddDispatches = j.Dispatches[n:]
+	}
+	return c
+}
+
+func setOf(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+// Header returns a shallow copy of the job without its parts: what a store
+// keeps as the job's own record.
+func (j *Job) Header() *Job {
+	h := *j
+	h.Tasks, h.BranchResults, h.DoneTasks, h.Dispatches = nil, nil, nil, nil
+	h.Loaded = Parts{}
+	return &h
+}
+
+// Written records, after a successful write, that the parts the copy holds
+// are what the store has: a later write from the same copy changes only
+// what changed since.
+func (j *Job) Written() {
+	j.Loaded = Parts{
+		All:        j.Loaded.All,
+		Tasks:      slices.Sorted(maps.Keys(j.Tasks)),
+		Branches:   slices.Sorted(maps.Keys(j.BranchResults)),
+		Done:       slices.Sorted(maps.Keys(j.DoneTasks)),
+		Dispatches: len(j.Dispatches),
+	}
+}
+
+// Assemble returns a job from its header and parts, as GetJob does.
+func Assemble(header *Job, tasks map[string]*TaskRun, branches map[string]blueprint.TaskResult,
+	done map[string]string, dispatches []Dispatch) *Job {
+	j := *header
+	j.Tasks, j.BranchResults, j.DoneTasks, j.Dispatches = tasks, branches, done, dispatches
+	j.Written()
+	j.Loaded.All = true
+	return &j
+}
+
+// HasInlineParts reports whether a stored header still carries parts inline,
+// as jobs written before parts were records of their own did. Such a job
+// is read whole (MergeInline) and its next write moves them to records.
+func (j *Job) HasInlineParts() bool {
+	return j.Tasks != nil || j.BranchResults != nil || j.DoneTasks != nil || j.Dispatches != nil
+}
+
+// MergeInline adds a whole job's inline parts (see HasInlineParts) to the
+// records read, as parts that were not loaded from records, so that the
+// next write stores them as records and drops them from the header.
+func MergeInline(inline, whole *Job) {
+	for id, t := range inline.Tasks {
+		if _, ok := whole.Tasks[id]; !ok {
+			if whole.Tasks == nil {
+				whole.Tasks = map[string]*TaskRun{}
+			}
+			whole.Tasks[id] = t
+		}
+	}
+	for id, r := range inline.BranchResults {
+		if _, ok := whole.BranchResults[id]; !ok {
+			if whole.BranchResults == nil {
+				whole.BranchResults = map[string]blueprint.TaskResult{}
+			}
+			whole.BranchResults[id] = r
+		}
+	}
+	for id, st := range inline.DoneTasks {
+		if _, ok := whole.DoneTasks[id]; !ok {
+			if whole.DoneTasks == nil {
+				whole.DoneTasks = map[string]string{}
+			}
+			whole.DoneTasks[id] = st
+		}
+	}
+	if len(inline.Dispatches) > 0 {
+		// Inline dispatches are older than any record, and none is a
+		// record yet: all of them are written on the next write.
+		whole.Dispatches = append(slices.Clone(inline.Dispatches), whole.Dispatches...)
+		whole.Loaded.Dispatches = 0
+	}
+}

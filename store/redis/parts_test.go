@@ -1,0 +1,81 @@
+package redis_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
+)
+
+// A job written before parts were records of their own (its tasks,
+// branch results, final statuses and dispatches inline in the document)
+// is read whole, even by LoadJob, and its next write moves every part to
+// records: a deployment upgraded with jobs in flight loses none of them.
+func TestInlinePartsMoveToRecords(t *testing.T) {
+	url := testenv.URL(t, testenv.RedisVar)
+	prefix := newPrefix(t, url)
+	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	old := store.Job{
+		ID: "old", Blueprint: "bp", Status: protocol.StatusWaitingParallel, CurrentState: "fan",
+		Client: blueprint.Client{Name: "c"}, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(), Version: 3,
+		Tasks: map[string]*store.TaskRun{
+			"a": {ID: "a", Branch: true, Attempt: 1, State: store.TaskRunning, WorkerID: "w"},
+			"b": {ID: "b", Branch: true, Attempt: 1, State: store.TaskQueued},
+		},
+		DoneTasks:  map[string]string{"c": "success"},
+		Dispatches: []store.Dispatch{{TaskID: "a"}, {TaskID: "b"}, {TaskID: "c"}},
+	}
+	doc, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := rawClient(t, url)
+	defer rdb.Close()
+	key := "{" + prefix + "}:job:old"
+	if err := rdb.HSet(ctx, key, "doc", string(doc), "v", "3").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	part, err := s.LoadJob(ctx, "old", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !part.Loaded.All || len(part.Tasks) != 2 || part.DoneTasks["c"] != "success" || len(part.Dispatches) != 3 {
+		t.Fatalf("an old job read by LoadJob: all %v, tasks %d, done %v, dispatches %d", part.Loaded.All, len(part.Tasks), part.DoneTasks, len(part.Dispatches))
+	}
+	delete(part.Tasks, "a")
+	part.DoneTasks["a"] = "success"
+	if err := s.UpdateJob(ctx, part, store.Effects{}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := rdb.HGet(ctx, key, "doc").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inline := range []string{`"tasks"`, `"done_tasks"`, `"dispatches"`} {
+		if strings.Contains(stored, inline) {
+			t.Fatalf("the document still holds %s after a write: %s", inline, stored)
+		}
+	}
+	whole, err := s.GetJob(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Tasks) != 1 || whole.Tasks["b"] == nil || len(whole.DoneTasks) != 2 || len(whole.Dispatches) != 3 {
+		t.Fatalf("after the move: tasks %v, done %v, dispatches %d", whole.Tasks, whole.DoneTasks, len(whole.Dispatches))
+	}
+	// From now on a partial read is partial.
+	if part, err := s.LoadJob(ctx, "old", "b"); err != nil || part.Loaded.All || len(part.Tasks) != 1 {
+		t.Fatalf("a moved job read by LoadJob: %+v %v", part, err)
+	}
+}

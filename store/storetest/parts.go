@@ -1,0 +1,122 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+func taskIDs(j *store.Job) string   { return fmt.Sprint(slices.Sorted(maps.Keys(j.Tasks))) }
+func branchIDs(j *store.Job) string { return fmt.Sprint(slices.Sorted(maps.Keys(j.BranchResults))) }
+func doneIDs(j *store.Job) string   { return fmt.Sprint(slices.Sorted(maps.Keys(j.DoneTasks))) }
+
+func dispatchTasks(j *store.Job) string {
+	var ids []string
+	for _, d := range j.Dispatches {
+		ids = append(ids, d.TaskID)
+	}
+	return fmt.Sprint(ids)
+}
+
+// testParts: tasks, branch results, final statuses and dispatches are
+// records of their own. A write from a copy that loaded some of them
+// changes those and adds what is new, and leaves the others alone.
+func testParts(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	j := newJob("fan")
+	j.Tasks = map[string]*store.TaskRun{}
+	for _, id := range []string{"a", "b", "c"} {
+		j.Tasks[id] = &store.TaskRun{ID: id, Spec: blueprint.Task{Type: "work"}, Branch: true, Attempt: 1, State: store.TaskQueued}
+	}
+	j.BranchResults = map[string]blueprint.TaskResult{"x": {TaskID: "x", Status: "success", Data: map[string]any{"n": 1.0}}}
+	j.DoneTasks = map[string]string{"x": "success"}
+	j.Dispatches = []store.Dispatch{{TaskID: "x", Type: "work", Attempt: 1}}
+	must(t, s.CreateJob(ctx, j, store.Effects{}))
+
+	full, err := s.GetJob(ctx, "fan")
+	must(t, err)
+	if !full.Loaded.All || taskIDs(full) != "[a b c]" || branchIDs(full) != "[x]" || doneIDs(full) != "[x]" || dispatchTasks(full) != "[x]" {
+		t.Fatalf("full read: tasks %s branches %s done %s dispatches %s", taskIDs(full), branchIDs(full), doneIDs(full), dispatchTasks(full))
+	}
+	if full.BranchResults["x"].Data["n"] != 1.0 {
+		t.Fatalf("branch result %+v", full.BranchResults["x"])
+	}
+
+	// A result for task a: its copy holds a and nothing of b or c.
+	part, err := s.LoadJob(ctx, "fan", "a", "x", "nope")
+	must(t, err)
+	if part.Loaded.All || taskIDs(part) != "[a]" || doneIDs(part) != "[x]" || part.BranchResults != nil || part.Dispatches != nil {
+		t.Fatalf("partial read: tasks %s done %s branches %v dispatches %v", taskIDs(part), doneIDs(part), part.BranchResults, part.Dispatches)
+	}
+	if part.Tasks["a"].State != store.TaskQueued || part.InitialData["n"] != 1.0 {
+		t.Fatalf("partial read: task %+v, header %+v", part.Tasks["a"], part.InitialData)
+	}
+	delete(part.Tasks, "a")
+	part.DoneTasks["a"] = "success"
+	part.BranchResults = map[string]blueprint.TaskResult{"a": {TaskID: "a", Status: "success"}}
+	part.Dispatches = append(part.Dispatches, store.Dispatch{TaskID: "a", Type: "work", Attempt: 1})
+	part.BranchesDone = 2
+	must(t, s.UpdateJob(ctx, part, store.Effects{}))
+	// The copy goes on from what it wrote.
+	part.Tasks = map[string]*store.TaskRun{}
+	part.ProgressMessage = "again"
+	must(t, s.UpdateJob(ctx, part, store.Effects{}))
+
+	full, err = s.GetJob(ctx, "fan")
+	must(t, err)
+	if taskIDs(full) != "[b c]" || branchIDs(full) != "[a x]" || doneIDs(full) != "[a x]" || dispatchTasks(full) != "[x a]" ||
+		full.BranchesDone != 2 || full.ProgressMessage != "again" {
+		t.Fatalf("after a partial write: tasks %s branches %s done %s dispatches %s, header %d %q",
+			taskIDs(full), branchIDs(full), doneIDs(full), dispatchTasks(full), full.BranchesDone, full.ProgressMessage)
+	}
+	// A copy read before that write is stale, whatever it loaded.
+	stale, err := s.LoadJob(ctx, "fan", "b")
+	must(t, err)
+	full.Tasks["b"].State = store.TaskRunning
+	must(t, s.UpdateJob(ctx, full, store.Effects{}))
+	delete(stale.Tasks, "b")
+	if err := s.UpdateJob(ctx, stale, store.Effects{}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale partial write: %v", err)
+	}
+
+	// A full copy that drops what it loaded deletes it.
+	full.BranchResults = nil
+	full.Tasks = nil
+	full.Status = "finished"
+	must(t, s.UpdateJob(ctx, full, store.Effects{}))
+	full, err = s.GetJob(ctx, "fan")
+	must(t, err)
+	if full.Tasks != nil || full.BranchResults != nil || doneIDs(full) != "[a x]" || dispatchTasks(full) != "[x a]" {
+		t.Fatalf("after clearing: tasks %v branches %v done %s dispatches %s", full.Tasks, full.BranchResults, doneIDs(full), dispatchTasks(full))
+	}
+}
+
+// testPartsExpire: a terminal job's parts go with it at the end of its
+// retention.
+func testPartsExpire(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{Retention: 300 * time.Millisecond}), ctxFor(t)
+	j := newJob("old")
+	j.Tasks = map[string]*store.TaskRun{"a": {ID: "a", Attempt: 1, State: store.TaskQueued}}
+	j.Dispatches = []store.Dispatch{{TaskID: "a"}}
+	must(t, s.CreateJob(ctx, j, store.Effects{}))
+	j.Status = "failed"
+	j.DoneTasks = map[string]string{"a": "failure"}
+	must(t, s.UpdateJob(ctx, j, store.Effects{}))
+	time.Sleep(600 * time.Millisecond)
+	if _, err := s.LoadJob(ctx, "old", "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired job: %v", err)
+	}
+	// An id used again starts with no parts of the old job.
+	must(t, s.CreateJob(ctx, newJob("old"), store.Effects{}))
+	again, err := s.GetJob(ctx, "old")
+	must(t, err)
+	if again.Tasks != nil || again.DoneTasks != nil || again.Dispatches != nil {
+		t.Fatalf("a new job under an expired id has old parts: %s %s %s", taskIDs(again), doneIDs(again), dispatchTasks(again))
+	}
+}
