@@ -42,6 +42,7 @@
 // them back whatever the width of a fan-out; GetJob reads the header and
 // every part in one MULTI. A document written before parts were records
 // still holds them inline: it is read whole and its next write moves them.
+//
 //	K jobs:all              zset    index of every job for ListJobs: score 0, member
 //	                                "<CreatedAt as 20 sortable digits>:<id>", read with
 //	                                ZREVRANGEBYLEX (newest first, ties by id).
