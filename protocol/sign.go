@@ -114,19 +114,21 @@ func Verify(raw []byte, opts VerifyOptions) error {
 }
 
 // CheckTimestamp accepts a non-zero Unix-seconds timestamp within
-// ReplayWindow of now (60 s passes, 61 s fails).
+// ReplayWindow of now (60 s passes, 61 s fails). An integer is what RXON
+// 1.0b14 and later send; a float (older RXON sent time.time()) is rounded
+// to the nearest second first.
 func CheckTimestamp(ts json.Number, now time.Time) error {
 	if ts == "" {
 		return ErrMissingTimestamp
 	}
-	f, err := ts.Float64()
-	if err != nil || f == 0 {
+	sec, err := ParseTimestamp(ts)
+	if err != nil || sec == 0 {
 		return ErrMissingTimestamp
 	}
 	if now.IsZero() {
 		now = time.Now()
 	}
-	diff := now.Unix() - int64(f)
+	diff := now.Unix() - sec
 	if diff < 0 {
 		diff = -diff
 	}
