@@ -2,7 +2,10 @@ module github.com/avtomatika-ai/avtomatika-go/bench/peers
 
 go 1.26.8
 
-replace github.com/avtomatika-ai/avtomatika-go => ../..
+replace (
+	github.com/avtomatika-ai/avtomatika-go => ../..
+	github.com/avtomatika-ai/avtomatika-go/bench => ..
+)
 
 // The Temporal server v1.32.0 is built against OpenTelemetry v1.44 and
 // otel/log v0.20; the main module's OpenTelemetry v1.47 brings otel/log v1.47,
@@ -24,7 +27,7 @@ replace (
 )
 
 require (
-	github.com/avtomatika-ai/avtomatika-go v0.0.0
+	github.com/avtomatika-ai/avtomatika-go/bench v0.0.0
 	github.com/google/uuid v1.6.0
 	github.com/hibiken/asynq v0.26.0
 	github.com/redis/go-redis/v9 v9.23.0
@@ -53,6 +56,7 @@ require (
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/Masterminds/sprig/v3 v3.3.0 // indirect
 	github.com/apache/thrift v0.24.0 // indirect
+	github.com/avtomatika-ai/avtomatika-go v0.0.0 // indirect
 	github.com/aws/aws-sdk-go-v2 v1.43.4 // indirect
 	github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream v1.7.16 // indirect
 	github.com/aws/aws-sdk-go-v2/config v1.32.16 // indirect
