@@ -350,15 +350,13 @@ func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
 	}
 }
 
-// blobEnv is the showcase's blob storage in tests: MinIO (a bucket of the
-// test's own) when AVTO_TEST_S3_ENDPOINT is set, else a local folder.
 // historyURI is the showcase's history database: the PostgreSQL of the
 // test environment when there is one (in a schema of its own), else SQLite.
 func historyURI(t *testing.T, dir string) string {
-	if url := os.Getenv(testenv.PostgresVar); url != "" {
+	if url, ok := testenv.Find(testenv.PostgresVar); ok {
 		return testenv.PostgresSchemaURL(t, url, "avto_showcase")
 	}
-	t.Logf("history: SQLite (set %s to use PostgreSQL)", testenv.PostgresVar)
+	t.Logf("history: SQLite (no PostgreSQL: set %s)", testenv.PostgresVar)
 	return "sqlite:" + filepath.Join(dir, "history.db")
 }
 
@@ -382,9 +380,11 @@ func checkHistory(t *testing.T, ctx context.Context, vip *client.Client, id stri
 	}
 }
 
+// blobEnv is the showcase's blob storage in tests: MinIO (a bucket of the
+// test's own) when the test environment has it, else a local folder.
 func blobEnv(t *testing.T, dir string) []string {
-	if os.Getenv(testenv.S3Var) == "" {
-		t.Logf("blob storage: a local folder (set %s to use MinIO)", testenv.S3Var)
+	if _, ok := testenv.Find(testenv.S3Var); !ok {
+		t.Logf("blob storage: a local folder (no MinIO: set %s)", testenv.S3Var)
 		return []string{"BLOB_DIR=" + filepath.Join(dir, "blobs"), "TASK_FILES_DIR=" + filepath.Join(dir, "tasks")}
 	}
 	opts := s3env.Options(t)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,16 +24,7 @@ import (
 
 // Credentials of the test server: AVTO_TEST_S3_ACCESS_KEY and
 // AVTO_TEST_S3_SECRET_KEY, minioadmin/minioadmin by default.
-func Credentials() (access, secret string) {
-	access, secret = os.Getenv("AVTO_TEST_S3_ACCESS_KEY"), os.Getenv("AVTO_TEST_S3_SECRET_KEY")
-	if access == "" {
-		access = "minioadmin"
-	}
-	if secret == "" {
-		secret = "minioadmin"
-	}
-	return access, secret
-}
+func Credentials() (access, secret string) { return testenv.S3Credentials() }
 
 // UniqueBucket returns a fresh bucket name.
 func UniqueBucket() string {
@@ -109,10 +101,13 @@ func StartMinIO(t testing.TB) *MinIO {
 	bin := MinIOBinary()
 	if _, err := os.Stat(bin); err != nil {
 		if testenv.Required() {
+			testenv.Report("FAILED", "s3 (private MinIO)", fmt.Sprintf("no MinIO binary at %s, and AVTO_REQUIRE_SERVICES=1", bin))
 			t.Fatalf("MinIO binary %s: %v (set AVTO_TEST_MINIO_BIN)", bin, err)
 		}
+		testenv.Report("SKIPPED", "s3 (private MinIO)", fmt.Sprintf("no MinIO binary at %s (set AVTO_TEST_MINIO_BIN, or run .ci/run)", bin))
 		t.Skipf("SKIPPED: no MinIO binary at %s (set AVTO_TEST_MINIO_BIN, or run .ci/run)", bin)
 	}
+	testenv.Report("RAN", "s3 (private MinIO)", bin)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
