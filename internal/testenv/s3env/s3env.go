@@ -1,6 +1,7 @@
 // Package s3env gives tests a bucket of their own on the S3 server named by
-// AVTO_TEST_S3_ENDPOINT (skipping, or failing under AVTO_REQUIRE_SERVICES=1,
-// when it is not set), and a private MinIO server for tests that stop it.
+// AVTO_TEST_S3_ENDPOINT, or the MinIO found on 127.0.0.1:9000 (skipping, or
+// failing under AVTO_REQUIRE_SERVICES=1, when there is none; see testenv),
+// and a private MinIO server for tests that stop it.
 package s3env
 
 import (
