@@ -174,6 +174,7 @@ type request struct {
 	// of body; rawSize is its length, or -1 when unknown.
 	raw     io.Reader
 	rawSize int64
+	header  http.Header // extra headers
 }
 
 // send performs the request and returns the response for a 2xx status. For
@@ -217,6 +218,9 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		accept = "application/json"
 	}
 	req.Header.Set("Accept", accept)
+	for k, vs := range r.header {
+		req.Header[k] = vs
+	}
 	req.Header.Set("User-Agent", userAgent)
 	if !r.public {
 		req.Header.Set(protocol.HeaderClientToken, c.token)

@@ -19,7 +19,16 @@ import (
 type CreateOption func(*createConfig)
 
 type createConfig struct {
-	webhookURL string
+	webhookURL     string
+	idempotencyKey string
+}
+
+// WithIdempotencyKey makes the creation happen once per key (for 24 h): a
+// retry with the same key after a timeout or a 503 gets the job the first
+// call created, if it did, instead of a second job, and is not charged
+// against the quota again. Use a fresh random key per intended job.
+func WithIdempotencyKey(key string) CreateOption {
+	return func(c *createConfig) { c.idempotencyKey = key }
 }
 
 // WithWebhook asks the orchestrator to POST job notifications to url.
@@ -33,7 +42,9 @@ func WithWebhook(url string) CreateOption {
 // /api/v1/jobs/full_showcase. A nil initialData sends none (the server
 // uses {}).
 //
-// CreateJob is not retried: a failed call may or may not have created a job.
+// CreateJob is not retried: a failed call may or may not have created a job,
+// unless WithIdempotencyKey is given, which makes a retry of the same call
+// safe.
 func (c *Client) CreateJob(ctx context.Context, endpoint string, initialData map[string]any, opts ...CreateOption) (string, error) {
 	op := "create job at " + strconv.Quote(endpoint)
 	path, err := endpointPath(endpoint)
@@ -48,7 +59,11 @@ func (c *Client) CreateJob(ctx context.Context, endpoint string, initialData map
 	}
 	body := protocol.CreateJobRequest{InitialData: initialData, WebhookURL: cfg.webhookURL}
 	var out protocol.CreateJobResponse
-	if err := c.call(ctx, request{method: http.MethodPost, path: c.apiPath(path), body: body}, &out); err != nil {
+	req := request{method: http.MethodPost, path: c.apiPath(path), body: body}
+	if cfg.idempotencyKey != "" {
+		req.header = http.Header{protocol.HeaderIdempotencyKey: {cfg.idempotencyKey}}
+	}
+	if err := c.call(ctx, req, &out); err != nil {
 		return "", wrap(op, err)
 	}
 	if out.JobID == "" {

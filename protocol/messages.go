@@ -11,6 +11,11 @@ const (
 	HeaderWorkerID    = "X-Worker-ID"
 	HeaderVersion     = "X-RXON-Version"
 	HeaderClientToken = "X-Client-Token"
+	// HeaderIdempotencyKey on a job creation makes a repeat within 24 h
+	// answer with the first job instead of creating another; the answer
+	// to a repeat carries HeaderIdempotentReplayed.
+	HeaderIdempotencyKey     = "Idempotency-Key"
+	HeaderIdempotentReplayed = "Idempotent-Replayed"
 )
 
 // Worker route paths (all under WorkerPrefix).

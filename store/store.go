@@ -16,8 +16,11 @@ import (
 
 // Errors returned by every backend.
 var (
-	ErrNotFound    = errors.New("not found")
-	ErrExists      = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	// ErrOnceTaken: the write's Effects.Once key is taken; nothing was
+	// written. The key's value (GetValue) says by what.
+	ErrOnceTaken   = errors.New("once-key already taken")
 	ErrConflict    = errors.New("version conflict")
 	ErrUnavailable = errors.New("store unavailable")
 )
@@ -36,6 +39,17 @@ type Effects struct {
 	// DoneReady ends the caller's lease on the written job after the
 	// other effects, as ReadyQueue.DoneReady would, in the same round trip.
 	DoneReady bool
+	// Once makes the write conditional on a value key (as SetOnce keeps
+	// them) being absent, and stores it with the write: an idempotency key
+	// and the job it created. ErrOnceTaken when it exists.
+	Once *Once
+}
+
+// Once is a value key stored with a write, only if absent.
+type Once struct {
+	Key   string
+	Value string
+	TTL   time.Duration
 }
 
 // Store is the orchestrator's live state.

@@ -79,20 +79,59 @@ func (s *Server) createJob(bpName string) clientHandler {
 				return
 			}
 		}
+		key := r.Header.Get(protocol.HeaderIdempotencyKey)
+		if len(key) > maxIdempotencyKey {
+			writeError(w, http.StatusBadRequest, "%s is longer than %d characters", protocol.HeaderIdempotencyKey, maxIdempotencyKey)
+			return
+		}
+		if key != "" {
+			// A repeat answers with the first job and is not charged.
+			id, ok, err := s.eng.IdempotentJob(r.Context(), cl.Name, key)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if ok {
+				s.replayed(w, id)
+				return
+			}
+		}
 		if !s.consumeQuota(w, r, cl) {
 			return
 		}
 		j, err := s.eng.CreateJob(r.Context(), engine.NewJob{
 			Blueprint: bpName, InitialData: req.InitialData, WebhookURL: req.WebhookURL,
-			Client: blueprint.Client{Name: cl.Name, Plan: cl.Plan, Params: cl.Params},
+			Client:         blueprint.Client{Name: cl.Name, Plan: cl.Plan, Params: cl.Params},
+			IdempotencyKey: key,
 		})
-		if err != nil {
+		var dup *engine.DuplicateError
+		switch {
+		case errors.As(err, &dup): // a concurrent repeat won
 			s.refundQuota(r, cl)
+			s.replayed(w, dup.JobID)
+			return
+		case err != nil:
+			// With a key, a store failure may hide a job that was created:
+			// the retry with the key finds it, uncharged, so the charge
+			// stays. Without one, nothing to find: refund.
+			if key == "" || !(errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
+				s.refundQuota(r, cl)
+			}
 			s.fail(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusAccepted, protocol.CreateJobResponse{Status: "accepted", JobID: j.ID})
 	}
+}
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 255
+
+// replayed answers a create repeated with an idempotency key: the first
+// job, as accepted then.
+func (s *Server) replayed(w http.ResponseWriter, jobID string) {
+	w.Header().Set(protocol.HeaderIdempotentReplayed, "true")
+	writeJSON(w, http.StatusAccepted, protocol.CreateJobResponse{Status: "accepted", JobID: jobID})
 }
 
 func (s *Server) checkWebhookURL(raw string) error {

@@ -60,6 +60,11 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 		for _, name := range pathParams(r.path) {
 			op.AddParameter(openapi3.NewPathParameter(name).WithSchema(openapi3.NewStringSchema()))
 		}
+		for _, h := range r.headers {
+			p := openapi3.NewHeaderParameter(h.name).WithDescription(h.description).WithRequired(h.required)
+			p.Schema = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{h.typ}}}
+			op.AddParameter(p)
+		}
 		for _, q := range r.query {
 			p := openapi3.NewQueryParameter(q.name).WithDescription(q.description).WithRequired(q.required)
 			p.Schema = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{q.typ}}}

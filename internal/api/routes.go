@@ -28,6 +28,7 @@ type route struct {
 	request              any           // example value of the JSON body type, or nil
 	rawBody              string        // content type of a non-JSON request body
 	query                []param       // query parameters
+	headers              []param       // request header parameters
 	responses            map[int]reply // status → reply
 }
 
@@ -160,6 +161,8 @@ func (s *Server) routeTable() []route {
 			summary:     "Create a " + bp.Name() + " job",
 			description: "Starts blueprint " + bp.Name() + " in state " + bp.StartState() + ". Counts against the client's monthly quota. webhook_url, when given, must be http(s) and receives a POST when the job ends.",
 			request:     protocol.CreateJobRequest{},
+			headers: []param{{protocol.HeaderIdempotencyKey, "string", "Up to 255 characters. A repeat with the same key within 24 h answers with the first job " +
+				"(and the header " + protocol.HeaderIdempotentReplayed + ": true), creates nothing and is not charged; keys are per client.", false}},
 			responses: map[int]reply{202: {description: "Accepted", body: protocol.CreateJobResponse{}}, 400: replies.badRequest, 401: replies.unauthorized,
 				408: replies.timeout, 413: replies.tooLarge, 429: replies.tooMany, 503: replies.unavailable}})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -31,6 +32,36 @@ type NewJob struct {
 	Client       blueprint.Client
 	WebhookURL   string
 	TraceContext map[string]string
+	// IdempotencyKey, when set, makes the creation happen once per client
+	// and key for IdempotencyTTL: a repeat gets *DuplicateError with the
+	// first job's id and creates nothing.
+	IdempotencyKey string
+}
+
+// IdempotencyTTL is how long an idempotency key keeps its job.
+const IdempotencyTTL = 24 * time.Hour
+
+// DuplicateError says a creation's idempotency key was used before, by
+// job JobID.
+type DuplicateError struct{ JobID string }
+
+func (e *DuplicateError) Error() string {
+	return "a job was already created with this idempotency key: " + e.JobID
+}
+
+func idempotencyKey(client, key string) string { return "idem:" + client + ":" + key }
+
+// IdempotentJob returns the id of the job a client created with an
+// idempotency key, and whether there is one.
+func (e *Engine) IdempotentJob(ctx context.Context, client, key string) (string, bool, error) {
+	id, err := e.store.GetValue(ctx, idempotencyKey(client, key))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return id, true, nil
 }
 
 // CreateJob creates a job in the start state and queues its first step.
@@ -63,10 +94,18 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	}
 	created := []Event{{Type: EventJobCreated, Time: now, Job: j, JobID: j.ID, State: j.CurrentState}}
 	fx := store.Effects{Ready: []string{j.ID}}
+	if req.IdempotencyKey != "" {
+		fx.Once = &store.Once{Key: idempotencyKey(req.Client.Name, req.IdempotencyKey), Value: j.ID, TTL: IdempotencyTTL}
+	}
 	if fx.Events, err = e.encodeEvents(created, j); err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}
 	if err := e.store.CreateJob(ctx, j, fx); err != nil {
+		if errors.Is(err, store.ErrOnceTaken) {
+			if id, ok, gerr := e.IdempotentJob(ctx, req.Client.Name, req.IdempotencyKey); gerr == nil && ok {
+				return nil, &DuplicateError{JobID: id}
+			}
+		}
 		return nil, fmt.Errorf("create job: %w", err)
 	}
 	e.cfg.OnEvent(created[0])

@@ -349,6 +349,11 @@ func (s *Store) putJob(job *store.Job, now time.Time) {
 }
 
 func (s *Store) checkCreates(fx store.Effects, now time.Time) error {
+	if o := fx.Once; o != nil {
+		if v, ok := s.values[o.Key]; ok && v.alive(now) {
+			return fmt.Errorf("%s: %w", o.Key, store.ErrOnceTaken)
+		}
+	}
 	for _, j := range fx.Create {
 		if s.liveJob(j.ID, now) != nil {
 			return fmt.Errorf("job %s: %w", j.ID, store.ErrExists)
@@ -399,6 +404,13 @@ func (s *Store) apply(jobID string, fx store.Effects, now time.Time) {
 	}
 	for _, r := range fx.Ready {
 		s.pushReady(r)
+	}
+	if o := fx.Once; o != nil {
+		e := &expiring[string]{v: o.Value}
+		if o.TTL > 0 {
+			e.exp = now.Add(o.TTL)
+		}
+		s.values[o.Key] = e
 	}
 	s.appendEvents(now, fx.Events)
 	if fx.DoneReady {

@@ -183,6 +183,14 @@ type commitPlan struct {
 	Ready   []string      `json:"ready,omitempty"`
 	Done    string        `json:"done,omitempty"`   // job whose lease ends
 	Events  []int         `json:"events,omitempty"` // ARGV indexes of outbox events
+	Once    *planOnce     `json:"once,omitempty"`
+}
+
+// planOnce is Effects.Once: a value key set only if absent.
+type planOnce struct {
+	Key   int    `json:"k"`
+	Value string `json:"v"`
+	TTL   string `json:"t,omitempty"` // ms
 }
 
 type planJob struct {
@@ -339,6 +347,8 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 				c.Written()
 			}
 			return nil
+		case "once":
+			return fmt.Errorf("%s: %w", fx.Once.Key, store.ErrOnceTaken)
 		case "exists":
 			return fmt.Errorf("job %s: %w", res[1], store.ErrExists)
 		case "notfound":
@@ -456,6 +466,12 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects, enque
 	p.Ready = fx.Ready
 	for _, ev := range fx.Events {
 		p.Events = append(p.Events, a.doc(string(ev)))
+	}
+	if o := fx.Once; o != nil {
+		p.Once = &planOnce{Key: a.key(s.k.value(o.Key)), Value: o.Value}
+		if o.TTL > 0 {
+			p.Once.TTL = strconv.FormatInt(ttlMillis(o.TTL), 10)
+		}
 	}
 	if fx.DoneReady {
 		p.Done = job.ID

@@ -58,7 +58,7 @@ end
 // ARGV: 1 the plan (JSON, see commitPlan), 2 the ready channel, 3 the queue
 // channel, then the documents the plan refers to by index.
 //
-// Returns {"ok"}, {"exists", id}, {"notfound", id}, {"conflict", stored
+// Returns {"ok"}, {"once"} (Effects.Once is taken), {"exists", id}, {"notfound", id}, {"conflict", stored
 // version} or {"retry"} (a task moved since the caller located it; nothing
 // was written).
 var commitScript = goredis.NewScript(luaLib + `
@@ -76,6 +76,14 @@ for _, j in ipairs(p.jobs) do
 end
 for _, m in ipairs(p.moves or {}) do
   if (redis.call('HGET', KEYS[1], m.id) or '') ~= m.f then return {'retry'} end
+end
+if p.once and redis.call('EXISTS', KEYS[p.once.k]) == 1 then return {'once'} end
+if p.once then
+  if p.once.t then
+    redis.call('SET', KEYS[p.once.k], p.once.v, 'PX', p.once.t)
+  else
+    redis.call('SET', KEYS[p.once.k], p.once.v)
+  end
 end
 
 local now = now_ms()

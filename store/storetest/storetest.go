@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Locks", testLocks},
 		{"Jobs/Parts", testParts},
 		{"Jobs/PartsExpire", testPartsExpire},
+		{"Jobs/Once", testOnce},
 		{"Outbox/Commit", testOutboxCommit},
 		{"Outbox/Wait", testOutboxWait},
 	} {
