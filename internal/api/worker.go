@@ -51,9 +51,11 @@ func (s *Server) authWorker(r *http.Request, hint string) (id, key string, statu
 
 // signed authenticates a worker and verifies a signed message body: a
 // fresh timestamp, a matching signature made with the worker's master
-// token, and a signature not seen before within the replay window. It
-// answers the failure itself and returns the worker id when all is well.
-func (s *Server) signed(w http.ResponseWriter, r *http.Request, body []byte, hint string, event bool) (string, func(), bool) {
+// token, and a signature not seen before within the replay window (see
+// replay.go for the results and heartbeats that may repeat). It answers
+// the failure, and a repeated heartbeat, itself and returns the worker id
+// when the message is to be processed.
+func (s *Server) signed(w http.ResponseWriter, r *http.Request, body []byte, hint string, msg signedMsg) (string, func(), bool) {
 	id, key, status, err := s.authWorker(r, hint)
 	if err != nil {
 		writeError(w, status, "%v", err)
@@ -63,24 +65,27 @@ func (s *Server) signed(w http.ResponseWriter, r *http.Request, body []byte, hin
 		writeError(w, http.StatusForbidden, "Immediate sender ID mismatch")
 		return "", nil, false
 	}
-	if err := protocol.Verify(body, protocol.VerifyOptions{Key: key, WorkerID: id, Event: event}); err != nil {
+	if err := protocol.Verify(body, protocol.VerifyOptions{Key: key, WorkerID: id, Event: msg.kind == msgEvent}); err != nil {
 		writeError(w, http.StatusForbidden, "%v", err)
 		return "", nil, false
 	}
 	var env protocol.Envelope
 	_ = strictUnmarshal(body, &env)
-	replayKey := "replay:" + env.Security.Signature
-	first, err := s.store.SetOnce(r.Context(), replayKey, 2*protocol.ReplayWindow+time.Second)
+	// If processing fails on our side the message may be sent again: undo
+	// forgets the signature.
+	replayed, undo, err := s.useSignature(r.Context(), env.Security.Signature, id, msg)
 	if err != nil {
 		s.fail(w, r, err)
 		return "", nil, false
 	}
-	if !first {
+	if replayed && msg.kind == msgHeartbeat {
+		writeJSON(w, http.StatusOK, protocol.HeartbeatResponse{Status: "ok"})
+		return "", nil, false
+	}
+	if replayed {
 		writeError(w, http.StatusConflict, "Replayed message: this signature was already used")
 		return "", nil, false
 	}
-	// If processing fails on our side the message may be sent again.
-	undo := func() { _ = s.store.DeleteValue(context.WithoutCancel(r.Context()), replayKey) }
 	return id, undo, true
 }
 
@@ -88,6 +93,9 @@ func setVersion(w http.ResponseWriter) { w.Header().Set(protocol.HeaderVersion, 
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	setVersion(w)
+	if !s.preAuthWorker(w, r, "") {
+		return
+	}
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
@@ -100,7 +108,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid WorkerRegistration payload: worker_id is required")
 		return
 	}
-	_, undo, ok := s.signed(w, r, body, reg.WorkerID, false)
+	_, undo, ok := s.signed(w, r, body, reg.WorkerID, signedMsg{kind: msgRegistration})
 	if !ok {
 		return
 	}
@@ -120,6 +128,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	setVersion(w)
 	pathID := r.PathValue("worker_id")
+	if !s.preAuthWorker(w, r, pathID) {
+		return
+	}
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
@@ -142,11 +153,12 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, body, &hb) {
 		return
 	}
-	id, undo, ok := s.signed(w, r, body, pathID, false)
+	id, undo, ok := s.signed(w, r, body, pathID, signedMsg{kind: msgHeartbeat})
 	if !ok {
 		return
 	}
 	if hb.WorkerID != "" && hb.WorkerID != id {
+		undo() // refused, not applied: a repeat is refused alike, not acknowledged
 		writeError(w, http.StatusForbidden, "Immediate sender ID mismatch")
 		return
 	}
@@ -201,6 +213,9 @@ func (s *Server) nextTask(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	setVersion(w)
+	if !s.preAuthWorker(w, r, "") {
+		return
+	}
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
@@ -213,7 +228,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid TaskResult payload: job_id and task_id are required")
 		return
 	}
-	id, undo, ok := s.signed(w, r, body, res.WorkerID, false)
+	id, undo, ok := s.signed(w, r, body, res.WorkerID, signedMsg{kind: msgResult, jobID: res.JobID, taskID: res.TaskID})
 	if !ok {
 		return
 	}
@@ -228,6 +243,9 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	setVersion(w)
+	if !s.preAuthWorker(w, r, "") {
+		return
+	}
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
@@ -240,7 +258,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid WorkerEventPayload: event_type is required")
 		return
 	}
-	id, undo, ok := s.signed(w, r, body, ev.WorkerID, true)
+	id, undo, ok := s.signed(w, r, body, ev.WorkerID, signedMsg{kind: msgEvent})
 	if !ok {
 		return
 	}
@@ -300,7 +318,10 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) {
 	setVersion(w)
-	body, ok := s.readBody(w, r)
+	if !s.preAuthRefresh(w, r) {
+		return
+	}
+	body, ok := s.readBodyLimit(w, r, refreshBodyLimit)
 	if !ok {
 		return
 	}
