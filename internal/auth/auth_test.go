@@ -118,3 +118,31 @@ token = "cpu-fleet-token"
 		t.Errorf("global token after disabling it: %v", err)
 	}
 }
+
+// TestReservedClientNames: the names the orchestrator owns jobs under
+// (scheduler, internal) cannot name an API client, from clients.toml or
+// from the Go configuration: such a client would read the orchestrator's
+// own jobs. The error names the reserved name.
+func TestReservedClientNames(t *testing.T) {
+	for _, name := range []string{"scheduler", "internal", "Scheduler", "INTERNAL"} {
+		p := write(t, "[ok]\ntoken = \"ok-token\"\n["+name+"]\ntoken = \"its-token\"\n")
+		_, _, err := LoadClients(p)
+		if err == nil {
+			t.Fatalf("clients.toml with a client %q accepted", name)
+		}
+		reserved := strings.ToLower(name)
+		if !strings.Contains(err.Error(), `"`+reserved+`" is reserved`) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: error %q does not name the reserved name and the file", name, err)
+		}
+		if strings.Contains(err.Error(), "its-token") {
+			t.Errorf("error leaks a token: %v", err)
+		}
+		if _, err := NewClients([]Client{{Name: name}}, map[string]string{name: "t"}); err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("NewClients with %q: %v", name, err)
+		}
+	}
+	// Names that merely contain a reserved word are fine.
+	if _, err := NewClients([]Client{{Name: "scheduler-ui"}, {Name: "internal_tools"}}, map[string]string{"scheduler-ui": "a", "internal_tools": "b"}); err != nil {
+		t.Fatal(err)
+	}
+}

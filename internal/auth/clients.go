@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/BurntSushi/toml"
@@ -26,6 +27,34 @@ type Client struct {
 	digest          [32]byte
 }
 
+// Client names the orchestrator owns jobs under itself. API clients cannot
+// see those jobs, so no API client may carry one of these names: a client
+// named "scheduler" would read and cancel every scheduled job.
+const (
+	SchedulerClient = "scheduler" // jobs the scheduler starts (schedules.toml)
+	InternalClient  = "internal"  // jobs created from Go without WithClient
+)
+
+// ReservedClientNames lists the names no API client may have.
+var ReservedClientNames = []string{SchedulerClient, InternalClient}
+
+// reservedName returns the reserved name that name matches (in any letter
+// case: "Scheduler" is refused too, to avoid confusing the two), or "".
+func reservedName(name string) string {
+	for _, r := range ReservedClientNames {
+		if strings.EqualFold(strings.TrimSpace(name), r) {
+			return r
+		}
+	}
+	return ""
+}
+
+// errReserved explains a client name that is reserved.
+func errReserved(name, reserved string) error {
+	return fmt.Errorf("client %q: the name %q is reserved for the orchestrator's own jobs (reserved: %s); choose another name",
+		name, reserved, strings.Join(ReservedClientNames, ", "))
+}
+
 // Clients is the set of API clients, safe for concurrent use and reloadable.
 type Clients struct {
 	mu      sync.RWMutex
@@ -39,11 +68,15 @@ func NewClients(list []Client, tokens map[string]string) (*Clients, error) {
 	return c, c.Replace(list, tokens)
 }
 
-// Replace swaps the whole set atomically.
+// Replace swaps the whole set atomically. A reserved name
+// (ReservedClientNames) is an error.
 func (c *Clients) Replace(list []Client, tokens map[string]string) error {
 	byToken := make(map[[32]byte]*Client, len(list))
 	for i := range list {
 		cl := list[i]
+		if r := reservedName(cl.Name); r != "" {
+			return errReserved(cl.Name, r)
+		}
 		tok := tokens[cl.Name]
 		if tok == "" {
 			return fmt.Errorf("client %q has no token", cl.Name)
@@ -84,8 +117,9 @@ func (c *Clients) Len() int {
 
 // LoadClients reads clients.toml: one table per client, named by the
 // client, with token (required), plan, params (a table), monthly_attempts
-// and rate_limit (integers). A missing file is an error; an empty path
-// yields no clients.
+// and rate_limit (integers). A missing file is an error, and so is a client
+// with a reserved name (ReservedClientNames); an empty path yields no
+// clients.
 func LoadClients(path string) ([]Client, map[string]string, error) {
 	if path == "" {
 		return nil, map[string]string{}, nil
@@ -101,6 +135,10 @@ func LoadClients(path string) ([]Client, map[string]string, error) {
 		t := raw[name]
 		bad := func(format string, args ...any) {
 			errs = append(errs, fmt.Errorf("%s: client %q: %s", path, name, fmt.Sprintf(format, args...)))
+		}
+		if r := reservedName(name); r != "" {
+			errs = append(errs, fmt.Errorf("%s: %w", path, errReserved(name, r)))
+			continue
 		}
 		tok, ok := t["token"].(string)
 		if !ok || tok == "" {
