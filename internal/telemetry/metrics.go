@@ -20,6 +20,30 @@ import (
 
 const ns = "avtomatika"
 
+// Options choose how much the metrics tell about individual workers.
+// /_public/metrics needs no token, so by default they tell nothing that
+// names a worker, and no label takes more values than a fixed bound
+// however many workers register.
+type Options struct {
+	// WorkerLabels (METRICS_WORKER_LABELS) gives avtomatika_worker_reputation
+	// and avtomatika_worker_load one series per worker, labelled with its
+	// id, for at most MaxWorkerLabels workers (the first in id order); the
+	// others share the series worker="(other)". Off (the default), every
+	// worker is in worker="(other)" and the exposition shows no worker id.
+	WorkerLabels bool
+	// MaxWorkerLabels (METRICS_WORKER_LABELS_MAX) bounds the per-worker
+	// series when WorkerLabels is on (DefaultMaxWorkerLabels).
+	MaxWorkerLabels int
+}
+
+// DefaultMaxWorkerLabels is the default bound on per-worker series.
+const DefaultMaxWorkerLabels = 100
+
+// OtherLabel is the label value that stands for the workers (or task types)
+// past a bound. Worker ids and skill names cannot contain parentheses, so it
+// never collides with one.
+const OtherLabel = "(other)"
+
 // Metrics is one orchestrator's metrics, in a registry of its own.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -45,8 +69,20 @@ type Metrics struct {
 }
 
 // New returns metrics whose gauges read st (queue depths, workers,
-// reputations) at scrape time.
-func New(st store.Store) *Metrics {
+// reputations) at scrape time, configured by the first of opts (none: the
+// defaults, no worker labels).
+func New(st store.Store, opts ...Options) *Metrics {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	return newMetrics(st, o)
+}
+
+func newMetrics(st store.Store, opts Options) *Metrics {
+	if opts.MaxWorkerLabels <= 0 {
+		opts.MaxWorkerLabels = DefaultMaxWorkerLabels
+	}
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
@@ -98,7 +134,11 @@ func New(st store.Store) *Metrics {
 	}
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	f(&stateCollector{store: st})
+	maxWorkers := 0
+	if opts.WorkerLabels {
+		maxWorkers = opts.MaxWorkerLabels
+	}
+	f(&stateCollector{store: st, maxWorkers: maxWorkers, maxTypes: maxQueueTypes})
 	return m
 }
 

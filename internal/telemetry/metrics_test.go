@@ -38,7 +38,7 @@ func series(t *testing.T, m *Metrics, family string, want map[string]string) *dt
 }
 
 func TestHTTPMetricsHaveBoundedLabels(t *testing.T) {
-	m := New(memory.New(memory.Options{}))
+	m := New(memory.New(memory.Options{}), Options{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /things/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") == "missing" {
