@@ -145,6 +145,12 @@ func (s *Server) checkWebhookURL(raw string) error {
 	if u.Host == "" {
 		return errors.New("the URL has no host")
 	}
+	if u.User != nil {
+		// It would be stored with the job and shown in its views (redacted
+		// there, but still kept in the live store).
+		return errors.New("user info (user:password@) is not accepted in a webhook URL: " +
+			"authenticate deliveries by their X-Avtomatika-Signature header (WEBHOOK_SECRET) instead")
+	}
 	if s.opts.AllowWebhookURL != nil {
 		return s.opts.AllowWebhookURL(raw)
 	}
@@ -191,6 +197,7 @@ func (s *Server) ownJobView(w http.ResponseWriter, r *http.Request, cl *auth.Cli
 		s.fail(w, r, err)
 		return protocol.Job{}, false
 	}
+	redactJobView(view)
 	return *view, true
 }
 
@@ -214,6 +221,9 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, cl *auth.Cli
 		s.fail(w, r, historyFailed(r, err))
 		return
 	}
+	for i := range events {
+		redactHistoryEvent(&events[i])
+	}
 	writeJSON(w, http.StatusOK, events)
 }
 
@@ -234,13 +244,15 @@ func selectFields(view protocol.Job, fields []string) map[string]any {
 
 // JobView is a job as the client API shows it: everything a client needs,
 // none of the engine's bookkeeping, and the result only once the job ended.
+// Secrets in the webhook URL are redacted (RedactURL); the live job keeps
+// the URL as given, to deliver to it.
 func JobView(j *store.Job) protocol.Job {
 	created, updated := j.CreatedAt, j.UpdatedAt
 	v := protocol.Job{
 		ID: j.ID, Blueprint: j.Blueprint, Status: j.Status, CurrentState: j.CurrentState,
 		Progress: j.Progress, ProgressMessage: j.ProgressMessage, ErrorMessage: j.ErrorMessage,
 		InitialData: j.InitialData, StateHistory: j.StateHistory, ParentJobID: j.ParentJobID,
-		ChildJobID: j.ChildJobID, Client: j.Client.Name, WebhookURL: j.WebhookURL,
+		ChildJobID: j.ChildJobID, Client: j.Client.Name, WebhookURL: RedactURL(j.WebhookURL),
 		CreatedAt: &created, UpdatedAt: &updated, FinishedAt: j.FinishedAt,
 	}
 	if j.Status.Terminal() {
@@ -348,6 +360,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 	if out.Jobs == nil {
 		out.Jobs = []protocol.Job{}
 	}
+	for i := range out.Jobs {
+		redactJobView(&out.Jobs[i])
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -416,20 +431,32 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, id string) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "approval_received", "job_id": id})
 }
 
+// listWorkers lists live workers: ClientWorkerView, or WorkerView when the
+// request also carries the admin token.
 func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request, _ *auth.Client) {
+	admin, ok := s.adminRequest(w, r)
+	if !ok {
+		return
+	}
 	workers, err := s.eng.ListWorkers(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	view := ClientWorkerView
+	if admin {
+		view = WorkerView
+	}
 	out := make([]protocol.WorkerInfo, len(workers))
 	for i, wi := range workers {
-		out[i] = WorkerView(wi)
+		out[i] = view(wi)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// WorkerView is a worker as clients see it: no tokens, no signatures.
+// WorkerView is a worker as operators (the admin token) see it: all it
+// registered and reports, but no tokens, no signatures. Clients see
+// ClientWorkerView.
 func WorkerView(wi engine.WorkerInfo) protocol.WorkerInfo {
 	v := protocol.WorkerInfo{
 		WorkerID: wi.ID, WorkerType: wi.Type, Status: wi.Status, Skills: wi.Skills, HotSkills: wi.HotSkills,

@@ -109,8 +109,11 @@ func (s *Server) routeTable() []route {
 				404: replies.notFound, 408: replies.timeout, 409: errReply("The job is not waiting for a decision"), 413: replies.tooLarge, 429: replies.tooMany}})
 		add(route{method: "GET", path: p + "/jobs/{id}/files/upload", handler: s.client(s.uploadURL), tag: "files", auth: authClient,
 			summary: "A presigned URL to upload a job file",
-			description: "The URL accepts one plain HTTP PUT of the file's bytes (no token) until it expires; the file is stored as jobs/<job_id>/<filename> " +
-				"in blob storage and s3_uri refers to it in task params. Owner only.",
+			description: "The URL accepts a plain HTTP PUT of the file's bytes (no token); the file is stored as jobs/<job_id>/<filename> " +
+				"in blob storage and s3_uri refers to it in task params. Owner only. With local blob storage (BLOB_DIR) the URL is single-use: " +
+				"the first PUT that passes the signature check spends it, even if the upload then fails, and a repeat gets 403. " +
+				"With S3 it is an S3 presigned URL, which S3 cannot make single-use: anyone holding it can PUT (and replace the file) any number of times " +
+				"until it expires, so keep expires_in short and the URL private.",
 			query: []param{{"filename", "string", "File name: no '/', '\\', control characters, '.' or '..'", true},
 				{"expires_in", "integer", "Seconds the URL stays valid, 1 to 604800 (3600)", false}},
 			responses: map[int]reply{200: {description: "Upload URL", body: protocol.UploadURL{}}, 400: replies.badRequest, 401: replies.unauthorized,
@@ -128,8 +131,13 @@ func (s *Server) routeTable() []route {
 			responses: map[int]reply{302: {description: "Location: the presigned URL"}, 400: replies.badRequest, 401: replies.unauthorized,
 				404: errReply("No such job, or no such file"), 429: replies.tooMany, 501: errReply("Blob storage is not enabled"), 503: errReply("Blob storage is unreachable")}})
 		add(route{method: "GET", path: p + "/workers", handler: s.client(s.listWorkers), tag: "workers", auth: authClient,
-			summary: "List live workers", description: "Skills, prices, resources, reputation and load. No tokens.",
-			responses: map[int]reply{200: {description: "Workers", body: []protocol.WorkerInfo{}}, 401: replies.unauthorized, 429: replies.tooMany}})
+			summary: "List live workers",
+			description: "What dispatch decides on: id, type, status, skills, prices, reputation, load and capacity, installed artifacts (name, version, type) " +
+				"and a hardware summary (devices' type, model and numeric properties; the numbers, booleans and model names of resources.properties). " +
+				"No hostname, installed software, device ids, usage or current task ids: those only with X-Admin-Token (ADMIN_TOKEN) besides the client token. " +
+				"No tokens ever.",
+			responses: map[int]reply{200: {description: "Workers", body: []protocol.WorkerInfo{}}, 401: replies.unauthorized,
+				403: errReply("X-Admin-Token sent but wrong (or the admin API is disabled)"), 429: replies.tooMany}})
 		add(route{method: "GET", path: p + "/blueprints", handler: s.client(s.listBlueprints), tag: "blueprints", auth: authClient,
 			summary:   "List blueprints",
 			responses: map[int]reply{200: {description: "Blueprints", body: []protocol.BlueprintInfo{}}, 401: replies.unauthorized, 429: replies.tooMany}})
@@ -158,9 +166,11 @@ func (s *Server) routeTable() []route {
 			continue
 		}
 		add(route{method: "POST", path: protocol.ClientPrefix + "/" + v + path, handler: s.client(s.createJob(bp.Name())), tag: "jobs", auth: authClient,
-			summary:     "Create a " + bp.Name() + " job",
-			description: "Starts blueprint " + bp.Name() + " in state " + bp.StartState() + ". Counts against the client's monthly quota. webhook_url, when given, must be http(s) and receives a POST when the job ends.",
-			request:     protocol.CreateJobRequest{},
+			summary: "Create a " + bp.Name() + " job",
+			description: "Starts blueprint " + bp.Name() + " in state " + bp.StartState() + ". Counts against the client's monthly quota. webhook_url, when given, must be http(s) and receives a POST when the job ends. " +
+				"It may not carry user info (user:password@: 400; sign deliveries with WEBHOOK_SECRET instead); the values of query parameters named like a secret " +
+				"(token, secret, password, signature, key, ...) are delivered to but shown as \"redacted\" in job views and history.",
+			request: protocol.CreateJobRequest{},
 			headers: []param{{protocol.HeaderIdempotencyKey, "string", "Up to 255 characters. A repeat with the same key within 24 h answers with the first job " +
 				"(and the header " + protocol.HeaderIdempotentReplayed + ": true), creates nothing and is not charged; keys are per client.", false}},
 			responses: map[int]reply{202: {description: "Accepted", body: protocol.CreateJobResponse{}}, 400: replies.badRequest, 401: replies.unauthorized,
@@ -171,8 +181,10 @@ func (s *Server) routeTable() []route {
 	add(route{method: "GET", path: protocol.PublicReady, handler: http.HandlerFunc(s.ready), tag: "public", summary: "Readiness: the store answers",
 		responses: map[int]reply{200: {description: "Ready", body: statusBody{}}, 503: replies.unavailable}})
 	add(route{method: "GET", path: protocol.PublicMetrics, handler: s.metricsHandler(), tag: "public", summary: "Prometheus metrics",
-		description: "Text exposition format: jobs, tasks, queues, workers, reputation, webhooks, scheduler, HTTP and store latency.",
-		responses:   map[int]reply{200: {description: "Metrics", contentType: "text/plain"}}})
+		description: "Text exposition format: jobs, tasks, queues, workers, reputation, webhooks, scheduler, HTTP and store latency. " +
+			"No token is needed, so worker ids appear only with METRICS_WORKER_LABELS=true (then for at most METRICS_WORKER_LABELS_MAX workers); " +
+			"otherwise the reputation and load gauges have the one series worker=\"(other)\".",
+		responses: map[int]reply{200: {description: "Metrics", contentType: "text/plain"}}})
 	add(route{method: "GET", path: protocol.PublicOpenAPI, handler: http.HandlerFunc(s.serveOpenAPI), tag: "public", summary: "This OpenAPI document",
 		responses: map[int]reply{200: {description: "OpenAPI 3 document", contentType: "application/json"}}})
 	add(route{method: "GET", path: protocol.PublicDocs, handler: http.HandlerFunc(s.serveDocs), tag: "public", summary: "Interactive API reference",
@@ -182,9 +194,11 @@ func (s *Server) routeTable() []route {
 		add(route{method: m, path: protocol.PublicBlobsPrefix + "/{object...}", handler: http.HandlerFunc(s.presigned), tag: "files",
 			summary: m + " through a presigned URL (local blob storage)", rawBody: map[string]string{"PUT": "application/octet-stream"}[m],
 			description: "Without S3, the orchestrator stores files in a local folder and serves their presigned URLs here: the query carries an " +
-				"expiry and an HMAC signature, no token is needed. With S3 the URLs point at the S3 server instead.",
+				"expiry and an HMAC signature, no token is needed. A PUT URL is single-use (the first PUT that passes the signature check spends it); " +
+				"GET URLs work until they expire. With S3 the URLs point at the S3 server instead, and S3 cannot make a PUT URL single-use.",
 			responses: map[int]reply{200: {description: map[string]string{"GET": "The file", "PUT": "Stored"}[m], contentType: "application/octet-stream"},
-				403: errReply("Bad or expired signature"), 404: errReply("No such object"), 413: errReply("Over MAX_UPLOAD_BYTES")}})
+				403: errReply("Bad or expired signature, or an upload URL already used (PUT URLs are single-use)"), 404: errReply("No such object"),
+				413: errReply("Over MAX_UPLOAD_BYTES"), 503: errReply("The use of the upload URL could not be recorded (the store is unreachable)")}})
 	}
 	add(route{method: "POST", path: protocol.PublicApprovalPattern, handler: http.HandlerFunc(s.publicApproval), tag: "public", auth: authClient,
 		summary: "Approval webhook (upstream-compatible)", description: "Same as POST /api/v1/jobs/{id}/approve; needs the owner's X-Client-Token.",
