@@ -5,6 +5,8 @@
 // orchestrator serves under /_public/blobs: they carry an HMAC-SHA256
 // signature of the method, object and expiry, so the same client flow
 // (upload with a plain PUT, download with a plain GET) works without S3.
+// An upload URL is single-use (unlike S3's, which work until they expire);
+// download URLs work until they expire.
 //
 // Several processes on one machine (an orchestrator and its workers) may
 // share a folder. A key cannot be both an object and a prefix of another
@@ -60,6 +62,7 @@ type Store struct {
 	root   string // Dir
 	bucket string
 	opts   Options
+	spent  *spentURLs // upload URLs used
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -95,7 +98,7 @@ func Open(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("local blob store: %w", err)
 		}
 	}
-	return &Store{root: root, bucket: opts.Bucket, opts: opts}, nil
+	return &Store{root: root, bucket: opts.Bucket, opts: opts, spent: &spentURLs{}}, nil
 }
 
 // Folders under the root besides the buckets (bucket names cannot start
@@ -119,7 +122,12 @@ func (s *Store) InBucket(name string) (blob.Store, error) {
 	o := s.opts
 	o.Bucket = name
 	o.Dir = s.root
-	return Open(o)
+	st, err := Open(o)
+	if err != nil {
+		return nil, err
+	}
+	st.spent = s.spent // one record of spent upload URLs
+	return st, nil
 }
 
 // Close implements blob.Store; there is nothing to release.

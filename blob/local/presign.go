@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,6 +24,7 @@ const (
 	qMethod    = "X-Avto-Method"
 	qExpires   = "X-Avto-Expires"
 	qSignature = "X-Avto-Signature"
+	qNonce     = "X-Avto-Nonce" // upload URLs: makes each one unique, so that it can be spent
 )
 
 // MaxPresignExpiry is the longest validity of a presigned URL (7 days, as
@@ -30,6 +32,8 @@ const (
 const MaxPresignExpiry = 7 * 24 * time.Hour
 
 // PresignPut implements blob.Store: a URL of Handler that accepts one PUT.
+// The first PUT whose signature checks out spends the URL, whether or not
+// the upload then succeeds; later ones get 403 (see SpendWith).
 func (s *Store) PresignPut(ctx context.Context, key string, expires time.Duration) (string, error) {
 	return s.presign(http.MethodPut, key, expires)
 }
@@ -50,7 +54,14 @@ func (s *Store) presign(method, key string, expires time.Duration) (string, erro
 	q := url.Values{}
 	q.Set(qMethod, method)
 	q.Set(qExpires, exp)
-	q.Set(qSignature, s.sign(method, s.bucket, key, exp))
+	nonce := ""
+	if method == http.MethodPut {
+		// Two upload URLs of one key in one second would otherwise be the
+		// same URL, spent together.
+		nonce = rand.Text()
+		q.Set(qNonce, nonce)
+	}
+	q.Set(qSignature, s.sign(method, s.bucket, key, exp, nonce))
 	var p strings.Builder
 	p.WriteString(s.opts.Route + "/" + url.PathEscape(s.bucket))
 	for seg := range strings.SplitSeq(key, "/") {
@@ -59,9 +70,14 @@ func (s *Store) presign(method, key string, expires time.Duration) (string, erro
 	return s.opts.BaseURL + p.String() + "?" + q.Encode(), nil
 }
 
-func (s *Store) sign(method, bucket, key, expires string) string {
+// sign is the URL's HMAC; the nonce, when there is one, is signed too (and
+// URLs made without one still verify).
+func (s *Store) sign(method, bucket, key, expires, nonce string) string {
 	m := hmac.New(sha256.New, s.opts.SigningKey)
 	fmt.Fprintf(m, "%s\n%s\n%s\n%s", method, bucket, key, expires)
+	if nonce != "" {
+		fmt.Fprintf(m, "\n%s", nonce)
+	}
 	return hex.EncodeToString(m.Sum(nil))
 }
 
@@ -89,6 +105,22 @@ func (s *Store) Handler() http.Handler {
 		if err := s.verify(method, bucket, key, q); err != nil {
 			writeError(w, http.StatusForbidden, "%v", err)
 			return
+		}
+		if method == http.MethodPut {
+			if limit := s.opts.MaxUploadBytes; limit > 0 && r.ContentLength > limit {
+				// Refused before the URL is spent: nothing was sent yet.
+				writeError(w, http.StatusRequestEntityTooLarge, "upload of %d bytes is over the limit of %d bytes", r.ContentLength, limit)
+				return
+			}
+			first, err := s.spend(r.Context(), q)
+			if err != nil {
+				writeError(w, http.StatusServiceUnavailable, "could not record the use of this upload URL, try again: %v", err)
+				return
+			}
+			if !first {
+				writeError(w, http.StatusForbidden, "this upload URL has already been used: ask for a new one")
+				return
+			}
 		}
 		st, err := blob.For(s, bucket)
 		if err != nil {
@@ -124,7 +156,7 @@ func (s *Store) verify(method, bucket, key string, q url.Values) error {
 	if err != nil {
 		return errors.New("missing or malformed expiry")
 	}
-	want := s.sign(method, bucket, key, exp)
+	want := s.sign(method, bucket, key, exp, q.Get(qNonce))
 	if !hmac.Equal([]byte(want), []byte(q.Get(qSignature))) {
 		return errors.New("signature does not match")
 	}
@@ -156,11 +188,7 @@ func (s *Store) serveGet(w http.ResponseWriter, r *http.Request, st blob.Store, 
 }
 
 func (s *Store) servePut(w http.ResponseWriter, r *http.Request, st blob.Store, key string) {
-	limit := s.opts.MaxUploadBytes
-	if limit > 0 && r.ContentLength > limit {
-		writeError(w, http.StatusRequestEntityTooLarge, "upload of %d bytes is over the limit of %d bytes", r.ContentLength, limit)
-		return
-	}
+	limit := s.opts.MaxUploadBytes // a Content-Length over it was refused before
 	body := io.Reader(r.Body)
 	if limit > 0 {
 		body = http.MaxBytesReader(w, r.Body, limit)
