@@ -14,6 +14,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/logging"
+	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 	"github.com/avtomatika-ai/avtomatika-go/internal/webhook"
 )
 
@@ -129,6 +130,8 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		WebhookSecret:             e.str("WEBHOOK_SECRET", ""),
 		WebhookTimeout:            e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
 		WebhookAttempts:           e.int("WEBHOOK_MAX_ATTEMPTS", 5),
+		MetricsWorkerLabels:       e.bool("METRICS_WORKER_LABELS", false),
+		MetricsWorkerLabelsMax:    e.int("METRICS_WORKER_LABELS_MAX", telemetry.DefaultMaxWorkerLabels),
 	}
 	hooks, herr := webhook.ParseAllowedHosts(e.str("WEBHOOK_ALLOWED_HOSTS", ""))
 	if herr != nil {

@@ -114,3 +114,22 @@ func TestConfigFromEnvConnectionLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFromEnvMetricsWorkerLabels: per-worker metric series are off
+// unless METRICS_WORKER_LABELS turns them on, and then bounded.
+func TestConfigFromEnvMetricsWorkerLabels(t *testing.T) {
+	cfg, err := configFrom(lookup(nil))
+	if err != nil || cfg.MetricsWorkerLabels || cfg.MetricsWorkerLabelsMax != 100 {
+		t.Fatalf("defaults: %v %d %v", cfg.MetricsWorkerLabels, cfg.MetricsWorkerLabelsMax, err)
+	}
+	cfg, err = configFrom(lookup(map[string]string{"METRICS_WORKER_LABELS": "true", "METRICS_WORKER_LABELS_MAX": "25"}))
+	if err != nil || !cfg.MetricsWorkerLabels || cfg.MetricsWorkerLabelsMax != 25 {
+		t.Fatalf("on: %v %d %v", cfg.MetricsWorkerLabels, cfg.MetricsWorkerLabelsMax, err)
+	}
+	_, err = configFrom(lookup(map[string]string{"METRICS_WORKER_LABELS": "sometimes", "METRICS_WORKER_LABELS_MAX": "-1"}))
+	for _, name := range []string{"METRICS_WORKER_LABELS=", "METRICS_WORKER_LABELS_MAX"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+}

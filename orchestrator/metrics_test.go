@@ -176,7 +176,8 @@ func TestMetricsFollowTasks(t *testing.T) {
 	_, url := serveOrchestrator(t, orchestrator.Config{
 		Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second, SchedulesFile: schedules, WebhookAllowedHosts: []string{"127.0.0.1/32"},
 		RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 50 * time.Millisecond,
-		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}},
+		Clients:             []orchestrator.Client{{Name: "acme", Token: "acme-token"}},
+		MetricsWorkerLabels: true, // per-worker series (off by default: /_public/metrics needs no token)
 	}, taskBlueprints()...)
 	ctx := context.Background()
 	c, _ := client.New(url, "acme-token")

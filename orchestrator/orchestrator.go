@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/avtomatika-ai/avtomatika-go/blob"
+	"github.com/avtomatika-ai/avtomatika-go/blob/local"
 	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/history"
@@ -112,6 +113,14 @@ type Config struct {
 	// prefixes, e.g. "127.0.0.1/32", "receiver.internal". A bad entry
 	// makes every delivery fail (ConfigFromEnv reports it at startup).
 	WebhookAllowedHosts []string
+
+	// MetricsWorkerLabels (METRICS_WORKER_LABELS) labels the worker
+	// reputation and load gauges of /_public/metrics, which needs no token,
+	// with worker ids, for at most MetricsWorkerLabelsMax workers
+	// (METRICS_WORKER_LABELS_MAX, 100; the rest share worker="(other)").
+	// Off, both gauges have the one series worker="(other)".
+	MetricsWorkerLabels    bool
+	MetricsWorkerLabelsMax int
 
 	// OnEvent, when set, observes every job and worker event (after it is
 	// committed). It must not block.
@@ -230,10 +239,16 @@ func New(cfg Config) (*Orchestrator, error) {
 	case cfg.RedisURL != "":
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		st, err := redisstore.Open(ctx, redisstore.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, PoolSize: cfg.RedisPoolSize, Retention: cfg.JobRetention})
-		cancel()
 		if err != nil {
+			cancel()
 			return nil, fmt.Errorf("open Redis: %w", err)
 		}
+		// Without AOF a Redis restart loses jobs (detected, see
+		// watchLiveState, but lost all the same).
+		if aof, err := st.AppendOnly(ctx); err == nil && !aof {
+			cfg.Logger.Warn("Redis runs without persistence (appendonly no): a Redis restart loses every job in flight; run it with appendonly yes")
+		}
+		cancel()
 		cfg.Store, ownStore = st, true
 	default:
 		cfg.Store, ownStore = memory.New(memory.Options{Retention: cfg.JobRetention}), true
@@ -247,7 +262,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 5 << 30
 	}
-	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store), history: cfg.History, ownStore: ownStore}
+	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store, telemetry.Options{WorkerLabels: cfg.MetricsWorkerLabels, MaxWorkerLabels: cfg.MetricsWorkerLabelsMax}), history: cfg.History, ownStore: ownStore}
 	if o.history == nil && cfg.HistoryURI != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		hs, err := historydb.Open(ctx, cfg.HistoryURI)
@@ -271,6 +286,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	if o.blobs, err = openBlobs(cfg); err != nil {
 		return nil, err
 	}
+	if ls, ok := o.blobs.store.(*local.Store); ok {
+		ls.SpendWith(cfg.Store.SetOnce) // upload URLs are single-use across orchestrators
+	}
 	if o.clients, err = auth.NewClients(nil, nil); err != nil {
 		return nil, err
 	}
@@ -278,7 +296,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	o.eng, err = engine.New(engine.Config{
-		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, EncodeEvent: encodeOutboxEvent, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors, StepLease: cfg.StepLease,
+		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, EncodeEvent: encodeRedacted, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors, StepLease: cfg.StepLease,
 		MaxTransitions: cfg.MaxTransitions, MaxFanOut: cfg.MaxFanOut, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
@@ -291,6 +309,12 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// encodeRedacted encodes outbox events (the audit trail) with secrets in
+// URLs redacted: a webhook attempt's URL as the API would show it.
+func encodeRedacted(ev engine.Event, withJob bool) ([]byte, error) {
+	return encodeOutboxEvent(api.RedactEvent(ev), withJob)
 }
 
 // historyConsumer names the outbox consumer that writes the audit trail.
@@ -381,7 +405,10 @@ func (o *Orchestrator) Start() error {
 	o.stopRelay, o.relayDone = stopRelay, make(chan struct{})
 	go func() {
 		defer close(o.relayDone)
+		var wg sync.WaitGroup
+		wg.Go(func() { o.watchLiveState(relayCtx) })
 		o.relay.Run(relayCtx)
+		wg.Wait()
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	o.stopSched, o.schedDone = cancel, make(chan struct{})
@@ -408,7 +435,8 @@ func (o *Orchestrator) startScheduled(ctx context.Context, s scheduler.Schedule)
 
 // SchedulerClient owns the jobs the scheduler starts. API clients cannot see
 // them.
-const SchedulerClient = "scheduler"
+// clients.toml cannot name a client so.
+const SchedulerClient = auth.SchedulerClient
 
 func (o *Orchestrator) scheduleInfo(ctx context.Context) ([]protocol.ScheduleInfo, error) {
 	var out []protocol.ScheduleInfo
@@ -507,7 +535,7 @@ func WithWebhook(url string) JobOption { return func(n *engine.NewJob) { n.Webho
 // WithClient it belongs to the internal client "internal", which API
 // clients cannot see.
 func (o *Orchestrator) CreateJob(ctx context.Context, blueprintName string, initialData map[string]any, opts ...JobOption) (*Job, error) {
-	req := engine.NewJob{Blueprint: blueprintName, InitialData: initialData, Client: blueprint.Client{Name: "internal"}}
+	req := engine.NewJob{Blueprint: blueprintName, InitialData: initialData, Client: blueprint.Client{Name: auth.InternalClient}}
 	for _, opt := range opts {
 		opt(&req)
 	}

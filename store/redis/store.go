@@ -75,6 +75,17 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// AppendOnly reports whether the server persists every write (appendonly
+// yes): without it, a restart loses the writes since the last snapshot, or
+// all of them.
+func (s *Store) AppendOnly(ctx context.Context) (bool, error) {
+	v, err := s.rdb.ConfigGet(ctx, "appendonly").Result()
+	if err != nil {
+		return false, fail(ctx, "config get appendonly", err)
+	}
+	return v["appendonly"] == "yes", nil
+}
+
 // Open connects to the Redis at opts.URL and returns a Store that owns the
 // connection: Close closes it.
 func Open(ctx context.Context, opts Options) (*Store, error) {
