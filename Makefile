@@ -1,15 +1,40 @@
-# The test command of the README. CI (.ci/run) calls it with the service URLs
-# exported and AVTO_REQUIRE_SERVICES=1.
+# The test command of the README. Suites that need Redis, PostgreSQL or MinIO
+# use the service that their AVTO_TEST_* variable names, or the one found on
+# its standard local port, and skip otherwise (internal/testenv); after go test
+# a summary says which services the suites used or skipped, and why. CI
+# (.ci/run) calls it with the service URLs exported and AVTO_REQUIRE_SERVICES=1.
+#
+#   make test                       everything, bench/ (a module of its own) too
+#   make test PKGS=./store/... TESTFLAGS='-v -run Conformance'
 GO ?= go
 PKGS ?= ./...
+TESTFLAGS ?=
+# Nested modules, which go test ./... does not reach: tested and vetted when
+# the whole tree is.
+ifeq ($(PKGS),./...)
+MODULES ?= bench
+endif
 
-.PHONY: test vet fmt-check fuzz showcase build
+.PHONY: test vet fmt-check fuzz showcase hello build compat
 
+# The main module's go test runs last, so that its closing lines and its exit
+# status close the run; the summary follows them. The report folder is new
+# each run, so go test reruns the packages whose suites look for services
+# rather than replay a result from before a service started or stopped.
 test: vet fmt-check
-	$(GO) test -race -timeout 25m $(PKGS)
+	@report=$$(mktemp -d); trap 'rm -rf "$$report"' EXIT; status=0; \
+	for m in $(MODULES); do \
+	  echo "cd $$m && $(GO) test -race -timeout 25m $(TESTFLAGS) ./..."; \
+	  (cd $$m && AVTO_TEST_REPORT_DIR="$$report" $(GO) test -race -timeout 25m $(TESTFLAGS) ./...) || status=$$?; \
+	done; \
+	echo "$(GO) test -race -timeout 25m $(TESTFLAGS) $(PKGS)"; \
+	AVTO_TEST_REPORT_DIR="$$report" $(GO) test -race -timeout 25m $(TESTFLAGS) $(PKGS) || status=$$?; \
+	sh internal/testenv/summary.sh "$$report"; \
+	exit $$status
 
 vet:
 	$(GO) vet $(PKGS)
+	@for m in $(MODULES); do echo "cd $$m && $(GO) vet ./..."; (cd $$m && $(GO) vet ./...) || exit 1; done
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -25,7 +50,16 @@ fuzz:
 	done
 
 build:
-	$(GO) build -o bin/ ./cmd/... ./examples/showcase
+	$(GO) build -o bin/ ./cmd/... ./examples/showcase ./examples/hello
 
 showcase:
 	$(GO) run ./examples/showcase
+
+hello:
+	$(GO) run ./examples/hello
+
+# The Python compatibility suite (compat/python/run.sh): the showcase's
+# orchestrator driven by workers written with the upstream Python SDK, once
+# per pinned SDK version (virtual environments cached in ~/.cache/avtomatika).
+compat:
+	compat/python/run.sh

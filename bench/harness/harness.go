@@ -82,7 +82,12 @@ func (o *Options) defaults() {
 		o.Duration = 5 * time.Second
 	}
 	if o.Warmup == 0 {
+		// About a thousand tasks: a warm-up of a hundred 10,000-wide
+		// fan-outs would be the longest part of the run.
 		o.Warmup = 100
+		if n := tasksPerJob(o.Workload); n > 10 {
+			o.Warmup = max(1, 1000/n)
+		}
 	}
 	if o.SettleTimeout <= 0 {
 		o.SettleTimeout = time.Minute
