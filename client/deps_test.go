@@ -1,12 +1,9 @@
 package client_test
 
 import (
-	"context"
-	"errors"
-	"os/exec"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 )
 
 // The API client is imported by users' programs and the CLI: it must not
@@ -31,25 +28,5 @@ var forbiddenClientDeps = []string{
 }
 
 func TestClientDoesNotLinkTheOrchestrator(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the go tool is not on PATH:", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goTool, "list", "-deps", ".").Output()
-	if err != nil {
-		var stderr string
-		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("go list -deps: %v\n%s", err, stderr)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, bad := range forbiddenClientDeps {
-			if dep == bad || strings.HasPrefix(dep, bad+"/") {
-				t.Errorf("the client package depends on %s (forbidden: %s)", dep, bad)
-			}
-		}
-	}
+	testenv.ForbidDeps(t, "the client package", testenv.Deps(t), forbiddenClientDeps)
 }

@@ -1,12 +1,9 @@
 package worker_test
 
 import (
-	"context"
-	"errors"
-	"os/exec"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 )
 
 // The worker SDK is linked into users' programs: it must not pull in the
@@ -31,25 +28,5 @@ var forbiddenWorkerDeps = []string{
 }
 
 func TestWorkerDoesNotLinkTheOrchestrator(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the go tool is not on PATH:", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goTool, "list", "-deps", ".").Output()
-	if err != nil {
-		var stderr string
-		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("go list -deps: %v\n%s", err, stderr)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, bad := range forbiddenWorkerDeps {
-			if dep == bad || strings.HasPrefix(dep, bad+"/") {
-				t.Errorf("the worker SDK depends on %s (forbidden: %s)", dep, bad)
-			}
-		}
-	}
+	testenv.ForbidDeps(t, "the worker SDK", testenv.Deps(t), forbiddenWorkerDeps)
 }
