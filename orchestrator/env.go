@@ -129,7 +129,9 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		JobRetention:              e.seconds("JOB_RETENTION_SECONDS", 24*time.Hour),
 		WebhookSecret:             e.str("WEBHOOK_SECRET", ""),
 		WebhookTimeout:            e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
-		WebhookAttempts:           e.int("WEBHOOK_MAX_ATTEMPTS", 5),
+		WebhookAttempts:           e.int("WEBHOOK_MAX_ATTEMPTS", 200),
+		WebhookRetryWindow:        e.seconds("WEBHOOK_RETRY_WINDOW_SECONDS", 24*time.Hour),
+		WebhookBackoffMax:         e.seconds("WEBHOOK_BACKOFF_MAX_SECONDS", 10*time.Minute),
 		MetricsWorkerLabels:       e.bool("METRICS_WORKER_LABELS", false),
 		MetricsWorkerLabelsMax:    e.int("METRICS_WORKER_LABELS_MAX", telemetry.DefaultMaxWorkerLabels),
 	}

@@ -104,8 +104,13 @@ type Config struct {
 	SchedulesFile     string            // schedules.toml; bad entries are logged and skipped
 	WebhookSecret     string            // signs webhooks (X-Avtomatika-Signature); "" sends them unsigned
 	WebhookTimeout    time.Duration     // per attempt (10s)
-	WebhookAttempts   int               // attempts per notification (5)
-	BuildVersion      string            // shown in the API document
+	WebhookAttempts   int               // most attempts per notification (200)
+	// WebhookRetryWindow is how long after a job ended its notification is
+	// retried (24h), with delays doubling from 2s up to WebhookBackoffMax
+	// (10m).
+	WebhookRetryWindow time.Duration
+	WebhookBackoffMax  time.Duration
+	BuildVersion       string // shown in the API document
 
 	// WebhookAllowedHosts (WEBHOOK_ALLOWED_HOSTS) exempt webhook receivers
 	// from the egress policy, which refuses loopback, private, link-local
@@ -303,6 +308,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		Dispatch:   dispatch.Policy{MinReputation: cfg.MinReputation},
 		Reputation: engine.ReputationPolicy{RecoveryPerHour: cfg.ReputationRecoveryPerHour, ClientPenaltyCap: cfg.ReputationClientCap},
 		Webhooks:   webhook.New(webhook.Options{Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, AllowedHosts: cfg.WebhookAllowedHosts}), WebhookAttempts: cfg.WebhookAttempts,
+		WebhookWindow: cfg.WebhookRetryWindow, WebhookBackoffMax: cfg.WebhookBackoffMax,
 		Blobs: o.blobs.store, OffloadThreshold: cfg.OffloadThreshold, BlobCleanupAfter: o.blobs.cleanupAfter,
 	})
 	if err != nil {

@@ -68,9 +68,14 @@ type Config struct {
 
 	// Webhooks delivers job notifications; nil disables webhooks.
 	Webhooks        Notifier
-	WebhookAttempts int           // attempts per notification (5)
+	WebhookAttempts int           // most attempts per notification (200)
 	WebhookBackoff  time.Duration // delay before the second attempt, doubling (2s)
-	WebhookParallel int           // deliveries in flight at once (16)
+	// WebhookBackoffMax caps the delay between attempts (10m), and
+	// WebhookWindow is how long after the job ended attempts go on (24h):
+	// a receiver that is down for hours still gets the notification.
+	WebhookBackoffMax time.Duration
+	WebhookWindow     time.Duration
+	WebhookParallel   int // deliveries in flight at once (16)
 
 	// Blobs stores large task params and results, and the files of jobs;
 	// nil disables offloading.
@@ -146,8 +151,10 @@ func (c *Config) defaults() error {
 	setDefault(&c.Reputation.RecoveryPerHour, 0.1)
 	setDefault(&c.Reputation.RecoveryInterval, time.Minute)
 	setDefault(&c.StealAfter, 10*time.Second)
-	setDefault(&c.WebhookAttempts, 5)
+	setDefault(&c.WebhookAttempts, 200)
 	setDefault(&c.WebhookBackoff, 2*time.Second)
+	setDefault(&c.WebhookBackoffMax, 10*time.Minute)
+	setDefault(&c.WebhookWindow, 24*time.Hour)
 	setDefault(&c.WebhookParallel, 16)
 	setDefault(&c.OffloadThreshold, offload.DefaultThreshold)
 	if c.MaxRetries < 0 {

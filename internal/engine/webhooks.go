@@ -70,11 +70,11 @@ func (e *Engine) deliver(ctx context.Context, tm store.Timer, j *store.Job) {
 	outcome := "delivered"
 	switch {
 	case err == nil:
-	case retry && tm.Seq < e.cfg.WebhookAttempts:
+	case retry && tm.Seq < e.cfg.WebhookAttempts && e.now().Add(e.webhookDelay(tm.Seq)).Before(webhookDeadline(j, e.cfg.WebhookWindow)):
 		outcome = "retrying"
 		next := tm
 		next.Seq++
-		next.At = e.now().Add(e.cfg.WebhookBackoff << (tm.Seq - 1))
+		next.At = e.now().Add(e.webhookDelay(tm.Seq))
 		if aerr := e.store.AddTimers(ctx, next); aerr != nil {
 			e.log.Error("schedule webhook retry", "job_id", j.ID, "error", aerr)
 			return // the claimed timer fires again later
@@ -92,4 +92,23 @@ func (e *Engine) deliver(ctx context.Context, tm store.Timer, j *store.Job) {
 	if derr := e.store.DeleteTimers(ctx, tm.Key()); derr != nil {
 		e.log.Warn("delete webhook timer", "job_id", j.ID, "error", derr)
 	}
+}
+
+// webhookDelay is the wait after failed attempt n: WebhookBackoff doubling,
+// at most WebhookBackoffMax.
+func (e *Engine) webhookDelay(n int) time.Duration {
+	d := e.cfg.WebhookBackoff
+	for i := 1; i < n && d < e.cfg.WebhookBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, e.cfg.WebhookBackoffMax)
+}
+
+// webhookDeadline is when attempts at a job's notification stop.
+func webhookDeadline(j *store.Job, window time.Duration) time.Time {
+	end := j.UpdatedAt
+	if j.FinishedAt != nil {
+		end = *j.FinishedAt
+	}
+	return end.Add(window)
 }

@@ -203,3 +203,49 @@ func TestHangingWebhooksDoNotDelayTimers(t *testing.T) {
 		t.Fatalf("%d deliveries started beyond the 2 slots", n)
 	}
 }
+
+// A notification is retried with delays doubling up to WebhookBackoffMax
+// for WebhookWindow after the job ended, not for a fixed handful of
+// attempts: a receiver down for longer than the first few backoffs still
+// gets it.
+func TestWebhookRetriesForTheWindow(t *testing.T) {
+	bp := blueprint.New("w").Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") },
+		blueprint.To("finished")).End("finished", nil)
+	down := &fakeNotifier{failures: 12}
+	en := newEnv(t, Config{Webhooks: down, WebhookBackoff: 5 * time.Millisecond, WebhookBackoffMax: 20 * time.Millisecond,
+		WebhookWindow: time.Minute}, bp)
+	if _, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "w", WebhookURL: "http://receiver/hook"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for down.count() < 13 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	attempts := en.eventsOf(EventWebhookAttempt)
+	if down.count() != 13 || len(attempts) != 13 || attempts[12].Detail["outcome"] != "delivered" {
+		t.Fatalf("%d deliveries, %d attempt events; want the 13th delivered", down.count(), len(attempts))
+	}
+	// The delays double, then stay at the cap.
+	e := en.e
+	if e.webhookDelay(1) != 5*time.Millisecond || e.webhookDelay(2) != 10*time.Millisecond || e.webhookDelay(3) != 20*time.Millisecond ||
+		e.webhookDelay(200) != 20*time.Millisecond {
+		t.Fatalf("delays %v %v %v %v", e.webhookDelay(1), e.webhookDelay(2), e.webhookDelay(3), e.webhookDelay(200))
+	}
+}
+
+// Past the window, attempts stop although the receiver still fails.
+func TestWebhookGivesUpAfterTheWindow(t *testing.T) {
+	bp := blueprint.New("w").Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") },
+		blueprint.To("finished")).End("finished", nil)
+	down := &fakeNotifier{failures: 1000}
+	en := newEnv(t, Config{Webhooks: down, WebhookBackoff: 10 * time.Millisecond, WebhookBackoffMax: 10 * time.Millisecond,
+		WebhookWindow: 100 * time.Millisecond}, bp)
+	if _, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "w", WebhookURL: "http://receiver/hook"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	attempts := en.eventsOf(EventWebhookAttempt)
+	if n := len(attempts); n < 3 || n > 15 || attempts[n-1].Detail["outcome"] != "gave_up" {
+		t.Fatalf("%d attempts, last %v; want a few, the last giving up", n, attempts[len(attempts)-1].Detail)
+	}
+}
