@@ -301,7 +301,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	o.eng, err = engine.New(engine.Config{
-		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, EncodeEvent: encodeRedacted, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors, StepLease: cfg.StepLease,
+		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, EncodeEvent: o.encodeEvent, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors, StepLease: cfg.StepLease,
 		MaxTransitions: cfg.MaxTransitions, MaxFanOut: cfg.MaxFanOut, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
@@ -317,9 +317,14 @@ func New(cfg Config) (*Orchestrator, error) {
 	return o, nil
 }
 
-// encodeRedacted encodes outbox events (the audit trail) with secrets in
-// URLs redacted: a webhook attempt's URL as the API would show it.
-func encodeRedacted(ev engine.Event, withJob bool) ([]byte, error) {
+// encodeEvent encodes outbox events (the audit trail) with secrets in URLs
+// redacted: a webhook attempt's URL as the API would show it. Without a
+// history database only cancel commands have a consumer; other events are
+// not kept (nil), so no write pays for them.
+func (o *Orchestrator) encodeEvent(ev engine.Event, withJob bool) ([]byte, error) {
+	if o.history == nil && ev.Type != engine.EventCancelTask {
+		return nil, nil
+	}
 	return encodeOutboxEvent(api.RedactEvent(ev), withJob)
 }
 

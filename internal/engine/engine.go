@@ -35,7 +35,8 @@ type Config struct {
 	OnEvent func(Event)
 	// EncodeEvent turns an event into the bytes the store's outbox keeps,
 	// committed with the write that produced it. withJob asks for the job
-	// snapshot (ev.Job) to be included. Nil keeps no outbox.
+	// snapshot (ev.Job) to be included. Nil keeps no outbox; an encoder
+	// that returns nil bytes keeps no such event (no consumer wants it).
 	EncodeEvent func(ev Event, withJob bool) ([]byte, error)
 
 	Executors       int           // concurrent job steps (64)

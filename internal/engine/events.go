@@ -96,14 +96,16 @@ func (e *Engine) encodeEvents(events []Event, j *store.Job) ([][]byte, error) {
 			snapshot[ev.JobID] = i
 		}
 	}
-	out := make([][]byte, len(events))
+	out := make([][]byte, 0, len(events))
 	for i, ev := range events {
 		last, ok := snapshot[ev.JobID]
 		b, err := e.cfg.EncodeEvent(ev, ok && last == i)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s event: %w", ev.Type, err)
 		}
-		out[i] = b
+		if b != nil {
+			out = append(out, b)
+		}
 	}
 	return out, nil
 }
@@ -118,7 +120,7 @@ func (e *Engine) publish(ctx context.Context, ev Event) {
 	}
 	if e.cfg.EncodeEvent != nil {
 		b, err := e.cfg.EncodeEvent(ev, false)
-		if err == nil {
+		if err == nil && b != nil {
 			err = e.store.AppendEvents(ctx, b)
 		}
 		if err != nil {
