@@ -101,3 +101,36 @@ func TestHeartbeatWithoutTheTaskLosesIt(t *testing.T) {
 		t.Fatalf("attempt %d after a heartbeat that leaves the task out, want 2", n)
 	}
 }
+
+// A worker's event about a task it does not run stays out of that job's
+// audit trail (any worker could otherwise write into any job's history);
+// about its own running task it is the job's.
+func TestWorkerEventsOnlyForHeldTasks(t *testing.T) {
+	en := newEnv(t, Config{}, oneTask())
+	registerSession(t, en, "w1", "a")
+	registerSession(t, en, "w2", "b")
+	j, p := pickUp(t, en, "w1")
+	if p == nil {
+		t.Fatal("no task")
+	}
+	for _, w := range []string{"w1", "w2"} {
+		if err := en.e.WorkerEvent(en.ctx, w, protocol.WorkerEvent{EventType: "task_note", TargetJobID: j.ID, TargetTaskID: p.TaskID,
+			Payload: map[string]any{"from": w}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mine, foreign int
+	for _, ev := range en.eventsOf(EventWorkerEvent) {
+		switch {
+		case ev.WorkerID == "w1" && ev.JobID == j.ID:
+			mine++
+		case ev.WorkerID == "w2" && ev.JobID == "" && ev.Detail["target_job_id"] == j.ID:
+			foreign++
+		default:
+			t.Fatalf("event %+v", ev)
+		}
+	}
+	if mine != 1 || foreign != 1 {
+		t.Fatalf("%d events in the job's trail from its worker, %d kept apart from another; want 1 and 1", mine, foreign)
+	}
+}

@@ -204,8 +204,21 @@ func (e *Engine) WorkerEvent(ctx context.Context, workerID string, ev protocol.W
 		return fmt.Errorf("%w: event from %q sent as %q", ErrWorkerIDMismatch, ev.WorkerID, workerID)
 	}
 	if ev.EventType != protocol.EventProgress || ev.TargetJobID == "" {
-		e.publish(ctx, Event{Type: EventWorkerEvent, Time: e.now(), JobID: ev.TargetJobID, TaskID: ev.TargetTaskID, WorkerID: workerID,
-			Detail: map[string]any{"event_type": ev.EventType, "payload": ev.Payload}})
+		detail := map[string]any{"event_type": ev.EventType, "payload": ev.Payload}
+		jobID, taskID := ev.TargetJobID, ev.TargetTaskID
+		if jobID != "" {
+			held, err := e.holdsTask(ctx, workerID, jobID, taskID)
+			if err != nil {
+				return err
+			}
+			if !held {
+				// Not a task of this worker's: kept as the worker's own
+				// event, out of that job's audit trail.
+				detail["target_job_id"], detail["target_task_id"] = jobID, taskID
+				jobID, taskID = "", ""
+			}
+		}
+		e.publish(ctx, Event{Type: EventWorkerEvent, Time: e.now(), JobID: jobID, TaskID: taskID, WorkerID: workerID, Detail: detail})
 		return nil
 	}
 	progress, _ := ev.Payload["progress"].(float64)
@@ -231,6 +244,25 @@ func (e *Engine) WorkerEvent(ctx context.Context, workerID string, ev protocol.W
 		return nil
 	}
 	return err
+}
+
+// holdsTask reports whether the worker runs the task of the job (any task
+// of it when taskID is empty) now.
+func (e *Engine) holdsTask(ctx context.Context, workerID, jobID, taskID string) (bool, error) {
+	var j *store.Job
+	var err error
+	if taskID != "" {
+		j, err = e.store.LoadJob(ctx, jobID, taskID)
+	} else {
+		j, err = e.store.GetJob(ctx, jobID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !j.Status.Terminal() && ownsTask(j, taskID, workerID), nil
 }
 
 // ownsTask reports whether the worker runs the task (any task of the job
