@@ -475,6 +475,30 @@ func FuzzSelection(f *testing.F) {
 			}
 			return
 		}
+		if len(pass) == 0 {
+			// Everyone that would do is below the reputation floor: the
+			// best of them, and the reason says so.
+			floorless := policy
+			floorless.MinReputation = 0
+			if !strings.Contains(why, "below the reputation floor") {
+				t.Fatalf("workers below the floor kept without saying so: %q", why)
+			}
+			for _, cand := range eligible {
+				if ok, whyNot := Check(req, cand, floorless); !ok || cand.Reputation != eligible[0].Reputation {
+					t.Fatalf("below the floor, Filter kept %s (%s, reputation %v)", cand.Worker.ID, whyNot, cand.Reputation)
+				}
+			}
+			for _, cand := range pool {
+				if ok, _ := Check(req, cand, floorless); ok && cand.Reputation > eligible[0].Reputation &&
+					!(slices.Contains(req.Exclude, cand.Worker.ID)) {
+					t.Fatalf("below the floor, %s (reputation %v) was passed over for %v", cand.Worker.ID, cand.Reputation, eligible[0].Reputation)
+				}
+			}
+			return
+		}
+		if why != "" {
+			t.Fatalf("workers pass every filter, yet Filter says %q", why)
+		}
 		for _, cand := range eligible {
 			excluded := slices.Contains(req.Exclude, cand.Worker.ID)
 			if !pass[cand.Worker.ID] || (excluded && fresh > 0) {
