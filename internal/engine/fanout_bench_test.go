@@ -29,8 +29,7 @@ func BenchmarkFanOutWidth(b *testing.B) {
 				return c.GoTo("finished")
 			}, blueprint.To("finished"))
 			bp.End("finished", nil)
-			t := &testing.T{}
-			en := newEnv(t, Config{}, bp)
+			en := newEnv(b, Config{}, bp)
 			for i := range 4 {
 				en.start(&fakeWorker{id: fmt.Sprint("w", i), skills: map[string]float64{"work": 1}, handle: ok(nil)})
 			}

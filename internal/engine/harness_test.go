@@ -20,7 +20,7 @@ import (
 // env is an engine on a memory store with fast timings, plus fake workers
 // driven through the engine API.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	e     *Engine
 	store store.Store
 	ctx   context.Context
@@ -29,7 +29,7 @@ type env struct {
 	events []Event
 }
 
-func newEnv(t *testing.T, cfg Config, bps ...*blueprint.Blueprint) *env {
+func newEnv(t testing.TB, cfg Config, bps ...*blueprint.Blueprint) *env {
 	t.Helper()
 	en := &env{t: t}
 	if cfg.Store == nil {
