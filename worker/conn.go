@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/coder/websocket"
 )
@@ -205,7 +206,7 @@ func (c *conn) register(ctx context.Context) error {
 			attrs = append(attrs, "hint", c.credentialsHint(err))
 		}
 		c.log.Log(ctx, level, "registration failed; retrying", attrs...)
-		if !sleep(ctx, wait) {
+		if !ctxtime.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
@@ -283,7 +284,7 @@ func (c *conn) heartbeatLoop(ctx context.Context) {
 			if wait < cfg.HeartbeatDebounce {
 				wait = cfg.HeartbeatDebounce
 			}
-			if !sleep(ctx, wait) {
+			if !ctxtime.Sleep(ctx, wait) {
 				return
 			}
 			select {
@@ -462,7 +463,7 @@ func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log *slo
 		}
 		wait := retryWait(err, backoff(cfg.ResultRetryDelay, attempt, cfg.RetryMaxDelay), cfg.RateLimitFloor)
 		log.Warn("result not delivered; retrying", "error", err, "attempt", attempt+1, "retry_in", wait)
-		if !sleep(ctx, wait) {
+		if !ctxtime.Sleep(ctx, wait) {
 			log.Error("result not delivered: worker stopped", "status", res.Status, "error", err)
 			return
 		}
@@ -519,7 +520,7 @@ func (c *conn) listen(ctx context.Context) {
 			wait := retryWait(err, backoff(cfg.RetryDelay, attempt, cfg.RetryMaxDelay), cfg.RateLimitFloor)
 			attempt++
 			c.log.Warn("WebSocket connection failed; retrying", "error", err, "retry_in", wait)
-			if !sleep(ctx, wait) {
+			if !ctxtime.Sleep(ctx, wait) {
 				return
 			}
 			continue
@@ -538,7 +539,7 @@ func (c *conn) listen(ctx context.Context) {
 			return
 		}
 		c.log.Warn("WebSocket closed; reconnecting", "error", err)
-		if !sleep(ctx, backoff(cfg.RetryDelay, 0, cfg.RetryMaxDelay)) {
+		if !ctxtime.Sleep(ctx, backoff(cfg.RetryDelay, 0, cfg.RetryMaxDelay)) {
 			return
 		}
 	}
@@ -623,7 +624,7 @@ func (c *conn) rotateTokens(ctx context.Context) {
 			wait := retryWait(err, backoff(cfg.RetryDelay, attempt, cfg.RetryMaxDelay), cfg.RateLimitFloor)
 			attempt++
 			c.log.Warn("access token request failed", "error", err, "retry_in", wait)
-			if !sleep(ctx, wait) {
+			if !ctxtime.Sleep(ctx, wait) {
 				return
 			}
 			continue

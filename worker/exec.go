@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -88,7 +89,7 @@ func (w *Worker) pollLoop(ctx context.Context) {
 			}
 		}
 		if !got {
-			sleep(ctx, w.cfg.IdlePollDelay)
+			ctxtime.Sleep(ctx, w.cfg.IdlePollDelay)
 		}
 	}
 }

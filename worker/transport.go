@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -138,21 +139,6 @@ func retryWait(err error, computed, floor time.Duration) time.Duration {
 		return floor
 	}
 	return computed
-}
-
-// sleep waits d or until ctx ends, and reports whether the full wait passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // request is one HTTP exchange with an orchestrator.
@@ -299,7 +285,7 @@ func (c *conn) sign(ctx context.Context, msg signedMessage, event bool) (raw []b
 			}
 			return raw, sig, nil
 		}
-		if !sleep(ctx, time.Second) {
+		if !ctxtime.Sleep(ctx, time.Second) {
 			return nil, "", ctx.Err()
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/google/uuid"
@@ -27,7 +28,7 @@ func (e *Engine) executorLoop() {
 		}
 		if err != nil {
 			e.log.Error("take ready job", "error", err)
-			if !sleep(ctx, backoff) {
+			if !ctxtime.Sleep(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, 10*time.Second)
@@ -455,16 +456,4 @@ func (e *Engine) resumeFromChild(ctx context.Context, parent *store.Job) error {
 		return nil
 	})
 	return err
-}
-
-// sleep waits d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -162,7 +163,7 @@ func (r *Relay) retryUntil(ctx context.Context, fn func() (string, error)) (stri
 			return "", ctx.Err()
 		}
 		r.opts.Logger.Warn("outbox: store not answering", "error", err)
-		if !sleep(ctx, delay) {
+		if !ctxtime.Sleep(ctx, delay) {
 			return "", ctx.Err()
 		}
 		delay = min(delay*2, r.opts.RetryMax)
@@ -175,7 +176,7 @@ func (r *Relay) runLocal(ctx context.Context, c *consumer) {
 		entries, err := r.store.ReadEvents(ctx, cursor, r.opts.BatchSize, r.opts.Wait)
 		if err != nil {
 			r.opts.Logger.Warn("outbox: read failed", "consumer", c.name, "error", err)
-			sleep(ctx, r.opts.RetryMin)
+			ctxtime.Sleep(ctx, r.opts.RetryMin)
 			continue
 		}
 		if len(entries) == 0 {
@@ -205,7 +206,7 @@ func (r *Relay) runShared(ctx context.Context, c *consumer) {
 			r.consumeElected(ctx, c, lock)
 			continue
 		}
-		sleep(ctx, retry)
+		ctxtime.Sleep(ctx, retry)
 	}
 }
 
@@ -244,7 +245,7 @@ func (r *Relay) consumeElected(ctx context.Context, c *consumer, lock store.Lock
 	if err != nil {
 		if turn.Err() == nil {
 			r.opts.Logger.Warn("outbox: cursor not readable", "consumer", c.name, "error", err)
-			sleep(turn, r.opts.RetryMin)
+			ctxtime.Sleep(turn, r.opts.RetryMin)
 		}
 		return
 	}
@@ -270,7 +271,7 @@ func (r *Relay) consumeElected(ctx context.Context, c *consumer, lock store.Lock
 			return
 		}
 		r.opts.Logger.Warn("outbox: batch failed, retrying", "consumer", c.name, "after", cursor, "retry_in", delay, "error", err)
-		sleep(turn, delay)
+		ctxtime.Sleep(turn, delay)
 		delay = min(delay*2, r.opts.RetryMax)
 	}
 }
@@ -318,7 +319,7 @@ func (r *Relay) CaughtUp(ctx context.Context, name string) error {
 		if store.CompareEventIDs(cursor, target) >= 0 {
 			return nil
 		}
-		if !sleep(ctx, 10*time.Millisecond) {
+		if !ctxtime.Sleep(ctx, 10*time.Millisecond) {
 			return fmt.Errorf("outbox: consumer %s is behind: %w", name, ctx.Err())
 		}
 	}
@@ -382,16 +383,4 @@ func (r *Relay) trim(ctx context.Context) error {
 		}
 	}
 	return r.store.TrimEvents(ctx, before)
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
