@@ -3,7 +3,6 @@ package orchestrator_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,32 +81,13 @@ func TestStalledBodiesAreCutOff(t *testing.T) {
 		Logger: quiet(), GlobalWorkerToken: "tok", Clients: []orchestrator.Client{{Name: "c", Token: "ct"}},
 		RequestBodyTimeout: timeout, MaxConnectionsPerIP: perIP,
 	}
-	o, err := orchestrator.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Register(pipeline()); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- o.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	base := "http://" + ln.Addr().String()
+	_, base := serveOrchestrator(t, cfg, pipeline())
+	addr := strings.TrimPrefix(base, "http://")
 
 	// Regular traffic comes from 127.0.0.2, so that the per-address limit
 	// the stalled connections of 127.0.0.1 reach is not its own.
 	dialer := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
-	if c, err := dialer.Dial("tcp", ln.Addr().String()); err != nil {
+	if c, err := dialer.Dial("tcp", addr); err != nil {
 		t.Skipf("cannot dial from 127.0.0.2: %v", err)
 	} else {
 		c.Close()
@@ -172,13 +152,13 @@ func TestStalledBodiesAreCutOff(t *testing.T) {
 	}()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestStallClientHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), "AVTO_STALL_CLIENT=1", "AVTO_STALL_ADDR="+ln.Addr().String(),
+	cmd.Env = append(os.Environ(), "AVTO_STALL_CLIENT=1", "AVTO_STALL_ADDR="+addr,
 		"AVTO_STALL_CONNS="+strconv.Itoa(conns), "AVTO_STALL_TICK="+tick.String(),
 		"AVTO_STALL_WAIT="+(timeout+30*time.Second+2*tick).String())
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	elapsed := time.Since(start)
 	close(stop)
 	bg.Wait()
