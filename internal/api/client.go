@@ -69,8 +69,9 @@ func (s *Server) createJob(bpName string) clientHandler {
 		if !ok {
 			return
 		}
-		var req protocol.CreateJobRequest
-		if len(strings.TrimSpace(string(body))) > 0 && !decodeJSON(w, body, &req) {
+		req, err := parseCreateBody(body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "Invalid JSON body: %v", err)
 			return
 		}
 		if req.WebhookURL != "" {

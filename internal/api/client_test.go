@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,14 +79,17 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		status int
 		msg    string
 	}{
-		"malformed JSON":     {`{"initial_data":`, 400, "Invalid JSON body"},
-		"not an object":      {`[1,2]`, 400, "must be a JSON object"},
-		"wrong type":         {`{"initial_data":"text"}`, 400, `field "initial_data" must be an object`},
-		"wrong webhook type": {`{"webhook_url":5}`, 400, `field "webhook_url" must be a string`},
-		"trailing data":      {`{} {}`, 400, "unexpected data"},
-		"ftp webhook":        {`{"webhook_url":"ftp://x/y"}`, 400, "only http and https"},
-		"relative webhook":   {`{"webhook_url":"/hook"}`, 400, "webhook_url"},
-		"oversized":          {big, 413, "too large"},
+		"malformed JSON":           {`{"initial_data":`, 400, "Invalid JSON body"},
+		"not an object":            {`[1,2]`, 400, "must be a JSON object"},
+		"wrong type":               {`{"initial_data":"text"}`, 400, `field "initial_data" must be an object`},
+		"wrong webhook type":       {`{"webhook_url":5}`, 400, `field "webhook_url" must be a string`},
+		"trailing data":            {`{} {}`, 400, "unexpected data"},
+		"ftp webhook":              {`{"webhook_url":"ftp://x/y"}`, 400, "only http and https"},
+		"relative webhook":         {`{"webhook_url":"/hook"}`, 400, "webhook_url"},
+		"oversized":                {big, 413, "too large"},
+		"misspelt field":           {`{"initial_data":{"a":1},"webhok_url":"http://x/y"}`, 400, `unknown field "webhok_url"`},
+		"input beside wrapper":     {`{"quality":"low","webhook_url":"http://x/y"}`, 400, `unknown field "quality"`},
+		"bare input not an object": {`{"quality":"low"} 1`, 400, "unexpected data"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := ts.do("POST", "/api/v1/jobs/demo", client(limitedToken), tc.body)
@@ -339,5 +343,43 @@ func TestParallelThroughAPI(t *testing.T) {
 	j := ts.waitJob(id, func(j protocol.Job) bool { return j.Status.Terminal() })
 	if j.Status != protocol.StatusFinished || j.StateHistory["branches"] != 2.0 {
 		t.Fatalf("job %+v", j)
+	}
+}
+
+// A body without the initial_data wrapper is the input itself; one with
+// any of upstream's create fields is the wrapper, and upstream's fields we
+// do not use are accepted.
+func TestCreateBodyForms(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for name, tc := range map[string]struct {
+		body string
+		want map[string]any
+	}{
+		"bare input":          {`{"quality":"low","n":2}`, map[string]any{"quality": "low", "n": 2.0}},
+		"wrapped input":       {`{"initial_data":{"quality":"high"}}`, map[string]any{"quality": "high"}},
+		"empty object":        {`{}`, map[string]any{}},
+		"empty body":          {``, map[string]any{}},
+		"wrapper, no input":   {`{"webhook_url":"http://127.0.0.1:1/hook"}`, map[string]any{}},
+		"upstream's fields":   {`{"initial_data":{"a":1},"dispatch_timeout":30,"result_timeout":60,"security":{},"metadata":{"m":1},"policy":{},"max_transitions":10}`, map[string]any{"a": 1.0}},
+		"null initial_data":   {`{"initial_data":null}`, map[string]any{}},
+		"nested wrapper name": {`{"job":{"initial_data":{"x":1}}}`, map[string]any{"job": map[string]any{"initial_data": map[string]any{"x": 1.0}}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := ts.do("POST", "/api/v1/jobs/demo", client(vipToken), tc.body)
+			if r.status != http.StatusAccepted {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			var out protocol.CreateJobResponse
+			r.json(t, &out)
+			var view map[string]any
+			ts.do("GET", "/api/v1/jobs/"+out.JobID+"?fields=initial_data", client(vipToken), nil).json(t, &view)
+			got, _ := view["initial_data"].(map[string]any)
+			if got == nil {
+				got = map[string]any{}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("initial_data %#v, want %#v", view["initial_data"], tc.want)
+			}
+		})
 	}
 }
