@@ -351,18 +351,37 @@ func (o *Orchestrator) reload() (clients, workers int, err error) {
 		list = append(list, auth.Client{Name: c.Name, Plan: c.Plan, Params: c.Params, MonthlyAttempts: c.MonthlyAttempts, RateLimit: c.RateLimit})
 		tokens[c.Name] = c.Token
 	}
-	individual, err := auth.LoadWorkers(o.cfg.WorkersFile)
+	individual, err := o.loadWorkers()
 	if err != nil {
 		return 0, 0, err
-	}
-	for id, tok := range o.cfg.WorkerTokens {
-		individual[id] = tok
 	}
 	if err := o.clients.Replace(list, tokens); err != nil {
 		return 0, 0, err
 	}
 	o.workers.Replace(individual, o.cfg.GlobalWorkerToken)
 	return o.clients.Len(), o.workers.Len(), nil
+}
+
+// reloadWorkers re-reads workers.toml only.
+func (o *Orchestrator) reloadWorkers() (int, error) {
+	individual, err := o.loadWorkers()
+	if err != nil {
+		return 0, err
+	}
+	o.workers.Replace(individual, o.cfg.GlobalWorkerToken)
+	return o.workers.Len(), nil
+}
+
+// loadWorkers reads workers.toml, with Config.WorkerTokens over it.
+func (o *Orchestrator) loadWorkers() (map[string]string, error) {
+	individual, err := auth.LoadWorkers(o.cfg.WorkersFile)
+	if err != nil {
+		return nil, err
+	}
+	for id, tok := range o.cfg.WorkerTokens {
+		individual[id] = tok
+	}
+	return individual, nil
 }
 
 // Register validates and adds blueprints. Register before Start.
@@ -395,7 +414,7 @@ func (o *Orchestrator) Start() error {
 	})
 	s, err := api.New(api.Options{
 		Engine: o.eng, Clients: o.clients, Workers: o.workers, Logger: o.cfg.Logger,
-		AdminToken: o.cfg.AdminToken, Reload: o.reload, Schedules: o.scheduleInfo, MaxBodyBytes: o.cfg.MaxBodyBytes,
+		AdminToken: o.cfg.AdminToken, Reload: o.reload, ReloadWorkers: o.reloadWorkers, Schedules: o.scheduleInfo, MaxBodyBytes: o.cfg.MaxBodyBytes,
 		History: o.history, FlushHistory: o.flushHistory,
 		Metrics: o.metrics.Handler(),
 		WrapHandler: func(h http.Handler) http.Handler {

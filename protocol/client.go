@@ -12,6 +12,7 @@ const (
 	PublicOpenAPI         = "/_public/openapi.json"
 	PublicMetrics         = "/_public/metrics"
 	PublicApprovalPattern = "/_public/webhooks/approval/{job_id}"
+	PublicQuarantined     = "/_public/jobs/quarantined"
 	HeaderAdminToken      = "X-Admin-Token"
 )
 
@@ -145,4 +146,56 @@ type ScheduleRun struct {
 	At    time.Time `json:"at"`
 	JobID string    `json:"job_id,omitempty"`
 	Error string    `json:"error,omitempty"`
+}
+
+// Dashboard is GET /api/v1/dashboard: a summary for the calling client.
+// Its workers and jobs objects have upstream's keys (workers.total,
+// jobs.queued and one count per job status).
+type Dashboard struct {
+	Workers DashboardWorkers `json:"workers"`
+	// Jobs counts the caller's jobs in the live store by status (the
+	// unfinished ones, and those that ended within the store's retention),
+	// and "queued": the tasks of every client waiting in queues.
+	Jobs map[string]int `json:"jobs"`
+	// Queues are the tasks waiting in queues: Pending by task type (no
+	// worker chosen yet), Assigned the number queued for a chosen worker.
+	Queues DashboardQueues `json:"queues"`
+	// JobsTruncated says the caller has more jobs in the live store than
+	// the dashboard counts (DashboardMaxJobs): the counts are of the newest.
+	JobsTruncated bool `json:"jobs_truncated,omitempty"`
+}
+
+// DashboardMaxJobs bounds the jobs a dashboard counts.
+const DashboardMaxJobs = 10000
+
+// DashboardWorkers counts the live workers, in all and by status.
+type DashboardWorkers struct {
+	Total    int            `json:"total"`
+	ByStatus map[string]int `json:"by_status"`
+}
+
+// DashboardQueues counts the queued tasks.
+type DashboardQueues struct {
+	Pending  map[string]int `json:"pending"`
+	Assigned int            `json:"assigned"`
+}
+
+// WorkerCatalog is GET /api/v1/workers/catalog: the skills the live
+// workers offer, by skill name.
+type WorkerCatalog map[string]CatalogEntry
+
+// CatalogEntry is one skill of the WorkerCatalog.
+type CatalogEntry struct {
+	// Contract is the skill as the first worker offering it registered it,
+	// with that worker's price for it.
+	Contract          CatalogContract `json:"contract"`
+	ProvidersCount    int             `json:"providers_count"`
+	WorkerTypes       []string        `json:"worker_types"`
+	AverageReputation float64         `json:"average_reputation"`
+}
+
+// CatalogContract is a skill's contract in the catalog.
+type CatalogContract struct {
+	SkillInfo
+	BasePrice *float64 `json:"base_price,omitempty"`
 }

@@ -4,6 +4,11 @@ of the worker configuration)."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
+from harness import Client
+
 
 def test_create_body_forms(deploy):
     """A body without the initial_data wrapper is the input itself; a
@@ -27,3 +32,39 @@ def test_create_body_forms(deploy):
     assert status == 400 and 'unknown field "webhok_url"' in resp["error"], (status, resp)
     status, resp = c.request("GET", "/api/v1/jobs")
     assert len(resp["jobs"]) == before, resp
+
+
+def test_upstream_routes(deploy):
+    """Upstream's dashboard, worker catalog, quarantined-jobs list and
+    reload-workers routes, with a Python SDK worker registered: only the
+    caller's jobs are listed, and reloading needs the admin token."""
+    d = deploy({"ADMIN_TOKEN": "compat-admin"})
+    d.start_workers("gpu")
+    c = d.client
+    job_id = c.create({"quality": "low", "trigger": "security"})
+    assert c.wait(job_id, timeout=20)["status"] == "quarantined"
+
+    for path in ("/_public/jobs/quarantined", "/api/v1/jobs/quarantined"):
+        status, jobs = c.request("GET", path)
+        assert status == 200 and [j["id"] for j in jobs] == [job_id], (path, status, jobs)
+        assert jobs[0]["status"] == "quarantined"
+    status, resp = Client(d.url, token="").request("GET", "/_public/jobs/quarantined")
+    assert status == 401, (status, resp)
+
+    status, dash = c.request("GET", "/api/v1/dashboard")
+    assert status == 200, (status, dash)
+    assert dash["workers"]["total"] == 1 and dash["jobs"]["quarantined"] == 1 and "queued" in dash["jobs"], dash
+
+    status, catalog = c.request("GET", "/api/v1/workers/catalog")
+    assert status == 200, (status, catalog)
+    entry = catalog["transcode_video"]
+    assert entry["providers_count"] == 1 and entry["contract"]["name"] == "transcode_video", entry
+    assert 0 < entry["average_reputation"] <= 1 and entry["worker_types"], entry
+
+    status, resp = c.request("POST", "/api/v1/admin/reload-workers")
+    assert status == 403, (status, resp)
+    req = urllib.request.Request(d.url + "/api/v1/admin/reload-workers", data=b"", method="POST")
+    req.add_header("X-Admin-Token", "compat-admin")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200 and json.loads(r.read())["status"] == "worker_configs_reloaded"
+    d.assert_no_protocol_errors()

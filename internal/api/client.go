@@ -314,6 +314,32 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 			*dst = t
 		}
 	}
+	out, err := s.findJobs(r, cl, jobQuery{Status: q.Get("status"), Blueprint: q.Get("blueprint"), From: from, To: to, Limit: limit, Cursor: q.Get("cursor")})
+	if err != nil {
+		s.failList(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// jobQuery selects a client's jobs.
+type jobQuery struct {
+	Status, Blueprint string
+	From, To          time.Time
+	Limit             int
+	Cursor            string
+}
+
+var (
+	errBadCursor    = errors.New("invalid cursor")
+	errNeedsHistory = errors.New("from and to need the history database (HISTORY_DATABASE_URI)")
+)
+
+// findJobs reads a page of a client's jobs, newest first: from history when
+// it is enabled (jobs the live store has expired included), else, or when
+// history fails on a first page without a time range, from the live store.
+// Views are redacted.
+func (s *Server) findJobs(r *http.Request, cl *auth.Client, f jobQuery) (protocol.JobList, error) {
 	out := protocol.JobList{Jobs: []protocol.Job{}}
 	var err error
 	fromHistory := s.opts.History != nil
@@ -324,13 +350,13 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 		defer cancel()
 		s.flushHistory(ctx)
 		out.Jobs, out.NextCursor, err = s.opts.History.ListJobs(ctx, history.JobFilter{
-			Client: cl.Name, Status: protocol.JobStatus(q.Get("status")), Blueprint: q.Get("blueprint"),
-			From: from, To: to, Limit: limit, Cursor: q.Get("cursor"),
+			Client: cl.Name, Status: protocol.JobStatus(f.Status), Blueprint: f.Blueprint,
+			From: f.From, To: f.To, Limit: f.Limit, Cursor: f.Cursor,
 		})
 		if err != nil && !strings.Contains(err.Error(), "cursor") {
 			err = historyFailed(r, err)
 			// The live store can answer a first page without a time range.
-			fromHistory = !(q.Get("cursor") == "" && from.IsZero() && to.IsZero())
+			fromHistory = !(f.Cursor == "" && f.From.IsZero() && f.To.IsZero())
 			if !fromHistory {
 				s.log.Warn("history unavailable: listing live jobs only", append(requestAttrs(r), "error", err)...)
 				err = nil
@@ -338,13 +364,12 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 		}
 	}
 	if !fromHistory {
-		if !from.IsZero() || !to.IsZero() {
-			writeError(w, http.StatusBadRequest, "from and to need the history database (HISTORY_DATABASE_URI)")
-			return
+		if !f.From.IsZero() || !f.To.IsZero() {
+			return out, errNeedsHistory
 		}
 		var jobs []*store.Job
 		jobs, out.NextCursor, err = s.eng.ListJobs(r.Context(), store.JobFilter{
-			Client: cl.Name, Status: q.Get("status"), Blueprint: q.Get("blueprint"), Limit: limit, Cursor: q.Get("cursor"),
+			Client: cl.Name, Status: f.Status, Blueprint: f.Blueprint, Limit: f.Limit, Cursor: f.Cursor,
 		})
 		for _, j := range jobs {
 			out.Jobs = append(out.Jobs, JobView(j))
@@ -352,11 +377,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "cursor") {
-			writeError(w, http.StatusBadRequest, "Invalid cursor parameter")
-			return
+			return out, errBadCursor
 		}
-		s.fail(w, r, err)
-		return
+		return out, err
 	}
 	if out.Jobs == nil {
 		out.Jobs = []protocol.Job{}
@@ -364,7 +387,20 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 	for i := range out.Jobs {
 		redactJobView(&out.Jobs[i])
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
+}
+
+// failList answers a failed findJobs.
+func (s *Server) failList(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errBadCursor):
+		writeError(w, http.StatusBadRequest, "Invalid cursor parameter")
+		return
+	case errors.Is(err, errNeedsHistory):
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	s.fail(w, r, err)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) {

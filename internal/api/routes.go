@@ -139,6 +139,23 @@ func (s *Server) routeTable() []route {
 				"No tokens ever.",
 			responses: map[int]reply{200: {description: "Workers", body: []protocol.WorkerInfo{}}, 401: replies.unauthorized,
 				403: errReply("X-Admin-Token sent but wrong (or the admin API is disabled)"), 429: replies.tooMany}})
+		add(route{method: "GET", path: p + "/workers/catalog", handler: s.client(s.workerCatalog), tag: "workers", auth: authClient,
+			summary: "The skills live workers offer (upstream's catalog)",
+			description: "An object keyed by skill name: contract (the skill as the first worker offering it, by id, registered it, with base_price from " +
+				"that worker's cost_per_skill), providers_count, worker_types and average_reputation (4 decimals) of the workers offering it.",
+			responses: map[int]reply{200: {description: "Skills", body: protocol.WorkerCatalog{}}, 401: replies.unauthorized, 429: replies.tooMany}})
+		add(route{method: "GET", path: p + "/dashboard", handler: s.client(s.dashboard), tag: "jobs", auth: authClient,
+			summary: "A summary: your jobs by status, workers, queues (upstream's dashboard)",
+			description: "workers.total and by_status; jobs: your jobs in the live store (unfinished, and ended within the store's retention) counted by status, " +
+				"at most the newest 10,000 (jobs_truncated: true past that), and jobs.queued, the tasks of every client waiting in queues; queues.pending " +
+				"by task type (no worker chosen yet) and queues.assigned (queued for a chosen worker).",
+			responses: map[int]reply{200: {description: "The summary", body: protocol.Dashboard{}}, 401: replies.unauthorized, 429: replies.tooMany, 503: replies.unavailable}})
+		add(route{method: "GET", path: p + "/jobs/quarantined", handler: s.client(s.quarantinedJobs), tag: "jobs", auth: authClient,
+			summary: "Your quarantined jobs, newest first (upstream's list)",
+			description: "A bare list, as upstream answers it, of your jobs with status quarantined (also GET " + protocol.PublicQuarantined + "). " +
+				"Only your own jobs: upstream's public route shows every client's.",
+			query:     []param{{"limit", "integer", "At most this many, 1 to 500 (100)", false}},
+			responses: map[int]reply{200: {description: "Jobs", body: []protocol.Job{}}, 400: replies.badRequest, 401: replies.unauthorized, 429: replies.tooMany, 503: errReply("The history database is unavailable")}})
 		add(route{method: "GET", path: p + "/blueprints", handler: s.client(s.listBlueprints), tag: "blueprints", auth: authClient,
 			summary:   "List blueprints",
 			responses: map[int]reply{200: {description: "Blueprints", body: []protocol.BlueprintInfo{}}, 401: replies.unauthorized, 429: replies.tooMany}})
@@ -148,6 +165,11 @@ func (s *Server) routeTable() []route {
 		add(route{method: "POST", path: p + "/admin/reload", handler: http.HandlerFunc(s.adminReload), tag: "admin", auth: authAdmin,
 			summary: "Reload clients.toml and workers.toml", description: "Needs X-Admin-Token (ADMIN_TOKEN). An invalid file leaves the running configuration unchanged.",
 			responses: map[int]reply{200: {description: "Reloaded", body: reloadReply{}}, 400: errReply("A configuration file is invalid"), 403: replies.forbidden}})
+		add(route{method: "POST", path: p + "/admin/reload-workers", handler: http.HandlerFunc(s.reloadWorkers), tag: "admin", auth: authAdmin,
+			summary: "Reload workers.toml (upstream's route)", description: "Needs X-Admin-Token (ADMIN_TOKEN; upstream lets any client reload). " +
+				"Re-reads the worker tokens only; an invalid file leaves them unchanged.",
+			responses: map[int]reply{200: {description: "Reloaded", body: workersReloaded{}}, 400: errReply("workers.toml is invalid"), 403: replies.forbidden,
+				501: errReply("Reloading is not configured")}})
 		add(route{method: "GET", path: p + "/admin/jobs/{id}", handler: http.HandlerFunc(s.adminJob), tag: "admin", auth: authAdmin,
 			summary: "Get any job (operators)", description: "Needs X-Admin-Token. Reads jobs of every client, including those the scheduler starts.",
 			responses: map[int]reply{200: {description: "The job", body: protocol.Job{}}, 403: replies.forbidden, 404: replies.notFound}})
@@ -210,6 +232,12 @@ func (s *Server) routeTable() []route {
 		request: protocol.ApprovalRequest{},
 		responses: map[int]reply{200: {description: "Decision applied", body: approvalReply{}}, 400: replies.badRequest, 401: replies.unauthorized,
 			404: replies.notFound, 409: errReply("The job is not waiting for a decision")}})
+
+	add(route{method: "GET", path: protocol.PublicQuarantined, handler: s.client(s.quarantinedJobs), tag: "public", auth: authClient,
+		summary: "Your quarantined jobs (upstream's public route)", description: "Same as GET /api/v1/jobs/quarantined: needs X-Client-Token and lists only your jobs " +
+			"(upstream's is unauthenticated and lists every client's).",
+		query:     []param{{"limit", "integer", "At most this many, 1 to 500 (100)", false}},
+		responses: map[int]reply{200: {description: "Jobs", body: []protocol.Job{}}, 400: replies.badRequest, 401: replies.unauthorized, 429: replies.tooMany}})
 
 	workerErrs := map[int]reply{400: replies.badRequest, 403: replies.forbidden, 408: replies.timeout, 409: errReply("Replayed message"), 413: replies.tooLarge, 503: replies.unavailable}
 	with := func(m map[int]reply, ok int, r reply) map[int]reply {

@@ -39,6 +39,9 @@ type Options struct {
 	AdminToken string
 	// Reload re-reads clients.toml and workers.toml (admin endpoint).
 	Reload func() (clients, workers int, err error)
+	// ReloadWorkers re-reads workers.toml only (upstream's
+	// /admin/reload-workers) and returns the number of worker tokens.
+	ReloadWorkers func() (workers int, err error)
 	// Metrics serves /_public/metrics (Prometheus text); nil: 404.
 	Metrics http.Handler
 	// History is the audit trail (nil: history disabled). It answers
