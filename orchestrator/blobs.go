@@ -8,7 +8,7 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/blob/local"
-	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
+	"github.com/avtomatika-ai/avtomatika-go/internal/backend"
 )
 
 // blobStorage is the orchestrator's blob store, as configured.
@@ -28,8 +28,12 @@ func openBlobs(cfg Config) (*blobStorage, error) {
 	case cfg.Blobs != nil:
 		b.store = cfg.Blobs
 	case cfg.S3.Configured():
+		s3, err := backend.Lookup(backend.S3)
+		if err != nil {
+			return nil, err
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		st, err := blobs3.Open(ctx, cfg.S3)
+		st, err := s3.OpenBlobs(ctx, cfg.S3)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("open blob storage: %w", err)

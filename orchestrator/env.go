@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blob"
-	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
-	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
+	"github.com/avtomatika-ai/avtomatika-go/internal/backend"
 	"github.com/avtomatika-ai/avtomatika-go/internal/logging"
 	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
 	"github.com/avtomatika-ai/avtomatika-go/internal/webhook"
@@ -20,7 +19,11 @@ import (
 
 // ConfigFromEnv reads the configuration from environment variables (the
 // upstream names where upstream has one). Every variable and its default is
-// listed in the README. A malformed value is an error naming the variable.
+// listed in the README. A malformed value is an error naming the variable;
+// a variable that asks for a backend the program does not link (REDIS_URL,
+// HISTORY_DATABASE_URI, S3_ENDPOINT_URL; see orchestrator/backends) is an
+// error naming the import to add. HISTORY_DATABASE_URI defaults to the
+// SQLite file avtomatika_history.db when SQLite is linked, else to none.
 func ConfigFromEnv() (Config, error) { return configFrom(os.LookupEnv) }
 
 type envReader struct {
@@ -85,9 +88,9 @@ func (e *envReader) bool(name string, def bool) bool {
 // pathStyle reads S3_FORCE_PATH_STYLE: true forces path-style URLs,
 // "virtual" forces virtual-host style, false or "auto" lets the client
 // choose by endpoint.
-func (e *envReader) pathStyle(name string) blobs3.PathStyle {
+func (e *envReader) pathStyle(name string) blob.S3PathStyle {
 	v := strings.ToLower(strings.TrimSpace(e.str(name, "")))
-	style, ok := blobs3.ParsePathStyle(v)
+	style, ok := blob.ParseS3PathStyle(v)
 	if !ok {
 		e.errs = append(e.errs, fmt.Errorf("%s=%q: want true, false, auto or virtual", name, v))
 	}
@@ -122,7 +125,7 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		ReputationClientCap:       e.float("REPUTATION_CLIENT_PENALTY_CAP", 0.35),
 		ShutdownTimeout:           e.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30*time.Second),
 		SchedulesFile:             e.str("SCHEDULES_CONFIG_PATH", ""),
-		HistoryURI:                e.str("HISTORY_DATABASE_URI", historydb.DefaultURI),
+		HistoryURI:                e.str("HISTORY_DATABASE_URI", defaultHistoryURI()),
 		RedisURL:                  e.str("REDIS_URL", ""),
 		RedisPrefix:               e.str("REDIS_KEY_PREFIX", ""),
 		RedisPoolSize:             e.int("REDIS_POOL_SIZE", 0),
@@ -140,7 +143,7 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		e.errs = append(e.errs, fmt.Errorf("WEBHOOK_ALLOWED_HOSTS: %w", herr))
 	}
 	cfg.WebhookAllowedHosts = hooks
-	cfg.S3 = blobs3.Options{
+	cfg.S3 = blob.S3Options{
 		Endpoint: e.str("S3_ENDPOINT_URL", ""), AccessKey: e.str("S3_ACCESS_KEY", ""), SecretKey: e.str("S3_SECRET_KEY", ""),
 		Bucket: e.str("S3_DEFAULT_BUCKET", blob.DefaultBucket), Region: e.str("S3_REGION", "us-east-1"),
 		PathStyle: e.pathStyle("S3_FORCE_PATH_STYLE"),
@@ -188,5 +191,40 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = -1 // explicit zero: no retries (the engine reads 0 as "default")
 	}
+	if err := cfg.linked(); err != nil {
+		e.errs = append(e.errs, err)
+	}
 	return cfg, errors.Join(e.errs...)
+}
+
+// defaultHistoryURI is the SQLite file when the program links SQLite
+// (orchestrator/backends/sqlite), else none.
+func defaultHistoryURI() string {
+	if backend.Linked(backend.SQLite) {
+		return backend.DefaultHistoryURI
+	}
+	return "none"
+}
+
+// linked checks that the backends the configuration names are linked into
+// the program (see package orchestrator/backends); the error names the
+// imports to add. A well-formed HistoryURI is checked here, a malformed one
+// when New opens it.
+func (c Config) linked() error {
+	var errs []error
+	if c.Store == nil && c.RedisURL != "" {
+		_, err := backend.Lookup(backend.Redis)
+		errs = append(errs, err)
+	}
+	if c.History == nil {
+		if t, err := backend.ParseHistoryURI(c.HistoryURI); err == nil && t.Kind != backend.None {
+			_, err := backend.Lookup(t.Kind)
+			errs = append(errs, err)
+		}
+	}
+	if c.Blobs == nil && c.S3.Configured() {
+		_, err := backend.Lookup(backend.S3)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

@@ -9,10 +9,34 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
+	"github.com/avtomatika-ai/avtomatika-go/internal/backend"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
+
+// openHistory opens the database HistoryURI names through its linked
+// backend; nil for none.
+func openHistory(uri string) (history.Store, error) {
+	t, err := backend.ParseHistoryURI(uri)
+	if err != nil {
+		return nil, fmt.Errorf("open history: %w", err)
+	}
+	if t.Kind == backend.None {
+		return nil, nil
+	}
+	b, err := backend.Lookup(t.Kind)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hs, err := b.OpenHistory(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("open history: %w", err)
+	}
+	return hs, nil
+}
 
 // historyEvent turns an engine event into an audit-trail entry; withJob
 // adds the job's client-API view as the snapshot.

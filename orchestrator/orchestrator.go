@@ -6,6 +6,13 @@
 //	if err != nil { ... }
 //	if err := o.Register(myBlueprint); err != nil { ... }
 //	err = o.ListenAndServe(ctx) // until ctx ends, then a graceful shutdown
+//
+// On its own the package runs on the embedded defaults: the in-memory live
+// store, a local blob folder, no history database. Redis, SQLite and
+// PostgreSQL history and S3 are linked by importing their packages under
+// orchestrator/backends for their side effect:
+//
+//	import _ "github.com/avtomatika-ai/avtomatika-go/orchestrator/backends/redis"
 package orchestrator
 
 import (
@@ -22,12 +29,11 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/blob/local"
-	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/history"
-	"github.com/avtomatika-ai/avtomatika-go/history/historydb"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
+	"github.com/avtomatika-ai/avtomatika-go/internal/backend"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/internal/outbox"
@@ -38,7 +44,6 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
-	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
 )
 
 // Job is a job's live record.
@@ -59,11 +64,17 @@ type Client struct {
 type Config struct {
 	// Store holds live state. Nil means Redis when RedisURL is set, else
 	// an in-memory store.
+	//
+	// Redis, SQLite and PostgreSQL history and S3 blob storage are linked
+	// only into programs that import their packages under
+	// orchestrator/backends (see there); a Config that names one that is
+	// not linked is an error naming the import to add.
 	Store  store.Store
 	Logger *slog.Logger
 
 	// RedisURL (REDIS_URL) selects the Redis backend: redis://[[user]:password@]host[:port][/db]
 	// or rediss:// for TLS. Several orchestrators on one Redis share the work.
+	// Needs orchestrator/backends/redis.
 	RedisURL      string
 	RedisPrefix   string        // key prefix, so that deployments share a Redis ("avto")
 	RedisPoolSize int           // connection pool size (go-redis default)
@@ -132,7 +143,8 @@ type Config struct {
 	OnEvent func(Event)
 
 	// HistoryURI names the audit-trail database (HISTORY_DATABASE_URI):
-	// "sqlite:PATH", "postgres://...", or "" / "none" for no history.
+	// "sqlite:PATH" (needs orchestrator/backends/sqlite), "postgres://..."
+	// (needs orchestrator/backends/postgres), or "" / "none" for no history.
 	HistoryURI string
 	// History is an already open history store; it wins over HistoryURI.
 	History history.Store
@@ -149,8 +161,8 @@ type Config struct {
 	Blobs blob.Store
 	// S3 (S3_ENDPOINT_URL, S3_ACCESS_KEY, S3_SECRET_KEY, S3_DEFAULT_BUCKET,
 	// S3_REGION, S3_FORCE_PATH_STYLE) is used when S3.Endpoint is set; the
-	// bucket is created if missing.
-	S3 blobs3.Options
+	// bucket is created if missing. Needs orchestrator/backends/s3.
+	S3 blob.S3Options
 	// BlobDir (BLOB_DIR) is a local folder used when S3 is not configured;
 	// its presigned URLs are served under /_public/blobs. "" disables blob
 	// storage: the file routes answer 501 and nothing is offloaded.
@@ -238,22 +250,23 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if err := cfg.linked(); err != nil {
+		return nil, err
+	}
 	ownStore := false
 	switch {
 	case cfg.Store != nil:
 	case cfg.RedisURL != "":
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		st, err := redisstore.Open(ctx, redisstore.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, PoolSize: cfg.RedisPoolSize, Retention: cfg.JobRetention})
+		b, err := backend.Lookup(backend.Redis)
 		if err != nil {
-			cancel()
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		st, err := b.OpenStore(ctx, backend.StoreOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, PoolSize: cfg.RedisPoolSize, Retention: cfg.JobRetention, Logger: cfg.Logger})
+		cancel()
+		if err != nil {
 			return nil, fmt.Errorf("open Redis: %w", err)
 		}
-		// Without AOF a Redis restart loses jobs (detected, see
-		// watchLiveState, but lost all the same).
-		if aof, err := st.AppendOnly(ctx); err == nil && !aof {
-			cfg.Logger.Warn("Redis runs without persistence (appendonly no): a Redis restart loses every job in flight; run it with appendonly yes")
-		}
-		cancel()
 		cfg.Store, ownStore = st, true
 	default:
 		cfg.Store, ownStore = memory.New(memory.Options{Retention: cfg.JobRetention}), true
@@ -268,12 +281,10 @@ func New(cfg Config) (*Orchestrator, error) {
 		cfg.MaxUploadBytes = 5 << 30
 	}
 	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store, telemetry.Options{WorkerLabels: cfg.MetricsWorkerLabels, MaxWorkerLabels: cfg.MetricsWorkerLabelsMax}), history: cfg.History, ownStore: ownStore}
-	if o.history == nil && cfg.HistoryURI != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		hs, err := historydb.Open(ctx, cfg.HistoryURI)
-		cancel()
+	if o.history == nil {
+		hs, err := openHistory(cfg.HistoryURI)
 		if err != nil {
-			return nil, fmt.Errorf("open history: %w", err)
+			return nil, err
 		}
 		o.history = hs
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -21,95 +20,22 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 )
 
-// PathStyle chooses how the bucket appears in request URLs.
-type PathStyle string
+// Options configure a Store (blob.S3Options, which the orchestrator and
+// worker configurations carry without linking this package).
+type Options = blob.S3Options
 
-// Path styles (S3_FORCE_PATH_STYLE).
+// PathStyle chooses how the bucket appears in request URLs.
+type PathStyle = blob.S3PathStyle
+
+// Path styles (S3_FORCE_PATH_STYLE); see blob.S3PathAuto and the others.
 const (
-	// PathAuto uses virtual-host style where the endpoint supports it
-	// (AWS), path style otherwise (MinIO, IP addresses, localhost).
-	PathAuto PathStyle = ""
-	// PathForce always uses path style: https://host/bucket/key.
-	PathForce PathStyle = "path"
-	// PathVirtual always uses virtual-host style: https://bucket.host/key.
-	PathVirtual PathStyle = "virtual"
+	PathAuto    = blob.S3PathAuto
+	PathForce   = blob.S3PathForce
+	PathVirtual = blob.S3PathVirtual
 )
 
-// ParsePathStyle reads an S3_FORCE_PATH_STYLE value, case-insensitively:
-// true (1, yes, on, path) forces path style, "virtual" virtual-host style,
-// false (0, no, off), "auto" or empty lets the client choose. ok is false
-// for anything else.
-func ParsePathStyle(v string) (style PathStyle, ok bool) {
-	switch strings.ToLower(v) {
-	case "", "auto", "0", "false", "no", "off":
-		return PathAuto, true
-	case "1", "true", "yes", "on", "path":
-		return PathForce, true
-	case "virtual":
-		return PathVirtual, true
-	}
-	return PathAuto, false
-}
-
-// Options configure a Store. They mirror the S3_* variables of the
-// upstream SDK.
-type Options struct {
-	// Endpoint is the server URL (S3_ENDPOINT_URL), such as
-	// http://127.0.0.1:9000 or https://s3.eu-west-1.amazonaws.com; http
-	// means plain HTTP. A bare host:port means https.
-	Endpoint  string
-	AccessKey string // S3_ACCESS_KEY
-	SecretKey string // S3_SECRET_KEY (never logged)
-	// Bucket is the bucket of the store (S3_DEFAULT_BUCKET, blob.DefaultBucket).
-	Bucket string
-	// Region is the bucket's region (S3_REGION, us-east-1). Presigning
-	// needs no request to the server when it is set.
-	Region    string
-	PathStyle PathStyle // S3_FORCE_PATH_STYLE
-	// MaxRetries bounds the attempts of each request on network errors (3).
-	MaxRetries int
-	// PartSize is the part size of multipart uploads of unknown length
-	// (16 MiB). Known lengths use minio-go's choice.
-	PartSize uint64
-	// Transport carries the requests (http.DefaultTransport's settings).
-	Transport http.RoundTripper
-}
-
-// String describes the options without the secret key.
-func (o Options) String() string {
-	return fmt.Sprintf("s3.Options{Endpoint: %q, AccessKey: %q, Bucket: %q, Region: %q, PathStyle: %q}",
-		o.Endpoint, o.AccessKey, o.Bucket, o.Region, o.PathStyle)
-}
-
-// GoString is String, so that %#v does not print the secret key either.
-func (o Options) GoString() string { return o.String() }
-
-// Configured reports whether an endpoint is set: S3 is on.
-func (o Options) Configured() bool { return o.Endpoint != "" }
-
-// Check reports what is missing or malformed.
-func (o Options) Check() error {
-	var errs []error
-	if o.Endpoint == "" {
-		errs = append(errs, errors.New("no endpoint (S3_ENDPOINT_URL)"))
-	} else if _, _, err := parseEndpoint(o.Endpoint); err != nil {
-		errs = append(errs, err)
-	}
-	if o.AccessKey == "" || o.SecretKey == "" {
-		errs = append(errs, errors.New("S3_ACCESS_KEY and S3_SECRET_KEY are required with S3_ENDPOINT_URL"))
-	}
-	if o.Bucket != "" {
-		if err := blob.ValidBucket(o.Bucket); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	switch o.PathStyle {
-	case PathAuto, PathForce, PathVirtual:
-	default:
-		errs = append(errs, fmt.Errorf("path style %q: want path, virtual or empty (auto)", o.PathStyle))
-	}
-	return errors.Join(errs...)
-}
+// ParsePathStyle reads an S3_FORCE_PATH_STYLE value: blob.ParseS3PathStyle.
+func ParsePathStyle(v string) (style PathStyle, ok bool) { return blob.ParseS3PathStyle(v) }
 
 // ConfigHash is capabilities.s3_config_hash: the first 16 hex characters
 // of sha256("<endpoint>|<access key>|<bucket>"), or "" when one is empty.
@@ -119,27 +45,6 @@ func ConfigHash(endpoint, accessKey, bucket string) string {
 	}
 	sum := sha256.Sum256([]byte(endpoint + "|" + accessKey + "|" + bucket))
 	return hex.EncodeToString(sum[:])[:16]
-}
-
-func parseEndpoint(raw string) (host string, secure bool, err error) {
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", false, fmt.Errorf("endpoint %q: %w", raw, err)
-	}
-	switch u.Scheme {
-	case "http":
-	case "https":
-		secure = true
-	default:
-		return "", false, fmt.Errorf("endpoint %q: scheme must be http or https", raw)
-	}
-	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return "", false, fmt.Errorf("endpoint %q: want scheme://host[:port] with no path", raw)
-	}
-	return u.Host, secure, nil
 }
 
 // Store is a bucket on an S3 server.
@@ -169,7 +74,7 @@ func New(opts Options) (*Store, error) {
 	if err := opts.Check(); err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
-	host, secure, _ := parseEndpoint(opts.Endpoint)
+	host, secure, _ := opts.EndpointHost()
 	lookup := minio.BucketLookupAuto
 	switch opts.PathStyle {
 	case PathForce:

@@ -13,103 +13,31 @@ package historydb
 
 import (
 	"context"
-	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/history/postgres"
 	"github.com/avtomatika-ai/avtomatika-go/history/sqlite"
+	"github.com/avtomatika-ai/avtomatika-go/internal/backend"
 )
 
 // DefaultURI is the history database when none is configured.
-const DefaultURI = "sqlite:avtomatika_history.db"
+const DefaultURI = backend.DefaultHistoryURI
 
 // Kind is a history backend.
-type Kind string
+type Kind = backend.Kind
 
 // Backends.
 const (
-	None     Kind = "none"
-	SQLite   Kind = "sqlite"
-	Postgres Kind = "postgres"
+	None     = backend.None
+	SQLite   = backend.SQLite
+	Postgres = backend.Postgres
 )
 
 // Target is a parsed HISTORY_DATABASE_URI.
-type Target struct {
-	Kind Kind
-	Path string // SQLite: the file
-	URL  string // PostgreSQL: the connection URL, as given
-}
+type Target = backend.HistoryTarget
 
-// Parse reads a HISTORY_DATABASE_URI.
-func Parse(uri string) (Target, error) {
-	uri = strings.TrimSpace(uri)
-	if uri == "" || strings.EqualFold(uri, "none") {
-		return Target{Kind: None}, nil
-	}
-	scheme, rest, ok := strings.Cut(uri, ":")
-	if !ok {
-		return Target{}, unsupported(uri)
-	}
-	switch strings.ToLower(scheme) {
-	case "postgres", "postgresql":
-		if !strings.HasPrefix(rest, "//") {
-			return Target{}, fmt.Errorf("history: HISTORY_DATABASE_URI %s: want postgres://[user[:password]@]host[:port]/database", redact(uri))
-		}
-		return Target{Kind: Postgres, URL: uri}, nil
-	case "sqlite", "sqlite3", "file":
-		path, err := filePath(rest)
-		if err != nil {
-			return Target{}, fmt.Errorf("history: HISTORY_DATABASE_URI %q: %w", uri, err)
-		}
-		return Target{Kind: SQLite, Path: path}, nil
-	}
-	return Target{}, unsupported(uri)
-}
-
-// filePath reads the part of an SQLite URI after the scheme: an opaque
-// (relative or absolute) path, or //[localhost]/absolute/path.
-func filePath(rest string) (string, error) {
-	if strings.ContainsAny(rest, "?#") {
-		return "", fmt.Errorf("query parameters are not supported; give a plain file path")
-	}
-	var path string
-	if strings.HasPrefix(rest, "//") {
-		u, err := url.Parse("sqlite:" + rest)
-		if err != nil {
-			return "", err
-		}
-		if u.Host != "" && u.Host != "localhost" {
-			return "", fmt.Errorf("%q is read as a host name: write sqlite:%s for a relative path or sqlite:///%s for an absolute one",
-				u.Host, u.Host+u.Path, u.Host+u.Path)
-		}
-		path = u.Path
-	} else {
-		p, err := url.PathUnescape(rest)
-		if err != nil {
-			return "", err
-		}
-		path = p
-	}
-	if path == "" || path == ":memory:" {
-		return "", fmt.Errorf("no file path")
-	}
-	return path, nil
-}
-
-func unsupported(uri string) error {
-	return fmt.Errorf("history: unsupported HISTORY_DATABASE_URI %s: want sqlite:PATH, postgres://..., or none", redact(uri))
-}
-
-// redact hides a password in a URI for error messages.
-func redact(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return "(unparsable)"
-	}
-	return fmt.Sprintf("%q", u.Redacted())
-}
+// Parse reads a HISTORY_DATABASE_URI (see the package comment).
+func Parse(uri string) (Target, error) { return backend.ParseHistoryURI(uri) }
 
 // Open opens and migrates the store uri names (see the package comment).
 // The caller closes it.
