@@ -2,8 +2,37 @@ package protocol
 
 import "encoding/json"
 
-// Version is the RXON protocol version this implementation speaks.
-const Version = "1.0b14"
+// Version is the newest RXON protocol version this implementation speaks,
+// the one it announces.
+const Version = "1.0b17"
+
+// OldestVersion is the oldest RXON version the orchestrator speaks.
+const OldestVersion = "1.0b13"
+
+// SupportsVersion reports whether the orchestrator speaks an RXON version:
+// 1.0b13 to 1.0b17 (CI runs the Python SDK on 1.0b13 and 1.0b17). The
+// differences it bridges: float timestamps before 1.0b14 (rounded), and
+// task signatures (sig) and policies, which older workers ignore.
+func SupportsVersion(v string) bool {
+	switch v {
+	case "1.0b13", "1.0b14", "1.0b15", "1.0b16", "1.0b17":
+		return true
+	}
+	return false
+}
+
+// NegotiateVersion is the version the orchestrator answers a worker in,
+// as RXON does it: the orchestrator names its version in X-RXON-Version
+// and the worker warns when it differs from its own. A worker that
+// announces a supported version is answered in that version (no warning:
+// the orchestrator speaks it); any other, or none, gets Version, and ok
+// false when it announced one.
+func NegotiateVersion(offered string) (version string, ok bool) {
+	if SupportsVersion(offered) {
+		return offered, true
+	}
+	return Version, offered == ""
+}
 
 // HTTP headers of the worker protocol and the client API.
 const (
@@ -164,7 +193,7 @@ type TaskPayload struct {
 	TracingContext map[string]string       `json:"tracing_context,omitempty"`
 	ParamsMetadata map[string]FileMetadata `json:"params_metadata,omitempty"`
 	Priority       float64                 `json:"priority"`
-	Deadline       float64                 `json:"deadline,omitempty"`
+	Deadline       UnixSeconds             `json:"deadline,omitempty"` // when the orchestrator stops accepting the result
 	Security       *Security               `json:"security,omitempty"`
 	Metadata       map[string]any          `json:"metadata,omitempty"`
 	Timestamp      int64                   `json:"timestamp"`

@@ -138,3 +138,26 @@ func (m *WorkerEvent) UnmarshalJSON(b []byte) error {
 	m.Timestamp = int64(aux.Timestamp)
 	return nil
 }
+
+// UnixSeconds is a time in whole Unix seconds, as RXON 1.0b17 types a
+// task's deadline (its TaskPayload refuses a number with a fraction). It
+// decodes from an integer or, as orchestrators before it sent deadlines,
+// from a number with a fraction, rounded down.
+type UnixSeconds int64
+
+// UnmarshalJSON reads an integer or a number with a fraction.
+func (u *UnixSeconds) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if i, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		*u = UnixSeconds(i)
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || math.Abs(f) > maxTimestamp {
+		return &json.UnmarshalTypeError{Value: jsonValueKind(b), Type: int64Type}
+	}
+	*u = UnixSeconds(math.Floor(f))
+	return nil
+}

@@ -135,3 +135,25 @@ func TestVerifyFloatTimestampVector(t *testing.T) {
 		t.Fatalf("Verify 62 s later: %v, want %v", err, ErrStaleTimestamp)
 	}
 }
+
+// A task's deadline goes out as an integer (RXON 1.0b17's TaskPayload
+// refuses a fraction) and is read from an integer or, from orchestrators
+// that sent fractions, rounded down; anything else is refused.
+func TestTaskDeadlineIsWholeSeconds(t *testing.T) {
+	out, err := json.Marshal(TaskPayload{JobID: "j", TaskID: "t", Type: "x", Deadline: 1796280888})
+	if err != nil || !strings.Contains(string(out), `"deadline":1796280888,`) {
+		t.Fatalf("encoded %s, %v", out, err)
+	}
+	for in, want := range map[string]UnixSeconds{`1796280888`: 1796280888, `1796280888.999`: 1796280888, `1.7962808885e9`: 1796280888, `null`: 0} {
+		var p TaskPayload
+		if err := json.Unmarshal([]byte(`{"deadline":`+in+`}`), &p); err != nil || p.Deadline != want {
+			t.Errorf("deadline %s: %d, %v; want %d", in, p.Deadline, err, want)
+		}
+	}
+	for _, in := range []string{`"1796280888"`, `true`, `{}`, `1e300`} {
+		var p TaskPayload
+		if err := json.Unmarshal([]byte(`{"deadline":`+in+`}`), &p); err == nil {
+			t.Errorf("deadline %s accepted as %d", in, p.Deadline)
+		}
+	}
+}

@@ -71,8 +71,7 @@ func (t *Task) Deadline() (time.Time, bool) {
 	if t.p.Deadline <= 0 {
 		return time.Time{}, false
 	}
-	sec, frac := math.Modf(t.p.Deadline)
-	return time.Unix(int64(sec), int64(frac*1e9)), true
+	return time.Unix(int64(t.p.Deadline), 0), true
 }
 
 // Metadata returns a copy of the task's metadata.

@@ -1089,7 +1089,7 @@ func TestTaskAccessors(t *testing.T) {
 	})
 	p := task("t-acc", "inspect", map[string]any{"path": "/in.mp4", "n": 2.5})
 	p.Priority = 3
-	p.Deadline = float64(time.Now().Add(time.Hour).Unix())
+	p.Deadline = protocol.UnixSeconds(time.Now().Add(time.Hour).Unix())
 	p.Metadata = map[string]any{"k": "v"}
 	f.enqueue(p)
 	startWorker(t, w)
@@ -1187,7 +1187,7 @@ func TestTaskDeadline(t *testing.T) {
 		return Result{}, ctx.Err()
 	})
 	p := task("t-dl", "slow", nil)
-	p.Deadline = float64(time.Now().Add(200*time.Millisecond).UnixMilli()) / 1000
+	p.Deadline = protocol.UnixSeconds(time.Now().Add(time.Second).Unix())
 	f.enqueue(p)
 	startWorker(t, w)
 	r := f.waitResult("t-dl")

@@ -89,10 +89,15 @@ func (s *Server) signed(w http.ResponseWriter, r *http.Request, body []byte, hin
 	return id, undo, true
 }
 
-func setVersion(w http.ResponseWriter) { w.Header().Set(protocol.HeaderVersion, protocol.Version) }
+// setVersion names in the answer the RXON version negotiated with the
+// worker's X-RXON-Version (protocol.NegotiateVersion).
+func setVersion(w http.ResponseWriter, r *http.Request) {
+	v, _ := protocol.NegotiateVersion(r.Header.Get(protocol.HeaderVersion))
+	w.Header().Set(protocol.HeaderVersion, v)
+}
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
-	setVersion(w)
+	setVersion(w, r)
 	if !s.preAuthWorker(w, r, "") {
 		return
 	}
@@ -118,15 +123,18 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	resp := protocol.RegisterResponse{Status: "registered", Version: protocol.Version}
-	if v := r.Header.Get(protocol.HeaderVersion); v != "" && v != protocol.Version {
-		resp.Warning = "Protocol version mismatch! Orchestrator: " + protocol.Version + ", Worker: " + v + "."
+	offered := r.Header.Get(protocol.HeaderVersion)
+	version, ok := protocol.NegotiateVersion(offered)
+	resp := protocol.RegisterResponse{Status: "registered", Version: version}
+	if !ok {
+		resp.Warning = "Protocol version mismatch! Orchestrator: " + protocol.Version + " (speaks " + protocol.OldestVersion + " to " +
+			protocol.Version + "), Worker: " + offered + "."
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
-	setVersion(w)
+	setVersion(w, r)
 	pathID := r.PathValue("worker_id")
 	if !s.preAuthWorker(w, r, pathID) {
 		return
@@ -172,7 +180,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) nextTask(w http.ResponseWriter, r *http.Request) {
-	setVersion(w)
+	setVersion(w, r)
 	id, _, status, err := s.authWorker(r, r.PathValue("worker_id"))
 	if err != nil {
 		writeError(w, status, "%v", err)
@@ -212,7 +220,7 @@ func (s *Server) nextTask(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) result(w http.ResponseWriter, r *http.Request) {
-	setVersion(w)
+	setVersion(w, r)
 	if !s.preAuthWorker(w, r, "") {
 		return
 	}
@@ -242,7 +250,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	setVersion(w)
+	setVersion(w, r)
 	if !s.preAuthWorker(w, r, "") {
 		return
 	}
@@ -307,7 +315,7 @@ func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, workerID strin
 }
 
 func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
-	setVersion(w)
+	setVersion(w, r)
 	id, _, status, err := s.authWorker(r, "")
 	if err != nil {
 		writeError(w, status, "%v", err)
@@ -317,7 +325,7 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) {
-	setVersion(w)
+	setVersion(w, r)
 	if !s.preAuthRefresh(w, r) {
 		return
 	}

@@ -244,3 +244,32 @@ func TestWebSocketCancelAndEvents(t *testing.T) {
 		t.Fatalf("old connection: %v", err)
 	}
 }
+
+// The orchestrator answers a worker in the RXON version it announces when
+// it speaks it (1.0b13 to 1.0b17: no mismatch warning in the SDK), and
+// otherwise names its own version and warns.
+func TestVersionNegotiation(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for offered, want := range map[string]struct {
+		version string
+		warns   bool
+	}{
+		"1.0b13": {"1.0b13", false}, "1.0b17": {"1.0b17", false}, "": {protocol.Version, false}, "2.0": {protocol.Version, true},
+	} {
+		w := ts.worker("v-"+strings.ReplaceAll(offered, ".", "-"), globalToken)
+		h := w.headers()
+		h[protocol.HeaderVersion] = offered
+		r := ts.do("POST", protocol.PathRegister, h, w.sign(protocol.Registration{WorkerID: w.id}, false))
+		var resp protocol.RegisterResponse
+		r.json(t, &resp)
+		if r.status != 200 || r.header.Get(protocol.HeaderVersion) != want.version || resp.Version != want.version || (resp.Warning != "") != want.warns {
+			t.Errorf("offered %q: %d, header %q, %+v", offered, r.status, r.header.Get(protocol.HeaderVersion), resp)
+		}
+		if want.warns && !strings.Contains(resp.Warning, "speaks 1.0b13 to 1.0b17") {
+			t.Errorf("warning %q", resp.Warning)
+		}
+		if p := ts.do("GET", "/_worker/workers/"+w.id+"/tasks/next?timeout=0.01", h, nil); p.header.Get(protocol.HeaderVersion) != want.version {
+			t.Errorf("offered %q: poll answered in %q", offered, p.header.Get(protocol.HeaderVersion))
+		}
+	}
+}

@@ -82,7 +82,7 @@ func (h *wsHub) closeAll() {
 // websocket upgrades an authenticated worker. Frames from the worker are
 // signed events; frames to it are commands.
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
-	setVersion(w)
+	setVersion(w, r)
 	id, key, status, err := s.authWorker(r, r.PathValue("worker_id"))
 	if err != nil {
 		writeError(w, status, "%v", err)

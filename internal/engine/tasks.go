@@ -576,7 +576,7 @@ func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPa
 		p.Params = map[string]any{}
 	}
 	if run.Deadline != nil {
-		p.Deadline = float64(run.Deadline.UnixMilli()) / 1000
+		p.Deadline = protocol.UnixSeconds(run.Deadline.Unix())
 	}
 	return p
 }
