@@ -131,6 +131,7 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		RedisPoolSize:             e.int("REDIS_POOL_SIZE", 0),
 		JobRetention:              e.seconds("JOB_RETENTION_SECONDS", 24*time.Hour),
 		WebhookSecret:             e.str("WEBHOOK_SECRET", ""),
+		OrchestratorSecretKey:     e.str("ORCHESTRATOR_SECRET_KEY", ""),
 		WebhookTimeout:            e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
 		WebhookAttempts:           e.int("WEBHOOK_MAX_ATTEMPTS", 200),
 		WebhookRetryWindow:        e.seconds("WEBHOOK_RETRY_WINDOW_SECONDS", 24*time.Hour),

@@ -114,8 +114,13 @@ type Config struct {
 	ShutdownTimeout   time.Duration     // graceful shutdown budget (30s)
 	SchedulesFile     string            // schedules.toml; bad entries are logged and skipped
 	WebhookSecret     string            // signs webhooks (X-Avtomatika-Signature); "" sends them unsigned
-	WebhookTimeout    time.Duration     // per attempt (10s)
-	WebhookAttempts   int               // most attempts per notification (200)
+	// OrchestratorSecretKey signs every task handed out (HMAC-SHA256, the
+	// payload's sig), so that workers holding the same key (RXON 1.0b17:
+	// ORCHESTRATOR_SECRET_KEY in the Python SDK 1.0b20) know it came from
+	// this orchestrator; "" sends tasks unsigned.
+	OrchestratorSecretKey string
+	WebhookTimeout        time.Duration // per attempt (10s)
+	WebhookAttempts       int           // most attempts per notification (200)
 	// WebhookRetryWindow is how long after a job ended its notification is
 	// retried (24h), with delays doubling from 2s up to WebhookBackoffMax
 	// (10m).
@@ -425,7 +430,7 @@ func (o *Orchestrator) Start() error {
 	})
 	s, err := api.New(api.Options{
 		Engine: o.eng, Clients: o.clients, Workers: o.workers, Logger: o.cfg.Logger,
-		AdminToken: o.cfg.AdminToken, Reload: o.reload, ReloadWorkers: o.reloadWorkers, Schedules: o.scheduleInfo, MaxBodyBytes: o.cfg.MaxBodyBytes,
+		AdminToken: o.cfg.AdminToken, Reload: o.reload, ReloadWorkers: o.reloadWorkers, TaskSigningKey: o.cfg.OrchestratorSecretKey, Schedules: o.scheduleInfo, MaxBodyBytes: o.cfg.MaxBodyBytes,
 		History: o.history, FlushHistory: o.flushHistory,
 		Metrics: o.metrics.Handler(),
 		WrapHandler: func(h http.Handler) http.Handler {

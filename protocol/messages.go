@@ -198,6 +198,13 @@ type TaskPayload struct {
 	Metadata       map[string]any          `json:"metadata,omitempty"`
 	Timestamp      int64                   `json:"timestamp"`
 	Attempt        int                     `json:"attempt,omitempty"`
+	// Policy is the job's policy (the create body's policy), such as
+	// {"allowed_skills": [...]}: RXON 1.0b17 workers refuse a task whose
+	// type it does not allow.
+	Policy map[string]any `json:"policy,omitempty"`
+	// Sig is the orchestrator's signature of the task (SignTask), when it
+	// has ORCHESTRATOR_SECRET_KEY.
+	Sig string `json:"sig,omitempty"`
 }
 
 // TaskError is the error part of a failed task result.

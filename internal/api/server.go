@@ -42,6 +42,9 @@ type Options struct {
 	// ReloadWorkers re-reads workers.toml only (upstream's
 	// /admin/reload-workers) and returns the number of worker tokens.
 	ReloadWorkers func() (workers int, err error)
+	// TaskSigningKey, when set, signs every task handed out
+	// (protocol.SignTask; ORCHESTRATOR_SECRET_KEY).
+	TaskSigningKey string
 	// Metrics serves /_public/metrics (Prometheus text); nil: 404.
 	Metrics http.Handler
 	// History is the audit trail (nil: history disabled). It answers

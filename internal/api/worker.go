@@ -216,6 +216,14 @@ func (s *Server) nextTask(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	if s.opts.TaskSigningKey != "" {
+		if err := protocol.SignTask(task, s.opts.TaskSigningKey); err != nil {
+			// Not reached for a payload that encodes; the task stays
+			// claimed and times out like a lost one.
+			s.fail(w, r, err)
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, task)
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -271,5 +272,38 @@ func TestVersionNegotiation(t *testing.T) {
 		if p := ts.do("GET", "/_worker/workers/"+w.id+"/tasks/next?timeout=0.01", h, nil); p.header.Get(protocol.HeaderVersion) != want.version {
 			t.Errorf("offered %q: poll answered in %q", offered, p.header.Get(protocol.HeaderVersion))
 		}
+	}
+}
+
+// With a task signing key every task handed out carries sig, which
+// protocol.VerifyTask (as the Python SDK 1.0b20) accepts with that key only.
+func TestTasksAreSigned(t *testing.T) {
+	const key = "orchestrator-secret"
+	ts := newTestServer(t, func(o *Options) { o.TaskSigningKey = key })
+	w := ts.worker("w1", globalToken)
+	w.register("work")
+	ts.createJob(vipToken, map[string]any{"n": 3})
+	var r response
+	for range 20 {
+		if r = w.poll("1"); r.status == http.StatusOK {
+			break
+		}
+	}
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"sig":"`) {
+		t.Fatalf("poll: %d %s", r.status, r.body)
+	}
+	if err := protocol.VerifyTask(r.body, key); err != nil {
+		t.Fatalf("the task does not verify: %v: %s", err, r.body)
+	}
+	if err := protocol.VerifyTask(r.body, "another"); !errors.Is(err, protocol.ErrTaskSignature) {
+		t.Fatalf("verified with another key: %v", err)
+	}
+	// Without a key, no sig.
+	plain := newTestServer(t, nil)
+	w = plain.worker("w1", globalToken)
+	w.register("work")
+	plain.createJob(vipToken, nil)
+	if p := w.take(); p.Sig != "" {
+		t.Fatalf("unsigned server sent sig %q", p.Sig)
 	}
 }

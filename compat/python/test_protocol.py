@@ -1,0 +1,49 @@
+"""RXON 1.0b17 features with the SDK that has them (1.0b20) and without
+(1.0b17): orchestrator-signed tasks, job policies (allowed_skills) and the
+protocol version."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import pytest
+from packaging.version import Version
+
+from harness import wait_until
+
+KEY = "compat-orchestrator-secret"
+NEWEST_SDK = Version(version("avtomatika-worker")) >= Version("1.0b20")
+ALL = ("gpu", "cpu-reliable", "cpu-unreliable")
+SEED_JOB = {"path": "/s3/bucket/input.mp4", "quality": "high", "use_advanced_dispatch": True}
+
+
+def test_signed_tasks(deploy):
+    """With ORCHESTRATOR_SECRET_KEY on both sides every task is signed: the
+    SDK 1.0b20 refuses unsigned tasks when it holds a key, so the seed's job
+    finishing shows each signature verified (1.0b17 ignores them)."""
+    d = deploy({"ORCHESTRATOR_SECRET_KEY": KEY})
+    d.start_workers(*ALL, ORCHESTRATOR_SECRET_KEY=KEY, STEP_SECONDS="0.1")
+    job = d.client.wait(d.client.create(SEED_JOB), timeout=30)
+    assert job["status"] == "finished", job
+    for kind in ALL:
+        assert "signature" not in d.workers[kind].output(), d.workers[kind].output()[-2000:]
+    d.assert_no_protocol_errors()
+
+
+@pytest.mark.skipif(not NEWEST_SDK, reason="SDK 1.0b17 does not check task signatures")
+def test_task_signed_with_another_key_is_refused(deploy):
+    """A worker holding another key refuses the orchestrator's task."""
+    d = deploy({"ORCHESTRATOR_SECRET_KEY": KEY})
+    d.start_workers("gpu", ORCHESTRATOR_SECRET_KEY="another-key")
+    d.client.create({"quality": "low"})
+    wait_until("the refusal", lambda: "orchestrator signature verification failed" in d.workers["gpu"].output(), timeout=20)
+
+
+def test_no_version_mismatch(deploy):
+    """The orchestrator answers each SDK in the RXON version it speaks: no
+    mismatch warning in the worker's log."""
+    d = deploy()
+    d.start_workers("gpu")
+    job = d.client.wait(d.client.create({"quality": "low"}), timeout=20)
+    assert job["status"] == "finished", job
+    assert "Version Mismatch" not in d.workers["gpu"].output(), d.workers["gpu"].output()[-2000:]
