@@ -77,6 +77,10 @@ type JobFilter struct {
 	Cursor    string // from a previous page
 }
 
+// SmallJob is the number of part records (tasks, branch results, final
+// statuses and dispatches together) up to which LoadJob reads a job whole.
+const SmallJob = 8
+
 // Jobs stores job documents with optimistic concurrency.
 type Jobs interface {
 	// CreateJob stores a new job (Version becomes 1) and applies fx
@@ -87,7 +91,9 @@ type Jobs interface {
 	GetJob(ctx context.Context, id string) (*Job, error)
 	// LoadJob returns a copy of a job's header with the outstanding tasks
 	// named and the final statuses of those that ended (no other part), in
-	// one consistent read, or ErrNotFound.
+	// one consistent read, or ErrNotFound. A job with at most SmallJob part
+	// records is returned whole (Loaded.All), as GetJob would: a step that
+	// then needs all of it (ending the job) does not read it again.
 	LoadJob(ctx context.Context, id string, taskIDs ...string) (*Job, error)
 	// UpdateJob replaces a job whose stored Version equals job.Version,
 	// increments the version (in job too) and applies fx, all atomically.
@@ -126,6 +132,10 @@ type TaskQueues interface {
 	// waits, and records it as running on that worker. ErrNotFound if it
 	// is no longer queued (taken, cancelled).
 	ClaimTask(ctx context.Context, taskID, workerID string) (*QueuedTask, error)
+	// ClaimNext atomically takes the first task of a queue for a worker,
+	// as ClaimTask would; nil when the queue is empty. Polls racing for
+	// one queue each get a different task.
+	ClaimNext(ctx context.Context, queue, workerID string) (*QueuedTask, error)
 	// ReleaseTask forgets a running task of a worker.
 	ReleaseTask(ctx context.Context, workerID, taskID string) error
 	// RunningTasks lists the tasks a worker has claimed and not released.
@@ -179,6 +189,17 @@ type Workers interface {
 	AdjustReputation(ctx context.Context, id string, delta, initial, floor, ceil float64) (float64, error)
 	// SetReputation sets a worker's reputation.
 	SetReputation(ctx context.Context, id string, value float64) error
+	// DispatchState reads what a dispatch decision needs in one go: the
+	// live workers (as ListWorkers), their stored reputations (as
+	// Reputations) and every worker's load (as TaskQueues.Loads).
+	DispatchState(ctx context.Context) (DispatchState, error)
+}
+
+// DispatchState is the live workers with their reputation and load.
+type DispatchState struct {
+	Workers     []*Worker
+	Reputations map[string]float64 // absent: never set
+	Loads       map[string]int
 }
 
 // OutboxEntry is one event of the outbox: an id the store assigns, which

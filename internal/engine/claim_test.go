@@ -22,8 +22,15 @@ type pickupFaults struct {
 }
 
 func (s *pickupFaults) ClaimTask(ctx context.Context, taskID, workerID string) (*store.QueuedTask, error) {
-	qt, err := s.Store.ClaimTask(ctx, taskID, workerID)
-	if f := s.onClaim.Swap(nil); f != nil && err == nil {
+	return s.claimed(s.Store.ClaimTask(ctx, taskID, workerID))
+}
+
+func (s *pickupFaults) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
+	return s.claimed(s.Store.ClaimNext(ctx, queue, workerID))
+}
+
+func (s *pickupFaults) claimed(qt *store.QueuedTask, err error) (*store.QueuedTask, error) {
+	if f := s.onClaim.Swap(nil); f != nil && err == nil && qt != nil {
 		(*f)()
 	}
 	return qt, err

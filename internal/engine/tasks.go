@@ -203,32 +203,20 @@ func (e *Engine) txnCandidates(ctx context.Context, t *txn) ([]dispatch.Candidat
 
 // candidates reads the live workers with their reputation and load.
 func (e *Engine) candidates(ctx context.Context) ([]dispatch.Candidate, error) {
-	workers, err := e.store.ListWorkers(ctx)
+	st, err := e.store.DispatchState(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list workers: %w", err)
+		return nil, fmt.Errorf("read workers: %w", err)
 	}
-	if len(workers) == 0 {
+	if len(st.Workers) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(workers))
-	for i, w := range workers {
-		ids[i] = w.ID
-	}
-	reps, err := e.store.Reputations(ctx, ids...)
-	if err != nil {
-		return nil, fmt.Errorf("read reputations: %w", err)
-	}
-	loads, err := e.store.Loads(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read worker loads: %w", err)
-	}
-	out := make([]dispatch.Candidate, len(workers))
-	for i, w := range workers {
-		rep, ok := reps[w.ID]
+	out := make([]dispatch.Candidate, len(st.Workers))
+	for i, w := range st.Workers {
+		rep, ok := st.Reputations[w.ID]
 		if !ok {
 			rep = 1
 		}
-		out[i] = dispatch.Candidate{Worker: w, Reputation: rep, Load: loads[w.ID]}
+		out[i] = dispatch.Candidate{Worker: w, Reputation: rep, Load: st.Loads[w.ID]}
 	}
 	return out, nil
 }
@@ -322,21 +310,13 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 }
 
 // claimOwn takes the head of the worker's own queue. Its tasks were placed
-// on this worker, so the head is the one to run; should a thief take it
-// first, the next one is.
+// on this worker, so the head is the one to run; polls of one worker that
+// race each take a different task. Like claim, it runs to the end even
+// when the poll is gone.
 func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
-	for range 8 {
-		tasks, err := e.store.PeekTasks(ctx, store.WorkerQueue(w.ID), 1)
-		if err != nil || len(tasks) == 0 {
-			return nil, err
-		}
-		got, err := e.claim(ctx, tasks[0].Run.ID, w.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // someone else took it
-		}
-		return got, err
-	}
-	return nil, nil
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	return e.store.ClaimNext(ctx, store.WorkerQueue(w.ID), w.ID)
 }
 
 // claimPending takes the best-ranked pending task, across the worker's
@@ -396,25 +376,22 @@ func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, sc *pe
 		sc.cand = &c
 	}
 	for _, qt := range best {
-		req, err := e.queuedRequest(ctx, w, &qt, &sc.routes)
+		fit, err := e.fitsPending(ctx, w, &qt, sc)
 		if err != nil {
 			return nil, false, false, err
 		}
-		if ok, _ := dispatch.Check(req, *sc.cand, e.cfg.Dispatch); !ok {
+		if !fit {
 			unfit = true
 			continue
 		}
-		if slices.Contains(req.Exclude, w.ID) {
-			// The worker failed this task before: as in place(), it gets
-			// the retry only when no other worker is eligible now.
-			other, err := e.otherEligible(ctx, req, w.ID, sc)
-			if err != nil {
-				return nil, false, false, err
+		if depth == 1 {
+			// Polls race for the heads: take whichever task heads the
+			// queue now, in one step, rather than the one seen.
+			got, err := e.claimHead(ctx, w, &qt, sc)
+			if err != nil || got != nil {
+				return got, false, false, err
 			}
-			if other {
-				unfit = true
-				continue
-			}
+			continue
 		}
 		got, err := e.claim(ctx, qt.Run.ID, w.ID)
 		if errors.Is(err, store.ErrNotFound) {
@@ -423,6 +400,47 @@ func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, sc *pe
 		return got, false, false, err
 	}
 	return nil, more, unfit, nil
+}
+
+// fitsPending reports whether a worker may take a pending task now.
+func (e *Engine) fitsPending(ctx context.Context, w *store.Worker, qt *store.QueuedTask, sc *pendingScan) (bool, error) {
+	req, err := e.queuedRequest(ctx, w, qt, &sc.routes)
+	if err != nil {
+		return false, err
+	}
+	if ok, _ := dispatch.Check(req, *sc.cand, e.cfg.Dispatch); !ok {
+		return false, nil
+	}
+	if slices.Contains(req.Exclude, w.ID) {
+		// The worker failed this task before: as in place(), it gets
+		// the retry only when no other worker is eligible now.
+		other, err := e.otherEligible(ctx, req, w.ID, sc)
+		if err != nil || other {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// claimHead claims the head of the pending queue that seen heads, which
+// the worker may take. Another poll may have taken seen: the head claimed
+// instead is checked in turn, and put back when the worker may not take
+// it. It returns nil when the queue is empty or the head went back.
+func (e *Engine) claimHead(ctx context.Context, w *store.Worker, seen *store.QueuedTask, sc *pendingScan) (*store.QueuedTask, error) {
+	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	got, err := e.store.ClaimNext(claimCtx, seen.Queue(), w.ID)
+	if err != nil || got == nil || got.Run.ID == seen.Run.ID {
+		return got, err
+	}
+	fit, err := e.fitsPending(claimCtx, w, got, sc)
+	if err == nil && fit {
+		return got, nil
+	}
+	back := *got
+	back.Worker = ""
+	e.unclaim(claimCtx, &back, fmt.Errorf("the worker may not take the task it found at the head of its queue"))
+	return nil, err
 }
 
 // otherEligible reports whether a live worker other than self, and not

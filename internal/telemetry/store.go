@@ -66,6 +66,14 @@ func (t *timedStore) PeekTasks(ctx context.Context, queue string, limit int) ([]
 	return timed(t.m, "peek_tasks", func() ([]store.QueuedTask, error) { return t.Store.PeekTasks(ctx, queue, limit) })
 }
 
+func (t *timedStore) DispatchState(ctx context.Context) (store.DispatchState, error) {
+	return timed(t.m, "dispatch_state", func() (store.DispatchState, error) { return t.Store.DispatchState(ctx) })
+}
+
+func (t *timedStore) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
+	return timed(t.m, "claim_next", func() (*store.QueuedTask, error) { return t.Store.ClaimNext(ctx, queue, workerID) })
+}
+
 func (t *timedStore) ClaimTask(ctx context.Context, taskID, workerID string) (*store.QueuedTask, error) {
 	return timed(t.m, "claim_task", func() (*store.QueuedTask, error) { return t.Store.ClaimTask(ctx, taskID, workerID) })
 }

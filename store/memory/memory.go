@@ -153,6 +153,9 @@ func (s *Store) LoadJob(_ context.Context, id string, taskIDs ...string) (*store
 	if e == nil {
 		return nil, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
 	}
+	if len(e.tasks)+len(e.branches)+len(e.done)+len(e.dispatches) <= store.SmallJob {
+		return e.assemble(), nil
+	}
 	j := e.job.Clone()
 	for _, tid := range taskIDs {
 		if run, ok := e.tasks[tid]; ok {

@@ -91,9 +91,18 @@ func (s *Store) PeekTasks(_ context.Context, queue string, limit int) ([]store.Q
 func (s *Store) ClaimTask(_ context.Context, taskID, workerID string) (*store.QueuedTask, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.queued[taskID]
+	t, ok := s.claim(taskID, workerID)
 	if !ok {
 		return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
+	}
+	return t, nil
+}
+
+// claim moves a queued task to a worker's running tasks; s.mu is held.
+func (s *Store) claim(taskID, workerID string) (*store.QueuedTask, bool) {
+	t, ok := s.queued[taskID]
+	if !ok {
+		return nil, false
 	}
 	s.removeTask(taskID)
 	t.Worker = workerID
@@ -103,7 +112,23 @@ func (s *Store) ClaimTask(_ context.Context, taskID, workerID string) (*store.Qu
 	s.running[workerID][taskID] = t
 	s.runningBy[taskID] = workerID
 	out := t.Clone()
-	return &out, nil
+	return &out, true
+}
+
+// ClaimNext implements store.TaskQueues.
+func (s *Store) ClaimNext(_ context.Context, queue, workerID string) (*store.QueuedTask, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[queue]
+	if q == nil {
+		return nil, nil
+	}
+	first, ok := q.items.Min()
+	if !ok {
+		return nil, nil
+	}
+	t, _ := s.claim(first.Run.ID, workerID)
+	return t, nil
 }
 
 // ReleaseTask implements store.TaskQueues.

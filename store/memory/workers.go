@@ -104,6 +104,18 @@ func (s *Store) Reputations(_ context.Context, ids ...string) (map[string]float6
 	return out, nil
 }
 
+// DispatchState implements store.Workers.
+func (s *Store) DispatchState(ctx context.Context) (store.DispatchState, error) {
+	workers, _ := s.ListWorkers(ctx)
+	ids := make([]string, len(workers))
+	for i, w := range workers {
+		ids[i] = w.ID
+	}
+	reps, _ := s.Reputations(ctx, ids...)
+	loads, _ := s.Loads(ctx)
+	return store.DispatchState{Workers: workers, Reputations: reps, Loads: loads}, nil
+}
+
 // AdjustReputation implements store.Workers.
 func (s *Store) AdjustReputation(_ context.Context, id string, delta, initial, floor, ceil float64) (float64, error) {
 	s.mu.Lock()

@@ -32,108 +32,121 @@ func (s *Store) UpdateJob(ctx context.Context, job *store.Job, fx store.Effects)
 	return nil
 }
 
-// GetJob implements store.Jobs: the header and every part, in one
-// transaction.
+// GetJob implements store.Jobs: the header and every part, in one script.
 func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
-	var header *goredis.SliceCmd
-	var tasks, branches, done *goredis.MapStringStringCmd
-	var dispatches *goredis.StringSliceCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		header = p.HMGet(ctx, s.k.job(id), "doc", "v")
-		tasks = p.HGetAll(ctx, s.k.jobTasks(id))
-		branches = p.HGetAll(ctx, s.k.jobBranches(id))
-		done = p.HGetAll(ctx, s.k.jobDone(id))
-		dispatches = p.LRange(ctx, s.k.jobDispatches(id), 0, -1)
-		return nil
-	})
-	if err != nil {
-		return nil, fail(ctx, "get job "+id, err)
-	}
-	h, err := decodeJob(header.Val())
-	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", id, err)
-	}
-	var parts struct {
-		tasks      map[string]*store.TaskRun
-		branches   map[string]blueprint.TaskResult
-		done       map[string]string
-		dispatches []store.Dispatch
-	}
-	if parts.tasks, err = decodeRecords[*store.TaskRun](tasks.Val()); err != nil {
-		return nil, fmt.Errorf("job %s: tasks: %w", id, err)
-	}
-	if parts.branches, err = decodeRecords[blueprint.TaskResult](branches.Val()); err != nil {
-		return nil, fmt.Errorf("job %s: branch results: %w", id, err)
-	}
-	if m := done.Val(); len(m) > 0 {
-		parts.done = m
-	}
-	for _, d := range dispatches.Val() {
-		var x store.Dispatch
-		if err := json.Unmarshal([]byte(d), &x); err != nil {
-			return nil, fmt.Errorf("job %s: dispatch: %w", id, err)
-		}
-		parts.dispatches = append(parts.dispatches, x)
-	}
-	whole := store.Assemble(h.Header(), parts.tasks, parts.branches, parts.done, parts.dispatches)
-	if h.HasInlineParts() {
-		store.MergeInline(h, whole)
-	}
-	return whole, nil
+	return s.readJob(ctx, id, -1, nil)
 }
 
 // LoadJob implements store.Jobs: the header, the tasks named and their
-// final statuses, in one transaction.
+// final statuses, in one script; a small job (store.SmallJob) whole.
 func (s *Store) LoadJob(ctx context.Context, id string, taskIDs ...string) (*store.Job, error) {
-	var header, tasks, done *goredis.SliceCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		header = p.HMGet(ctx, s.k.job(id), "doc", "v")
-		if len(taskIDs) > 0 {
-			tasks = p.HMGet(ctx, s.k.jobTasks(id), taskIDs...)
-			done = p.HMGet(ctx, s.k.jobDone(id), taskIDs...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fail(ctx, "load job "+id, err)
+	return s.readJob(ctx, id, store.SmallJob, taskIDs)
+}
+
+// readJob runs readJobScript: the whole job when it has at most whole part
+// records (-1: always), else the header, the tasks named and their final
+// statuses.
+func (s *Store) readJob(ctx context.Context, id string, whole int, taskIDs []string) (*store.Job, error) {
+	keys := []string{s.k.job(id), s.k.jobTasks(id), s.k.jobBranches(id), s.k.jobDone(id), s.k.jobDispatches(id)}
+	argv := make([]any, 0, 1+len(taskIDs))
+	argv = append(argv, whole)
+	for _, t := range taskIDs {
+		argv = append(argv, t)
 	}
-	j, err := decodeJob(header.Val())
+	res, err := readJobScript.Run(ctx, s.rdb, keys, argv...).Slice()
+	if err != nil {
+		return nil, fail(ctx, "read job "+id, err)
+	}
+	if len(res) < 2 {
+		return nil, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
+	}
+	j, err := decodeJob(res[:2])
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", id, err)
+	}
+	if len(res) < 7 {
+		return nil, fmt.Errorf("read job %s: unexpected reply of %d items", id, len(res))
+	}
+	if asInt(res[2]) == 1 {
+		return s.assemble(id, j, res[3:])
 	}
 	if j.HasInlineParts() {
 		// Written before parts were records: read it whole, so that its
 		// next write moves every part to records.
 		return s.GetJob(ctx, id)
 	}
-	if len(taskIDs) == 0 {
-		return j, nil
-	}
-	for i, v := range tasks.Val() {
-		doc, ok := v.(string)
-		if !ok {
-			continue
+	tasks, done := pairsOf(res[3]), pairsOf(res[5])
+	for _, tid := range taskIDs {
+		if doc, ok := tasks[tid]; ok {
+			var run store.TaskRun
+			if err := json.Unmarshal([]byte(doc), &run); err != nil {
+				return nil, fmt.Errorf("job %s: task %s: %w", id, tid, err)
+			}
+			if j.Tasks == nil {
+				j.Tasks = map[string]*store.TaskRun{}
+			}
+			j.Tasks[tid] = &run
+			j.Loaded.Tasks = append(j.Loaded.Tasks, tid)
 		}
-		var run store.TaskRun
-		if err := json.Unmarshal([]byte(doc), &run); err != nil {
-			return nil, fmt.Errorf("job %s: task %s: %w", id, taskIDs[i], err)
-		}
-		if j.Tasks == nil {
-			j.Tasks = map[string]*store.TaskRun{}
-		}
-		j.Tasks[taskIDs[i]] = &run
-		j.Loaded.Tasks = append(j.Loaded.Tasks, taskIDs[i])
-	}
-	for i, v := range done.Val() {
-		if st, ok := v.(string); ok {
+		if st, ok := done[tid]; ok {
 			if j.DoneTasks == nil {
 				j.DoneTasks = map[string]string{}
 			}
-			j.DoneTasks[taskIDs[i]] = st
-			j.Loaded.Done = append(j.Loaded.Done, taskIDs[i])
+			j.DoneTasks[tid] = st
+			j.Loaded.Done = append(j.Loaded.Done, tid)
 		}
 	}
 	return j, nil
+}
+
+// assemble builds a whole job from its header and the script's four parts
+// (tasks, branches, done as field-value lists; dispatches as a list).
+func (s *Store) assemble(id string, h *store.Job, parts []any) (*store.Job, error) {
+	tasks, err := decodeRecords[*store.TaskRun](pairsOf(parts[0]))
+	if err != nil {
+		return nil, fmt.Errorf("job %s: tasks: %w", id, err)
+	}
+	branches, err := decodeRecords[blueprint.TaskResult](pairsOf(parts[1]))
+	if err != nil {
+		return nil, fmt.Errorf("job %s: branch results: %w", id, err)
+	}
+	done := pairsOf(parts[2])
+	if len(done) == 0 {
+		done = nil
+	}
+	var dispatches []store.Dispatch
+	list, _ := parts[3].([]any)
+	for _, d := range list {
+		doc, _ := d.(string)
+		var x store.Dispatch
+		if err := json.Unmarshal([]byte(doc), &x); err != nil {
+			return nil, fmt.Errorf("job %s: dispatch: %w", id, err)
+		}
+		dispatches = append(dispatches, x)
+	}
+	whole := store.Assemble(h.Header(), tasks, branches, done, dispatches)
+	if h.HasInlineParts() {
+		store.MergeInline(h, whole)
+	}
+	return whole, nil
+}
+
+// pairsOf reads a flat field-value list (a script's HGETALL, or its
+// pairs of HMGET where the value was present).
+func pairsOf(v any) map[string]string {
+	list, _ := v.([]any)
+	out := make(map[string]string, len(list)/2)
+	for i := 0; i+1 < len(list); i += 2 {
+		k, _ := list[i].(string)
+		val, _ := list[i+1].(string)
+		out[k] = val
+	}
+	return out
+}
+
+func asInt(v any) int64 {
+	n, _ := v.(int64)
+	return n
 }
 
 // decodeRecords decodes a hash of JSON records; nil when it is empty.
@@ -176,7 +189,8 @@ func decodeJob(vals []any) (*store.Job, error) {
 // exact are strings; k fields index KEYS, d fields index ARGV.
 type commitPlan struct {
 	Jobs    []planJob     `json:"jobs"`
-	Moves   []planMove    `json:"moves,omitempty"`
+	Prefix  string        `json:"pfx"`             // the deployment's key prefix
+	Moves   []string      `json:"moves,omitempty"` // task ids to take out of wherever they are
 	Enqueue []planEnqueue `json:"enqueue,omitempty"`
 	Cancel  []string      `json:"cancel,omitempty"`
 	Timers  []planTimer   `json:"timers,omitempty"`
@@ -231,14 +245,6 @@ type planDone struct {
 	Status string `json:"s"`
 }
 
-type planMove struct {
-	ID     string `json:"id"`
-	From   string `json:"f"`           // location in tasks:where, "" if none
-	Key    int    `json:"k,omitempty"` // its queue or running set
-	Queue  string `json:"q,omitempty"` // set when queued
-	Worker string `json:"w,omitempty"` // whose load drops
-}
-
 type planEnqueue struct {
 	ID     string `json:"id"`
 	Key    int    `json:"k"`
@@ -286,10 +292,6 @@ func (a *commitArgs) doc(d string) int {
 	return len(a.argv)
 }
 
-// maxCommitTries bounds the retries of a commit whose tasks moved between
-// locating them and committing.
-const maxCommitTries = 20
-
 // commit writes a job (created when create is set) and its effects in one
 // commitScript call. On success the caller bumps job.Version.
 func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx store.Effects) error {
@@ -300,69 +302,32 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	if err := checkCreates(job.ID, fx.Create); err != nil {
 		return err
 	}
-	enqueue := lastEnqueues(fx.Enqueue)
-	// The tasks to take out of wherever they are: the removed ones, then
-	// the enqueued ones (re-enqueueing moves a task).
-	taskIDs := make([]string, 0, len(fx.Remove)+len(enqueue))
-	seen := map[string]bool{}
-	for _, id := range fx.Remove {
-		if !seen[id] {
-			seen[id] = true
-			taskIDs = append(taskIDs, id)
-		}
+	keys, argv, err := s.buildCommit(job, create, fx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	removed := len(taskIDs)
-	for _, q := range enqueue {
-		if !seen[q.Run.ID] {
-			seen[q.Run.ID] = true
-			taskIDs = append(taskIDs, q.Run.ID)
-		}
+	res, err := commitScript.Run(ctx, s.rdb, keys, argv...).StringSlice()
+	if err != nil {
+		return fail(ctx, op, err)
 	}
-	for try := 1; ; try++ {
-		// The first try assumes that enqueued tasks are new, which they
-		// almost always are, and saves a round trip; the script's check
-		// sends us back here if one is not.
-		lookup := taskIDs
-		if try == 1 {
-			lookup = taskIDs[:removed]
+	switch res[0] {
+	case "ok":
+		job.Written()
+		for _, c := range fx.Create {
+			c.Version = 1
+			c.Written()
 		}
-		locs, err := s.locate(ctx, lookup)
-		if err != nil {
-			return fail(ctx, op, err)
-		}
-		locs = append(locs, make([]string, len(taskIDs)-len(locs))...)
-		keys, argv, err := s.buildCommit(job, create, fx, enqueue, taskIDs, locs)
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		res, err := commitScript.Run(ctx, s.rdb, keys, argv...).StringSlice()
-		if err != nil {
-			return fail(ctx, op, err)
-		}
-		switch res[0] {
-		case "ok":
-			job.Written()
-			for _, c := range fx.Create {
-				c.Version = 1
-				c.Written()
-			}
-			return nil
-		case "once":
-			return fmt.Errorf("%s: %w", fx.Once.Key, store.ErrOnceTaken)
-		case "exists":
-			return fmt.Errorf("job %s: %w", res[1], store.ErrExists)
-		case "notfound":
-			return fmt.Errorf("job %s: %w", res[1], store.ErrNotFound)
-		case "conflict":
-			return fmt.Errorf("job %s at version %d, stored %s: %w", job.ID, job.Version, res[1], store.ErrConflict)
-		case "retry":
-			if try < maxCommitTries {
-				continue
-			}
-			return fmt.Errorf("%s: tasks keep moving, gave up after %d tries: %w", op, try, store.ErrConflict)
-		}
-		return fmt.Errorf("%s: unexpected script reply %q", op, res)
+		return nil
+	case "once":
+		return fmt.Errorf("%s: %w", fx.Once.Key, store.ErrOnceTaken)
+	case "exists":
+		return fmt.Errorf("job %s: %w", res[1], store.ErrExists)
+	case "notfound":
+		return fmt.Errorf("job %s: %w", res[1], store.ErrNotFound)
+	case "conflict":
+		return fmt.Errorf("job %s at version %d, stored %s: %w", job.ID, job.Version, res[1], store.ErrConflict)
 	}
+	return fmt.Errorf("%s: unexpected script reply %q", op, res)
 }
 
 // checkCreates rejects a commit that creates one job id twice.
@@ -393,30 +358,13 @@ func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
 	return out
 }
 
-// locate reads where tasks are (tasks:where); "" for none.
-func (s *Store) locate(ctx context.Context, ids []string) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	vals, err := s.rdb.HMGet(ctx, s.k.taskWhere(), ids...).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(vals))
-	for i, v := range vals {
-		out[i], _ = v.(string)
-	}
-	return out, nil
-}
-
-func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects, enqueue []store.QueuedTask,
-	taskIDs, locs []string) ([]string, []any, error) {
+func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]string, []any, error) {
 	a := &commitArgs{index: map[string]int{}}
 	for _, k := range s.commitKeys() {
 		a.key(k)
 	}
 	a.argv = []any{"", s.k.readyChannel(), s.k.queueChannel()}
-	var p commitPlan
+	p := commitPlan{Prefix: s.k.base}
 
 	expect, version := "", int64(1)
 	if !create {
@@ -435,13 +383,21 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects, enque
 		p.Jobs = append(p.Jobs, pj)
 	}
 
-	for i, id := range taskIDs {
-		m := planMove{ID: id, From: locs[i]}
-		if m.From != "" {
-			l := parseLocation(m.From)
-			m.Key, m.Queue, m.Worker = a.key(l.key(s.k)), l.queue, l.worker
+	// The tasks to take out of wherever they are: the removed ones, then
+	// the enqueued ones (re-enqueueing moves a task).
+	enqueue := lastEnqueues(fx.Enqueue)
+	seen := map[string]bool{}
+	for _, id := range fx.Remove {
+		if !seen[id] {
+			seen[id] = true
+			p.Moves = append(p.Moves, id)
 		}
-		p.Moves = append(p.Moves, m)
+	}
+	for _, q := range enqueue {
+		if !seen[q.Run.ID] {
+			seen[q.Run.ID] = true
+			p.Moves = append(p.Moves, q.Run.ID)
+		}
 	}
 	for _, q := range enqueue {
 		doc, err := json.Marshal(q)

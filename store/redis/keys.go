@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
 // keys names every key and channel of one deployment. All of them start
@@ -108,35 +106,8 @@ func parseCursor(c string) (member string, err error) {
 }
 
 // Task locations, the values of tasks:where: "q:<queue>" for a queued task,
-// "r:<worker>" for a running one.
+// "r:<worker>" for a running one. The scripts read them (take_out).
 const (
 	locQueued  = "q:"
 	locRunning = "r:"
 )
-
-type location struct {
-	queue  string // set when queued
-	worker string // the worker the task counts for in Loads ("" for a pending queue)
-}
-
-func parseLocation(raw string) location {
-	if q, ok := strings.CutPrefix(raw, locQueued); ok {
-		w, ok := strings.CutPrefix(q, store.WorkerQueue(""))
-		if !ok {
-			w = ""
-		}
-		return location{queue: q, worker: w}
-	}
-	w, _ := strings.CutPrefix(raw, locRunning)
-	return location{worker: w}
-}
-
-func (l location) queued() bool { return l.queue != "" }
-
-// key is the queue or running set that holds the task.
-func (l location) key(k keys) string {
-	if l.queued() {
-		return k.taskQueue(l.queue)
-	}
-	return k.running(l.worker)
-}

@@ -45,6 +45,28 @@ local function add_load(loads, worker, delta)
     redis.call('HDEL', loads, worker)
   end
 end
+
+-- take_out removes a task from the queue or running set that holds it,
+-- as tasks:where says, and from its worker's load. Queue and running-set
+-- keys are built from the deployment's prefix: they share its hash tag.
+local function take_out(where, data, loads, queues, prefix, id)
+  local at = redis.call('HGET', where, id)
+  if not at then return end
+  local kind, name = string.sub(at, 1, 2), string.sub(at, 3)
+  local worker
+  if kind == 'q:' then
+    local q = prefix .. 'tq:' .. name
+    redis.call('ZREM', q, id)
+    redis.call('HDEL', data, id)
+    if redis.call('ZCARD', q) == 0 then redis.call('SREM', queues, name) end
+    if string.sub(name, 1, 7) == 'worker:' then worker = string.sub(name, 8) end
+  else
+    redis.call('HDEL', prefix .. 'running:' .. name, id)
+    worker = name
+  end
+  if worker then add_load(loads, worker, -1) end
+  redis.call('HDEL', where, id)
+end
 `
 
 // commitScript creates or updates a job and applies its Effects: the
@@ -54,13 +76,14 @@ end
 // KEYS: 1 tasks:where, 2 tasks:data, 3 tasks:loads, 4 tasks:queues,
 // 5 timers, 6 timers:data, 7 ready:queue, 8 ready:seq, 9 ready:leases,
 // 10 ready:dirty, 11 jobs:all, 12 jobs:expiring, 13 outbox, then the keys the plan
-// refers to by index (jobs, client indexes, task queues, running sets).
+// refers to by index (jobs, client indexes, task queues). Tasks are taken
+// out of wherever tasks:where says they are (take_out).
 // ARGV: 1 the plan (JSON, see commitPlan), 2 the ready channel, 3 the queue
 // channel, then the documents the plan refers to by index.
 //
-// Returns {"ok"}, {"once"} (Effects.Once is taken), {"exists", id}, {"notfound", id}, {"conflict", stored
-// version} or {"retry"} (a task moved since the caller located it; nothing
-// was written).
+// Returns {"ok"}, {"once"} (Effects.Once is taken), {"exists", id},
+// {"notfound", id} or {"conflict", stored version}; nothing is written
+// unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
 local p = cjson.decode(ARGV[1])
 -- Checks: nothing is written unless all pass.
@@ -73,9 +96,6 @@ for _, j in ipairs(p.jobs) do
   elseif v ~= j.x then
     return {'conflict', v}
   end
-end
-for _, m in ipairs(p.moves or {}) do
-  if (redis.call('HGET', KEYS[1], m.id) or '') ~= m.f then return {'retry'} end
 end
 if p.once and redis.call('EXISTS', KEYS[p.once.k]) == 1 then return {'once'} end
 if p.once then
@@ -118,19 +138,8 @@ for _, j in ipairs(p.jobs) do
     end
   end
 end
-for _, m in ipairs(p.moves or {}) do
-  if m.f ~= '' then
-    local from = KEYS[m.k]
-    if m.q then
-      redis.call('ZREM', from, m.id)
-      redis.call('HDEL', KEYS[2], m.id)
-      if redis.call('ZCARD', from) == 0 then redis.call('SREM', KEYS[4], m.q) end
-    else
-      redis.call('HDEL', from, m.id)
-    end
-    if m.w then add_load(KEYS[3], m.w, -1) end
-    redis.call('HDEL', KEYS[1], m.id)
-  end
+for _, id in ipairs(p.moves or {}) do
+  take_out(KEYS[1], KEYS[2], KEYS[3], KEYS[4], p.pfx, id)
 end
 local notify = {}
 for _, e in ipairs(p.enqueue or {}) do
@@ -239,6 +248,40 @@ end
 return 0
 `)
 
+// readJobScript reads a job in one consistent view. KEYS: 1 the job,
+// 2 its tasks, 3 branches, 4 done, 5 dispatches. ARGV: 1 whole: read every
+// part when the job has at most this many part records (-1: always), then
+// the ids of the tasks to read otherwise. Returns {} when the job does not
+// exist, else {doc, version, 1, tasks, branches, done, dispatches} for a
+// whole read (hashes as field-value lists) or {doc, version, 0, tasks,
+// {}, done, {}} with the named tasks and final statuses found.
+var readJobScript = goredis.NewScript(`
+local h = redis.call('HMGET', KEYS[1], 'doc', 'v')
+if not h[1] then return {} end
+local limit = tonumber(ARGV[1])
+local whole = limit < 0
+if not whole then
+  local n = redis.call('HLEN', KEYS[2]) + redis.call('HLEN', KEYS[3]) +
+    redis.call('HLEN', KEYS[4]) + redis.call('LLEN', KEYS[5])
+  whole = n <= limit
+end
+if whole then
+  return {h[1], h[2], 1, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),
+    redis.call('HGETALL', KEYS[4]), redis.call('LRANGE', KEYS[5], 0, -1)}
+end
+local tasks, done = {}, {}
+if #ARGV > 1 then
+  local ids = {unpack(ARGV, 2)}
+  local t = redis.call('HMGET', KEYS[2], unpack(ids))
+  local d = redis.call('HMGET', KEYS[4], unpack(ids))
+  for i, id in ipairs(ids) do
+    if t[i] then tasks[#tasks + 1] = id; tasks[#tasks + 1] = t[i] end
+    if d[i] then done[#done + 1] = id; done[#done + 1] = d[i] end
+  end
+end
+return {h[1], h[2], 0, tasks, {}, done, {}}
+`)
+
 // peekTasksScript reads the first tasks of a queue in one consistent view.
 // KEYS: 1 the queue, 2 tasks:data. ARGV: 1 limit. Returns the documents.
 var peekTasksScript = goredis.NewScript(`
@@ -251,25 +294,53 @@ end
 return out
 `)
 
-// claimTaskScript moves a queued task to a worker's running set.
-// KEYS: 1 tasks:where, 2 tasks:data, 3 tasks:loads, 4 tasks:queues, 5 the
-// queue, 6 the worker's running set. ARGV: 1 task id, 2 expected location,
-// 3 queue name, 4 worker the queue is for ("" for a pending queue), 5 new
-// worker, 6 new location. Returns the task document, false when the task
-// is not queued, or "retry" when it moved since the caller located it.
+// claimTaskScript moves a queued task, wherever it waits, to a worker's
+// running set. KEYS: 1 tasks:where, 2 tasks:data, 3 tasks:loads,
+// 4 tasks:queues, 5 the worker's running set. ARGV: 1 task id, 2 the
+// deployment's key prefix (queue keys share its hash tag), 3 new worker,
+// 4 new location. Returns the task document, or false when the task is not
+// queued.
 var claimTaskScript = goredis.NewScript(luaLib + `
 local at = redis.call('HGET', KEYS[1], ARGV[1])
-if not at then return false end
-if at ~= ARGV[2] then return 'retry' end
+if not at or string.sub(at, 1, 2) ~= 'q:' then return false end
+local name = string.sub(at, 3)
+local q = ARGV[2] .. 'tq:' .. name
 local doc = redis.call('HGET', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-if redis.call('ZCARD', KEYS[5]) == 0 then redis.call('SREM', KEYS[4], ARGV[3]) end
+redis.call('ZREM', q, ARGV[1])
+if redis.call('ZCARD', q) == 0 then redis.call('SREM', KEYS[4], name) end
 redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[6], ARGV[1], doc)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[6])
-if ARGV[4] ~= '' then add_load(KEYS[3], ARGV[4], -1) end
-add_load(KEYS[3], ARGV[5], 1)
+redis.call('HSET', KEYS[5], ARGV[1], doc)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+if string.sub(name, 1, 7) == 'worker:' then add_load(KEYS[3], string.sub(name, 8), -1) end
+add_load(KEYS[3], ARGV[3], 1)
 return doc
+`)
+
+// claimNextScript moves the first task of a queue to a worker's running
+// set. KEYS: 1 tasks:where, 2 tasks:data, 3 tasks:loads, 4 tasks:queues,
+// 5 the queue, 6 the worker's running set. ARGV: 1 queue name, 2 worker
+// the queue is for ("" for a pending queue), 3 new worker, 4 new location.
+// Returns the task document, or false when the queue is empty.
+var claimNextScript = goredis.NewScript(luaLib + `
+while true do
+  local top = redis.call('ZPOPMIN', KEYS[5])
+  if not top[1] then
+    redis.call('SREM', KEYS[4], ARGV[1])
+    return false
+  end
+  local id = top[1]
+  local doc = redis.call('HGET', KEYS[2], id)
+  if doc then
+    if redis.call('ZCARD', KEYS[5]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HSET', KEYS[6], id, doc)
+    redis.call('HSET', KEYS[1], id, ARGV[4])
+    if ARGV[2] ~= '' then add_load(KEYS[3], ARGV[2], -1) end
+    add_load(KEYS[3], ARGV[3], 1)
+    return doc
+  end
+  redis.call('HDEL', KEYS[1], id) -- a queue entry without its task: drop it
+end
 `)
 
 // releaseTaskScript forgets a running task if the worker holds it.
@@ -327,6 +398,21 @@ var expiredWorkersScript = goredis.NewScript(luaLib + `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('(%d', now_ms()))
 for _, id in ipairs(ids) do redis.call('ZREM', KEYS[1], id) end
 return ids
+`)
+
+// dispatchStateScript reads the live workers' records with their
+// reputations, and the loads. KEYS: 1 workers:expiry, 2 workers:reputation,
+// 3 tasks:loads. ARGV: 1 the key prefix of worker records (all keys of a
+// deployment share its hash tag). Returns {ids, records ({doc, seen, exp}
+// each), reputations, loads as a field-value list}.
+var dispatchStateScript = goredis.NewScript(`
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local records, reps = {}, {}
+for i, id in ipairs(ids) do
+  records[i] = redis.call('HMGET', ARGV[1] .. id, 'doc', 'seen', 'exp')
+  reps[i] = redis.call('HGET', KEYS[2], id)
+end
+return {ids, records, reps, redis.call('HGETALL', KEYS[3])}
 `)
 
 // adjustReputationScript adds delta and clamps. KEYS: 1 workers:reputation.
@@ -393,11 +479,11 @@ return 1
 // scriptNames maps each script's SHA1 to its name.
 var scriptNames = func() map[string]string {
 	named := map[string]*goredis.Script{
-		"commit": commitScript, "purge_index": purgeIndexScript,
+		"commit": commitScript, "read_job": readJobScript, "purge_index": purgeIndexScript,
 		"push_ready": pushReadyScript, "take_ready": takeReadyScript, "extend_ready": extendReadyScript, "done_ready": doneReadyScript,
-		"peek_tasks": peekTasksScript, "claim_task": claimTaskScript, "release_task": releaseTaskScript,
+		"peek_tasks": peekTasksScript, "claim_task": claimTaskScript, "claim_next": claimNextScript, "release_task": releaseTaskScript,
 		"due_timers": dueTimersScript, "put_worker": putWorkerScript, "touch_worker": touchWorkerScript,
-		"expired_workers": expiredWorkersScript, "adjust_reputation": adjustReputationScript,
+		"expired_workers": expiredWorkersScript, "dispatch_state": dispatchStateScript, "adjust_reputation": adjustReputationScript,
 		"incr": incrScript, "incr_if_below": incrIfBelowScript,
 		"acquire_lock": acquireLockScript, "refresh_lock": refreshLockScript, "release_lock": releaseLockScript,
 	}

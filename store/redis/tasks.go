@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -39,38 +40,45 @@ func (s *Store) PeekTasks(ctx context.Context, queue string, limit int) ([]store
 
 // ClaimTask implements store.TaskQueues.
 func (s *Store) ClaimTask(ctx context.Context, taskID, workerID string) (*store.QueuedTask, error) {
-	op := "claim task " + taskID
-	for range maxCommitTries {
-		at, err := s.rdb.HGet(ctx, s.k.taskWhere(), taskID).Result()
-		if err != nil && !errors.Is(err, goredis.Nil) {
-			return nil, fail(ctx, op, err)
-		}
-		l := parseLocation(at)
-		if !l.queued() {
-			return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
-		}
-		keys := []string{
-			s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(),
-			s.k.taskQueue(l.queue), s.k.running(workerID),
-		}
-		res, err := claimTaskScript.Run(ctx, s.rdb, keys, taskID, at, l.queue, l.worker, workerID, locRunning+workerID).Text()
-		if errors.Is(err, goredis.Nil) {
-			return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
-		}
-		if err != nil {
-			return nil, fail(ctx, op, err)
-		}
-		if res == "retry" {
-			continue
-		}
-		var q store.QueuedTask
-		if err := json.Unmarshal([]byte(res), &q); err != nil {
-			return nil, fmt.Errorf("%s: decode: %w", op, err)
-		}
-		q.Worker = workerID
-		return &q, nil
+	keys := []string{s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(), s.k.running(workerID)}
+	doc, err := claimTaskScript.Run(ctx, s.rdb, keys, taskID, s.k.base, workerID, locRunning+workerID).Text()
+	if errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
 	}
-	return nil, fmt.Errorf("%s: it keeps moving: %w", op, store.ErrConflict)
+	if err != nil {
+		return nil, fail(ctx, "claim task "+taskID, err)
+	}
+	return decodeClaimed(doc, workerID)
+}
+
+// decodeClaimed decodes a task a claim script moved to workerID.
+func decodeClaimed(doc, workerID string) (*store.QueuedTask, error) {
+	var q store.QueuedTask
+	if err := json.Unmarshal([]byte(doc), &q); err != nil {
+		return nil, fmt.Errorf("claimed task: decode: %w", err)
+	}
+	q.Worker = workerID
+	return &q, nil
+}
+
+// ClaimNext implements store.TaskQueues.
+func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
+	owner, _ := strings.CutPrefix(queue, store.WorkerQueue(""))
+	if owner == queue {
+		owner = "" // a pending queue counts for no worker
+	}
+	keys := []string{
+		s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(),
+		s.k.taskQueue(queue), s.k.running(workerID),
+	}
+	doc, err := claimNextScript.Run(ctx, s.rdb, keys, queue, owner, workerID, locRunning+workerID).Text()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail(ctx, "claim from queue "+queue, err)
+	}
+	return decodeClaimed(doc, workerID)
 }
 
 // ReleaseTask implements store.TaskQueues.

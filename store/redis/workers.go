@@ -150,6 +150,57 @@ func (s *Store) Reputations(ctx context.Context, ids ...string) (map[string]floa
 	return out, nil
 }
 
+// DispatchState implements store.Workers: one script reads the live
+// workers' records, their reputations and the loads.
+func (s *Store) DispatchState(ctx context.Context) (store.DispatchState, error) {
+	keys := []string{s.k.workerExpiry(), s.k.reputation(), s.k.loads()}
+	res, err := dispatchStateScript.Run(ctx, s.rdb, keys, s.k.worker("")).Slice()
+	if err != nil {
+		return store.DispatchState{}, fail(ctx, "read dispatch state", err)
+	}
+	if len(res) != 4 {
+		return store.DispatchState{}, fmt.Errorf("read dispatch state: unexpected reply of %d items", len(res))
+	}
+	ids, _ := res[0].([]any)
+	records, _ := res[1].([]any)
+	reps, _ := res[2].([]any)
+	st := store.DispatchState{Reputations: map[string]float64{}, Loads: map[string]int{}}
+	for i := range ids {
+		id, _ := ids[i].(string)
+		var vals []any
+		if i < len(records) {
+			vals, _ = records[i].([]any)
+		}
+		if len(vals) != 3 {
+			continue
+		}
+		w, err := decodeWorker(vals)
+		if errors.Is(err, store.ErrNotFound) { // expired, not yet reported
+			continue
+		}
+		if err != nil {
+			return store.DispatchState{}, fmt.Errorf("read dispatch state: worker %s: %w", id, err)
+		}
+		st.Workers = append(st.Workers, w)
+		if i < len(reps) {
+			if v, ok := reps[i].(string); ok {
+				r, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return store.DispatchState{}, fmt.Errorf("reputation of %s: %w", id, err)
+				}
+				st.Reputations[id] = r
+			}
+		}
+	}
+	sort.Slice(st.Workers, func(i, j int) bool { return st.Workers[i].ID < st.Workers[j].ID })
+	for w, v := range pairsOf(res[3]) {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			st.Loads[w] = n
+		}
+	}
+	return st, nil
+}
+
 // AdjustReputation implements store.Workers.
 func (s *Store) AdjustReputation(ctx context.Context, id string, delta, initial, floor, ceil float64) (float64, error) {
 	res, err := adjustReputationScript.Run(ctx, s.rdb, []string{s.k.reputation()}, id,

@@ -31,7 +31,8 @@ func testParts(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	j := newJob("fan")
 	j.Tasks = map[string]*store.TaskRun{}
-	for _, id := range []string{"a", "b", "c"} {
+	// More part records than store.SmallJob, so that LoadJob reads part.
+	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 		j.Tasks[id] = &store.TaskRun{ID: id, Spec: blueprint.Task{Type: "work"}, Branch: true, Attempt: 1, State: store.TaskQueued}
 	}
 	j.BranchResults = map[string]blueprint.TaskResult{"x": {TaskID: "x", Status: "success", Data: map[string]any{"n": 1.0}}}
@@ -41,7 +42,7 @@ func testParts(t *testing.T, f Factory) {
 
 	full, err := s.GetJob(ctx, "fan")
 	must(t, err)
-	if !full.Loaded.All || taskIDs(full) != "[a b c]" || branchIDs(full) != "[x]" || doneIDs(full) != "[x]" || dispatchTasks(full) != "[x]" {
+	if !full.Loaded.All || taskIDs(full) != "[a b c d e f g h]" || branchIDs(full) != "[x]" || doneIDs(full) != "[x]" || dispatchTasks(full) != "[x]" {
 		t.Fatalf("full read: tasks %s branches %s done %s dispatches %s", taskIDs(full), branchIDs(full), doneIDs(full), dispatchTasks(full))
 	}
 	if full.BranchResults["x"].Data["n"] != 1.0 {
@@ -70,7 +71,7 @@ func testParts(t *testing.T, f Factory) {
 
 	full, err = s.GetJob(ctx, "fan")
 	must(t, err)
-	if taskIDs(full) != "[b c]" || branchIDs(full) != "[a x]" || doneIDs(full) != "[a x]" || dispatchTasks(full) != "[x a]" ||
+	if taskIDs(full) != "[b c d e f g h]" || branchIDs(full) != "[a x]" || doneIDs(full) != "[a x]" || dispatchTasks(full) != "[x a]" ||
 		full.BranchesDone != 2 || full.ProgressMessage != "again" {
 		t.Fatalf("after a partial write: tasks %s branches %s done %s dispatches %s, header %d %q",
 			taskIDs(full), branchIDs(full), doneIDs(full), dispatchTasks(full), full.BranchesDone, full.ProgressMessage)
@@ -94,6 +95,31 @@ func testParts(t *testing.T, f Factory) {
 	must(t, err)
 	if full.Tasks != nil || full.BranchResults != nil || doneIDs(full) != "[a x]" || dispatchTasks(full) != "[x a]" {
 		t.Fatalf("after clearing: tasks %v branches %v done %s dispatches %s", full.Tasks, full.BranchResults, doneIDs(full), dispatchTasks(full))
+	}
+}
+
+// testSmallJobReadWhole: LoadJob reads a job of at most store.SmallJob
+// part records whole, as GetJob does.
+func testSmallJobReadWhole(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	j := newJob("one")
+	j.Tasks = map[string]*store.TaskRun{"a": {ID: "a", Spec: blueprint.Task{Type: "work"}, Attempt: 1, State: store.TaskQueued}}
+	j.DoneTasks = map[string]string{"x": "success"}
+	j.Dispatches = []store.Dispatch{{TaskID: "a", Type: "work", Attempt: 1}}
+	must(t, s.CreateJob(ctx, j, store.Effects{}))
+	got, err := s.LoadJob(ctx, "one", "nope")
+	must(t, err)
+	if !got.Loaded.All || taskIDs(got) != "[a]" || doneIDs(got) != "[x]" || dispatchTasks(got) != "[a]" {
+		t.Fatalf("small job: all %v tasks %s done %s dispatches %s", got.Loaded.All, taskIDs(got), doneIDs(got), dispatchTasks(got))
+	}
+	// A whole copy writes like one from GetJob: dropping the task deletes it.
+	got.Tasks = nil
+	got.DoneTasks["a"] = "success"
+	must(t, s.UpdateJob(ctx, got, store.Effects{}))
+	full, err := s.GetJob(ctx, "one")
+	must(t, err)
+	if full.Tasks != nil || doneIDs(full) != "[a x]" || dispatchTasks(full) != "[a]" {
+		t.Fatalf("after a write from a small job's copy: tasks %v done %s dispatches %s", full.Tasks, doneIDs(full), dispatchTasks(full))
 	}
 }
 

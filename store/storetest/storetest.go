@@ -42,15 +42,18 @@ func Run(t *testing.T, newStore Factory) {
 		{"Ready/Concurrent", testReadyConcurrent},
 		{"Tasks/Order", testTaskOrder},
 		{"Tasks/ClaimOnce", testClaimOnce},
+		{"Tasks/ClaimNext", testClaimNext},
 		{"Tasks/RemoveAndRunning", testRemoveRunning},
 		{"Tasks/Watch", testWatch},
 		{"Timers", testTimers},
 		{"Workers/Registry", testWorkers},
 		{"Workers/Reputation", testReputation},
+		{"Workers/DispatchState", testDispatchState},
 		{"Counters", testCounters},
 		{"Locks", testLocks},
 		{"Jobs/Parts", testParts},
 		{"Jobs/PartsExpire", testPartsExpire},
+		{"Jobs/SmallJobReadWhole", testSmallJobReadWhole},
 		{"Jobs/Once", testOnce},
 		{"Outbox/Commit", testOutboxCommit},
 		{"Outbox/Wait", testOutboxWait},
@@ -543,6 +546,84 @@ func testClaimOnce(t *testing.T, f Factory) {
 	}
 }
 
+// testClaimNext: polls racing for one queue take its tasks in order, each
+// once, and the loads follow the tasks.
+func testClaimNext(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	now := time.Now()
+	if got, err := s.ClaimNext(ctx, store.WorkerQueue("owner"), "w"); got != nil || err != nil {
+		t.Fatalf("claim from an empty queue: %v %v", got, err)
+	}
+	var tasks []store.QueuedTask
+	for i := range 40 {
+		tasks = append(tasks, queued("j", fmt.Sprintf("t%02d", i), "owner", "x", 0, now.Add(time.Duration(i)*time.Microsecond)))
+	}
+	tasks = append(tasks, queued("j", "p", "", "x", 0, now))
+	enqueue(t, s, tasks...)
+	first, err := s.ClaimNext(ctx, store.WorkerQueue("owner"), "owner")
+	must(t, err)
+	if first == nil || first.Run.ID != "t00" || first.Worker != "owner" || first.JobID != "j" {
+		t.Fatalf("first claim = %+v, want t00 for owner", first)
+	}
+	var mu sync.Mutex
+	claimed := map[string]string{}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker := fmt.Sprintf("w%d", i)
+			last := ""
+			for {
+				got, err := s.ClaimNext(ctx, store.WorkerQueue("owner"), worker)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got == nil {
+					return
+				}
+				if got.Run.ID <= last {
+					t.Errorf("%s claimed %s after %s: out of order", worker, got.Run.ID, last)
+				}
+				last = got.Run.ID
+				mu.Lock()
+				if prev, dup := claimed[got.Run.ID]; dup {
+					t.Errorf("task %s claimed by %s and %s", got.Run.ID, prev, worker)
+				}
+				claimed[got.Run.ID] = worker
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(claimed) != 39 {
+		t.Fatalf("%d tasks claimed, want 39", len(claimed))
+	}
+	lens, err := s.QueueLengths(ctx)
+	must(t, err)
+	if _, ok := lens[store.WorkerQueue("owner")]; ok || lens[store.PendingQueue("x")] != 1 {
+		t.Fatalf("queue lengths after draining one queue: %v", lens)
+	}
+	loads, err := s.Loads(ctx)
+	must(t, err)
+	sum := 0
+	for _, n := range loads {
+		sum += n
+	}
+	if loads["owner"] != 1 || sum != 40 {
+		t.Fatalf("loads = %v, want owner 1 (its own claim) and 40 in all", loads)
+	}
+	p, err := s.ClaimNext(ctx, store.PendingQueue("x"), "w9")
+	must(t, err)
+	if p == nil || p.Run.ID != "p" {
+		t.Fatalf("claim from the pending queue = %+v", p)
+	}
+	if r, _ := s.RunningTasks(ctx, "w9"); len(r) != 1 || r[0].Run.ID != "p" {
+		t.Fatalf("running tasks of w9 = %v", r)
+	}
+}
+
 func testRemoveRunning(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	now := time.Now()
@@ -706,6 +787,35 @@ func testWorkers(t *testing.T, f Factory) {
 	}
 	if exp, _ := s.ExpiredWorkers(ctx); len(exp) != 0 {
 		t.Fatalf("a deleted worker was reported expired: %v", exp)
+	}
+}
+
+// testDispatchState: one read returns the live workers, their stored
+// reputations and their loads, and leaves out expired workers.
+func testDispatchState(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	must(t, s.PutWorker(ctx, &store.Worker{ID: "b", Skills: []protocol.SkillInfo{{Name: "x"}}}, time.Minute))
+	must(t, s.PutWorker(ctx, &store.Worker{ID: "a"}, time.Minute))
+	must(t, s.PutWorker(ctx, &store.Worker{ID: "gone"}, 50*time.Millisecond))
+	must(t, s.SetReputation(ctx, "b", 0.5))
+	must(t, s.SetReputation(ctx, "gone", 0.2))
+	now := time.Now()
+	enqueue(t, s, queued("j", "t1", "b", "x", 0, now), queued("j", "t2", "b", "x", 0, now), queued("j", "t3", "a", "x", 0, now))
+	time.Sleep(150 * time.Millisecond)
+	st, err := s.DispatchState(ctx)
+	must(t, err)
+	var ids []string
+	for _, w := range st.Workers {
+		ids = append(ids, w.ID)
+	}
+	if fmt.Sprint(ids) != "[a b]" || len(st.Workers[1].Skills) != 1 {
+		t.Fatalf("workers = %v", ids)
+	}
+	if _, ok := st.Reputations["a"]; ok || st.Reputations["b"] != 0.5 {
+		t.Fatalf("reputations = %v", st.Reputations)
+	}
+	if st.Loads["a"] != 1 || st.Loads["b"] != 2 {
+		t.Fatalf("loads = %v", st.Loads)
 	}
 }
 
