@@ -15,6 +15,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // executorLoop takes ready jobs and runs one step each, until Stop.
@@ -120,29 +121,7 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) (released bool, e
 	}
 	key := keyOf(j)
 	snapshot := j.Clone() // what the handler saw, reused for the write below
-	history := store.CloneMap(j.StateHistory)
-	if history == nil {
-		history = map[string]any{}
-	}
-	logger := e.log.With("job_id", j.ID, "blueprint", j.Blueprint, "state", j.CurrentState)
-	if sc := span.SpanContext(); sc.IsValid() {
-		logger = logger.With("trace_id", sc.TraceID().String())
-	}
-	in := blueprint.Input{
-		JobID: j.ID, State: j.CurrentState, InitialData: store.CloneMap(j.InitialData), StateHistory: history,
-		LastResult: j.LastResult, Client: j.Client, Logger: logger, BlobBucket: e.blobBucket(),
-	}
-	if j.BranchResults != nil {
-		in.Branches = maps.Clone(j.BranchResults)
-	}
-	out, herr := bp.Execute(ctx, in)
-	if herr == nil {
-		herr = e.checkParamRefs(ctx, j, out) // no reading another client's files
-	}
-	if herr != nil {
-		span.RecordError(herr)
-		span.SetStatus(codes.Error, herr.Error())
-	}
+	out, history, herr := e.runState(ctx, j, bp)
 	if ctx.Err() != nil {
 		return false, ctx.Err() // stopping: the step is redone by whoever resumes the job
 	}
@@ -166,8 +145,7 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) (released bool, e
 			e.handlerFailed(t, j, herr)
 		} else if oerr != nil {
 			j.StateHistory = store.CloneMap(history)
-			j.Blobs = true // objects written before the failure go at the end of retention
-			e.finish(t, j, protocol.StatusFailed, fmt.Sprintf("state %q: could not store the task params in blob storage: %v", j.CurrentState, oerr), nil)
+			e.offloadFailed(t, j, oerr)
 		} else {
 			j.StateHistory = store.CloneMap(history)
 			if err := e.apply(ctx, t, j, bp, out, ids); err != nil {
@@ -178,6 +156,77 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) (released bool, e
 		return nil
 	})
 	return released && err == nil, err
+}
+
+// runState runs the handler of a job's current state. It returns the
+// outcome, the state history the handler may have written to, and the
+// handler's error, which is also recorded on the span in ctx.
+func (e *Engine) runState(ctx context.Context, j *store.Job, bp *blueprint.Blueprint) (blueprint.Outcome, map[string]any, error) {
+	history := store.CloneMap(j.StateHistory)
+	if history == nil {
+		history = map[string]any{}
+	}
+	logger := e.log.With("job_id", j.ID, "blueprint", j.Blueprint, "state", j.CurrentState)
+	span := trace.SpanFromContext(ctx)
+	if sc := span.SpanContext(); sc.IsValid() {
+		logger = logger.With("trace_id", sc.TraceID().String())
+	}
+	in := blueprint.Input{
+		JobID: j.ID, State: j.CurrentState, InitialData: store.CloneMap(j.InitialData), StateHistory: history,
+		LastResult: j.LastResult, Client: j.Client, Logger: logger, BlobBucket: e.blobBucket(),
+	}
+	if j.BranchResults != nil {
+		in.Branches = maps.Clone(j.BranchResults)
+	}
+	out, herr := bp.Execute(ctx, in)
+	if herr == nil {
+		herr = e.checkParamRefs(ctx, j, out) // no reading another client's files
+	}
+	if herr != nil {
+		span.RecordError(herr)
+		span.SetStatus(codes.Error, herr.Error())
+	}
+	return out, history, herr
+}
+
+// firstStep runs the start state of a job being created and applies its
+// outcome to a copy of the job in t, so that the job is committed with its
+// first step done: one write instead of a write, a trip through the ready
+// queue, a read and a second write. It returns nil, leaving t alone, when
+// the step is better left to an executor: the handler failed (retries and
+// quarantine live there) or the outcome could not be applied.
+func (e *Engine) firstStep(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint) *store.Job {
+	ctx, span := e.cfg.Tracer.Start(ctx, "step "+j.Blueprint+"/"+j.CurrentState, jobAttrs(j))
+	defer span.End()
+	out, history, herr := e.runState(ctx, j, bp)
+	if herr != nil || ctx.Err() != nil {
+		return nil
+	}
+	ids := newStepIDs()
+	var oerr error
+	ids.offloaded, oerr = e.offloadParams(ctx, j.ID, &out, ids)
+	if ctx.Err() != nil {
+		return nil
+	}
+	next := j.Clone()
+	next.StateHistory = history
+	next.Loaded.All = true // a job being created has no part stored elsewhere
+	step := &txn{now: t.now}
+	if oerr != nil {
+		e.offloadFailed(step, next, oerr)
+	} else if err := e.apply(ctx, step, next, bp, out, ids); err != nil || step.needAll {
+		// Params offloaded above stay behind: the executor's run of the
+		// step stores its own.
+		return nil
+	}
+	t.fx, t.events = step.fx, append(t.events, step.events...)
+	return next
+}
+
+// offloadFailed fails a job whose task params could not be stored.
+func (e *Engine) offloadFailed(t *txn, j *store.Job, err error) {
+	j.Blobs = true // objects written before the failure go at the end of retention
+	e.finish(t, j, protocol.StatusFailed, fmt.Sprintf("state %q: could not store the task params in blob storage: %v", j.CurrentState, err), nil)
 }
 
 // failStep ends a job outside a handler (unknown blueprint and such).

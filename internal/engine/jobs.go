@@ -64,7 +64,8 @@ func (e *Engine) IdempotentJob(ctx context.Context, client, key string) (string,
 	return id, true, nil
 }
 
-// CreateJob creates a job in the start state and queues its first step.
+// CreateJob creates a job and runs its first step (see firstStep) in the
+// same write, or queues that step for an executor.
 func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) {
 	bp, ok := e.Blueprint(req.Blueprint)
 	if !ok {
@@ -92,15 +93,21 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	if tc := traceCarrier(ctx); tc != nil {
 		j.TraceContext = tc
 	}
-	created := []Event{{Type: EventJobCreated, Time: now, Job: j, JobID: j.ID, State: j.CurrentState}}
-	fx := store.Effects{Ready: []string{j.ID}}
-	if req.IdempotencyKey != "" {
-		fx.Once = &store.Once{Key: idempotencyKey(req.Client.Name, req.IdempotencyKey), Value: j.ID, TTL: IdempotencyTTL}
+	t := &txn{now: now}
+	t.emit(Event{Type: EventJobCreated, Job: j.Clone(), JobID: j.ID, State: j.CurrentState})
+	if next := e.firstStep(ctx, t, j, bp); next != nil {
+		j = next
+	} else {
+		t.fx.Ready = append(t.fx.Ready, j.ID) // an executor runs the step
 	}
-	if fx.Events, err = e.encodeEvents(created, j); err != nil {
+	if req.IdempotencyKey != "" {
+		t.fx.Once = &store.Once{Key: idempotencyKey(req.Client.Name, req.IdempotencyKey), Value: j.ID, TTL: IdempotencyTTL}
+	}
+	j.UpdatedAt = now
+	if t.fx.Events, err = e.encodeEvents(t.events, j); err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}
-	if err := e.store.CreateJob(ctx, j, fx); err != nil {
+	if err := e.store.CreateJob(ctx, j, t.fx); err != nil {
 		if errors.Is(err, store.ErrOnceTaken) {
 			if id, ok, gerr := e.IdempotentJob(ctx, req.Client.Name, req.IdempotencyKey); gerr == nil && ok {
 				return nil, &DuplicateError{JobID: id}
@@ -108,7 +115,7 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 		}
 		return nil, fmt.Errorf("create job: %w", err)
 	}
-	e.cfg.OnEvent(created[0])
+	e.committed(t, j)
 	return j, nil
 }
 
