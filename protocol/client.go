@@ -45,11 +45,13 @@ type Job struct {
 	Client          string         `json:"client,omitempty"`
 	WebhookURL      string         `json:"webhook_url,omitempty"`
 	Approval        *ApprovalInfo  `json:"approval,omitempty"`
-	Tasks           []TaskInfo     `json:"tasks,omitempty"`
-	Dispatches      []DispatchInfo `json:"dispatches,omitempty"`
-	CreatedAt       *time.Time     `json:"created_at,omitempty"`
-	UpdatedAt       *time.Time     `json:"updated_at,omitempty"`
-	FinishedAt      *time.Time     `json:"finished_at,omitempty"`
+	// Tasks and Dispatches are [] in a job's own view when it has none,
+	// and absent from job lists, which do not load them.
+	Tasks      []TaskInfo     `json:"tasks,omitzero"`
+	Dispatches []DispatchInfo `json:"dispatches,omitzero"`
+	CreatedAt  *time.Time     `json:"created_at,omitempty"`
+	UpdatedAt  *time.Time     `json:"updated_at,omitempty"`
+	FinishedAt *time.Time     `json:"finished_at,omitempty"`
 }
 
 // ApprovalInfo is the pending human decision of a job in waiting_for_human.

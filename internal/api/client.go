@@ -178,7 +178,7 @@ func (s *Server) ownJobView(w http.ResponseWriter, r *http.Request, cl *auth.Cli
 	j, err := s.eng.GetJob(r.Context(), id)
 	switch {
 	case err == nil && j.Client.Name == cl.Name:
-		return JobView(j), true
+		return fullJobView(j), true
 	case err == nil || !errors.Is(err, engine.ErrJobNotFound) || s.opts.History == nil:
 		if err == nil {
 			err = engine.ErrJobNotFound
@@ -282,6 +282,20 @@ func JobView(j *store.Job) protocol.Job {
 	for _, d := range j.Dispatches {
 		v.Dispatches = append(v.Dispatches, protocol.DispatchInfo{TaskID: d.TaskID, Type: d.Type, Attempt: d.Attempt,
 			WorkerID: d.WorkerID, Strategy: string(d.Strategy), Candidates: d.Candidates, Reason: d.Reason, At: d.At})
+	}
+	return v
+}
+
+// fullJobView is JobView of a whole job (GET /api/v1/jobs/{id}): its
+// lists are [] when empty, never absent or null. Job lists, whose jobs are
+// headers, leave them out.
+func fullJobView(j *store.Job) protocol.Job {
+	v := JobView(j)
+	if v.Tasks == nil {
+		v.Tasks = []protocol.TaskInfo{}
+	}
+	if v.Dispatches == nil {
+		v.Dispatches = []protocol.DispatchInfo{}
 	}
 	return v
 }
@@ -567,7 +581,7 @@ func (s *Server) adminJob(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, JobView(j))
+	writeJSON(w, http.StatusOK, fullJobView(j))
 }
 
 func (s *Server) adminSchedules(w http.ResponseWriter, r *http.Request) {
