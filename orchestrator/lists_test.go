@@ -61,7 +61,7 @@ func TestJobViewListsAreEmptyNotNull(t *testing.T) {
 		}
 	}
 	waitUntilT(t, "the job waits for a human", 10*time.Second, func() bool {
-		return string(get("/api/v1/jobs/"+id)["status"]) == `"waiting_for_human"`
+		return string(get("/api/v1/jobs/" + id)["status"]) == `"waiting_for_human"`
 	})
 	wantEmpty("waiting", get("/api/v1/jobs/"+id))
 	if err := c.Approve(ctx, id, "approved"); err != nil {
