@@ -20,7 +20,15 @@ const (
 type CreateJobRequest struct {
 	InitialData map[string]any `json:"initial_data,omitempty"`
 	WebhookURL  string         `json:"webhook_url,omitempty"`
+	// Policy goes with every task of the job (and of its child jobs), at
+	// most MaxPolicyBytes of JSON. Its allowed_skills, a non-empty list
+	// of task types, bounds what the job may dispatch: another type fails
+	// the job, and RXON 1.0b17 workers refuse it too.
+	Policy map[string]any `json:"policy,omitempty"`
 }
+
+// MaxPolicyBytes bounds a job's policy, as upstream's MAX_POLICY_SIZE_BYTES.
+const MaxPolicyBytes = 4096
 
 // CreateJobResponse answers a job creation with 202 Accepted.
 type CreateJobResponse struct {
@@ -39,6 +47,7 @@ type Job struct {
 	ErrorMessage    string         `json:"error_message,omitempty"`
 	InitialData     map[string]any `json:"initial_data,omitempty"`
 	StateHistory    map[string]any `json:"state_history,omitempty"`
+	Policy          map[string]any `json:"policy,omitempty"`
 	Result          any            `json:"result,omitempty"`
 	ParentJobID     string         `json:"parent_job_id,omitempty"`
 	ChildJobID      string         `json:"child_job_id,omitempty"`

@@ -47,3 +47,28 @@ def test_no_version_mismatch(deploy):
     job = d.client.wait(d.client.create({"quality": "low"}), timeout=20)
     assert job["status"] == "finished", job
     assert "Version Mismatch" not in d.workers["gpu"].output(), d.workers["gpu"].output()[-2000:]
+
+
+def test_policy(deploy):
+    """A job's policy reaches the SDK with each task (1.0b20 checks the
+    task's type against allowed_skills, 1.0b17 ignores it); a job whose
+    blueprint dispatches a type its policy leaves out fails, naming it."""
+    d = deploy()
+    d.start_workers(*ALL, STEP_SECONDS="0.1")
+    c = d.client
+    status, resp = c.request(
+        "POST", "/api/v1/jobs/full_showcase", {"initial_data": SEED_JOB, "policy": {"allowed_skills": ["analyze_file", "transcode_video"]}}
+    )
+    assert status == 202, (status, resp)
+    job = c.wait(resp["job_id"], timeout=30)
+    assert job["status"] == "finished", job
+    assert job["policy"] == {"allowed_skills": ["analyze_file", "transcode_video"]}, job
+
+    status, resp = c.request("POST", "/api/v1/jobs/full_showcase", {"initial_data": SEED_JOB, "policy": {"allowed_skills": ["analyze_file"]}})
+    assert status == 202, (status, resp)
+    job = c.wait(resp["job_id"], timeout=30)
+    assert job["status"] == "failed" and '"transcode_video"' in job["error_message"], job
+
+    status, resp = c.request("POST", "/api/v1/jobs/full_showcase", {"initial_data": SEED_JOB, "policy": {"allowed_skills": []}})
+    assert status == 400 and "non-empty list" in resp["error"], (status, resp)
+    d.assert_no_protocol_errors()

@@ -101,7 +101,7 @@ func (s *Server) createJob(bpName string) clientHandler {
 			return
 		}
 		j, err := s.eng.CreateJob(r.Context(), engine.NewJob{
-			Blueprint: bpName, InitialData: req.InitialData, WebhookURL: req.WebhookURL,
+			Blueprint: bpName, InitialData: req.InitialData, WebhookURL: req.WebhookURL, Policy: req.Policy,
 			Client:         blueprint.Client{Name: cl.Name, Plan: cl.Plan, Params: cl.Params},
 			IdempotencyKey: key,
 		})
@@ -252,7 +252,7 @@ func JobView(j *store.Job) protocol.Job {
 	v := protocol.Job{
 		ID: j.ID, Blueprint: j.Blueprint, Status: j.Status, CurrentState: j.CurrentState,
 		Progress: j.Progress, ProgressMessage: j.ProgressMessage, ErrorMessage: j.ErrorMessage,
-		InitialData: j.InitialData, StateHistory: j.StateHistory, ParentJobID: j.ParentJobID,
+		InitialData: j.InitialData, StateHistory: j.StateHistory, Policy: j.Policy, ParentJobID: j.ParentJobID,
 		ChildJobID: j.ChildJobID, Client: j.Client.Name, WebhookURL: RedactURL(j.WebhookURL),
 		CreatedAt: &created, UpdatedAt: &updated, FinishedAt: j.FinishedAt,
 	}

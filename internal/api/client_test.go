@@ -383,3 +383,50 @@ func TestCreateBodyForms(t *testing.T) {
 		})
 	}
 }
+
+// A job's policy goes with its tasks; a task type outside allowed_skills
+// fails the job before any worker sees it; a malformed policy is refused.
+func TestJobPolicy(t *testing.T) {
+	ts := newTestServer(t, nil)
+	w := ts.worker("w1", globalToken)
+	w.register("work")
+	r := ts.do("POST", "/api/v1/jobs/demo", client(vipToken), `{"initial_data":{"n":1},"policy":{"allowed_skills":["work"],"note":"x"}}`)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	task := w.take()
+	if got, _ := task.Policy["allowed_skills"].([]any); len(got) != 1 || got[0] != "work" || task.Policy["note"] != "x" {
+		t.Fatalf("task policy %v", task.Policy)
+	}
+	if j := ts.job(vipToken, task.JobID); j.Policy == nil {
+		t.Fatalf("the job view lacks the policy: %+v", j)
+	}
+
+	r = ts.do("POST", "/api/v1/jobs/demo", client(vipToken), `{"policy":{"allowed_skills":["resize"]}}`)
+	var out protocol.CreateJobResponse
+	r.json(t, &out)
+	j := ts.waitJob(out.JobID, func(j protocol.Job) bool { return j.Status.Terminal() })
+	if j.Status != protocol.StatusFailed || !strings.Contains(j.ErrorMessage, `task type "work", which the job's policy does not allow`) {
+		t.Fatalf("disallowed task: %s %q", j.Status, j.ErrorMessage)
+	}
+
+	for name, tc := range map[string]struct{ body, msg string }{
+		"not an object":       {`{"policy":"all"}`, `field "policy" must be an object`},
+		"empty list":          {`{"policy":{"allowed_skills":[]}}`, "non-empty list of strings"},
+		"not a list":          {`{"policy":{"allowed_skills":"work"}}`, "non-empty list of strings"},
+		"not strings":         {`{"policy":{"allowed_skills":[1]}}`, "non-empty list of strings"},
+		"over the size limit": {`{"policy":{"x":"` + strings.Repeat("a", protocol.MaxPolicyBytes) + `"}}`, "over the limit of 4096"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := ts.do("POST", "/api/v1/jobs/demo", client(limitedToken), tc.body)
+			if r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), tc.msg) {
+				t.Fatalf("%d %s, want 400 %q", r.status, r.body, tc.msg)
+			}
+		})
+	}
+	var page protocol.JobList
+	ts.do("GET", "/api/v1/jobs", client(limitedToken), nil).json(t, &page)
+	if len(page.Jobs) != 0 {
+		t.Fatalf("refused policies created %d jobs", len(page.Jobs))
+	}
+}

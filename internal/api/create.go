@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,13 +11,20 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
-// upstreamCreateFields are the top-level fields upstream's create handler
-// reads. initial_data and webhook_url are used; the others are accepted so
-// that a body written for upstream is not refused, and do nothing here
-// (README, compatibility).
-var upstreamCreateFields = []string{
-	"initial_data", "webhook_url", "dispatch_timeout", "result_timeout",
-	"security", "metadata", "policy", "max_transitions",
+// upstreamCreateFields names the top-level fields upstream's create
+// handler reads. initial_data, webhook_url and policy are used; the others
+// are accepted so that a body written for upstream is not refused, and do
+// nothing here (README, compatibility).
+const upstreamCreateFields = "initial_data, webhook_url, dispatch_timeout, result_timeout, security, metadata, policy, max_transitions"
+
+// isUpstreamCreateField reports whether a top-level create field is one
+// of upstreamCreateFields.
+func isUpstreamCreateField(name string) bool {
+	switch name {
+	case "initial_data", "webhook_url", "dispatch_timeout", "result_timeout", "security", "metadata", "policy", "max_transitions":
+		return true
+	}
+	return false
 }
 
 // parseCreateBody reads a job creation body. A body that names none of
@@ -37,7 +45,7 @@ func parseCreateBody(body []byte) (protocol.CreateJobRequest, error) {
 	var unknown []string
 	wrapped := false
 	for name := range fields {
-		if slices.Contains(upstreamCreateFields, name) {
+		if isUpstreamCreateField(name) {
 			wrapped = true
 		} else {
 			unknown = append(unknown, name)
@@ -52,7 +60,7 @@ func parseCreateBody(body []byte) (protocol.CreateJobRequest, error) {
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
 		return req, fmt.Errorf("unknown field %q: a body with %s takes only the fields %s (send the input alone, or inside initial_data)",
-			unknown[0], quoteList(wrapperFieldsIn(fields)), strings.Join(upstreamCreateFields, ", "))
+			unknown[0], quoteList(wrapperFieldsIn(fields)), upstreamCreateFields)
 	}
 	if err := strictUnmarshal(body, &req); err != nil {
 		return req, err
@@ -60,14 +68,41 @@ func parseCreateBody(body []byte) (protocol.CreateJobRequest, error) {
 	if req.InitialData == nil {
 		req.InitialData = map[string]any{}
 	}
+	if raw, ok := fields["policy"]; ok && string(raw) != "null" {
+		if err := checkPolicy(raw, req.Policy); err != nil {
+			return req, err
+		}
+	}
 	return req, nil
+}
+
+// checkPolicy refuses a policy over protocol.MaxPolicyBytes and an
+// allowed_skills that is not a non-empty list of strings, as upstream does.
+func checkPolicy(raw json.RawMessage, policy map[string]any) error {
+	if n := len(bytes.TrimSpace(raw)); n > protocol.MaxPolicyBytes {
+		return fmt.Errorf("field \"policy\" is %d bytes, over the limit of %d", n, protocol.MaxPolicyBytes)
+	}
+	v, ok := policy["allowed_skills"]
+	if !ok {
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		return errors.New("field \"policy.allowed_skills\" must be a non-empty list of strings")
+	}
+	for _, s := range list {
+		if _, ok := s.(string); !ok {
+			return errors.New("field \"policy.allowed_skills\" must be a non-empty list of strings")
+		}
+	}
+	return nil
 }
 
 // wrapperFieldsIn names the upstream fields a body holds, sorted.
 func wrapperFieldsIn(fields map[string]json.RawMessage) []string {
 	var names []string
 	for name := range fields {
-		if slices.Contains(upstreamCreateFields, name) {
+		if isUpstreamCreateField(name) {
 			names = append(names, name)
 		}
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -192,8 +191,9 @@ func (s *Server) routeTable() []route {
 			summary: "Create a " + bp.Name() + " job",
 			description: "Starts blueprint " + bp.Name() + " in state " + bp.StartState() + ". Counts against the client's monthly quota. " +
 				"The body is {\"initial_data\": {...}, \"webhook_url\": \"...\"}, or the input object alone: a body naming none of upstream's create fields (" +
-				strings.Join(upstreamCreateFields, ", ") + ") is the input. In the wrapper, any other top-level field is refused (400 naming it); " +
-				"dispatch_timeout, result_timeout, security, metadata, policy and max_transitions are accepted for upstream compatibility and not used. " +
+				upstreamCreateFields + ") is the input. In the wrapper, any other top-level field is refused (400 naming it); " +
+				"policy goes with every task (RXON 1.0b17); its allowed_skills, a non-empty list of task types, fails the job when it dispatches another type. " +
+				"dispatch_timeout, result_timeout, security, metadata and max_transitions are accepted for upstream compatibility and not used. " +
 				"webhook_url, when given, must be http(s) and receives a POST when the job ends. " +
 				"It may not carry user info (user:password@: 400; sign deliveries with WEBHOOK_SECRET instead); the values of query parameters named like a secret " +
 				"(token, secret, password, signature, key, ...) are delivered to but shown as \"redacted\" in job views and history.",

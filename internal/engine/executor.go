@@ -311,6 +311,10 @@ func (ids stepIDs) offloadedFor(i int) map[string]protocol.FileMetadata {
 
 // apply carries out the action a handler chose.
 func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint, out blueprint.Outcome, ids stepIDs) error {
+	if msg := policyViolation(j, out.Action); msg != "" {
+		e.finish(t, j, protocol.StatusFailed, msg, nil)
+		return nil
+	}
 	switch a := out.Action.(type) {
 	case nil:
 		status, ok := bp.IsEnd(j.CurrentState)
@@ -366,7 +370,7 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		cj := &store.Job{
 			ID: ids.child, Blueprint: child.Name(), Status: protocol.StatusPending, CurrentState: child.StartState(),
 			InitialData: a.InitialData, StateHistory: map[string]any{}, ParentJobID: j.ID,
-			Client: j.Client, TraceContext: j.TraceContext, CreatedAt: t.now, UpdatedAt: t.now,
+			Client: j.Client, TraceContext: j.TraceContext, Policy: store.CloneMap(j.Policy), CreatedAt: t.now, UpdatedAt: t.now,
 		}
 		j.Status = protocol.StatusWaitingForSubJob
 		j.ChildJobID = cj.ID

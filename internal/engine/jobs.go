@@ -32,6 +32,9 @@ type NewJob struct {
 	Client       blueprint.Client
 	WebhookURL   string
 	TraceContext map[string]string
+	// Policy goes with every task of the job (and of its child jobs); a
+	// task type outside its allowed_skills fails the job.
+	Policy map[string]any
 	// IdempotencyKey, when set, makes the creation happen once per client
 	// and key for IdempotencyTTL: a repeat gets *DuplicateError with the
 	// first job's id and creates nothing.
@@ -79,12 +82,20 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	if initial == nil {
 		initial = map[string]any{}
 	}
+	var policy map[string]any
+	if req.Policy != nil {
+		p, err := blueprint.Normalize(req.Policy)
+		if err != nil {
+			return nil, fmt.Errorf("%w: policy: %v", ErrInvalidInput, err)
+		}
+		policy, _ = p.(map[string]any)
+	}
 	now := e.now()
 	j := &store.Job{
 		ID: uuid.NewString(), Blueprint: bp.Name(), Status: protocol.StatusPending,
 		CurrentState: bp.StartState(), InitialData: initial, StateHistory: map[string]any{},
 		Client: req.Client, WebhookURL: req.WebhookURL, TraceContext: req.TraceContext,
-		CreatedAt: now, UpdatedAt: now,
+		Policy: policy, CreatedAt: now, UpdatedAt: now,
 	}
 	// Every span of the job (steps, dispatches, the workers' tasks) joins
 	// the trace of this one.

@@ -593,6 +593,7 @@ func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPa
 	if p.Params == nil {
 		p.Params = map[string]any{}
 	}
+	p.Policy = store.CloneMap(j.Policy)
 	if run.Deadline != nil {
 		p.Deadline = protocol.UnixSeconds(run.Deadline.Unix())
 	}
