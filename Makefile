@@ -15,7 +15,7 @@ ifeq ($(PKGS),./...)
 MODULES ?= bench
 endif
 
-.PHONY: test vet fmt-check fuzz showcase hello build compat
+.PHONY: test vet fmt-check fuzz showcase hello build compat fuzz-api
 
 # The main module's go test runs last, so that its closing lines and its exit
 # status close the run; the summary follows them. The report folder is new
@@ -63,3 +63,11 @@ hello:
 # per pinned SDK version (virtual environments cached in ~/.cache/avtomatika).
 compat:
 	compat/python/run.sh
+
+# The schema-driven API fuzzer (compat/schemathesis/run.sh): Schemathesis
+# against /_public/openapi.json of a freshly started orchestrator for
+# FUZZ_API_SECONDS (120), with client, admin and worker tokens; fails on a
+# 5xx or an answer the document does not describe.
+FUZZ_API_SECONDS ?= 120
+fuzz-api:
+	AVTO_FUZZ_API_SECONDS=$(FUZZ_API_SECONDS) compat/schemathesis/run.sh

@@ -309,8 +309,8 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 		return
 	}
 	limit := 50
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
+	if q.Has("limit") { // an empty limit is refused, not read as the default
+		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n < 1 || n > 500 {
 			writeError(w, http.StatusBadRequest, "Invalid limit parameter: an integer from 1 to 500")
 			return

@@ -92,9 +92,10 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, cl *auth.Clie
 		return
 	}
 	expires := defaultUploadExpiry
-	if v := q.Get("expires_in"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || time.Duration(n)*time.Second > maxUploadExpiry {
+	if q.Has("expires_in") { // an empty expires_in is refused, not read as the default
+		n, err := strconv.Atoi(q.Get("expires_in"))
+		// n is compared in seconds: a huge n times time.Second overflows.
+		if err != nil || n < 1 || n > int(maxUploadExpiry/time.Second) {
 			writeError(w, http.StatusBadRequest, "expires_in must be an integer number of seconds from 1 to %d", int(maxUploadExpiry/time.Second))
 			return
 		}

@@ -79,17 +79,18 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithJSONSchemaRef(ref)}
+			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(!r.optionalBody).WithJSONSchemaRef(ref)}
 		}
 		op.Responses = openapi3.NewResponses()
 		op.Responses.Delete("default")
-		codes := make([]int, 0, len(r.responses))
-		for code := range r.responses {
+		responses := withGuardReplies(r.responses)
+		codes := make([]int, 0, len(responses))
+		for code := range responses {
 			codes = append(codes, code)
 		}
 		slices.Sort(codes)
 		for _, code := range codes {
-			rep := r.responses[code]
+			rep := responses[code]
 			resp := openapi3.NewResponse().WithDescription(rep.description)
 			switch {
 			case rep.body != nil:
@@ -114,7 +115,32 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 			}
 		}
 	}
+	// A JSON null reads as an absent field (encoding/json), and clients
+	// send one for "none" (upstream's Python client: webhook_url=None).
+	if req := doc.Components.Schemas["CreateJobRequest"]; req != nil && req.Value != nil {
+		for _, name := range []string{"initial_data", "webhook_url"} {
+			if p := req.Value.Properties[name]; p != nil && p.Value != nil {
+				p.Value.Nullable = true
+				p.Value.Description = "null is the same as leaving it out"
+			}
+		}
+	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// withGuardReplies adds to a route's replies those that the guard in
+// front of every route gives (Server.guard): 400 for a path or query it
+// refuses, and 429 for a connection over MAX_CONNECTIONS_PER_IP. A route
+// that describes them itself keeps its description.
+func withGuardReplies(rs map[int]reply) map[int]reply {
+	out := map[int]reply{
+		http.StatusBadRequest:      errReply("Control characters or invalid UTF-8 in the path or query, or a malformed query"),
+		http.StatusTooManyRequests: errReply("Too many open connections from this address (MAX_CONNECTIONS_PER_IP); see Retry-After"),
+	}
+	for code, r := range rs {
+		out[code] = r
+	}
+	return out
 }
 
 // tagOrder orders the document's tags, which the docs page follows, for a

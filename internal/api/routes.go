@@ -26,6 +26,7 @@ type route struct {
 	tag                  string
 	auth                 string
 	request              any           // example value of the JSON body type, or nil
+	optionalBody         bool          // the JSON body may be left out (an empty body reads as {})
 	rawBody              string        // content type of a non-JSON request body
 	query                []param       // query parameters
 	headers              []param       // request header parameters
@@ -197,7 +198,7 @@ func (s *Server) routeTable() []route {
 				"webhook_url, when given, must be http(s) and receives a POST when the job ends. " +
 				"It may not carry user info (user:password@: 400; sign deliveries with WEBHOOK_SECRET instead); the values of query parameters named like a secret " +
 				"(token, secret, password, signature, key, ...) are delivered to but shown as \"redacted\" in job views and history.",
-			request: protocol.CreateJobRequest{},
+			request: protocol.CreateJobRequest{}, optionalBody: true,
 			headers: []param{{protocol.HeaderIdempotencyKey, "string", "Up to 255 characters. A repeat with the same key within 24 h answers with the first job " +
 				"(and the header " + protocol.HeaderIdempotentReplayed + ": true), creates nothing and is not charged; keys are per client.", false}},
 			responses: map[int]reply{202: {description: "Accepted", body: protocol.CreateJobResponse{}}, 400: replies.badRequest, 401: replies.unauthorized,
@@ -266,7 +267,8 @@ func (s *Server) routeTable() []route {
 		request: protocol.WorkerEvent{}, responses: with(workerErrs, 200, reply{description: "Accepted", body: statusBody{}})})
 	add(route{method: "GET", path: protocol.PathWSPattern, handler: http.HandlerFunc(s.websocket), tag: rxon, auth: authWorker,
 		summary: "WebSocket command channel", description: "Upgrade. The server sends commands such as {\"command\":\"cancel_task\",\"task_id\":...}; the worker may send signed events.",
-		responses: map[int]reply{101: {description: "Switching protocols"}, 403: replies.forbidden}})
+		responses: map[int]reply{101: {description: "Switching protocols"}, 403: replies.forbidden,
+			426: {description: "Not a WebSocket upgrade request", contentType: "text/plain"}}})
 	add(route{method: "POST", path: protocol.PathToken, handler: http.HandlerFunc(s.issueToken), tag: rxon, auth: authWorker,
 		summary: "Issue a short-lived worker token", responses: map[int]reply{200: {description: "Tokens", body: protocol.TokenResponse{}}, 403: replies.forbidden}})
 	add(route{method: "POST", path: protocol.PathTokenRefresh, handler: http.HandlerFunc(s.refreshToken), tag: rxon,

@@ -142,7 +142,7 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	// The recoverer runs inside the wrapper, so that a panic's log line has
 	// the request's span and route, and the wrapper sees the 500.
-	h := s.recoverer(s.guard(s.mux))
+	h := s.recoverer(s.guard(s.allow(s.mux)))
 	if s.opts.WrapHandler != nil {
 		h = s.opts.WrapHandler(h)
 	}
