@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("AVTO_HELPER_ORCHESTRATOR") != "" {
 		os.Exit(runHelperOrchestrator())
 	}
+	if os.Getenv("AVTO_HELPER_WORKER") != "" {
+		os.Exit(runHelperWorker()) // workerdeath_test.go
+	}
 	os.Exit(m.Run())
 }
 
