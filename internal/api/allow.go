@@ -9,13 +9,16 @@ import (
 // alphabetical order.
 var probeMethods = []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPatch, http.MethodPost, http.MethodPut}
 
-// allow answers a request whose path has routes, but none for its method,
-// with 405 and an Allow header listing the methods of the documented
-// operations of that path. The mux's own 405 lists every pattern that
-// matches the path: hidden ones too (POST /api/v1/jobs/{endpoint}, which
-// only explains a 404) and templates that a concrete path hides in the
-// API document (PATCH /_worker/workers/{worker_id} for
-// /_worker/workers/register, where OpenAPI takes the concrete path).
+// allow answers a request whose path has documented routes, but none for
+// its method, with 405 and an Allow header listing the methods of the
+// documented operations of that path. The mux alone gets this wrong in
+// two ways. Its 405 lists every pattern that matches the path: hidden ones
+// too (POST /api/v1/jobs/{endpoint}, which only explains a 404) and
+// templates that a concrete path hides in the API document (PATCH
+// /_worker/workers/{worker_id} for /_worker/workers/register, where
+// OpenAPI takes the concrete path). And a hidden template answers methods
+// of a concrete documented path (POST /api/v1/jobs/quarantined was "no
+// blueprint serves" rather than 405).
 func (s *Server) allow(next http.Handler) http.Handler {
 	documented := map[string]bool{}
 	for _, r := range s.routeTable() {
@@ -24,12 +27,15 @@ func (s *Server) allow(next http.Handler) http.Handler {
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := s.mux.Handler(r); pattern != "" {
+		_, pattern := s.mux.Handler(r)
+		if documented[pattern] {
 			next.ServeHTTP(w, r)
 			return
 		}
-		methods := s.allowedMethods(r, documented)
-		if len(methods) == 0 {
+		methods, wildcards := s.allowedMethods(r, documented)
+		// A hidden route keeps the paths that no more specific documented
+		// route has.
+		if len(methods) == 0 || (pattern != "" && wildcards >= strings.Count(pattern, "{")) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -39,25 +45,24 @@ func (s *Server) allow(next http.Handler) http.Handler {
 }
 
 // allowedMethods are the methods whose documented route matches r's path
-// with the fewest wildcards (the most specific, as OpenAPI picks), in
-// the order of probeMethods (alphabetical); HEAD comes with GET, as the
-// mux serves GET routes to HEAD requests.
-func (s *Server) allowedMethods(r *http.Request, documented map[string]bool) []string {
-	var methods []string
-	best := -1
+// with the fewest wildcards (the most specific, as OpenAPI picks), in the
+// order of probeMethods, and that number of wildcards. HEAD comes with GET,
+// as the mux serves GET routes to HEAD requests.
+func (s *Server) allowedMethods(r *http.Request, documented map[string]bool) (methods []string, wildcards int) {
+	wildcards = -1
 	for _, m := range probeMethods {
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		_, pattern := s.mux.Handler(probe)
-		if pattern == "" || !documented[pattern] {
+		if !documented[pattern] {
 			continue
 		}
 		switch n := strings.Count(pattern, "{"); {
-		case best < 0 || n < best:
-			best, methods = n, []string{m}
-		case n == best:
+		case wildcards < 0 || n < wildcards:
+			wildcards, methods = n, []string{m}
+		case n == wildcards:
 			methods = append(methods, m)
 		}
 	}
-	return methods
+	return methods, wildcards
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -60,6 +61,8 @@ func TestMethodNotAllowedListsDocumentedMethods(t *testing.T) {
 		{"OPTIONS", "/_worker/workers/w1", "PATCH"},
 		{"PUT", "/api/v1/jobs/demo", "POST"},
 		{"DELETE", "/_public/blobs/a/b", "GET, HEAD, PUT"},
+		// A concrete documented path wins over the hidden template.
+		{"POST", "/api/v1/jobs/quarantined", "GET, HEAD"},
 	} {
 		r := ts.do(c.method, c.path, client(vipToken), nil)
 		if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != c.allow {
@@ -68,9 +71,11 @@ func TestMethodNotAllowedListsDocumentedMethods(t *testing.T) {
 		}
 		r.errorText(t)
 	}
-	// Routes that exist answer as before; unknown paths stay 404.
-	if r := ts.do("POST", "/api/v1/jobs/nope", client(vipToken), nil); r.status != http.StatusNotFound {
-		t.Errorf("POST to an endpoint no blueprint serves: %d", r.status)
+	// Routes that exist answer as before; unknown paths stay 404, and a
+	// POST to a job id still explains that no blueprint serves it (the
+	// hidden template is as specific as GET /api/v1/jobs/{id}).
+	if r := ts.do("POST", "/api/v1/jobs/nope", client(vipToken), nil); r.status != http.StatusNotFound || !strings.Contains(r.errorText(t), "no blueprint serves") {
+		t.Errorf("POST to an endpoint no blueprint serves: %d %s", r.status, r.body)
 	}
 	if r := ts.do("GET", "/no/such/path", nil, nil); r.status != http.StatusNotFound {
 		t.Errorf("unknown path: %d", r.status)
