@@ -2,10 +2,12 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
+	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
@@ -47,6 +49,7 @@ func (o *Orchestrator) watchLiveState(ctx context.Context) {
 }
 
 func (o *Orchestrator) checkLiveState(ctx context.Context) error {
+	now := time.Now() // creations before it are history's to count
 	fresh, err := o.cfg.Store.SetOnce(ctx, epochKey, 0)
 	if err != nil || !fresh {
 		return err
@@ -55,12 +58,17 @@ func (o *Orchestrator) checkLiveState(ctx context.Context) error {
 	if o.history == nil {
 		return nil // nothing remembers what the store held
 	}
+	// Quota counters lived in the store: charge back this month's jobs.
+	raised, qerr := api.RestoreQuotas(ctx, o.cfg.Store, o.history, o.clients.List(), now)
+	for client, n := range raised {
+		o.cfg.Logger.Warn("monthly quota count restored from history after the live store lost it", "client", client, "jobs", n)
+	}
 	lost, err := o.failLostJobs(ctx)
 	if lost > 0 {
 		o.cfg.Logger.Error("the live store lost its data: jobs that history shows unfinished are gone from it; they were ended as failed",
 			"jobs", lost, "hint", "run Redis with persistence (appendonly yes)")
 	}
-	return err
+	return errors.Join(qerr, err)
 }
 
 // failLostJobs ends, as failed, every job that history shows unfinished and

@@ -108,6 +108,17 @@ func (c *Clients) Lookup(token string) (*Client, bool) {
 	return cl, true
 }
 
+// List returns a copy of every client, in no particular order.
+func (c *Clients) List() []Client {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Client, 0, len(c.byToken))
+	for _, cl := range c.byToken {
+		out = append(out, *cl)
+	}
+	return out
+}
+
 // Len returns the number of clients.
 func (c *Clients) Len() int {
 	c.mu.RLock()
