@@ -137,9 +137,11 @@ func epochSet(t *testing.T, url, prefix string) bool {
 	}
 	rdb := goredis.NewClient(opts)
 	defer rdb.Close()
-	keys, _, err := rdb.Scan(context.Background(), 0, "{"+prefix+"}*deployment-epoch*", 1000).Result()
-	if err != nil {
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, "{"+prefix+"}*deployment-epoch*", 1000).Iterator()
+	found := iter.Next(ctx)
+	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return len(keys) > 0
+	return found
 }
