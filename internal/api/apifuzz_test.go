@@ -24,7 +24,7 @@ func TestUploadExpiresInOutOfRangeRefused(t *testing.T) {
 	}
 	ts := newTestServer(t, func(o *Options) { o.Blobs, o.BlobHandler = st, st.Handler() })
 	id := ts.createJob(vipToken, nil)
-	for _, v := range []string{"282246079431815", "9223372036854775807", "604801", "0", "", "x"} {
+	for _, v := range []string{"282246079431815", "9223372036854775807", "604801", "0", "", "x", "60&expires_in=x", "60&expires_in=60"} {
 		r := ts.do("GET", "/api/v1/jobs/"+id+"/files/upload?filename=a.txt&expires_in="+v, client(vipToken), nil)
 		if r.status != http.StatusBadRequest {
 			t.Fatalf("expires_in=%q: %d %s, want 400", v, r.status, r.body)
@@ -36,14 +36,22 @@ func TestUploadExpiresInOutOfRangeRefused(t *testing.T) {
 	}
 }
 
-// An empty limit was read as the default page size.
-func TestListJobsEmptyLimitRefused(t *testing.T) {
+// An empty limit was read as the default page size, and of several limits
+// the first was taken; both lists.
+func TestListLimitEmptyOrRepeatedRefused(t *testing.T) {
 	ts := newTestServer(t, nil)
-	if r := ts.do("GET", "/api/v1/jobs?limit=", client(vipToken), nil); r.status != http.StatusBadRequest {
-		t.Fatalf("limit=: %d %s, want 400", r.status, r.body)
-	}
-	if r := ts.do("GET", "/api/v1/jobs?limit=5", client(vipToken), nil); r.status != http.StatusOK {
-		t.Fatalf("limit=5: %d %s", r.status, r.body)
+	for _, path := range []string{"/api/v1/jobs", "/api/v1/jobs/quarantined", "/_public/jobs/quarantined"} {
+		for _, q := range []string{"limit=", "limit=&limit=5", "limit=5&limit=x", "limit=5&limit=5", "limit=0", "limit=501"} {
+			r := ts.do("GET", path+"?"+q, client(vipToken), nil)
+			if r.status != http.StatusBadRequest {
+				t.Errorf("%s?%s: %d %s, want 400", path, q, r.status, r.body)
+				continue
+			}
+			r.errorText(t)
+		}
+		if r := ts.do("GET", path+"?limit=5", client(vipToken), nil); r.status != http.StatusOK {
+			t.Errorf("%s?limit=5: %d %s", path, r.status, r.body)
+		}
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -308,14 +307,10 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 		writeError(w, http.StatusBadRequest, "offset is not supported: page with cursor, set to the next_cursor of the previous page")
 		return
 	}
-	limit := 50
-	if q.Has("limit") { // an empty limit is refused, not read as the default
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "Invalid limit parameter: an integer from 1 to 500")
-			return
-		}
-		limit = n
+	limit, ok := intParam(q, "limit", 1, 500, 50)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "Invalid limit parameter: an integer from 1 to 500")
+		return
 	}
 	var from, to time.Time
 	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {

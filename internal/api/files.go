@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -91,16 +90,13 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, cl *auth.Clie
 	if !ok {
 		return
 	}
-	expires := defaultUploadExpiry
-	if q.Has("expires_in") { // an empty expires_in is refused, not read as the default
-		n, err := strconv.Atoi(q.Get("expires_in"))
-		// n is compared in seconds: a huge n times time.Second overflows.
-		if err != nil || n < 1 || n > int(maxUploadExpiry/time.Second) {
-			writeError(w, http.StatusBadRequest, "expires_in must be an integer number of seconds from 1 to %d", int(maxUploadExpiry/time.Second))
-			return
-		}
-		expires = time.Duration(n) * time.Second
+	// Compared in seconds: a huge number times time.Second overflows.
+	secs, ok := intParam(q, "expires_in", 1, int(maxUploadExpiry/time.Second), int(defaultUploadExpiry/time.Second))
+	if !ok {
+		writeError(w, http.StatusBadRequest, "expires_in must be an integer number of seconds from 1 to %d", int(maxUploadExpiry/time.Second))
+		return
 	}
+	expires := time.Duration(secs) * time.Second
 	j, ok := s.uploadJob(w, r, cl)
 	if !ok {
 		return

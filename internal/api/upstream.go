@@ -4,7 +4,6 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
@@ -121,14 +120,10 @@ func (s *Server) workerCatalog(w http.ResponseWriter, r *http.Request, _ *auth.C
 // quarantinedJobs answers the caller's quarantined jobs, newest first, as
 // upstream's bare list; limit bounds it (100, at most 500).
 func (s *Server) quarantinedJobs(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "Invalid limit parameter: an integer from 1 to 500")
-			return
-		}
-		limit = n
+	limit, ok := intParam(r.URL.Query(), "limit", 1, 500, 100)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "Invalid limit parameter: an integer from 1 to 500")
+		return
 	}
 	page, err := s.findJobs(r, cl, jobQuery{Status: string(protocol.StatusQuarantined), Limit: limit})
 	if err != nil {
