@@ -25,7 +25,9 @@ import (
 // AVTO_HELPER_ORCHESTRATOR set, TestMain serves the flow blueprints on
 // AVTO_HELPER_ADDR with the Redis at REDIS_URL (and the history database at
 // HISTORY_DATABASE_URI, if set) until SIGTERM. Its longest
-// worker poll is AVTO_HELPER_POLL_TIMEOUT (a duration, 2s by default).
+// worker poll is AVTO_HELPER_POLL_TIMEOUT (a duration, 2s by default);
+// AVTO_HELPER_WEBHOOK_ALLOWED_HOSTS (space-separated) lets its webhooks
+// reach receivers on loopback.
 func TestMain(m *testing.M) {
 	if os.Getenv("AVTO_HELPER_ORCHESTRATOR") != "" {
 		os.Exit(runHelperOrchestrator())
@@ -58,6 +60,7 @@ func runHelperOrchestrator() int {
 		GlobalWorkerToken: "tok", Clients: []orchestrator.Client{{Name: "c", Token: "ct"}},
 		PollTimeout: pollTimeout, WorkerTTL: 4 * time.Second, StepLease: 2 * time.Second,
 		RetryBackoff: 50 * time.Millisecond, RetryBackoffMax: 200 * time.Millisecond, Addr: os.Getenv("AVTO_HELPER_ADDR"),
+		WebhookAllowedHosts: strings.Fields(os.Getenv("AVTO_HELPER_WEBHOOK_ALLOWED_HOSTS")),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
