@@ -48,9 +48,19 @@ type Options struct {
 	// SettleTimeout bounds the wait for the last jobs after the last send
 	// (60s).
 	SettleTimeout time.Duration
+	// CountUnended, when true, counts the jobs that have not ended at the
+	// settle timeout as failed instead of failing the run (for a system
+	// that loses jobs).
+	CountUnended bool
 	// BeforeMeasure, when set, is called after the warm-up, right before
 	// the measured jobs are sent (to reset counters, say).
 	BeforeMeasure func()
+	// StartWorkers, when set, starts Run's workers instead of our SDK
+	// workers (workers of another SDK, say): Workers of them with
+	// Concurrency slots each, for the orchestrator at url with the worker
+	// token. Run waits for them to register, and calls stop before it
+	// stops the orchestrator.
+	StartWorkers func(ctx context.Context, url, token string) (stop func(), err error)
 }
 
 // WithDefaults returns o with every unset field at its default.
@@ -171,7 +181,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer func() { stop(); wg.Wait() }()
 	url := "http://" + ln.Addr().String()
 
-	if n := tasksPerJob(o.Workload); n > 0 {
+	if n := tasksPerJob(o.Workload); n > 0 && o.StartWorkers != nil {
+		stopWorkers, err := o.StartWorkers(sctx, url, "bench-token")
+		if err != nil {
+			return res, fmt.Errorf("start workers: %w", err)
+		}
+		defer stopWorkers()
+		if err := waitWorkers(ctx, url, o.Workers); err != nil {
+			return res, err
+		}
+	} else if n > 0 {
 		for i := range o.Workers {
 			w, err := worker.New(worker.Config{
 				ID: fmt.Sprintf("bench-worker-%d", i), Token: "bench-token", Orchestrators: []worker.Orchestrator{{URL: url}},

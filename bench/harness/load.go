@@ -81,10 +81,14 @@ func Drive(ctx context.Context, o Options, submit Submit, ends *Ends) (Result, e
 		return res, fmt.Errorf("create job: %w", err)
 	}
 	deadline := time.After(o.SettleTimeout)
+wait:
 	for int(ends.count.Load()-base) < len(sent) {
 		select {
 		case <-ends.signal:
 		case <-deadline:
+			if o.CountUnended {
+				break wait // the jobs without an end count as failed below
+			}
 			return res, fmt.Errorf("%d of %d jobs ended within %s after the last creation", ends.count.Load()-base, len(sent), o.SettleTimeout)
 		case <-ctx.Done():
 			return res, ctx.Err()
