@@ -1,5 +1,5 @@
-// Command peers compares Avtomatika with asynq and Temporal on this
-// machine, every system driven by the same load driver (harness.Drive):
+// Command peers compares Avtomatika with asynq, Temporal and upstream's
+// Python orchestrator (avtomatika) on this machine, every system driven by the same load driver (harness.Drive):
 // drain runs for throughput and open-loop rate runs for latency, in
 // interleaved rounds, reported as medians with their spread. See README.md.
 //
@@ -31,6 +31,8 @@ type system struct {
 	// drainJobs, when set, replaces -jobs in drain runs: for a system too
 	// slow to finish -jobs within the harness's settle timeout.
 	drainJobs int
+	// python: the system runs Python processes (see python.go).
+	python bool
 }
 
 // pairs are the comparisons of the ratio table: ours against a peer on a
@@ -40,6 +42,8 @@ var pairs = [][2]string{
 	{"avtomatika-redis", "asynq-tuned"},
 	{"avtomatika-memory", "temporal"},
 	{"avtomatika-memory", "temporal-tuned"},
+	{"avtomatika-redis-py", "upstream"},
+	{"avtomatika-redis", "upstream"},
 }
 
 var modes = []string{"drain", "rate"}
@@ -54,7 +58,7 @@ func main() {
 func run() error {
 	var (
 		workloads    = flag.String("workload", "one-task,fanout-10", "comma-separated workloads: one-task, fanout-10")
-		systemsFlag  = flag.String("systems", "all", "comma-separated systems, or all: avtomatika-memory, avtomatika-redis, asynq, asynq-tuned, temporal, temporal-tuned")
+		systemsFlag  = flag.String("systems", "all", "comma-separated systems, or all: avtomatika-memory, avtomatika-redis, avtomatika-redis-py, asynq, asynq-tuned, temporal, temporal-tuned, upstream")
 		rounds       = flag.Int("rounds", 3, "rounds; each runs every system once in each mode")
 		jobs         = flag.Int("jobs", 3000, "drain mode: jobs per run")
 		rate         = flag.Float64("rate", 200, "rate mode: jobs per second, open loop")
@@ -64,8 +68,11 @@ func run() error {
 		clients      = flag.Int("clients", 32, "client goroutines creating jobs")
 		redisURL     = flag.String("redis-url", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis: avtomatika-redis uses a fresh key prefix in this db")
 		asynqDB      = flag.Int("asynq-db", 13, "Redis database for asynq, FLUSHDB'd before and after each run")
+		upstreamDB   = flag.Int("upstream-db", 12, "Redis database for upstream's orchestrator, FLUSHDB'd before and after each run")
+		pythonJobs   = flag.Int("python-jobs", 600, "drain mode: jobs per run of the systems with Python workers (0: -jobs)")
 		temporalJobs = flag.Int("temporal-jobs", 600, "drain mode: jobs per Temporal run (0: -jobs); the test server finishes some 20 fanout-10 jobs/s here, too few for 3000 within the harness's one-minute settle timeout")
 		markdown     = flag.String("markdown", "", "also write the tables as Markdown to this file")
+		py           *pythons
 	)
 	flag.Parse()
 	if *rounds < 1 {
@@ -84,10 +91,15 @@ func run() error {
 		asynqSystem("asynq-tuned", true, *redisURL, *asynqDB),
 		temporalSystem("temporal", false),
 		temporalSystem("temporal-tuned", true),
+		avtomatikaPythonSystem("avtomatika-redis-py", *redisURL, &py),
+		upstreamSystem("upstream", *redisURL, *upstreamDB, &py),
 	}
 	for i := range all {
-		if strings.HasPrefix(all[i].name, "temporal") {
+		switch {
+		case strings.HasPrefix(all[i].name, "temporal"):
 			all[i].drainJobs = *temporalJobs
+		case all[i].python:
+			all[i].drainJobs = *pythonJobs
 		}
 	}
 	systems := all
@@ -104,6 +116,13 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if slices.ContainsFunc(systems, func(s system) bool { return s.python }) {
+		var err error
+		if py, err = preparePythons(ctx); err != nil {
+			return fmt.Errorf("python systems: %w", err)
+		}
+		defer os.RemoveAll(py.logs)
+	}
 	base := harness.Options{Workers: *workers, Concurrency: *concurrency, Clients: *clients, RedisURL: *redisURL}
 	results := map[key][]harness.Result{}
 	errs := map[key][]string{}
@@ -145,8 +164,8 @@ func run() error {
 
 	rep := report{
 		workloads: wls, systems: systems, results: results, errs: errs,
-		header: fmt.Sprintf("%s/%s, %d CPUs, %s; %d rounds, interleaved; drain: %d jobs (Temporal: %d), %d clients; rate: %.0f jobs/s for %s; workers %d×%d; took %s",
-			runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), *rounds, *jobs, cmp.Or(*temporalJobs, *jobs), *clients, *rate, *duration,
+		header: fmt.Sprintf("%s/%s, %d CPUs, %s; %d rounds, interleaved; drain: %d jobs (Temporal: %d, Python workers: %d), %d clients; rate: %.0f jobs/s for %s; workers %d×%d; took %s",
+			runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), *rounds, *jobs, cmp.Or(*temporalJobs, *jobs), cmp.Or(*pythonJobs, *jobs), *clients, *rate, *duration,
 			*workers, *concurrency, time.Since(began).Round(time.Second)),
 	}
 	rep.write(os.Stdout, false)
