@@ -14,9 +14,9 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
-// deleteKeys deletes the Redis keys of the deployment prefix that match
-// pattern (a glob after the prefix's hash tag), and returns how many.
-func deleteKeys(t *testing.T, url, prefix, pattern string) int {
+// deploymentKeys lists the Redis keys of the deployment prefix that match
+// pattern (a glob after the prefix's hash tag), scanning to the end.
+func deploymentKeys(t *testing.T, url, prefix, pattern string) []string {
 	t.Helper()
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
@@ -25,18 +25,35 @@ func deleteKeys(t *testing.T, url, prefix, pattern string) int {
 	rdb := goredis.NewClient(opts)
 	defer rdb.Close()
 	ctx := context.Background()
-	n := 0
+	var keys []string
 	iter := rdb.Scan(ctx, 0, "{"+prefix+"}"+pattern, 1000).Iterator()
 	for iter.Next(ctx) {
-		if err := rdb.Del(ctx, iter.Val()).Err(); err != nil {
-			t.Fatal(err)
-		}
-		n++
+		keys = append(keys, iter.Val())
 	}
 	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return keys
+}
+
+// deleteKeys deletes the deployment's keys that match pattern and returns
+// how many.
+func deleteKeys(t *testing.T, url, prefix, pattern string) int {
+	t.Helper()
+	keys := deploymentKeys(t, url, prefix, pattern)
+	if len(keys) == 0 {
+		return 0
+	}
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	if err := rdb.Del(context.Background(), keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
 }
 
 // A client's monthly quota survives the loss of the live state: the
@@ -131,17 +148,5 @@ func TestQuotaSurvivesLiveStateLoss(t *testing.T) {
 // epochSet tells whether the deployment's epoch key is in Redis.
 func epochSet(t *testing.T, url, prefix string) bool {
 	t.Helper()
-	opts, err := goredis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := goredis.NewClient(opts)
-	defer rdb.Close()
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, "{"+prefix+"}*deployment-epoch*", 1000).Iterator()
-	found := iter.Next(ctx)
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return found
+	return len(deploymentKeys(t, url, prefix, "*deployment-epoch*")) > 0
 }
