@@ -48,12 +48,16 @@ type Job struct {
 	InitialData     map[string]any `json:"initial_data,omitempty"`
 	StateHistory    map[string]any `json:"state_history,omitempty"`
 	Policy          map[string]any `json:"policy,omitempty"`
-	Result          any            `json:"result,omitempty"`
-	ParentJobID     string         `json:"parent_job_id,omitempty"`
-	ChildJobID      string         `json:"child_job_id,omitempty"`
-	Client          string         `json:"client,omitempty"`
-	WebhookURL      string         `json:"webhook_url,omitempty"`
-	Approval        *ApprovalInfo  `json:"approval,omitempty"`
+	// Costs sums, by name, the costs the workers reported with the
+	// results of the job's tasks, every attempt included (each result's
+	// own costs are in the job's history, task_result events).
+	Costs       map[string]float64 `json:"costs,omitempty"`
+	Result      any                `json:"result,omitempty"`
+	ParentJobID string             `json:"parent_job_id,omitempty"`
+	ChildJobID  string             `json:"child_job_id,omitempty"`
+	Client      string             `json:"client,omitempty"`
+	WebhookURL  string             `json:"webhook_url,omitempty"`
+	Approval    *ApprovalInfo      `json:"approval,omitempty"`
 	// Tasks and Dispatches are [] in a job's own view when it has none,
 	// and absent from job lists, which do not load them.
 	Tasks      []TaskInfo     `json:"tasks,omitzero"`

@@ -238,7 +238,12 @@ type TaskResult struct {
 	DataMetadata   map[string]FileMetadata `json:"data_metadata,omitempty"`
 	Security       *Security               `json:"security,omitempty"`
 	Metadata       map[string]any          `json:"metadata,omitempty"`
-	Timestamp      int64                   `json:"timestamp"`
+	// Costs are what the attempt cost, by name (the Python SDK 1.0b20
+	// sends execution_time_seconds and the handler's own costs). Finite,
+	// non-negative numbers are added to the job's costs; other values are
+	// left out.
+	Costs     map[string]any `json:"costs,omitempty"`
+	Timestamp int64          `json:"timestamp"`
 }
 
 // ResultResponse answers a task result: accepted with the transition taken,

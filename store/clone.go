@@ -17,6 +17,7 @@ func (j *Job) Clone() *Job {
 	c := *j
 	c.InitialData = CloneMap(j.InitialData)
 	c.Policy = CloneMap(j.Policy)
+	c.Costs = maps.Clone(j.Costs)
 	c.StateHistory = CloneMap(j.StateHistory)
 	c.Result = CloneValue(j.Result)
 	c.Client.Params = CloneMap(j.Client.Params)

@@ -28,10 +28,12 @@ type Job struct {
 	WebhookURL      string             `json:"webhook_url,omitempty"`
 	// Policy is the create body's policy, sent with every task of the job
 	// and of its child jobs; its allowed_skills bounds the task types.
-	Policy     map[string]any `json:"policy,omitempty"`
-	CreatedAt  time.Time      `json:"created_at"`
-	UpdatedAt  time.Time      `json:"updated_at"`
-	FinishedAt *time.Time     `json:"finished_at,omitempty"`
+	Policy map[string]any `json:"policy,omitempty"`
+	// Costs sums the numeric costs of the job's task results, by name.
+	Costs      map[string]float64 `json:"costs,omitempty"`
+	CreatedAt  time.Time          `json:"created_at"`
+	UpdatedAt  time.Time          `json:"updated_at"`
+	FinishedAt *time.Time         `json:"finished_at,omitempty"`
 
 	// Engine bookkeeping.
 	Tasks           map[string]*TaskRun             `json:"tasks,omitempty"`          // outstanding tasks by id

@@ -72,3 +72,23 @@ def test_policy(deploy):
     status, resp = c.request("POST", "/api/v1/jobs/full_showcase", {"initial_data": SEED_JOB, "policy": {"allowed_skills": []}})
     assert status == 400 and "non-empty list" in resp["error"], (status, resp)
     d.assert_no_protocol_errors()
+
+
+def test_costs(deploy):
+    """The costs the SDK reports with each result (1.0b20: at least
+    execution_time_seconds) are summed in the job and kept per result in
+    its history; 1.0b17 reports none."""
+    d = deploy()
+    d.start_workers(*ALL, STEP_SECONDS="0.1")
+    job = d.client.wait(d.client.create(SEED_JOB), timeout=30)
+    assert job["status"] == "finished", job
+    status, events = d.client.request("GET", f"/api/v1/jobs/{job['id']}/history")
+    assert status == 200, (status, events)
+    per_result = [e["detail"]["costs"] for e in events if e["event_type"] == "task_result" and "costs" in e.get("detail", {})]
+    if not NEWEST_SDK:
+        assert "costs" not in job and not per_result, (job.get("costs"), per_result)
+        return
+    results = [e for e in events if e["event_type"] == "task_result"]
+    assert len(per_result) == len(results) > 1, results
+    total = sum(c["execution_time_seconds"] for c in per_result)
+    assert job["costs"]["execution_time_seconds"] == pytest.approx(total), (job["costs"], per_result)

@@ -251,7 +251,7 @@ func JobView(j *store.Job) protocol.Job {
 	v := protocol.Job{
 		ID: j.ID, Blueprint: j.Blueprint, Status: j.Status, CurrentState: j.CurrentState,
 		Progress: j.Progress, ProgressMessage: j.ProgressMessage, ErrorMessage: j.ErrorMessage,
-		InitialData: j.InitialData, StateHistory: j.StateHistory, Policy: j.Policy, ParentJobID: j.ParentJobID,
+		InitialData: j.InitialData, StateHistory: j.StateHistory, Policy: j.Policy, Costs: j.Costs, ParentJobID: j.ParentJobID,
 		ChildJobID: j.ChildJobID, Client: j.Client.Name, WebhookURL: RedactURL(j.WebhookURL),
 		CreatedAt: &created, UpdatedAt: &updated, FinishedAt: j.FinishedAt,
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -305,5 +306,43 @@ func TestTasksAreSigned(t *testing.T) {
 	plain.createJob(vipToken, nil)
 	if p := w.take(); p.Sig != "" {
 		t.Fatalf("unsigned server sent sig %q", p.Sig)
+	}
+}
+
+// A result's costs are added to its job's (shown in the job view) and
+// recorded with the result's event; values that are not finite,
+// non-negative numbers are left out.
+func TestResultCosts(t *testing.T) {
+	ts := newTestServer(t, nil)
+	w := ts.worker("w1", globalToken)
+	w.register("work")
+	id := ts.createJob(vipToken, map[string]any{"mode": "parallel"})
+	for range 2 {
+		p := w.take()
+		r := ts.do("POST", protocol.PathResult, w.headers(), w.sign(protocol.TaskResult{
+			JobID: p.JobID, TaskID: p.TaskID, WorkerID: w.id, Status: protocol.TaskSuccess,
+			Costs: map[string]any{"execution_time_seconds": 0.25, "gpu_seconds": 2, "note": "x", "refund": -1},
+		}, false))
+		if r.status != http.StatusOK || !strings.Contains(string(r.body), "accepted") {
+			t.Fatalf("result: %d %s", r.status, r.body)
+		}
+	}
+	j := ts.waitJob(id, func(j protocol.Job) bool { return j.Status.Terminal() })
+	if j.Status != protocol.StatusFinished || len(j.Costs) != 2 || j.Costs["execution_time_seconds"] != 0.5 || j.Costs["gpu_seconds"] != 4 {
+		t.Fatalf("job %s, costs %v", j.Status, j.Costs)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	n := 0
+	for _, ev := range ts.events {
+		if ev.Type == engine.EventTaskResult && ev.JobID == id {
+			if c, _ := ev.Detail["costs"].(map[string]float64); c["gpu_seconds"] != 2 || len(c) != 2 {
+				t.Fatalf("result event costs %v", ev.Detail["costs"])
+			}
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d result events", n)
 	}
 }

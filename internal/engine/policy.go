@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
@@ -46,4 +48,39 @@ func AllowedSkills(policy map[string]any) ([]string, bool) {
 		}
 	}
 	return out, true
+}
+
+// addCosts adds a result's costs that are finite numbers, not negative, to
+// the job's and returns them (nil when there are none): the one place job
+// costs change.
+func addCosts(j *store.Job, reported map[string]any) map[string]float64 {
+	var costs map[string]float64
+	for name, v := range reported {
+		f, ok := v.(float64)
+		if n, isNum := v.(json.Number); isNum {
+			f, ok = numberValue(n)
+		}
+		if !ok || name == "" || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		if costs == nil {
+			costs = map[string]float64{}
+		}
+		costs[name] = f
+	}
+	if costs == nil {
+		return nil
+	}
+	if j.Costs == nil {
+		j.Costs = make(map[string]float64, len(costs))
+	}
+	for name, f := range costs {
+		j.Costs[name] += f
+	}
+	return costs
+}
+
+func numberValue(n json.Number) (float64, bool) {
+	f, err := n.Float64()
+	return f, err == nil
 }

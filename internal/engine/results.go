@@ -61,6 +61,9 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 		if run.PickedUpAt != nil {
 			detail["ran_for"] = t.now.Sub(*run.PickedUpAt).Seconds()
 		}
+		if costs := addCosts(j, res.Costs); costs != nil {
+			detail["costs"] = costs
+		}
 		t.emit(Event{Type: EventTaskResult, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState, Detail: detail})
 		resp = protocol.ResultResponse{Status: protocol.ResultAccepted}
 		switch {

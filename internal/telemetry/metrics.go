@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,7 +67,15 @@ type Metrics struct {
 	httpDuration  *prometheus.HistogramVec
 	storeDuration *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
+	jobCosts      *prometheus.CounterVec
+
+	costMu    sync.Mutex
+	costNames map[string]bool // cost names with a series, at most maxCostNames
 }
+
+// maxCostNames bounds the cost names avtomatika_job_costs_total has series
+// for: workers name their costs, so the names past it share "(other)".
+const maxCostNames = 20
 
 // New returns metrics whose gauges read st (queue depths, workers,
 // reputations) at scrape time, configured by the first of opts (none: the
@@ -117,6 +126,9 @@ func newMetrics(st store.Store, opts Options) *Metrics {
 		httpDuration:  histogram("http_request_duration_seconds", "HTTP request latency, by route pattern, method and status code (long polls included).", short, "route", "method", "code"),
 		storeDuration: histogram("store_operation_duration_seconds", "Latency of store operations, by operation.", short, "operation"),
 		storeErrors:   counter("store_operation_errors_total", "Store operations that failed (not found and conflicts excluded), by operation.", "operation"),
+		jobCosts: counter("job_costs_total", "What ended jobs cost, as their task results reported it (every attempt), by client, blueprint and cost name "+
+			"(at most 20 names, then \"(other)\"), added when the job ends.", "client", "blueprint", "cost"),
+		costNames: map[string]bool{},
 	}
 	// Series of bounded label sets exist from the start (at 0), so that
 	// dashboards and alerts see them before the first event.
@@ -165,6 +177,11 @@ func (m *Metrics) Observe(ev engine.Event) {
 		m.jobsEnded.WithLabelValues(bp, status).Inc()
 		if ev.Job != nil && ev.Job.FinishedAt != nil {
 			m.jobDuration.WithLabelValues(bp, status).Observe(ev.Job.FinishedAt.Sub(ev.Job.CreatedAt).Seconds())
+		}
+		if ev.Job != nil {
+			for name, v := range ev.Job.Costs {
+				m.jobCosts.WithLabelValues(ev.Job.Client.Name, bp, m.costLabel(name)).Add(v)
+			}
 		}
 	case engine.EventTaskDispatched:
 		strategy, _ := ev.Detail["strategy"].(string)
@@ -258,4 +275,19 @@ func (m *Metrics) observeStore(op string, start time.Time, err error) {
 	if err != nil && !expected(err) {
 		m.storeErrors.WithLabelValues(op).Inc()
 	}
+}
+
+// costLabel is the cost label of a cost name: the name, for the first
+// maxCostNames names seen, else OtherLabel.
+func (m *Metrics) costLabel(name string) string {
+	m.costMu.Lock()
+	defer m.costMu.Unlock()
+	if m.costNames[name] {
+		return name
+	}
+	if len(m.costNames) < maxCostNames && name != OtherLabel {
+		m.costNames[name] = true
+		return name
+	}
+	return OtherLabel
 }

@@ -1,12 +1,16 @@
 package telemetry
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
 )
 
@@ -93,5 +97,37 @@ func TestMethodLabel(t *testing.T) {
 		if got := methodLabel(in); got != want {
 			t.Errorf("methodLabel(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// What a job cost is added when it ends, by client, blueprint and cost
+// name; cost names past the bound share "(other)".
+func TestJobCosts(t *testing.T) {
+	m := New(memory.New(memory.Options{}), Options{})
+	end := func(client, bp string, costs map[string]float64) {
+		m.Observe(engine.Event{Type: engine.EventJobEnded, Detail: map[string]any{"status": "finished"},
+			Job: &store.Job{Blueprint: bp, Client: blueprint.Client{Name: client}, Costs: costs}})
+	}
+	end("acme", "render", map[string]float64{"execution_time_seconds": 1.5, "gpu_seconds": 2})
+	end("acme", "render", map[string]float64{"execution_time_seconds": 0.5})
+	end("other", "render", map[string]float64{"execution_time_seconds": 7})
+	for _, tc := range []struct {
+		client, cost string
+		want         float64
+	}{{"acme", "execution_time_seconds", 2}, {"acme", "gpu_seconds", 2}, {"other", "execution_time_seconds", 7}} {
+		s := series(t, m, "avtomatika_job_costs_total", map[string]string{"client": tc.client, "blueprint": "render", "cost": tc.cost})
+		if s == nil || s.GetCounter().GetValue() != tc.want {
+			t.Errorf("%s %s: %v, want %v", tc.client, tc.cost, s, tc.want)
+		}
+	}
+	many := map[string]float64{}
+	for i := range 2 * maxCostNames {
+		many[fmt.Sprintf("c%02d", i)] = 1
+	}
+	end("acme", "render", many)
+	s := series(t, m, "avtomatika_job_costs_total", map[string]string{"client": "acme", "blueprint": "render", "cost": OtherLabel})
+	// Two names already have series: 18 more fit, the other 22 share one.
+	if s == nil || s.GetCounter().GetValue() != float64(2*maxCostNames-(maxCostNames-2)) {
+		t.Fatalf("(other): %v", s)
 	}
 }
