@@ -38,10 +38,12 @@
 //	K job:<id>:dispatches   list    every dispatch decision as JSON, oldest first.
 //
 // A job's parts (store.Parts) are records of their own, so that a result
-// or a pickup reads the header and one task (LoadJob, one MULTI) and writes
-// them back whatever the width of a fan-out; GetJob reads the header and
-// every part in one MULTI. A document written before parts were records
-// still holds them inline: it is read whole and its next write moves them.
+// or a pickup reads the header and one task (LoadJob, one readJobScript)
+// and writes them back whatever the width of a fan-out; GetJob reads the
+// header and every part in the same script, and LoadJob reads a job of at
+// most store.SmallJob part records whole. A document written before parts
+// were records still holds them inline: it is read whole and its next
+// write moves them.
 //
 //	K jobs:all              zset    index of every job for ListJobs: score 0, member
 //	                                "<CreatedAt as 20 sortable digits>:<id>", read with
@@ -122,23 +124,28 @@
 // # Atomicity
 //
 // Every change that spans keys is one Lua script (scripts.go) or one
-// MULTI; every key a script touches is passed in KEYS, built in Go.
+// MULTI. The keys a script touches are passed in KEYS, built in Go, except
+// the queue and running-set keys of the tasks a script moves, which it
+// builds from tasks:where and the deployment's prefix (same hash tag), so
+// that no round trip locates a task first.
 //
 //   - commitScript (CreateJob, UpdateJob): checks the job's version (or its
-//     absence), the absence of every child job and the location of every
-//     task it moves, and only then writes the job's header and the changes
+//     absence) and the absence of every child job, and only then writes the
+//     job's header and the changes
 //     of its parts (with their TTL and index entries), the child jobs, task removals and enqueues (with queue set,
 //     location and load bookkeeping), timer cancels and adds, ready pushes
 //     and the outbox events, and publishes on both channels. A version
 //     conflict, an existing child or a missing job writes nothing (no event
-//     either). Task locations are read before
-//     the script (to name the keys in KEYS); if a task moved meanwhile the
-//     script writes nothing and the commit is retried with fresh locations.
+//     either).
+//   - readJobScript (GetJob, LoadJob): the header and the parts asked for
+//     in one consistent view.
 //   - pushReadyScript, takeReadyScript (reclaims lapsed leases, pops the
 //     oldest job and leases it), extendReadyScript, doneReadyScript (re-queues
 //     a job marked dirty during its lease).
 //   - claimTaskScript: a queued task moves to one worker's running set; of
 //     many concurrent claims, from any process, exactly one succeeds.
+//     claimNextScript does the same with a queue's head (ClaimNext): polls
+//     racing for one queue each get a different task.
 //     releaseTaskScript removes it only for its holder. peekTasksScript reads
 //     a queue and its documents in one view.
 //   - dueTimersScript: returns due timers and moves them to now+visibility in
@@ -146,7 +153,8 @@
 //     the timers of a claimer that died fire again.
 //   - putWorkerScript, touchWorkerScript, expiredWorkersScript: the record
 //     and its expiry entry change together; adjustReputationScript adds and
-//     clamps in one step.
+//     clamps in one step; dispatchStateScript reads the live workers, their
+//     reputations and loads in one view.
 //   - incrScript, incrIfBelowScript: the window's expiry is set only when
 //     the counter is created; the limit check and the increment are one
 //     step. acquireLockScript takes a free lock with the next fencing token;
