@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,5 +117,43 @@ func TestFailedPickupPutsTheTaskBack(t *testing.T) {
 	}
 	if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished {
 		t.Fatalf("job: %s", summary(end))
+	}
+}
+
+// The job's status follows its task: waiting for a worker while queued,
+// running once a worker picked it up, waiting again while a retry waits,
+// and a progress message that says how the job ended once it did.
+func TestStatusFollowsTheTask(t *testing.T) {
+	en := newEnv(t, Config{RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 20 * time.Millisecond}, oneTask())
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	j := en.create("one", nil)
+	if got := en.waitStatus(j.ID, protocol.StatusWaitingForWorker); !strings.Contains(got.ProgressMessage, "queued for worker w1") {
+		t.Fatalf("queued: %q", got.ProgressMessage)
+	}
+	p, err := en.e.NextTask(en.ctx, "w1", time.Second)
+	if err != nil || p == nil {
+		t.Fatalf("poll: %+v %v", p, err)
+	}
+	running, err := en.e.GetJob(en.ctx, j.ID)
+	if err != nil || running.Status != protocol.StatusRunning || !strings.Contains(running.ProgressMessage, "running on worker w1") {
+		t.Fatalf("picked up: %s %q %v", running.Status, running.ProgressMessage, err)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: protocol.TaskFailure,
+		Error: &protocol.TaskError{Code: protocol.ErrTransient, Message: "busy"}}); err != nil {
+		t.Fatal(err)
+	}
+	retrying, err := en.e.GetJob(en.ctx, j.ID)
+	if err != nil || retrying.Status != protocol.StatusWaitingForWorker || !strings.Contains(retrying.ProgressMessage, "retrying task work") {
+		t.Fatalf("retrying: %s %q %v", retrying.Status, retrying.ProgressMessage, err)
+	}
+	p, err = en.e.NextTask(en.ctx, "w1", 2*time.Second)
+	if err != nil || p == nil || p.Attempt != 2 {
+		t.Fatalf("second poll: %+v %v", p, err)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished || end.ProgressMessage != "job finished" {
+		t.Fatalf("ended: %s %q", end.Status, end.ProgressMessage)
 	}
 }

@@ -92,6 +92,9 @@ func (e *Engine) step(ctx context.Context, id string) (released bool, err error)
 	}
 	switch j.Status {
 	case protocol.StatusPending, protocol.StatusRunning:
+		if len(j.Tasks) > 0 {
+			return false, nil // running means a worker runs its task: a stale wake-up
+		}
 		return e.runHandler(ctx, j)
 	case protocol.StatusWaitingForSubJob:
 		return false, e.resumeFromChild(ctx, j)
@@ -439,6 +442,7 @@ func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg str
 	}
 	finished := t.now
 	j.FinishedAt = &finished
+	j.ProgressMessage = "job " + string(status) // not the last step's message
 	if status == protocol.StatusFinished {
 		j.Progress = 1
 	}

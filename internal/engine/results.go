@@ -292,6 +292,7 @@ func (e *Engine) retry(t *txn, j *store.Job, run *store.TaskRun, workerID string
 	delay := e.backoff(failed)
 	t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerRetry, Ref: run.ID, Seq: run.Attempt, At: t.now.Add(delay)})
 	if !run.Branch {
+		j.Status = protocol.StatusWaitingForWorker
 		j.ProgressMessage = fmt.Sprintf("retrying task %s in %s (attempt %d of %d) after %s: %s",
 			run.Spec.Type, delay.Round(10e6), run.Attempt, e.cfg.MaxRetries+1, terr.Code, terr.Message)
 	}

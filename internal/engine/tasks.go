@@ -67,6 +67,9 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 	// moved off a dead worker starts its wait (for stealing, the dispatch
 	// timeout's message and the wait metric) anew.
 	run.QueuedAt = t.now
+	if !run.Branch {
+		j.Status = protocol.StatusWaitingForWorker // again, for a retry or a move
+	}
 	req := requestOf(j.Routes, run)
 	cands, err := e.txnCandidates(ctx, t)
 	if err != nil {
@@ -521,6 +524,7 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 		t.fx.Cancel = append(t.fx.Cancel, store.Timer{JobID: j.ID, Kind: store.TimerDispatch, Ref: run.ID, Seq: run.Attempt}.Key())
 		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerExecution, Ref: run.ID, Seq: run.Attempt, At: at})
 		if !run.Branch {
+			j.Status = protocol.StatusRunning // the job's one task runs
 			j.ProgressMessage = fmt.Sprintf("task %s running on worker %s", run.Spec.Type, workerID)
 		}
 		if src != fromOwnQueue {
