@@ -173,7 +173,7 @@ func TestWatchApproved(t *testing.T) {
 	r = watch.wait()
 	mustCode(t, r, 0)
 	hint := "To decide, run: avtomatika jobs approve " + id + " DECISION (DECISION: approved or rejected)\n"
-	for _, want := range []string{"WAITING_FOR_HUMAN [review] please review\n" + hint, "100% FINISHED please review\n", "Job " + id + ": FINISHED\n"} {
+	for _, want := range []string{"WAITING_FOR_HUMAN [review] please review\n" + hint, "100% FINISHED\n", "Job " + id + ": FINISHED\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("watch output lacks %q: %s", want, r)
 		}

@@ -442,7 +442,7 @@ func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg str
 	}
 	finished := t.now
 	j.FinishedAt = &finished
-	j.ProgressMessage = "job " + string(status) // not the last step's message
+	j.ProgressMessage = "" // the last step's message no longer holds; status says it
 	if status == protocol.StatusFinished {
 		j.Progress = 1
 	}
