@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
-	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -170,35 +168,15 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, cl *auth.Client)
 	writeJSON(w, http.StatusOK, selectFields(view, strings.Split(fields, ",")))
 }
 
-// ownJobView returns the client-API view of a job the client owns, from
-// the live store or, once the live store has expired it, from history.
+// ownJobView returns the client-API view of a job the client owns (see
+// JobFor); it answers errors itself.
 func (s *Server) ownJobView(w http.ResponseWriter, r *http.Request, cl *auth.Client) (protocol.Job, bool) {
-	id := r.PathValue("id")
-	j, err := s.eng.GetJob(r.Context(), id)
-	switch {
-	case err == nil && j.Client.Name == cl.Name:
-		return fullJobView(j), true
-	case err == nil || !errors.Is(err, engine.ErrJobNotFound) || s.opts.History == nil:
-		if err == nil {
-			err = engine.ErrJobNotFound
-		}
-		s.fail(w, r, err)
-		return protocol.Job{}, false
-	}
-	ctx, cancel := s.historyContext(r)
-	defer cancel()
-	view, err := s.opts.History.Job(ctx, id)
-	if errors.Is(err, history.ErrNotFound) || (err == nil && view.Client != cl.Name) {
-		err = engine.ErrJobNotFound
-	} else if err != nil {
-		err = historyFailed(r, err)
-	}
+	view, err := s.JobFor(r.Context(), cl.Name, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return protocol.Job{}, false
 	}
-	redactJobView(view)
-	return *view, true
+	return view, true
 }
 
 // jobHistory lists a job's events, oldest first (owner only).
@@ -207,22 +185,10 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, cl *auth.Cli
 		writeError(w, http.StatusNotImplemented, "history is disabled (HISTORY_DATABASE_URI)")
 		return
 	}
-	if _, ok := s.ownJobView(w, r, cl); !ok {
-		return
-	}
-	ctx, cancel := s.historyContext(r)
-	defer cancel()
-	s.flushHistory(ctx)
-	events, err := s.opts.History.JobEvents(ctx, r.PathValue("id"))
-	if errors.Is(err, history.ErrNotFound) {
-		events, err = []history.Event{}, nil
-	}
+	events, err := s.JobEventsFor(r.Context(), cl.Name, r.PathValue("id"))
 	if err != nil {
-		s.fail(w, r, historyFailed(r, err))
+		s.fail(w, r, err)
 		return
-	}
-	for i := range events {
-		redactHistoryEvent(&events[i])
 	}
 	writeJSON(w, http.StatusOK, events)
 }
@@ -300,30 +266,12 @@ func fullJobView(j *store.Job) protocol.Job {
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
-	q := r.URL.Query()
-	if q.Has("offset") {
-		// Refused rather than ignored: a client paging by offset would
-		// read the first page forever.
-		writeError(w, http.StatusBadRequest, "offset is not supported: page with cursor, set to the next_cursor of the previous page")
+	q, err := ParseJobQuery(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	limit, ok := intParam(q, "limit", 1, 500, 50)
-	if !ok {
-		writeError(w, http.StatusBadRequest, "Invalid limit parameter: an integer from 1 to 500")
-		return
-	}
-	var from, to time.Time
-	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
-		if v := q.Get(name); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "Invalid %s parameter: an RFC 3339 time such as 2026-11-26T15:04:05Z", name)
-				return
-			}
-			*dst = t
-		}
-	}
-	out, err := s.findJobs(r, cl, jobQuery{Status: q.Get("status"), Blueprint: q.Get("blueprint"), From: from, To: to, Limit: limit, Cursor: q.Get("cursor")})
+	out, err := s.findJobs(r, cl, q)
 	if err != nil {
 		s.failList(w, r, err)
 		return
@@ -331,81 +279,15 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, cl *auth.Clien
 	writeJSON(w, http.StatusOK, out)
 }
 
-// jobQuery selects a client's jobs.
-type jobQuery struct {
-	Status, Blueprint string
-	From, To          time.Time
-	Limit             int
-	Cursor            string
-}
-
-var (
-	errBadCursor    = errors.New("invalid cursor")
-	errNeedsHistory = errors.New("from and to need the history database (HISTORY_DATABASE_URI)")
-)
-
-// findJobs reads a page of a client's jobs, newest first: from history when
-// it is enabled (jobs the live store has expired included), else, or when
-// history fails on a first page without a time range, from the live store.
-// Views are redacted.
-func (s *Server) findJobs(r *http.Request, cl *auth.Client, f jobQuery) (protocol.JobList, error) {
-	out := protocol.JobList{Jobs: []protocol.Job{}}
-	var err error
-	fromHistory := s.opts.History != nil
-	if fromHistory {
-		// History holds every job, including those the live store has
-		// expired; flush so that a job created a moment ago is listed.
-		ctx, cancel := s.historyContext(r)
-		defer cancel()
-		s.flushHistory(ctx)
-		out.Jobs, out.NextCursor, err = s.opts.History.ListJobs(ctx, history.JobFilter{
-			Client: cl.Name, Status: protocol.JobStatus(f.Status), Blueprint: f.Blueprint,
-			From: f.From, To: f.To, Limit: f.Limit, Cursor: f.Cursor,
-		})
-		if err != nil && !strings.Contains(err.Error(), "cursor") {
-			err = historyFailed(r, err)
-			// The live store can answer a first page without a time range.
-			fromHistory = !(f.Cursor == "" && f.From.IsZero() && f.To.IsZero())
-			if !fromHistory {
-				s.log.Warn("history unavailable: listing live jobs only", append(requestAttrs(r), "error", err)...)
-				err = nil
-			}
-		}
-	}
-	if !fromHistory {
-		if !f.From.IsZero() || !f.To.IsZero() {
-			return out, errNeedsHistory
-		}
-		var jobs []*store.Job
-		jobs, out.NextCursor, err = s.eng.ListJobs(r.Context(), store.JobFilter{
-			Client: cl.Name, Status: f.Status, Blueprint: f.Blueprint, Limit: f.Limit, Cursor: f.Cursor,
-		})
-		for _, j := range jobs {
-			out.Jobs = append(out.Jobs, JobView(j))
-		}
-	}
-	if err != nil {
-		if strings.Contains(err.Error(), "cursor") {
-			return out, errBadCursor
-		}
-		return out, err
-	}
-	if out.Jobs == nil {
-		out.Jobs = []protocol.Job{}
-	}
-	for i := range out.Jobs {
-		redactJobView(&out.Jobs[i])
-	}
-	return out, nil
+// findJobs reads a page of a client's jobs (ListJobs, owned by cl).
+func (s *Server) findJobs(r *http.Request, cl *auth.Client, q JobQuery) (protocol.JobList, error) {
+	q.Owner = cl.Name
+	return s.ListJobs(r.Context(), q)
 }
 
 // failList answers a failed findJobs.
 func (s *Server) failList(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, errBadCursor):
-		writeError(w, http.StatusBadRequest, "Invalid cursor parameter")
-		return
-	case errors.Is(err, errNeedsHistory):
+	if errors.Is(err, ErrInvalidQuery) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
@@ -559,8 +441,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusForbidden, "Forbidden: the admin API is disabled (set ADMIN_TOKEN)")
 		return false
 	}
-	token := r.Header.Get(protocol.HeaderAdminToken)
-	if subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.AdminToken)) != 1 {
+	if !s.IsAdminToken(r.Header.Get(protocol.HeaderAdminToken)) {
 		writeError(w, http.StatusForbidden, "Forbidden: invalid or missing X-Admin-Token")
 		return false
 	}
@@ -617,15 +498,15 @@ func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 var errHistoryUnavailable = errors.New("history database unavailable")
 
 // historyContext bounds a history read.
-func (s *Server) historyContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), cmp.Or(s.opts.HistoryTimeout, 5*time.Second))
+func (s *Server) historyContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, cmp.Or(s.opts.HistoryTimeout, 5*time.Second))
 }
 
 // historyFailed tells a failed history read (503) from a client that went
 // away.
-func historyFailed(r *http.Request, err error) error {
-	if r.Context().Err() != nil {
-		return r.Context().Err()
+func historyFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
 }

@@ -149,6 +149,11 @@ func (s *Server) Handler() http.Handler {
 	return h
 }
 
+// Mount serves h for a mux pattern (such as "/console/") beside the API
+// routes, behind the same guard, recoverer and wrapper. Mount before
+// serving.
+func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
 // OnEvent receives engine events; it pushes cancel commands to workers
 // connected over WebSocket.
 func (s *Server) OnEvent(ev engine.Event) {

@@ -125,7 +125,7 @@ func (s *Server) quarantinedJobs(w http.ResponseWriter, r *http.Request, cl *aut
 		writeError(w, http.StatusBadRequest, "Invalid limit parameter: an integer from 1 to 500")
 		return
 	}
-	page, err := s.findJobs(r, cl, jobQuery{Status: string(protocol.StatusQuarantined), Limit: limit})
+	page, err := s.findJobs(r, cl, JobQuery{Status: string(protocol.StatusQuarantined), Limit: limit})
 	if err != nil {
 		s.failList(w, r, err)
 		return
