@@ -34,6 +34,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/backend"
+	"github.com/avtomatika-ai/avtomatika-go/internal/console"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/internal/outbox"
@@ -242,6 +243,7 @@ type Orchestrator struct {
 	mu        sync.Mutex
 	started   bool
 	api       atomic.Pointer[api.Server]
+	console   atomic.Pointer[console.Console]
 	scheduler *scheduler.Scheduler
 	stopSched context.CancelFunc
 	schedDone chan struct{}
@@ -303,6 +305,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		o.relay.Shared(historyConsumer, o.writeHistory)
 	}
 	o.relay.Local("commands", o.pushCommands)
+	o.relay.Local("console", o.notifyConsole)
 	var err error
 	if o.blobs, err = openBlobs(cfg); err != nil {
 		return nil, err
@@ -334,11 +337,10 @@ func New(cfg Config) (*Orchestrator, error) {
 }
 
 // encodeEvent encodes outbox events (the audit trail) with secrets in URLs
-// redacted: a webhook attempt's URL as the API would show it. Without a
-// history database only cancel commands have a consumer; other events are
-// not kept (nil), so no write pays for them.
+// redacted: a webhook attempt's URL as the API would show it. Events no
+// consumer reads are not kept (nil), so no write pays for them (keepEvent).
 func (o *Orchestrator) encodeEvent(ev engine.Event, withJob bool) ([]byte, error) {
-	if o.history == nil && ev.Type != engine.EventCancelTask {
+	if !o.keepEvent(ev) {
 		return nil, nil
 	}
 	return encodeOutboxEvent(api.RedactEvent(ev), withJob)
@@ -351,6 +353,7 @@ const historyConsumer = "history"
 // WebSocket commands read the outbox instead (see history.go).
 func (o *Orchestrator) onEvent(ev engine.Event) {
 	o.metrics.Observe(ev)
+	o.notifyConsoleInProcess(ev)
 	if o.cfg.OnEvent != nil {
 		o.cfg.OnEvent(ev)
 	}
@@ -443,6 +446,9 @@ func (o *Orchestrator) Start() error {
 	if err != nil {
 		return err
 	}
+	if err := o.mountConsole(s); err != nil {
+		return err
+	}
 	if err := o.eng.Start(); err != nil {
 		return err
 	}
@@ -515,9 +521,7 @@ func (o *Orchestrator) Stop(ctx context.Context) error {
 	}
 	o.stopSched()
 	<-o.schedDone
-	if s := o.api.Load(); s != nil {
-		s.Close()
-	}
+	o.closeHTTP()
 	err := o.eng.Stop(ctx)
 	if o.history != nil {
 		// Write the audit trail up to the stop while ctx allows; what is

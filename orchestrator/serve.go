@@ -67,9 +67,7 @@ func (o *Orchestrator) Serve(ctx context.Context, ln net.Listener) error {
 	o.cfg.Logger.Info("orchestrator shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), o.cfg.ShutdownTimeout)
 	defer cancel()
-	if s := o.api.Load(); s != nil {
-		s.Close() // releases long polls, which Shutdown would wait for
-	}
+	o.closeHTTP() // releases long polls and live streams, which Shutdown would wait for
 	shutErr := srv.Shutdown(sctx)
 	if shutErr != nil {
 		shutErr = fmt.Errorf("shutdown: %w", shutErr)

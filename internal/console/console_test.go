@@ -1,0 +1,560 @@
+package console_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
+	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+const (
+	aliceToken = "alice-token-0123456789"
+	bobToken   = "bob-token-0123456789"
+	adminToken = "admin-token-0123456789"
+)
+
+// reviewBlueprint waits for a human decision, then ends.
+func reviewBlueprint() *blueprint.Blueprint {
+	bp := blueprint.New("review").Endpoint("v1", "/jobs/review")
+	bp.Start("start", func(c *blueprint.Context) error {
+		return c.AwaitApproval("ship it?")
+	}, blueprint.On("approved", "finished"), blueprint.On("rejected", "rejected"))
+	bp.End("finished", nil)
+	bp.End("rejected", nil)
+	return bp
+}
+
+func baseConfig() orchestrator.Config {
+	return orchestrator.Config{
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AdminToken: adminToken,
+		Clients:    []orchestrator.Client{{Name: "alice", Token: aliceToken}, {Name: "bob", Token: bobToken}},
+	}
+}
+
+// serve runs an orchestrator on a loopback port until the test ends and
+// returns its base URL.
+func serve(t *testing.T, cfg orchestrator.Config, more ...*blueprint.Blueprint) string {
+	t.Helper()
+	o, err := orchestrator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Register(append(more, reviewBlueprint())...); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- o.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		_ = o.Close(context.Background())
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// browser is a cookie-keeping HTTP client that does not follow redirects.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) do(req *http.Request) (int, http.Header, string) {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+func (b *browser) get(path string) (int, http.Header, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest("GET", b.base+path, nil)
+	return b.do(req)
+}
+
+func (b *browser) post(path string, form url.Values, header ...string) (int, http.Header, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest("POST", b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return b.do(req)
+}
+
+func (b *browser) login(token string) {
+	b.t.Helper()
+	status, h, body := b.post("/console/login", url.Values{"token": {token}})
+	if status != http.StatusSeeOther || h.Get("Location") != "/console/jobs" {
+		b.t.Fatalf("login: %d %s %.300s", status, h.Get("Location"), body)
+	}
+}
+
+var csrfRE = regexp.MustCompile(`data-csrf="([^"]+)"`)
+
+// csrf reads the session's CSRF token from a page.
+func (b *browser) csrf() string {
+	b.t.Helper()
+	_, _, body := b.get("/console/jobs")
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		b.t.Fatalf("no CSRF token on the jobs page: %.500s", body)
+	}
+	return m[1]
+}
+
+// api calls the client API.
+func apiCall(t *testing.T, base, method, path, token string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set(protocol.HeaderClientToken, token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+func createJob(t *testing.T, base, token string) string {
+	t.Helper()
+	status, body := apiCall(t, base, "POST", "/api/v1/jobs/review", token, map[string]any{"initial_data": map[string]any{"n": 1}})
+	if status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	var r protocol.CreateJobResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r.JobID
+}
+
+func jobStatus(t *testing.T, base, token, id string) protocol.JobStatus {
+	t.Helper()
+	status, body := apiCall(t, base, "GET", "/api/v1/jobs/"+id, token, nil)
+	if status != http.StatusOK {
+		t.Fatalf("get %s: %d %s", id, status, body)
+	}
+	var j protocol.Job
+	if err := json.Unmarshal(body, &j); err != nil {
+		t.Fatal(err)
+	}
+	return j.Status
+}
+
+// waitStatus polls the API until the job has the status (or the test's
+// deadline passes: a failure, not a timing assertion).
+func waitStatus(t *testing.T, base, token, id string, want protocol.JobStatus) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := jobStatus(t, base, token, id)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s is %s, want %s", id, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestLoginAndRedirects(t *testing.T) {
+	base := serve(t, baseConfig())
+	b := newBrowser(t, base)
+	if status, h, _ := b.get("/"); status != http.StatusFound || h.Get("Location") != "/console/" {
+		t.Fatalf("GET /: %d %q, want a redirect to /console/", status, h.Get("Location"))
+	}
+	status, h, _ := b.get("/console/jobs?status=running")
+	if status != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/login?next=") {
+		t.Fatalf("anonymous jobs page: %d %q, want the login form", status, h.Get("Location"))
+	}
+	if status, _, body := b.get("/console/login"); status != http.StatusOK || !strings.Contains(body, `name="token"`) {
+		t.Fatalf("login page: %d %.300s", status, body)
+	}
+	if status, h, body := b.post("/console/login", url.Values{"token": {"wrong"}}); status != http.StatusUnauthorized ||
+		!strings.Contains(body, "Unknown token") || h.Get("Set-Cookie") != "" {
+		t.Fatalf("wrong token: %d %q %.300s", status, h.Get("Set-Cookie"), body)
+	}
+	// The worker token is no console login.
+	status, h, _ = b.post("/console/login", url.Values{"token": {aliceToken}, "next": {"/console/jobs?status=running"}})
+	if status != http.StatusSeeOther || h.Get("Location") != "/console/jobs?status=running" {
+		t.Fatalf("login: %d %q", status, h.Get("Location"))
+	}
+	ck := h.Get("Set-Cookie")
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Path=/console/"} {
+		if !strings.Contains(ck, want) {
+			t.Errorf("session cookie %q lacks %s", ck, want)
+		}
+	}
+	status, h, body := b.get("/console/jobs")
+	if status != http.StatusOK || !strings.Contains(body, "client <b>alice</b>") {
+		t.Fatalf("jobs page after login: %d %.500s", status, body)
+	}
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("CSP %q", csp)
+	}
+	if strings.Contains(body, aliceToken) {
+		t.Error("the page shows the token")
+	}
+	// A destination outside the console is not followed.
+	for _, next := range []string{"//evil.example/", "https://evil.example/", "/api/v1/jobs"} {
+		_, h, _ := newBrowser(t, base).post("/console/login", url.Values{"token": {aliceToken}, "next": {next}})
+		if h.Get("Location") != "/console/jobs" {
+			t.Errorf("next=%q: redirected to %q", next, h.Get("Location"))
+		}
+	}
+	// Logging out needs the CSRF token, and ends the session.
+	if status, _, _ := b.post("/console/logout", nil); status != http.StatusForbidden {
+		t.Fatalf("logout without CSRF token: %d", status)
+	}
+	if status, _, _ := b.post("/console/logout", url.Values{"csrf": {b.csrf()}}); status != http.StatusSeeOther {
+		t.Fatalf("logout: %d", status)
+	}
+	if status, _, _ := b.get("/console/jobs"); status != http.StatusSeeOther {
+		t.Fatalf("jobs page after logout: %d", status)
+	}
+	// Static files, htmx among them, need no session.
+	if status, h, body := b.get("/console/static/htmx/htmx.min.js"); status != http.StatusOK || !strings.Contains(h.Get("Content-Type"), "javascript") || len(body) < 10000 {
+		t.Fatalf("htmx: %d %s %d bytes", status, h.Get("Content-Type"), len(body))
+	}
+}
+
+func TestClientSeesOnlyOwnJobs(t *testing.T) {
+	base := serve(t, baseConfig())
+	aliceJob, bobJob := createJob(t, base, aliceToken), createJob(t, base, bobToken)
+	alice := newBrowser(t, base)
+	alice.login(aliceToken)
+	_, _, list := alice.get("/console/jobs")
+	if !strings.Contains(list, aliceJob) || strings.Contains(list, bobJob) {
+		t.Fatalf("alice's list: has her job %v, has bob's %v", strings.Contains(list, aliceJob), strings.Contains(list, bobJob))
+	}
+	if status, _, body := alice.get("/console/jobs/" + aliceJob); status != http.StatusOK || !strings.Contains(body, "waiting_for_human") || !strings.Contains(body, "ship it?") {
+		t.Fatalf("alice's job: %d %.500s", status, body)
+	}
+	// Bob's job is not found, exactly like one that does not exist.
+	for _, id := range []string{bobJob, "00000000-0000-0000-0000-000000000000"} {
+		status, _, body := alice.get("/console/jobs/" + id)
+		if status != http.StatusNotFound || !strings.Contains(body, "Not found") || strings.Contains(body, "review") && strings.Contains(body, "ship it?") {
+			t.Fatalf("alice opens %s: %d %.300s", id, status, body)
+		}
+		if status, _, _ := alice.get("/console/jobs/" + id + "/live"); status != http.StatusNotFound {
+			t.Fatalf("alice streams %s: %d", id, status)
+		}
+		if status, _, _ := alice.post("/console/jobs/"+id+"/cancel", url.Values{"csrf": {alice.csrf()}}); status != http.StatusNotFound {
+			t.Fatalf("alice cancels %s: %d", id, status)
+		}
+	}
+	if got := jobStatus(t, base, bobToken, bobJob); got != protocol.StatusWaitingForHuman {
+		t.Fatalf("bob's job after alice's attempt: %s", got)
+	}
+	// The admin sees both.
+	admin := newBrowser(t, base)
+	admin.login(adminToken)
+	_, _, list = admin.get("/console/jobs")
+	if !strings.Contains(list, aliceJob) || !strings.Contains(list, bobJob) {
+		t.Fatal("the admin's list lacks a job")
+	}
+	if status, _, _ := admin.get("/console/jobs/" + bobJob); status != http.StatusOK {
+		t.Fatalf("admin opens bob's job: %d", status)
+	}
+	// Operators' pages are the admin's only.
+	for _, p := range []string{"/console/queues", "/console/schedules"} {
+		if status, _, _ := alice.get(p); status != http.StatusForbidden {
+			t.Errorf("alice opens %s: %d", p, status)
+		}
+		if status, _, _ := admin.get(p); status != http.StatusOK {
+			t.Errorf("admin opens %s: %d", p, status)
+		}
+	}
+	if status, _, body := alice.get("/console/workers"); status != http.StatusOK || !strings.Contains(body, "No worker") {
+		t.Errorf("workers page: %d", status)
+	}
+}
+
+func TestActionsNeedCSRFToken(t *testing.T) {
+	base := serve(t, baseConfig())
+	id := createJob(t, base, aliceToken)
+	b := newBrowser(t, base)
+	b.login(aliceToken)
+	token := b.csrf()
+	refused := []struct {
+		name   string
+		form   url.Values
+		header []string
+	}{
+		{"no token", url.Values{"decision": {"approved"}}, nil},
+		{"wrong token", url.Values{"decision": {"approved"}, "csrf": {"x" + token}}, nil},
+		{"another session's token", url.Values{"decision": {"approved"}, "csrf": {func() string {
+			o := newBrowser(t, base)
+			o.login(bobToken)
+			return o.csrf()
+		}()}}, nil},
+		{"cross-site", url.Values{"decision": {"approved"}, "csrf": {token}}, []string{"Sec-Fetch-Site", "cross-site"}},
+		{"foreign origin", url.Values{"decision": {"approved"}, "csrf": {token}}, []string{"Origin", "https://evil.example"}},
+	}
+	for _, tc := range refused {
+		for _, action := range []string{"approve", "cancel"} {
+			status, _, _ := b.post("/console/jobs/"+id+"/"+action, tc.form, tc.header...)
+			if status != http.StatusForbidden {
+				t.Errorf("%s %s: %d, want 403", action, tc.name, status)
+			}
+		}
+		if status, _, _ := b.post("/console/jobs/cancel", tc.form, tc.header...); status != http.StatusForbidden {
+			t.Errorf("bulk cancel %s: %d, want 403", tc.name, status)
+		}
+	}
+	if got := jobStatus(t, base, aliceToken, id); got != protocol.StatusWaitingForHuman {
+		t.Fatalf("after refused actions the job is %s", got)
+	}
+	// The header works as well as the form field.
+	if status, h, body := b.post("/console/jobs/"+id+"/approve", url.Values{"decision": {"approved"}}, "X-CSRF-Token", token); status != http.StatusSeeOther ||
+		h.Get("Location") != "/console/jobs/"+id {
+		t.Fatalf("approve: %d %q %.300s", status, h.Get("Location"), body)
+	}
+	waitStatus(t, base, aliceToken, id, protocol.StatusFinished)
+	if status, _, body := b.post("/console/jobs/"+id+"/approve", url.Values{"decision": {"approved"}, "csrf": {token}}); status != http.StatusConflict {
+		t.Fatalf("approve a finished job: %d %.200s", status, body)
+	}
+}
+
+func TestApproveRejectAndCancel(t *testing.T) {
+	base := serve(t, baseConfig())
+	b := newBrowser(t, base)
+	b.login(aliceToken)
+	token := b.csrf()
+	rejected, cancelled := createJob(t, base, aliceToken), createJob(t, base, aliceToken)
+	if status, _, _ := b.post("/console/jobs/"+rejected+"/approve", url.Values{"decision": {"maybe"}, "csrf": {token}}); status != http.StatusBadRequest {
+		t.Fatalf("unknown decision: %d", status)
+	}
+	if status, _, _ := b.post("/console/jobs/"+rejected+"/approve", url.Values{"decision": {"rejected"}, "csrf": {token}}); status != http.StatusSeeOther {
+		t.Fatalf("reject: %d", status)
+	}
+	waitStatus(t, base, aliceToken, rejected, protocol.StatusFailed)
+	if status, _, _ := b.post("/console/jobs/"+cancelled+"/cancel", url.Values{"csrf": {token}}); status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", status)
+	}
+	waitStatus(t, base, aliceToken, cancelled, protocol.StatusCancelled)
+	_, _, page := b.get("/console/jobs/" + cancelled)
+	if strings.Contains(page, "Cancel job") || !strings.Contains(page, "cancelled") {
+		t.Fatalf("the cancelled job's page: %.800s", page)
+	}
+}
+
+func TestBulkCancelByFilter(t *testing.T) {
+	base := serve(t, baseConfig())
+	var alices []string
+	for range 3 {
+		alices = append(alices, createJob(t, base, aliceToken))
+	}
+	bobs := createJob(t, base, bobToken)
+	b := newBrowser(t, base)
+	b.login(aliceToken)
+	form := url.Values{"csrf": {b.csrf()}, "status": {"waiting_for_human"}, "blueprint": {"review"}}
+	status, _, body := b.post("/console/jobs/cancel", form)
+	if status != http.StatusOK || !strings.Contains(body, `<output id="bulk-count">3</output>`) {
+		t.Fatalf("confirmation: %d %.800s", status, body)
+	}
+	for _, id := range alices {
+		if got := jobStatus(t, base, aliceToken, id); got != protocol.StatusWaitingForHuman {
+			t.Fatalf("the confirmation cancelled %s (%s)", id, got)
+		}
+	}
+	form.Set("confirm", "3")
+	if status, _, body := b.post("/console/jobs/cancel", form); status != http.StatusOK || !strings.Contains(body, "3 jobs cancelled") {
+		t.Fatalf("bulk cancel: %d %.500s", status, body)
+	}
+	for _, id := range alices {
+		waitStatus(t, base, aliceToken, id, protocol.StatusCancelled)
+	}
+	if got := jobStatus(t, base, bobToken, bobs); got != protocol.StatusWaitingForHuman {
+		t.Fatalf("alice's bulk cancel reached bob's job: %s", got)
+	}
+	if status, _, _ := b.post("/console/jobs/cancel", url.Values{"csrf": {b.csrf()}, "status": {"nonsense"}}); status != http.StatusBadRequest {
+		t.Fatalf("unknown status: %d", status)
+	}
+}
+
+func TestJobsListFilters(t *testing.T) {
+	base := serve(t, baseConfig())
+	a, c := createJob(t, base, aliceToken), createJob(t, base, aliceToken)
+	b := newBrowser(t, base)
+	b.login(aliceToken)
+	if status, _, _ := b.post("/console/jobs/"+c+"/cancel", url.Values{"csrf": {b.csrf()}}); status != http.StatusSeeOther {
+		t.Fatal("cancel")
+	}
+	waitStatus(t, base, aliceToken, c, protocol.StatusCancelled)
+	_, _, page := b.get("/console/jobs?status=cancelled")
+	if !strings.Contains(page, c) || strings.Contains(page, a) {
+		t.Fatal("status filter")
+	}
+	for _, want := range []string{`waiting_for_human <b>1</b>`, `cancelled <b>1</b>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("counts lack %q", want)
+		}
+	}
+	_, _, page = b.get("/console/jobs?q=" + a[:13])
+	if !strings.Contains(page, a) || strings.Contains(page, c) && !strings.HasPrefix(c, a[:13]) {
+		t.Fatal("id filter")
+	}
+	if status, _, _ := b.get("/console/jobs?status=bogus"); status != http.StatusBadRequest {
+		t.Fatalf("unknown status: %d", status)
+	}
+	if status, _, _ := b.get("/console/jobs?cursor=bogus"); status != http.StatusBadRequest {
+		t.Fatalf("bad cursor: %d", status)
+	}
+}
+
+// readChange reads a live stream until a change of job id with the event
+// type arrives.
+func readChange(t *testing.T, body io.Reader, id, eventType string) {
+	t.Helper()
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok && strings.Contains(line, `"job_id":"`+id+`"`) &&
+			strings.Contains(line, `"event_type":"`+eventType+`"`) {
+			return
+		}
+	}
+	t.Fatalf("the stream ended without a %s change of %s: %v", eventType, id, sc.Err())
+}
+
+// openStream opens a job's live stream in b's session.
+func openStream(t *testing.T, ctx context.Context, b *browser, id string) io.ReadCloser {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.base+"/console/jobs/"+id+"/live", nil)
+	c := *b.c
+	c.Timeout = 0
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return resp.Body
+}
+
+func TestLiveStreamMemory(t *testing.T) {
+	base := serve(t, baseConfig())
+	testLiveStream(t, base, base)
+}
+
+// TestLiveStreamRedis: the console of one orchestrator hears of a change
+// that another orchestrator on the same Redis makes.
+func TestLiveStreamRedis(t *testing.T) {
+	redisURL := testenv.URL(t, testenv.RedisVar)
+	prefix := fmt.Sprintf("avto-console-%d", time.Now().UnixNano())
+	t.Cleanup(func() { dropPrefix(redisURL, prefix) })
+	cfg := baseConfig()
+	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
+	first, second := serve(t, cfg), serve(t, cfg)
+	testLiveStream(t, first, second)
+}
+
+func testLiveStream(t *testing.T, consoleURL, apiURL string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id := createJob(t, apiURL, aliceToken)
+	waitStatus(t, apiURL, aliceToken, id, protocol.StatusWaitingForHuman)
+	b := newBrowser(t, consoleURL)
+	b.login(aliceToken)
+	mine := openStream(t, ctx, b, id)
+	defer mine.Close()
+	// Bob's stream of all his jobs hears nothing of alice's.
+	bob := newBrowser(t, consoleURL)
+	bob.login(bobToken)
+	req, _ := http.NewRequestWithContext(ctx, "GET", consoleURL+"/console/live", nil)
+	bc := *bob.c
+	bc.Timeout = 0
+	resp, err := bc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	bobLines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			bobLines <- sc.Text()
+		}
+		close(bobLines)
+	}()
+	if status, body := apiCall(t, apiURL, "POST", "/api/v1/jobs/"+id+"/approve", aliceToken, map[string]string{"decision": "approved"}); status != http.StatusOK {
+		t.Fatalf("approve: %d %s", status, body)
+	}
+	readChange(t, mine, id, "job_ended")
+	waitStatus(t, apiURL, aliceToken, id, protocol.StatusFinished)
+	// A job of bob's, after alice's: his stream's first change is his.
+	bobJob := createJob(t, apiURL, bobToken)
+	for line := range bobLines {
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			if strings.Contains(data, id) {
+				t.Fatalf("bob's stream carried alice's job: %s", data)
+			}
+			if strings.Contains(data, bobJob) {
+				break
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal(errors.New("the streams did not deliver before the test's deadline"))
+	}
+}
+
+func dropPrefix(redisURL, prefix string) {
+	opts, err := goredis.ParseURL(redisURL)
+	if err != nil {
+		return
+	}
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, "{"+prefix+"}*", 1000).Iterator()
+	for iter.Next(ctx) {
+		rdb.Del(ctx, iter.Val())
+	}
+}

@@ -1,0 +1,97 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store/memory"
+	"github.com/avtomatika-ai/avtomatika-go/worker"
+)
+
+// workBlueprint sends one task to a worker.
+func workBlueprint() *blueprint.Blueprint {
+	bp := blueprint.New("work").Endpoint("v1", "/jobs/work")
+	bp.Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "echo", Params: map[string]any{"n": 1}})
+	}, blueprint.On("success", "finished"))
+	bp.End("finished", nil)
+	return bp
+}
+
+func startWorker(t *testing.T, base string) {
+	t.Helper()
+	w, err := worker.New(worker.Config{ID: "echo-worker", Token: "worker-token", Orchestrators: []worker.Orchestrator{{URL: base}},
+		Logger: baseConfig().Logger, PollTimeout: time.Second, HeartbeatInterval: 500 * time.Millisecond,
+		Resources: worker.Resources{DisableDetection: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Handle("echo", func(context.Context, *worker.Task) (worker.Result, error) {
+		return worker.Result{Data: map[string]any{"echoed": true}}, nil
+	}, worker.Price(0.25))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestJobPageWithHistorySQLite(t *testing.T) {
+	testJobPageWithHistory(t, "sqlite:"+filepath.Join(t.TempDir(), "history.db"))
+}
+
+func TestJobPageWithHistoryPostgres(t *testing.T) {
+	testJobPageWithHistory(t, testenv.PostgresSchemaURL(t, testenv.URL(t, testenv.PostgresVar), "avto_console_test"))
+}
+
+// testJobPageWithHistory: the timeline, the task attempt with its worker,
+// price and dispatch reason, and a job the live store has expired read
+// back from history, still only by its owner.
+func testJobPageWithHistory(t *testing.T, uri string) {
+	cfg := baseConfig()
+	cfg.HistoryURI, cfg.GlobalWorkerToken = uri, "worker-token"
+	cfg.Store = memory.New(memory.Options{Retention: 200 * time.Millisecond})
+	base := serve(t, cfg, workBlueprint())
+	startWorker(t, base)
+	status, body := apiCall(t, base, "POST", "/api/v1/jobs/work", aliceToken, map[string]any{"initial_data": map[string]any{"n": 1}})
+	if status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	id := strings.Split(strings.Split(string(body), `"job_id":"`)[1], `"`)[0]
+	waitStatus(t, base, aliceToken, id, protocol.StatusFinished)
+	b := newBrowser(t, base)
+	b.login(aliceToken)
+	status, _, page := b.get("/console/jobs/" + id)
+	if status != http.StatusOK {
+		t.Fatalf("job page: %d %.300s", status, page)
+	}
+	for _, want := range []string{"task_dispatched", "task_result", "job_ended", "echo-worker", "<td>0.25</td>", "candidates", "&#34;echoed&#34;: true"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the job page lacks %q", want)
+		}
+	}
+	bob := newBrowser(t, base)
+	bob.login(bobToken)
+	if status, _, _ := bob.get("/console/jobs/" + id); status != http.StatusNotFound {
+		t.Fatalf("bob opens alice's job: %d", status)
+	}
+	_, _, list := b.get("/console/jobs?status=finished")
+	if !strings.Contains(list, id) {
+		t.Fatal("the finished job is not listed")
+	}
+	if _, _, list := bob.get("/console/jobs"); strings.Contains(list, id) {
+		t.Fatal("bob's list shows alice's job")
+	}
+	_, _, workers := b.get("/console/workers")
+	for _, want := range []string{"echo-worker", "echo", "0.25"} {
+		if !strings.Contains(workers, want) {
+			t.Errorf("the workers page lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,415 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/history"
+	"github.com/avtomatika-ai/avtomatika-go/internal/api"
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+// statuses are the job statuses, in the order the console lists them.
+var statuses = []protocol.JobStatus{
+	protocol.StatusPending, protocol.StatusRunning, protocol.StatusWaitingForWorker, protocol.StatusWaitingForHuman,
+	protocol.StatusWaitingParallel, protocol.StatusWaitingForSubJob, protocol.StatusFinished, protocol.StatusFailed,
+	protocol.StatusCancelled, protocol.StatusError, protocol.StatusQuarantined,
+}
+
+// jobFilter is the jobs list's filter, kept in the URL.
+type jobFilter struct {
+	Status, Blueprint, Q, Cursor string
+}
+
+func filterOf(q url.Values) (jobFilter, error) {
+	f := jobFilter{Status: q.Get("status"), Blueprint: q.Get("blueprint"), Q: strings.TrimSpace(q.Get("q")), Cursor: q.Get("cursor")}
+	if f.Status != "" && !slices.Contains(statuses, protocol.JobStatus(f.Status)) {
+		return f, errors.New("unknown status " + f.Status)
+	}
+	if len(f.Q) > 200 {
+		return f, errors.New("the id text is longer than 200 characters")
+	}
+	return f, nil
+}
+
+// pageSize is the jobs list's page; scanCap bounds the jobs read to find
+// those whose id contains the text, and countCap the jobs counted per
+// status ("500+").
+const (
+	pageSize = 50
+	scanCap  = 5000
+	countCap = 500
+)
+
+// listJobs reads a page of the viewer's jobs. With id text, it reads pages
+// of the listing and keeps the jobs whose id contains it, until a page is
+// full or scanCap jobs were read.
+func (c *Console) listJobs(ctx context.Context, v *viewer, f jobFilter) (protocol.JobList, error) {
+	q := api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, Limit: pageSize, Cursor: f.Cursor}
+	if f.Q == "" {
+		return c.opts.API.ListJobs(ctx, q)
+	}
+	out := protocol.JobList{Jobs: []protocol.Job{}}
+	q.Limit = 500
+	for read := 0; read < scanCap; {
+		page, err := c.opts.API.ListJobs(ctx, q)
+		if err != nil {
+			return out, err
+		}
+		read += len(page.Jobs)
+		for _, j := range page.Jobs {
+			if strings.Contains(j.ID, f.Q) {
+				out.Jobs = append(out.Jobs, j)
+			}
+		}
+		out.NextCursor = page.NextCursor
+		if page.NextCursor == "" || len(out.Jobs) >= pageSize {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	return out, nil
+}
+
+// statusCount is the number of the viewer's jobs in one status.
+type statusCount struct {
+	Status protocol.JobStatus
+	N      int
+	More   bool // at least countCap
+}
+
+func (c *Console) counts(ctx context.Context, v *viewer, blueprint string) ([]statusCount, error) {
+	out := make([]statusCount, 0, len(statuses))
+	for _, s := range statuses {
+		page, err := c.opts.API.ListJobs(ctx, api.JobQuery{Owner: v.owner(), Status: string(s), Blueprint: blueprint, Limit: countCap})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, statusCount{Status: s, N: len(page.Jobs), More: page.NextCursor != ""})
+	}
+	return out, nil
+}
+
+func (c *Console) blueprintNames() []string {
+	var names []string
+	for _, bp := range c.opts.Engine.Blueprints() {
+		names = append(names, bp.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (c *Console) jobs(w http.ResponseWriter, r *http.Request, v *viewer) {
+	f, err := filterOf(r.URL.Query())
+	if err != nil {
+		c.render(w, r, http.StatusBadRequest, "message", v, map[string]any{"Title": "Bad request", "Message": err.Error()})
+		return
+	}
+	list, err := c.listJobs(r.Context(), v, f)
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	data := map[string]any{"Filter": f, "Jobs": list.Jobs, "Next": list.NextCursor, "Statuses": statuses, "Blueprints": c.blueprintNames()}
+	if r.URL.Query().Get("fragment") == "table" {
+		data["Fragment"] = "jobtable"
+	}
+	if data["Counts"], err = c.counts(r.Context(), v, f.Blueprint); err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "jobs", v, data)
+}
+
+// attempt is one try of a task, from the job's audit trail.
+type attempt struct {
+	TaskID, Type        string
+	N                   int
+	WorkerID            string
+	Strategy, Reason    string
+	Candidates          int
+	Dispatched, Started time.Time
+	Ended               time.Time
+	Status, Error       string
+	RanFor              float64
+	Price               string
+}
+
+// attempts gathers a job's task attempts from its events: dispatch
+// decision, pick-up, result or retry, and the worker's price for the skill.
+func attempts(events []history.Event, prices map[string]map[string]float64) []*attempt {
+	var out []*attempt
+	byKey := map[string]*attempt{}
+	get := func(ev history.Event) *attempt {
+		n := ev.Attempt
+		if f, ok := ev.Detail["attempt"].(float64); ok && n == 0 {
+			n = int(f)
+		}
+		key := ev.TaskID + "/" + strconv.Itoa(n)
+		a := byKey[key]
+		if a == nil {
+			a = &attempt{TaskID: ev.TaskID, N: n}
+			byKey[key] = a
+			out = append(out, a)
+		}
+		if t, ok := ev.Detail["type"].(string); ok && a.Type == "" {
+			a.Type = t
+		}
+		if ev.WorkerID != "" {
+			a.WorkerID = ev.WorkerID
+		}
+		return a
+	}
+	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+	for _, ev := range events {
+		if ev.TaskID == "" {
+			continue
+		}
+		switch engine.EventType(ev.Type) {
+		case engine.EventTaskDispatched, engine.EventTaskWaiting:
+			a := get(ev)
+			a.Dispatched, a.Strategy, a.Reason = ev.Time, str(ev.Detail, "strategy"), str(ev.Detail, "reason")
+			if n, ok := ev.Detail["candidates"].(float64); ok {
+				a.Candidates = int(n)
+			}
+			if a.Status == "" {
+				a.Status = "queued"
+			}
+		case engine.EventTaskStarted:
+			a := get(ev)
+			a.Started, a.Status = ev.Time, "running"
+		case engine.EventTaskResult:
+			a := get(ev)
+			a.Ended, a.Status = ev.Time, str(ev.Detail, "status")
+			a.RanFor, _ = ev.Detail["ran_for"].(float64)
+			if e, ok := ev.Detail["error"].(map[string]any); ok {
+				a.Error = strings.TrimSpace(str(e, "code") + ": " + str(e, "message"))
+			}
+		case engine.EventTaskRetry:
+			a := get(ev)
+			if a.Error == "" {
+				a.Error = strings.TrimSpace(str(ev.Detail, "code") + ": " + str(ev.Detail, "message"))
+			}
+			if a.Status == "" || a.Status == "running" || a.Status == "queued" {
+				a.Status = "retry"
+			}
+		case engine.EventTaskTimeout:
+			a := get(ev)
+			a.Ended, a.Status, a.Error = ev.Time, "timeout", str(ev.Detail, "kind")+" timeout"
+		}
+	}
+	for _, a := range out {
+		if p, ok := prices[a.WorkerID][a.Type]; ok {
+			a.Price = strconv.FormatFloat(p, 'f', -1, 64)
+		}
+	}
+	return out
+}
+
+func (c *Console) job(w http.ResponseWriter, r *http.Request, v *viewer) {
+	ctx := r.Context()
+	view, err := c.opts.API.JobFor(ctx, v.owner(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	data := map[string]any{"Job": view, "History": c.opts.API.HistoryEnabled()}
+	events, err := c.opts.API.JobEventsFor(ctx, v.owner(), view.ID)
+	if err != nil {
+		c.opts.Logger.Warn("console: job events unavailable", "job_id", view.ID, "error", err)
+		data["EventsError"] = "The audit trail is unavailable right now."
+	}
+	prices := map[string]map[string]float64{}
+	if ws, err := c.opts.Engine.ListWorkers(ctx); err == nil {
+		for _, wi := range ws {
+			if wi.Capabilities != nil {
+				prices[wi.ID] = wi.Capabilities.CostPerSkill
+			}
+		}
+	}
+	data["Events"], data["Attempts"] = events, attempts(events, prices)
+	if r.URL.Query().Get("fragment") == "panel" {
+		data["Fragment"] = "jobpanel"
+	}
+	c.render(w, r, http.StatusOK, "job", v, data)
+}
+
+// consoleReason records who acted, in the job's audit trail.
+func consoleReason(v *viewer) string { return "cancelled in the console by " + v.Name }
+
+func (c *Console) cancel(w http.ResponseWriter, r *http.Request, v *viewer) {
+	view, err := c.opts.API.JobFor(r.Context(), v.owner(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	if _, err := c.opts.Engine.CancelJob(r.Context(), view.ID, consoleReason(v)); err != nil {
+		if errors.Is(err, engine.ErrJobTerminal) {
+			c.render(w, r, http.StatusConflict, "message", v, map[string]any{"Title": "Not cancelled", "Message": "The job has already ended.", "Back": Prefix + "jobs/" + view.ID})
+			return
+		}
+		c.fail(w, r, v, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"jobs/"+url.PathEscape(view.ID), http.StatusSeeOther)
+}
+
+func (c *Console) approve(w http.ResponseWriter, r *http.Request, v *viewer) {
+	view, err := c.opts.API.JobFor(r.Context(), v.owner(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	decision := r.PostForm.Get("decision")
+	if decision == "" {
+		c.render(w, r, http.StatusBadRequest, "message", v, map[string]any{"Title": "No decision", "Message": "Choose a decision.", "Back": Prefix + "jobs/" + view.ID})
+		return
+	}
+	if _, err := c.opts.Engine.Approve(r.Context(), view.ID, decision); err != nil {
+		switch {
+		case errors.Is(err, engine.ErrNotAwaitingHuman):
+			c.render(w, r, http.StatusConflict, "message", v, map[string]any{"Title": "Not applied", "Message": "The job is not waiting for a decision.", "Back": Prefix + "jobs/" + view.ID})
+		case errors.Is(err, engine.ErrInvalidDecision):
+			c.render(w, r, http.StatusBadRequest, "message", v, map[string]any{"Title": "Not applied", "Message": err.Error(), "Back": Prefix + "jobs/" + view.ID})
+		default:
+			c.fail(w, r, v, err)
+		}
+		return
+	}
+	http.Redirect(w, r, Prefix+"jobs/"+url.PathEscape(view.ID), http.StatusSeeOther)
+}
+
+// bulkMax bounds the jobs one bulk cancel touches.
+const bulkMax = 10000
+
+// unfinished lists the ids of the viewer's jobs that match f (all pages,
+// up to bulkMax) and have not ended.
+func (c *Console) unfinished(ctx context.Context, v *viewer, f jobFilter) ([]string, error) {
+	var ids []string
+	q := api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, Limit: 500}
+	for len(ids) < bulkMax {
+		page, err := c.opts.API.ListJobs(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range page.Jobs {
+			if !j.Status.Terminal() && (f.Q == "" || strings.Contains(j.ID, f.Q)) && len(ids) < bulkMax {
+				ids = append(ids, j.ID)
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	return ids, nil
+}
+
+// bulkCancel cancels the viewer's unfinished jobs that match a filter: the
+// first POST shows how many it touches, the second (confirm) cancels them.
+func (c *Console) bulkCancel(w http.ResponseWriter, r *http.Request, v *viewer) {
+	f, err := filterOf(r.PostForm)
+	if err != nil {
+		c.render(w, r, http.StatusBadRequest, "message", v, map[string]any{"Title": "Bad request", "Message": err.Error()})
+		return
+	}
+	f.Cursor = ""
+	ids, err := c.unfinished(r.Context(), v, f)
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	if r.PostForm.Get("confirm") == "" {
+		c.render(w, r, http.StatusOK, "confirm", v, map[string]any{"Filter": f, "N": len(ids), "Max": bulkMax})
+		return
+	}
+	cancelled := 0
+	for _, id := range ids {
+		_, err := c.opts.Engine.CancelJob(r.Context(), id, consoleReason(v))
+		switch {
+		case err == nil:
+			cancelled++
+		case errors.Is(err, engine.ErrJobTerminal), errors.Is(err, engine.ErrJobNotFound):
+		default:
+			c.fail(w, r, v, err)
+			return
+		}
+	}
+	c.render(w, r, http.StatusOK, "message", v, map[string]any{"Title": "Cancelled",
+		"Message": strconv.Itoa(cancelled) + " jobs cancelled (" + strconv.Itoa(len(ids)-cancelled) + " had ended meanwhile).",
+		"Back":    "query", "Filter": f})
+}
+
+func (c *Console) workers(w http.ResponseWriter, r *http.Request, v *viewer) {
+	ws, err := c.opts.Engine.ListWorkers(r.Context())
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	view := api.ClientWorkerView
+	if v.Admin {
+		view = api.WorkerView
+	}
+	out := make([]protocol.WorkerInfo, len(ws))
+	for i, wi := range ws {
+		out[i] = view(wi)
+	}
+	slices.SortFunc(out, func(a, b protocol.WorkerInfo) int { return strings.Compare(a.WorkerID, b.WorkerID) })
+	c.render(w, r, http.StatusOK, "workers", v, map[string]any{"Workers": out})
+}
+
+// queueInfo is one task queue: its length and oldest waiting task.
+type queueInfo struct {
+	Name   string
+	Depth  int
+	Oldest *time.Time
+	JobID  string
+}
+
+func (c *Console) queues(w http.ResponseWriter, r *http.Request, v *viewer) {
+	if !v.Admin {
+		c.render(w, r, http.StatusForbidden, "message", v, map[string]any{"Title": "Operators only", "Message": "Queues span every client's tasks: log in with the admin token."})
+		return
+	}
+	st := c.opts.Engine.Store()
+	lengths, err := st.QueueLengths(r.Context())
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	out := make([]queueInfo, 0, len(lengths))
+	for name, n := range lengths {
+		q := queueInfo{Name: name, Depth: n}
+		if ts, err := st.PeekTasks(r.Context(), name, 1); err == nil && len(ts) > 0 {
+			at := ts[0].Run.QueuedAt
+			q.Oldest, q.JobID = &at, ts[0].JobID
+		}
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b queueInfo) int { return strings.Compare(a.Name, b.Name) })
+	c.render(w, r, http.StatusOK, "queues", v, map[string]any{"Queues": out})
+}
+
+func (c *Console) schedules(w http.ResponseWriter, r *http.Request, v *viewer) {
+	if !v.Admin {
+		c.render(w, r, http.StatusForbidden, "message", v, map[string]any{"Title": "Operators only", "Message": "Scheduled jobs belong to the scheduler: log in with the admin token."})
+		return
+	}
+	var out []protocol.ScheduleInfo
+	if c.opts.Schedules != nil {
+		var err error
+		if out, err = c.opts.Schedules(r.Context()); err != nil {
+			c.fail(w, r, v, err)
+			return
+		}
+	}
+	c.render(w, r, http.StatusOK, "schedules", v, map[string]any{"Schedules": out})
+}

@@ -1,0 +1,94 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/api"
+	"github.com/avtomatika-ai/avtomatika-go/internal/console"
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+	"github.com/avtomatika-ai/avtomatika-go/store/memory"
+)
+
+// The web console (internal/console) is served at /console/, and / redirects
+// there. Its live updates come from the outbox through a local consumer, so
+// that a job step committed by any orchestrator on the same Redis reaches
+// the consoles connected to each. An in-memory store serves one process
+// only: without a history database its job events are not written to the
+// outbox (encodeEvent), and the console gets them in process instead.
+
+// mountConsole builds the console over the API server s and mounts it.
+func (o *Orchestrator) mountConsole(s *api.Server) error {
+	c, err := console.New(console.Options{API: s, Engine: o.eng, Clients: o.clients, Schedules: o.scheduleInfo, Logger: o.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	s.Mount(console.Prefix, c.Handler())
+	s.Mount("GET /{$}", http.HandlerFunc(console.Redirect))
+	o.console.Store(c)
+	return nil
+}
+
+// closeHTTP releases the requests that wait (long polls, WebSockets, the
+// console's live streams), so that an HTTP server's Shutdown does not wait
+// for them.
+func (o *Orchestrator) closeHTTP() {
+	if s := o.api.Load(); s != nil {
+		s.Close()
+	}
+	if c := o.console.Load(); c != nil {
+		c.Close()
+	}
+}
+
+// consoleInProcess reports whether the console takes job events in process
+// rather than from the outbox: an in-memory store (one process) without a
+// history database, whose outbox keeps only cancel commands.
+func (o *Orchestrator) consoleInProcess() bool {
+	_, mem := o.cfg.Store.(*memory.Store)
+	return mem && o.history == nil
+}
+
+// keepEvent reports whether an event goes to the outbox: cancel commands
+// always, every event for the history writer, and job events for the
+// consoles of every orchestrator on a shared store. An in-memory store
+// without history keeps only cancel commands, so that no other write pays
+// for an outbox nobody reads.
+func (o *Orchestrator) keepEvent(ev engine.Event) bool {
+	switch {
+	case ev.Type == engine.EventCancelTask || o.history != nil:
+		return true
+	case o.consoleInProcess():
+		return false
+	default:
+		return ev.JobID != "" || ev.Job != nil
+	}
+}
+
+// notifyConsole is the console's outbox consumer, in every process.
+func (o *Orchestrator) notifyConsole(_ context.Context, entries []store.OutboxEntry) error {
+	c := o.console.Load()
+	if c == nil || o.consoleInProcess() {
+		return nil
+	}
+	var errs []error
+	for _, e := range entries {
+		ev, err := decodeOutboxEvent(e.Data)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.Notify(ev)
+	}
+	return errors.Join(errs...)
+}
+
+// notifyConsoleInProcess passes an event committed in this process to the
+// console when the outbox does not carry it.
+func (o *Orchestrator) notifyConsoleInProcess(ev engine.Event) {
+	if c := o.console.Load(); c != nil && o.consoleInProcess() && ev.JobID != "" {
+		c.Notify(historyEvent(ev, false))
+	}
+}
