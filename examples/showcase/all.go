@@ -93,6 +93,7 @@ func runAll(ctx context.Context, env showcaseEnv, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, `
 Still serving (Ctrl-C to stop):
+  console    %[1]s/console/ (log in with the token %[3]s)
   API docs   %[1]s/_public/docs
   status     %[1]s/_public/status
   metrics    %[1]s/_public/metrics

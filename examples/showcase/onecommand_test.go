@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -86,6 +89,22 @@ func TestOneCommandRun(t *testing.T) {
 		vip, _ := client.New(c.api, "user_token_vip")
 		if j, err := vip.Job(ctx, c.jobID); err != nil || j.Status != protocol.StatusFinished {
 			t.Fatalf("%s: job %s: %+v %v", c.p.name, c.jobID, j, err)
+		}
+		// The console it prints takes the token it prints, and lists the job.
+		port := strings.TrimPrefix(c.api, "http://127.0.0.1")
+		if !strings.Contains(c.p.output(), "console    http://localhost"+port+"/console/ (log in with the token user_token_vip)") {
+			t.Fatalf("%s does not print the console's URL and token", c.p.name)
+		}
+		jar, _ := cookiejar.New(nil)
+		browser := &http.Client{Jar: jar}
+		resp, err = browser.PostForm(c.api+"/console/login", url.Values{"token": {"user_token_vip"}})
+		if err != nil {
+			t.Fatalf("%s: console login: %v", c.p.name, err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), c.jobID) {
+			t.Fatalf("%s: the console's jobs page after login (%d) does not list job %s", c.p.name, resp.StatusCode, c.jobID)
 		}
 		t.Logf("%s: job finished and webhook received %s after the start", c.p.name, c.finished.Round(100*time.Millisecond))
 	}
