@@ -15,7 +15,7 @@ ifeq ($(PKGS),./...)
 MODULES ?= bench
 endif
 
-.PHONY: test vet fmt-check fuzz showcase hello build compat fuzz-api
+.PHONY: test vet fmt-check fuzz showcase hello build compat fuzz-api console-screenshots
 
 # The main module's go test runs last, so that its closing lines and its exit
 # status close the run; the summary follows them. The report folder is new
@@ -71,3 +71,10 @@ compat:
 FUZZ_API_SECONDS ?= 120
 fuzz-api:
 	AVTO_FUZZ_API_SECONDS=$(FUZZ_API_SECONDS) compat/schemathesis/run.sh
+
+# Screenshots of the web console's main pages into docs/console (README's
+# Console section), taken by its browser test in Debian's Chromium.
+console-screenshots:
+	AVTO_TEST_CHROMIUM="$${AVTO_TEST_CHROMIUM:-$$(command -v chromium)}" AVTO_TEST_PLAYWRIGHT="$$(internal/console/e2e/install.sh)" \
+	  AVTO_CONSOLE_SCREENSHOTS="$(CURDIR)/docs/console" \
+	  $(GO) test -count=1 -run '^TestBrowser$$' ./internal/console/

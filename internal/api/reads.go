@@ -44,6 +44,10 @@ type JobQuery struct {
 	From, To  time.Time // created in [From, To) (history only)
 	Limit     int       // 1 to 500 (50)
 	Cursor    string    // NextCursor of the previous page
+	// Live reads the live store even with a history database: it holds
+	// every unfinished job, with its current status, while history's
+	// summary of a job may lag behind it.
+	Live bool
 }
 
 // ParseJobQuery reads the listing parameters of GET /api/v1/jobs (limit,
@@ -96,7 +100,7 @@ func (s *Server) ListJobs(ctx context.Context, q JobQuery) (protocol.JobList, er
 	}
 	out := protocol.JobList{Jobs: []protocol.Job{}}
 	var err error
-	fromHistory := s.opts.History != nil
+	fromHistory := s.opts.History != nil && !q.Live
 	if fromHistory {
 		// History holds every job, including those the live store has
 		// expired; flush so that a job created a moment ago is listed.

@@ -19,7 +19,7 @@ import (
 func workBlueprint() *blueprint.Blueprint {
 	bp := blueprint.New("work").Endpoint("v1", "/jobs/work")
 	bp.Start("start", func(c *blueprint.Context) error {
-		return c.Dispatch(blueprint.Task{Type: "echo", Params: map[string]any{"n": 1}})
+		return c.Dispatch(blueprint.Task{Type: "echo", Params: map[string]any{"ms": c.Input("ms")}})
 	}, blueprint.On("success", "finished"))
 	bp.End("finished", nil)
 	return bp
@@ -33,7 +33,14 @@ func startWorker(t *testing.T, base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Handle("echo", func(context.Context, *worker.Task) (worker.Result, error) {
+	w.Handle("echo", func(ctx context.Context, task *worker.Task) (worker.Result, error) {
+		if ms, ok := task.Params()["ms"].(float64); ok {
+			select { // the browser test watches the job while it runs
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+			case <-ctx.Done():
+				return worker.Result{}, ctx.Err()
+			}
+		}
 		return worker.Result{Data: map[string]any{"echoed": true}}, nil
 	}, worker.Price(0.25))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -53,7 +53,7 @@ const (
 // of the listing and keeps the jobs whose id contains it, until a page is
 // full or scanCap jobs were read.
 func (c *Console) listJobs(ctx context.Context, v *viewer, f jobFilter) (protocol.JobList, error) {
-	q := api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, Limit: pageSize, Cursor: f.Cursor}
+	q := api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, Limit: pageSize, Cursor: f.Cursor, Live: unfinished(f.Status)}
 	if f.Q == "" {
 		return c.opts.API.ListJobs(ctx, q)
 	}
@@ -79,6 +79,22 @@ func (c *Console) listJobs(ctx context.Context, v *viewer, f jobFilter) (protoco
 	return out, nil
 }
 
+// current replaces the unfinished jobs of a page read from history with
+// their live view: history's summary of a job may lag behind it.
+func (c *Console) current(ctx context.Context, v *viewer, jobs []protocol.Job) {
+	if !c.opts.API.HistoryEnabled() {
+		return
+	}
+	for i, j := range jobs {
+		if j.Status.Terminal() {
+			continue
+		}
+		if live, err := c.opts.API.JobFor(ctx, v.owner(), j.ID); err == nil {
+			jobs[i] = live
+		}
+	}
+}
+
 // statusCount is the number of the viewer's jobs in one status.
 type statusCount struct {
 	Status protocol.JobStatus
@@ -89,7 +105,7 @@ type statusCount struct {
 func (c *Console) counts(ctx context.Context, v *viewer, blueprint string) ([]statusCount, error) {
 	out := make([]statusCount, 0, len(statuses))
 	for _, s := range statuses {
-		page, err := c.opts.API.ListJobs(ctx, api.JobQuery{Owner: v.owner(), Status: string(s), Blueprint: blueprint, Limit: countCap})
+		page, err := c.opts.API.ListJobs(ctx, api.JobQuery{Owner: v.owner(), Status: string(s), Blueprint: blueprint, Limit: countCap, Live: !s.Terminal()})
 		if err != nil {
 			return nil, err
 		}
@@ -118,6 +134,7 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, v *viewer) {
 		c.fail(w, r, v, err)
 		return
 	}
+	c.current(r.Context(), v, list.Jobs)
 	data := map[string]any{"Filter": f, "Jobs": list.Jobs, "Next": list.NextCursor, "Statuses": statuses, "Blueprints": c.blueprintNames()}
 	if r.URL.Query().Get("fragment") == "table" {
 		data["Fragment"] = "jobtable"
@@ -287,14 +304,21 @@ func (c *Console) approve(w http.ResponseWriter, r *http.Request, v *viewer) {
 	http.Redirect(w, r, Prefix+"jobs/"+url.PathEscape(view.ID), http.StatusSeeOther)
 }
 
+// unfinished reports whether a status filter selects unfinished jobs only:
+// those the live store lists with their current status (api.JobQuery.Live).
+func unfinished(status string) bool {
+	return status != "" && !protocol.JobStatus(status).Terminal()
+}
+
 // bulkMax bounds the jobs one bulk cancel touches.
 const bulkMax = 10000
 
-// unfinished lists the ids of the viewer's jobs that match f (all pages,
-// up to bulkMax) and have not ended.
-func (c *Console) unfinished(ctx context.Context, v *viewer, f jobFilter) ([]string, error) {
+// unfinishedJobs lists the ids of the viewer's jobs that match f (all
+// pages, up to bulkMax) and have not ended, from the live store, which
+// holds every unfinished job.
+func (c *Console) unfinishedJobs(ctx context.Context, v *viewer, f jobFilter) ([]string, error) {
 	var ids []string
-	q := api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, Limit: 500}
+	q := api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, Limit: 500, Live: true}
 	for len(ids) < bulkMax {
 		page, err := c.opts.API.ListJobs(ctx, q)
 		if err != nil {
@@ -322,7 +346,7 @@ func (c *Console) bulkCancel(w http.ResponseWriter, r *http.Request, v *viewer) 
 		return
 	}
 	f.Cursor = ""
-	ids, err := c.unfinished(r.Context(), v, f)
+	ids, err := c.unfinishedJobs(r.Context(), v, f)
 	if err != nil {
 		c.fail(w, r, v, err)
 		return

@@ -1,0 +1,57 @@
+package console_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
+)
+
+// playwrightVar names the folder e2e/install.sh fills with playwright-core.
+const playwrightVar = "AVTO_TEST_PLAYWRIGHT"
+
+// TestBrowser runs e2e/console.test.js in Debian's Chromium against an
+// orchestrator with a worker and a history database: log in with a client
+// token and see only its jobs, another client's job is not found, an
+// action without the CSRF token is refused, approve from the page, a job's
+// page reaches finished live without reload, bulk cancel by filter. With
+// AVTO_CONSOLE_SCREENSHOTS set to a folder it saves screenshots of the main
+// pages there (make console-screenshots).
+func TestBrowser(t *testing.T) {
+	chromium := testenv.URL(t, testenv.ChromiumVar)
+	pw := os.Getenv(playwrightVar)
+	if pw == "" {
+		// .ci/run sets it in its own section, after make test.
+		t.Skipf("%s is not set (internal/console/e2e/install.sh installs playwright-core; .ci/run runs this test)", playwrightVar)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	cfg := baseConfig()
+	cfg.HistoryURI, cfg.GlobalWorkerToken = "sqlite:"+filepath.Join(t.TempDir(), "history.db"), "worker-token"
+	base := serve(t, cfg, workBlueprint())
+	startWorker(t, base)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "e2e/console.test.js")
+	cmd.Env = append(os.Environ(), "BASE="+base, "ALICE="+aliceToken, "BOB="+bobToken, "ADMIN="+adminToken,
+		"CHROMIUM="+chromium, "PLAYWRIGHT="+pw)
+	if dir := os.Getenv("AVTO_CONSOLE_SCREENSHOTS"); dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = append(cmd.Env, "SCREENSHOTS="+abs)
+	}
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser tests:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser tests failed: %v", err)
+	}
+}

@@ -1,0 +1,163 @@
+// Browser tests of the web console, in Debian's Chromium driven by
+// playwright-core (no downloaded browser). TestBrowser (browser_test.go)
+// starts the orchestrator and a worker and runs this script with:
+//   BASE           the orchestrator's URL
+//   ALICE, BOB     client tokens; ADMIN the admin token
+//   CHROMIUM       the browser's executable
+//   PLAYWRIGHT     the folder install.sh filled
+//   SCREENSHOTS    optional: a folder to save screenshots of the main pages in
+"use strict";
+const assert = require("node:assert/strict");
+const path = require("node:path");
+const { chromium } = require(path.join(process.env.PLAYWRIGHT, "node_modules", "playwright-core"));
+
+const base = process.env.BASE;
+const tokens = { alice: process.env.ALICE, bob: process.env.BOB, admin: process.env.ADMIN };
+
+async function api(method, p, token, body) {
+  const resp = await fetch(base + p, {
+    method,
+    headers: { "X-Client-Token": token, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await resp.text();
+  return { status: resp.status, json: text ? JSON.parse(text) : null };
+}
+
+async function create(token, endpoint, data) {
+  const r = await api("POST", "/api/v1/jobs/" + endpoint, token, { initial_data: data || {} });
+  assert.equal(r.status, 202, JSON.stringify(r.json));
+  return r.json.job_id;
+}
+
+async function status(token, id) {
+  const r = await api("GET", "/api/v1/jobs/" + id, token);
+  assert.equal(r.status, 200);
+  return r.json.status;
+}
+
+async function until(what, fn) {
+  for (let i = 0; i < 200; i++) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("never: " + what);
+}
+
+async function login(browser, token, options) {
+  const context = await browser.newContext(Object.assign({ viewport: { width: 1280, height: 800 } }, options || {}));
+  const page = await context.newPage();
+  await page.goto(base + "/");
+  assert.match(page.url(), /\/console\/login/);
+  await page.fill("#token", token);
+  await page.click("button[type=submit]");
+  await page.waitForURL(/\/console\/jobs$/);
+  return page;
+}
+
+const steps = [];
+function step(name, fn) { steps.push({ name, fn }); }
+
+let browser, alice, aliceJob, bobJob;
+
+step("a client token sees only its own jobs", async () => {
+  aliceJob = await create(tokens.alice, "review");
+  bobJob = await create(tokens.bob, "review");
+  alice = await login(browser, tokens.alice);
+  await alice.reload();
+  assert.equal(await alice.locator(`a[href="/console/jobs/${aliceJob}"]`).count(), 1, "alice's job is listed");
+  assert.equal(await alice.locator(`a[href="/console/jobs/${bobJob}"]`).count(), 0, "bob's job is not listed");
+  assert.match(await alice.locator("header").innerText(), /client alice/);
+});
+
+step("another client's job id gives the not-found page", async () => {
+  const resp = await alice.goto(base + "/console/jobs/" + bobJob);
+  assert.equal(resp.status(), 404);
+  assert.equal(await alice.locator("h1").innerText(), "Not found");
+  assert.equal(await status(tokens.bob, bobJob), "waiting_for_human");
+});
+
+step("an action without the CSRF token is refused", async () => {
+  await alice.goto(base + "/console/jobs/" + aliceJob);
+  const code = await alice.evaluate(async (id) => {
+    const r = await fetch("/console/jobs/" + id + "/cancel", {
+      method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: "",
+    });
+    return r.status;
+  }, aliceJob);
+  assert.equal(code, 403);
+  assert.equal(await status(tokens.alice, aliceJob), "waiting_for_human");
+});
+
+step("approve a waiting job from its page", async () => {
+  await alice.goto(base + "/console/jobs/" + aliceJob);
+  assert.match(await alice.locator(".approval").innerText(), /ship it\?/);
+  await alice.click('button[name=decision][value=approved]');
+  await alice.waitForURL(base + "/console/jobs/" + aliceJob);
+  await alice.locator('#job-status[data-status="finished"]').waitFor({ timeout: 20000 });
+  assert.equal(await status(tokens.alice, aliceJob), "finished");
+});
+
+step("a job created through the API reaches finished on its page, live, without reload", async () => {
+  const id = await create(tokens.alice, "work", { ms: 1500 });
+  await alice.goto(base + "/console/jobs/" + id);
+  await alice.evaluate(() => { window.notReloaded = true; });
+  const first = await alice.locator("#job-status").getAttribute("data-status");
+  assert.notEqual(first, "finished", "the job finished before its page opened; the step shows nothing");
+  await alice.locator('#job-status[data-status="finished"]').waitFor({ timeout: 20000 });
+  assert.equal(await alice.evaluate(() => window.notReloaded), true, "the page was reloaded");
+  await alice.locator("text=task_result").first().waitFor();
+});
+
+step("cancel in bulk by filter, after a confirmation that counts the jobs", async () => {
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push(await create(tokens.alice, "review"));
+  for (const id of ids) await until(id + " waits", async () => (await status(tokens.alice, id)) === "waiting_for_human");
+  await alice.goto(base + "/console/jobs?status=waiting_for_human&blueprint=review");
+  await alice.click(".bulk button");
+  assert.equal(await alice.locator("#bulk-count").innerText(), "3");
+  await alice.click(".confirm button[type=submit]");
+  await alice.waitForLoadState();
+  assert.match(await alice.locator("main").innerText(), /3 jobs cancelled/);
+  for (const id of ids) assert.equal(await status(tokens.alice, id), "cancelled");
+  assert.equal(await status(tokens.bob, bobJob), "waiting_for_human", "bob's job is untouched");
+});
+
+step("screenshots", async () => {
+  const dir = process.env.SCREENSHOTS;
+  if (!dir) return;
+  const fanned = await create(tokens.alice, "work", { ms: 10 });
+  await until("the screenshot job ends", async () => (await status(tokens.alice, fanned)) === "finished");
+  const admin = await login(browser, tokens.admin);
+  await admin.goto(base + "/console/jobs");
+  await admin.screenshot({ path: path.join(dir, "jobs.png"), fullPage: true });
+  await admin.goto(base + "/console/jobs/" + fanned);
+  await admin.screenshot({ path: path.join(dir, "job.png"), fullPage: true });
+  await admin.goto(base + "/console/workers");
+  await admin.screenshot({ path: path.join(dir, "workers.png") });
+  const phone = await login(browser, tokens.admin, { viewport: { width: 390, height: 844 }, colorScheme: "dark" });
+  await phone.goto(base + "/console/jobs");
+  await phone.screenshot({ path: path.join(dir, "jobs-phone-dark.png") });
+});
+
+(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+  let failed = 0;
+  try {
+    for (const s of steps) {
+      try {
+        await s.fn();
+        console.log("ok   " + s.name);
+      } catch (err) {
+        failed++;
+        console.log("FAIL " + s.name + "\n" + (err && err.stack ? err.stack : err));
+      }
+    }
+  } finally {
+    await browser.close();
+  }
+  process.exit(failed ? 1 : 0);
+})();
