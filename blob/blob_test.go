@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseURI(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in     string
 		bucket string
@@ -40,6 +41,7 @@ func TestParseURI(t *testing.T) {
 }
 
 func TestValidName(t *testing.T) {
+	t.Parallel()
 	for _, ok := range []string{"report.txt", "a b.bin", "отчёт.pdf", ".hidden", "..x", strings.Repeat("n", blob.MaxNameLen)} {
 		if err := blob.ValidName(ok); err != nil {
 			t.Errorf("ValidName(%q): %v", ok, err)

@@ -12,6 +12,7 @@ func noop(c *Context) error { return nil }
 func goTo(s string) Handler { return func(c *Context) error { return c.GoTo(s) } }
 
 func TestValidateAcceptsAWellFormedBlueprint(t *testing.T) {
+	t.Parallel()
 	bp := New("ok").Endpoint("v1", "jobs/ok")
 	bp.Start("start", goTo("work"), To("work"))
 	bp.State("work", noop, On("success", "done"), On("failure", "broken"), Using(Cheapest))
@@ -33,6 +34,7 @@ func TestValidateAcceptsAWellFormedBlueprint(t *testing.T) {
 }
 
 func TestValidateRejects(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		build func() *Blueprint
@@ -115,6 +117,7 @@ func TestValidateRejects(t *testing.T) {
 }
 
 func TestConditionsFirstMatchWinsWithFallback(t *testing.T) {
+	t.Parallel()
 	var ran []string
 	mark := func(name, to string) Handler {
 		return func(c *Context) error { ran = append(ran, name); return c.GoTo(to) }
@@ -161,6 +164,7 @@ func TestConditionsFirstMatchWinsWithFallback(t *testing.T) {
 }
 
 func TestNoMatchWithoutFallbackIsMisuse(t *testing.T) {
+	t.Parallel()
 	bp := New("b")
 	bp.Start("s", goTo("end"), When("initial_data.x == 1"), To("end"))
 	bp.End("end", nil)
@@ -174,6 +178,7 @@ func TestNoMatchWithoutFallbackIsMisuse(t *testing.T) {
 }
 
 func TestActionRules(t *testing.T) {
+	t.Parallel()
 	task := Task{Type: "resize"}
 	for _, tc := range []struct {
 		name    string
@@ -218,6 +223,7 @@ func TestActionRules(t *testing.T) {
 }
 
 func TestEndStateHandlerCannotAct(t *testing.T) {
+	t.Parallel()
 	bp := New("b").Start("s", goTo("end"), To("end")).
 		End("end", func(c *Context) error { return c.GoTo("s") })
 	_, err := bp.Execute(context.Background(), Input{State: "end"})
@@ -233,6 +239,7 @@ func TestEndStateHandlerCannotAct(t *testing.T) {
 }
 
 func TestContextHelpers(t *testing.T) {
+	t.Parallel()
 	type prefs struct {
 		Theme string `json:"theme"`
 	}
@@ -268,6 +275,7 @@ func TestContextHelpers(t *testing.T) {
 }
 
 func TestGraphs(t *testing.T) {
+	t.Parallel()
 	bp := New("g")
 	bp.Start("start", goTo("decide"), To("decide"))
 	bp.State("decide", noop, On("success", "fan"), On("failure", "bad"), Using(BestValue))

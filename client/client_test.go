@@ -17,6 +17,7 @@ import (
 )
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, base, token string
 		opts              []client.Option
@@ -44,6 +45,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestClientStringHidesToken(t *testing.T) {
+	t.Parallel()
 	c, err := client.New("https://user:pw@example.com/orch/", tokenA)
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +59,7 @@ func TestClientStringHidesToken(t *testing.T) {
 }
 
 func TestCreateJob(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("POST /api/v1/jobs/full_showcase", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, protocol.CreateJobResponse{Status: "accepted", JobID: "job-1"})
@@ -86,6 +89,7 @@ func TestCreateJob(t *testing.T) {
 }
 
 func TestCreateJobPathsAndVersions(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	accept := func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, protocol.CreateJobResponse{Status: "accepted", JobID: "x"})
@@ -128,6 +132,7 @@ func TestCreateJobPathsAndVersions(t *testing.T) {
 }
 
 func TestCreateJobErrors(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("POST /api/v1/jobs/invalid", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "Input validation failed for blueprint 'b': quality is required"})
@@ -222,6 +227,7 @@ func jobServer(f *fake, jobs map[string]protocol.Job) {
 }
 
 func TestJob(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	created := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
 	full := protocol.Job{
@@ -289,6 +295,7 @@ func TestJob(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("POST /api/v1/jobs/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") != "running" {
@@ -318,6 +325,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestApprove(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("POST /api/v1/jobs/{id}/approve", func(w http.ResponseWriter, r *http.Request) {
 		var req protocol.ApprovalRequest
@@ -384,6 +392,7 @@ func listServer(f *fake, n int) {
 }
 
 func TestJobsPagination(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	listServer(f, 5)
 	c := f.client()
@@ -438,6 +447,7 @@ func TestJobsPagination(t *testing.T) {
 }
 
 func TestAllJobs(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	listServer(f, 7)
 	c := f.client()
@@ -468,6 +478,7 @@ func TestAllJobs(t *testing.T) {
 }
 
 func TestAllJobsErrors(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("GET /api/v1/jobs", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("blueprint") == "broken" {
@@ -495,6 +506,7 @@ func TestAllJobsErrors(t *testing.T) {
 }
 
 func TestHistory(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("GET /api/v1/jobs/{id}/history", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -538,6 +550,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestWorkersBlueprintsGraph(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	seen := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
 	workers := []protocol.WorkerInfo{{
@@ -608,6 +621,7 @@ func TestWorkersBlueprintsGraph(t *testing.T) {
 }
 
 func TestUnauthorized(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	jobServer(f, map[string]protocol.Job{"job-1": {ID: "job-1"}})
 	_, err := f.clientWithToken("wrong-token").Job(context.Background(), "job-1")
@@ -618,6 +632,7 @@ func TestUnauthorized(t *testing.T) {
 }
 
 func TestErrorBodies(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name        string
 		status      int
@@ -667,6 +682,7 @@ func TestErrorBodies(t *testing.T) {
 }
 
 func TestErrorString(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		err  client.Error
 		want string
@@ -697,6 +713,7 @@ func TestErrorString(t *testing.T) {
 }
 
 func TestMalformedSuccessBody(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("GET /api/v1/workers", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "<html>not json</html>")
@@ -712,6 +729,7 @@ func TestMalformedSuccessBody(t *testing.T) {
 }
 
 func TestNetworkErrorIsWrapped(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	base := srv.URL
 	srv.Close() // nothing listens any more
@@ -735,6 +753,7 @@ func TestNetworkErrorIsWrapped(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	status := "ok"
 	f.handle("GET /_public/status", func(w http.ResponseWriter, r *http.Request) {
@@ -755,6 +774,7 @@ func TestPing(t *testing.T) {
 }
 
 func TestRedirectDropsTokenAcrossOrigins(t *testing.T) {
+	t.Parallel()
 	other := newFake(t) // a different origin (another port)
 	other.handle("GET /api/v1/workers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, []protocol.WorkerInfo{})
@@ -791,6 +811,7 @@ func TestRedirectDropsTokenAcrossOrigins(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	jobServer(f, map[string]protocol.Job{"job-1": {ID: "job-1", Status: protocol.StatusRunning}})
 	c := f.client()
@@ -809,6 +830,7 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestBaseURLPathPrefix(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("GET /orch/api/v1/workers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, []protocol.WorkerInfo{})

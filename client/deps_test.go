@@ -28,5 +28,6 @@ var forbiddenClientDeps = []string{
 }
 
 func TestClientDoesNotLinkTheOrchestrator(t *testing.T) {
+	t.Parallel()
 	testenv.ForbidDeps(t, "the client package", testenv.Deps(t), forbiddenClientDeps)
 }

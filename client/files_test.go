@@ -13,6 +13,7 @@ import (
 )
 
 func TestFileCallsRefuseBadArguments(t *testing.T) {
+	t.Parallel()
 	c, err := New("http://127.0.0.1:1", "tok")
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,7 @@ func TestFileCallsRefuseBadArguments(t *testing.T) {
 // TestUploadFileStreamsTheBody: the body goes as it is, with its length
 // (or chunked when unknown), and the file name is escaped as one segment.
 func TestUploadFileStreamsTheBody(t *testing.T) {
+	t.Parallel()
 	var got struct {
 		path, ctype, token string
 		length             int64

@@ -12,6 +12,7 @@ import (
 )
 
 func TestTransient(t *testing.T) {
+	t.Parallel()
 	netErr := &url.Error{Op: "Get", URL: "http://x/api/v1/jobs/1", Err: errors.New("connection reset by peer")}
 	cases := []struct {
 		name  string
@@ -39,6 +40,7 @@ func TestTransient(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	ms := time.Millisecond
 	cases := []struct {
 		interval time.Duration
@@ -60,6 +62,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
 	cases := map[string]time.Duration{
 		"":                     0,
@@ -82,6 +85,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestErrorMessage(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		body, want string
 	}{
@@ -103,6 +107,7 @@ func TestErrorMessage(t *testing.T) {
 }
 
 func TestSegmentAndEndpoint(t *testing.T) {
+	t.Parallel()
 	if s, err := segment("job id", "a/b?c#d e%"); err != nil || s != "a%2Fb%3Fc%23d%20e%25" {
 		t.Errorf("segment = %q, %v", s, err)
 	}

@@ -11,6 +11,7 @@ import (
 )
 
 func TestJobsTimeRange(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.handle("GET /api/v1/jobs", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, protocol.JobList{Jobs: []protocol.Job{}})

@@ -70,6 +70,7 @@ func running(p float64, msg string) step {
 }
 
 func TestWaitReportsProgressUntilTerminal(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	done := protocol.Job{ID: "job-1", Status: protocol.StatusFinished, CurrentState: "finished", Progress: 1,
 		StateHistory: map[string]any{"analysis_summary": "ok"}, Result: map[string]any{"ok": true}}
@@ -128,6 +129,7 @@ func (ft *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestWaitToleratesNetworkErrors(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	polls := scriptedJob(f, "job-1", []step{running(0.2, ""), running(0.4, ""), {job: protocol.Job{ID: "job-1", Status: protocol.StatusFailed}}})
 	ft := &failingTransport{next: f.srv.Client().Transport, fail: map[int]bool{2: true, 3: true, 4: true}}
@@ -150,6 +152,7 @@ func TestWaitToleratesNetworkErrors(t *testing.T) {
 }
 
 func TestWaitAlreadyTerminal(t *testing.T) {
+	t.Parallel()
 	for _, st := range []protocol.JobStatus{protocol.StatusFinished, protocol.StatusFailed, protocol.StatusCancelled,
 		protocol.StatusError, protocol.StatusQuarantined} {
 		f := newFake(t)
@@ -166,6 +169,7 @@ func TestWaitAlreadyTerminal(t *testing.T) {
 }
 
 func TestWaitGivesUpAfterMaxRetries(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	polls := scriptedJob(f, "job-1", []step{
 		running(0.1, ""),
@@ -195,6 +199,7 @@ func TestWaitGivesUpAfterMaxRetries(t *testing.T) {
 }
 
 func TestWaitStopsOnPermanentErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		s        step
@@ -227,6 +232,7 @@ func TestWaitStopsOnPermanentErrors(t *testing.T) {
 }
 
 func TestWaitHonoursShortRetryAfter(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	scriptedJob(f, "job-1", []step{
 		{status: 429, body: `{"error":"Rate limit exceeded"}`, retryAfter: "1"},
@@ -243,6 +249,7 @@ func TestWaitHonoursShortRetryAfter(t *testing.T) {
 }
 
 func TestWaitContextCancellation(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	polls := scriptedJob(f, "job-1", []step{running(0.5, "forever")})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -288,6 +295,7 @@ func TestWaitContextCancellation(t *testing.T) {
 }
 
 func TestWaitRefusesBadArguments(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	polls := scriptedJob(f, "job-1", []step{running(0, "")})
 	for _, id := range []string{"", ".."} {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestClean(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"plain": "plain", "日本🌍": "日本🌍", "a\x00b": "a\uFFFDb", "x\xffy": "x\uFFFDy", "": "",
 	} {
@@ -22,6 +23,7 @@ func TestClean(t *testing.T) {
 }
 
 func TestReplaceNULEscapes(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		`{"a":"x\u0000y"}`:      `{"a":"x\ufffdy"}`,
 		`{"a":"\\u0000"}`:       `{"a":"\\u0000"}`, // an escaped backslash, then text
@@ -42,6 +44,7 @@ func TestReplaceNULEscapes(t *testing.T) {
 }
 
 func TestEncode(t *testing.T) {
+	t.Parallel()
 	zone := time.FixedZone("x", 5*3600)
 	when := time.Date(2030, 1, 2, 3, 4, 5, 999999999, zone)
 	id := uuid.New()
@@ -77,6 +80,7 @@ func TestEncode(t *testing.T) {
 }
 
 func TestLatest(t *testing.T) {
+	t.Parallel()
 	at := func(s int) time.Time { return time.Unix(int64(s), 0) }
 	sum := func(id string, s int, status string) Encoded {
 		return Encoded{Job: &Summary{ID: id, UpdatedAt: at(s), Status: status}}
@@ -88,6 +92,7 @@ func TestLatest(t *testing.T) {
 }
 
 func TestCursorAndPage(t *testing.T) {
+	t.Parallel()
 	c := CursorAt(time.Unix(1, 123456789), "job:1")
 	p, err := ParseCursor(c.String())
 	if err != nil || !p.CreatedAt.Equal(c.CreatedAt) || p.ID != "job:1" {

@@ -112,6 +112,7 @@ func ev(n int) Event {
 }
 
 func TestRecorderBatches(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	r := newRecorder(t, fs, RecorderOptions{BatchSize: 10, MaxDelay: time.Hour})
@@ -155,6 +156,7 @@ func TestRecorderBatches(t *testing.T) {
 }
 
 func TestRecorderMaxDelay(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	r := newRecorder(t, fs, RecorderOptions{BatchSize: 100, MaxDelay: 20 * time.Millisecond})
@@ -176,6 +178,7 @@ func TestRecorderMaxDelay(t *testing.T) {
 }
 
 func TestRecorderFillsDefaultsAndSnapshots(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	r := newRecorder(t, fs, RecorderOptions{})
@@ -210,6 +213,7 @@ func TestRecorderFillsDefaultsAndSnapshots(t *testing.T) {
 }
 
 func TestRecorderInvalidEvents(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	r := newRecorder(t, fs, RecorderOptions{})
@@ -235,6 +239,7 @@ func TestRecorderInvalidEvents(t *testing.T) {
 // A slow store blocks Record (back-pressure) instead of dropping events;
 // the blocked Record respects its context; nothing accepted is lost.
 func TestRecorderBackPressure(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	fs.gate = make(chan struct{})
@@ -291,6 +296,7 @@ func TestRecorderBackPressure(t *testing.T) {
 }
 
 func TestRecorderRetriesTransientErrors(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	fs.fail = 3
@@ -307,6 +313,7 @@ func TestRecorderRetriesTransientErrors(t *testing.T) {
 }
 
 func TestRecorderIsolatesRefusedEvents(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	r := newRecorder(t, fs, RecorderOptions{MaxDelay: time.Hour})
@@ -336,6 +343,7 @@ func TestRecorderIsolatesRefusedEvents(t *testing.T) {
 }
 
 func TestRecorderCloseFlushes(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	r := NewRecorder(fs, RecorderOptions{MaxDelay: time.Hour, BatchSize: 1000, Logger: quiet()})
@@ -363,6 +371,7 @@ func TestRecorderCloseFlushes(t *testing.T) {
 
 // Records waiting for room when Close is called get in and are written.
 func TestRecorderCloseLetsWaitingRecordsIn(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	fs.gate = make(chan struct{})
@@ -395,6 +404,7 @@ func TestRecorderCloseLetsWaitingRecordsIn(t *testing.T) {
 // When the store never answers, Close gives up at its deadline, says how
 // many events were not written, and stops the writer.
 func TestRecorderCloseGivesUp(t *testing.T) {
+	// Not parallel: it gives the synchronous record 20 ms to be queued.
 	ctx := testCtx(t)
 	fs := newFake()
 	fs.gate = make(chan struct{}) // never opened
@@ -427,6 +437,7 @@ func TestRecorderCloseGivesUp(t *testing.T) {
 }
 
 func TestRecorderConcurrent(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	fs := newFake()
 	r := NewRecorder(fs, RecorderOptions{Buffer: 64, BatchSize: 32, MaxDelay: time.Millisecond, Logger: quiet()})

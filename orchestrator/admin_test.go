@@ -120,6 +120,7 @@ func send(t *testing.T, method, url string, body io.Reader, headers ...string) (
 // orchestrator re-reads clients.toml and workers.toml on POST
 // /api/v1/admin/reload, and old tokens stop working at once.
 func TestAdminReloadOfConfigFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	clientsFile, workersFile := filepath.Join(dir, "clients.toml"), filepath.Join(dir, "workers.toml")
 	writeTOML(t, clientsFile, "[acme]\ntoken = \"client-token-old\"\nplan = \"basic\"\n")

@@ -30,6 +30,7 @@ import (
 // arriving when shutdown begins: it completes with the engine still
 // running, and what it did (a job created, its history) is kept.
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	hs, err := historydb.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "history.db"))
 	if err != nil {
@@ -162,6 +163,7 @@ func (c *readSignalConn) Read(p []byte) (int, error) {
 // task through short-lived tokens, auth failures and an admin reload with
 // every log level captured, and looks for every secret in the output.
 func TestTokensAreNeverLogged(t *testing.T) {
+	t.Parallel()
 	const (
 		clientToken = "client-secret-7f3a9c"
 		wrongClient = "wrong-client-secret-51d2"
@@ -321,6 +323,7 @@ func parentAndChild() []*blueprint.Blueprint {
 // TestChildJobsBelongToTheParentsOwner: a sub-blueprint's job is the
 // parent owner's, and another client cannot see or touch it.
 func TestChildJobsBelongToTheParentsOwner(t *testing.T) {
+	t.Parallel()
 	o, err := orchestrator.New(orchestrator.Config{Logger: quiet(), Clients: []orchestrator.Client{
 		{Name: "acme", Token: "acme-token"}, {Name: "globex", Token: "globex-token"}}})
 	if err != nil {

@@ -41,6 +41,7 @@ func randomPayload(n int) []byte {
 // the client downloads the result through the redirect. Bytes are checked
 // by hash at both ends.
 func TestBlobRoundTrip20MB(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startBlobs(t, b, nil)
 		s.addWorker("digester", digestSkill, nil)
@@ -123,6 +124,7 @@ func rawDo(t *testing.T, method, u, token string, body io.Reader) (*http.Respons
 // work with a plain client, owner-only access, size limits and file name
 // checks, on both backends.
 func TestBlobFileRoutes(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startBlobs(t, b, func(c *orchestrator.Config) { c.MaxUploadBytes = 2 << 20 })
 		ctx := context.Background()
@@ -224,6 +226,7 @@ func TestBlobFileRoutes(t *testing.T) {
 }
 
 func TestBlobFileRoutesDisabled(t *testing.T) {
+	t.Parallel()
 	s := startBlobs(t, "none", nil)
 	ctx := context.Background()
 	id, err := s.owner.CreateJob(ctx, "/jobs/files", nil)
@@ -285,6 +288,7 @@ func bigSkills(seen chan<- map[string]any, skills ...string) func(w *worker.Work
 // references in state_history, whether the SDK or the orchestrator moved
 // them.
 func TestBlobOffloadedParamsAndResults(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
 		const threshold = 64 << 10
 		s := startBlobs(t, b, func(c *orchestrator.Config) { c.OffloadThreshold = threshold })
@@ -331,6 +335,7 @@ func TestBlobOffloadedParamsAndResults(t *testing.T) {
 // TestBlobOffloadedParamsInTheJobRecord looks inside: the live job record
 // holds the reference and params metadata with the inline marker.
 func TestBlobOffloadedParamsInTheJobRecord(t *testing.T) {
+	t.Parallel()
 	s := startBlobs(t, "local", func(c *orchestrator.Config) { c.OffloadThreshold = 1000 })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -366,6 +371,7 @@ func TestBlobOffloadedParamsInTheJobRecord(t *testing.T) {
 // TestBlobCleanupAfterRetention: a job's objects (uploads, offloaded
 // params, result files) are deleted once its retention ends.
 func TestBlobCleanupAfterRetention(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startBlobs(t, b, func(c *orchestrator.Config) { c.JobRetention = 2 * time.Second })
 		s.addWorker("digester", digestSkill, nil)
@@ -412,6 +418,7 @@ func plain(v any) any {
 // While MinIO is down, uploads answer 503 and a job whose params must be
 // offloaded fails with a clear message too.
 func TestBlobStorageStoppedMidJob(t *testing.T) {
+	t.Parallel()
 	m := s3env.StartMinIO(t)
 	access, secret := s3env.Credentials()
 	opts := blobs3.Options{Endpoint: m.Endpoint, AccessKey: access, SecretKey: secret, Bucket: s3env.UniqueBucket(), MaxRetries: 1}
@@ -510,6 +517,7 @@ func TestBlobStorageStoppedMidJob(t *testing.T) {
 // folder; the cleanup timer, a durable timer in Redis, deletes the job's
 // objects when its retention ends, whichever orchestrator claims it.
 func TestBlobCleanupWithRedis(t *testing.T) {
+	t.Parallel()
 	url, prefix := redisForTest(t)
 	key := "shared-signing-key"
 	var dir string
@@ -547,6 +555,7 @@ func TestBlobCleanupWithRedis(t *testing.T) {
 // initial_data.inputs) fails with a clear message and no worker receives
 // its task. B referring to a file of its own earlier job works.
 func TestBlobForeignReferencesRefused(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startBlobs(t, b, nil)
 		seen := make(chan string, 8)

@@ -60,6 +60,7 @@ func oneTask(name string, strategy blueprint.Strategy, maxCost float64) *bluepri
 }
 
 func TestRoundRobinSpreadsEvenly(t *testing.T) {
+	t.Parallel()
 	c, ran, mu := serveWithWorkers(t, oneTask("rr", blueprint.RoundRobin, 0), map[string]float64{"w1": 1, "w2": 1, "w3": 1})
 	ctx := context.Background()
 	for i := range 30 {
@@ -85,6 +86,7 @@ func TestRoundRobinSpreadsEvenly(t *testing.T) {
 }
 
 func TestCheapestWithMaxCostNeverPicksADearerWorker(t *testing.T) {
+	t.Parallel()
 	c, ran, mu := serveWithWorkers(t, oneTask("cheap", blueprint.Cheapest, 0.02),
 		map[string]float64{"cheap-a": 0.01, "cheap-b": 0.02, "dear": 0.05})
 	ctx := context.Background()

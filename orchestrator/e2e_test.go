@@ -58,6 +58,7 @@ func pipeline() *blueprint.Blueprint {
 }
 
 func TestEndToEndOverTheNetwork(t *testing.T) {
+	t.Parallel()
 	o, err := orchestrator.New(orchestrator.Config{
 		Logger: quiet(), GlobalWorkerToken: "fleet-token", PollTimeout: 2 * time.Second,
 		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}},

@@ -13,6 +13,7 @@ func lookup(vars map[string]string) func(string) (string, bool) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
 	cfg, err := configFrom(lookup(map[string]string{
 		"API_PORT": "9090", "JOB_MAX_RETRIES": "0", "WORKER_TIMEOUT_SECONDS": "1.5", "RATE_LIMITING_ENABLED": "false",
 		"REDIS_HOST": "cache", "REDIS_PORT": "6380", "REDIS_DB": "2", "HISTORY_DATABASE_URI": "none", "LOG_FORMAT": "text",
@@ -41,6 +42,7 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestConfigFromEnvBlobs(t *testing.T) {
+	t.Parallel()
 	cfg, err := configFrom(lookup(nil))
 	if err != nil || cfg.BlobDir != "avtomatika_blobs" || cfg.S3.Configured() || cfg.OffloadThreshold != 1<<20 || cfg.KeepBlobs ||
 		cfg.MaxUploadBytes != 5<<30 || cfg.S3.Bucket != "avtomatika-payloads" || cfg.S3.Region != "us-east-1" {
@@ -67,6 +69,7 @@ func TestConfigFromEnvBlobs(t *testing.T) {
 }
 
 func TestConfigFromEnvWebhookAllowedHosts(t *testing.T) {
+	t.Parallel()
 	cfg, err := configFrom(lookup(nil))
 	if err != nil || cfg.WebhookAllowedHosts != nil {
 		t.Fatalf("default: %q %v", cfg.WebhookAllowedHosts, err)
@@ -84,6 +87,7 @@ func TestConfigFromEnvWebhookAllowedHosts(t *testing.T) {
 }
 
 func TestConfigFromEnvReputation(t *testing.T) {
+	t.Parallel()
 	cfg, err := configFrom(lookup(map[string]string{"REPUTATION_RECOVERY_PER_HOUR": "0.5", "REPUTATION_CLIENT_PENALTY_CAP": "0.2"}))
 	if err != nil || cfg.ReputationRecoveryPerHour != 0.5 || cfg.ReputationClientCap != 0.2 {
 		t.Fatalf("config %+v %v", cfg, err)
@@ -95,6 +99,7 @@ func TestConfigFromEnvReputation(t *testing.T) {
 }
 
 func TestConfigFromEnvConnectionLimits(t *testing.T) {
+	t.Parallel()
 	cfg, err := configFrom(lookup(nil))
 	if err != nil || cfg.RequestBodyTimeout != time.Minute || cfg.MaxConnections != 10000 || cfg.MaxConnectionsPerIP != 1000 {
 		t.Fatalf("defaults: %v %d %d %v", cfg.RequestBodyTimeout, cfg.MaxConnections, cfg.MaxConnectionsPerIP, err)
@@ -118,6 +123,7 @@ func TestConfigFromEnvConnectionLimits(t *testing.T) {
 // TestConfigFromEnvMetricsWorkerLabels: per-worker metric series are off
 // unless METRICS_WORKER_LABELS turns them on, and then bounded.
 func TestConfigFromEnvMetricsWorkerLabels(t *testing.T) {
+	t.Parallel()
 	cfg, err := configFrom(lookup(nil))
 	if err != nil || cfg.MetricsWorkerLabels || cfg.MetricsWorkerLabelsMax != 100 {
 		t.Fatalf("defaults: %v %d %v", cfg.MetricsWorkerLabels, cfg.MetricsWorkerLabelsMax, err)

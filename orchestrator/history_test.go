@@ -24,10 +24,12 @@ import (
 )
 
 func TestHistorySQLite(t *testing.T) {
+	t.Parallel()
 	testHistory(t, "sqlite:"+filepath.Join(t.TempDir(), "history.db"))
 }
 
 func TestHistoryPostgres(t *testing.T) {
+	t.Parallel()
 	testHistory(t, testenv.PostgresSchemaURL(t, testenv.URL(t, testenv.PostgresVar), "avto_orch_test"))
 }
 
@@ -241,10 +243,12 @@ func (h *hookReceiver) received() []protocol.WebhookPayload {
 }
 
 func TestHistoryAuditSQLite(t *testing.T) {
+	t.Parallel()
 	testAudit(t, "sqlite:"+filepath.Join(t.TempDir(), "history.db"))
 }
 
 func TestHistoryAuditPostgres(t *testing.T) {
+	t.Parallel()
 	testAudit(t, testenv.PostgresSchemaURL(t, testenv.URL(t, testenv.PostgresVar), "avto_orch_audit"))
 }
 
@@ -408,6 +412,7 @@ func testAudit(t *testing.T, uri string) {
 // TestHistoryNoneListsLiveJobs: with history off (HISTORY_DATABASE_URI=none)
 // jobs are listed from the live store and the history route says it is off.
 func TestHistoryNoneListsLiveJobs(t *testing.T) {
+	t.Parallel()
 	_, url := serveOrchestrator(t, orchestrator.Config{Logger: quiet(), HistoryURI: "none",
 		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}}}, pipeline())
 	ctx := context.Background()

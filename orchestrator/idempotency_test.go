@@ -17,6 +17,7 @@ import (
 // A create repeated with the same Idempotency-Key answers with the first
 // job, creates nothing and is not charged again; keys are per client.
 func TestIdempotentCreate(t *testing.T) {
+	t.Parallel()
 	_, base := serveOrchestrator(t, orchestrator.Config{
 		Logger: quiet(), GlobalWorkerToken: "tok", Store: memory.New(memory.Options{}), HistoryURI: "none",
 		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token", MonthlyAttempts: 2}, {Name: "other", Token: "other-token"}},

@@ -20,6 +20,7 @@ import (
 // shows unfinished are ended as failed, saying why, and their webhook is
 // sent, instead of being forgotten silently.
 func TestLostLiveStateIsReported(t *testing.T) {
+	t.Parallel()
 	uri := "sqlite:" + filepath.Join(t.TempDir(), "history.db")
 	hook := newHookReceiver(t, 0)
 	logs := &testenv.Buffer{}

@@ -74,6 +74,7 @@ next:
 }
 
 func TestMetricsMoveWithJobs(t *testing.T) {
+	t.Parallel()
 	_, url := serveOrchestrator(t, orchestrator.Config{Logger: quiet(), GlobalWorkerToken: "fleet-token", PollTimeout: time.Second,
 		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}}}, pipeline())
 	ctx := context.Background()
@@ -168,6 +169,7 @@ next:
 // and its retry, a dispatch timeout, a webhook and a schedule, and checks
 // that each metric moved by what happened.
 func TestMetricsFollowTasks(t *testing.T) {
+	t.Parallel()
 	schedules := filepath.Join(t.TempDir(), "schedules.toml")
 	if err := os.WriteFile(schedules, []byte("[tick_every_second]\nblueprint = \"tick\"\ninterval_seconds = 1\n"), 0o600); err != nil {
 		t.Fatal(err)

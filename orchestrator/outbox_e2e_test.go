@@ -37,6 +37,7 @@ func postgresViaProxy(t *testing.T) (*testenv.Proxy, string) {
 // instead of hanging, and once the database is back every event of every
 // job is written.
 func TestHistoryOutageStallsNothingAndLosesNothing(t *testing.T) {
+	t.Parallel()
 	proxy, uri := postgresViaProxy(t)
 	_, base := serveOrchestrator(t, orchestrator.Config{
 		Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: time.Second, HistoryURI: uri,
@@ -118,6 +119,7 @@ func TestHistoryOutageStallsNothingAndLosesNothing(t *testing.T) {
 // the outbox stream before the restart, so the check covers every event
 // the first process committed.
 func TestHistoryOutageAndCrashLoseNoEvent(t *testing.T) {
+	t.Parallel()
 	redisURL, prefix := redisForTest(t)
 	proxy, uri := postgresViaProxy(t)
 	addr := loopbackAddr(t)

@@ -140,6 +140,7 @@ func waitJobs(t *testing.T, ctx context.Context, c *client.Client, ids []string,
 // workers connected to either, 200 jobs created alternately on both: all
 // finish, every task runs exactly once, none is stuck.
 func TestTwoOrchestratorsShareOneRedis(t *testing.T) {
+	t.Parallel()
 	redisURL, prefix := redisForTest(t)
 	a := startHelper(t, loopbackAddr(t), redisURL, prefix)
 	b := startHelper(t, loopbackAddr(t), redisURL, prefix)
@@ -204,6 +205,7 @@ func TestTwoOrchestratorsShareOneRedis(t *testing.T) {
 // new one on the same Redis brings every job to its end, and no task runs
 // twice.
 func TestOrchestratorCrashLosesNothing(t *testing.T) {
+	t.Parallel()
 	redisURL, prefix := redisForTest(t)
 	addr := loopbackAddr(t)
 	first := startHelper(t, addr, redisURL, prefix)
@@ -259,6 +261,7 @@ func TestOrchestratorCrashLosesNothing(t *testing.T) {
 // and comes back: while it is down requests get clear 503s; afterwards the
 // system recovers by itself.
 func TestRedisOutage(t *testing.T) {
+	t.Parallel()
 	testenv.URL(t, testenv.RedisVar) // the suite needs Redis tools
 	server, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -434,6 +437,7 @@ func (w rawWorker) poll(base string, wait time.Duration) (*protocol.TaskPayload,
 // with a 30 s timeout; a job created on orchestrator B reaches it well
 // before that.
 func TestLongPollWokenAcrossOrchestrators(t *testing.T) {
+	t.Parallel()
 	redisURL, prefix := redisForTest(t)
 	a := startHelper(t, loopbackAddr(t), redisURL, prefix, "AVTO_HELPER_POLL_TIMEOUT=30s")
 	b := startHelper(t, loopbackAddr(t), redisURL, prefix, "AVTO_HELPER_POLL_TIMEOUT=30s")
@@ -482,6 +486,7 @@ func TestLongPollWokenAcrossOrchestrators(t *testing.T) {
 // one answer is accepted, the other ignored as a duplicate, and the job
 // moves on once.
 func TestResultAppliedOnceAcrossOrchestrators(t *testing.T) {
+	t.Parallel()
 	redisURL, prefix := redisForTest(t)
 	a := startHelper(t, loopbackAddr(t), redisURL, prefix)
 	b := startHelper(t, loopbackAddr(t), redisURL, prefix)

@@ -14,6 +14,7 @@ import (
 )
 
 func TestGracefulShutdownReleasesLongPolls(t *testing.T) {
+	t.Parallel()
 	o, err := orchestrator.New(orchestrator.Config{Logger: quiet(), GlobalWorkerToken: "tok", PollTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 // dispatch, and the worker's task all share one trace, with parent links in
 // that order.
 func TestOneTraceFromCreationToTheWorker(t *testing.T) {
+	t.Parallel()
 	rec := tracetest.NewSpanRecorder()
 	orchTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	workerTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))

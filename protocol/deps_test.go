@@ -11,6 +11,7 @@ import (
 // client: they must stay a leaf of this module, with no heavy third-party
 // dependency either.
 func TestProtocolStaysLight(t *testing.T) {
+	t.Parallel()
 	deps := testenv.Deps(t)
 	const module = "github.com/avtomatika-ai/avtomatika-go/"
 	for _, dep := range deps {

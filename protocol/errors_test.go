@@ -41,6 +41,7 @@ func className(c ErrorClass) string {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	for code, want := range errorClasses {
 		if got := Classify(code); got != want {
 			t.Errorf("Classify(%q) = %s, want %s", code, className(got), className(want))
@@ -58,6 +59,7 @@ func TestClassify(t *testing.T) {
 // TestClassifyCoversEveryCode: every error code declared in errors.go has
 // a class in the table above, so that a new code cannot go unclassified.
 func TestClassifyCoversEveryCode(t *testing.T) {
+	t.Parallel()
 	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)

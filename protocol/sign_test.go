@@ -23,6 +23,7 @@ const (
 )
 
 func TestVectors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, raw, canonical, sig string
 		drop                      []string
@@ -46,6 +47,7 @@ func TestVectors(t *testing.T) {
 }
 
 func TestSignStructsMatchVectors(t *testing.T) {
+	t.Parallel()
 	hb := Heartbeat{
 		WorkerID: "worker-01", Status: "idle",
 		Usage:           &Usage{CPULoadPercent: 12.5, RAMUsedGB: 3.0},
@@ -80,6 +82,7 @@ func TestSignStructsMatchVectors(t *testing.T) {
 }
 
 func TestCanonicalEdgeCases(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{`{"s":"привет <b>&amp;</b>"}`, `{"s":"привет <b>&amp;</b>"}`},
 		{`{"s":"a\u2028b\u2029c"}`, "{\"s\":\"a\u2028b\u2029c\"}"},
@@ -102,6 +105,7 @@ func TestCanonicalEdgeCases(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(vectorTime, 0)
 	sign := func(m map[string]any) []byte {
 		sig, err := Sign(m, vectorToken)
@@ -152,6 +156,7 @@ func tamper(raw []byte) []byte {
 }
 
 func TestVerifyEventIgnoresBubblingChain(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(vectorTime, 0)
 	var m map[string]any
 	_ = json.Unmarshal([]byte(vectorEventRaw), &m)
@@ -209,6 +214,7 @@ func FuzzCanonical(f *testing.F) {
 }
 
 func TestWebhookSignature(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(vectorTime, 0)
 	body := []byte(`{"event":"job_finished"}`)
 	h := SignWebhook("s3cret", now, body)

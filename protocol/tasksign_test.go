@@ -10,6 +10,7 @@ import (
 // from_dict(TaskPayload, task), ignoring sig and orchestrator_signature),
 // as the Python SDK 1.0b20 checks a task.
 func TestSignTaskRXONVectors(t *testing.T) {
+	t.Parallel()
 	const key = "orchestrator-secret"
 	for name, tc := range map[string]struct{ task, sig string }{
 		"full": {`{"job_id":"job-1","task_id":"task-1","type":"transcode_video","params":{"path":"/in.mp4","quality":"low","n":2.0,"none":null,"nested":{"k":[1,2.5,"x"]}},` +

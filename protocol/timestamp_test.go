@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseTimestamp(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]int64{
 		"1796280888":      1796280888,
 		"1796280888.33":   1796280888,
@@ -34,6 +35,7 @@ func TestParseTimestamp(t *testing.T) {
 // Older RXON versions send time.time(): a float timestamp is rounded and
 // then held to the same ±60 s window as an integer one.
 func TestCheckTimestampAcceptsFloats(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1796280888, 0)
 	for ts, want := range map[string]error{
 		"1796280888":      nil,
@@ -59,6 +61,7 @@ func TestCheckTimestampAcceptsFloats(t *testing.T) {
 // Every signed worker message decodes a float timestamp (rounded) and keeps
 // refusing a timestamp that is no number, naming the field.
 func TestMessagesDecodeFloatTimestamps(t *testing.T) {
+	t.Parallel()
 	msgs := map[string]func() (any, func() int64){
 		"registration": func() (any, func() int64) { var m Registration; return &m, func() int64 { return m.Timestamp } },
 		"heartbeat":    func() (any, func() int64) { var m Heartbeat; return &m, func() int64 { return m.Timestamp } },
@@ -119,6 +122,7 @@ func fieldOf(te *json.UnmarshalTypeError) string {
 // older versions sent it) verifies: the signature covers the float as
 // written. The vector was made with rxon 1.0b13's sign_payload.
 func TestVerifyFloatTimestampVector(t *testing.T) {
+	t.Parallel()
 	msg := map[string]any{"worker_id": "gpu-worker-01", "worker_type": "gpu_worker", "timestamp": 1796280888.33,
 		"capabilities": map[string]any{"hostname": "h", "cost_per_skill": map[string]any{"transcode_video": 0.0005}}}
 	const want = "5268f4c211508ce69965dcff0cb294078f4d15536fd6af109bde8a5843283f5d"
@@ -140,6 +144,7 @@ func TestVerifyFloatTimestampVector(t *testing.T) {
 // refuses a fraction) and is read from an integer or, from orchestrators
 // that sent fractions, rounded down; anything else is refused.
 func TestTaskDeadlineIsWholeSeconds(t *testing.T) {
+	t.Parallel()
 	out, err := json.Marshal(TaskPayload{JobID: "j", TaskID: "t", Type: "x", Deadline: 1796280888})
 	if err != nil || !strings.Contains(string(out), `"deadline":1796280888,`) {
 		t.Fatalf("encoded %s, %v", out, err)

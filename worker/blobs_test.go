@@ -69,6 +69,7 @@ func errorOf(r received) (code, msg string) {
 // handler returns are uploaded and reported in data_metadata; the task
 // folder is gone afterwards.
 func TestBlobParamsAndResultFiles(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	st := localBlobs(t)
 	in := putObject(t, st, "jobs/j1/in.txt", "input bytes")
@@ -168,6 +169,7 @@ func TestBlobParamsAndResultFiles(t *testing.T) {
 }
 
 func TestBlobIntegrityMismatchSkipsTheHandler(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	st := localBlobs(t)
 	in := putObject(t, st, "jobs/j1/in.txt", "input bytes")
@@ -207,6 +209,7 @@ func TestBlobIntegrityMismatchSkipsTheHandler(t *testing.T) {
 // TestBlobLargeResultValuesAreOffloaded: values over OffloadThreshold go
 // to blob storage as JSON objects with the inline marker.
 func TestBlobLargeResultValuesAreOffloaded(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	st := localBlobs(t)
 	cfg := blobConfig(t, f, st)
@@ -236,6 +239,7 @@ func TestBlobLargeResultValuesAreOffloaded(t *testing.T) {
 // TestBlobStorageDown: an unreachable S3 fails the task with a transient
 // error that names the transfer, and a failed download skips the handler.
 func TestBlobStorageDown(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +284,7 @@ func TestBlobStorageDown(t *testing.T) {
 // TestBlobStorageOff: without blob storage, s3:// values reach the handler
 // untouched and returned paths stay paths.
 func TestBlobStorageOff(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.TaskFilesDir = t.TempDir()
@@ -298,6 +303,7 @@ func TestBlobStorageOff(t *testing.T) {
 }
 
 func TestBlobEnv(t *testing.T) {
+	t.Parallel()
 	cfg, err := ConfigFromVars(map[string]string{
 		"S3_ENDPOINT_URL": "http://minio:9000", "S3_ACCESS_KEY": "ak", "S3_SECRET_KEY": "sk", "S3_DEFAULT_BUCKET": "files",
 		"S3_REGION": "eu-central-1", "S3_FORCE_PATH_STYLE": "true", "TASK_FILES_DIR": "/var/tmp/tasks", "S3_OFFLOAD_THRESHOLD": "0",
@@ -319,6 +325,7 @@ func TestBlobEnv(t *testing.T) {
 }
 
 func TestTaskDirName(t *testing.T) {
+	t.Parallel()
 	for _, id := range []string{"task-1", "../../etc", ".hidden", "a/b", ""} {
 		name := taskDirName(id)
 		if blob.ValidName(name) != nil || strings.HasPrefix(name, ".") || bytes.ContainsAny([]byte(name), "/\\") {

@@ -25,6 +25,7 @@ func envFrom(vars map[string]string) (Config, error) {
 }
 
 func TestConfigFromEnvDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := envFrom(map[string]string{"WORKER_TOKEN": "tok"})
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +55,7 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 }
 
 func TestConfigFromEnvValues(t *testing.T) {
+	t.Parallel()
 	cfg, err := envFrom(map[string]string{
 		"WORKER_ID":                       "gpu-worker-01",
 		"WORKER_TYPE":                     "gpu_worker",
@@ -140,6 +142,7 @@ func TestConfigFromEnvValues(t *testing.T) {
 }
 
 func TestConfigFromEnvOrchestrators(t *testing.T) {
+	t.Parallel()
 	cfg, err := envFrom(map[string]string{
 		"WORKER_TOKEN":     "tok",
 		"ORCHESTRATOR_URL": "http://single:8080",
@@ -190,6 +193,7 @@ func TestConfigFromEnvOrchestrators(t *testing.T) {
 }
 
 func TestConfigFromEnvErrors(t *testing.T) {
+	t.Parallel()
 	for name, vars := range map[string]map[string]string{
 		"worker id with space":  {"WORKER_ID": "my worker"},
 		"worker id with slash":  {"WORKER_ID": "a/b"},
@@ -229,6 +233,7 @@ func TestConfigFromEnvErrors(t *testing.T) {
 }
 
 func TestConfigFromEnvPortZeroDisablesHealth(t *testing.T) {
+	t.Parallel()
 	cfg, err := envFrom(map[string]string{"WORKER_PORT": "0"})
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +257,7 @@ func TestConfigFromEnvProcess(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	for name, cfg := range map[string]Config{
 		"bad id":           {ID: "a b", Token: "t", Orchestrators: []Orchestrator{{URL: "http://x"}}},
 		"no orchestrator":  {ID: "a", Token: "t"},
@@ -271,6 +277,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestSortOrchestratorsIsStable(t *testing.T) {
+	t.Parallel()
 	got := sortOrchestrators([]Orchestrator{{URL: "http://z"}, {URL: "http://a", Priority: -1}, {URL: "http://m"}})
 	var urls []string
 	for _, o := range got {
@@ -282,6 +289,7 @@ func TestSortOrchestratorsIsStable(t *testing.T) {
 }
 
 func TestHandlePanicsOnMisuse(t *testing.T) {
+	t.Parallel()
 	w := newWorker(t, testConfig("http://127.0.0.1:1"))
 	mustPanic := func(name string, f func()) {
 		t.Helper()
@@ -302,6 +310,7 @@ func TestHandlePanicsOnMisuse(t *testing.T) {
 }
 
 func TestErrorsMapToCodes(t *testing.T) {
+	t.Parallel()
 	base := errors.New("boom")
 	for _, tc := range []struct {
 		err  error

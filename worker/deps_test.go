@@ -28,5 +28,6 @@ var forbiddenWorkerDeps = []string{
 }
 
 func TestWorkerDoesNotLinkTheOrchestrator(t *testing.T) {
+	t.Parallel()
 	testenv.ForbidDeps(t, "the worker SDK", testenv.Deps(t), forbiddenWorkerDeps)
 }

@@ -8,6 +8,7 @@ import (
 )
 
 func TestConfigFromEnvHealthAddr(t *testing.T) {
+	t.Parallel()
 	for v, want := range map[string]string{
 		"":                "",
 		"0":               "",
@@ -39,6 +40,7 @@ func TestConfigFromEnvHealthAddr(t *testing.T) {
 // Two workers configured from the environment alone run side by side on one
 // host: neither opens a health server that the other would collide with.
 func TestTwoWorkersFromEnvShareAHost(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	var workers []*Worker
 	for _, id := range []string{"w1", "w2"} {
@@ -69,6 +71,7 @@ func TestTwoWorkersFromEnvShareAHost(t *testing.T) {
 
 // An explicit WORKER_PORT host:port starts the health server there.
 func TestHealthServerFromWorkerPort(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg, err := ConfigFromVars(map[string]string{
 		"WORKER_ID": "w1", "WORKER_TOKEN": testToken, "ORCHESTRATOR_URL": f.URL(),

@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for in, want := range map[string]time.Duration{
 		"":                              -1,
@@ -29,6 +30,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestRetryWaitAndBackoff(t *testing.T) {
+	t.Parallel()
 	rl := &httpError{Status: 429, RetryAfter: -1}
 	if got := retryWait(rl, time.Second, 30*time.Second); got != 30*time.Second {
 		t.Errorf("429 without Retry-After: %v", got)
@@ -51,6 +53,7 @@ func TestRetryWaitAndBackoff(t *testing.T) {
 }
 
 func TestSessionLost(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		lost bool
@@ -73,6 +76,7 @@ func TestSessionLost(t *testing.T) {
 }
 
 func TestValidateJSONSubset(t *testing.T) {
+	t.Parallel()
 	schema, err := normalizeSchema(map[string]any{
 		"type": "object",
 		"properties": map[string]any{

@@ -47,6 +47,7 @@ func runUntilReturn(t *testing.T, w *Worker, within time.Duration) error {
 }
 
 func TestWrongTokenStopsRegistrationAndNamesWorkerToken(t *testing.T) {
+	t.Parallel()
 	srv, regs := refusingOrchestrator(t, http.StatusForbidden, "Unauthorized: No valid token found")
 	cfg, err := ConfigFromVars(map[string]string{
 		"WORKER_ID": "gpu-worker-01", "WORKER_TOKEN": "wrong-token", "ORCHESTRATOR_URL": srv.URL,
@@ -79,6 +80,7 @@ func TestWrongTokenStopsRegistrationAndNamesWorkerToken(t *testing.T) {
 }
 
 func TestRegistrationMaxAuthFailuresFromEnv(t *testing.T) {
+	t.Parallel()
 	srv, regs := refusingOrchestrator(t, http.StatusUnauthorized, "Unauthorized: Invalid individual worker token")
 	cfg, err := ConfigFromVars(map[string]string{
 		"WORKER_ID": "w1", "WORKER_TOKEN": "wrong", "ORCHESTRATOR_URL": srv.URL, "WORKER_DETECT_RESOURCES": "false",
@@ -99,6 +101,7 @@ func TestRegistrationMaxAuthFailuresFromEnv(t *testing.T) {
 }
 
 func TestRegistrationMaxAuthFailuresEnvValues(t *testing.T) {
+	t.Parallel()
 	for v, want := range map[string]int{"": 0, "0": -1, "1": 1, "10": 10} {
 		cfg, err := envFrom(map[string]string{"WORKER_TOKEN": "tok", "REGISTRATION_MAX_AUTH_FAILURES": v})
 		if err != nil {
@@ -121,6 +124,7 @@ func TestRegistrationMaxAuthFailuresEnvValues(t *testing.T) {
 // Server errors are not the operator's to fix: registration goes on past
 // the auth-failure limit, and succeeds when the orchestrator recovers.
 func TestRegistrationKeepsRetryingServerErrors(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.fail("register", 6, failure{status: 503})
 	cfg := testConfig(f.URL())
@@ -138,6 +142,7 @@ func TestRegistrationKeepsRetryingServerErrors(t *testing.T) {
 // With several orchestrators, one refusing the credentials is logged and
 // left; the worker keeps serving the others.
 func TestOneRefusingOrchestratorOfTwo(t *testing.T) {
+	t.Parallel()
 	srv, regs := refusingOrchestrator(t, http.StatusForbidden, "Unauthorized: No valid token found")
 	f := newFake(t)
 	cfg := testConfig(srv.URL, f.URL())
@@ -164,6 +169,7 @@ func TestOneRefusingOrchestratorOfTwo(t *testing.T) {
 }
 
 func TestCredentialsHint(t *testing.T) {
+	t.Parallel()
 	w := newWorker(t, testConfig("http://a.example", "http://b.example"))
 	global := newConn(w, Orchestrator{URL: "http://a.example"})
 	own := newConn(w, Orchestrator{URL: "http://b.example", Token: "per-orch"})

@@ -34,6 +34,7 @@ func fakeNvidiaSMI(t *testing.T, fixture string) (argsFile string) {
 }
 
 func TestGPUDetectionH100(t *testing.T) {
+	// Not parallel: fakeNvidiaSMI sets PATH (t.Setenv).
 	argsFile := fakeNvidiaSMI(t, "testdata/nvidia-smi/query-noheader-nounits.csv")
 	gpus, err := defaultDetector().gpus(context.Background())
 	if err != nil {
@@ -50,6 +51,7 @@ func TestGPUDetectionH100(t *testing.T) {
 }
 
 func TestGPUDetectionTwoGPUs(t *testing.T) {
+	// Not parallel: fakeNvidiaSMI sets PATH (t.Setenv).
 	fakeNvidiaSMI(t, "testdata/nvidia-smi/two-gpus.csv")
 	gpus, err := defaultDetector().gpus(context.Background())
 	if err != nil {
@@ -87,6 +89,7 @@ func TestGPUDetectionFailingOrMissing(t *testing.T) {
 }
 
 func TestDeclaredGPUSkipsDetection(t *testing.T) {
+	// Not parallel: fakeNvidiaSMI sets PATH (t.Setenv).
 	argsFile := fakeNvidiaSMI(t, "testdata/nvidia-smi/query-noheader-nounits.csv")
 	d := defaultDetector()
 	res, _ := d.resolve(context.Background(), Resources{GPUs: []GPU{{ID: "0", Model: "NVIDIA T4", MemoryGB: 16}}})
@@ -111,6 +114,7 @@ func TestDeclaredGPUSkipsDetection(t *testing.T) {
 }
 
 func TestWorkerRegistersDetectedGPU(t *testing.T) {
+	// Not parallel: fakeNvidiaSMI sets PATH (t.Setenv).
 	fakeNvidiaSMI(t, "testdata/nvidia-smi/query-noheader-nounits.csv")
 	f := newFake(t)
 	cfg := testConfig(f.URL())
@@ -140,6 +144,7 @@ func TestWorkerRegistersDetectedGPU(t *testing.T) {
 }
 
 func TestParseMeminfo(t *testing.T) {
+	t.Parallel()
 	gb, err := parseMeminfo(strings.NewReader("MemTotal:       32768000 kB\nMemFree:  100 kB\n"))
 	if err != nil || gb != 31.3 {
 		t.Errorf("parseMeminfo = %v, %v; want 31.3", gb, err)
@@ -156,6 +161,7 @@ func TestParseMeminfo(t *testing.T) {
 }
 
 func TestParseNvidiaSMI(t *testing.T) {
+	t.Parallel()
 	gpus, err := parseNvidiaSMI([]byte("0, Tesla T4, [N/A], 15360 MiB\n\n1, Tiny, GPU-x, 512\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 )
 
 func TestRegistrationPayload(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.ID = "gpu-worker-01"
@@ -105,6 +106,7 @@ func TestRegistrationPayload(t *testing.T) {
 }
 
 func TestRegistrationRetriesUntilOrchestratorIsUp(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +136,7 @@ func TestRegistrationRetriesUntilOrchestratorIsUp(t *testing.T) {
 }
 
 func TestRegistrationBackoff(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.fail("register", 3, failure{status: 503})
 	cfg := testConfig(f.URL())
@@ -157,6 +160,7 @@ func TestRegistrationBackoff(t *testing.T) {
 }
 
 func TestRegistration429RetryAfter(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	f.fail("register", 1, failure{status: 429, retryAfter: "1"})
 	w := newWorker(t, testConfig(f.URL()))
@@ -170,6 +174,7 @@ func TestRegistration429RetryAfter(t *testing.T) {
 }
 
 func TestHeartbeatReRegistersOn404(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	w.Handle("echo", echo)
@@ -188,6 +193,7 @@ func TestHeartbeatReRegistersOn404(t *testing.T) {
 }
 
 func TestHeartbeatSyncsSkills(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	w.Handle("echo", echo)
@@ -205,6 +211,7 @@ func TestHeartbeatSyncsSkills(t *testing.T) {
 }
 
 func TestRequireFullSync(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	w.Handle("echo", echo, Description("echoes"))
@@ -225,6 +232,7 @@ func TestRequireFullSync(t *testing.T) {
 }
 
 func TestConcurrencyLimit(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.MaxConcurrentTasks = 3
@@ -269,6 +277,7 @@ func TestConcurrencyLimit(t *testing.T) {
 }
 
 func TestSkillLimit(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.MaxConcurrentTasks = 4
@@ -310,6 +319,7 @@ func TestSkillLimit(t *testing.T) {
 }
 
 func TestProgressEvent(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	w.Handle("long", func(ctx context.Context, t *Task) (Result, error) {
@@ -360,6 +370,7 @@ func TestProgressEvent(t *testing.T) {
 }
 
 func TestResultsAndErrors(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.MaxConcurrentTasks = 10
@@ -451,6 +462,7 @@ func TestResultsAndErrors(t *testing.T) {
 }
 
 func TestInputAndOutputSchemas(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.MaxConcurrentTasks = 5
@@ -491,6 +503,7 @@ func TestInputAndOutputSchemas(t *testing.T) {
 }
 
 func TestResultRetriedOn503ThenAccepted(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	w.Handle("echo", echo)
@@ -517,6 +530,7 @@ func TestResultRetriedOn503ThenAccepted(t *testing.T) {
 }
 
 func TestResultNotRetried(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		set  func(f *fakeOrch)
@@ -570,6 +584,7 @@ func wrapCount(next func(protocol.TaskResult) any, n *atomic.Int32) func(protoco
 }
 
 func TestWebSocketCancelAndCommands(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.EnableWebSockets = true
@@ -637,6 +652,7 @@ func TestWebSocketCancelAndCommands(t *testing.T) {
 }
 
 func TestHeartbeatCancelTaskIDs(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	started := make(chan struct{})
@@ -670,6 +686,7 @@ func TestHeartbeatCancelTaskIDs(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	started := make(chan struct{})
@@ -718,6 +735,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestShutdownTimeoutCancelsTasks(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.ShutdownTimeout = 100 * time.Millisecond
@@ -744,6 +762,7 @@ func TestShutdownTimeoutCancelsTasks(t *testing.T) {
 }
 
 func TestShutdownReportsStuckHandler(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.ShutdownTimeout = 50 * time.Millisecond
@@ -768,6 +787,7 @@ func TestShutdownReportsStuckHandler(t *testing.T) {
 }
 
 func TestPoll429RetryAfter(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	w.Handle("echo", echo)
@@ -783,6 +803,7 @@ func TestPoll429RetryAfter(t *testing.T) {
 }
 
 func TestPoll429WithoutRetryAfterUsesFloor(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	w := newWorker(t, cfg)
@@ -799,6 +820,7 @@ func TestPoll429WithoutRetryAfterUsesFloor(t *testing.T) {
 }
 
 func TestPollErrorsBackOff(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	w.Handle("echo", echo)
@@ -819,6 +841,7 @@ func TestPollErrorsBackOff(t *testing.T) {
 }
 
 func TestHealthServer(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.HealthAddr = "127.0.0.1:0"
@@ -848,6 +871,7 @@ func TestHealthServer(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
+	t.Parallel()
 	w := newWorker(t, testConfig("http://127.0.0.1:1"))
 	if err := w.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "no skills") {
 		t.Errorf("Run without skills: %v", err)
@@ -871,6 +895,7 @@ func TestRunErrors(t *testing.T) {
 }
 
 func TestMultiOrchestratorRouting(t *testing.T) {
+	t.Parallel()
 	a, b := newFake(t), newFake(t)
 	b.key = "token-b"
 	cfg := testConfig(a.URL(), b.URL())
@@ -934,6 +959,7 @@ func TestMultiOrchestratorRouting(t *testing.T) {
 }
 
 func TestRoundRobinPattern(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		weights []int
 		want    string
@@ -957,6 +983,7 @@ func TestRoundRobinPattern(t *testing.T) {
 }
 
 func TestWaterfallPrefersFirstOrchestrator(t *testing.T) {
+	t.Parallel()
 	a, b := newFake(t), newFake(t)
 	a.pollWait, b.pollWait = 20*time.Millisecond, 20*time.Millisecond
 	cfg := testConfig(a.URL(), b.URL())
@@ -988,6 +1015,7 @@ func TestWaterfallPrefersFirstOrchestrator(t *testing.T) {
 }
 
 func TestFailoverPollsAll(t *testing.T) {
+	t.Parallel()
 	a, b := newFake(t), newFake(t)
 	a.pollWait, b.pollWait = 10*time.Millisecond, 10*time.Millisecond
 	cfg := testConfig(a.URL(), b.URL())
@@ -1002,6 +1030,7 @@ func TestFailoverPollsAll(t *testing.T) {
 }
 
 func TestSTSTokens(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.STS = true
@@ -1025,6 +1054,7 @@ func TestSTSTokens(t *testing.T) {
 }
 
 func TestMiddlewareOrderAndSetHot(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	var order []string
@@ -1072,6 +1102,7 @@ func TestMiddlewareOrderAndSetHot(t *testing.T) {
 }
 
 func TestTaskAccessors(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	got := make(chan string, 1)
@@ -1104,6 +1135,7 @@ func TestTaskAccessors(t *testing.T) {
 }
 
 func TestCapacityChecker(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	var open atomic.Bool
@@ -1128,6 +1160,7 @@ func TestCapacityChecker(t *testing.T) {
 }
 
 func TestSTSTokenRefusedFallsBackToMasterToken(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.STS = true
@@ -1153,6 +1186,7 @@ func TestSTSTokenRefusedFallsBackToMasterToken(t *testing.T) {
 }
 
 func TestTLSFromEnvironment(t *testing.T) {
+	t.Parallel()
 	f := newFakeTLS(t)
 	caFile := t.TempDir() + "/ca.pem"
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw})
@@ -1180,6 +1214,7 @@ func TestTLSFromEnvironment(t *testing.T) {
 }
 
 func TestTaskDeadline(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	w := newWorker(t, testConfig(f.URL()))
 	w.Handle("slow", func(ctx context.Context, t *Task) (Result, error) {
@@ -1197,6 +1232,7 @@ func TestTaskDeadline(t *testing.T) {
 }
 
 func TestBuiltInMetrics(t *testing.T) {
+	t.Parallel()
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.HealthAddr = "127.0.0.1:0"
@@ -1241,6 +1277,7 @@ func TestBuiltInMetrics(t *testing.T) {
 // once (at most PollConcurrency, never more than there is room for); when
 // the queue is empty, one poll waits, as with a single poller.
 func TestConcurrentPolls(t *testing.T) {
+	// Not parallel: it counts the polls made in 500 ms of real time.
 	f := newFake(t)
 	cfg := testConfig(f.URL())
 	cfg.MaxConcurrentTasks = 8

@@ -28,5 +28,6 @@ func serve(t *testing.T, opts local.Options) *local.Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	blobtest.Run(t, func(t *testing.T) blob.Store { return serve(t, local.Options{}) })
 }

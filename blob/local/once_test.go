@@ -46,6 +46,7 @@ func read(t *testing.T, s *local.Store, key string) string {
 // times until it expired, so whoever saw it could replace the file. Now
 // the first PUT spends it; GET URLs still work until they expire.
 func TestUploadURLIsSingleUse(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := serve(t, local.Options{})
 	u, err := s.PresignPut(ctx, "jobs/j/in.txt", time.Hour)
@@ -82,6 +83,7 @@ func TestUploadURLIsSingleUse(t *testing.T) {
 
 // TestUploadURLConcurrentUse: of PUTs racing on one URL, exactly one wins.
 func TestUploadURLConcurrentUse(t *testing.T) {
+	t.Parallel()
 	s := serve(t, local.Options{})
 	u, _ := s.PresignPut(context.Background(), "race.bin", time.Hour)
 	var ok, refused atomic.Int32
@@ -112,6 +114,7 @@ func TestUploadURLConcurrentUse(t *testing.T) {
 // TestOversizedUploadDoesNotSpendURL: a PUT refused for its announced size
 // sent nothing, so the URL stays good.
 func TestOversizedUploadDoesNotSpendURL(t *testing.T) {
+	t.Parallel()
 	s := serve(t, local.Options{MaxUploadBytes: 10})
 	u, _ := s.PresignPut(context.Background(), "small.txt", time.Hour)
 	if code, body := put(t, u, strings.Repeat("x", 11)); code != http.StatusRequestEntityTooLarge {
@@ -126,6 +129,7 @@ func TestOversizedUploadDoesNotSpendURL(t *testing.T) {
 // signing key, and record spent URLs in their shared store (SpendWith),
 // refuse at one a URL already used at the other.
 func TestUploadURLSpentAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	dir, key := t.TempDir(), []byte("shared-signing-key")
 	shared := memory.New(memory.Options{})
 	var urls []string
@@ -154,6 +158,7 @@ func TestUploadURLSpentAcrossProcesses(t *testing.T) {
 // TestUploadURLStoreDown: when the use of a URL cannot be recorded, the
 // upload is refused (503) rather than let through unrecorded.
 func TestUploadURLStoreDown(t *testing.T) {
+	t.Parallel()
 	s := serve(t, local.Options{})
 	s.SpendWith(func(context.Context, string, time.Duration) (bool, error) { return false, context.DeadlineExceeded })
 	u, _ := s.PresignPut(context.Background(), "x.txt", time.Hour)

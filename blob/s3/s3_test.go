@@ -9,5 +9,6 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	blobtest.Run(t, func(t *testing.T) blob.Store { return s3env.Bucket(t) })
 }

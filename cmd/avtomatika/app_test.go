@@ -14,6 +14,7 @@ import (
 )
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	r := runCLI(t.Context(), nil, "version")
 	mustCode(t, r, 0)
 	if !strings.HasPrefix(r.stdout, "avtomatika dev (go") {
@@ -27,6 +28,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	tests := [][]string{
 		{"help"}, {"-h"}, {"--help"},
 		{"help", "jobs"}, {"jobs", "-h"}, {"jobs", "help"},
@@ -65,6 +67,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	tests := []struct {
 		args []string
@@ -132,6 +135,7 @@ func TestUsageErrors(t *testing.T) {
 var goTypes = regexp.MustCompile(`map\[|interface \{|\[\]|Go value|Go struct|\*[a-z]+\.[A-Z]`)
 
 func TestWrongToken(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	for _, args := range [][]string{
 		{"jobs", "list", "--token", "wrong"},
@@ -161,6 +165,7 @@ func TestWrongToken(t *testing.T) {
 
 // A URL that is not the orchestrator's root gives a 404 that says so.
 func TestWrongURL(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	for _, base := range []string{s.url + "/api/v1", s.url + "/api/v1/", s.url + "/api"} {
 		for _, args := range [][]string{
@@ -193,6 +198,7 @@ func TestWrongURL(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	for _, tt := range []struct {
 		args []string
@@ -223,6 +229,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestQuotaExhausted(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	env := s.env(envToken + "=" + cappedToken)
 	mustCode(t, runCLI(t.Context(), env, "jobs", "create", "/jobs/quick"), 0)
@@ -234,6 +241,7 @@ func TestQuotaExhausted(t *testing.T) {
 }
 
 func TestServerAndNetworkErrors(t *testing.T) {
+	t.Parallel()
 	// An orchestrator that is not started answers 503.
 	o, err := orchestrator.New(orchestrator.Config{
 		Logger:  slog.New(slog.DiscardHandler),
@@ -258,6 +266,7 @@ func TestServerAndNetworkErrors(t *testing.T) {
 }
 
 func TestGlobalFlagsAnywhere(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/quick")
 	for _, args := range [][]string{
@@ -276,6 +285,7 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 }
 
 func TestParseInterleaved(t *testing.T) {
+	t.Parallel()
 	fs := newFlagSet("test")
 	b := fs.Bool("b", false, "")
 	v := fs.String("v", "", "")
@@ -292,6 +302,7 @@ func TestParseInterleaved(t *testing.T) {
 }
 
 func TestInterrupted(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/review")
 	s.waitStatus(t, id, "waiting_for_human")

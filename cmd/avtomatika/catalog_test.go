@@ -48,6 +48,7 @@ func (s *testServer) registerWorker(t *testing.T, id string) {
 }
 
 func TestWorkersList(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 
 	r := s.cli(t, "workers", "list")
@@ -81,6 +82,7 @@ func TestWorkersList(t *testing.T) {
 }
 
 func TestBlueprintsList(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	r := s.cli(t, "blueprints", "list")
 	mustCode(t, r, 0)
@@ -105,6 +107,7 @@ func TestBlueprintsList(t *testing.T) {
 }
 
 func TestBlueprintsGraph(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 
 	r := s.cli(t, "blueprints", "graph", "review")
@@ -127,6 +130,7 @@ func TestBlueprintsGraph(t *testing.T) {
 }
 
 func TestBlueprintsGraphSVG(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("dot"); err != nil {
 		t.Skip("SKIPPED: Graphviz (dot) is not on PATH; install graphviz to test --format svg")
 	}

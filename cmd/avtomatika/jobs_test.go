@@ -17,6 +17,7 @@ import (
 var uuidLine = regexp.MustCompile(`^[0-9a-f-]{36}\n$`)
 
 func TestCreate(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 
 	t.Run("prints the id", func(t *testing.T) {
@@ -81,6 +82,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestGet(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/quick", "--data", `{"path": "/in.mp4"}`)
 	s.waitStatus(t, id, protocol.StatusFinished)
@@ -128,6 +130,7 @@ func TestGet(t *testing.T) {
 }
 
 func TestGetShowsApprovalAndFailure(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/review")
 	s.waitStatus(t, id, protocol.StatusWaitingForHuman)
@@ -140,6 +143,7 @@ func TestGetShowsApprovalAndFailure(t *testing.T) {
 }
 
 func TestWatchFinished(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	r := s.cli(t, "jobs", "create", "/jobs/quick", "--data", `{"path": "/in.mp4"}`, "--watch", fastPoll)
 	mustCode(t, r, 0)
@@ -159,6 +163,7 @@ func TestWatchFinished(t *testing.T) {
 }
 
 func TestWatchApproved(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/review")
 	watch := s.cliAsync(t.Context(), "jobs", "watch", id, fastPoll)
@@ -186,6 +191,7 @@ func TestWatchApproved(t *testing.T) {
 // The approval hint is a command to copy: it keeps the flags that say
 // where the orchestrator is, never the token, and quotes for the shell.
 func TestApprovalCommand(t *testing.T) {
+	t.Parallel()
 	a := &app{g: globals{url: "http://host:8080", token: "s3cret", apiVersion: "v2"}}
 	j := &protocol.Job{ID: "j-1", Status: protocol.StatusWaitingForHuman,
 		Approval: &protocol.ApprovalInfo{Decisions: []string{"ok", "needs work", "it's bad"}}}
@@ -206,6 +212,7 @@ func TestApprovalCommand(t *testing.T) {
 }
 
 func TestWatchCancelled(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/review")
 	watch := s.cliAsync(t.Context(), "jobs", "watch", id, fastPoll)
@@ -234,6 +241,7 @@ func TestWatchCancelled(t *testing.T) {
 // Cancelling and approving a job that has ended are refused alike, and
 // both differ from a job that does not exist.
 func TestEndedJobRefusedAlike(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/quick")
 	s.waitStatus(t, id, protocol.StatusFinished)
@@ -258,6 +266,7 @@ func TestEndedJobRefusedAlike(t *testing.T) {
 }
 
 func TestWatchFailed(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	r := s.cli(t, "jobs", "create", "/jobs/doomed", "--watch", fastPoll)
 	mustCode(t, r, 6)
@@ -277,6 +286,7 @@ func TestWatchFailed(t *testing.T) {
 }
 
 func TestWatchJSON(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	r := s.cli(t, "jobs", "create", "/jobs/quick", "--watch", "--json", fastPoll)
 	mustCode(t, r, 0)
@@ -290,6 +300,7 @@ func TestWatchJSON(t *testing.T) {
 }
 
 func TestApprove(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/review")
 	s.waitStatus(t, id, protocol.StatusWaitingForHuman)
@@ -317,6 +328,7 @@ func TestApprove(t *testing.T) {
 }
 
 func TestCancelJSON(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	id := s.create(t, "/jobs/review")
 	s.waitStatus(t, id, protocol.StatusWaitingForHuman)
@@ -329,6 +341,7 @@ func TestCancelJSON(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 
 	r := s.cli(t, "jobs", "list")
@@ -426,6 +439,7 @@ func TestList(t *testing.T) {
 // A server that answers 409 for cancelling an ended job gets the same
 // message as one that answers 404.
 func TestCancelEndedJobConflict(t *testing.T) {
+	t.Parallel()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/jobs/j-1/cancel", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -131,6 +131,7 @@ func scrapeWithPrometheus(t *testing.T, apiPort int) {
 // promtool check rules (each as a recording rule), so that a typo in
 // either shows here rather than in an empty panel.
 func TestOpsFilesPassPromtool(t *testing.T) {
+	t.Parallel()
 	promtool := filepath.Join(filepath.Dir(testenv.URL(t, testenv.PromVar)), "promtool")
 	if out, err := exec.Command(promtool, "check", "config", "ops/prometheus.yml").CombinedOutput(); err != nil {
 		t.Fatalf("promtool check config ops/prometheus.yml: %v\n%s", err, out)

@@ -25,6 +25,7 @@ import (
 // has arrived, the process keeps serving, and Ctrl-C ends it with status 0.
 // Two copies run at once, from the same folder, on different ports.
 func TestOneCommandRun(t *testing.T) {
+	t.Parallel()
 	bin := showcaseBinary(t)
 	dir := t.TempDir()
 	type copyOf struct {
@@ -138,6 +139,7 @@ func TestOneCommandRun(t *testing.T) {
 // history) resolve against the working directory, so the final stage must
 // set one that nonroot can write (distroless: /home/nonroot), not /.
 func TestDockerImageWorkdirIsWritable(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("../../Dockerfile")
 	if err != nil {
 		t.Fatal(err)

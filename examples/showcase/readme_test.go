@@ -10,6 +10,7 @@ import (
 
 // TestReadmeGraphsMatchTheBlueprints keeps the README's graphs true to the code.
 func TestReadmeGraphsMatchTheBlueprints(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

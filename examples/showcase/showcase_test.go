@@ -146,6 +146,7 @@ func showcaseBinary(t *testing.T) string {
 // orchestrator, the three workers and the webhook receiver as separate
 // processes on loopback ports, then checks the seed's story end to end.
 func TestShowcaseAsSeparateProcesses(t *testing.T) {
+	t.Parallel()
 	bin := showcaseBinary(t)
 	dir := t.TempDir()
 	schedules := filepath.Join(dir, "schedules.toml")
@@ -305,6 +306,7 @@ func getAdmin(t *testing.T, base, path string, v any) error {
 // in the middle of a task: once its heartbeats stop for WORKER_TTL_SECONDS,
 // the task moves to another worker and the job finishes.
 func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
+	t.Parallel()
 	bin := showcaseBinary(t)
 	apiPort := testenv.FreePort(t)
 	d := &deployment{t: t, bin: bin, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}

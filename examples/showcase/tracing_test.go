@@ -80,6 +80,7 @@ func (r *otlpReceiver) all() []otlpSpan {
 // is a child of the orchestrator's dispatch span, in the trace that the job's
 // creation started.
 func TestTraceAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	bin := showcaseBinary(t)
 	rcv := &otlpReceiver{}
 	otlp := httptest.NewServer(rcv)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		uri  string
 		want historydb.Target
@@ -51,6 +52,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestOpen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, err := historydb.Open(ctx, "none")
 	if err != nil {

@@ -199,6 +199,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) string {
 
 // Every event acknowledged before a SIGKILL mid-burst is in the database.
 func TestKillAfterBurstKeepsAcknowledgedEvents(t *testing.T) {
+	t.Parallel()
 	for name, uriFor := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			uri := uriFor(t)
@@ -245,6 +246,7 @@ func TestKillAfterBurstKeepsAcknowledgedEvents(t *testing.T) {
 // Events recorded (not yet written) when the process shuts down are
 // written by Close, not lost.
 func TestShutdownFlushesQueuedEvents(t *testing.T) {
+	t.Parallel()
 	for name, uriFor := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			uri := uriFor(t)

@@ -56,6 +56,7 @@ func open(t *testing.T, url, schema string) *postgres.Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.PostgresVar)
 	historytest.Run(t, func(t *testing.T) history.Store {
 		return open(t, url, schema(t, url))
@@ -63,6 +64,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestMigrationsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.PostgresVar)
 	ctx := context.Background()
 	name := schema(t, url)
@@ -105,6 +107,7 @@ func TestMigrationsIdempotentAndConcurrent(t *testing.T) {
 // The schema can come from the URL's search_path instead of Options; a
 // search_path naming no schema is a clear error.
 func TestSearchPathFromURL(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.PostgresVar)
 	ctx := context.Background()
 	name := schema(t, url)
@@ -132,6 +135,7 @@ func TestSearchPathFromURL(t *testing.T) {
 }
 
 func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()

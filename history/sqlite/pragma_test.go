@@ -8,6 +8,7 @@ import (
 
 // Durability settings every connection must have.
 func TestPragmas(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "h.db"))
 	if err != nil {

@@ -27,12 +27,14 @@ func open(t *testing.T, path string) *sqlite.Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	historytest.Run(t, func(t *testing.T) history.Store {
 		return open(t, filepath.Join(t.TempDir(), "history.db"))
 	})
 }
 
 func TestMigrationsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "h.db")
 	// Several orchestrators start together on a new file.
@@ -63,6 +65,7 @@ func TestMigrationsIdempotentAndConcurrent(t *testing.T) {
 // Two handles on one file (as two processes would have) write at once
 // without busy errors, and a reopened file has everything.
 func TestSharedFileAndReopen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "dir with space", "h?#%.db")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -103,6 +106,7 @@ func TestSharedFileAndReopen(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, p := range []string{"", ":memory:", "file:x.db", filepath.Join(t.TempDir(), "missing-dir", "h.db")} {
 		if s, err := sqlite.Open(ctx, p); err == nil {

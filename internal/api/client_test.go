@@ -12,6 +12,7 @@ import (
 )
 
 func TestCreateAndGetJob(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	id := ts.createJob(vipToken, map[string]any{"n": 7})
 	j := ts.waitJob(id, func(j protocol.Job) bool { return j.Status == protocol.StatusWaitingForWorker })
@@ -31,6 +32,7 @@ func TestCreateAndGetJob(t *testing.T) {
 }
 
 func TestClientAuthAndIsolation(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	id := ts.createJob(vipToken, nil)
 	for name, tc := range map[string]struct {
@@ -72,6 +74,7 @@ func TestClientAuthAndIsolation(t *testing.T) {
 }
 
 func TestBadRequestsChangeNothing(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	big := `{"initial_data":{"blob":"` + strings.Repeat("x", 70<<10) + `"}}`
 	for name, tc := range map[string]struct {
@@ -109,6 +112,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 }
 
 func TestQuota(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	ts.createJob(limitedToken, nil)
 	id := ts.createJob(limitedToken, nil)
@@ -133,6 +137,7 @@ func TestQuota(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	// A day-long window: the test cannot straddle two windows (but at
 	// midnight UTC).
 	ts := newTestServer(t, func(o *Options) { o.RateLimit, o.RatePeriod = 3, 24*time.Hour })
@@ -151,6 +156,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestCancelApproveAndList(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	id := ts.createJob(vipToken, nil)
 	r := ts.do("POST", "/api/v1/jobs/"+id+"/cancel", client(vipToken), nil)
@@ -227,6 +233,7 @@ func TestCancelApproveAndList(t *testing.T) {
 }
 
 func TestBlueprintsAndGraphs(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	var bps []protocol.BlueprintInfo
 	ts.do("GET", "/api/v1/blueprints", client(vipToken), nil).json(t, &bps)
@@ -251,6 +258,7 @@ func TestBlueprintsAndGraphs(t *testing.T) {
 }
 
 func TestAdminReload(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	admin := map[string]string{protocol.HeaderAdminToken: adminToken}
 	if r := ts.do("POST", "/api/v1/admin/reload", nil, nil); r.status != 403 {
@@ -289,6 +297,7 @@ func TestAdminReload(t *testing.T) {
 }
 
 func TestPublicRoutes(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	for path, want := range map[string]string{"/_public/status": `"ok"`, "/_public/ready": `"ready"`} {
 		r := ts.do("GET", path, nil, nil)
@@ -311,6 +320,7 @@ func TestPublicRoutes(t *testing.T) {
 }
 
 func TestWorkersListHasNoSecrets(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("gpu-worker-01", gpuToken)
 	if r := w.register("work"); r.status != 200 {
@@ -330,6 +340,7 @@ func TestWorkersListHasNoSecrets(t *testing.T) {
 }
 
 func TestParallelThroughAPI(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	w.register("work")
@@ -350,6 +361,7 @@ func TestParallelThroughAPI(t *testing.T) {
 // any of upstream's create fields is the wrapper, and upstream's fields we
 // do not use are accepted.
 func TestCreateBodyForms(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	for name, tc := range map[string]struct {
 		body string

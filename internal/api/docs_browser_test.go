@@ -14,6 +14,7 @@ import (
 // TestDocsPageRendersInChromium loads /_public/docs in headless Chromium
 // and checks that Swagger UI rendered every documented route.
 func TestDocsPageRendersInChromium(t *testing.T) {
+	t.Parallel()
 	chromium := testenv.URL(t, testenv.ChromiumVar)
 	ts := newTestServer(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

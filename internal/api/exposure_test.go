@@ -18,6 +18,7 @@ import (
 // device UUIDs, usage and the ids of the tasks it ran. A client sees what
 // dispatch decides on; the admin token shows the rest.
 func TestWorkerDetailsNeedTheAdminToken(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("gpu-worker-01", gpuToken)
 	reg := protocol.Registration{WorkerID: w.id, WorkerType: "gpu",
@@ -102,6 +103,7 @@ func TestWorkerDetailsNeedTheAdminToken(t *testing.T) {
 // the query are delivered but redacted in what the API shows and history
 // stores.
 func TestWebhookURLSecrets(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	for _, u := range []string{"https://user:hunter2@hooks.example/cb", "https://tok3n@hooks.example/cb"} {
 		r := ts.do("POST", "/api/v1/jobs/demo", client(vipToken), protocol.CreateJobRequest{WebhookURL: u})
@@ -131,6 +133,7 @@ func TestWebhookURLSecrets(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"":                                   "",
 		"https://h.example/x":                "https://h.example/x",
@@ -153,6 +156,7 @@ func TestRedactURL(t *testing.T) {
 // the URL for the process's observers, and the audit trail gets it
 // redacted.
 func TestWebhookAttemptRedactedForHistory(t *testing.T) {
+	t.Parallel()
 	detail := map[string]any{"url": "https://u:p@h.example/cb?token=t", "attempt": 1}
 	ev := RedactEvent(engine.Event{Type: engine.EventWebhookAttempt, Detail: detail})
 	if ev.Detail["url"] != "https://redacted@h.example/cb?token=redacted" || ev.Detail["attempt"] != 1 {
@@ -195,6 +199,7 @@ func (h *fixedHistory) Close() error { return nil }
 // snapshot and a webhook attempt with the URL as given) are redacted when
 // the API reads them back.
 func TestHistoryReadsAreRedacted(t *testing.T) {
+	t.Parallel()
 	const secretURL = "https://user:hunter2@hooks.example/cb?token=s3cr3t"
 	id := "0b1e6c7d-5a37-4d4b-9a56-5c1f0e1d2a3b"
 	now := time.Now()

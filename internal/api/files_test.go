@@ -15,6 +15,7 @@ import (
 // are made absolute with PublicURL (or the request's host), and its
 // presigned route serves them.
 func TestLocalPresignedURLsUsePublicURL(t *testing.T) {
+	t.Parallel()
 	st, err := local.Open(local.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +50,7 @@ func TestLocalPresignedURLsUsePublicURL(t *testing.T) {
 }
 
 func TestPresignedRouteWithoutLocalStorage(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	if r := ts.do("GET", "/_public/blobs/bucket/key", nil, nil); r.status != http.StatusNotFound {
 		t.Fatalf("%d %s", r.status, r.body)
@@ -58,6 +60,7 @@ func TestPresignedRouteWithoutLocalStorage(t *testing.T) {
 // TestS3ConfigHashMismatchIsLogged: a worker registering with another
 // S3 configuration is accepted, with a warning.
 func TestS3ConfigHashMismatchIsLogged(t *testing.T) {
+	t.Parallel()
 	var logs testenv.Buffer
 	ts := newTestServer(t, func(o *Options) {
 		o.S3ConfigHash = "0123456789abcdef"

@@ -67,6 +67,7 @@ func answer(t *testing.T, c net.Conn, rd *bufio.Reader, wait time.Duration) (*ht
 // A body that trickles in is cut off at the body timeout: 408, and the
 // connection is closed. Authenticated clients and workers are no exception.
 func TestStalledBodyTimesOut(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, func(o *Options) { o.BodyTimeout = 300 * time.Millisecond })
 	addr := strings.TrimPrefix(ts.http.URL, "http://")
 	ts.worker("w1", globalToken).register("work")
@@ -116,6 +117,7 @@ func TestStalledBodyTimesOut(t *testing.T) {
 // Once the body is in, its deadline is gone: the server's watch of the
 // connection must not cancel a handler that runs past it.
 func TestBodyDeadlineClearedAfterRead(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, func(o *Options) { o.BodyTimeout = 100 * time.Millisecond })
 	got := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -145,6 +147,7 @@ func TestBodyDeadlineClearedAfterRead(t *testing.T) {
 // The body buffer grows with the bytes that arrive, not with what
 // Content-Length announces.
 func TestBodyBufferGrowsWithData(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	const announced = 64 << 10 // the harness's body limit
 	var before, after runtime.MemStats
@@ -166,6 +169,7 @@ func TestBodyBufferGrowsWithData(t *testing.T) {
 }
 
 func TestInvalidUTF8BodyRefused(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	w.register("work")
@@ -208,6 +212,7 @@ func TestInvalidUTF8BodyRefused(t *testing.T) {
 }
 
 func TestCheckSurrogates(t *testing.T) {
+	t.Parallel()
 	for body, ok := range map[string]bool{
 		`{"a":"\ud83d\ude00"}`: true, `{"a":"\\ud800"}`: true, `{"a":"\u0041\ud800"}`: false, `{"a":"\ud800\u0041"}`: false,
 		`{"a":"\ud800"}`: false, `{"a":"\udc00\ud800"}`: false, `{"\ud800":1}`: false, `{"a":"\ud800\n"}`: false, `{"a":"x\\\udc00"}`: false,
@@ -222,6 +227,7 @@ func TestCheckSurrogates(t *testing.T) {
 // NUL bytes, other control characters, invalid UTF-8 and malformed queries
 // in a path or query are refused with 400 before any route runs.
 func TestInvalidPathAndQueryRefused(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	w.register("work")
@@ -320,6 +326,7 @@ func waitOpen(t *testing.T, ll *limitListener, ip string, n int) {
 }
 
 func TestConnectionsPerIPLimited(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	addr, ll := serveHardened(t, ts, Limits{MaxConnections: -1, MaxConnectionsPerIP: 2})
 	var held []net.Conn
@@ -361,6 +368,7 @@ func TestConnectionsPerIPLimited(t *testing.T) {
 }
 
 func TestConnectionsInTotalLimited(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	addr, ll := serveHardened(t, ts, Limits{MaxConnections: 2, MaxConnectionsPerIP: -1})
 	a, err := net.Dial("tcp", addr)

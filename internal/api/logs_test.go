@@ -51,6 +51,7 @@ func (s *brokenJobs) GetJob(ctx context.Context, id string) (*store.Job, error) 
 }
 
 func TestRequestErrorLogsNameJobAndTrace(t *testing.T) {
+	t.Parallel()
 	var logs testenv.Buffer
 	st := &brokenJobs{Store: memory.New(memory.Options{})}
 	tp := sdktrace.NewTracerProvider()

@@ -16,6 +16,7 @@ import (
 )
 
 func TestOpenAPIDocumentValidatesAndCoversEveryRoute(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	r := ts.do("GET", "/_public/openapi.json", nil, nil)
 	if r.status != 200 {
@@ -58,6 +59,7 @@ func TestOpenAPIDocumentValidatesAndCoversEveryRoute(t *testing.T) {
 // The docs page lists the tags in the document's order: what a client came
 // for first, the operators' and the workers' parts last.
 func TestOpenAPITagsInReadingOrder(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	r := ts.do("GET", "/_public/openapi.json", nil, nil)
 	if r.status != 200 {
@@ -91,6 +93,7 @@ func TestOpenAPITagsInReadingOrder(t *testing.T) {
 }
 
 func TestDocumentTagsKeepsUnknownTags(t *testing.T) {
+	t.Parallel()
 	routes := []route{{tag: "public"}, {tag: "extra"}, {tag: "jobs"}, {tag: "hidden", hidden: true}, {tag: "jobs"}, {tag: "more"}}
 	var got []string
 	for _, tag := range documentTags(routes) {
@@ -103,6 +106,7 @@ func TestDocumentTagsKeepsUnknownTags(t *testing.T) {
 
 // The docs page shows its sections in the document's tag order.
 func TestDocsPageSectionsInReadingOrder(t *testing.T) {
+	t.Parallel()
 	chromium := testenv.URL(t, testenv.ChromiumVar)
 	ts := newTestServer(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -11,6 +11,7 @@ import (
 // Worker routes check the credentials in the headers before they read a
 // byte of the body: a stranger announcing a big body is answered at once.
 func TestWorkerRoutesAuthenticateBeforeTheBody(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, func(o *Options) { o.BodyTimeout = -1 }) // only the early answer can end these requests
 	addr := strings.TrimPrefix(ts.http.URL, "http://")
 	gpu := ts.worker("gpu-worker-01", gpuToken).headers()

@@ -16,6 +16,7 @@ import (
 // sends the very bytes of the attempt before. That is a new result, once
 // per attempt; the same bytes again within one attempt are a replay.
 func TestRetriedResultIsNotAReplay(t *testing.T) {
+	t.Parallel()
 	ts := newTestServerWith(t, func(c *engine.Config) { c.MaxRetries = 3 }, nil)
 	w := ts.worker("w1", globalToken)
 	frozen := time.Now()
@@ -66,6 +67,7 @@ func TestRetriedResultIsNotAReplay(t *testing.T) {
 // once for that attempt and refused after; a result of another worker,
 // or for a task that is not running on the sender, stays a replay.
 func TestRepeatedResultNeedsARunningRetryOnTheSender(t *testing.T) {
+	t.Parallel()
 	ts := newTestServerWith(t, func(c *engine.Config) { c.MaxRetries = 3 }, nil)
 	w := ts.worker("w1", globalToken)
 	frozen := time.Now()
@@ -99,6 +101,7 @@ func TestRepeatedResultNeedsARunningRetryOnTheSender(t *testing.T) {
 // applied again: a replayed heartbeat cannot bring back a state the worker
 // has left.
 func TestRepeatedHeartbeatIsAcknowledgedNotApplied(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	frozen := time.Now()
@@ -179,6 +182,7 @@ func signFloat(t *testing.T, w *signedWorker, msg any, ts float64, event bool) [
 // Older RXON versions send a float timestamp: every signed message accepts
 // one within the window (rounded to the second) and refuses a stale one.
 func TestFloatTimestamps(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	now := float64(time.Now().Unix()) + 0.33

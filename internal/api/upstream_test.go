@@ -41,6 +41,7 @@ func (ts *testServer) quarantine(token string, w *signedWorker) string {
 }
 
 func TestQuarantinedJobsAreTheCallersOnly(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	if r := w.register("work"); r.status != http.StatusOK {
@@ -80,6 +81,7 @@ func TestQuarantinedJobsAreTheCallersOnly(t *testing.T) {
 }
 
 func TestDashboard(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	if r := w.register("work"); r.status != http.StatusOK {
@@ -128,6 +130,7 @@ func equalCounts(got, want map[string]int) bool {
 }
 
 func TestWorkerCatalog(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	for _, id := range []string{"w1", "w2"} {
 		if r := ts.worker(id, globalToken).register("work", "resize"); r.status != http.StatusOK {
@@ -166,6 +169,7 @@ func TestWorkerCatalog(t *testing.T) {
 }
 
 func TestReloadWorkers(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "workers.toml")
 	writeFile(t, path, "[gpu-worker-01]\ntoken = \"first\"\n")
 	ts := newTestServer(t, func(o *Options) {

@@ -44,6 +44,7 @@ type polled struct {
 }
 
 func TestLongPollWakesWhenWorkArrives(t *testing.T) {
+	t.Parallel()
 	ts := newTestServerWith(t, longPolls, nil)
 	w := ts.worker("w1", globalToken)
 	if r := w.register("work"); r.status != 200 {
@@ -67,6 +68,7 @@ func TestLongPollWakesWhenWorkArrives(t *testing.T) {
 }
 
 func TestCloseReleasesLongPollsButServesOn(t *testing.T) {
+	t.Parallel()
 	ts := newTestServerWith(t, longPolls, nil)
 	w := ts.worker("w1", globalToken)
 	if r := w.register("other-skill"); r.status != 200 {
@@ -96,6 +98,7 @@ func TestCloseReleasesLongPollsButServesOn(t *testing.T) {
 // The upstream Python SDK registers again when a heartbeat error contains
 // "not found" (worker-protocol.md §5.4); ours on a 404.
 func TestUnknownWorkerIsToldToRegisterAgain(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	ghost := ts.worker("ghost", globalToken)
 	for name, r := range map[string]response{
@@ -125,6 +128,7 @@ func TestUnknownWorkerIsToldToRegisterAgain(t *testing.T) {
 // events that must be refused, and checks that the job, the worker and the
 // engine's event stream stay exactly as they were.
 func TestRejectedSignedMessagesChangeNothing(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	if r := w.register("work"); r.status != 200 {

@@ -17,6 +17,7 @@ import (
 )
 
 func TestRegistrationChecks(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	gpu := ts.worker("gpu-worker-01", gpuToken)
 	if r := gpu.register("work"); r.status != 200 || !strings.Contains(string(r.body), `"registered"`) || r.header.Get(protocol.HeaderVersion) != protocol.Version {
@@ -87,6 +88,7 @@ func signedAs(t *testing.T, w *signedWorker, signer string) []byte {
 }
 
 func TestWorkerFlow(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	if r := w.poll("0.1"); r.status != 404 || !strings.Contains(r.errorText(t), "register again") {
@@ -160,6 +162,7 @@ func TestWorkerFlow(t *testing.T) {
 }
 
 func TestShortLivedTokens(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	gpu := ts.worker("gpu-worker-01", gpuToken)
 	gpu.register("work")
@@ -197,6 +200,7 @@ func TestShortLivedTokens(t *testing.T) {
 }
 
 func TestWebSocketCancelAndEvents(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	w := ts.worker("w1", globalToken)
 	w.register("work")
@@ -251,6 +255,7 @@ func TestWebSocketCancelAndEvents(t *testing.T) {
 // it speaks it (1.0b13 to 1.0b17: no mismatch warning in the SDK), and
 // otherwise names its own version and warns.
 func TestVersionNegotiation(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, nil)
 	for offered, want := range map[string]struct {
 		version string
@@ -279,6 +284,7 @@ func TestVersionNegotiation(t *testing.T) {
 // With a task signing key every task handed out carries sig, which
 // protocol.VerifyTask (as the Python SDK 1.0b20) accepts with that key only.
 func TestTasksAreSigned(t *testing.T) {
+	t.Parallel()
 	const key = "orchestrator-secret"
 	ts := newTestServer(t, func(o *Options) { o.TaskSigningKey = key })
 	w := ts.worker("w1", globalToken)

@@ -18,6 +18,7 @@ func write(t *testing.T, body string) string {
 }
 
 func TestLoadClients(t *testing.T) {
+	t.Parallel()
 	p := write(t, `
 [client_vip]
 token = "user_token_vip"
@@ -55,6 +56,7 @@ params = { languages = ["en"], features = ["basic_transcode"] }
 }
 
 func TestLoadClientsErrors(t *testing.T) {
+	t.Parallel()
 	for body, want := range map[string]string{
 		`[a]` + "\n" + `plan = "x"`:                                      `client "a": token must be`,
 		`[a]` + "\n" + `token = "t"` + "\n" + `monthly_attempts = "ten"`: "monthly_attempts must be",
@@ -79,6 +81,7 @@ func TestLoadClientsErrors(t *testing.T) {
 }
 
 func TestWorkerTokens(t *testing.T) {
+	t.Parallel()
 	p := write(t, `
 [gpu-worker-01]
 token = "super-secret-gpu-worker-token"
@@ -124,6 +127,7 @@ token = "cpu-fleet-token"
 // from the Go configuration: such a client would read the orchestrator's
 // own jobs. The error names the reserved name.
 func TestReservedClientNames(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"scheduler", "internal", "Scheduler", "INTERNAL"} {
 		p := write(t, "[ok]\ntoken = \"ok-token\"\n["+name+"]\ntoken = \"its-token\"\n")
 		_, _, err := LoadClients(p)

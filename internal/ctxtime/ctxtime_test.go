@@ -7,6 +7,7 @@ import (
 )
 
 func TestSleep(t *testing.T) {
+	t.Parallel()
 	if !Sleep(context.Background(), time.Millisecond) || !Sleep(context.Background(), 0) {
 		t.Fatal("a wait with a live context did not pass")
 	}

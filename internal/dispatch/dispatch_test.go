@@ -34,6 +34,7 @@ func gpu(model string, gb float64) protocol.HardwareDevice {
 }
 
 func TestRequirements(t *testing.T) {
+	t.Parallel()
 	big := w("big", nil, map[string]any{"cpu_cores": 16.0, "ram_gb": 64.0, "codecs": []any{"h264", "hevc"}, "region": "eu"}, gpu("NVIDIA T4", 16))
 	big.InstalledSoftware = map[string]string{"ffmpeg": "5.1"}
 	big.InstalledArtifacts = []protocol.InstalledArtifact{{Name: "stable-diffusion-1.5", Version: "1.5"}}
@@ -82,6 +83,7 @@ func TestRequirements(t *testing.T) {
 }
 
 func TestCheckFilters(t *testing.T) {
+	t.Parallel()
 	base := func() *store.Worker { return w("w", map[string]float64{"x": 0.5}, nil) }
 	busy := base()
 	busy.Status = protocol.WorkerBusy
@@ -130,6 +132,7 @@ func TestCheckFilters(t *testing.T) {
 }
 
 func TestFilterExplainsAndPrefersOtherWorkersOnRetry(t *testing.T) {
+	t.Parallel()
 	pool := []Candidate{c(w("a", map[string]float64{"x": 1}, nil), 1, 0), c(w("b", map[string]float64{"x": 2}, nil), 1, 0)}
 	got, _ := Filter(Request{Type: "x", Exclude: []string{"a"}}, pool, policy)
 	if len(got) != 1 || got[0].Worker.ID != "b" {
@@ -158,6 +161,7 @@ func ids(cs []Candidate) []string {
 }
 
 func TestStrategies(t *testing.T) {
+	t.Parallel()
 	hot := w("hot", map[string]float64{"x": 0.3}, nil)
 	hot.HotSkills = []string{"x"}
 	cheap := w("cheap", map[string]float64{"x": 0.1}, nil)
@@ -199,6 +203,7 @@ func TestStrategies(t *testing.T) {
 }
 
 func TestRoundRobinIsEvenAndStable(t *testing.T) {
+	t.Parallel()
 	pool := []Candidate{c(w("c", map[string]float64{"x": 1}, nil), 1, 0), c(w("a", map[string]float64{"x": 1}, nil), 1, 0), c(w("b", map[string]float64{"x": 1}, nil), 1, 0)}
 	counter := int64(0)
 	next := func() (int64, error) { counter++; return counter, nil }
@@ -218,6 +223,7 @@ func TestRoundRobinIsEvenAndStable(t *testing.T) {
 }
 
 func TestValue(t *testing.T) {
+	t.Parallel()
 	if v := Value(c(w("a", map[string]float64{"x": 0.5}, nil), 0.25, 0), "x"); v != 2 {
 		t.Fatalf("value %v", v)
 	}
@@ -228,6 +234,7 @@ func TestValue(t *testing.T) {
 // at its per-skill limit, busy, below the reputation floor or short of the
 // requirements gives way, to another hot worker first.
 func TestDefaultHotFallsBack(t *testing.T) {
+	t.Parallel()
 	hot := func(id string, price float64) *store.Worker {
 		wk := w(id, map[string]float64{"x": price}, map[string]any{"cpu_cores": 2.0})
 		wk.HotSkills = []string{"x"}

@@ -26,6 +26,7 @@ func records(t *testing.T, out *bytes.Buffer) []map[string]any {
 }
 
 func TestNewLoggerWritesJSONByDefault(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{"", "json", "JSON"} {
 		var out bytes.Buffer
 		log, err := NewLogger(&out, "", format)
@@ -51,6 +52,7 @@ func TestNewLoggerWritesJSONByDefault(t *testing.T) {
 }
 
 func TestNewLoggerText(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	log, err := NewLogger(&out, "info", "text")
 	if err != nil {
@@ -69,6 +71,7 @@ func TestNewLoggerText(t *testing.T) {
 }
 
 func TestNewLoggerLevels(t *testing.T) {
+	t.Parallel()
 	emit := func(level string) []string {
 		t.Helper()
 		var out bytes.Buffer
@@ -97,6 +100,7 @@ func TestNewLoggerLevels(t *testing.T) {
 }
 
 func TestNewLoggerRefusesUnknownSettings(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if _, err := NewLogger(&out, "verbose", "json"); err == nil || !strings.Contains(err.Error(), "LOG_LEVEL") {
 		t.Errorf("LOG_LEVEL=verbose: %v", err)
@@ -110,6 +114,7 @@ func TestNewLoggerRefusesUnknownSettings(t *testing.T) {
 }
 
 func TestRedisLoggerWarnsThroughSlog(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	log, err := NewLogger(&out, "info", "json")
 	if err != nil {
@@ -123,6 +128,7 @@ func TestRedisLoggerWarnsThroughSlog(t *testing.T) {
 }
 
 func TestLoggerRedactsSecretKeys(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	log, err := NewLogger(&buf, "debug", "json")
 	if err != nil {

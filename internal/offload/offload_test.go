@@ -47,6 +47,7 @@ func randomValue(r *rand.Rand, depth int) any {
 // TestMayExceedIsAnUpperBound: MayExceed never says "fits" for a value
 // whose encoding is longer than the limit.
 func TestMayExceedIsAnUpperBound(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 5000 {
 		m := map[string]any{"v": randomValue(r, 0), "w": randomValue(r, 0)}
@@ -66,6 +67,7 @@ func TestMayExceedIsAnUpperBound(t *testing.T) {
 }
 
 func TestMayExceedDoesNotAllocate(t *testing.T) {
+	// Not parallel: AllocsPerRun refuses to run in a parallel test.
 	m := map[string]any{"file_name": "special_analysis.txt", "n": 3.0, "list": []any{"a", true, nil}, "obj": map[string]any{"x": "y"}}
 	if n := testing.AllocsPerRun(100, func() { MayExceed(m, 1<<20) }); n != 0 {
 		t.Fatalf("%v allocations per check", n)
@@ -73,6 +75,7 @@ func TestMayExceedDoesNotAllocate(t *testing.T) {
 }
 
 func TestValues(t *testing.T) {
+	t.Parallel()
 	st, err := local.Open(local.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +119,7 @@ func TestValues(t *testing.T) {
 }
 
 func TestValuesLeavesParamsAloneOnError(t *testing.T) {
+	t.Parallel()
 	st, err := local.Open(local.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +138,7 @@ func TestValuesLeavesParamsAloneOnError(t *testing.T) {
 }
 
 func TestObjectName(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"", "..", "a/b", "x\x00", strings.Repeat("n", 500)} {
 		if err := blob.ValidName(ObjectName(name)); err != nil {
 			t.Errorf("%q: %v", name, err)

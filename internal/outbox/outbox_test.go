@@ -115,6 +115,7 @@ func run(t *testing.T, r *outbox.Relay) context.CancelFunc {
 // handled, in order, none lost; the lag drops to zero and handled
 // entries are trimmed.
 func TestSharedConsumerRetriesAndTrims(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, stores func() store.Store) {
 		s := stores()
 		appendN(t, s, 0, 30)
@@ -147,6 +148,7 @@ func TestSharedConsumerRetriesAndTrims(t *testing.T) {
 
 // A consumer that is behind makes CaughtUp wait, boundedly.
 func TestCaughtUpIsBounded(t *testing.T) {
+	t.Parallel()
 	s := memory.New(memory.Options{})
 	c := &collector{fails: 1 << 30}
 	r := outbox.New(s, fastOptions())
@@ -170,6 +172,7 @@ func TestCaughtUpIsBounded(t *testing.T) {
 // later (another process) go on where it stopped; two relays at once
 // elect one consumer, and the other takes over when it goes away.
 func TestSharedConsumerResumesAndFailsOver(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, stores func() store.Store) {
 		s1 := stores()
 		a := &collector{}
@@ -210,6 +213,7 @@ func TestSharedConsumerResumesAndFailsOver(t *testing.T) {
 
 // A local consumer sees what is appended after it starts, in every process.
 func TestLocalConsumerSeesNewEvents(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, stores func() store.Store) {
 		s1, s2 := stores(), stores()
 		appendN(t, s1, 0, 5)

@@ -24,6 +24,7 @@ func load(t *testing.T, body string) ([]Schedule, []error) {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	scheds, errs := load(t, `
 [maintenance_task]
 blueprint = "periodic_maintenance"
@@ -115,6 +116,7 @@ weekly_days = ["someday"]
 }
 
 func TestNextTicks(t *testing.T) {
+	t.Parallel()
 	scheds, _ := load(t, `
 [nightly]
 blueprint = "r"
@@ -147,6 +149,7 @@ interval_seconds = 60
 // Three schedulers on one store start each tick once, right away for a
 // schedule that never ran, then once per interval.
 func TestOneJobPerTickAcrossOrchestrators(t *testing.T) {
+	t.Parallel()
 	scheds, errs := load(t, "[fast]\nblueprint = \"r\"\ninterval_seconds = 1\n")
 	if len(errs) > 0 {
 		t.Fatal(errs)

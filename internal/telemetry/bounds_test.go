@@ -67,6 +67,7 @@ func total(counts map[string]int) int {
 // within fixed bounds; METRICS_WORKER_LABELS names up to its bound of
 // workers and puts the rest in worker="(other)".
 func TestWorkerRegistrationsDoNotGrowSeries(t *testing.T) {
+	t.Parallel()
 	const workers = 3000
 	st := memory.New(memory.Options{})
 	registerMany(t, st, workers)
@@ -116,6 +117,7 @@ func TestWorkerRegistrationsDoNotGrowSeries(t *testing.T) {
 // with the most waiting tasks keep their series and the rest are summed,
 // so that no waiting task goes uncounted.
 func TestQueueDepthKeepsDeepQueues(t *testing.T) {
+	t.Parallel()
 	depth := map[string]float64{}
 	for i := range 10 {
 		depth[fmt.Sprintf("t%d", i)] = float64(i)

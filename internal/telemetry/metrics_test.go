@@ -42,6 +42,7 @@ func series(t *testing.T, m *Metrics, family string, want map[string]string) *dt
 }
 
 func TestHTTPMetricsHaveBoundedLabels(t *testing.T) {
+	t.Parallel()
 	m := New(memory.New(memory.Options{}), Options{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /things/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +91,7 @@ func TestHTTPMetricsHaveBoundedLabels(t *testing.T) {
 }
 
 func TestMethodLabel(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"GET": "GET", "POST": "POST", "PUT": "PUT", "PATCH": "PATCH", "DELETE": "DELETE", "HEAD": "HEAD", "OPTIONS": "OPTIONS",
 		"get": "other", "CONNECT": "other", "TRACE": "other", "PROPFIND": "other", "": "other",

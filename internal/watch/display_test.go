@@ -80,6 +80,7 @@ func fixed(columns int) func() int { return func() int { return columns } }
 const longMessage = "3 of 3 parallel tasks dispatched: analyze_file to cpu-worker-unreliable-5c0f2a1e-9b7d-4e1f-a3c2-3f4d2b1c0db-7e"
 
 func TestRedrawLeavesNothingOfALongerLine(t *testing.T) {
+	t.Parallel()
 	for _, columns := range []int{80, 120, 200} {
 		scr := newScreen(t, columns)
 		d := newBarDisplay(scr, fixed(columns))
@@ -106,6 +107,7 @@ func TestRedrawLeavesNothingOfALongerLine(t *testing.T) {
 }
 
 func TestLongMessageLosesItsMiddle(t *testing.T) {
+	t.Parallel()
 	job := &protocol.Job{Status: protocol.StatusRunning, CurrentState: "analyze_files", Progress: 0.425, ProgressMessage: longMessage}
 	for _, columns := range []int{80, 100, 140} {
 		line := barLine(job, columns)
@@ -127,6 +129,7 @@ func TestLongMessageLosesItsMiddle(t *testing.T) {
 }
 
 func TestNarrowTerminalKeepsStatusAndState(t *testing.T) {
+	t.Parallel()
 	job := &protocol.Job{Status: protocol.StatusWaitingForHuman, CurrentState: "review_transcoded_video", ProgressMessage: longMessage}
 	head := "WAITING_FOR_HUMAN [review_transcoded_video]"
 	// "   0% |" + bar + "|  " + head
@@ -152,6 +155,7 @@ func TestNarrowTerminalKeepsStatusAndState(t *testing.T) {
 }
 
 func TestWideCharactersCountTwice(t *testing.T) {
+	t.Parallel()
 	job := &protocol.Job{Status: protocol.StatusRunning, ProgressMessage: strings.Repeat("変換中のファイル", 10) + " done"}
 	line := barLine(job, 80)
 	if w := uniseg.StringWidth(line); w > 79 || !strings.HasSuffix(line, "done") || !strings.Contains(line, "…") {
@@ -160,6 +164,7 @@ func TestWideCharactersCountTwice(t *testing.T) {
 }
 
 func TestWidthReadAtEveryRedraw(t *testing.T) {
+	t.Parallel()
 	columns := 200
 	scr := newScreen(t, 200)
 	d := newBarDisplay(scr, func() int { return columns })
@@ -180,6 +185,7 @@ func TestWidthReadAtEveryRedraw(t *testing.T) {
 }
 
 func TestUnchangedLineIsNotRedrawn(t *testing.T) {
+	t.Parallel()
 	var out strings.Builder
 	d := newBarDisplay(&out, fixed(80))
 	job := &protocol.Job{Status: protocol.StatusRunning, Progress: 0.5}
@@ -194,6 +200,7 @@ func TestUnchangedLineIsNotRedrawn(t *testing.T) {
 }
 
 func TestHints(t *testing.T) {
+	t.Parallel()
 	waiting := &protocol.Job{Status: protocol.StatusWaitingForHuman, CurrentState: "review"}
 	running := &protocol.Job{Status: protocol.StatusRunning, CurrentState: "encode", Progress: 0.5}
 	const hint = "To send a decision: avtomatika jobs approve j1 DECISION"
@@ -236,6 +243,7 @@ func TestHints(t *testing.T) {
 }
 
 func TestShortenMiddle(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		s    string
 		room int

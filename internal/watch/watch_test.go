@@ -137,6 +137,7 @@ func watchAsync(ctx context.Context, s *server, id string, out *testenv.Buffer, 
 }
 
 func TestPlainLinesOnlyOnChange(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	id := s.create(t, "/jobs/review")
 	var out testenv.Buffer
@@ -181,6 +182,7 @@ func TestPlainLinesOnlyOnChange(t *testing.T) {
 }
 
 func TestPlainFailedJob(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	id := s.create(t, "/jobs/doomed")
 	var out bytes.Buffer
@@ -198,6 +200,7 @@ func TestPlainFailedJob(t *testing.T) {
 }
 
 func TestTerminalBar(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	id := s.create(t, "/jobs/review")
 	var out testenv.Buffer
@@ -231,6 +234,7 @@ func TestTerminalBar(t *testing.T) {
 }
 
 func TestTerminalBarFull(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	id := s.create(t, "/jobs/quick")
 	var out bytes.Buffer
@@ -248,6 +252,7 @@ func TestTerminalBarFull(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	var out bytes.Buffer
 	_, err := watch.Job(t.Context(), s.c, "no-such-job", &out, watch.PollEvery(poll), watch.Terminal(true))
@@ -260,6 +265,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestContextEndsLine(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	id := s.create(t, "/jobs/review")
 	s.waitStatus(t, id, protocol.StatusWaitingForHuman)
@@ -290,6 +296,7 @@ func TestContextEndsLine(t *testing.T) {
 
 // A hint shows once per change, on its own line, with the progress.
 func TestHint(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	id := s.create(t, "/jobs/review")
 	hint := func(j *protocol.Job) string {
@@ -331,6 +338,7 @@ func TestHint(t *testing.T) {
 }
 
 func TestSummary(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	id := s.create(t, "/jobs/quick")
 	j, err := watch.Job(t.Context(), s.c, id, nil, watch.PollEvery(poll))
@@ -348,6 +356,7 @@ func TestSummary(t *testing.T) {
 }
 
 func TestSummaryVariants(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		job  protocol.Job
@@ -377,6 +386,7 @@ func TestSummaryVariants(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		job  protocol.Job
 		want string
@@ -411,6 +421,7 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
 
 func TestWriteErrorStopsWatching(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	id := s.create(t, "/jobs/review") // waits for a decision that never comes
 	for _, terminal := range []bool{false, true} {

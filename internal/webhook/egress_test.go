@@ -22,6 +22,7 @@ import (
 )
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ip      string
 		refused bool
@@ -58,6 +59,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestParseAllowedHosts(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string][]string{
 		"":                                   nil,
 		" , ,":                               nil,
@@ -150,6 +152,7 @@ func class(err error) string {
 }
 
 func TestDeliverRefusesInternalAddresses(t *testing.T) {
+	t.Parallel()
 	srv, hits := receiver(t, nil)
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
 	s := New(Options{Timeout: 2 * time.Second})
@@ -176,6 +179,7 @@ func TestDeliverRefusesInternalAddresses(t *testing.T) {
 }
 
 func TestDeliverAllowList(t *testing.T) {
+	t.Parallel()
 	srv, hits := receiver(t, nil)
 	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
 	ctx := context.Background()
@@ -216,6 +220,7 @@ func TestDeliverAllowList(t *testing.T) {
 // A name that resolves to an internal address, even alongside a public
 // one, is refused before anything is dialled (DNS rebinding).
 func TestDeliverRefusesNamesResolvingInside(t *testing.T) {
+	t.Parallel()
 	s := New(Options{Resolver: fakeResolver{
 		"rebind.example": {"203.0.113.7"}, "mixed.example": {"8.8.8.8", "10.0.0.1"}, "mapped.example": {"::ffff:127.0.0.1"},
 		"metadata.example": {"169.254.169.254"}, "v6.example": {"fe80::1%eth0"},
@@ -230,6 +235,7 @@ func TestDeliverRefusesNamesResolvingInside(t *testing.T) {
 }
 
 func TestDeliverDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
 	target, targetHits := receiver(t, nil)
 	for _, code := range []int{301, 302, 303, 307, 308} {
 		src, _ := receiver(t, func(w http.ResponseWriter, r *http.Request) {
@@ -250,6 +256,7 @@ func TestDeliverDoesNotFollowRedirects(t *testing.T) {
 // not tell a closed port, an unknown host and a port that does not speak
 // HTTP apart; the server's log keeps the cause.
 func TestDeliverFailuresLookAlike(t *testing.T) {
+	t.Parallel()
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +319,7 @@ func TestDeliverFailuresLookAlike(t *testing.T) {
 }
 
 func TestDeliverTimeout(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	srv, _ := receiver(t, func(http.ResponseWriter, *http.Request) { <-release })
 	defer close(release)
@@ -323,6 +331,7 @@ func TestDeliverTimeout(t *testing.T) {
 }
 
 func TestBadAllowListRefusesEverything(t *testing.T) {
+	t.Parallel()
 	srv, hits := receiver(t, nil)
 	s := New(Options{AllowedHosts: []string{"127.0.0.1/32", "not a host"}})
 	status, retry, err := s.Deliver(context.Background(), srv.URL, payload)
@@ -333,6 +342,7 @@ func TestBadAllowListRefusesEverything(t *testing.T) {
 
 // The URL, which may carry a token, stays out of the cause.
 func TestCauseOmitsTheURL(t *testing.T) {
+	t.Parallel()
 	s := New(Options{AllowedHosts: []string{"127.0.0.1"}, Resolver: fakeResolver{}})
 	u := "http://nowhere.invalid/hook?token=s3cr3t"
 	_, _, err := s.Deliver(context.Background(), u, payload)

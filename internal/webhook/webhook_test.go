@@ -13,6 +13,7 @@ import (
 )
 
 func TestDeliverSignsAndClassifies(t *testing.T) {
+	t.Parallel()
 	var got protocol.WebhookPayload
 	var sigErr error
 	code := http.StatusOK

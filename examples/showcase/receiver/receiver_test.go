@@ -14,6 +14,7 @@ import (
 )
 
 func TestReceiverVerifiesAndRecords(t *testing.T) {
+	t.Parallel()
 	r := New("shh", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()

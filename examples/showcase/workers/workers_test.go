@@ -6,6 +6,7 @@ import (
 )
 
 func TestBetween(t *testing.T) {
+	t.Parallel()
 	random := Options{}
 	for range 100 {
 		if d := random.between(time.Second, time.Second); d != time.Second {
