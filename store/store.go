@@ -189,15 +189,14 @@ type Workers interface {
 	AdjustReputation(ctx context.Context, id string, delta, initial, floor, ceil float64) (float64, error)
 	// SetReputation sets a worker's reputation.
 	SetReputation(ctx context.Context, id string, value float64) error
-	// DispatchState reads what a dispatch decision needs in one go: the
-	// live workers (as ListWorkers), their stored reputations (as
-	// Reputations) and every worker's load (as TaskQueues.Loads).
-	DispatchState(ctx context.Context) (DispatchState, error)
+	// WorkerFigures reads what changes with every task placed, in one go:
+	// the stored reputations of the workers named (as Reputations) and
+	// every worker's load (as TaskQueues.Loads).
+	WorkerFigures(ctx context.Context, ids ...string) (WorkerFigures, error)
 }
 
-// DispatchState is the live workers with their reputation and load.
-type DispatchState struct {
-	Workers     []*Worker
+// WorkerFigures are workers' reputations and loads.
+type WorkerFigures struct {
 	Reputations map[string]float64 // absent: never set
 	Loads       map[string]int
 }

@@ -191,6 +191,7 @@ type Engine struct {
 	hooks      chan struct{} // bounds background timer work in flight (webhooks, blob clean-up)
 	locks      jobLocks      // this process's writers, one job at a time
 	pollers    pollers       // records of the workers polling this process
+	roster     roster        // the live workers, for dispatch decisions
 	// stealIdleUntil pauses steal scans after one found nothing (unix ns).
 	stealIdleUntil atomic.Int64
 }

@@ -204,22 +204,31 @@ func (e *Engine) txnCandidates(ctx context.Context, t *txn) ([]dispatch.Candidat
 	return t.cands, nil
 }
 
-// candidates reads the live workers with their reputation and load.
+// candidates returns the live workers (see roster) with their reputation
+// and load.
 func (e *Engine) candidates(ctx context.Context) ([]dispatch.Candidate, error) {
-	st, err := e.store.DispatchState(ctx)
+	workers, err := e.roster.get(ctx, e.store)
 	if err != nil {
-		return nil, fmt.Errorf("read workers: %w", err)
+		return nil, fmt.Errorf("list workers: %w", err)
 	}
-	if len(st.Workers) == 0 {
+	if len(workers) == 0 {
 		return nil, nil
 	}
-	out := make([]dispatch.Candidate, len(st.Workers))
-	for i, w := range st.Workers {
-		rep, ok := st.Reputations[w.ID]
+	ids := make([]string, len(workers))
+	for i, w := range workers {
+		ids[i] = w.ID
+	}
+	figures, err := e.store.WorkerFigures(ctx, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("read worker reputations and loads: %w", err)
+	}
+	out := make([]dispatch.Candidate, len(workers))
+	for i, w := range workers {
+		rep, ok := figures.Reputations[w.ID]
 		if !ok {
 			rep = 1
 		}
-		out[i] = dispatch.Candidate{Worker: w, Reputation: rep, Load: st.Loads[w.ID]}
+		out[i] = dispatch.Candidate{Worker: w, Reputation: rep, Load: figures.Loads[w.ID]}
 	}
 	return out, nil
 }

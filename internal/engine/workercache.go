@@ -67,3 +67,43 @@ func (p *pollers) forget(id string) {
 	delete(p.m, id)
 	p.mu.Unlock()
 }
+
+// rosterTTL is how long the list of live workers that dispatch decisions
+// read is reused. Placing a task reads the workers' reputations and loads,
+// which change with every task, but not their records, which change when a
+// worker registers, sends a heartbeat or goes: this process drops the list
+// then, other processes see such a change this late.
+const rosterTTL = time.Second
+
+// roster caches the live workers for dispatch decisions.
+type roster struct {
+	mu      sync.Mutex
+	workers []*store.Worker
+	until   time.Time
+}
+
+// get returns copies of the live workers, from the cache while it is
+// fresh. Callers that find it stale wait for one read of the store.
+func (r *roster) get(ctx context.Context, st store.Store) ([]*store.Worker, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := time.Now(); !now.Before(r.until) {
+		workers, err := st.ListWorkers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.workers, r.until = workers, now.Add(rosterTTL)
+	}
+	out := make([]*store.Worker, len(r.workers))
+	for i, w := range r.workers {
+		out[i] = w.Clone()
+	}
+	return out, nil
+}
+
+// invalidate makes the next get read the store.
+func (r *roster) invalidate() {
+	r.mu.Lock()
+	r.until = time.Time{}
+	r.mu.Unlock()
+}

@@ -49,6 +49,7 @@ func (e *Engine) RegisterWorker(ctx context.Context, reg protocol.Registration) 
 		return nil, fmt.Errorf("register worker %s: %w", w.ID, err)
 	}
 	e.pollers.put(w)
+	e.roster.invalidate()
 	e.publish(ctx, Event{Type: EventWorkerRegistered, Time: now, WorkerID: w.ID,
 		Detail: map[string]any{"skills": len(w.Skills), "worker_type": w.Type}})
 	if prev != nil && restarted(prev, w) {
@@ -123,6 +124,7 @@ func (e *Engine) Heartbeat(ctx context.Context, workerID string, hb *protocol.He
 		return protocol.HeartbeatResponse{}, err
 	}
 	e.pollers.put(w)
+	e.roster.invalidate()
 	// A heartbeat that lists the worker's tasks (an empty list too) is
 	// checked against what the orchestrator thinks it runs, both ways.
 	if hb.CurrentTasks != nil {

@@ -66,8 +66,8 @@ func (t *timedStore) PeekTasks(ctx context.Context, queue string, limit int) ([]
 	return timed(t.m, "peek_tasks", func() ([]store.QueuedTask, error) { return t.Store.PeekTasks(ctx, queue, limit) })
 }
 
-func (t *timedStore) DispatchState(ctx context.Context) (store.DispatchState, error) {
-	return timed(t.m, "dispatch_state", func() (store.DispatchState, error) { return t.Store.DispatchState(ctx) })
+func (t *timedStore) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerFigures, error) {
+	return timed(t.m, "worker_figures", func() (store.WorkerFigures, error) { return t.Store.WorkerFigures(ctx, ids...) })
 }
 
 func (t *timedStore) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {

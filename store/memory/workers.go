@@ -104,16 +104,11 @@ func (s *Store) Reputations(_ context.Context, ids ...string) (map[string]float6
 	return out, nil
 }
 
-// DispatchState implements store.Workers.
-func (s *Store) DispatchState(ctx context.Context) (store.DispatchState, error) {
-	workers, _ := s.ListWorkers(ctx)
-	ids := make([]string, len(workers))
-	for i, w := range workers {
-		ids[i] = w.ID
-	}
+// WorkerFigures implements store.Workers.
+func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerFigures, error) {
 	reps, _ := s.Reputations(ctx, ids...)
 	loads, _ := s.Loads(ctx)
-	return store.DispatchState{Workers: workers, Reputations: reps, Loads: loads}, nil
+	return store.WorkerFigures{Reputations: reps, Loads: loads}, nil
 }
 
 // AdjustReputation implements store.Workers.

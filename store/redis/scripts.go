@@ -400,19 +400,16 @@ for _, id in ipairs(ids) do redis.call('ZREM', KEYS[1], id) end
 return ids
 `)
 
-// dispatchStateScript reads the live workers' records with their
-// reputations, and the loads. KEYS: 1 workers:expiry, 2 workers:reputation,
-// 3 tasks:loads. ARGV: 1 the key prefix of worker records (all keys of a
-// deployment share its hash tag). Returns {ids, records ({doc, seen, exp}
-// each), reputations, loads as a field-value list}.
-var dispatchStateScript = goredis.NewScript(`
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local records, reps = {}, {}
-for i, id in ipairs(ids) do
-  records[i] = redis.call('HMGET', ARGV[1] .. id, 'doc', 'seen', 'exp')
-  reps[i] = redis.call('HGET', KEYS[2], id)
+// workerFiguresScript reads reputations and loads. KEYS: 1
+// workers:reputation, 2 tasks:loads. ARGV: worker ids. Returns {the
+// reputations set, as a field-value list; the loads, likewise}.
+var workerFiguresScript = goredis.NewScript(`
+local reps = {}
+for _, id in ipairs(ARGV) do
+  local r = redis.call('HGET', KEYS[1], id)
+  if r then reps[#reps + 1] = id; reps[#reps + 1] = r end
 end
-return {ids, records, reps, redis.call('HGETALL', KEYS[3])}
+return {reps, redis.call('HGETALL', KEYS[2])}
 `)
 
 // adjustReputationScript adds delta and clamps. KEYS: 1 workers:reputation.
@@ -483,7 +480,7 @@ var scriptNames = func() map[string]string {
 		"push_ready": pushReadyScript, "take_ready": takeReadyScript, "extend_ready": extendReadyScript, "done_ready": doneReadyScript,
 		"peek_tasks": peekTasksScript, "claim_task": claimTaskScript, "claim_next": claimNextScript, "release_task": releaseTaskScript,
 		"due_timers": dueTimersScript, "put_worker": putWorkerScript, "touch_worker": touchWorkerScript,
-		"expired_workers": expiredWorkersScript, "dispatch_state": dispatchStateScript, "adjust_reputation": adjustReputationScript,
+		"expired_workers": expiredWorkersScript, "worker_figures": workerFiguresScript, "adjust_reputation": adjustReputationScript,
 		"incr": incrScript, "incr_if_below": incrIfBelowScript,
 		"acquire_lock": acquireLockScript, "refresh_lock": refreshLockScript, "release_lock": releaseLockScript,
 	}

@@ -150,55 +150,34 @@ func (s *Store) Reputations(ctx context.Context, ids ...string) (map[string]floa
 	return out, nil
 }
 
-// DispatchState implements store.Workers: one script reads the live
-// workers' records, their reputations and the loads.
-func (s *Store) DispatchState(ctx context.Context) (store.DispatchState, error) {
-	keys := []string{s.k.workerExpiry(), s.k.reputation(), s.k.loads()}
-	res, err := dispatchStateScript.Run(ctx, s.rdb, keys, s.k.worker("")).Slice()
+// WorkerFigures implements store.Workers: one script reads the
+// reputations and the loads.
+func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerFigures, error) {
+	argv := make([]any, len(ids))
+	for i, id := range ids {
+		argv[i] = id
+	}
+	res, err := workerFiguresScript.Run(ctx, s.rdb, []string{s.k.reputation(), s.k.loads()}, argv...).Slice()
 	if err != nil {
-		return store.DispatchState{}, fail(ctx, "read dispatch state", err)
+		return store.WorkerFigures{}, fail(ctx, "read worker figures", err)
 	}
-	if len(res) != 4 {
-		return store.DispatchState{}, fmt.Errorf("read dispatch state: unexpected reply of %d items", len(res))
+	if len(res) != 2 {
+		return store.WorkerFigures{}, fmt.Errorf("read worker figures: unexpected reply of %d items", len(res))
 	}
-	ids, _ := res[0].([]any)
-	records, _ := res[1].([]any)
-	reps, _ := res[2].([]any)
-	st := store.DispatchState{Reputations: map[string]float64{}, Loads: map[string]int{}}
-	for i := range ids {
-		id, _ := ids[i].(string)
-		var vals []any
-		if i < len(records) {
-			vals, _ = records[i].([]any)
-		}
-		if len(vals) != 3 {
-			continue
-		}
-		w, err := decodeWorker(vals)
-		if errors.Is(err, store.ErrNotFound) { // expired, not yet reported
-			continue
-		}
+	f := store.WorkerFigures{Reputations: map[string]float64{}, Loads: map[string]int{}}
+	for id, v := range pairsOf(res[0]) {
+		r, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return store.DispatchState{}, fmt.Errorf("read dispatch state: worker %s: %w", id, err)
+			return store.WorkerFigures{}, fmt.Errorf("reputation of %s: %w", id, err)
 		}
-		st.Workers = append(st.Workers, w)
-		if i < len(reps) {
-			if v, ok := reps[i].(string); ok {
-				r, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					return store.DispatchState{}, fmt.Errorf("reputation of %s: %w", id, err)
-				}
-				st.Reputations[id] = r
-			}
-		}
+		f.Reputations[id] = r
 	}
-	sort.Slice(st.Workers, func(i, j int) bool { return st.Workers[i].ID < st.Workers[j].ID })
-	for w, v := range pairsOf(res[3]) {
+	for w, v := range pairsOf(res[1]) {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			st.Loads[w] = n
+			f.Loads[w] = n
 		}
 	}
-	return st, nil
+	return f, nil
 }
 
 // AdjustReputation implements store.Workers.

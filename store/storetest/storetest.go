@@ -48,7 +48,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Timers", testTimers},
 		{"Workers/Registry", testWorkers},
 		{"Workers/Reputation", testReputation},
-		{"Workers/DispatchState", testDispatchState},
+		{"Workers/Figures", testWorkerFigures},
 		{"Counters", testCounters},
 		{"Locks", testLocks},
 		{"Jobs/Parts", testParts},
@@ -790,32 +790,24 @@ func testWorkers(t *testing.T, f Factory) {
 	}
 }
 
-// testDispatchState: one read returns the live workers, their stored
-// reputations and their loads, and leaves out expired workers.
-func testDispatchState(t *testing.T, f Factory) {
+// testWorkerFigures: one read returns the reputations of the workers
+// named (those set) and every worker's load.
+func testWorkerFigures(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
-	must(t, s.PutWorker(ctx, &store.Worker{ID: "b", Skills: []protocol.SkillInfo{{Name: "x"}}}, time.Minute))
-	must(t, s.PutWorker(ctx, &store.Worker{ID: "a"}, time.Minute))
-	must(t, s.PutWorker(ctx, &store.Worker{ID: "gone"}, 50*time.Millisecond))
 	must(t, s.SetReputation(ctx, "b", 0.5))
-	must(t, s.SetReputation(ctx, "gone", 0.2))
+	must(t, s.SetReputation(ctx, "other", 0.2))
 	now := time.Now()
 	enqueue(t, s, queued("j", "t1", "b", "x", 0, now), queued("j", "t2", "b", "x", 0, now), queued("j", "t3", "a", "x", 0, now))
-	time.Sleep(150 * time.Millisecond)
-	st, err := s.DispatchState(ctx)
+	got, err := s.WorkerFigures(ctx, "a", "b")
 	must(t, err)
-	var ids []string
-	for _, w := range st.Workers {
-		ids = append(ids, w.ID)
+	if len(got.Reputations) != 1 || got.Reputations["b"] != 0.5 {
+		t.Fatalf("reputations = %v, want b's alone", got.Reputations)
 	}
-	if fmt.Sprint(ids) != "[a b]" || len(st.Workers[1].Skills) != 1 {
-		t.Fatalf("workers = %v", ids)
+	if len(got.Loads) != 2 || got.Loads["a"] != 1 || got.Loads["b"] != 2 {
+		t.Fatalf("loads = %v", got.Loads)
 	}
-	if _, ok := st.Reputations["a"]; ok || st.Reputations["b"] != 0.5 {
-		t.Fatalf("reputations = %v", st.Reputations)
-	}
-	if st.Loads["a"] != 1 || st.Loads["b"] != 2 {
-		t.Fatalf("loads = %v", st.Loads)
+	if none, err := s.WorkerFigures(ctx); err != nil || len(none.Reputations) != 0 || len(none.Loads) != 2 {
+		t.Fatalf("no ids: %+v %v", none, err)
 	}
 }
 
