@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
@@ -73,16 +72,7 @@ func (o *Orchestrator) notifyConsole(_ context.Context, entries []store.OutboxEn
 	if c == nil || o.consoleInProcess() {
 		return nil
 	}
-	var errs []error
-	for _, e := range entries {
-		ev, err := decodeOutboxEvent(e.Data)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		c.Notify(ev)
-	}
-	return errors.Join(errs...)
+	return eachOutboxEvent(entries, c.Notify)
 }
 
 // notifyConsoleInProcess passes an event committed in this process to the

@@ -123,6 +123,16 @@ func (o *Orchestrator) pushCommands(_ context.Context, entries []store.OutboxEnt
 	if s == nil {
 		return nil
 	}
+	return eachOutboxEvent(entries, func(ev history.Event) {
+		if ev.Type == history.EventType(engine.EventCancelTask) {
+			s.OnEvent(engine.Event{Type: engine.EventCancelTask, JobID: ev.JobID, TaskID: ev.TaskID, WorkerID: ev.WorkerID})
+		}
+	})
+}
+
+// eachOutboxEvent decodes entries and passes each event to fn; entries that
+// do not decode are skipped and reported together.
+func eachOutboxEvent(entries []store.OutboxEntry, fn func(history.Event)) error {
 	var errs []error
 	for _, e := range entries {
 		ev, err := decodeOutboxEvent(e.Data)
@@ -130,9 +140,7 @@ func (o *Orchestrator) pushCommands(_ context.Context, entries []store.OutboxEnt
 			errs = append(errs, err)
 			continue
 		}
-		if ev.Type == history.EventType(engine.EventCancelTask) {
-			s.OnEvent(engine.Event{Type: engine.EventCancelTask, JobID: ev.JobID, TaskID: ev.TaskID, WorkerID: ev.WorkerID})
-		}
+		fn(ev)
 	}
 	return errors.Join(errs...)
 }

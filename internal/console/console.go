@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -105,7 +104,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET "+Prefix+"{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"jobs", http.StatusFound)
 	})
-	c.mux.HandleFunc("GET "+Prefix+"static/{file...}", c.static)
+	c.mux.Handle("GET "+Prefix+"static/", c.static())
 	c.mux.HandleFunc("GET "+Prefix+"login", c.loginPage)
 	c.mux.Handle("POST "+Prefix+"login", c.cop.Handler(http.HandlerFunc(c.login)))
 	c.mux.Handle("POST "+Prefix+"logout", c.action(c.logout))
@@ -269,22 +268,22 @@ func safeNext(next string) string {
 
 // --- rendering ---
 
-func (c *Console) static(w http.ResponseWriter, r *http.Request) {
-	name := path.Clean("static/" + r.PathValue("file"))
-	data, err := fs.ReadFile(staticFS, name)
-	if err != nil || !strings.HasPrefix(name, "static/") {
-		http.NotFound(w, r)
-		return
+// static serves the embedded CSS and scripts (no directory listings).
+func (c *Console) static() http.Handler {
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		panic(err) // the embedded folder exists: a build error
 	}
-	switch path.Ext(name) {
-	case ".js":
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	case ".css":
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	}
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(data)
+	files := http.StripPrefix(Prefix+"static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	})
 }
 
 // securityHeaders go on every page: scripts only from the console itself,

@@ -261,6 +261,11 @@ func TestLoginAndRedirects(t *testing.T) {
 	if status, h, body := b.get("/console/static/htmx/htmx.min.js"); status != http.StatusOK || !strings.Contains(h.Get("Content-Type"), "javascript") || len(body) < 10000 {
 		t.Fatalf("htmx: %d %s %d bytes", status, h.Get("Content-Type"), len(body))
 	}
+	for _, p := range []string{"/console/static/", "/console/static/htmx/", "/console/static/nothing.js"} {
+		if status, _, _ := b.get(p); status != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, status)
+		}
+	}
 }
 
 func TestClientSeesOnlyOwnJobs(t *testing.T) {
