@@ -448,6 +448,9 @@ func TestJobsListFilters(t *testing.T) {
 	if status, _, _ := b.get("/console/jobs?status=bogus"); status != http.StatusBadRequest {
 		t.Fatalf("unknown status: %d", status)
 	}
+	if status, _, body := b.get("/console/jobs?from=2026-01-01T00:00"); status != http.StatusBadRequest || !strings.Contains(body, "history database") {
+		t.Fatalf("a time range without history: %d", status)
+	}
 	if status, _, _ := b.get("/console/jobs?cursor=bogus"); status != http.StatusBadRequest {
 		t.Fatalf("bad cursor: %d", status)
 	}

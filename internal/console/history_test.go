@@ -92,6 +92,19 @@ func testJobPageWithHistory(t *testing.T, uri string) {
 	if !strings.Contains(list, id) {
 		t.Fatal("the finished job is not listed")
 	}
+	// A time range (history only): the job was created in the past hour,
+	// not in the next one.
+	now := time.Now().UTC()
+	hourAgo, hourOn := now.Add(-time.Hour).Format("2006-01-02T15:04"), now.Add(time.Hour).Format("2006-01-02T15:04")
+	if _, _, list := b.get("/console/jobs?from=" + hourAgo + "&to=" + hourOn); !strings.Contains(list, id) {
+		t.Fatal("the job is not listed in the hour around its creation")
+	}
+	if _, _, list := b.get("/console/jobs?from=" + hourOn); strings.Contains(list, id) {
+		t.Fatal("the job is listed as created in the next hour")
+	}
+	if status, _, _ := b.get("/console/jobs?from=yesterday"); status != http.StatusBadRequest {
+		t.Fatalf("from=yesterday: %d", status)
+	}
 	if _, _, list := bob.get("/console/jobs"); strings.Contains(list, id) {
 		t.Fatal("bob's list shows alice's job")
 	}

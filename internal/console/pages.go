@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,20 +25,76 @@ var statuses = []protocol.JobStatus{
 	protocol.StatusCancelled, protocol.StatusError, protocol.StatusQuarantined,
 }
 
-// jobFilter is the jobs list's filter, kept in the URL.
+// jobFilter is the jobs list's filter, kept in the URL. From and To are
+// as the form sends them (a datetime-local value, UTC, or RFC 3339).
 type jobFilter struct {
 	Status, Blueprint, Q, Cursor string
+	From, To                     string
+	from, to                     time.Time
+}
+
+// timeLayouts are the forms a time of the filter may take.
+var timeLayouts = []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339}
+
+func parseTime(name, v string) (time.Time, error) {
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%s: %q is no time such as 2026-12-03T15:04 (UTC)", name, v)
 }
 
 func filterOf(q url.Values) (jobFilter, error) {
-	f := jobFilter{Status: q.Get("status"), Blueprint: q.Get("blueprint"), Q: strings.TrimSpace(q.Get("q")), Cursor: q.Get("cursor")}
+	f := jobFilter{Status: q.Get("status"), Blueprint: q.Get("blueprint"), Q: strings.TrimSpace(q.Get("q")), Cursor: q.Get("cursor"),
+		From: strings.TrimSpace(q.Get("from")), To: strings.TrimSpace(q.Get("to"))}
 	if f.Status != "" && !slices.Contains(statuses, protocol.JobStatus(f.Status)) {
 		return f, errors.New("unknown status " + f.Status)
 	}
 	if len(f.Q) > 200 {
 		return f, errors.New("the id text is longer than 200 characters")
 	}
+	var err error
+	if f.From != "" {
+		if f.from, err = parseTime("from", f.From); err != nil {
+			return f, err
+		}
+	}
+	if f.To != "" {
+		if f.to, err = parseTime("to", f.To); err != nil {
+			return f, err
+		}
+	}
 	return f, nil
+}
+
+// Link is the jobs list's URL for f with another status and cursor.
+func (f jobFilter) Link(status, cursor string) string { return f.link(status, cursor, "") }
+
+// Self is the URL of f itself (first page).
+func (f jobFilter) Self() string { return f.link(f.Status, "", "") }
+
+// Table is the URL of f's first page as the table fragment (live reload).
+func (f jobFilter) Table() string { return f.link(f.Status, "", "table") }
+
+func (f jobFilter) link(status, cursor, fragment string) string {
+	q := url.Values{}
+	for k, v := range map[string]string{"status": status, "blueprint": f.Blueprint, "q": f.Q, "from": f.From, "to": f.To, "cursor": cursor, "fragment": fragment} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if len(q) == 0 {
+		return Prefix + "jobs"
+	}
+	return Prefix + "jobs?" + q.Encode()
+}
+
+// query is the listing of f for the viewer; unfinished statuses without a
+// time range come from the live store (api.JobQuery.Live).
+func (f jobFilter) query(v *viewer, limit int) api.JobQuery {
+	return api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, From: f.from, To: f.to, Limit: limit, Cursor: f.Cursor,
+		Live: unfinished(f.Status) && f.from.IsZero() && f.to.IsZero()}
 }
 
 // pageSize is the jobs list's page; scanCap bounds the jobs read to find
@@ -53,7 +110,7 @@ const (
 // of the listing and keeps the jobs whose id contains it, until a page is
 // full or scanCap jobs were read.
 func (c *Console) listJobs(ctx context.Context, v *viewer, f jobFilter) (protocol.JobList, error) {
-	q := api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, Limit: pageSize, Cursor: f.Cursor, Live: unfinished(f.Status)}
+	q := f.query(v, pageSize)
 	if f.Q == "" {
 		return c.opts.API.ListJobs(ctx, q)
 	}
@@ -102,10 +159,12 @@ type statusCount struct {
 	More   bool // at least countCap
 }
 
-func (c *Console) counts(ctx context.Context, v *viewer, blueprint string) ([]statusCount, error) {
+func (c *Console) counts(ctx context.Context, v *viewer, f jobFilter) ([]statusCount, error) {
 	out := make([]statusCount, 0, len(statuses))
 	for _, s := range statuses {
-		page, err := c.opts.API.ListJobs(ctx, api.JobQuery{Owner: v.owner(), Status: string(s), Blueprint: blueprint, Limit: countCap, Live: !s.Terminal()})
+		g := f
+		g.Status, g.Cursor = string(s), ""
+		page, err := c.opts.API.ListJobs(ctx, g.query(v, countCap))
 		if err != nil {
 			return nil, err
 		}
@@ -135,11 +194,12 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	c.current(r.Context(), v, list.Jobs)
-	data := map[string]any{"Filter": f, "Jobs": list.Jobs, "Next": list.NextCursor, "Statuses": statuses, "Blueprints": c.blueprintNames()}
+	data := map[string]any{"Filter": f, "Jobs": list.Jobs, "Next": list.NextCursor, "Statuses": statuses, "Blueprints": c.blueprintNames(),
+		"History": c.opts.API.HistoryEnabled()}
 	if r.URL.Query().Get("fragment") == "table" {
 		data["Fragment"] = "jobtable"
 	}
-	if data["Counts"], err = c.counts(r.Context(), v, f.Blueprint); err != nil {
+	if data["Counts"], err = c.counts(r.Context(), v, f); err != nil {
 		c.fail(w, r, v, err)
 		return
 	}
@@ -318,7 +378,8 @@ const bulkMax = 10000
 // holds every unfinished job.
 func (c *Console) unfinishedJobs(ctx context.Context, v *viewer, f jobFilter) ([]string, error) {
 	var ids []string
-	q := api.JobQuery{Owner: v.owner(), Status: f.Status, Blueprint: f.Blueprint, Limit: 500, Live: true}
+	q := f.query(v, 500)
+	q.Live = f.from.IsZero() && f.to.IsZero()
 	for len(ids) < bulkMax {
 		page, err := c.opts.API.ListJobs(ctx, q)
 		if err != nil {

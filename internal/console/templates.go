@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"math"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -80,18 +79,6 @@ var funcs = template.FuncMap{
 		return (time.Duration(f * float64(time.Second))).Round(time.Millisecond).String()
 	},
 	"detail": detailText,
-	"query": func(base string, kv ...string) string {
-		q := url.Values{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] != "" {
-				q.Set(kv[i], kv[i+1])
-			}
-		}
-		if len(q) == 0 {
-			return base
-		}
-		return base + "?" + q.Encode()
-	},
 	"price": func(m map[string]float64, skill string) string {
 		if v, ok := m[skill]; ok {
 			return fmt.Sprintf("%g", v)
