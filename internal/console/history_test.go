@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -19,9 +20,10 @@ import (
 func workBlueprint() *blueprint.Blueprint {
 	bp := blueprint.New("work").Endpoint("v1", "/jobs/work")
 	bp.Start("start", func(c *blueprint.Context) error {
-		return c.Dispatch(blueprint.Task{Type: "echo", Params: map[string]any{"ms": c.Input("ms")}})
-	}, blueprint.On("success", "finished"))
+		return c.Dispatch(blueprint.Task{Type: "echo", Params: map[string]any{"ms": c.Input("ms"), "fail": c.Input("fail")}})
+	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed"))
 	bp.End("finished", nil)
+	bp.End("failed", nil)
 	return bp
 }
 
@@ -40,6 +42,9 @@ func startWorker(t *testing.T, base string) {
 			case <-ctx.Done():
 				return worker.Result{}, ctx.Err()
 			}
+		}
+		if fail, _ := task.Params()["fail"].(bool); fail {
+			return worker.Result{}, worker.Permanent(errors.New("the test asked for a failure"))
 		}
 		return worker.Result{Data: map[string]any{"echoed": true}}, nil
 	}, worker.Price(0.25))
@@ -109,9 +114,22 @@ func testJobPageWithHistory(t *testing.T, uri string) {
 		t.Fatal("bob's list shows alice's job")
 	}
 	_, _, workers := b.get("/console/workers")
-	for _, want := range []string{"echo-worker", "echo", "0.25"} {
+	for _, want := range []string{"echo-worker", "echo", "0.25", `<span class="reputation">1.000</span>`} {
 		if !strings.Contains(workers, want) {
 			t.Errorf("the workers page lacks %q", want)
 		}
+	}
+	// A failure: its error on the job's page, the worker's reputation down.
+	status, body = apiCall(t, base, "POST", "/api/v1/jobs/work", aliceToken, map[string]any{"initial_data": map[string]any{"fail": true}})
+	if status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	failed := strings.Split(strings.Split(string(body), `"job_id":"`)[1], `"`)[0]
+	waitStatus(t, base, aliceToken, failed, protocol.StatusFailed)
+	if _, _, page := b.get("/console/jobs/" + failed); !strings.Contains(page, "PERMANENT_ERROR: the test asked for a failure") {
+		t.Errorf("the failed job's page lacks the task's error: %.3000s", page)
+	}
+	if _, _, workers := b.get("/console/workers"); strings.Contains(workers, `<span class="reputation">1.000</span>`) {
+		t.Error("the worker's reputation did not fall after a failure")
 	}
 }

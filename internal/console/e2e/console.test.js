@@ -123,6 +123,20 @@ step("cancel in bulk by filter, after a confirmation that counts the jobs", asyn
   assert.equal(await status(tokens.bob, bobJob), "waiting_for_human", "bob's job is untouched");
 });
 
+step("a worker's reputation falls after failures", async () => {
+  const reputation = async () => {
+    await alice.goto(base + "/console/workers");
+    return Number(await alice.locator('tr[data-worker="echo-worker"] .reputation').innerText());
+  };
+  const before = await reputation();
+  for (let i = 0; i < 2; i++) {
+    const id = await create(tokens.alice, "work", { fail: true });
+    await until(id + " fails", async () => (await status(tokens.alice, id)) === "failed");
+  }
+  const after = await reputation();
+  assert.ok(after < before, `reputation ${before} -> ${after}`);
+});
+
 step("screenshots", async () => {
   const dir = process.env.SCREENSHOTS;
   if (!dir) return;
