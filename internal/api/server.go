@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -95,6 +96,10 @@ type Server struct {
 	ws      *wsHub
 	openapi []byte
 
+	// handler is the mux behind its middleware, built once by Handler.
+	handlerOnce sync.Once
+	handler     http.Handler
+
 	// closing ends when Close is called: long polls answer 204 from then on.
 	closing   context.Context
 	closeDone context.CancelFunc
@@ -138,15 +143,19 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the HTTP handler.
+// Handler returns the HTTP handler: the routes behind their middleware,
+// built on the first call and the same one after.
 func (s *Server) Handler() http.Handler {
-	// The recoverer runs inside the wrapper, so that a panic's log line has
-	// the request's span and route, and the wrapper sees the 500.
-	h := s.recoverer(s.guard(s.allow(s.mux)))
-	if s.opts.WrapHandler != nil {
-		h = s.opts.WrapHandler(h)
-	}
-	return h
+	s.handlerOnce.Do(func() {
+		// The recoverer runs inside the wrapper, so that a panic's log
+		// line has the request's span and route, and the wrapper sees the
+		// 500.
+		s.handler = s.recoverer(s.guard(s.allow(s.mux)))
+		if s.opts.WrapHandler != nil {
+			s.handler = s.opts.WrapHandler(s.handler)
+		}
+	})
+	return s.handler
 }
 
 // Mount serves h for a mux pattern (such as "/console/") beside the API
