@@ -135,6 +135,7 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		WebhookTimeout:            e.seconds("WEBHOOK_TIMEOUT_SECONDS", 10*time.Second),
 		WebhookAttempts:           e.int("WEBHOOK_MAX_ATTEMPTS", 200),
 		WebhookRetryWindow:        e.seconds("WEBHOOK_RETRY_WINDOW_SECONDS", 24*time.Hour),
+		ApprovalTokenTTL:          e.seconds("APPROVAL_TOKEN_TTL_SECONDS", 7*24*time.Hour),
 		WebhookBackoffMax:         e.seconds("WEBHOOK_BACKOFF_MAX_SECONDS", 10*time.Minute),
 		MetricsWorkerLabels:       e.bool("METRICS_WORKER_LABELS", false),
 		MetricsWorkerLabelsMax:    e.int("METRICS_WORKER_LABELS_MAX", telemetry.DefaultMaxWorkerLabels),

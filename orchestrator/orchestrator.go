@@ -126,8 +126,11 @@ type Config struct {
 	// retried (24h), with delays doubling from 2s up to WebhookBackoffMax
 	// (10m).
 	WebhookRetryWindow time.Duration
-	WebhookBackoffMax  time.Duration
-	BuildVersion       string // shown in the API document
+	// ApprovalTokenTTL is how long the single-use URL of a pending approval
+	// (approving without the client token) stays valid; 0 means 7 days.
+	ApprovalTokenTTL  time.Duration
+	WebhookBackoffMax time.Duration
+	BuildVersion      string // shown in the API document
 
 	// WebhookAllowedHosts (WEBHOOK_ALLOWED_HOSTS) exempt webhook receivers
 	// from the egress policy, which refuses loopback, private, link-local
@@ -327,7 +330,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		Dispatch:   dispatch.Policy{MinReputation: cfg.MinReputation},
 		Reputation: engine.ReputationPolicy{RecoveryPerHour: cfg.ReputationRecoveryPerHour, ClientPenaltyCap: cfg.ReputationClientCap},
 		Webhooks:   webhook.New(webhook.Options{Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, AllowedHosts: cfg.WebhookAllowedHosts}), WebhookAttempts: cfg.WebhookAttempts,
-		WebhookWindow: cfg.WebhookRetryWindow, WebhookBackoffMax: cfg.WebhookBackoffMax,
+		WebhookWindow: cfg.WebhookRetryWindow, WebhookBackoffMax: cfg.WebhookBackoffMax, ApprovalTokenTTL: cfg.ApprovalTokenTTL,
 		Blobs: o.blobs.store, OffloadThreshold: cfg.OffloadThreshold, BlobCleanupAfter: o.blobs.cleanupAfter,
 	})
 	if err != nil {

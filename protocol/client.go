@@ -71,6 +71,10 @@ type Job struct {
 type ApprovalInfo struct {
 	Message   string   `json:"message"`
 	Decisions []string `json:"decisions"`
+	// URL approves without the client token: POST {"decision": ...} to it,
+	// once, before ExpiresAt. Only in the owner's GET of the job.
+	URL       string     `json:"url,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // TaskInfo is an outstanding task of a job, with the dispatch decision that
@@ -111,6 +115,10 @@ type JobList struct {
 // upstream-compatible POST /_public/webhooks/approval/{id}.
 type ApprovalRequest struct {
 	Decision string `json:"decision"`
+	// Token is a pending approval's single-use token (also accepted as
+	// the query parameter token): with it, POST /_public/webhooks/approval/{id}
+	// needs no client token.
+	Token string `json:"token,omitempty"`
 }
 
 // WorkerInfo is a worker as GET /api/v1/workers shows it: no tokens.

@@ -74,6 +74,9 @@ type Job struct {
 type Approval struct {
 	Message   string   `json:"message"`
 	Decisions []string `json:"decisions"`
+	// Token approves once, without the client token, until ExpiresAt.
+	Token     string    `json:"token,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // TaskState is where an outstanding task is in its life.

@@ -68,3 +68,22 @@ def test_upstream_routes(deploy):
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200 and json.loads(r.read())["status"] == "worker_configs_reloaded"
     d.assert_no_protocol_errors()
+
+
+def test_approval_url(deploy):
+    """A job waiting for a human shows its owner a single-use approval URL;
+    a POST to it with the decision and no client token approves, and a
+    second one is refused."""
+    d = deploy()
+    d.start_workers("gpu", STEP_SECONDS="0.1")
+    c = d.client
+    job_id = c.create({"quality": "high", "needs_approval": True})
+    job = c.wait(job_id, lambda j: j["status"] == "waiting_for_human", timeout=20)
+    approval = job["approval"]
+    assert approval["url"].startswith(f"/_public/webhooks/approval/{job_id}?token=") and approval["expires_at"], approval
+    anonymous = Client(d.url, token="")
+    status, resp = anonymous.request("POST", approval["url"], {"decision": "approved"})
+    assert status == 200 and resp["status"] == "approval_received", (status, resp)
+    assert c.wait(job_id, timeout=20)["status"] == "finished"
+    status, resp = anonymous.request("POST", approval["url"], {"decision": "rejected"})
+    assert status == 403, (status, resp)

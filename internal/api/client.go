@@ -226,6 +226,10 @@ func JobView(j *store.Job) protocol.Job {
 	}
 	if j.Approval != nil {
 		v.Approval = &protocol.ApprovalInfo{Message: j.Approval.Message, Decisions: j.Approval.Decisions}
+		if !j.Approval.ExpiresAt.IsZero() {
+			at := j.Approval.ExpiresAt
+			v.Approval.ExpiresAt = &at
+		}
 	}
 	ids := make([]string, 0, len(j.Tasks))
 	for id := range j.Tasks {
@@ -319,9 +323,28 @@ func (s *Server) approveJob(w http.ResponseWriter, r *http.Request, cl *auth.Cli
 	s.approve(w, r, j.ID)
 }
 
-// publicApproval is the upstream-compatible approval webhook: the client
-// token is required, no quota is consumed.
+// publicApproval is the upstream-compatible approval webhook: with a
+// pending approval's single-use token (query or body token) it needs no
+// client token; otherwise the owner's client token is required. No quota
+// is consumed.
 func (s *Server) publicApproval(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.approvalRequest(w, r)
+	if !ok {
+		return
+	}
+	if token := cmp.Or(r.URL.Query().Get("token"), req.Token); token != "" {
+		id := r.PathValue("job_id")
+		if _, err := s.eng.ApproveWithToken(r.Context(), id, token, req.Decision); err != nil {
+			if errors.Is(err, engine.ErrApprovalToken) {
+				writeError(w, http.StatusForbidden, "Forbidden: %v", err)
+				return
+			}
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "approval_received", "job_id": id})
+		return
+	}
 	token := r.Header.Get(protocol.HeaderClientToken)
 	if token == "" {
 		writeError(w, http.StatusUnauthorized, "Client authentication required")
@@ -336,22 +359,37 @@ func (s *Server) publicApproval(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.approve(w, r, j.ID)
+	s.decide(w, r, j.ID, req)
 }
 
-func (s *Server) approve(w http.ResponseWriter, r *http.Request, id string) {
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return
-	}
+// approvalURL is the URL that approves a job with its pending approval's
+// token: absolute with PublicURL, else a path.
+func (s *Server) approvalURL(jobID, token string) string {
+	return strings.TrimSuffix(s.opts.PublicURL, "/") + strings.Replace(protocol.PublicApprovalPattern, "{job_id}", url.PathEscape(jobID), 1) +
+		"?token=" + url.QueryEscape(token)
+}
+
+// approvalRequest reads an approval body.
+func (s *Server) approvalRequest(w http.ResponseWriter, r *http.Request) (protocol.ApprovalRequest, bool) {
 	var req protocol.ApprovalRequest
-	if !decodeJSON(w, body, &req) {
-		return
+	body, ok := s.readBody(w, r)
+	if !ok || !decodeJSON(w, body, &req) {
+		return req, false
 	}
 	if req.Decision == "" {
 		writeError(w, http.StatusBadRequest, "decision is required in body")
-		return
+		return req, false
 	}
+	return req, true
+}
+
+func (s *Server) approve(w http.ResponseWriter, r *http.Request, id string) {
+	if req, ok := s.approvalRequest(w, r); ok {
+		s.decide(w, r, id, req)
+	}
+}
+
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, id string, req protocol.ApprovalRequest) {
 	if _, err := s.eng.Approve(r.Context(), id, req.Decision); err != nil {
 		s.fail(w, r, err)
 		return

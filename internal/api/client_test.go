@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -440,5 +441,74 @@ func TestJobPolicy(t *testing.T) {
 	ts.do("GET", "/api/v1/jobs", client(limitedToken), nil).json(t, &page)
 	if len(page.Jobs) != 0 {
 		t.Fatalf("refused policies created %d jobs", len(page.Jobs))
+	}
+}
+
+// A pending approval has a single-use, expiring URL, shown to the owner,
+// that approves without the client token.
+func TestApprovalTokens(t *testing.T) {
+	ts := newTestServer(t, nil)
+	waiting := func(token string) protocol.Job {
+		id := ts.createJob(token, map[string]any{"mode": "approval"})
+		return ts.waitJob(id, func(j protocol.Job) bool { return j.Status == protocol.StatusWaitingForHuman })
+	}
+	a, b := waiting(vipToken), waiting(vipToken)
+	if a.Approval == nil || !strings.HasPrefix(a.Approval.URL, "/_public/webhooks/approval/"+a.ID+"?token=") || a.Approval.ExpiresAt == nil ||
+		!a.Approval.ExpiresAt.After(time.Now().Add(6*24*time.Hour)) {
+		t.Fatalf("approval %+v", a.Approval)
+	}
+	var page protocol.JobList
+	ts.do("GET", "/api/v1/jobs", client(vipToken), nil).json(t, &page)
+	for _, j := range page.Jobs {
+		if j.Approval != nil && j.Approval.URL != "" {
+			t.Fatalf("a job list shows the approval URL")
+		}
+	}
+	tokenOf := func(j protocol.Job) string {
+		return j.Approval.URL[strings.Index(j.Approval.URL, "token=")+len("token="):]
+	}
+	for name, tc := range map[string]struct {
+		path, body string
+	}{
+		"wrong token":            {"/_public/webhooks/approval/" + a.ID + "?token=nope", `{"decision":"approved"}`},
+		"another job's token":    {"/_public/webhooks/approval/" + a.ID + "?token=" + tokenOf(b), `{"decision":"approved"}`},
+		"token of a job, no job": {"/_public/webhooks/approval/00000000-0000-0000-0000-000000000000?token=" + tokenOf(a), `{"decision":"approved"}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := ts.do("POST", tc.path, nil, tc.body)
+			if r.status != http.StatusForbidden || !strings.Contains(r.errorText(t), "invalid, used or expired approval token") {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+		})
+	}
+	if r := ts.do("POST", a.Approval.URL, nil, `{"decision":"maybe"}`); r.status != http.StatusBadRequest {
+		t.Fatalf("invalid decision: %d %s", r.status, r.body)
+	}
+	if r := ts.do("POST", a.Approval.URL, nil, `{"decision":"approved"}`); r.status != http.StatusOK {
+		t.Fatalf("approve with the URL: %d %s", r.status, r.body)
+	}
+	if j := ts.waitJob(a.ID, func(j protocol.Job) bool { return j.Status.Terminal() }); j.Status != protocol.StatusFinished {
+		t.Fatalf("job %s", j.Status)
+	}
+	if r := ts.do("POST", a.Approval.URL, nil, `{"decision":"rejected"}`); r.status != http.StatusForbidden {
+		t.Fatalf("a used URL: %d %s", r.status, r.body)
+	}
+	// The token in the body, as upstream takes it.
+	if r := ts.do("POST", "/_public/webhooks/approval/"+b.ID, nil, `{"decision":"rejected","token":"`+tokenOf(b)+`"}`); r.status != http.StatusOK {
+		t.Fatalf("token in the body: %d %s", r.status, r.body)
+	}
+	if j := ts.waitJob(b.ID, func(j protocol.Job) bool { return j.Status.Terminal() }); j.CurrentState != "rejected" {
+		t.Fatalf("job %s in %s", j.Status, j.CurrentState)
+	}
+
+	// Expired: refused; the owner's client token still decides.
+	expired := newTestServerWith(t, func(c *engine.Config) { c.ApprovalTokenTTL = time.Nanosecond }, nil)
+	id := expired.createJob(vipToken, map[string]any{"mode": "approval"})
+	j := expired.waitJob(id, func(j protocol.Job) bool { return j.Status == protocol.StatusWaitingForHuman })
+	if r := expired.do("POST", j.Approval.URL, nil, `{"decision":"approved"}`); r.status != http.StatusForbidden {
+		t.Fatalf("an expired URL: %d %s", r.status, r.body)
+	}
+	if r := expired.do("POST", "/_public/webhooks/approval/"+id, client(vipToken), `{"decision":"approved"}`); r.status != http.StatusOK {
+		t.Fatalf("the owner after expiry: %d %s", r.status, r.body)
 	}
 }

@@ -154,7 +154,11 @@ func (s *Server) JobFor(ctx context.Context, owner, id string) (protocol.Job, er
 	j, err := s.eng.GetJob(ctx, id)
 	switch {
 	case err == nil && owner != "" && owns(owner, j.Client.Name):
-		return fullJobView(j), nil
+		view := fullJobView(j)
+		if view.Approval != nil && j.Approval.Token != "" {
+			view.Approval.URL = s.approvalURL(j.ID, j.Approval.Token)
+		}
+		return view, nil
 	case err == nil || !errors.Is(err, engine.ErrJobNotFound) || s.opts.History == nil:
 		if err == nil {
 			err = engine.ErrJobNotFound

@@ -229,10 +229,14 @@ func (s *Server) routeTable() []route {
 				413: errReply("Over MAX_UPLOAD_BYTES"), 503: errReply("The use of the upload URL could not be recorded (the store is unreachable)")}})
 	}
 	add(route{method: "POST", path: protocol.PublicApprovalPattern, handler: http.HandlerFunc(s.publicApproval), tag: "public", auth: authClient,
-		summary: "Approval webhook (upstream-compatible)", description: "Same as POST /api/v1/jobs/{id}/approve; needs the owner's X-Client-Token.",
+		summary: "Approval webhook (upstream-compatible)",
+		description: "Same as POST /api/v1/jobs/{id}/approve with the owner's X-Client-Token, or without it with the pending approval's single-use token " +
+			"(query parameter token, or token in the body): the job's approval.url, shown in the owner's GET of the job, valid until approval.expires_at " +
+			"(APPROVAL_TOKEN_TTL_SECONDS, 7 days). A wrong, used or expired token is 403, whether or not the job exists.",
+		query:   []param{{"token", "string", "The pending approval's single-use token (approval.url carries it)", false}},
 		request: protocol.ApprovalRequest{},
 		responses: map[int]reply{200: {description: "Decision applied", body: approvalReply{}}, 400: replies.badRequest, 401: replies.unauthorized,
-			404: replies.notFound, 409: errReply("The job is not waiting for a decision")}})
+			403: errReply("Invalid, used or expired approval token"), 404: replies.notFound, 409: errReply("The job is not waiting for a decision")}})
 
 	add(route{method: "GET", path: protocol.PublicQuarantined, handler: s.client(s.quarantinedJobs), tag: "public", auth: authClient,
 		summary: "Your quarantined jobs (upstream's public route)", description: "Same as GET /api/v1/jobs/quarantined: needs X-Client-Token and lists only your jobs " +

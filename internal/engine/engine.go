@@ -76,7 +76,10 @@ type Config struct {
 	// a receiver that is down for hours still gets the notification.
 	WebhookBackoffMax time.Duration
 	WebhookWindow     time.Duration
-	WebhookParallel   int // deliveries in flight at once (16)
+	// ApprovalTokenTTL is how long a pending approval's single-use token
+	// (an approval URL that needs no client token) stays valid (7 days).
+	ApprovalTokenTTL time.Duration
+	WebhookParallel  int // deliveries in flight at once (16)
 
 	// Blobs stores large task params and results, and the files of jobs;
 	// nil disables offloading.
@@ -156,6 +159,7 @@ func (c *Config) defaults() error {
 	setDefault(&c.WebhookBackoff, 2*time.Second)
 	setDefault(&c.WebhookBackoffMax, 10*time.Minute)
 	setDefault(&c.WebhookWindow, 24*time.Hour)
+	setDefault(&c.ApprovalTokenTTL, 7*24*time.Hour)
 	setDefault(&c.WebhookParallel, 16)
 	setDefault(&c.OffloadThreshold, offload.DefaultThreshold)
 	if c.MaxRetries < 0 {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -387,7 +388,7 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		j.Status = protocol.StatusWaitingForHuman
 		j.Routes = a.Routes
 		decisions := slices.Sorted(maps.Keys(a.Routes))
-		j.Approval = &store.Approval{Message: a.Message, Decisions: decisions}
+		j.Approval = &store.Approval{Message: a.Message, Decisions: decisions, Token: crand.Text(), ExpiresAt: t.now.Add(e.cfg.ApprovalTokenTTL)}
 		j.ProgressMessage = a.Message
 		j.ErrorMessage = ""
 	default:

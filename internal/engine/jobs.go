@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
@@ -19,6 +20,9 @@ var (
 	ErrJobTerminal      = errors.New("job has already ended")
 	ErrNotAwaitingHuman = errors.New("job is not waiting for a human decision")
 	ErrInvalidDecision  = errors.New("invalid decision")
+	// ErrApprovalToken: the approval token is wrong, used or expired, or
+	// names no pending approval (which of these is not told).
+	ErrApprovalToken    = errors.New("invalid, used or expired approval token")
 	ErrInvalidInput     = errors.New("invalid input")
 	ErrUnknownWorker    = errors.New("unknown worker")
 	ErrWorkerIDMismatch = errors.New("worker id mismatch")
@@ -176,7 +180,29 @@ func (e *Engine) CancelJob(ctx context.Context, id, reason string) (*store.Job, 
 
 // Approve delivers a human decision to a job waiting in AwaitApproval.
 func (e *Engine) Approve(ctx context.Context, id, decision string) (*store.Job, error) {
+	return e.approve(ctx, id, decision, "")
+}
+
+// ApproveWithToken is Approve by the holder of the pending approval's
+// single-use token instead of its owner: ErrApprovalToken when the token
+// is not the approval's, or expired, or the job has none pending (used).
+// The token is spent by the decision, in the same write.
+func (e *Engine) ApproveWithToken(ctx context.Context, id, token, decision string) (*store.Job, error) {
+	if token == "" {
+		return nil, ErrApprovalToken
+	}
+	j, err := e.approve(ctx, id, decision, token)
+	if errors.Is(err, ErrJobNotFound) || errors.Is(err, ErrNotAwaitingHuman) {
+		return nil, ErrApprovalToken
+	}
+	return j, err
+}
+
+func (e *Engine) approve(ctx context.Context, id, decision, token string) (*store.Job, error) {
 	j, err := e.mutate(ctx, id, func(t *txn, j *store.Job) error {
+		if token != "" && (j.Approval == nil || subtle.ConstantTimeCompare([]byte(token), []byte(j.Approval.Token)) != 1 || !t.now.Before(j.Approval.ExpiresAt)) {
+			return ErrApprovalToken
+		}
 		if j.Status != protocol.StatusWaitingForHuman || j.Approval == nil {
 			return fmt.Errorf("%w: job %s is %s", ErrNotAwaitingHuman, id, j.Status)
 		}
@@ -189,7 +215,11 @@ func (e *Engine) Approve(ctx context.Context, id, decision string) (*store.Job, 
 			return err
 		}
 		j.LastResult = &blueprint.TaskResult{Type: "human_approval", Status: decision}
-		t.emit(Event{Type: EventApproval, State: j.CurrentState, Detail: map[string]any{"decision": decision}})
+		detail := map[string]any{"decision": decision}
+		if token != "" {
+			detail["by"] = "approval_token"
+		}
+		t.emit(Event{Type: EventApproval, State: j.CurrentState, Detail: detail})
 		e.transition(t, j, bp, target)
 		return nil
 	})
