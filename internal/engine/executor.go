@@ -450,7 +450,7 @@ func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg str
 	for _, id := range slices.Sorted(maps.Keys(j.Tasks)) {
 		run := j.Tasks[id]
 		t.fx.Remove = append(t.fx.Remove, id)
-		t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run)...)
+		t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run, true)...)
 		if run.State == store.TaskRunning && run.WorkerID != "" {
 			t.emit(Event{Type: EventCancelTask, TaskID: id, WorkerID: run.WorkerID})
 		}

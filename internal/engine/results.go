@@ -199,7 +199,7 @@ func (e *Engine) capPenalty(ctx context.Context, workerID, client string, penalt
 // endRun withdraws a task that has ended and records its final status.
 func endRun(t *txn, j *store.Job, run *store.TaskRun, status string) {
 	t.fx.Remove = append(t.fx.Remove, run.ID)
-	t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run)...)
+	t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run, true)...)
 	delete(j.Tasks, run.ID)
 	if j.DoneTasks == nil {
 		j.DoneTasks = map[string]string{}
@@ -279,7 +279,7 @@ func (e *Engine) taskFailed(t *txn, j *store.Job, bp *blueprint.Blueprint, run *
 // different worker.
 func (e *Engine) retry(t *txn, j *store.Job, run *store.TaskRun, workerID string, terr protocol.TaskError) {
 	t.fx.Remove = append(t.fx.Remove, run.ID)
-	t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run)[1:]...) // keep the overall result deadline
+	t.fx.Cancel = append(t.fx.Cancel, runTimerKeys(j.ID, run, false)...) // keep the overall result deadline
 	if workerID != "" && !slices.Contains(run.Excluded, workerID) {
 		run.Excluded = append(run.Excluded, workerID)
 	}

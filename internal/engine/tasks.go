@@ -35,10 +35,20 @@ func (e *Engine) newRun(id string, task blueprint.Task, strategy blueprint.Strat
 	return run
 }
 
-// runTimerKeys are the keys of every timer a task may have armed.
-func runTimerKeys(jobID string, run *store.TaskRun) []string {
-	keys := []string{store.Timer{JobID: jobID, Kind: store.TimerResult, Ref: run.ID}.Key()}
-	for _, kind := range []store.TimerKind{store.TimerDispatch, store.TimerExecution, store.TimerRetry} {
+// runTimerKeys are the keys of the timers a task has armed: its result
+// deadline, if any, and the one timer of its current attempt's state
+// (queued: the dispatch timeout; running: the execution timeout; waiting
+// for a retry: the retry). Each change of state replaces that timer in
+// the same write. A timer missed here would fire stale and do nothing.
+func runTimerKeys(jobID string, run *store.TaskRun, withResult bool) []string {
+	var keys []string
+	if withResult && run.Deadline != nil {
+		keys = append(keys, store.Timer{JobID: jobID, Kind: store.TimerResult, Ref: run.ID}.Key())
+	}
+	kind := map[store.TaskState]store.TimerKind{
+		store.TaskQueued: store.TimerDispatch, store.TaskRunning: store.TimerExecution, store.TaskRetryWait: store.TimerRetry,
+	}[run.State]
+	if kind != "" {
 		keys = append(keys, store.Timer{JobID: jobID, Kind: kind, Ref: run.ID, Seq: run.Attempt}.Key())
 	}
 	return keys
