@@ -168,7 +168,7 @@ func TestPlainLinesOnlyOnChange(t *testing.T) {
 	if n := count(lines, waiting); n != 1 {
 		t.Errorf("line %q printed %d times, want once:\n%s", waiting, n, text)
 	}
-	if last, want := lines[len(lines)-1], "100% FINISHED please review [31m"; last != want {
+	if last, want := lines[len(lines)-1], "100% FINISHED"; last != want { // an ended job's progress message is empty
 		t.Errorf("last line = %q, want %q", last, want)
 	}
 	for i := 1; i < len(lines); i++ {
@@ -332,7 +332,7 @@ func TestHint(t *testing.T) {
 	if n := strings.Count(text, "decide with"); n != 1 || !strings.HasPrefix(text, "\r"+want+"\x1b[K\n\r   0% |") {
 		t.Errorf("terminal: hint not printed once above the bar: %q", text)
 	}
-	if !strings.HasSuffix(text, "FINISHED please review [31m\x1b[K\n") {
+	if !strings.HasSuffix(text, "|  FINISHED\x1b[K\n") {
 		t.Errorf("terminal: final line: %q", text)
 	}
 }
