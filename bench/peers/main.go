@@ -156,7 +156,7 @@ func run() error {
 					}
 					res.Backend = s.name
 					results[k] = append(results[k], res)
-					fmt.Fprintf(os.Stderr, "round %d  %-9s %-17s %-5s jobs=%d failed=%d %7.0f jobs/s  p50=%s p99=%s max=%s (%s)\n",
+					fmt.Fprintf(os.Stderr, "round %d  %-9s %-17s %-5s jobs=%d failed=%d %7.1f jobs/s  p50=%s p99=%s max=%s (%s)\n",
 						r, w, s.name, m, res.Jobs, res.Failed, res.Throughput, msStr(res.P50), msStr(res.P99), msStr(res.Max), time.Since(t0).Round(time.Millisecond))
 				}
 			}
@@ -218,8 +218,8 @@ func (r report) write(w io.Writer, md bool) {
 				fail += fmt.Sprintf(" (+%d runs errored)", n)
 			}
 			t.row(wl, s.name,
-				spread(d, throughput, "%.0f"), spread(d, p99, "%.1f"),
-				spread(rt, p50, "%.2f"), spread(rt, p99, "%.2f"), spread(rt, throughput, "%.0f"),
+				spread(d, throughput, jobsFormat(d)), spread(d, p99, "%.1f"),
+				spread(rt, p50, "%.2f"), spread(rt, p99, "%.2f"), spread(rt, throughput, jobsFormat(rt)),
 				redisFigure(d, redisCommands, "%.1f"), redisFigure(d, redisMicros, "%.0f"), fail)
 		}
 	}
@@ -288,7 +288,16 @@ func mid(v []float64) float64 {
 	return v[n/2]
 }
 
-func throughput(x harness.Result) float64    { return x.Throughput }
+func throughput(x harness.Result) float64 { return x.Throughput }
+
+// jobsFormat formats jobs/s without decimals, or with one where a run
+// finished fewer than 10 jobs/s.
+func jobsFormat(rs []harness.Result) string {
+	if len(rs) > 0 && values(rs, throughput)[0] < 10 {
+		return "%.1f"
+	}
+	return "%.0f"
+}
 func redisCommands(x harness.Result) float64 { return x.RedisCommands }
 func redisMicros(x harness.Result) float64   { return x.RedisMicros }
 
