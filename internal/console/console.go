@@ -110,6 +110,7 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Prefix+"logout", c.action(c.logout))
 
 	c.mux.Handle("GET "+Prefix+"jobs", c.page(c.jobs))
+	c.mux.Handle("GET "+Prefix+"jobs/counts", c.page(c.jobCounts))
 	c.mux.Handle("GET "+Prefix+"jobs/{id}", c.page(c.job))
 	c.mux.Handle("GET "+Prefix+"jobs/{id}/live", c.page(c.jobLive))
 	c.mux.Handle("GET "+Prefix+"live", c.page(c.listLive))

@@ -52,7 +52,7 @@ func baseConfig() orchestrator.Config {
 
 // serve runs an orchestrator on a loopback port until the test ends and
 // returns its base URL.
-func serve(t *testing.T, cfg orchestrator.Config, more ...*blueprint.Blueprint) string {
+func serve(t testing.TB, cfg orchestrator.Config, more ...*blueprint.Blueprint) string {
 	t.Helper()
 	o, err := orchestrator.New(cfg)
 	if err != nil {
@@ -80,12 +80,12 @@ func serve(t *testing.T, cfg orchestrator.Config, more ...*blueprint.Blueprint) 
 
 // browser is a cookie-keeping HTTP client that does not follow redirects.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+func newBrowser(t testing.TB, base string) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -436,8 +436,12 @@ func TestJobsListFilters(t *testing.T) {
 	if !strings.Contains(page, c) || strings.Contains(page, a) {
 		t.Fatal("status filter")
 	}
-	for _, want := range []string{`waiting_for_human <b>1</b>`, `cancelled <b>1</b>`} {
-		if !strings.Contains(page, want) {
+	if !strings.Contains(page, `hx-get="/console/jobs/counts?status=cancelled"`) {
+		t.Error("the page does not load its counts")
+	}
+	_, _, counts := b.get("/console/jobs/counts?status=cancelled")
+	for _, want := range []string{`waiting_for_human <b>1</b>`, `cancelled <b>1</b>`, `class="count muted current"`} {
+		if !strings.Contains(counts, want) {
 			t.Errorf("counts lack %q", want)
 		}
 	}

@@ -77,7 +77,15 @@ func (f jobFilter) Self() string { return f.link(f.Status, "", "") }
 // Table is the URL of f's first page as the table fragment (live reload).
 func (f jobFilter) Table() string { return f.link(f.Status, "", "table") }
 
+// Counts is the URL of f's counts by status (the page loads them after
+// itself).
+func (f jobFilter) Counts() string { return f.at("jobs/counts", f.Status, "", "") }
+
 func (f jobFilter) link(status, cursor, fragment string) string {
+	return f.at("jobs", status, cursor, fragment)
+}
+
+func (f jobFilter) at(page, status, cursor, fragment string) string {
 	q := url.Values{}
 	for k, v := range map[string]string{"status": status, "blueprint": f.Blueprint, "q": f.Q, "from": f.From, "to": f.To, "cursor": cursor, "fragment": fragment} {
 		if v != "" {
@@ -85,9 +93,9 @@ func (f jobFilter) link(status, cursor, fragment string) string {
 		}
 	}
 	if len(q) == 0 {
-		return Prefix + "jobs"
+		return Prefix + page
 	}
-	return Prefix + "jobs?" + q.Encode()
+	return Prefix + page + "?" + q.Encode()
 }
 
 // query is the listing of f for the viewer; unfinished statuses without a
@@ -199,11 +207,24 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, v *viewer) {
 	if r.URL.Query().Get("fragment") == "table" {
 		data["Fragment"] = "jobtable"
 	}
-	if data["Counts"], err = c.counts(r.Context(), v, f); err != nil {
+	c.render(w, r, http.StatusOK, "jobs", v, data)
+}
+
+// jobCounts serves the counts by status of the jobs list's filter, which
+// the page loads after itself: with a history database they read up to
+// countCap jobs per status.
+func (c *Console) jobCounts(w http.ResponseWriter, r *http.Request, v *viewer) {
+	f, err := filterOf(r.URL.Query())
+	if err != nil {
+		c.render(w, r, http.StatusBadRequest, "message", v, map[string]any{"Title": "Bad request", "Message": err.Error()})
+		return
+	}
+	counts, err := c.counts(r.Context(), v, f)
+	if err != nil {
 		c.fail(w, r, v, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "jobs", v, data)
+	c.render(w, r, http.StatusOK, "jobs", v, map[string]any{"Fragment": "counts", "Filter": f, "Counts": counts})
 }
 
 // attempt is one try of a task, from the job's audit trail.

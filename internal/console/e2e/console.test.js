@@ -144,6 +144,7 @@ step("screenshots", async () => {
   await until("the screenshot job ends", async () => (await status(tokens.alice, fanned)) === "finished");
   const admin = await login(browser, tokens.admin);
   await admin.goto(base + "/console/jobs");
+  await admin.locator("nav.counts").waitFor();
   await admin.screenshot({ path: path.join(dir, "jobs.png"), fullPage: true });
   await admin.goto(base + "/console/jobs/" + fanned);
   await admin.screenshot({ path: path.join(dir, "job.png"), fullPage: true });
@@ -151,6 +152,7 @@ step("screenshots", async () => {
   await admin.screenshot({ path: path.join(dir, "workers.png") });
   const phone = await login(browser, tokens.admin, { viewport: { width: 390, height: 844 }, colorScheme: "dark" });
   await phone.goto(base + "/console/jobs");
+  await phone.locator("nav.counts").waitFor();
   await phone.screenshot({ path: path.join(dir, "jobs-phone-dark.png") });
 });
 
