@@ -401,8 +401,7 @@ func TestCreateBodyForms(t *testing.T) {
 // fails the job before any worker sees it; a malformed policy is refused.
 func TestJobPolicy(t *testing.T) {
 	ts := newTestServer(t, nil)
-	w := ts.worker("w1", globalToken)
-	w.register("work")
+	w := ts.registered("w1", "work")
 	r := ts.do("POST", "/api/v1/jobs/demo", client(vipToken), `{"initial_data":{"n":1},"policy":{"allowed_skills":["work"],"note":"x"}}`)
 	if r.status != http.StatusAccepted {
 		t.Fatalf("create: %d %s", r.status, r.body)

@@ -40,13 +40,20 @@ func (ts *testServer) quarantine(token string, w *signedWorker) string {
 	return ""
 }
 
+// registered is a worker with the global token, registered with skills.
+func (ts *testServer) registered(id string, skills ...string) *signedWorker {
+	ts.t.Helper()
+	w := ts.worker(id, globalToken)
+	if r := w.register(skills...); r.status != http.StatusOK {
+		ts.t.Fatalf("register %s: %d %s", id, r.status, r.body)
+	}
+	return w
+}
+
 func TestQuarantinedJobsAreTheCallersOnly(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, nil)
-	w := ts.worker("w1", globalToken)
-	if r := w.register("work"); r.status != http.StatusOK {
-		t.Fatalf("register: %d %s", r.status, r.body)
-	}
+	w := ts.registered("w1", "work")
 	mine := ts.quarantine(vipToken, w)
 	theirs := ts.quarantine(otherToken, w)
 	running := ts.createJob(vipToken, nil) // not quarantined: not listed
@@ -83,10 +90,7 @@ func TestQuarantinedJobsAreTheCallersOnly(t *testing.T) {
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, nil)
-	w := ts.worker("w1", globalToken)
-	if r := w.register("work"); r.status != http.StatusOK {
-		t.Fatalf("register: %d %s", r.status, r.body)
-	}
+	w := ts.registered("w1", "work")
 	ts.quarantine(vipToken, w)
 	ts.createJob(vipToken, nil) // its task waits in the queue
 	ts.createJob(vipToken, map[string]any{"mode": "approval"})

@@ -287,8 +287,7 @@ func TestTasksAreSigned(t *testing.T) {
 	t.Parallel()
 	const key = "orchestrator-secret"
 	ts := newTestServer(t, func(o *Options) { o.TaskSigningKey = key })
-	w := ts.worker("w1", globalToken)
-	w.register("work")
+	w := ts.registered("w1", "work")
 	ts.createJob(vipToken, map[string]any{"n": 3})
 	var r response
 	for range 20 {
@@ -320,8 +319,7 @@ func TestTasksAreSigned(t *testing.T) {
 // non-negative numbers are left out.
 func TestResultCosts(t *testing.T) {
 	ts := newTestServer(t, nil)
-	w := ts.worker("w1", globalToken)
-	w.register("work")
+	w := ts.registered("w1", "work")
 	id := ts.createJob(vipToken, map[string]any{"mode": "parallel"})
 	for range 2 {
 		p := w.take()
