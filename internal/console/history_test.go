@@ -83,7 +83,8 @@ func testJobPageWithHistory(t *testing.T, uri string) {
 	if status != http.StatusOK {
 		t.Fatalf("job page: %d %.300s", status, page)
 	}
-	for _, want := range []string{"task_dispatched", "task_result", "job_ended", "echo-worker", "<td>0.25</td>", "candidates", "&#34;echoed&#34;: true"} {
+	for _, want := range []string{"task_dispatched", "task_result", "job_ended", "echo-worker", "<td>0.25</td>", "candidates", "&#34;echoed&#34;: true",
+		"Path taken: start → finished", `<li class="current" aria-current="step">finished <small>end</small></li>`, `<li class="">failed <small>end</small></li>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the job page lacks %q", want)
 		}

@@ -334,10 +334,43 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, v *viewer) {
 		}
 	}
 	data["Events"], data["Attempts"] = events, attempts(events, prices)
+	data["States"], data["Path"] = c.states(view, events)
 	if r.URL.Query().Get("fragment") == "panel" {
 		data["Fragment"] = "jobpanel"
 	}
 	c.render(w, r, http.StatusOK, "job", v, data)
+}
+
+// stateInfo is a state of a job's blueprint, as the job page lists them.
+type stateInfo struct {
+	Name                  string
+	End, Visited, Current bool
+}
+
+// states lists the states of the job's blueprint in their declared order,
+// marking those the job entered (from its audit trail) and the current
+// one, and returns the path taken.
+func (c *Console) states(j protocol.Job, events []history.Event) ([]stateInfo, []string) {
+	bp, ok := c.opts.Engine.Blueprint(j.Blueprint)
+	if !ok {
+		return nil, nil
+	}
+	var path []string
+	visited := map[string]bool{}
+	for _, ev := range events {
+		typ := engine.EventType(ev.Type)
+		if (typ == engine.EventStateEntered || (typ == engine.EventJobCreated && ev.JobID == j.ID)) && ev.State != "" &&
+			(len(path) == 0 || path[len(path)-1] != ev.State) {
+			path = append(path, ev.State)
+			visited[ev.State] = true
+		}
+	}
+	var out []stateInfo
+	for _, name := range bp.States() {
+		_, end := bp.IsEnd(name)
+		out = append(out, stateInfo{Name: name, End: end, Visited: visited[name], Current: name == j.CurrentState})
+	}
+	return out, path
 }
 
 // consoleReason records who acted, in the job's audit trail.
