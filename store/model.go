@@ -55,6 +55,10 @@ type Job struct {
 	// when its retention ends.
 	Blobs bool `json:"blobs,omitempty"`
 
+	// Format is the format the record was written in (FormatVersion when
+	// a store writes it; 0 for records from before formats were numbered).
+	Format int `json:"format_version,omitempty"`
+
 	// BranchesLeft and BranchesDone count the branches of a fan-out that
 	// are outstanding and ended, so that a branch result need not read the
 	// others.

@@ -37,6 +37,13 @@
 //	K job:<id>:done         hash    task id -> the final status of an ended task.
 //	K job:<id>:dispatches   list    every dispatch decision as JSON, oldest first.
 //
+// Headers and task records carry format_version (store.FormatVersion, 2:
+// every field named in snake case, durations in milliseconds). Records
+// without it were written in format 1 (a task's spec with Go field names
+// and nanoseconds): they are read, and written back in format 2. A record
+// of a later format is refused (store.ErrFormat, naming both versions), so
+// that an older orchestrator never rewrites what a newer one wrote.
+//
 // A job's parts (store.Parts) are records of their own, so that a result
 // or a pickup reads the header and one task (LoadJob, one readJobScript)
 // and writes them back whatever the width of a fan-out; GetJob reads the

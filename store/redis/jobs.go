@@ -175,6 +175,9 @@ func decodeJob(vals []any) (*store.Job, error) {
 	if err := json.Unmarshal([]byte(doc), &j); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
+	if err := store.CheckFormat(j.Format); err != nil {
+		return nil, err
+	}
 	if v, ok := vals[1].(string); ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -446,6 +449,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 func (s *Store) planJob(a *commitArgs, job *store.Job, expect string, version int64) (planJob, error) {
 	c := job.Header()
 	c.Version = version
+	c.Format = store.FormatVersion
 	doc, err := json.Marshal(c)
 	if err != nil {
 		return planJob{}, fmt.Errorf("encode job %s: %w", job.ID, err)

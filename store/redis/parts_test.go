@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,53 @@ func TestInlinePartsMoveToRecords(t *testing.T) {
 	// From now on the parts are read from records.
 	if part, err := s.LoadJob(ctx, "old", "b"); err != nil || len(part.Tasks) != 1 || part.Tasks["b"] == nil || len(part.Dispatches) != 3 {
 		t.Fatalf("a moved job read by LoadJob: %+v %v", part, err)
+	}
+}
+
+// A job written in format 1 (a task's spec with Go field names and
+// durations in nanoseconds) is read as written and saved in the current
+// format; a job of a later format than this code reads is refused with an
+// error naming both, and nothing is written over it.
+func TestRecordFormats(t *testing.T) {
+	url := testenv.URL(t, testenv.RedisVar)
+	prefix := newPrefix(t, url)
+	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rdb := rawClient(t, url)
+	defer rdb.Close()
+	k := func(suffix string) string { return "{" + prefix + "}:job:" + suffix }
+
+	header := `{"id":"v1","blueprint_name":"bp","status":"waiting_for_worker","current_state":"s","initial_data":{},"state_history":{},"progress":0,"client":{"name":"c"},"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","transition_count":0}`
+	task := `{"id":"t","spec":{"Type":"resize","Params":{"w":10},"Priority":0,"MaxCost":0,"Timeout":90000000000,"DispatchTimeout":0,"ResultTimeout":0,"Requirements":null},"strategy":"default","attempt":1,"state":"queued","queued_at":"2026-01-01T00:00:00Z"}`
+	if err := rdb.HSet(ctx, k("v1"), "doc", header, "v", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, k("v1:tasks"), "t", task).Err(); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.LoadJob(ctx, "v1", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run := j.Tasks["t"]; run == nil || run.Spec.Type != "resize" || run.Spec.Timeout != 90*time.Second || run.Spec.Params["w"] != 10.0 {
+		t.Fatalf("format 1 task read as %+v", j.Tasks["t"])
+	}
+	j.ProgressMessage = "moved on"
+	if err := s.UpdateJob(ctx, j, store.Effects{}); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := rdb.HGet(ctx, k("v1:tasks"), "t").Result()
+	doc, _ := rdb.HGet(ctx, k("v1"), "doc").Result()
+	if !strings.Contains(stored, `"timeout_ms":90000`) || strings.Contains(stored, `"Timeout"`) || !strings.Contains(doc, `"format_version":2`) {
+		t.Fatalf("written back as\n%s\n%s", stored, doc)
+	}
+
+	future := strings.Replace(header, `"id":"v1"`, `"id":"v9","format_version":9`, 1)
+	if err := rdb.HSet(ctx, k("v9"), "doc", future, "v", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadJob(ctx, "v9"); !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), "format 9") {
+		t.Fatalf("a job of format 9: %v", err)
 	}
 }
