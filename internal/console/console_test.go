@@ -570,3 +570,49 @@ func dropPrefix(redisURL, prefix string) {
 		rdb.Del(ctx, iter.Val())
 	}
 }
+
+// TestShutdownEndsLiveStreams: an orchestrator that stops ends the
+// console's open streams instead of waiting for them (ShutdownTimeout).
+func TestShutdownEndsLiveStreams(t *testing.T) {
+	cfg := baseConfig()
+	cfg.ShutdownTimeout = time.Minute
+	o, err := orchestrator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Register(reviewBlueprint()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- o.Serve(ctx, ln) }()
+	defer o.Close(context.Background())
+	b := newBrowser(t, "http://"+ln.Addr().String())
+	b.login(aliceToken)
+	req, _ := http.NewRequest("GET", b.base+"/console/live", nil)
+	c := *b.c
+	c.Timeout = 0
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
+	stop()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a deadline for the test, half the shutdown timeout
+		t.Fatal("the orchestrator waits for the open stream to end")
+	}
+	if err := <-ended; err != nil {
+		t.Fatalf("the stream did not end cleanly: %v", err)
+	}
+}
