@@ -191,7 +191,8 @@ type Config struct {
 	// API or a local presigned URL (5 GiB).
 	MaxUploadBytes int64
 	// PublicURL (PUBLIC_URL) is the orchestrator's URL as clients see it,
-	// for the API document and local presigned URLs ("": the request's
+	// for the API document, local presigned URLs and the approval URLs of
+	// job_waiting_for_human webhooks ("": the request's
 	// own scheme and host).
 	PublicURL string
 
@@ -330,7 +331,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		Dispatch:   dispatch.Policy{MinReputation: cfg.MinReputation},
 		Reputation: engine.ReputationPolicy{RecoveryPerHour: cfg.ReputationRecoveryPerHour, ClientPenaltyCap: cfg.ReputationClientCap},
 		Webhooks:   webhook.New(webhook.Options{Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout, AllowedHosts: cfg.WebhookAllowedHosts}), WebhookAttempts: cfg.WebhookAttempts,
-		WebhookWindow: cfg.WebhookRetryWindow, WebhookBackoffMax: cfg.WebhookBackoffMax, ApprovalTokenTTL: cfg.ApprovalTokenTTL,
+		WebhookWindow: cfg.WebhookRetryWindow, WebhookBackoffMax: cfg.WebhookBackoffMax, ApprovalTokenTTL: cfg.ApprovalTokenTTL, PublicURL: cfg.PublicURL,
 		Blobs: o.blobs.store, OffloadThreshold: cfg.OffloadThreshold, BlobCleanupAfter: o.blobs.cleanupAfter,
 	})
 	if err != nil {

@@ -4,18 +4,30 @@ import (
 	"crypto/hmac"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Webhook events, sent when a job created with a webhook_url ends.
+// Webhook events, sent when a job created with a webhook_url ends, and
+// when it starts waiting for a human decision (WebhookJobWaitingForHuman,
+// with the approval URL).
 const (
-	WebhookJobFinished    = "job_finished"
-	WebhookJobFailed      = "job_failed"
-	WebhookJobQuarantined = "job_quarantined"
-	WebhookJobCancelled   = "job_cancelled"
+	WebhookJobFinished        = "job_finished"
+	WebhookJobFailed          = "job_failed"
+	WebhookJobQuarantined     = "job_quarantined"
+	WebhookJobCancelled       = "job_cancelled"
+	WebhookJobWaitingForHuman = "job_waiting_for_human"
 )
+
+// ApprovalURL is the URL that decides a job's pending approval with its
+// single-use token, without the client token: base (the orchestrator's
+// public URL; "" gives a path) + /_public/webhooks/approval/{job_id}?token=.
+func ApprovalURL(base, jobID, token string) string {
+	return strings.TrimSuffix(base, "/") + strings.Replace(PublicApprovalPattern, "{job_id}", url.PathEscape(jobID), 1) +
+		"?token=" + url.QueryEscape(token)
+}
 
 // WebhookEvent names the event for a terminal job status.
 func WebhookEvent(s JobStatus) string {
@@ -40,6 +52,9 @@ type WebhookPayload struct {
 	Error     *string   `json:"error"`
 	Timestamp int64     `json:"timestamp"` // when this attempt was sent (Unix seconds)
 	Attempt   int       `json:"attempt"`
+	// Approval is the pending decision of a job_waiting_for_human event,
+	// with its URL.
+	Approval *ApprovalInfo `json:"approval,omitempty"`
 }
 
 // HeaderWebhookSignature carries a webhook's signature:

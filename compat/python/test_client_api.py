@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from harness import Client
+from harness import Client, wait_until
 
 
 def test_create_body_forms(deploy):
@@ -70,20 +70,26 @@ def test_upstream_routes(deploy):
     d.assert_no_protocol_errors()
 
 
-def test_approval_url(deploy):
-    """A job waiting for a human shows its owner a single-use approval URL;
-    a POST to it with the decision and no client token approves, and a
-    second one is refused."""
-    d = deploy()
+def test_approval_url(deploy, webhook):
+    """A job waiting for a human shows its owner a single-use approval URL,
+    and its webhook announces it (job_waiting_for_human); a POST to it with
+    the decision and no client token approves, and a second one is
+    refused."""
+    d = deploy({"PUBLIC_URL": "http://orchestrator.example"})
     d.start_workers("gpu", STEP_SECONDS="0.1")
     c = d.client
-    job_id = c.create({"quality": "high", "needs_approval": True})
+    job_id = c.create({"quality": "high", "needs_approval": True}, webhook_url=webhook.url)
     job = c.wait(job_id, lambda j: j["status"] == "waiting_for_human", timeout=20)
     approval = job["approval"]
-    assert approval["url"].startswith(f"/_public/webhooks/approval/{job_id}?token=") and approval["expires_at"], approval
+    assert approval["url"].startswith(f"http://orchestrator.example/_public/webhooks/approval/{job_id}?token="), approval
+    assert approval["expires_at"], approval
+    hooks = wait_until("the approval webhook", lambda: webhook.for_job(job_id), timeout=10)
+    assert hooks[0]["json"]["event"] == "job_waiting_for_human", hooks[0]["json"]
+    assert hooks[0]["json"]["approval"]["url"] == approval["url"], hooks[0]["json"]
+    path = approval["url"].removeprefix("http://orchestrator.example")
     anonymous = Client(d.url, token="")
-    status, resp = anonymous.request("POST", approval["url"], {"decision": "approved"})
+    status, resp = anonymous.request("POST", path, {"decision": "approved"})
     assert status == 200 and resp["status"] == "approval_received", (status, resp)
     assert c.wait(job_id, timeout=20)["status"] == "finished"
-    status, resp = anonymous.request("POST", approval["url"], {"decision": "rejected"})
+    status, resp = anonymous.request("POST", path, {"decision": "rejected"})
     assert status == 403, (status, resp)

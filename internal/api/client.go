@@ -362,13 +362,6 @@ func (s *Server) publicApproval(w http.ResponseWriter, r *http.Request) {
 	s.decide(w, r, j.ID, req)
 }
 
-// approvalURL is the URL that approves a job with its pending approval's
-// token: absolute with PublicURL, else a path.
-func (s *Server) approvalURL(jobID, token string) string {
-	return strings.TrimSuffix(s.opts.PublicURL, "/") + strings.Replace(protocol.PublicApprovalPattern, "{job_id}", url.PathEscape(jobID), 1) +
-		"?token=" + url.QueryEscape(token)
-}
-
 // approvalRequest reads an approval body.
 func (s *Server) approvalRequest(w http.ResponseWriter, r *http.Request) (protocol.ApprovalRequest, bool) {
 	var req protocol.ApprovalRequest

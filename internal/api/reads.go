@@ -156,7 +156,7 @@ func (s *Server) JobFor(ctx context.Context, owner, id string) (protocol.Job, er
 	case err == nil && owner != "" && owns(owner, j.Client.Name):
 		view := fullJobView(j)
 		if view.Approval != nil && j.Approval.Token != "" {
-			view.Approval.URL = s.approvalURL(j.ID, j.Approval.Token)
+			view.Approval.URL = protocol.ApprovalURL(s.opts.PublicURL, j.ID, j.Approval.Token)
 		}
 		return view, nil
 	case err == nil || !errors.Is(err, engine.ErrJobNotFound) || s.opts.History == nil:

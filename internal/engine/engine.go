@@ -79,7 +79,10 @@ type Config struct {
 	// ApprovalTokenTTL is how long a pending approval's single-use token
 	// (an approval URL that needs no client token) stays valid (7 days).
 	ApprovalTokenTTL time.Duration
-	WebhookParallel  int // deliveries in flight at once (16)
+	// PublicURL is the orchestrator's address as clients reach it, for the
+	// approval URL a job_waiting_for_human webhook carries ("" gives a path).
+	PublicURL       string
+	WebhookParallel int // deliveries in flight at once (16)
 
 	// Blobs stores large task params and results, and the files of jobs;
 	// nil disables offloading.

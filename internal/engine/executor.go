@@ -389,6 +389,10 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		j.Routes = a.Routes
 		decisions := slices.Sorted(maps.Keys(a.Routes))
 		j.Approval = &store.Approval{Message: a.Message, Decisions: decisions, Token: crand.Text(), ExpiresAt: t.now.Add(e.cfg.ApprovalTokenTTL)}
+		if j.WebhookURL != "" && e.cfg.Webhooks != nil {
+			// Announces the approval URL (Ref "approval"; the end's webhook has none).
+			t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerWebhook, Ref: approvalWebhook, Seq: 1, At: t.now})
+		}
 		j.ProgressMessage = a.Message
 		j.ErrorMessage = ""
 	default:

@@ -16,12 +16,21 @@ import (
 var errOwned = errors.New("timer handled in the background")
 
 // fireWebhook starts one delivery attempt of a job's end notification.
+// approvalWebhook is the Ref of the webhook timer that announces a pending
+// approval (job_waiting_for_human).
+const approvalWebhook = "approval"
+
 func (e *Engine) fireWebhook(ctx context.Context, tm store.Timer) error {
 	j, err := e.store.LoadJob(ctx, tm.JobID)
 	if err != nil {
 		return err
 	}
-	if !j.Status.Terminal() || j.WebhookURL == "" || e.cfg.Webhooks == nil {
+	if tm.Ref == approvalWebhook {
+		// Only while that approval is pending: once decided, the URL is spent.
+		if j.Status != protocol.StatusWaitingForHuman || j.Approval == nil || j.WebhookURL == "" || e.cfg.Webhooks == nil {
+			return nil
+		}
+	} else if !j.Status.Terminal() || j.WebhookURL == "" || e.cfg.Webhooks == nil {
 		return nil
 	}
 	return e.inBackground(ctx, tm, func(ctx context.Context) { e.deliver(ctx, tm, j) })
@@ -61,6 +70,12 @@ func (e *Engine) deliver(ctx context.Context, tm store.Timer, j *store.Job) {
 	if j.ErrorMessage != "" {
 		msg := j.ErrorMessage
 		p.Error = &msg
+	}
+	if tm.Ref == approvalWebhook {
+		at := j.Approval.ExpiresAt
+		p.Event, p.Result, p.Error = protocol.WebhookJobWaitingForHuman, nil, nil
+		p.Approval = &protocol.ApprovalInfo{Message: j.Approval.Message, Decisions: j.Approval.Decisions,
+			URL: protocol.ApprovalURL(e.cfg.PublicURL, j.ID, j.Approval.Token), ExpiresAt: &at}
 	}
 	status, retry, err := e.cfg.Webhooks.Deliver(ctx, j.WebhookURL, p)
 	if ctx.Err() != nil {

@@ -249,3 +249,43 @@ func TestWebhookGivesUpAfterTheWindow(t *testing.T) {
 		t.Fatalf("%d attempts, last %v; want a few, the last giving up", n, attempts[len(attempts)-1].Detail)
 	}
 }
+
+// A job that starts waiting for a human announces its approval URL
+// (job_waiting_for_human) to its webhook, and the token in it decides once;
+// the end's webhook follows.
+func TestWebhookAnnouncesApproval(t *testing.T) {
+	bp := blueprint.New("a").Start("start", func(c *blueprint.Context) error {
+		return c.AwaitApproval("Ship it?")
+	}, blueprint.On("approved", "finished"), blueprint.On("rejected", "finished")).End("finished", nil)
+	n := &fakeNotifier{}
+	en := newEnv(t, Config{Webhooks: n, PublicURL: "https://orch.example/"}, bp)
+	j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "a", WebhookURL: "http://receiver/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := n.firstCall(t)
+	prefix := "https://orch.example/_public/webhooks/approval/" + j.ID + "?token="
+	if p.Event != protocol.WebhookJobWaitingForHuman || p.Status != protocol.StatusWaitingForHuman || p.Approval == nil ||
+		!strings.HasPrefix(p.Approval.URL, prefix) || p.Approval.Message != "Ship it?" || len(p.Approval.Decisions) != 2 || p.Approval.ExpiresAt == nil {
+		t.Fatalf("payload %+v, approval %+v", p, p.Approval)
+	}
+	token := strings.TrimPrefix(p.Approval.URL, prefix)
+	if _, err := en.e.ApproveWithToken(en.ctx, j.ID, "wrong", "approved"); !errors.Is(err, ErrApprovalToken) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if _, err := en.e.ApproveWithToken(en.ctx, j.ID, token, "approved"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := en.e.ApproveWithToken(en.ctx, j.ID, token, "rejected"); !errors.Is(err, ErrApprovalToken) {
+		t.Fatalf("spent token: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.calls) != 2 || n.calls[1].Event != protocol.WebhookJobFinished || n.calls[1].Approval != nil {
+		t.Fatalf("deliveries %+v", n.calls)
+	}
+}
