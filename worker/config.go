@@ -94,6 +94,11 @@ type Config struct {
 	// key of signed messages (individual or global worker token). Required
 	// unless every orchestrator has its own Token.
 	Token string
+	// OrchestratorSecretKey, when set, is the orchestrator's task signing
+	// key (ORCHESTRATOR_SECRET_KEY on both sides): a task without its
+	// signature (sig), or with a wrong one, is not run and is answered with
+	// a SECURITY_ERROR failure (protocol.VerifyTask).
+	OrchestratorSecretKey string
 	// Orchestrators to serve (at least one), used in Priority order.
 	Orchestrators []Orchestrator
 	// Mode is the polling mode with several orchestrators (Waterfall).

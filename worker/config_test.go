@@ -62,6 +62,7 @@ func TestConfigFromEnvValues(t *testing.T) {
 		"WORKER_PORT":                     "9100",
 		"WORKER_TOKEN":                    "global",
 		"WORKER_INDIVIDUAL_TOKEN":         "individual",
+		"ORCHESTRATOR_SECRET_KEY":         "task-key",
 		"COST_PER_SKILL":                  `{"transcode_video": 0.0005, "resize": 1}`,
 		"MAX_CONCURRENT_TASKS":            "3",
 		"TASK_POLL_CONCURRENCY":           "2",
@@ -94,6 +95,9 @@ func TestConfigFromEnvValues(t *testing.T) {
 	}
 	if cfg.ID != "gpu-worker-01" || cfg.Type != "gpu_worker" || cfg.HealthAddr != ":9100" {
 		t.Errorf("identity: %q %q %q", cfg.ID, cfg.Type, cfg.HealthAddr)
+	}
+	if cfg.OrchestratorSecretKey != "task-key" {
+		t.Errorf("OrchestratorSecretKey = %q", cfg.OrchestratorSecretKey)
 	}
 	if cfg.Token != "individual" {
 		t.Errorf("WORKER_INDIVIDUAL_TOKEN must win over WORKER_TOKEN, got %q", cfg.Token)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -358,9 +359,11 @@ func (c *conn) heartbeat(ctx context.Context, status string) error {
 type polledTask struct {
 	protocol.TaskPayload
 	rawParams json.RawMessage
+	raw       []byte // the whole task, for its signature
 }
 
 func (p *polledTask) UnmarshalJSON(b []byte) error {
+	p.raw = slices.Clone(b)
 	if err := json.Unmarshal(b, &p.TaskPayload); err != nil {
 		return err
 	}

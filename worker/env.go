@@ -47,6 +47,8 @@ const defaultOrchestratorURL = "http://localhost:8080"
 //	MULTI_ORCHESTRATOR_MODE    WATERFALL (default), ROUND_ROBIN or FAILOVER
 //	WORKER_INDIVIDUAL_TOKEN    master token; wins over WORKER_TOKEN
 //	WORKER_TOKEN               master token
+//	ORCHESTRATOR_SECRET_KEY    the orchestrator's task signing key: unsigned or
+//	                           wrongly signed tasks are refused (SECURITY_ERROR)
 //	TLS_CA_PATH, TLS_CERT_PATH, TLS_KEY_PATH   HTTPS trust and client certificate (mTLS)
 //	WORKER_STS                 use short-lived access tokens (default: on when TLS is set)
 //	COST_PER_SKILL             JSON {"skill": price}
@@ -290,6 +292,7 @@ func configFromEnv(lookup func(string) (string, bool), environ []string) (Config
 	} else if t, ok := e.str("WORKER_TOKEN"); ok {
 		c.Token = t
 	}
+	c.OrchestratorSecretKey, _ = e.str("ORCHESTRATOR_SECRET_KEY")
 	if c.Token == placeholderToken {
 		log.Warn("WORKER_TOKEN is still the upstream placeholder; the orchestrator will reject this worker's signatures")
 	}

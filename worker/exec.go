@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,7 +214,7 @@ func waitChange(ctx context.Context, changed <-chan struct{}, wake time.Time) {
 // startTask accounts for a received task and runs it in its own goroutine.
 func (w *Worker) startTask(c *conn, p *polledTask) {
 	log := w.log.With("task_id", p.TaskID, "job_id", p.JobID)
-	t := &Task{p: p.TaskPayload, rawParams: p.rawParams, w: w, c: c, log: log,
+	t := &Task{p: p.TaskPayload, rawParams: p.rawParams, raw: p.raw, w: w, c: c, log: log,
 		dir: filepath.Join(w.cfg.TaskFilesDir, taskDirName(p.TaskID))}
 	typ := p.Type
 	if s := w.skills[p.Type]; s != nil {
@@ -297,6 +298,14 @@ func (w *Worker) failure(t *Task, code, msg string) protocol.TaskResult {
 
 func (w *Worker) outcome(rt *runningTask) protocol.TaskResult {
 	t, ctx := rt.task, rt.ctx
+	if key := w.cfg.OrchestratorSecretKey; key != "" {
+		if err := protocol.VerifyTask(t.raw, key); err != nil {
+			return w.failure(t, protocol.ErrSecurity, err.Error())
+		}
+	}
+	if allowed, ok := t.p.Policy["allowed_skills"].([]any); ok && !slices.Contains(allowed, any(t.p.Type)) {
+		return w.failure(t, protocol.ErrSecurity, fmt.Sprintf("task type %q is not permitted by the task's policy (allowed_skills %v)", t.p.Type, allowed))
+	}
 	s := w.skills[t.p.Type]
 	if s == nil {
 		return w.failure(t, protocol.ErrPermanent, "Unsupported skill: "+t.p.Type)

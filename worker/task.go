@@ -19,6 +19,7 @@ import (
 type Task struct {
 	p         protocol.TaskPayload
 	rawParams json.RawMessage // params exactly as received
+	raw       []byte          // the whole task as received
 	w         *Worker
 	c         *conn // the orchestrator that delivered the task
 	log       *slog.Logger

@@ -1320,3 +1320,55 @@ func TestConcurrentPolls(t *testing.T) {
 		t.Errorf("%d polls in flight at once with nothing to do, want 1 (%v)", m, idle)
 	}
 }
+
+// With OrchestratorSecretKey, only tasks the orchestrator signed with it
+// run; the others, and a task its policy does not allow, are answered
+// with SECURITY_ERROR without running the handler.
+func TestTaskSignatureAndPolicy(t *testing.T) {
+	const key = "orchestrator-secret"
+	f := newFake(t)
+	cfg := testConfig(f.URL())
+	cfg.OrchestratorSecretKey = key
+	w := newWorker(t, cfg)
+	var ran atomic.Int32
+	w.Handle("echo", func(ctx context.Context, t *Task) (Result, error) {
+		ran.Add(1)
+		return echo(ctx, t)
+	})
+	signed := func(id string, mutate func(*protocol.TaskPayload)) protocol.TaskPayload {
+		p := task(id, "echo", map[string]any{"n": 1.0})
+		p.JobID = "job-" + id
+		if mutate != nil {
+			mutate(&p)
+		}
+		if err := protocol.SignTask(&p, key); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := signed("good", nil)
+	unsigned := task("unsigned", "echo", map[string]any{"n": 1.0})
+	tampered := signed("tampered", nil)
+	tampered.Params = map[string]any{"n": 2.0}
+	otherKey := task("other-key", "echo", map[string]any{})
+	otherKey.JobID = "job-other-key"
+	_ = protocol.SignTask(&otherKey, "another key")
+	allowed := signed("allowed", func(p *protocol.TaskPayload) { p.Policy = map[string]any{"allowed_skills": []any{"echo"}} })
+	denied := signed("denied", func(p *protocol.TaskPayload) { p.Policy = map[string]any{"allowed_skills": []any{"resize"}} })
+	f.enqueue(good, unsigned, tampered, otherKey, allowed, denied)
+	startWorker(t, w)
+	for id, want := range map[string]string{"good": "", "allowed": "", "unsigned": "carries none", "tampered": "signature mismatch",
+		"other-key": "signature mismatch", "denied": "not permitted by the task's policy"} {
+		r := f.waitResult(id)
+		e, _ := r.Doc["error"].(map[string]any)
+		switch {
+		case want == "" && r.str("status") != "success":
+			t.Errorf("%s: %s", id, r.Raw)
+		case want != "" && (r.str("status") != "failure" || e["code"] != protocol.ErrSecurity || !strings.Contains(fmt.Sprint(e["message"]), want)):
+			t.Errorf("%s: %s, want SECURITY_ERROR %q", id, r.Raw, want)
+		}
+	}
+	if n := ran.Load(); n != 2 {
+		t.Errorf("the handler ran %d times, want 2", n)
+	}
+}
