@@ -140,7 +140,7 @@ func (b *browser) csrf() string {
 }
 
 // api calls the client API.
-func apiCall(t *testing.T, base, method, path, token string, body any) (int, []byte) {
+func apiCall(t testing.TB, base, method, path, token string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -159,7 +159,7 @@ func apiCall(t *testing.T, base, method, path, token string, body any) (int, []b
 	return resp.StatusCode, out
 }
 
-func createJob(t *testing.T, base, token string) string {
+func createJob(t testing.TB, base, token string) string {
 	t.Helper()
 	status, body := apiCall(t, base, "POST", "/api/v1/jobs/review", token, map[string]any{"initial_data": map[string]any{"n": 1}})
 	if status != http.StatusAccepted {

@@ -91,6 +91,16 @@ func (c *Console) Notify(ev history.Event) {
 // keep it open and a closed browser is noticed.
 const keepAlive = 20 * time.Second
 
+// Pacing: a stream sends at most one change per interval; changes that
+// arrive meanwhile are coalesced into the newest. A job's page hears of its
+// job within jobPace, a list of any of its jobs within listPace, so that a
+// busy orchestrator costs an open list one message a second, not one per
+// event.
+const (
+	jobPace  = 200 * time.Millisecond
+	listPace = time.Second
+)
+
 // stream serves a Server-Sent Events stream of the changes s receives,
 // until the browser goes away or the console closes.
 func (c *Console) stream(w http.ResponseWriter, r *http.Request, s *sub) {
@@ -107,6 +117,12 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, s *sub) {
 	}
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
+	pace := listPace
+	if s.jobID != "" {
+		pace = jobPace
+	}
+	wait := time.NewTimer(pace)
+	defer wait.Stop()
 	for {
 		var msg []byte
 		select {
@@ -122,6 +138,18 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, s *sub) {
 		}
 		if _, err := w.Write(msg); err != nil || rc.Flush() != nil {
 			return
+		}
+		if msg[0] == ':' {
+			continue
+		}
+		// The next change no sooner than pace from now.
+		wait.Reset(pace)
+		select {
+		case <-r.Context().Done():
+			return
+		case <-c.closed:
+			return
+		case <-wait.C:
 		}
 	}
 }
