@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -614,5 +616,57 @@ func TestShutdownEndsLiveStreams(t *testing.T) {
 	}
 	if err := <-ended; err != nil {
 		t.Fatalf("the stream did not end cleanly: %v", err)
+	}
+}
+
+// TestOperatorsPages: the admin sees the schedules with their job (which
+// clients never see) and the queues with a waiting task.
+func TestOperatorsPages(t *testing.T) {
+	dir := t.TempDir()
+	schedules := filepath.Join(dir, "schedules.toml")
+	if err := os.WriteFile(schedules, []byte("[nightly_review]\nblueprint = \"review\"\ninterval_seconds = 3600\nenabled = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig()
+	cfg.SchedulesFile = schedules
+	bp := blueprint.New("queued").Endpoint("v1", "/jobs/queued")
+	bp.Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "nobody_does_this"})
+	}, blueprint.On("success", "finished"))
+	bp.End("finished", nil)
+	base := serve(t, cfg, bp)
+	status, body := apiCall(t, base, "POST", "/api/v1/jobs/queued", aliceToken, map[string]any{})
+	if status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	var created protocol.CreateJobResponse
+	_ = json.Unmarshal(body, &created)
+	waitStatus(t, base, aliceToken, created.JobID, protocol.StatusWaitingForWorker)
+	admin := newBrowser(t, base)
+	admin.login(adminToken)
+	// The scheduler runs the schedule once at start-up.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, _, page := admin.get("/console/schedules")
+		if strings.Contains(page, "nightly_review") && strings.Contains(page, `<a class="mono" href="/console/jobs/`) {
+			m := regexp.MustCompile(`href="/console/jobs/([0-9a-f-]{36})"`).FindStringSubmatch(page)
+			if status, _, _ := admin.get("/console/jobs/" + m[1]); status != http.StatusOK {
+				t.Fatalf("the admin opens the scheduled job: %d", status)
+			}
+			alice := newBrowser(t, base)
+			alice.login(aliceToken)
+			if status, _, _ := alice.get("/console/jobs/" + m[1]); status != http.StatusNotFound {
+				t.Fatalf("a client opens the scheduled job: %d", status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the schedules page shows no run of nightly_review: %.2000s", page)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, _, queues := admin.get("/console/queues")
+	if !strings.Contains(queues, "nobody_does_this") || !strings.Contains(queues, created.JobID[:8]) {
+		t.Fatalf("the queues page lacks the waiting task: %.2000s", queues)
 	}
 }
