@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +57,19 @@ func baseConfig() orchestrator.Config {
 // returns its base URL.
 func serve(t testing.TB, cfg orchestrator.Config, more ...*blueprint.Blueprint) string {
 	t.Helper()
+	base, stop := start(t, cfg, more...)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return base
+}
+
+// start runs an orchestrator on a loopback port; stop stops it (as SIGINT
+// would: Serve's shutdown), closes it and returns what Serve returned.
+func start(t testing.TB, cfg orchestrator.Config, more ...*blueprint.Blueprint) (base string, stop func() error) {
+	t.Helper()
 	o, err := orchestrator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -70,14 +84,16 @@ func serve(t testing.TB, cfg orchestrator.Config, more ...*blueprint.Blueprint) 
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- o.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		_ = o.Close(context.Background())
-	})
-	return "http://" + ln.Addr().String()
+	var once sync.Once
+	var serveErr error
+	return "http://" + ln.Addr().String(), func() error {
+		once.Do(func() {
+			cancel()
+			serveErr = <-served
+			_ = o.Close(context.Background())
+		})
+		return serveErr
+	}
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects.
@@ -476,10 +492,10 @@ func readChange(t *testing.T, body io.Reader, id, eventType string) {
 	t.Fatalf("the stream ended without a %s change of %s: %v", eventType, id, sc.Err())
 }
 
-// openStream opens a job's live stream in b's session.
-func openStream(t *testing.T, ctx context.Context, b *browser, id string) io.ReadCloser {
+// openStream opens a live stream (a path under /console/) in b's session.
+func openStream(t testing.TB, ctx context.Context, b *browser, path string) io.ReadCloser {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "GET", b.base+"/console/jobs/"+id+"/live", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.base+"/console/"+path, nil)
 	c := *b.c
 	c.Timeout = 0
 	resp, err := c.Do(req)
@@ -516,22 +532,16 @@ func testLiveStream(t *testing.T, consoleURL, apiURL string) {
 	waitStatus(t, apiURL, aliceToken, id, protocol.StatusWaitingForHuman)
 	b := newBrowser(t, consoleURL)
 	b.login(aliceToken)
-	mine := openStream(t, ctx, b, id)
+	mine := openStream(t, ctx, b, "jobs/"+id+"/live")
 	defer mine.Close()
 	// Bob's stream of all his jobs hears nothing of alice's.
 	bob := newBrowser(t, consoleURL)
 	bob.login(bobToken)
-	req, _ := http.NewRequestWithContext(ctx, "GET", consoleURL+"/console/live", nil)
-	bc := *bob.c
-	bc.Timeout = 0
-	resp, err := bc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	bobs := openStream(t, ctx, bob, "live")
+	defer bobs.Close()
 	bobLines := make(chan string, 16)
 	go func() {
-		sc := bufio.NewScanner(resp.Body)
+		sc := bufio.NewScanner(bobs)
 		for sc.Scan() {
 			bobLines <- sc.Text()
 		}
@@ -578,36 +588,18 @@ func dropPrefix(redisURL, prefix string) {
 func TestShutdownEndsLiveStreams(t *testing.T) {
 	cfg := baseConfig()
 	cfg.ShutdownTimeout = time.Minute
-	o, err := orchestrator.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Register(reviewBlueprint()); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- o.Serve(ctx, ln) }()
-	defer o.Close(context.Background())
-	b := newBrowser(t, "http://"+ln.Addr().String())
+	base, stop := start(t, cfg)
+	defer stop()
+	b := newBrowser(t, base)
 	b.login(aliceToken)
-	req, _ := http.NewRequest("GET", b.base+"/console/live", nil)
-	c := *b.c
-	c.Timeout = 0
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	stream := openStream(t, context.Background(), b, "live")
+	defer stream.Close()
 	ended := make(chan error, 1)
-	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
-	stop()
+	go func() { _, err := io.Copy(io.Discard, stream); ended <- err }()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
 	select {
-	case err := <-served:
+	case err := <-stopped:
 		if err != nil {
 			t.Fatalf("serve: %v", err)
 		}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -28,14 +27,8 @@ func BenchmarkLiveStreams(b *testing.B) {
 			for range consoles {
 				br := newBrowser(b, base)
 				br.login(adminToken)
-				req, _ := http.NewRequestWithContext(ctx, "GET", base+"/console/live", nil)
-				c := *br.c
-				c.Timeout = 0
-				resp, err := c.Do(req)
-				if err != nil || resp.StatusCode != http.StatusOK {
-					b.Fatalf("stream: %v", err)
-				}
-				go func() { defer resp.Body.Close(); _, _ = io.Copy(io.Discard, resp.Body) }()
+				stream := openStream(b, ctx, br, "live")
+				go func() { defer stream.Close(); _, _ = io.Copy(io.Discard, stream) }()
 			}
 			tick := time.NewTicker(5 * time.Millisecond) // 200 jobs/s
 			defer tick.Stop()
