@@ -2,11 +2,14 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 
+	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/console"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
 )
@@ -66,6 +69,26 @@ func (o *Orchestrator) keepEvent(ev engine.Event) bool {
 	}
 }
 
+// encodeConsoleEvent encodes an event for consoles alone (no history
+// reads the outbox): which job changed, how and its status, without the
+// event's details or the job's snapshot, so that a job write on a shared
+// store pays little for consoles that may not be open.
+func encodeConsoleEvent(ev engine.Event) ([]byte, error) {
+	he := consoleEvent(ev)
+	return json.Marshal(outboxEvent{Event: he, Job: he.Job})
+}
+
+// consoleEvent is what a console hears of an event: the job, the change and
+// the job's status after it.
+func consoleEvent(ev engine.Event) history.Event {
+	he := historyEvent(ev, false)
+	he.Detail = nil
+	if ev.Job != nil {
+		he.Job = &protocol.Job{ID: ev.Job.ID, Status: ev.Job.Status, CurrentState: ev.Job.CurrentState}
+	}
+	return he
+}
+
 // notifyConsole is the console's outbox consumer, in every process.
 func (o *Orchestrator) notifyConsole(_ context.Context, entries []store.OutboxEntry) error {
 	c := o.console.Load()
@@ -79,6 +102,6 @@ func (o *Orchestrator) notifyConsole(_ context.Context, entries []store.OutboxEn
 // console when the outbox does not carry it.
 func (o *Orchestrator) notifyConsoleInProcess(ev engine.Event) {
 	if c := o.console.Load(); c != nil && o.consoleInProcess() && ev.JobID != "" {
-		c.Notify(historyEvent(ev, false))
+		c.Notify(consoleEvent(ev))
 	}
 }

@@ -347,6 +347,9 @@ func (o *Orchestrator) encodeEvent(ev engine.Event, withJob bool) ([]byte, error
 	if !o.keepEvent(ev) {
 		return nil, nil
 	}
+	if o.history == nil && ev.Type != engine.EventCancelTask {
+		return encodeConsoleEvent(ev)
+	}
 	return encodeOutboxEvent(api.RedactEvent(ev), withJob)
 }
 

@@ -480,16 +480,17 @@ func TestJobsListFilters(t *testing.T) {
 
 // readChange reads a live stream until a change of job id with the event
 // type arrives.
-func readChange(t *testing.T, body io.Reader, id, eventType string) {
+func readChange(t *testing.T, body io.Reader, id, eventType string) string {
 	t.Helper()
 	sc := bufio.NewScanner(body)
 	for sc.Scan() {
 		if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok && strings.Contains(line, `"job_id":"`+id+`"`) &&
 			strings.Contains(line, `"event_type":"`+eventType+`"`) {
-			return
+			return line
 		}
 	}
 	t.Fatalf("the stream ended without a %s change of %s: %v", eventType, id, sc.Err())
+	return ""
 }
 
 // openStream opens a live stream (a path under /console/) in b's session.
@@ -550,7 +551,9 @@ func testLiveStream(t *testing.T, consoleURL, apiURL string) {
 	if status, body := apiCall(t, apiURL, "POST", "/api/v1/jobs/"+id+"/approve", aliceToken, map[string]string{"decision": "approved"}); status != http.StatusOK {
 		t.Fatalf("approve: %d %s", status, body)
 	}
-	readChange(t, mine, id, "job_ended")
+	if change := readChange(t, mine, id, "job_ended"); !strings.Contains(change, `"status":"finished"`) {
+		t.Fatalf("the change does not say the job finished: %s", change)
+	}
 	waitStatus(t, apiURL, aliceToken, id, protocol.StatusFinished)
 	// A job of bob's, after alice's: his stream's first change is his.
 	bobJob := createJob(t, apiURL, bobToken)
