@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
@@ -76,7 +77,13 @@ func TestStealingAfterAWait(t *testing.T) {
 	}
 }
 
+// It runs in a synctest bubble: the hour of recovery and the polls pass on
+// the bubble's clock, in no real time.
 func TestReputationRecoversOverTime(t *testing.T) {
+	synctest.Test(t, testReputationRecoversOverTime)
+}
+
+func testReputationRecoversOverTime(t *testing.T) {
 	en := newEnv(t, Config{Reputation: ReputationPolicy{RecoveryPerHour: 3600, RecoveryInterval: 50 * time.Millisecond}},
 		dispatchBP("d", "success", "finished"))
 	w := en.start(&fakeWorker{id: "fallen", skills: map[string]float64{"work": 1}, handle: ok(nil)})

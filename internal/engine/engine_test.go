@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
@@ -384,7 +385,7 @@ func TestCancelParallelWithdrawsBranches(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
-	t.Run("dispatch timeout without route fails the job", func(t *testing.T) {
+	t.Run("dispatch timeout without route fails the job", inBubble(func(t *testing.T) {
 		bp := blueprint.New("d").Start("start", func(c *blueprint.Context) error {
 			return c.Dispatch(blueprint.Task{Type: "nobody", DispatchTimeout: 100 * time.Millisecond})
 		}, blueprint.On("success", "finished")).End("finished", nil)
@@ -398,8 +399,8 @@ func TestTimeouts(t *testing.T) {
 		if j.Status != protocol.StatusFailed || !strings.Contains(j.ErrorMessage, "dispatch timeout") {
 			t.Fatalf("job %s", summary(j))
 		}
-	})
-	t.Run("execution timeout retries elsewhere then quarantines", func(t *testing.T) {
+	}))
+	t.Run("execution timeout retries elsewhere then quarantines", inBubble(func(t *testing.T) {
 		bp := blueprint.New("d").Start("start", func(c *blueprint.Context) error {
 			return c.Dispatch(blueprint.Task{Type: "work", Timeout: 50 * time.Millisecond})
 		}, blueprint.On("success", "finished")).End("finished", nil)
@@ -426,7 +427,9 @@ func TestTimeouts(t *testing.T) {
 		// once: the late results that followed changed nothing.
 		en.waitReputation("a", 1-0.2)
 		en.waitReputation("b", 1-0.2)
-	})
+	}))
+	// Not in a bubble: its worker is still asleep in the handler when the
+	// job ends, and a bubble waits for every goroutine it started.
 	t.Run("result timeout follows failure route", func(t *testing.T) {
 		bp := blueprint.New("d").Start("start", func(c *blueprint.Context) error {
 			return c.Dispatch(blueprint.Task{Type: "work", ResultTimeout: 80 * time.Millisecond})
@@ -611,6 +614,10 @@ func TestProgressAndHeartbeat(t *testing.T) {
 }
 
 func TestOfflineWorkerTaskMovesElsewhere(t *testing.T) {
+	synctest.Test(t, testOfflineWorkerTaskMovesElsewhere)
+}
+
+func testOfflineWorkerTaskMovesElsewhere(t *testing.T) {
 	en := newEnv(t, Config{WorkerTTL: 300 * time.Millisecond}, dispatchBP("d", "success", "finished"))
 	en.register(&fakeWorker{id: "a-doomed", skills: map[string]float64{"work": 1}})
 	id := en.create("d", nil).ID

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
@@ -27,6 +28,13 @@ type env struct {
 
 	mu     sync.Mutex
 	events []Event
+}
+
+// inBubble runs a test in a synctest bubble, where the engine's timers,
+// retries and backoffs and the test's own waits pass on the bubble's
+// clock: a timeout of seconds takes no real time.
+func inBubble(f func(t *testing.T)) func(t *testing.T) {
+	return func(t *testing.T) { synctest.Test(t, f) }
 }
 
 func newEnv(t testing.TB, cfg Config, bps ...*blueprint.Blueprint) *env {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -77,6 +78,10 @@ func TestRestartedWorkerLosesItsTasksAtOnce(t *testing.T) {
 // retried, once the task is older than LostTaskGrace; a heartbeat that
 // lists nothing at all (an SDK that does not report) changes nothing.
 func TestHeartbeatWithoutTheTaskLosesIt(t *testing.T) {
+	synctest.Test(t, testHeartbeatWithoutTheTaskLosesIt)
+}
+
+func testHeartbeatWithoutTheTaskLosesIt(t *testing.T) {
 	en := newEnv(t, Config{LostTaskGrace: 200 * time.Millisecond}, oneTask())
 	registerSession(t, en, "w", "run-1")
 	j, p := pickUp(t, en, "w")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
@@ -60,7 +61,7 @@ func TestWebhooks(t *testing.T) {
 		{"bounded attempts", &fakeNotifier{failures: 100}, nil, 3, "job_finished", "gave_up"},
 		{"refusal is final", &fakeNotifier{refuse: true}, nil, 1, "job_finished", "gave_up"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(tc.name, inBubble(func(t *testing.T) {
 			en := newEnv(t, Config{Webhooks: tc.notifier, WebhookAttempts: 3, WebhookBackoff: 20 * time.Millisecond}, bp)
 			j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "w", InitialData: tc.input, WebhookURL: "http://receiver/hook"})
 			if err != nil {
@@ -86,7 +87,7 @@ func TestWebhooks(t *testing.T) {
 			if tc.event == "job_finished" && p.Result.(map[string]any)["ok"] != true {
 				t.Fatalf("result %v", p.Result)
 			}
-		})
+		}))
 	}
 }
 
@@ -174,6 +175,10 @@ func (h *hangingNotifier) Deliver(ctx context.Context, _ string, _ protocol.Webh
 // still fires other timers on time (here a dispatch timeout), because it
 // never waits for a free slot.
 func TestHangingWebhooksDoNotDelayTimers(t *testing.T) {
+	synctest.Test(t, testHangingWebhooksDoNotDelayTimers)
+}
+
+func testHangingWebhooksDoNotDelayTimers(t *testing.T) {
 	quick := blueprint.New("quick").Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") },
 		blueprint.To("finished")).End("finished", nil)
 	stranded := blueprint.New("stranded").Start("start", func(c *blueprint.Context) error {
@@ -208,7 +213,9 @@ func TestHangingWebhooksDoNotDelayTimers(t *testing.T) {
 // for WebhookWindow after the job ended, not for a fixed handful of
 // attempts: a receiver down for longer than the first few backoffs still
 // gets it.
-func TestWebhookRetriesForTheWindow(t *testing.T) {
+func TestWebhookRetriesForTheWindow(t *testing.T) { synctest.Test(t, testWebhookRetriesForTheWindow) }
+
+func testWebhookRetriesForTheWindow(t *testing.T) {
 	bp := blueprint.New("w").Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") },
 		blueprint.To("finished")).End("finished", nil)
 	down := &fakeNotifier{failures: 12}
@@ -235,6 +242,10 @@ func TestWebhookRetriesForTheWindow(t *testing.T) {
 
 // Past the window, attempts stop although the receiver still fails.
 func TestWebhookGivesUpAfterTheWindow(t *testing.T) {
+	synctest.Test(t, testWebhookGivesUpAfterTheWindow)
+}
+
+func testWebhookGivesUpAfterTheWindow(t *testing.T) {
 	bp := blueprint.New("w").Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") },
 		blueprint.To("finished")).End("finished", nil)
 	down := &fakeNotifier{failures: 1000}
