@@ -11,6 +11,7 @@ import (
 )
 
 func TestTaskRecordFormat(t *testing.T) {
+	t.Parallel()
 	run := TaskRun{ID: "t1", Attempt: 2, State: TaskQueued, Spec: blueprint.Task{
 		Type: "resize", Params: map[string]any{"w": 10.0}, Priority: 3, MaxCost: 0.5,
 		Timeout: 90 * time.Second, DispatchTimeout: time.Minute, ResultTimeout: time.Microsecond,
@@ -44,6 +45,7 @@ func TestTaskRecordFormat(t *testing.T) {
 // Records of format 1 (no version; the spec with Go names and nanoseconds)
 // are read; records of a later format are refused, naming the versions.
 func TestTaskRecordOtherFormats(t *testing.T) {
+	t.Parallel()
 	old := `{"id":"t1","spec":{"Type":"resize","Params":{"w":10},"Priority":0,"MaxCost":0.5,"Timeout":90000000000,"DispatchTimeout":0,"ResultTimeout":0,"Requirements":null},"strategy":"cheapest","attempt":1,"state":"queued","queued_at":"2026-01-01T00:00:00Z"}`
 	var run TaskRun
 	if err := json.Unmarshal([]byte(old), &run); err != nil {

@@ -35,6 +35,7 @@ func sampleBackoff(t *testing.T, e *Engine, n int, d time.Duration) (lo, hi time
 // TestBackoffGrowsExponentially: retry n waits between half and all of
 // RetryBackoff·2^(n-1), capped at RetryBackoffMax.
 func TestBackoffGrowsExponentially(t *testing.T) {
+	t.Parallel()
 	e := backoffEngine(t, 100*time.Millisecond, 3*time.Second)
 	for n, d := range map[int]time.Duration{
 		1: 100 * time.Millisecond,
@@ -56,6 +57,7 @@ func TestBackoffGrowsExponentially(t *testing.T) {
 
 // TestBackoffJitterIsUniform: the mean of equal jitter is 3/4 of the delay.
 func TestBackoffJitterIsUniform(t *testing.T) {
+	t.Parallel()
 	e := backoffEngine(t, time.Second, time.Minute)
 	const draws = 4000
 	var sum time.Duration
@@ -71,6 +73,7 @@ func TestBackoffJitterIsUniform(t *testing.T) {
 // TestBackoffCapForHugeAttempts: however many retries, the delay stays in
 // [max/2, max]: the shift must neither overflow nor wrap to a short delay.
 func TestBackoffCapForHugeAttempts(t *testing.T) {
+	t.Parallel()
 	const limit = 30 * time.Second
 	for _, base := range []time.Duration{time.Millisecond, 100 * time.Millisecond, time.Second, time.Hour, 24 * time.Hour} {
 		e := backoffEngine(t, base, limit)

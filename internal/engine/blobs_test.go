@@ -17,6 +17,7 @@ import (
 )
 
 func TestRefOwner(t *testing.T) {
+	t.Parallel()
 	const bucket = "payloads"
 	for _, tc := range []struct {
 		ref     string
@@ -55,6 +56,7 @@ type refParams struct {
 }
 
 func TestWalkStrings(t *testing.T) {
+	t.Parallel()
 	v := map[string]any{
 		"a": "one",
 		"b": []any{"two", 3.0, map[string]any{"c": "three", "s3://key-is-not-a-value": nil}},
@@ -125,6 +127,7 @@ func (f failingGets) LoadJob(ctx context.Context, id string, taskIDs ...string) 
 // buckets and to keys outside jobs/, but not to another client's job, an
 // unknown job, or a prefix over every job.
 func TestCheckParamRefs(t *testing.T) {
+	t.Parallel()
 	st := &failingGets{Store: memory.New(memory.Options{}), id: "broken-store-id"}
 	blobs, err := local.Open(local.Options{Dir: t.TempDir(), Bucket: "payloads"})
 	if err != nil {
@@ -212,6 +215,7 @@ func TestCheckParamRefs(t *testing.T) {
 // the orchestrator guards the default bucket, where SDK workers upload the
 // files of jobs.
 func TestCheckParamRefsWithoutBlobStorage(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, holdBP()...)
 	own := en.createFor("acme", "hold", nil)
 	rival := en.createFor("rival", "hold", nil)
@@ -232,6 +236,7 @@ func TestCheckParamRefsWithoutBlobStorage(t *testing.T) {
 // A job that expired from the live store counts as another client's (the
 // engine cannot tell its owner).
 func TestForeignParamRefsFailTheJob(t *testing.T) {
+	t.Parallel()
 	blobs, err := local.Open(local.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

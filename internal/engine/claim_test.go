@@ -55,6 +55,7 @@ func oneTask() *blueprint.Blueprint {
 // task it is retried at once (not after the execution timeout), at no cost
 // to the worker; its next poll gets it and the job finishes.
 func TestClaimSurvivesTheEndOfItsPoll(t *testing.T) {
+	t.Parallel()
 	faults := &pickupFaults{Store: memory.New(memory.Options{})}
 	en := newEnv(t, Config{Store: faults}, oneTask())
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
@@ -93,6 +94,7 @@ func TestClaimSurvivesTheEndOfItsPoll(t *testing.T) {
 // A claim whose pickup cannot be committed puts the task back in its
 // queue: the next poll gets it and the job finishes.
 func TestFailedPickupPutsTheTaskBack(t *testing.T) {
+	t.Parallel()
 	faults := &pickupFaults{Store: memory.New(memory.Options{})}
 	en := newEnv(t, Config{Store: faults}, oneTask())
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
@@ -124,6 +126,7 @@ func TestFailedPickupPutsTheTaskBack(t *testing.T) {
 // running once a worker picked it up, waiting again while a retry waits,
 // and no progress message of a step once the job ended.
 func TestStatusFollowsTheTask(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 20 * time.Millisecond}, oneTask())
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 	j := en.create("one", nil)

@@ -20,6 +20,7 @@ func gpuBlueprint() *blueprint.Blueprint {
 }
 
 func TestStealingRespectsRequirements(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{StealAfter: time.Hour}, gpuBlueprint())
 	en.register(&fakeWorker{id: "owner", skills: map[string]float64{"render": 1}, gpuGB: 16})
 	id := en.create("gpu", nil).ID
@@ -65,6 +66,7 @@ func TestStealingRespectsRequirements(t *testing.T) {
 }
 
 func TestStealingAfterAWait(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{StealAfter: 100 * time.Millisecond}, gpuBlueprint())
 	en.register(&fakeWorker{id: "slow-owner", skills: map[string]float64{"render": 1}, gpuGB: 16})
 	id := en.create("gpu", nil).ID
@@ -80,6 +82,7 @@ func TestStealingAfterAWait(t *testing.T) {
 // It runs in a synctest bubble: the hour of recovery and the polls pass on
 // the bubble's clock, in no real time.
 func TestReputationRecoversOverTime(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, testReputationRecoversOverTime)
 }
 
@@ -110,6 +113,7 @@ func testReputationRecoversOverTime(t *testing.T) {
 }
 
 func TestReputationArithmetic(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
 	for _, tc := range []struct {
 		name   string
@@ -144,6 +148,7 @@ func TestReputationArithmetic(t *testing.T) {
 // the default strategy's tie-break on load spreads them over equally priced
 // workers instead of stacking them on one.
 func TestFanOutSpreadsOverWorkers(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("spread")
 	bp.Start("start", func(c *blueprint.Context) error {
 		return c.DispatchParallel([]blueprint.Task{{Type: "work"}, {Type: "work"}, {Type: "work"}, {Type: "work"}, {Type: "work"}, {Type: "work"}})
@@ -171,6 +176,7 @@ func TestFanOutSpreadsOverWorkers(t *testing.T) {
 // TestPollSeesReRegistration: a worker's record is reused between its
 // polls, but a registration in this process replaces it at once.
 func TestPollSeesReRegistration(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("b").Start("start", func(c *blueprint.Context) error {
 		return c.Dispatch(blueprint.Task{Type: "b"})
 	}, blueprint.On("success", "finished")).End("finished", nil)
@@ -191,6 +197,7 @@ func TestPollSeesReRegistration(t *testing.T) {
 // gets a dispatch decision when a worker pulls it, like one place() queues
 // for a worker: on the job, on the task and as an event.
 func TestPendingPullRecordsDecision(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
 	id := en.create("d", nil).ID // before any worker exists
 	j := en.waitStatus(id, protocol.StatusWaitingForWorker)
@@ -234,6 +241,7 @@ func TestPendingPullRecordsDecision(t *testing.T) {
 // statuses without that one neither pulls the task from the pending queue
 // nor steals it from a busy worker.
 func TestQueuedTasksRespectOutputStatuses(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{StealAfter: time.Hour}, dispatchBP("review", "success", "finished", "needs_review", "reviewed"))
 	full := []string{protocol.TaskSuccess, protocol.TaskFailure, "needs_review"}
 
@@ -306,6 +314,7 @@ func failWhileBusy(t *testing.T, en *env, jobID, worker string) string {
 // task does not pull its retry from the pending queue while another worker
 // is eligible for it.
 func TestExcludedWorkerLeavesPendingRetryToAnother(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
 	en.register(&fakeWorker{id: "a", skills: map[string]float64{"work": 1}})
 	id := en.create("d", nil).ID
@@ -328,6 +337,7 @@ func TestExcludedWorkerLeavesPendingRetryToAnother(t *testing.T) {
 // the worker that failed the task still gets the retry (as place() would
 // give it), rather than leave it waiting for good.
 func TestExcludedWorkerTakesPendingRetryWhenAlone(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
 	en.register(&fakeWorker{id: "a", skills: map[string]float64{"work": 1}})
 	id := en.create("d", nil).ID
@@ -342,6 +352,7 @@ func TestExcludedWorkerTakesPendingRetryWhenAlone(t *testing.T) {
 // configured penalty, once, and the transient one although the retry on
 // another worker saves the job.
 func TestReputationPenalties(t *testing.T) {
+	t.Parallel()
 	pol := ReputationPolicy{FailurePenalty: 0.15, PermanentPenalty: 0.05, SeverePenalty: 0.25}
 	en := newEnv(t, Config{Reputation: pol}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
 	en.start(&fakeWorker{id: "other", skills: map[string]float64{"work": 1}, handle: ok(nil)})
@@ -375,6 +386,7 @@ func TestReputationPenalties(t *testing.T) {
 // TestReRegistrationKeepsReputation: a worker that registers again, at once
 // or after it expired, keeps the reputation it had.
 func TestReRegistrationKeepsReputation(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{WorkerTTL: 200 * time.Millisecond}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
 	w := &fakeWorker{id: "w", skills: map[string]float64{"work": 1}}
 	en.register(w)
@@ -420,6 +432,7 @@ func TestReRegistrationKeepsReputation(t *testing.T) {
 // an hour, so no client benches a worker alone; another client's failures
 // count against its own budget.
 func TestOneClientCannotBenchAWorker(t *testing.T) {
+	t.Parallel()
 	pol := ReputationPolicy{PermanentPenalty: 0.1, ClientPenaltyCap: 0.25}
 	en := newEnv(t, Config{Reputation: pol}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
 	en.start(&fakeWorker{id: "gpu", skills: map[string]float64{"work": 1}, handle: fail(protocol.ErrPermanent, "bad luck")})
@@ -444,6 +457,7 @@ func TestOneClientCannotBenchAWorker(t *testing.T) {
 // When every worker with the skill is below the reputation floor, the best
 // of them still gets the task, and the job says why.
 func TestBestWorkerBelowTheFloorStillWorks(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
 	worse := en.start(&fakeWorker{id: "worse", skills: map[string]float64{"work": 0.1}, handle: ok(nil)})
 	better := en.start(&fakeWorker{id: "better", skills: map[string]float64{"work": 1}, handle: ok(nil)})
@@ -466,6 +480,7 @@ func TestBestWorkerBelowTheFloorStillWorks(t *testing.T) {
 // input: no worker loses reputation for it. (The finding: two such jobs
 // took the only GPU worker below the floor.)
 func TestTransientFailuresEverywhereCostNothing(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{MaxRetries: 2}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
 	en.start(&fakeWorker{id: "gpu", skills: map[string]float64{"work": 1}, handle: fail(protocol.ErrTransient, "the input crashes the model")})
 	for range 3 {
@@ -479,6 +494,7 @@ func TestTransientFailuresEverywhereCostNothing(t *testing.T) {
 // A fan-out wider than MaxFanOut fails its job with a message that names
 // the limit, and dispatches nothing.
 func TestFanOutWidthLimit(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("wide").Start("start", func(c *blueprint.Context) error {
 		tasks := make([]blueprint.Task, 4)
 		for i := range tasks {

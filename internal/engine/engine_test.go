@@ -16,6 +16,7 @@ import (
 )
 
 func TestEndStatusesAndResults(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("ends")
 	bp.Start("start", func(c *blueprint.Context) error {
 		_ = c.Set("note", "hello")
@@ -84,6 +85,7 @@ func dispatchBP(name string, routes ...string) *blueprint.Blueprint {
 }
 
 func TestTaskOutcomes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		routes  []string
@@ -146,6 +148,7 @@ func TestTaskOutcomes(t *testing.T) {
 }
 
 func TestTransientRetryMovesToAnotherWorker(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
 	flaky := en.start(&fakeWorker{id: "a-flaky", skills: map[string]float64{"work": 0.1}, handle: fail(protocol.ErrTransient, "hardware")})
 	good := en.start(&fakeWorker{id: "b-good", skills: map[string]float64{"work": 0.5}, handle: ok(map[string]any{"by": "good"})})
@@ -175,6 +178,7 @@ func TestTransientRetryMovesToAnotherWorker(t *testing.T) {
 }
 
 func TestParallelFanIn(t *testing.T) {
+	t.Parallel()
 	var aggregatorRuns atomic.Int64
 	bp := blueprint.New("par")
 	bp.Start("start", func(c *blueprint.Context) error {
@@ -224,6 +228,7 @@ func TestParallelFanIn(t *testing.T) {
 }
 
 func TestSubBlueprint(t *testing.T) {
+	t.Parallel()
 	child := blueprint.New("child").Start("start", func(c *blueprint.Context) error {
 		if c.Input("ok") == true {
 			_ = c.Set("finished", map[string]any{"made": "by child"})
@@ -292,6 +297,7 @@ func TestSubBlueprint(t *testing.T) {
 }
 
 func TestApproval(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("appr").Start("start", func(c *blueprint.Context) error {
 		return c.AwaitApproval("Please review")
 	}, blueprint.On("approved", "finished"), blueprint.On("rejected", "rejected")).End("finished", nil).End("rejected", nil)
@@ -319,6 +325,7 @@ func TestApproval(t *testing.T) {
 }
 
 func TestCancelRunningTaskIgnoresLateResult(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
 	release := make(chan struct{})
 	got := make(chan protocol.ResultResponse, 1)
@@ -365,6 +372,7 @@ func TestCancelRunningTaskIgnoresLateResult(t *testing.T) {
 }
 
 func TestCancelParallelWithdrawsBranches(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("par").Start("start", func(c *blueprint.Context) error {
 		return c.DispatchParallel([]blueprint.Task{{Type: "work"}, {Type: "work"}, {Type: "other"}})
 	}, blueprint.FanIn("join")).Aggregator("join", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished")).End("finished", nil)
@@ -385,6 +393,7 @@ func TestCancelParallelWithdrawsBranches(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
+	t.Parallel()
 	t.Run("dispatch timeout without route fails the job", inBubble(func(t *testing.T) {
 		bp := blueprint.New("d").Start("start", func(c *blueprint.Context) error {
 			return c.Dispatch(blueprint.Task{Type: "nobody", DispatchTimeout: 100 * time.Millisecond})
@@ -447,6 +456,7 @@ func TestTimeouts(t *testing.T) {
 }
 
 func TestHandlerFailures(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int64
 	bp := blueprint.New("h").Start("start", func(c *blueprint.Context) error {
 		switch c.Input("mode") {
@@ -488,6 +498,7 @@ func TestHandlerFailures(t *testing.T) {
 }
 
 func TestResultChecks(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 	en.register(&fakeWorker{id: "w2", skills: map[string]float64{"work": 1}})
@@ -534,6 +545,7 @@ func TestResultChecks(t *testing.T) {
 }
 
 func TestWaitingForWorkerUntilOneAppears(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("gpu").Start("start", func(c *blueprint.Context) error {
 		return c.Dispatch(blueprint.Task{Type: "transcode", Requirements: map[string]any{"gpu_info": map[string]any{"vram_gb": 4}}})
 	}, blueprint.On("success", "finished")).End("finished", nil)
@@ -552,6 +564,7 @@ func TestWaitingForWorkerUntilOneAppears(t *testing.T) {
 }
 
 func TestPriorityOrder(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("p").Start("start", func(c *blueprint.Context) error {
 		prio, _ := c.Input("prio").(float64)
 		return c.Dispatch(blueprint.Task{Type: "work", Priority: prio, Params: map[string]any{"prio": prio}})
@@ -579,6 +592,7 @@ func TestPriorityOrder(t *testing.T) {
 }
 
 func TestProgressAndHeartbeat(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, dispatchBP("d", "success", "finished"))
 	en.register(&fakeWorker{id: "w", skills: map[string]float64{"work": 1}})
 	id := en.create("d", nil).ID
@@ -614,6 +628,7 @@ func TestProgressAndHeartbeat(t *testing.T) {
 }
 
 func TestOfflineWorkerTaskMovesElsewhere(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, testOfflineWorkerTaskMovesElsewhere)
 }
 
@@ -690,6 +705,7 @@ func testOfflineWorkerTaskMovesElsewhere(t *testing.T) {
 }
 
 func TestRegisterValidation(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{})
 	for _, reg := range []protocol.Registration{
 		{WorkerID: "bad/id"},
@@ -706,6 +722,7 @@ func TestRegisterValidation(t *testing.T) {
 }
 
 func TestRegisterRejectsBadBlueprintsAndChildren(t *testing.T) {
+	t.Parallel()
 	e, err := New(Config{Store: newEnv(t, Config{}).store})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestJobLocks(t *testing.T) {
+	t.Parallel()
 	var l jobLocks
 	ctx := context.Background()
 

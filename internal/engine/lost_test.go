@@ -44,6 +44,7 @@ func attemptOf(en *env, jobID string) int {
 // restart) has the tasks of its previous run retried at once, not after an
 // execution timeout; one that registers again in the same run keeps them.
 func TestRestartedWorkerLosesItsTasksAtOnce(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, oneTask())
 	registerSession(t, en, "gpu", "run-1")
 	j, p := pickUp(t, en, "gpu")
@@ -78,6 +79,7 @@ func TestRestartedWorkerLosesItsTasksAtOnce(t *testing.T) {
 // retried, once the task is older than LostTaskGrace; a heartbeat that
 // lists nothing at all (an SDK that does not report) changes nothing.
 func TestHeartbeatWithoutTheTaskLosesIt(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, testHeartbeatWithoutTheTaskLosesIt)
 }
 
@@ -111,6 +113,7 @@ func testHeartbeatWithoutTheTaskLosesIt(t *testing.T) {
 // audit trail (any worker could otherwise write into any job's history);
 // about its own running task it is the job's.
 func TestWorkerEventsOnlyForHeldTasks(t *testing.T) {
+	t.Parallel()
 	en := newEnv(t, Config{}, oneTask())
 	registerSession(t, en, "w1", "a")
 	registerSession(t, en, "w2", "b")

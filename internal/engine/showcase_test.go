@@ -50,6 +50,7 @@ func showcaseWorkers(en *env) (gpu, reliable, unreliable *fakeWorker) {
 }
 
 func TestSeedBlueprints(t *testing.T) {
+	t.Parallel()
 	enrichmentRoll := 0.9 // above 0.3: the enrichment succeeds
 	opts := blueprints.Options{TimeScale: 0.01, Rand: func() float64 { return enrichmentRoll }}
 	en := newEnv(t, Config{}, blueprints.All(opts)...)

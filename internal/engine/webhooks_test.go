@@ -40,6 +40,7 @@ func (f *fakeNotifier) count() int {
 }
 
 func TestWebhooks(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("w").Start("start", func(c *blueprint.Context) error {
 		if c.Input("fail") == true {
 			return c.GoTo("broken")
@@ -109,6 +110,7 @@ func (f *fakeNotifier) firstCall(t *testing.T) protocol.WebhookPayload {
 // TestWebhookQuarantined: a job whose handler keeps failing is quarantined
 // and its webhook says job_quarantined, with the error.
 func TestWebhookQuarantined(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("q").Start("start", func(c *blueprint.Context) error {
 		return errors.New("the model server is down")
 	}, blueprint.To("finished")).End("finished", nil)
@@ -131,6 +133,7 @@ func TestWebhookQuarantined(t *testing.T) {
 // TestWebhookCancelled: cancelling a job sends job_cancelled with the
 // reason, once.
 func TestWebhookCancelled(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("c").Start("start", func(c *blueprint.Context) error {
 		return c.AwaitApproval("wait")
 	}, blueprint.On("go", "finished")).End("finished", nil)
@@ -175,6 +178,7 @@ func (h *hangingNotifier) Deliver(ctx context.Context, _ string, _ protocol.Webh
 // still fires other timers on time (here a dispatch timeout), because it
 // never waits for a free slot.
 func TestHangingWebhooksDoNotDelayTimers(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, testHangingWebhooksDoNotDelayTimers)
 }
 
@@ -213,7 +217,10 @@ func testHangingWebhooksDoNotDelayTimers(t *testing.T) {
 // for WebhookWindow after the job ended, not for a fixed handful of
 // attempts: a receiver down for longer than the first few backoffs still
 // gets it.
-func TestWebhookRetriesForTheWindow(t *testing.T) { synctest.Test(t, testWebhookRetriesForTheWindow) }
+func TestWebhookRetriesForTheWindow(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testWebhookRetriesForTheWindow)
+}
 
 func testWebhookRetriesForTheWindow(t *testing.T) {
 	bp := blueprint.New("w").Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") },
@@ -242,6 +249,7 @@ func testWebhookRetriesForTheWindow(t *testing.T) {
 
 // Past the window, attempts stop although the receiver still fails.
 func TestWebhookGivesUpAfterTheWindow(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, testWebhookGivesUpAfterTheWindow)
 }
 
@@ -265,6 +273,7 @@ func testWebhookGivesUpAfterTheWindow(t *testing.T) {
 // (job_waiting_for_human) to its webhook, and the token in it decides once;
 // the end's webhook follows.
 func TestWebhookAnnouncesApproval(t *testing.T) {
+	t.Parallel()
 	bp := blueprint.New("a").Start("start", func(c *blueprint.Context) error {
 		return c.AwaitApproval("Ship it?")
 	}, blueprint.On("approved", "finished"), blueprint.On("rejected", "finished")).End("finished", nil)

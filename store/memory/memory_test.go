@@ -9,6 +9,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T, opts storetest.Options) store.Store {
 		return memory.New(memory.Options{Retention: opts.Retention})
 	})

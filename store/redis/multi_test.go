@@ -55,6 +55,7 @@ func enqueueVia(t *testing.T, s store.Store, tasks ...store.QueuedTask) {
 }
 
 func TestNextReadyWokenByOtherProcess(t *testing.T) {
+	t.Parallel()
 	a, b, _, _ := twoStores(t)
 	ctx := testCtx(t)
 	got := make(chan string, 1)
@@ -99,6 +100,7 @@ func TestNextReadyWokenByOtherProcess(t *testing.T) {
 }
 
 func TestWaitersHoldNoConnections(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.RedisVar)
 	o, err := goredis.ParseURL(url)
 	if err != nil {
@@ -153,6 +155,7 @@ func TestWaitersHoldNoConnections(t *testing.T) {
 }
 
 func TestWatchSeesOtherProcess(t *testing.T) {
+	t.Parallel()
 	a, b, _, _ := twoStores(t)
 	ctx := testCtx(t)
 	wctx, cancel := context.WithCancel(ctx)
@@ -190,6 +193,7 @@ func TestWatchSeesOtherProcess(t *testing.T) {
 }
 
 func TestClaimOnceAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	a, b, _, _ := twoStores(t)
 	ctx := testCtx(t)
 	const n = 200
@@ -219,6 +223,7 @@ func TestClaimOnceAcrossProcesses(t *testing.T) {
 }
 
 func TestDueTimersAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	a, b, _, _ := twoStores(t)
 	ctx := testCtx(t)
 	past := time.Now().Add(-time.Minute)
@@ -265,6 +270,7 @@ func TestDueTimersAcrossProcesses(t *testing.T) {
 }
 
 func TestLeaseOfDeadProcessIsReclaimed(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.RedisVar)
 	prefix := newPrefix(t, url)
 	ctx := testCtx(t)
@@ -301,6 +307,7 @@ func TestLeaseOfDeadProcessIsReclaimed(t *testing.T) {
 }
 
 func TestPrefixesIsolateDeployments(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.RedisVar)
 	ctx := testCtx(t)
 	a := openStore(t, redisstore.Options{URL: url, Prefix: newPrefix(t, url)})
@@ -360,6 +367,7 @@ func TestPrefixesIsolateDeployments(t *testing.T) {
 }
 
 func TestTerminalJobIndexIsPurged(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.RedisVar)
 	prefix := newPrefix(t, url)
 	ctx := testCtx(t)
@@ -406,6 +414,7 @@ func TestTerminalJobIndexIsPurged(t *testing.T) {
 }
 
 func TestCommitRetriesWhenTaskMoves(t *testing.T) {
+	t.Parallel()
 	// A task claimed between the commit's look-up and its script must
 	// still be removed from where it went.
 	a, b, _, _ := twoStores(t)
@@ -434,6 +443,7 @@ func TestCommitRetriesWhenTaskMoves(t *testing.T) {
 }
 
 func TestReadyAcrossProcessesHandsOutOnce(t *testing.T) {
+	t.Parallel()
 	a, b, _, _ := twoStores(t)
 	ctx := testCtx(t)
 	const n = 300
@@ -492,6 +502,7 @@ func TestReadyAcrossProcessesHandsOutOnce(t *testing.T) {
 }
 
 func TestOddIdentifiers(t *testing.T) {
+	t.Parallel()
 	a, _, _, _ := twoStores(t)
 	ctx := testCtx(t)
 	ids := []string{"{tag}", "a:b|c", "ünïcødé-😀", "<&>\"'\\", "with space", "x}{y"}

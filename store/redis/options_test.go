@@ -14,6 +14,7 @@ import (
 )
 
 func TestClientOptions(t *testing.T) {
+	t.Parallel()
 	o, err := clientOptions(Options{URL: "redis://:s3cret@redis.example:6380/3"})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +49,7 @@ func TestClientOptions(t *testing.T) {
 }
 
 func TestIndexMemberOrder(t *testing.T) {
+	t.Parallel()
 	base := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
 	ordered := []string{
 		indexMember(time.Time{}, "zero"),
@@ -72,6 +74,7 @@ func TestIndexMemberOrder(t *testing.T) {
 }
 
 func TestFailMapsErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	if err := fail(ctx, "op", fmt.Errorf("wrapped: %w", errors.New("ERR wrong type"))); errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("a server error counts as unavailable: %v", err)

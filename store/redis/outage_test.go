@@ -31,6 +31,7 @@ func viaProxy(t *testing.T, url string) (*testenv.Proxy, string) {
 }
 
 func TestUnreachableRedisIsUnavailable(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +47,7 @@ func TestUnreachableRedisIsUnavailable(t *testing.T) {
 }
 
 func TestRedisOutage(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.RedisVar)
 	p, purl := viaProxy(t, url)
 	prefix := newPrefix(t, url)

@@ -20,6 +20,7 @@ import (
 // is read whole, even by LoadJob, and its next write moves every part to
 // records: a deployment upgraded with jobs in flight loses none of them.
 func TestInlinePartsMoveToRecords(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.RedisVar)
 	prefix := newPrefix(t, url)
 	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix})
@@ -86,6 +87,7 @@ func TestInlinePartsMoveToRecords(t *testing.T) {
 // format; a job of a later format than this code reads is refused with an
 // error naming both, and nothing is written over it.
 func TestRecordFormats(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.RedisVar)
 	prefix := newPrefix(t, url)
 	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix})

@@ -17,6 +17,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	url := testenv.URL(t, testenv.RedisVar)
 	storetest.Run(t, func(t *testing.T, o storetest.Options) store.Store {
 		return openStore(t, redisstore.Options{URL: url, Prefix: newPrefix(t, url), Retention: o.Retention})
