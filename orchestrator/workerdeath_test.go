@@ -198,9 +198,11 @@ func TestWorkerProcessKilledAndRestartedGetsItsTaskAgain(t *testing.T) {
 	}
 	// Far from the TTL (a minute) and the execution timeout (5 min), the
 	// bounds a lost task would otherwise wait for.
-	if d := time.Since(restarted); d > 30*time.Second {
+	d := time.Since(restarted)
+	if d > 30*time.Second {
 		t.Fatalf("the task ran again %s after the restart", d)
 	}
+	t.Logf("the job finished %s after the restart (the process's start and registration included)", d.Round(time.Millisecond))
 }
 
 // A worker process killed with SIGKILL mid-task and not started again:
@@ -221,9 +223,11 @@ func TestWorkerProcessKilledTaskGoesToAnother(t *testing.T) {
 	doomed.waitStarted(t, dir)
 	other := startWorkerProcess(t, url, "survivor", dir, false)
 	doomed.kill()
+	killed := time.Now()
 	if by := finishedBy(t, c, id); by != other.pid {
 		t.Fatalf("the job was finished by process %q, want the other worker %s (the killed one was %s)", by, other.pid, doomed.pid)
 	}
+	t.Logf("the job finished %s after the kill (TTL %s)", time.Since(killed).Round(time.Millisecond), ttl)
 	// The killed worker is gone from the list; the other one serves.
 	ws, err := c.Workers(context.Background())
 	if err != nil {
