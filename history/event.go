@@ -22,6 +22,7 @@ const (
 	TaskRetry        EventType = "task_retry"
 	TaskTimeout      EventType = "task_timeout"
 	LateResult       EventType = "late_result"
+	ApprovalAsked    EventType = "approval_requested"
 	Approval         EventType = "approval"
 	Progress         EventType = "progress"
 	JobEnded         EventType = "job_ended"

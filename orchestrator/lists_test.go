@@ -91,3 +91,50 @@ func orMissing(s string) string {
 	}
 	return s
 }
+
+// The job list read from history shows what each job waits for: a job
+// whose first step queued a task (in the create's own write), and one that
+// reached an approval after a transition, not "pending" or "running".
+func TestHistoryListShowsWhatJobsWaitFor(t *testing.T) {
+	t.Parallel()
+	ask := blueprint.New("later_ask").Endpoint("v1", "/jobs/later_ask")
+	ask.Start("start", func(c *blueprint.Context) error { return c.GoTo("ask") }, blueprint.To("ask"))
+	ask.State("ask", func(c *blueprint.Context) error { return c.AwaitApproval("go on?") }, blueprint.On("approved", "finished"))
+	ask.End("finished", nil)
+	work := blueprint.New("queued").Endpoint("v1", "/jobs/queued")
+	work.Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "nobody_has_it"})
+	}, blueprint.On("success", "finished"))
+	work.End("finished", nil)
+	_, url := serveOrchestrator(t, orchestrator.Config{Logger: quiet(), HistoryURI: "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
+		Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}}}, ask, work)
+	c, err := client.New(url, "acme-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	want := map[string]protocol.JobStatus{}
+	for path, status := range map[string]protocol.JobStatus{"/jobs/later_ask": protocol.StatusWaitingForHuman, "/jobs/queued": protocol.StatusWaitingForWorker} {
+		id, err := c.CreateJob(ctx, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[id] = status
+	}
+	waitUntilT(t, "history's list to show what the jobs wait for", 10*time.Second, func() bool {
+		list, err := c.Jobs(ctx, client.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]protocol.JobStatus{}
+		for _, j := range list.Jobs {
+			got[j.ID] = j.Status
+		}
+		for id, status := range want {
+			if got[id] != status {
+				return false
+			}
+		}
+		return true
+	})
+}

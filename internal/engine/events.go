@@ -25,6 +25,7 @@ const (
 	EventTaskRetry        EventType = "task_retry"
 	EventTaskTimeout      EventType = "task_timeout"
 	EventLateResult       EventType = "late_result"
+	EventApprovalAsked    EventType = "approval_requested" // the job waits for a human
 	EventApproval         EventType = "approval"
 	EventProgress         EventType = "progress"
 	EventJobEnded         EventType = "job_ended" // any terminal status
@@ -57,7 +58,7 @@ type Event struct {
 // carries the job (see Config.EncodeEvent). Snapshots on every event would
 // make a fan-out's history cost grow with the square of its width.
 var summaryEvents = map[EventType]bool{
-	EventJobCreated: true, EventStateEntered: true, EventApproval: true, EventJobEnded: true,
+	EventJobCreated: true, EventStateEntered: true, EventApprovalAsked: true, EventApproval: true, EventJobEnded: true,
 }
 
 // prepare fills in an event's id, job id and (for events of a write) job.

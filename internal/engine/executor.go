@@ -395,6 +395,8 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		}
 		j.ProgressMessage = a.Message
 		j.ErrorMessage = ""
+		// A summary event: history's view of the job shows it waiting.
+		t.emit(Event{Type: EventApprovalAsked, State: j.CurrentState, Detail: map[string]any{"message": a.Message, "decisions": decisions}})
 	default:
 		return fmt.Errorf("unknown action %T", out.Action)
 	}

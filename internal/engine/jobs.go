@@ -109,7 +109,8 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 		j.TraceContext = tc
 	}
 	t := &txn{now: now}
-	t.emit(Event{Type: EventJobCreated, Job: j.Clone(), JobID: j.ID, State: j.CurrentState})
+	// The event's snapshot is the job as committed, after its first step.
+	t.emit(Event{Type: EventJobCreated, JobID: j.ID, State: j.CurrentState})
 	if next := e.firstStep(ctx, t, j, bp); next != nil {
 		j = next
 	} else {
