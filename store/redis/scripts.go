@@ -46,6 +46,25 @@ local function add_load(loads, worker, delta)
   end
 end
 
+-- to_running moves task id, just taken out of queue q (named name), to a
+-- worker's running set, and its load from the queue's worker, if any, to
+-- that worker. Returns the task document, or nil (and forgets the task)
+-- when the queue held an id without its document.
+local function to_running(where, data, loads, queues, q, name, running, id, worker, loc)
+  if redis.call('ZCARD', q) == 0 then redis.call('SREM', queues, name) end
+  local doc = redis.call('HGET', data, id)
+  if not doc then
+    redis.call('HDEL', where, id)
+    return nil
+  end
+  redis.call('HDEL', data, id)
+  redis.call('HSET', running, id, doc)
+  redis.call('HSET', where, id, loc)
+  if string.sub(name, 1, 7) == 'worker:' then add_load(loads, string.sub(name, 8), -1) end
+  add_load(loads, worker, 1)
+  return doc
+end
+
 -- take_out removes a task from the queue or running set that holds it,
 -- as tasks:where says, and from its worker's load. Queue and running-set
 -- keys are built from the deployment's prefix: they share its hash tag.
@@ -305,22 +324,15 @@ local at = redis.call('HGET', KEYS[1], ARGV[1])
 if not at or string.sub(at, 1, 2) ~= 'q:' then return false end
 local name = string.sub(at, 3)
 local q = ARGV[2] .. 'tq:' .. name
-local doc = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('ZREM', q, ARGV[1])
-if redis.call('ZCARD', q) == 0 then redis.call('SREM', KEYS[4], name) end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[5], ARGV[1], doc)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-if string.sub(name, 1, 7) == 'worker:' then add_load(KEYS[3], string.sub(name, 8), -1) end
-add_load(KEYS[3], ARGV[3], 1)
-return doc
+return to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], q, name, KEYS[5], ARGV[1], ARGV[3], ARGV[4]) or false
 `)
 
 // claimNextScript moves the first task of a queue to a worker's running
 // set. KEYS: 1 tasks:where, 2 tasks:data, 3 tasks:loads, 4 tasks:queues,
-// 5 the queue, 6 the worker's running set. ARGV: 1 queue name, 2 worker
-// the queue is for ("" for a pending queue), 3 new worker, 4 new location.
-// Returns the task document, or false when the queue is empty.
+// 5 the queue, 6 the worker's running set. ARGV: 1 queue name, 2 new
+// worker, 3 new location. Returns the task document, or false when the
+// queue is empty.
 var claimNextScript = goredis.NewScript(luaLib + `
 while true do
   local top = redis.call('ZPOPMIN', KEYS[5])
@@ -328,18 +340,8 @@ while true do
     redis.call('SREM', KEYS[4], ARGV[1])
     return false
   end
-  local id = top[1]
-  local doc = redis.call('HGET', KEYS[2], id)
-  if doc then
-    if redis.call('ZCARD', KEYS[5]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('HSET', KEYS[6], id, doc)
-    redis.call('HSET', KEYS[1], id, ARGV[4])
-    if ARGV[2] ~= '' then add_load(KEYS[3], ARGV[2], -1) end
-    add_load(KEYS[3], ARGV[3], 1)
-    return doc
-  end
-  redis.call('HDEL', KEYS[1], id) -- a queue entry without its task: drop it
+  local doc = to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], KEYS[6], top[1], ARGV[2], ARGV[3])
+  if doc then return doc end
 end
 `)
 

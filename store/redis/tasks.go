@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -63,15 +62,11 @@ func decodeClaimed(doc, workerID string) (*store.QueuedTask, error) {
 
 // ClaimNext implements store.TaskQueues.
 func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
-	owner, _ := strings.CutPrefix(queue, store.WorkerQueue(""))
-	if owner == queue {
-		owner = "" // a pending queue counts for no worker
-	}
 	keys := []string{
 		s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(),
 		s.k.taskQueue(queue), s.k.running(workerID),
 	}
-	doc, err := claimNextScript.Run(ctx, s.rdb, keys, queue, owner, workerID, locRunning+workerID).Text()
+	doc, err := claimNextScript.Run(ctx, s.rdb, keys, queue, workerID, locRunning+workerID).Text()
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
@@ -139,11 +134,16 @@ func (s *Store) Loads(ctx context.Context) (map[string]int, error) {
 	if err != nil {
 		return nil, fail(ctx, "worker loads", err)
 	}
+	return parseLoads(all), nil
+}
+
+// parseLoads reads tasks:loads, leaving out what is not a positive count.
+func parseLoads(all map[string]string) map[string]int {
 	out := make(map[string]int, len(all))
 	for w, v := range all {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			out[w] = n
 		}
 	}
-	return out, nil
+	return out
 }

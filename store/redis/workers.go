@@ -164,18 +164,13 @@ func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerF
 	if len(res) != 2 {
 		return store.WorkerFigures{}, fmt.Errorf("read worker figures: unexpected reply of %d items", len(res))
 	}
-	f := store.WorkerFigures{Reputations: map[string]float64{}, Loads: map[string]int{}}
+	f := store.WorkerFigures{Reputations: map[string]float64{}, Loads: parseLoads(pairsOf(res[1]))}
 	for id, v := range pairsOf(res[0]) {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil {
 			return store.WorkerFigures{}, fmt.Errorf("reputation of %s: %w", id, err)
 		}
 		f.Reputations[id] = r
-	}
-	for w, v := range pairsOf(res[1]) {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			f.Loads[w] = n
-		}
 	}
 	return f, nil
 }
