@@ -324,6 +324,33 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+func TestRetry(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.handle("POST /api/v1/jobs/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
+		if id := r.PathValue("id"); id != "failed" {
+			writeJSON(w, http.StatusConflict, map[string]any{"error": "job cannot be retried: job " + id + " is finished"})
+			return
+		}
+		writeJSON(w, http.StatusOK, protocol.RetryResponse{Status: "retry_accepted", JobID: "failed", State: "transcode"})
+	})
+	c := f.client()
+	ctx := context.Background()
+	state, err := c.Retry(ctx, "failed")
+	if err != nil || state != "transcode" {
+		t.Fatalf("Retry = %q, %v", state, err)
+	}
+	expect(t, f.only(), http.MethodPost, "/api/v1/jobs/failed/retry")
+	_, err = c.Retry(ctx, "done")
+	assertAPIError(t, err, client.ErrConflict, 409, "job cannot be retried: job done is finished")
+	if !strings.Contains(err.Error(), `retry job "done"`) {
+		t.Errorf("error lacks context: %v", err)
+	}
+	if _, err := c.Retry(ctx, ""); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("Retry(\"\") = %v", err)
+	}
+}
+
 func TestApprove(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)

@@ -164,6 +164,23 @@ func (c *Client) Approve(ctx context.Context, id, decision string) error {
 	return wrap(op, c.call(ctx, request{method: http.MethodPost, path: c.apiPath("/jobs/" + seg + "/approve"), body: body}, nil))
 }
 
+// Retry runs a failed or quarantined job again from the state it failed in
+// and returns that state. A job that cannot be retried (it has not failed,
+// its blueprint changed, it is a child job) is ErrConflict, with the
+// server's reason; a job that is unknown or expired is ErrNotFound.
+func (c *Client) Retry(ctx context.Context, id string) (string, error) {
+	op := "retry job " + strconv.Quote(id)
+	seg, err := segment("job id", id)
+	if err != nil {
+		return "", wrap(op, err)
+	}
+	var resp protocol.RetryResponse
+	if err := c.call(ctx, request{method: http.MethodPost, path: c.apiPath("/jobs/" + seg + "/retry")}, &resp); err != nil {
+		return "", wrap(op, err)
+	}
+	return resp.State, nil
+}
+
 // ListOptions filters and pages Jobs. Zero values are left to the server.
 type ListOptions struct {
 	Limit     int                // page size; 0 = server default

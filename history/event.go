@@ -26,6 +26,7 @@ const (
 	Approval         EventType = "approval"
 	Progress         EventType = "progress"
 	JobEnded         EventType = "job_ended"
+	JobRetried       EventType = "job_retried"
 	CancelTask       EventType = "cancel_task"
 	WorkerRegistered EventType = "worker_registered"
 	WorkerOffline    EventType = "worker_offline"

@@ -36,6 +36,14 @@ type CreateJobResponse struct {
 	JobID  string `json:"job_id"`
 }
 
+// RetryResponse answers a retry of a failed or quarantined job: the job
+// runs again from State.
+type RetryResponse struct {
+	Status string `json:"status"` // "retry_accepted"
+	JobID  string `json:"job_id"`
+	State  string `json:"state"`
+}
+
 // Job is a job as the client API shows it.
 type Job struct {
 	ID              string         `json:"id"`

@@ -36,17 +36,21 @@ type Job struct {
 	FinishedAt *time.Time         `json:"finished_at,omitempty"`
 
 	// Engine bookkeeping.
-	Tasks           map[string]*TaskRun             `json:"tasks,omitempty"`          // outstanding tasks by id
-	Routes          map[string]string               `json:"routes,omitempty"`         // outcome → state while waiting
-	Aggregator      string                          `json:"aggregator,omitempty"`     // fan-in state while parallel
-	BranchResults   map[string]blueprint.TaskResult `json:"branch_results,omitempty"` // ended branches
-	LastResult      *blueprint.TaskResult           `json:"last_result,omitempty"`
-	Approval        *Approval                       `json:"approval,omitempty"`
-	DoneTasks       map[string]string               `json:"done_tasks,omitempty"` // task id → final status, for duplicate results
-	RetryCount      int                             `json:"retry_count,omitempty"`
-	TransitionCount int                             `json:"transition_count"`
-	TraceContext    map[string]string               `json:"trace_context,omitempty"`
-	Dispatches      []Dispatch                      `json:"dispatches,omitempty"` // every placement, oldest first
+	Tasks         map[string]*TaskRun             `json:"tasks,omitempty"`          // outstanding tasks by id
+	Routes        map[string]string               `json:"routes,omitempty"`         // outcome → state while waiting
+	Aggregator    string                          `json:"aggregator,omitempty"`     // fan-in state while parallel
+	BranchResults map[string]blueprint.TaskResult `json:"branch_results,omitempty"` // ended branches
+	LastResult    *blueprint.TaskResult           `json:"last_result,omitempty"`
+	Approval      *Approval                       `json:"approval,omitempty"`
+	DoneTasks     map[string]string               `json:"done_tasks,omitempty"` // task id → final status, for duplicate results
+	RetryCount    int                             `json:"retry_count,omitempty"`
+	// FailedState is the state whose task last failed and took the job
+	// along its failure route: where a retry of a job that then ended in a
+	// failure end state starts again (Engine.RetryJob).
+	FailedState     string            `json:"failed_state,omitempty"`
+	TransitionCount int               `json:"transition_count"`
+	TraceContext    map[string]string `json:"trace_context,omitempty"`
+	Dispatches      []Dispatch        `json:"dispatches,omitempty"` // every placement, oldest first
 	// DataMetadata describes the blob objects that results referred to
 	// (the data_metadata of every successful result, by URI), to be sent
 	// as params_metadata when a later task's param names the same object.

@@ -87,7 +87,7 @@ func TestBlueprintsList(t *testing.T) {
 	r := s.cli(t, "blueprints", "list")
 	mustCode(t, r, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 5 || !strings.HasPrefix(lines[0], "NAME") {
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "NAME") {
 		t.Fatalf("table: %s", r)
 	}
 	if !strings.Contains(r.stdout, "/api/v1/jobs/review") || !strings.Contains(r.stdout, "finished,rejected") {
@@ -101,7 +101,7 @@ func TestBlueprintsList(t *testing.T) {
 	for _, bp := range bps {
 		names = append(names, bp.Name)
 	}
-	if strings.Join(names, ",") != "child,doomed,quick,review" {
+	if strings.Join(names, ",") != "child,doomed,flaky,quick,review" {
 		t.Errorf("blueprints: %v", names)
 	}
 }

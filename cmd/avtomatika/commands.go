@@ -27,8 +27,8 @@ type command struct {
 // commands returns the command tree.
 func commands() []*command {
 	return []*command{
-		{name: "jobs", summary: "create, follow, cancel, approve and list jobs", subs: []*command{
-			jobsCreate(), jobsGet(), jobsWatch(), jobsCancel(), jobsApprove(), jobsList(),
+		{name: "jobs", summary: "create, follow, cancel, approve, retry and list jobs", subs: []*command{
+			jobsCreate(), jobsGet(), jobsWatch(), jobsCancel(), jobsApprove(), jobsRetry(), jobsList(),
 		}},
 		{name: "workers", summary: "list registered workers", subs: []*command{workersList()}},
 		{name: "blueprints", summary: "list blueprints and draw their state graphs", subs: []*command{

@@ -340,6 +340,36 @@ found" (exit status 3).`,
 	}
 }
 
+func jobsRetry() *command {
+	return &command{
+		name: "retry", args: "ID", minArgs: 1, maxArgs: 1,
+		summary: "run a failed or quarantined job again from the state it failed in",
+		help: `The job runs again from the state whose handler or task failed, with a
+fresh count of attempts; "jobs watch ID" follows it. A job that cannot be
+retried (not failed or quarantined, its blueprint changed, a child job) is
+refused with the server's reason (exit status 1); a job that is unknown,
+expired or belongs to another client is "not found" (exit status 3).`,
+		setup: func(*flag.FlagSet) action {
+			return func(ctx context.Context, a *app, args []string) error {
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				id := args[0]
+				state, err := c.Retry(ctx, id)
+				if err != nil {
+					return err
+				}
+				if a.g.json {
+					return a.printJSON(protocol.RetryResponse{Status: "retry_accepted", JobID: id, State: state})
+				}
+				_, err = fmt.Fprintf(a.stdout, "Job %s runs again from state %s.\n", id, state)
+				return err
+			}
+		},
+	}
+}
+
 func jobsApprove() *command {
 	return &command{
 		name: "approve", args: "ID DECISION", minArgs: 2, maxArgs: 2,

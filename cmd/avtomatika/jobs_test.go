@@ -458,3 +458,33 @@ func TestCancelEndedJobConflict(t *testing.T) {
 		t.Errorf("stderr = %q, want %q", r.stderr, want)
 	}
 }
+
+// A failed job runs again with "jobs retry"; a job that ended by its
+// blueprint's choice is refused with the server's reason, an unknown one
+// is not found.
+func TestRetry(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	id := s.create(t, "/jobs/flaky")
+	s.waitStatus(t, id, protocol.StatusFailed)
+	s.fixed.Store(true)
+	r := s.cli(t, "jobs", "retry", id)
+	mustCode(t, r, 0)
+	if r.stdout != "Job "+id+" runs again from state start.\n" {
+		t.Errorf("retry: %s", r)
+	}
+	s.waitStatus(t, id, protocol.StatusFinished)
+
+	doomed := s.create(t, "/jobs/doomed")
+	s.waitStatus(t, doomed, protocol.StatusFailed)
+	r = s.cli(t, "jobs", "retry", doomed, "--json")
+	mustCode(t, r, 1)
+	if !strings.Contains(r.stderr, `409 Conflict: job cannot be retried: job `+doomed+` ended in its blueprint's end state "broken"`) {
+		t.Errorf("retry of a job failed by design: %s", r)
+	}
+	r = s.cli(t, "jobs", "retry", "no-such-job")
+	mustCode(t, r, 3)
+	if !strings.Contains(r.stderr, "404 Not Found: Job not found") {
+		t.Errorf("retry of an unknown job: %s", r)
+	}
+}

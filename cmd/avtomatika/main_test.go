@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +32,8 @@ const (
 type testServer struct {
 	o   *orchestrator.Orchestrator
 	url string
+	// fixed makes the flaky blueprint's handler succeed.
+	fixed *atomic.Bool
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -46,7 +50,8 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.Register(testBlueprints()...); err != nil {
+	fixed := new(atomic.Bool)
+	if err := o.Register(testBlueprints(fixed)...); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Start(); err != nil {
@@ -59,13 +64,13 @@ func newTestServer(t *testing.T) *testServer {
 		defer cancel()
 		_ = o.Stop(ctx)
 	})
-	return &testServer{o: o, url: srv.URL}
+	return &testServer{o: o, url: srv.URL, fixed: fixed}
 }
 
 // testBlueprints: review waits for a human decision; quick finishes by
 // itself with an analysis summary; doomed ends in a failed end state;
-// child has no endpoint.
-func testBlueprints() []*blueprint.Blueprint {
+// flaky fails in its start state until fixed; child has no endpoint.
+func testBlueprints(fixed *atomic.Bool) []*blueprint.Blueprint {
 	review := blueprint.New("review").Endpoint("v1", "/jobs/review")
 	review.Start("start", func(c *blueprint.Context) error { return c.GoTo("review") }, blueprint.To("review"))
 	review.State("review", func(c *blueprint.Context) error {
@@ -87,10 +92,19 @@ func testBlueprints() []*blueprint.Blueprint {
 	doomed.Start("start", func(c *blueprint.Context) error { return c.GoTo("broken") }, blueprint.To("broken"))
 	doomed.End("broken", nil)
 
+	flaky := blueprint.New("flaky").Endpoint("v1", "/jobs/flaky")
+	flaky.Start("start", func(c *blueprint.Context) error {
+		if !fixed.Load() {
+			return fmt.Errorf("%w: the start state is broken", blueprint.ErrMisuse) // fails the job at once
+		}
+		return c.GoTo("finished")
+	}, blueprint.To("finished"))
+	flaky.End("finished", nil)
+
 	child := blueprint.New("child")
 	child.Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished"))
 	child.End("finished", nil)
-	return []*blueprint.Blueprint{review, quick, doomed, child}
+	return []*blueprint.Blueprint{review, quick, doomed, flaky, child}
 }
 
 // result is what one run of the command line produced.

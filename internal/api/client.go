@@ -315,6 +315,21 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, cl *auth.Clie
 	writeJSON(w, http.StatusOK, map[string]string{"status": "cancellation_request_accepted"})
 }
 
+// retryJob runs a failed or quarantined job of the client again from the
+// state it failed in (engine.RetryJob).
+func (s *Server) retryJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
+	j, ok := s.ownJob(w, r, cl)
+	if !ok {
+		return
+	}
+	j, err := s.eng.RetryJob(r.Context(), j.ID, "client "+cl.Name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, protocol.RetryResponse{Status: "retry_accepted", JobID: j.ID, State: j.CurrentState})
+}
+
 func (s *Server) approveJob(w http.ResponseWriter, r *http.Request, cl *auth.Client) {
 	j, ok := s.ownJob(w, r, cl)
 	if !ok {

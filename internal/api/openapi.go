@@ -150,7 +150,7 @@ var tagOrder = []string{"jobs", "blueprints", "workers", "files", "admin", "publ
 
 // tagDescriptions head each tag's section of the docs page.
 var tagDescriptions = map[string]string{
-	"jobs":                   "Create jobs through blueprint endpoints, then follow, cancel, approve and list them (X-Client-Token).",
+	"jobs":                   "Create jobs through blueprint endpoints, then follow, cancel, approve, retry and list them (X-Client-Token).",
 	"blueprints":             "The blueprints, with the endpoints that create their jobs, and their state graphs.",
 	"workers":                "The live workers: skills, prices, resources, reputation and load.",
 	"files":                  "Files of a job in blob storage: presigned upload and download.",

@@ -104,6 +104,16 @@ func (s *Server) routeTable() []route {
 		add(route{method: "POST", path: p + "/jobs/{id}/cancel", handler: s.client(s.cancelJob), tag: "jobs", auth: authClient,
 			summary: "Cancel a job", description: "Cancels the job, its outstanding tasks (workers running them are told) and its child job.",
 			responses: map[int]reply{200: {description: "Cancelled", body: statusBody{}}, 401: replies.unauthorized, 404: errReply("Job not found or already terminal."), 429: replies.tooMany}})
+		add(route{method: "POST", path: p + "/jobs/{id}/retry", handler: s.client(s.retryJob), tag: "jobs", auth: authClient,
+			summary: "Retry a failed or quarantined job",
+			description: "Runs the job again from the state it failed in: the state whose handler or task failed, or, when a failure route took the job " +
+				"to a failure end state, the state whose task failed. The job becomes running there with a fresh count of attempts and no error, " +
+				"its state's handler runs as on any entry, and it ends (and notifies its webhook_url) again. The audit trail records job_retried " +
+				"(who asked, from which state). Refused (409, saying why) for a job that is not failed or quarantined, whose blueprint or state no longer " +
+				"exists, that ended in an end state its blueprint chose without a failed task, or that is a child job (retry its parent). " +
+				"A job whose live record expired (the store's retention) is 404.",
+			responses: map[int]reply{200: {description: "The job runs again from state", body: protocol.RetryResponse{}}, 401: replies.unauthorized,
+				404: replies.notFound, 409: errReply("The job cannot be retried; the message says why"), 429: replies.tooMany, 503: replies.unavailable}})
 		add(route{method: "POST", path: p + "/jobs/{id}/approve", handler: s.client(s.approveJob), tag: "jobs", auth: authClient,
 			summary: "Decide for a job waiting for a human", request: protocol.ApprovalRequest{},
 			responses: map[int]reply{200: {description: "Decision applied", body: approvalReply{}}, 400: replies.badRequest, 401: replies.unauthorized,

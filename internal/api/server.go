@@ -221,6 +221,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "%s", unknownWorker)
 	case errors.Is(err, engine.ErrInvalidInput), errors.Is(err, engine.ErrInvalidDecision):
 		writeError(w, http.StatusBadRequest, "%v", err)
+	case errors.Is(err, engine.ErrNotRetryable):
+		writeError(w, http.StatusConflict, "%v", err)
 	case errors.Is(err, engine.ErrNotAwaitingHuman):
 		writeError(w, http.StatusConflict, "Job is not in a state that can be approved (%v)", err)
 	case errors.Is(err, engine.ErrWorkerIDMismatch):

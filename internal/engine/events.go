@@ -28,7 +28,8 @@ const (
 	EventApprovalAsked    EventType = "approval_requested" // the job waits for a human
 	EventApproval         EventType = "approval"
 	EventProgress         EventType = "progress"
-	EventJobEnded         EventType = "job_ended" // any terminal status
+	EventJobEnded         EventType = "job_ended"   // any terminal status
+	EventJobRetried       EventType = "job_retried" // a failed or quarantined job runs again
 	EventCancelTask       EventType = "cancel_task"
 	EventWorkerRegistered EventType = "worker_registered"
 	EventWorkerOffline    EventType = "worker_offline"
@@ -59,6 +60,7 @@ type Event struct {
 // make a fan-out's history cost grow with the square of its width.
 var summaryEvents = map[EventType]bool{
 	EventJobCreated: true, EventStateEntered: true, EventApprovalAsked: true, EventApproval: true, EventJobEnded: true,
+	EventJobRetried: true,
 }
 
 // prepare fills in an event's id, job id and (for events of a write) job.

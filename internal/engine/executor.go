@@ -516,6 +516,9 @@ func (e *Engine) resumeFromChild(ctx context.Context, parent *store.Job) error {
 				"child job %s ended %s and state %q routes no %q outcome", childID, summary["status"], j.CurrentState, outcome), nil)
 			return nil
 		}
+		if outcome == "failure" {
+			j.FailedState = j.CurrentState // where a retry of the job starts again
+		}
 		e.transition(t, j, bp, target)
 		return nil
 	})

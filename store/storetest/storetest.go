@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Jobs/EffectsAreAtomic", testEffectsAtomic},
 		{"Jobs/List", testList},
 		{"Jobs/Retention", testRetention},
+		{"Jobs/RetentionLifted", testRetentionLifted},
 		{"Ready/LeaseAndDirty", testReadyLease},
 		{"Ready/Blocking", testReadyBlocking},
 		{"Ready/EndedByWrite", testReadyEndedByWrite},
@@ -272,6 +274,35 @@ func testRetention(t *testing.T, f Factory) {
 	}
 	if _, err := s.GetJob(ctx, "live"); err != nil {
 		t.Fatalf("live job expired: %v", err)
+	}
+}
+
+// testRetentionLifted: a terminal job written live again (a retry) loses
+// its retention, with its parts, and stays listed.
+func testRetentionLifted(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{Retention: 300 * time.Millisecond}), ctxFor(t)
+	j := newJob("again")
+	j.Tasks = map[string]*store.TaskRun{"a": {ID: "a", Attempt: 1, State: store.TaskQueued}}
+	must(t, s.CreateJob(ctx, j, store.Effects{}))
+	j.Status = protocol.StatusFailed
+	delete(j.Tasks, "a")
+	j.DoneTasks = map[string]string{"a": "failure"}
+	must(t, s.UpdateJob(ctx, j, store.Effects{}))
+	time.Sleep(100 * time.Millisecond)
+	j.Status = protocol.StatusRunning
+	must(t, s.UpdateJob(ctx, j, store.Effects{}))
+	time.Sleep(600 * time.Millisecond)
+	got, err := s.GetJob(ctx, "again")
+	if err != nil {
+		t.Fatalf("a job live again expired with its old retention: %v", err)
+	}
+	if got.DoneTasks["a"] != "failure" {
+		t.Fatalf("its parts expired: done tasks %v", got.DoneTasks)
+	}
+	page, _, err := s.ListJobs(ctx, store.JobFilter{})
+	must(t, err)
+	if !slices.ContainsFunc(page, func(j *store.Job) bool { return j.ID == "again" }) {
+		t.Fatal("a job live again left the job list when its old retention ended")
 	}
 }
 
