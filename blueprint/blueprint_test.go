@@ -298,6 +298,20 @@ func TestGraphs(t *testing.T) {
 			t.Errorf("DOT lacks %s:\n%s", frag, dot)
 		}
 	}
+	if strings.Contains(dot, "class=") {
+		t.Errorf("plain DOT marks states:\n%s", dot)
+	}
+	marked := bp.DOTPath([]string{"start", "decide", "fan"}, "fan")
+	for _, frag := range []string{
+		`"__start__" -> "start" [class="taken"]`, `"start" -> "decide" [class="taken"]`,
+		`"decide" -> "fan" [label="success", class="taken"]`, `"decide" -> "bad" [label="failure"];`,
+		`"decide" [label="decide\nstrategy best_value", class="visited"]`, `"fan" [label="fan\nparallel tasks", class="current"]`,
+		`"join" [label="join\naggregator\nruns blueprint kid", style="rounded,dashed"];`,
+	} {
+		if !strings.Contains(marked, frag) {
+			t.Errorf("DOTPath lacks %s:\n%s", frag, marked)
+		}
+	}
 	mm := bp.Mermaid()
 	for _, frag := range []string{
 		"stateDiagram-v2", `state "decide" as s1`, "[*] --> s0", "s1 --> s2 : success",

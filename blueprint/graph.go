@@ -82,7 +82,29 @@ func dedupe(in []string) []string {
 // status), one edge per declared transition labelled with its outcome and
 // condition, fan-out/fan-in edges in bold, and sub-blueprint calls noted on
 // their state.
-func (b *Blueprint) DOT() string {
+func (b *Blueprint) DOT() string { return b.dot(nil, "") }
+
+// DOTPath is DOT with a job's way through the graph marked by classes,
+// which Graphviz's SVG output carries on each node's and edge's element:
+// "visited" on the states of path (the states the job entered, in order),
+// "current" on the state current, and "taken" on the transitions between
+// consecutive states of path (and the start arrow).
+func (b *Blueprint) DOTPath(path []string, current string) string {
+	return b.dot(path, current)
+}
+
+func (b *Blueprint) dot(path []string, current string) string {
+	visited := map[string]bool{}
+	taken := map[[2]string]bool{}
+	for i, s := range path {
+		visited[s] = true
+		if i > 0 {
+			taken[[2]string{path[i-1], s}] = true
+		}
+	}
+	if len(path) > 0 {
+		taken[[2]string{"__start__", path[0]}] = true
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "digraph %s {\n", dotQuote(b.name))
 	fmt.Fprintf(&sb, "  label=%s;\n  labelloc=t;\n  rankdir=TB;\n", dotQuote("blueprint "+b.name))
@@ -90,7 +112,7 @@ func (b *Blueprint) DOT() string {
 	sb.WriteString("  edge [fontname=\"Helvetica\", fontsize=10];\n")
 	if b.start != "" {
 		sb.WriteString("  \"__start__\" [shape=point, width=0.15];\n")
-		fmt.Fprintf(&sb, "  \"__start__\" -> %s;\n", dotQuote(b.start))
+		fmt.Fprintf(&sb, "  \"__start__\" -> %s%s;\n", dotQuote(b.start), classAttr(taken[[2]string{"__start__", b.start}], "taken"))
 	}
 	for _, name := range b.order {
 		label := name
@@ -109,6 +131,12 @@ func (b *Blueprint) DOT() string {
 		case kindAggregator:
 			attrs = append(attrs, "style=\"rounded,dashed\"")
 		}
+		switch {
+		case name == current:
+			attrs = append(attrs, `class="current"`)
+		case visited[name]:
+			attrs = append(attrs, `class="visited"`)
+		}
 		fmt.Fprintf(&sb, "  %s [%s];\n", dotQuote(name), strings.Join(attrs, ", "))
 	}
 	for _, e := range b.edges() {
@@ -119,6 +147,9 @@ func (b *Blueprint) DOT() string {
 		if e.fanIn {
 			attrs = append(attrs, "style=bold")
 		}
+		if taken[[2]string{e.from, e.to}] {
+			attrs = append(attrs, `class="taken"`)
+		}
 		line := fmt.Sprintf("  %s -> %s", dotQuote(e.from), dotQuote(e.to))
 		if len(attrs) > 0 {
 			line += " [" + strings.Join(attrs, ", ") + "]"
@@ -127,6 +158,14 @@ func (b *Blueprint) DOT() string {
 	}
 	sb.WriteString("}\n")
 	return sb.String()
+}
+
+// classAttr is " [class=...]" when on, else "".
+func classAttr(on bool, class string) string {
+	if !on {
+		return ""
+	}
+	return ` [class="` + class + `"]`
 }
 
 func dotQuote(s string) string {

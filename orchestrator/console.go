@@ -7,6 +7,7 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
+	"github.com/avtomatika-ai/avtomatika-go/internal/backend"
 	"github.com/avtomatika-ai/avtomatika-go/internal/console"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -23,7 +24,11 @@ import (
 
 // mountConsole builds the console over the API server s and mounts it.
 func (o *Orchestrator) mountConsole(s *api.Server) error {
-	c, err := console.New(console.Options{API: s, Engine: o.eng, Clients: o.clients, Schedules: o.scheduleInfo, Logger: o.cfg.Logger})
+	opts := console.Options{API: s, Engine: o.eng, Clients: o.clients, Schedules: o.scheduleInfo, Logger: o.cfg.Logger}
+	if gv, err := backend.Lookup(backend.Graphviz); err == nil {
+		opts.RenderSVG = gv.RenderSVG
+	}
+	c, err := console.New(opts)
 	if err != nil {
 		return err
 	}

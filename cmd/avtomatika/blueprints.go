@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os/exec"
 	"strconv"
 	"strings"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/graphsvg"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -57,22 +55,15 @@ func blueprintsGraph() *command {
 		name: "graph", args: "NAME", minArgs: 1, maxArgs: 1,
 		summary: "print a blueprint's state graph (dot, mermaid or svg)",
 		help: `dot is Graphviz source and mermaid a Mermaid state diagram, both as the
-server renders them. svg runs the DOT source through Graphviz ("dot -Tsvg"),
-which must be installed and on PATH, e.g.:
+server renders them. svg lays the DOT source out with Graphviz built into
+this program (WebAssembly; nothing to install), e.g.:
   avtomatika blueprints graph full_showcase --format svg > full_showcase.svg`,
 		setup: func(fs *flag.FlagSet) action {
 			format := fs.String("format", "dot", "`FORMAT` of the graph: dot, mermaid or svg")
 			return func(ctx context.Context, a *app, args []string) error {
 				path := []string{"blueprints", "graph"}
-				var dotPath string
 				switch *format {
-				case "dot", "mermaid":
-				case "svg":
-					p, err := exec.LookPath("dot")
-					if err != nil {
-						return fmt.Errorf("--format svg needs Graphviz: install it (e.g. apt-get install graphviz, brew install graphviz) so that \"dot\" is on PATH, or use --format dot: %w", err)
-					}
-					dotPath = p
+				case "dot", "mermaid", "svg":
 				default:
 					return usageErrorf(path, "--format: unknown format %q (want dot, mermaid or svg)", *format)
 				}
@@ -88,8 +79,13 @@ which must be installed and on PATH, e.g.:
 				if err != nil {
 					return err
 				}
-				if dotPath != "" {
-					return renderSVG(ctx, dotPath, graph, a.stdout)
+				if *format == "svg" {
+					svg, err := graphsvg.Render(ctx, graph)
+					if err != nil {
+						return err
+					}
+					_, err = a.stdout.Write(svg)
+					return err
 				}
 				if !strings.HasSuffix(graph, "\n") {
 					graph += "\n"
@@ -99,21 +95,4 @@ which must be installed and on PATH, e.g.:
 			}
 		},
 	}
-}
-
-// renderSVG runs Graphviz on DOT source and copies the SVG to w. Nothing is
-// written when Graphviz fails.
-func renderSVG(ctx context.Context, dotPath, source string, w io.Writer) error {
-	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(ctx, dotPath, "-Tsvg")
-	cmd.Stdin = strings.NewReader(source)
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		if msg := strings.TrimSpace(errOut.String()); msg != "" {
-			err = errors.Join(err, errors.New(msg))
-		}
-		return fmt.Errorf("graphviz: %w", err)
-	}
-	_, err := out.WriteTo(w)
-	return err
 }

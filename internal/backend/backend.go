@@ -31,6 +31,7 @@ const (
 	SQLite   Kind = "sqlite"
 	Postgres Kind = "postgres"
 	S3       Kind = "s3"
+	Graphviz Kind = "graphviz" // blueprint graphs as SVG (the console)
 )
 
 // DefaultHistoryURI is the history database when none is configured.
@@ -47,6 +48,7 @@ var what = map[Kind]string{
 	SQLite:   "the SQLite history database (HISTORY_DATABASE_URI=sqlite:...)",
 	Postgres: "the PostgreSQL history database (HISTORY_DATABASE_URI=postgres://...)",
 	S3:       "S3 blob storage (S3_ENDPOINT_URL)",
+	Graphviz: "blueprint graphs rendered as SVG (the console's job page)",
 }
 
 // ErrNotLinked is returned by Lookup for a backend the program does not
@@ -68,6 +70,8 @@ type Backend struct {
 	OpenStore   func(context.Context, StoreOptions) (store.Store, error)
 	OpenHistory func(context.Context, HistoryTarget) (history.Store, error)
 	OpenBlobs   func(context.Context, blob.S3Options) (blob.Store, error)
+	// RenderSVG lays out Graphviz DOT source as an SVG document.
+	RenderSVG func(ctx context.Context, dot string) ([]byte, error)
 }
 
 // The registry is written only by Register, from init functions.

@@ -50,6 +50,9 @@ type Options struct {
 	Clients *auth.Clients  // client tokens
 	// Schedules lists the scheduler's schedules (admin page); nil: none.
 	Schedules func(ctx context.Context) ([]protocol.ScheduleInfo, error)
+	// RenderSVG lays out Graphviz DOT source as SVG (the job page's
+	// blueprint graph); nil: the job page lists the states instead.
+	RenderSVG func(ctx context.Context, dot string) ([]byte, error)
 	Logger    *slog.Logger
 }
 
@@ -62,6 +65,7 @@ type Console struct {
 	pages map[string]*template.Template
 	live  *hub
 	cop   *http.CrossOriginProtection
+	graph *graphs // nil without Options.RenderSVG
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -79,6 +83,9 @@ func New(opts Options) (*Console, error) {
 	c.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.refuse(w, r, http.StatusForbidden, "Refused: a cross-origin request. Use the console's own pages.")
 	}))
+	if opts.RenderSVG != nil {
+		c.graph = &graphs{render: opts.RenderSVG, cache: map[[32]byte]template.HTML{}}
+	}
 	var err error
 	if c.pages, err = parsePages(); err != nil {
 		return nil, err

@@ -335,6 +335,14 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, v *viewer) {
 	}
 	data["Events"], data["Attempts"] = events, attempts(events, prices)
 	data["States"], data["Path"] = c.states(view, events)
+	if bp, ok := c.opts.Engine.Blueprint(view.Blueprint); ok && c.graph != nil {
+		path, _ := data["Path"].([]string)
+		if svg, err := c.graph.svg(ctx, bp.DOTPath(path, view.CurrentState)); err == nil {
+			data["Graph"] = svg
+		} else {
+			c.opts.Logger.Warn("console: blueprint graph unavailable", "blueprint", view.Blueprint, "error", err)
+		}
+	}
 	if r.URL.Query().Get("fragment") == "panel" {
 		data["Fragment"] = "jobpanel"
 	}

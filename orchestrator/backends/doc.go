@@ -5,6 +5,7 @@
 // importing its package for its side effect, as with database/sql drivers:
 //
 //	import (
+//		_ "github.com/avtomatika-ai/avtomatika-go/orchestrator/backends/graphviz" // the console's blueprint graphs
 //		_ "github.com/avtomatika-ai/avtomatika-go/orchestrator/backends/postgres" // HISTORY_DATABASE_URI=postgres://...
 //		_ "github.com/avtomatika-ai/avtomatika-go/orchestrator/backends/redis"    // REDIS_URL
 //		_ "github.com/avtomatika-ai/avtomatika-go/orchestrator/backends/s3"       // S3_ENDPOINT_URL
