@@ -54,6 +54,12 @@ CREATE TABLE history_jobs (
 CREATE INDEX history_jobs_created ON history_jobs (created_at DESC, id DESC);
 CREATE INDEX history_jobs_client ON history_jobs (client, created_at DESC, id DESC);
 `},
+	// Listing by status (the console's counts, ?status=): without these a
+	// rare status scans every job.
+	{3, "jobs by status", `
+CREATE INDEX history_jobs_status ON history_jobs (status, created_at DESC, id DESC);
+CREATE INDEX history_jobs_client_status ON history_jobs (client, status, created_at DESC, id DESC);
+`},
 }
 
 // lockPrefix names the advisory lock that serialises migrations of one

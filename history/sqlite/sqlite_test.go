@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,4 +126,39 @@ func BenchmarkAppend500(b *testing.B) {
 	}
 	defer s.Close()
 	historytest.BenchmarkAppend(b, s, 500)
+}
+
+// TestListByStatusUsesAnIndex: listing by status (the console's counts)
+// reads an index on status instead of scanning every job.
+func TestListByStatusUsesAnIndex(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "h.db")
+	open(t, path)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for q, want := range map[string]string{
+		`SELECT id FROM history_jobs WHERE status = 'error' ORDER BY created_at DESC, id DESC LIMIT 501`:                  "history_jobs_status",
+		`SELECT id FROM history_jobs WHERE client = 'a' AND status = 'error' ORDER BY created_at DESC, id DESC LIMIT 501`: "history_jobs_client_status",
+	} {
+		var plan strings.Builder
+		rows, err := db.Query("EXPLAIN QUERY PLAN " + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan.WriteString(detail + "\n")
+		}
+		rows.Close()
+		if !strings.Contains(plan.String(), want) || strings.Contains(plan.String(), "TEMP B-TREE") {
+			t.Errorf("%s\nplan:\n%s\nwant a walk of %s", q, plan.String(), want)
+		}
+	}
 }
