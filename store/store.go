@@ -61,6 +61,7 @@ type Store interface {
 	Workers
 	Counters
 	Outbox
+	Stats
 
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error

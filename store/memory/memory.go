@@ -56,6 +56,7 @@ type Store struct {
 	fence    int64
 
 	outbox outbox
+	stats  stats // the console's figures (stats.go), under their own lock
 }
 
 // jobEntry is a job as the store keeps it: the header, and its parts as

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Jobs/Once", testOnce},
 		{"Outbox/Commit", testOutboxCommit},
 		{"Outbox/Wait", testOutboxWait},
+		{"Stats", testStats},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
 	}
