@@ -26,6 +26,8 @@ var (
 )
 
 // Effects are changes committed atomically together with a job write.
+// They stay within the written job's tree (see TreeKey): a backend may
+// refuse to create, mark ready or add a timer for a job of another tree.
 type Effects struct {
 	Create  []*Job       // further jobs to create (child jobs)
 	Ready   []string     // jobs that need an executor step
@@ -112,7 +114,9 @@ type Jobs interface {
 // once; taking it leases it, and a job marked ready while leased is handed
 // out again only after the lease ends, so no two executors run one job at a
 // time. A lease that is neither extended nor finished expires, and the job
-// becomes ready again (crash recovery).
+// becomes ready again (crash recovery). Jobs are handed out in the order
+// they were marked ready, at least among the jobs of one tree (see
+// TreeKey); a sharded backend takes from its shards in turn.
 type ReadyQueue interface {
 	// PushReady marks jobs ready.
 	PushReady(ctx context.Context, ids ...string) error
@@ -212,13 +216,18 @@ type OutboxEntry struct {
 // Outbox is the log of events that job writes commit (Effects.Events) or
 // that are appended alone. Consumers read it by cursor, at least once, at
 // their own pace; nothing a consumer does can hold up a job write. Entry
-// ids have the form "<ms>-<seq>" (a Redis stream id) and grow with each
-// append; CompareEventIDs orders them.
+// ids have the form "<ms>-<seq>" (a Redis stream id), or are positions
+// over the shards of a sharded outbox (JoinEventPosition), and grow with
+// each entry read; CompareEventIDs orders them, MinEventID takes the
+// earlier of two.
 type Outbox interface {
 	// AppendEvents appends events that belong to no job write.
 	AppendEvents(ctx context.Context, events ...[]byte) error
 	// ReadEvents returns up to limit entries after the cursor ("" reads
-	// from the oldest), oldest first. When there are none it waits up to
+	// from the oldest), oldest first: in the order written among the
+	// entries of one job tree; a sharded outbox may return entries of
+	// other trees written within the same millisecond (or, across servers,
+	// within their clocks' skew) in either order, but never skips one. When there are none it waits up to
 	// wait for the first to arrive, or until ctx ends (then it returns
 	// no entries and no error).
 	ReadEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]OutboxEntry, error)
@@ -233,7 +242,17 @@ type Outbox interface {
 
 // CompareEventIDs orders two outbox entry ids (-1, 0, +1); "" is before
 // every id. An id that does not parse is compared as text.
+//
+// A sharded outbox (several streams) has position ids, "<owner>;<id>,<id>,..."
+// (JoinEventPosition): one stream id per shard. Positions are compared
+// shard by shard, a plain id standing for itself in every shard: 0 when
+// all are equal, +1 when a is at or after b in every shard, else -1 (a is
+// behind b somewhere). So "a >= b" means a consumer at a has seen
+// everything up to b.
 func CompareEventIDs(a, b string) int {
+	if strings.Contains(a, ";") || strings.Contains(b, ";") {
+		return comparePositions(a, b)
+	}
 	am, as, aok := parseEventID(a)
 	bm, bs, bok := parseEventID(b)
 	if !aok || !bok {
@@ -243,6 +262,81 @@ func CompareEventIDs(a, b string) int {
 		return cmpUint(am, bm)
 	}
 	return cmpUint(as, bs)
+}
+
+// MinEventID is the earliest of two ids, for trimming what every consumer
+// has handled: of two positions, the earliest id of each shard.
+func MinEventID(a, b string) string {
+	if !strings.Contains(a, ";") && !strings.Contains(b, ";") {
+		if CompareEventIDs(a, b) <= 0 {
+			return a
+		}
+		return b
+	}
+	pa, pb := positionOf(a, b), positionOf(b, a)
+	out := make([]string, len(pa))
+	for i := range pa {
+		out[i] = MinEventID(pa[i], pb[i])
+	}
+	return JoinEventPosition(-1, out)
+}
+
+// JoinEventPosition renders the position of a sharded outbox: the stream
+// id reached in each shard ("" or "0-0": none), and the shard whose entry
+// the position ends at (-1: none in particular).
+func JoinEventPosition(owner int, ids []string) string {
+	return strconv.Itoa(owner) + ";" + strings.Join(ids, ",")
+}
+
+// SplitEventPosition parses a position of n shards; a plain id stands for
+// itself in every shard. False when it has another number of shards.
+func SplitEventPosition(id string, n int) (owner int, ids []string, ok bool) {
+	o, rest, found := strings.Cut(id, ";")
+	if !found {
+		ids = make([]string, n)
+		for i := range ids {
+			ids[i] = id
+		}
+		return -1, ids, true
+	}
+	owner, err := strconv.Atoi(o)
+	ids = strings.Split(rest, ",")
+	if err != nil || len(ids) != n || owner < -1 || owner >= n {
+		return 0, nil, false
+	}
+	return owner, ids, true
+}
+
+// positionOf is id's per-shard ids, as many as other's when id is plain.
+func positionOf(id, other string) []string {
+	n := 1
+	if _, rest, ok := strings.Cut(id, ";"); ok {
+		n = strings.Count(rest, ",") + 1
+	} else if _, rest, ok := strings.Cut(other, ";"); ok {
+		n = strings.Count(rest, ",") + 1
+	}
+	_, ids, ok := SplitEventPosition(id, n)
+	if !ok {
+		return make([]string, n)
+	}
+	return ids
+}
+
+func comparePositions(a, b string) int {
+	pa, pb := positionOf(a, b), positionOf(b, a)
+	if len(pa) != len(pb) {
+		return strings.Compare(a, b)
+	}
+	out := 0
+	for i := range pa {
+		switch CompareEventIDs(pa[i], pb[i]) {
+		case -1:
+			return -1
+		case 1:
+			out = 1
+		}
+	}
+	return out
 }
 
 func parseEventID(id string) (ms, seq uint64, ok bool) {

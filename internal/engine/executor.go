@@ -130,7 +130,7 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) (released bool, e
 		return false, ctx.Err() // stopping: the step is redone by whoever resumes the job
 	}
 	// Ids are fixed before the write so that a retried write reuses them.
-	ids := newStepIDs()
+	ids := newStepIDs(j.ID)
 	var oerr error
 	if herr == nil {
 		// Large params go to blob storage before the write, so that the
@@ -206,7 +206,7 @@ func (e *Engine) firstStep(ctx context.Context, t *txn, j *store.Job, bp *bluepr
 	if herr != nil || ctx.Err() != nil {
 		return nil
 	}
-	ids := newStepIDs()
+	ids := newStepIDs(j.ID)
 	var oerr error
 	ids.offloaded, oerr = e.offloadParams(ctx, j.ID, &out, ids)
 	if ctx.Err() != nil {
@@ -289,20 +289,23 @@ func (e *Engine) backoff(n int) time.Duration {
 
 // stepIDs is what a step fixes before its write: the ids of what it
 // creates, and the params it offloaded to blob storage (by task index).
+// Task and child job ids share the job's tree key (store.NewTreeID), so
+// that a sharded store keeps a job tree together.
 type stepIDs struct {
+	job       string
 	task      string
 	child     string
 	seed      string
 	offloaded []map[string]protocol.FileMetadata
 }
 
-func newStepIDs() stepIDs {
-	return stepIDs{task: "task-" + uuid.NewString(), child: uuid.NewString(), seed: uuid.NewString()}
+func newStepIDs(jobID string) stepIDs {
+	return stepIDs{job: jobID, task: "task-" + store.NewTreeID(jobID), child: store.NewTreeID(jobID), seed: uuid.NewString()}
 }
 
 // branch is the id of the i-th task of a parallel dispatch.
 func (ids stepIDs) branch(i int) string {
-	return uuid.NewSHA1(uuid.MustParse(ids.seed), fmt.Appendf(nil, "%d", i)).String()
+	return store.SameTree(uuid.NewSHA1(uuid.MustParse(ids.seed), fmt.Appendf(nil, "%d", i)), ids.job).String()
 }
 
 // offloadedFor is the params metadata offloaded for task i.

@@ -377,10 +377,9 @@ func (r *Relay) trim(ctx context.Context) error {
 			return nil // it has handled nothing yet
 		}
 		// Trimming keeps the cursor's own entry: harmless, and the next
-		// read after it still finds its place.
-		if store.CompareEventIDs(cursor, before) < 0 {
-			before = cursor
-		}
+		// read after it still finds its place. Of a sharded outbox's
+		// positions, the earliest id of each shard.
+		before = store.MinEventID(cursor, before)
 	}
 	return r.store.TrimEvents(ctx, before)
 }

@@ -18,7 +18,7 @@ func expireArg(at time.Time) string {
 
 // Incr implements store.Counters.
 func (s *Store) Incr(ctx context.Context, key string, delta int64, expireAt time.Time) (int64, error) {
-	n, err := incrScript.Run(ctx, s.rdb, []string{s.k.counter(key)}, delta, expireArg(expireAt)).Int64()
+	n, err := incrScript.Run(ctx, s.rdb, []string{s.g.counter(key)}, delta, expireArg(expireAt)).Int64()
 	if err != nil {
 		return 0, fail(ctx, "increment "+key, err)
 	}
@@ -27,7 +27,7 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, expireAt time
 
 // IncrIfBelow implements store.Counters.
 func (s *Store) IncrIfBelow(ctx context.Context, key string, limit int64, expireAt time.Time) (int64, bool, error) {
-	res, err := incrIfBelowScript.Run(ctx, s.rdb, []string{s.k.counter(key)}, limit, expireArg(expireAt)).Int64Slice()
+	res, err := incrIfBelowScript.Run(ctx, s.rdb, []string{s.g.counter(key)}, limit, expireArg(expireAt)).Int64Slice()
 	if err != nil {
 		return 0, false, fail(ctx, "increment "+key, err)
 	}
@@ -36,7 +36,7 @@ func (s *Store) IncrIfBelow(ctx context.Context, key string, limit int64, expire
 
 // SetOnce implements store.Counters.
 func (s *Store) SetOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.k.value(key), "1", max(ttl, 0)).Result()
+	ok, err := s.rdb.SetNX(ctx, s.g.value(key), "1", max(ttl, 0)).Result()
 	if err != nil {
 		return false, fail(ctx, "set once "+key, err)
 	}
@@ -45,12 +45,12 @@ func (s *Store) SetOnce(ctx context.Context, key string, ttl time.Duration) (boo
 
 // PutValue implements store.Counters.
 func (s *Store) PutValue(ctx context.Context, key, value string, ttl time.Duration) error {
-	return fail(ctx, "put value "+key, s.rdb.Set(ctx, s.k.value(key), value, max(ttl, 0)).Err())
+	return fail(ctx, "put value "+key, s.rdb.Set(ctx, s.g.value(key), value, max(ttl, 0)).Err())
 }
 
 // GetValue implements store.Counters.
 func (s *Store) GetValue(ctx context.Context, key string) (string, error) {
-	v, err := s.rdb.Get(ctx, s.k.value(key)).Result()
+	v, err := s.rdb.Get(ctx, s.g.value(key)).Result()
 	if err != nil {
 		return "", fail(ctx, "value "+key, err)
 	}
@@ -59,12 +59,12 @@ func (s *Store) GetValue(ctx context.Context, key string) (string, error) {
 
 // DeleteValue implements store.Counters.
 func (s *Store) DeleteValue(ctx context.Context, key string) error {
-	return fail(ctx, "delete value "+key, s.rdb.Del(ctx, s.k.value(key)).Err())
+	return fail(ctx, "delete value "+key, s.rdb.Del(ctx, s.g.value(key)).Err())
 }
 
 // AcquireLock implements store.Counters.
 func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration) (store.Lock, bool, error) {
-	token, err := acquireLockScript.Run(ctx, s.rdb, []string{s.k.lock(name), s.k.lockFence()}, ttlMillis(ttl)).Int64()
+	token, err := acquireLockScript.Run(ctx, s.rdb, []string{s.g.lock(name), s.g.lockFence()}, ttlMillis(ttl)).Int64()
 	if err != nil {
 		return store.Lock{}, false, fail(ctx, "acquire lock "+name, err)
 	}
@@ -76,7 +76,7 @@ func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration)
 
 // RefreshLock implements store.Counters.
 func (s *Store) RefreshLock(ctx context.Context, l store.Lock, ttl time.Duration) (bool, error) {
-	ok, err := refreshLockScript.Run(ctx, s.rdb, []string{s.k.lock(l.Name)}, l.Token, ttlMillis(ttl)).Int()
+	ok, err := refreshLockScript.Run(ctx, s.rdb, []string{s.g.lock(l.Name)}, l.Token, ttlMillis(ttl)).Int()
 	if err != nil {
 		return false, fail(ctx, "refresh lock "+l.Name, err)
 	}
@@ -85,6 +85,6 @@ func (s *Store) RefreshLock(ctx context.Context, l store.Lock, ttl time.Duration
 
 // ReleaseLock implements store.Counters.
 func (s *Store) ReleaseLock(ctx context.Context, l store.Lock) error {
-	err := releaseLockScript.Run(ctx, s.rdb, []string{s.k.lock(l.Name)}, l.Token).Err()
+	err := releaseLockScript.Run(ctx, s.rdb, []string{s.g.lock(l.Name)}, l.Token).Err()
 	return fail(ctx, "release lock "+l.Name, err)
 }

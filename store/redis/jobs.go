@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -47,7 +48,8 @@ func (s *Store) LoadJob(ctx context.Context, id string, taskIDs ...string) (*sto
 // records (-1: always), else the header, the tasks named and their final
 // statuses.
 func (s *Store) readJob(ctx context.Context, id string, whole int, taskIDs []string) (*store.Job, error) {
-	keys := []string{s.k.job(id), s.k.jobTasks(id), s.k.jobBranches(id), s.k.jobDone(id), s.k.jobDispatches(id)}
+	k := s.shard(id)
+	keys := []string{k.job(id), k.jobTasks(id), k.jobBranches(id), k.jobDone(id), k.jobDispatches(id)}
 	argv := make([]any, 0, 1+len(taskIDs))
 	argv = append(argv, whole)
 	for _, t := range taskIDs {
@@ -265,12 +267,12 @@ type planTimer struct {
 }
 
 // Fixed KEYS of commitScript, in order.
-func (s *Store) commitKeys() []string {
+func commitKeys(k keys) []string {
 	return []string{
-		s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(),
-		s.k.timers(), s.k.timerData(),
-		s.k.readyQueue(), s.k.readySeq(), s.k.readyLeases(), s.k.readyDirty(),
-		s.k.jobsAll(), s.k.jobsExpiring(), s.k.outbox(),
+		k.taskWhere(), k.taskData(), k.loads(), k.queues(),
+		k.timers(), k.timerData(),
+		k.readyQueue(), k.readySeq(), k.readyLeases(), k.readyDirty(),
+		k.jobsAll(), k.jobsExpiring(), k.outbox(),
 	}
 }
 
@@ -305,13 +307,31 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	if err := checkCreates(job.ID, fx.Create); err != nil {
 		return err
 	}
+	if err := s.checkTree(job.ID, fx); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	once := fx.Once
+	if s.sharded() {
+		// The once-key is deployment-wide, the job in its shard: take the
+		// key first, and give it back if the write does not happen.
+		fx.Once = nil
+		if once != nil {
+			if err := s.takeOnce(ctx, once); err != nil {
+				return err
+			}
+		}
+	}
 	keys, argv, err := s.buildCommit(job, create, fx)
 	if err != nil {
+		s.giveOnceBack(once, fx.Once)
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	res, err := commitScript.Run(ctx, s.rdb, keys, argv...).StringSlice()
 	if err != nil {
-		return fail(ctx, op, err)
+		return fail(ctx, op, err) // the write may have happened: keep the key
+	}
+	if res[0] != "ok" {
+		s.giveOnceBack(once, fx.Once)
 	}
 	switch res[0] {
 	case "ok":
@@ -322,7 +342,7 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		}
 		return nil
 	case "once":
-		return fmt.Errorf("%s: %w", fx.Once.Key, store.ErrOnceTaken)
+		return fmt.Errorf("%s: %w", once.Key, store.ErrOnceTaken)
 	case "exists":
 		return fmt.Errorf("job %s: %w", res[1], store.ErrExists)
 	case "notfound":
@@ -331,6 +351,63 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		return fmt.Errorf("job %s at version %d, stored %s: %w", job.ID, job.Version, res[1], store.ErrConflict)
 	}
 	return fmt.Errorf("%s: unexpected script reply %q", op, res)
+}
+
+// checkTree rejects, with several shards, effects outside the written
+// job's shard (see store.TreeKey): a job created or marked ready, or a
+// timer added, for a job of another tree.
+func (s *Store) checkTree(id string, fx store.Effects) error {
+	if !s.sharded() {
+		return nil
+	}
+	home := shardIndex(id, len(s.shards))
+	other := func(what, x string) error {
+		if shardIndex(x, len(s.shards)) != home {
+			return fmt.Errorf("%s %s is not in the tree of job %s (tree keys %q and %q; see store.TreeKey)",
+				what, x, id, store.TreeKey(x), store.TreeKey(id))
+		}
+		return nil
+	}
+	for _, c := range fx.Create {
+		if err := other("child job", c.ID); err != nil {
+			return err
+		}
+	}
+	for _, r := range fx.Ready {
+		if err := other("ready job", r); err != nil {
+			return err
+		}
+	}
+	for _, t := range fx.Timers {
+		if err := other("timer of job", t.JobID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeOnce sets a write's once-key unless it is taken (ErrOnceTaken).
+func (s *Store) takeOnce(ctx context.Context, o *store.Once) error {
+	ok, err := s.rdb.SetNX(ctx, s.g.value(o.Key), o.Value, max(o.TTL, 0)).Result()
+	if err != nil {
+		return fail(ctx, "set once "+o.Key, err)
+	}
+	if !ok {
+		return fmt.Errorf("%s: %w", o.Key, store.ErrOnceTaken)
+	}
+	return nil
+}
+
+// giveOnceBack deletes a once-key takeOnce set for a write that was
+// refused, unless the key was part of the write itself (inScript) or was
+// set by another write since.
+func (s *Store) giveOnceBack(o, inScript *store.Once) {
+	if o == nil || inScript != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	_ = releaseOnceScript.Run(ctx, s.rdb, []string{s.g.value(o.Key)}, o.Value).Err()
 }
 
 // checkCreates rejects a commit that creates one job id twice.
@@ -362,24 +439,25 @@ func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
 }
 
 func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]string, []any, error) {
+	k := s.shard(job.ID)
 	a := &commitArgs{index: map[string]int{}}
-	for _, k := range s.commitKeys() {
-		a.key(k)
+	for _, key := range commitKeys(k) {
+		a.key(key)
 	}
-	a.argv = []any{"", s.k.readyChannel(), s.k.queueChannel()}
-	p := commitPlan{Prefix: s.k.base}
+	a.argv = []any{"", s.g.readyChannel(), s.g.queueChannel()}
+	p := commitPlan{Prefix: k.base}
 
 	expect, version := "", int64(1)
 	if !create {
 		expect, version = strconv.FormatInt(job.Version, 10), job.Version+1
 	}
-	pj, err := s.planJob(a, job, expect, version)
+	pj, err := s.planJob(a, k, job, expect, version)
 	if err != nil {
 		return nil, nil, err
 	}
 	p.Jobs = append(p.Jobs, pj)
 	for _, c := range fx.Create {
-		pj, err := s.planJob(a, c, "", 1)
+		pj, err := s.planJob(a, k, c, "", 1)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -409,7 +487,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		}
 		name := q.Queue()
 		p.Enqueue = append(p.Enqueue, planEnqueue{
-			ID: q.Run.ID, Key: a.key(s.k.taskQueue(name)), Score: formatFloat(q.Score), Doc: a.doc(string(doc)),
+			ID: q.Run.ID, Key: a.key(k.taskQueue(name)), Score: formatFloat(q.Score), Doc: a.doc(string(doc)),
 			Queue: name, Loc: locQueued + name, Worker: q.Worker,
 		})
 	}
@@ -427,7 +505,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		p.Events = append(p.Events, a.doc(string(ev)))
 	}
 	if o := fx.Once; o != nil {
-		p.Once = &planOnce{Key: a.key(s.k.value(o.Key)), Value: o.Value}
+		p.Once = &planOnce{Key: a.key(s.g.value(o.Key)), Value: o.Value}
 		if o.TTL > 0 {
 			p.Once.TTL = strconv.FormatInt(ttlMillis(o.TTL), 10)
 		}
@@ -446,7 +524,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 
 // planJob encodes one job write; the document (the header) carries the
 // version written.
-func (s *Store) planJob(a *commitArgs, job *store.Job, expect string, version int64) (planJob, error) {
+func (s *Store) planJob(a *commitArgs, k keys, job *store.Job, expect string, version int64) (planJob, error) {
 	c := job.Header()
 	c.Version = version
 	c.Format = store.FormatVersion
@@ -454,12 +532,12 @@ func (s *Store) planJob(a *commitArgs, job *store.Job, expect string, version in
 	if err != nil {
 		return planJob{}, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}
-	parts, err := s.planParts(a, job)
+	parts, err := encodeParts(a, k, job)
 	if err != nil {
 		return planJob{}, err
 	}
 	pj := planJob{
-		ID: job.ID, Key: a.key(s.k.job(job.ID)), Expect: expect, Version: strconv.FormatInt(version, 10),
+		ID: job.ID, Key: a.key(k.job(job.ID)), Expect: expect, Version: strconv.FormatInt(version, 10),
 		Doc: a.doc(string(doc)), Parts: parts,
 	}
 	if job.Status.Terminal() {
@@ -467,18 +545,18 @@ func (s *Store) planJob(a *commitArgs, job *store.Job, expect string, version in
 	}
 	if expect == "" {
 		pj.Member = indexMember(job.CreatedAt, job.ID)
-		pj.Client = a.key(s.k.jobsByClient(job.Client.Name))
+		pj.Client = a.key(k.jobsByClient(job.Client.Name))
 		pj.ClientName = job.Client.Name
 	}
 	return pj, nil
 }
 
-// planParts encodes what a write does to the job's part records.
-func (s *Store) planParts(a *commitArgs, job *store.Job) (planParts, error) {
+// encodeParts encodes what a write does to the job's part records.
+func encodeParts(a *commitArgs, k keys, job *store.Job) (planParts, error) {
 	ch := job.Changes()
 	p := planParts{
-		TasksKey: a.key(s.k.jobTasks(job.ID)), BranchesKey: a.key(s.k.jobBranches(job.ID)),
-		DoneKey: a.key(s.k.jobDone(job.ID)), DispatchesKey: a.key(s.k.jobDispatches(job.ID)),
+		TasksKey: a.key(k.jobTasks(job.ID)), BranchesKey: a.key(k.jobBranches(job.ID)),
+		DoneKey: a.key(k.jobDone(job.ID)), DispatchesKey: a.key(k.jobDispatches(job.ID)),
 		DeleteTasks: ch.DeleteTasks, DeleteBranches: ch.DeleteBranches,
 	}
 	for _, t := range ch.PutTasks {
@@ -529,19 +607,15 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]*store.Job, 
 	if err := s.purgeJobIndex(ctx); err != nil {
 		return nil, "", err
 	}
-	index := s.k.jobsAll()
-	if f.Client != "" {
-		index = s.k.jobsByClient(f.Client)
-	}
 	batch := int64(limit + 1)
 	if f.Status != "" || f.Blueprint != "" {
 		batch = max(batch, 200)
 	}
 	var out []*store.Job
 	for len(out) <= limit {
-		members, err := s.rdb.ZRevRangeByLex(ctx, index, &goredis.ZRangeBy{Max: upper, Min: "-", Count: batch}).Result()
+		members, err := s.indexPage(ctx, f.Client, upper, batch)
 		if err != nil {
-			return nil, "", fail(ctx, "list jobs", err)
+			return nil, "", err
 		}
 		if len(members) == 0 {
 			break
@@ -574,11 +648,38 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]*store.Job, 
 	return out, next, nil
 }
 
+// indexPage returns up to n members of the job index (a client's, or the
+// global one) below upper, newest first: with several shards, the newest
+// n of the n newest of each shard's index.
+func (s *Store) indexPage(ctx context.Context, client, upper string, n int64) ([]string, error) {
+	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.StringSliceCmd {
+		index := k.jobsAll()
+		if client != "" {
+			index = k.jobsByClient(client)
+		}
+		return p.ZRevRangeByLex(ctx, index, &goredis.ZRangeBy{Max: upper, Min: "-", Count: n})
+	})
+	if err != nil {
+		return nil, fail(ctx, "list jobs", err)
+	}
+	if len(cmds) == 1 {
+		return cmds[0].Val(), nil
+	}
+	var members []string
+	for _, c := range cmds {
+		members = append(members, c.Val()...)
+	}
+	slices.Sort(members)
+	slices.Reverse(members)
+	return members[:min(int64(len(members)), n)], nil
+}
+
 // readJobs reads the jobs of index members in one round trip; expired
 // ones are nil.
 func (s *Store) readJobs(ctx context.Context, members []string) ([]*store.Job, error) {
 	cmds, err := pipelined(ctx, s.rdb, members, func(p goredis.Pipeliner, m string) *goredis.SliceCmd {
-		return p.HMGet(ctx, s.k.job(idOfMember(m)), "doc", "v")
+		id := idOfMember(m)
+		return p.HMGet(ctx, s.shard(id).job(id), "doc", "v")
 	})
 	if err != nil {
 		return nil, fail(ctx, "list jobs", err)
@@ -601,9 +702,18 @@ func (s *Store) readJobs(ctx context.Context, members []string) ([]*store.Job, e
 // bounded batch at a time. Candidates are read with this process's clock;
 // the script checks them against the server's.
 func (s *Store) purgeJobIndex(ctx context.Context) error {
+	for _, k := range s.shards {
+		if err := s.purgeShardIndex(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) purgeShardIndex(ctx context.Context, k keys) error {
 	const batch = 500
 	for range 20 {
-		due, err := s.rdb.ZRangeByScore(ctx, s.k.jobsExpiring(), &goredis.ZRangeBy{
+		due, err := s.rdb.ZRangeByScore(ctx, k.jobsExpiring(), &goredis.ZRangeBy{
 			Min: "-inf", Max: strconv.FormatInt(time.Now().UnixMilli(), 10), Count: batch,
 		}).Result()
 		if err != nil {
@@ -613,14 +723,14 @@ func (s *Store) purgeJobIndex(ctx context.Context) error {
 			return nil
 		}
 		a := &commitArgs{index: map[string]int{}}
-		a.key(s.k.jobsExpiring())
-		a.key(s.k.jobsAll())
+		a.key(k.jobsExpiring())
+		a.key(k.jobsAll())
 		for _, e := range due {
 			var pair []string
 			if json.Unmarshal([]byte(e), &pair) != nil || len(pair) != 2 {
 				pair = []string{"", ""} // not ours: drop it from jobs:expiring only
 			}
-			a.argv = append(a.argv, e, pair[1], a.key(s.k.jobsByClient(pair[0])))
+			a.argv = append(a.argv, e, pair[1], a.key(k.jobsByClient(pair[0])))
 		}
 		n, err := purgeIndexScript.Run(ctx, s.rdb, a.keys, a.argv...).Int()
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
 // keys names every key and channel of one deployment. All of them start
@@ -111,3 +113,81 @@ const (
 	locQueued  = "q:"
 	locRunning = "r:"
 )
+
+// Shards. With Options.Shards = 1 every key is under the deployment's tag
+// "{prefix}:". With N > 1 the keys of jobs, and of everything a commit
+// touches with them, exist once per shard under the shard's tag (see
+// shardTags); deployment-wide keys keep the deployment's tag.
+
+// shardTags returns the key bases of n shards of a deployment:
+// "{prefix:s<k>:<j>}:" where j is the smallest number that puts the tag's
+// Cluster slot in the k-th n-th of the slot space, so that the shards
+// spread evenly over any number of masters that split the slots evenly.
+func shardTags(prefix string, n int) []keys {
+	if n <= 1 {
+		return []keys{{base: "{" + prefix + "}:"}}
+	}
+	out := make([]keys, n)
+	for k := range n {
+		lo, hi := k*slotCount/n, (k+1)*slotCount/n
+		for j := 0; ; j++ {
+			tag := prefix + ":s" + strconv.Itoa(k) + ":" + strconv.Itoa(j)
+			if s := int(crc16(tag)) % slotCount; s >= lo && s < hi {
+				out[k] = keys{base: "{" + tag + "}:"}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// slotCount is the number of Redis Cluster hash slots.
+const slotCount = 16384
+
+// crc16 is the CRC-16/XMODEM checksum (polynomial 0x1021, initial value 0)
+// that Redis Cluster hashes keys with.
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// keySlot is the Cluster slot of a key: the CRC16 of its hash tag (the
+// text between the first '{' and the next '}', when not empty) or of the
+// whole key.
+func keySlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	return int(crc16(key)) % slotCount
+}
+
+// shardIndex maps an id to one of n shards by its tree key
+// (store.TreeKey): a byte in hex (a UUID's first byte) modulo n, any other
+// key its FNV-1a hash modulo n.
+func shardIndex(id string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	if b, ok := store.TreeByte(id); ok {
+		return int(b) % n
+	}
+	t := store.TreeKey(id)
+	h := uint32(2166136261)
+	for i := 0; i < len(t); i++ {
+		h ^= uint32(t[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}

@@ -20,7 +20,7 @@ import (
 // subscribe opens the pub/sub connection and waits until both channels are
 // subscribed, so that nothing published after Open returns is missed.
 func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
-	ps := s.rdb.Subscribe(ctx, s.k.readyChannel(), s.k.queueChannel())
+	ps := s.rdb.Subscribe(ctx, s.g.readyChannel(), s.g.queueChannel())
 	for range 2 {
 		msg, err := ps.Receive(ctx)
 		if err == nil {
@@ -52,9 +52,9 @@ func (s *Store) listen(msgs <-chan any) {
 			}
 		case *goredis.Message:
 			switch m.Channel {
-			case s.k.readyChannel():
+			case s.g.readyChannel():
 				s.waiters.wake(parseCount(m.Payload))
-			case s.k.queueChannel():
+			case s.g.queueChannel():
 				s.notifyWatchers(m.Payload)
 			}
 		}
@@ -75,7 +75,7 @@ func (s *Store) resyncLoop() {
 		var names []string
 		for pause := 50 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
 			var err error
-			names, err = s.rdb.SMembers(s.ctx, s.k.queues()).Result()
+			names, err = s.queueNames(s.ctx)
 			if err == nil {
 				break
 			}
@@ -149,7 +149,7 @@ func (s *Store) WatchQueues(ctx context.Context) (<-chan string, error) {
 		delete(s.watchers, w)
 		s.wmu.Unlock()
 	}
-	names, err := s.rdb.SMembers(ctx, s.k.queues()).Result()
+	names, err := s.queueNames(ctx)
 	if err != nil {
 		remove()
 		s.wg.Done()

@@ -4,21 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
-// AppendEvents implements store.Outbox.
+// With several shards the outbox is one stream per shard (a commit appends
+// to its job's shard), and entry ids are positions over all of them
+// (store.JoinEventPosition): the stream id reached in each shard, after
+// the entry. ReadEvents merges the streams by stream id (then shard), so a
+// consumer sees each job's events in order; a shard whose server clock
+// lags may deliver an entry with an older stream id after newer ones of
+// other shards, but none is skipped, because each shard is read from its
+// own cursor.
+
+// AppendEvents implements store.Outbox. With several shards, the events
+// of one call go to one shard, in turn.
 func (s *Store) AppendEvents(ctx context.Context, events ...[]byte) error {
 	if len(events) == 0 {
 		return nil
 	}
+	k := s.shards[s.visit()[0]]
 	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, ev := range events {
-			p.XAdd(ctx, &goredis.XAddArgs{Stream: s.k.outbox(), Values: []any{"e", ev}})
+			p.XAdd(ctx, &goredis.XAddArgs{Stream: k.outbox(), Values: []any{"e", ev}})
 		}
 		return nil
 	})
@@ -29,10 +43,14 @@ func (s *Store) AppendEvents(ctx context.Context, events ...[]byte) error {
 }
 
 // ReadEvents implements store.Outbox. A wait blocks one pooled connection
-// (XREAD BLOCK); consumers keep it short.
+// (XREAD BLOCK); consumers keep it short. With several shards it polls
+// them instead, every few milliseconds until the wait ends.
 func (s *Store) ReadEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]store.OutboxEntry, error) {
 	if limit <= 0 {
 		limit = 100
+	}
+	if s.sharded() {
+		return s.readShardedEvents(ctx, after, limit, wait)
 	}
 	if after == "" {
 		after = "0-0"
@@ -42,7 +60,7 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int, wait ti
 		block = max(wait, time.Millisecond)
 	}
 	res, err := s.rdb.XRead(ctx, &goredis.XReadArgs{
-		Streams: []string{s.k.outbox(), after}, Count: int64(limit), Block: block,
+		Streams: []string{s.shards[0].outbox(), after}, Count: int64(limit), Block: block,
 	}).Result()
 	if errors.Is(err, goredis.Nil) || (err != nil && ctx.Err() != nil) {
 		return nil, nil
@@ -53,44 +71,169 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int, wait ti
 	var out []store.OutboxEntry
 	for _, st := range res {
 		for _, m := range st.Messages {
-			data, ok := m.Values["e"].(string)
-			if !ok {
-				return nil, fmt.Errorf("outbox entry %s has no event", m.ID)
+			e, err := entryOf(m)
+			if err != nil {
+				return nil, err
 			}
-			out = append(out, store.OutboxEntry{ID: m.ID, Data: []byte(data)})
+			out = append(out, e)
 		}
 	}
 	return out, nil
 }
 
-// LastEventID implements store.Outbox.
+func entryOf(m goredis.XMessage) (store.OutboxEntry, error) {
+	data, ok := m.Values["e"].(string)
+	if !ok {
+		return store.OutboxEntry{}, fmt.Errorf("outbox entry %s has no event", m.ID)
+	}
+	return store.OutboxEntry{ID: m.ID, Data: []byte(data)}, nil
+}
+
+// readShardedEvents reads up to limit entries of every shard after the
+// position, merges them and returns the first limit, each with the
+// position after it.
+func (s *Store) readShardedEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]store.OutboxEntry, error) {
+	_, pos, ok := store.SplitEventPosition(after, len(s.shards))
+	if !ok {
+		return nil, fmt.Errorf("read events: %q is not a position over %d shards", after, len(s.shards))
+	}
+	for i, id := range pos {
+		if id == "" {
+			pos[i] = "0-0"
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for pause := 2 * time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		out, err := s.readShardsOnce(ctx, pos, limit)
+		if err != nil || len(out) > 0 {
+			if err != nil && ctx.Err() != nil {
+				return nil, nil
+			}
+			return out, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 || !ctxtime.Sleep(ctx, min(pause, left)) {
+			return nil, nil
+		}
+	}
+}
+
+// readShardsOnce is one look at every shard's stream after pos.
+func (s *Store) readShardsOnce(ctx context.Context, pos []string, limit int) ([]store.OutboxEntry, error) {
+	idx := make([]int, len(s.shards))
+	for i := range idx {
+		idx[i] = i
+	}
+	cmds, err := pipelined(ctx, s.rdb, idx, func(p goredis.Pipeliner, i int) *goredis.XMessageSliceCmd {
+		return p.XRangeN(ctx, s.shards[i].outbox(), "("+pos[i], "+", int64(limit))
+	})
+	if err != nil {
+		return nil, fail(ctx, "read events", err)
+	}
+	heads := make([][]goredis.XMessage, len(cmds))
+	for i, c := range cmds {
+		heads[i] = c.Val()
+	}
+	pos = append([]string(nil), pos...)
+	var out []store.OutboxEntry
+	for len(out) < limit {
+		best := -1
+		for i, h := range heads {
+			if len(h) > 0 && (best < 0 || store.CompareEventIDs(h[0].ID, heads[best][0].ID) < 0) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		e, err := entryOf(heads[best][0])
+		if err != nil {
+			return nil, err
+		}
+		pos[best] = e.ID
+		heads[best] = heads[best][1:]
+		e.ID = store.JoinEventPosition(best, pos)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// LastEventID implements store.Outbox. With several shards: the position
+// after the entry ReadEvents would return last.
 func (s *Store) LastEventID(ctx context.Context) (string, error) {
-	res, err := s.rdb.XRevRangeN(ctx, s.k.outbox(), "+", "-", 1).Result()
+	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.XMessageSliceCmd {
+		return p.XRevRangeN(ctx, k.outbox(), "+", "-", 1)
+	})
 	if err != nil {
 		return "", fail(ctx, "last event", err)
 	}
-	if len(res) == 0 {
-		return "", nil
+	pos := make([]string, len(cmds))
+	owner := -1
+	for i, c := range cmds {
+		pos[i] = "0-0"
+		if res := c.Val(); len(res) > 0 {
+			pos[i] = res[0].ID
+			if owner < 0 || store.CompareEventIDs(pos[i], pos[owner]) >= 0 {
+				owner = i
+			}
+		}
 	}
-	return res[0].ID, nil
+	switch {
+	case owner < 0:
+		return "", nil
+	case !s.sharded():
+		return pos[0], nil
+	}
+	return store.JoinEventPosition(owner, pos), nil
 }
 
-// TrimEvents implements store.Outbox.
+// TrimEvents implements store.Outbox. A position trims each shard before
+// its id there, and before the id after it in shards other than the one
+// whose entry it ends at (those entries were read before it).
 func (s *Store) TrimEvents(ctx context.Context, before string) error {
 	if before == "" {
 		return nil
 	}
-	if err := s.rdb.XTrimMinID(ctx, s.k.outbox(), before).Err(); err != nil {
-		return fail(ctx, "trim events", err)
+	owner, pos, ok := store.SplitEventPosition(before, len(s.shards))
+	if !ok {
+		return fmt.Errorf("trim events: %q is not a position over %d shards", before, len(s.shards))
+	}
+	for i, k := range s.shards {
+		minID := pos[i]
+		if owner >= 0 && i != owner {
+			minID = nextStreamID(minID)
+		}
+		if minID == "" {
+			continue
+		}
+		if err := s.rdb.XTrimMinID(ctx, k.outbox(), minID).Err(); err != nil {
+			return fail(ctx, "trim events", err)
+		}
 	}
 	return nil
 }
 
+// nextStreamID is the smallest stream id after id ("" for none or junk).
+func nextStreamID(id string) string {
+	ms, seq, ok := strings.Cut(id, "-")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil {
+		return ""
+	}
+	return ms + "-" + strconv.FormatUint(n+1, 10)
+}
+
 // EventCount implements store.Outbox.
 func (s *Store) EventCount(ctx context.Context) (int64, error) {
-	n, err := s.rdb.XLen(ctx, s.k.outbox()).Result()
+	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.IntCmd {
+		return p.XLen(ctx, k.outbox())
+	})
 	if err != nil {
 		return 0, fail(ctx, "count events", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }

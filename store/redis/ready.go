@@ -20,21 +20,24 @@ import (
 // waiter sleeps. Lapsed leases are reclaimed by the take script; the local
 // lease alarm wakes a waiter when the earliest lease lapses.
 
-func (s *Store) readyKeys() []string {
-	return []string{s.k.readyQueue(), s.k.readySeq(), s.k.readyLeases(), s.k.readyDirty()}
+func readyKeys(k keys) []string {
+	return []string{k.readyQueue(), k.readySeq(), k.readyLeases(), k.readyDirty()}
 }
 
 // PushReady implements store.ReadyQueue.
 func (s *Store) PushReady(ctx context.Context, ids ...string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	argv := make([]any, 0, len(ids)+1)
-	argv = append(argv, s.k.readyChannel())
+	byShard := map[int][]any{}
 	for _, id := range ids {
-		argv = append(argv, id)
+		i := shardIndex(id, len(s.shards))
+		byShard[i] = append(byShard[i], id)
 	}
-	return fail(ctx, "push ready jobs", pushReadyScript.Run(ctx, s.rdb, s.readyKeys(), argv...).Err())
+	for i, ids := range byShard {
+		argv := append([]any{s.g.readyChannel()}, ids...)
+		if err := pushReadyScript.Run(ctx, s.rdb, readyKeys(s.shards[i]), argv...).Err(); err != nil {
+			return fail(ctx, "push ready jobs", err)
+		}
+	}
+	return nil
 }
 
 // NextReady implements store.ReadyQueue.
@@ -73,25 +76,36 @@ func (s *Store) NextReady(ctx context.Context, lease time.Duration) (string, err
 	}
 }
 
-// takeReady runs takeReadyScript: the job taken ("" if none), how many are
-// still queued, and when the earliest lease lapses (negative if none).
+// takeReady runs takeReadyScript on each shard, from a rotating start,
+// until one hands out a job: the job taken ("" if none), how many are
+// still queued in its shard, and when the earliest lease seen lapses
+// (negative if none).
 func (s *Store) takeReady(ctx context.Context, lease time.Duration) (string, int64, time.Duration, error) {
-	res, err := takeReadyScript.Run(ctx, s.rdb, s.readyKeys(), lease.Milliseconds(), s.k.readyChannel()).Slice()
-	if err != nil {
-		return "", 0, 0, fail(ctx, "take ready job", err)
+	wait := time.Duration(-1)
+	for _, i := range s.visit() {
+		res, err := takeReadyScript.Run(ctx, s.rdb, readyKeys(s.shards[i]), lease.Milliseconds(), s.g.readyChannel()).Slice()
+		if err != nil {
+			return "", 0, 0, fail(ctx, "take ready job", err)
+		}
+		if len(res) != 3 {
+			return "", 0, 0, fmt.Errorf("take ready job: unexpected reply %v", res)
+		}
+		id, _ := res[0].(string)
+		rest, _ := res[1].(int64)
+		ms, _ := res[2].(int64)
+		if d := time.Duration(ms) * time.Millisecond; ms >= 0 && (wait < 0 || d < wait) {
+			wait = d
+		}
+		if id != "" {
+			return id, rest, wait, nil
+		}
 	}
-	if len(res) != 3 {
-		return "", 0, 0, fmt.Errorf("take ready job: unexpected reply %v", res)
-	}
-	id, _ := res[0].(string)
-	rest, _ := res[1].(int64)
-	wait, _ := res[2].(int64)
-	return id, rest, time.Duration(wait) * time.Millisecond, nil
+	return "", 0, wait, nil
 }
 
 // ExtendReady implements store.ReadyQueue.
 func (s *Store) ExtendReady(ctx context.Context, id string, lease time.Duration) error {
-	ok, err := extendReadyScript.Run(ctx, s.rdb, s.readyKeys(), id, ttlMillis(lease)).Int()
+	ok, err := extendReadyScript.Run(ctx, s.rdb, readyKeys(s.shard(id)), id, ttlMillis(lease)).Int()
 	if err != nil {
 		return fail(ctx, "extend lease of job "+id, err)
 	}
@@ -103,7 +117,7 @@ func (s *Store) ExtendReady(ctx context.Context, id string, lease time.Duration)
 
 // DoneReady implements store.ReadyQueue.
 func (s *Store) DoneReady(ctx context.Context, id string) error {
-	return fail(ctx, "end lease of job "+id, doneReadyScript.Run(ctx, s.rdb, s.readyKeys(), id, s.k.readyChannel()).Err())
+	return fail(ctx, "end lease of job "+id, doneReadyScript.Run(ctx, s.rdb, readyKeys(s.shard(id)), id, s.g.readyChannel()).Err())
 }
 
 // waitList is the FIFO of this process's NextReady callers.

@@ -24,6 +24,16 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceSharded runs the suite on one server with the live state
+// spread over 16 shards (key tags), as on a Cluster.
+func TestConformanceSharded(t *testing.T) {
+	t.Parallel()
+	url := testenv.URL(t, testenv.RedisVar)
+	storetest.Run(t, func(t *testing.T, o storetest.Options) store.Store {
+		return openStore(t, redisstore.Options{URL: url, Prefix: newPrefix(t, url), Retention: o.Retention, Shards: 16})
+	})
+}
+
 var prefixSeq atomic.Int64
 
 // newPrefix returns a key prefix no other test uses, and deletes its keys
@@ -43,7 +53,6 @@ func deleteKeys(t testing.TB, url, prefix string) {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, "{"+prefix+"}:*", 1000).Iterator()
 	var batch []string
 	flush := func() {
 		if len(batch) > 0 {
@@ -53,15 +62,19 @@ func deleteKeys(t testing.TB, url, prefix string) {
 			batch = batch[:0]
 		}
 	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 500 {
-			flush()
+	// The deployment's keys, and those of its shards.
+	for _, match := range []string{"{" + prefix + "}:*", "{" + prefix + ":s*"} {
+		iter := rdb.Scan(ctx, 0, match, 1000).Iterator()
+		for iter.Next(ctx) {
+			batch = append(batch, iter.Val())
+			if len(batch) == 500 {
+				flush()
+			}
 		}
-	}
-	flush()
-	if err := iter.Err(); err != nil {
-		t.Errorf("scan test keys: %v", err)
+		flush()
+		if err := iter.Err(); err != nil {
+			t.Errorf("scan test keys: %v", err)
+		}
 	}
 }
 

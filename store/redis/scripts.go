@@ -139,7 +139,7 @@ for _, j in ipairs(p.jobs) do
   local partKeys = {KEYS[pp.tk], KEYS[pp.bk], KEYS[pp.dk], KEYS[pp.xk]}
   if j.x == '' then
     -- m, c: the job's index entry, kept to find it again when it expires.
-    redis.call('HSET', key, 'm', j.m, 'c', j.cn)
+    redis.call('HSET', key, 'm', j.m, 'c', j.cn or '')
     redis.call('ZADD', KEYS[11], 0, j.m)
     redis.call('ZADD', KEYS[j.c], 0, j.m)
   end
@@ -485,6 +485,7 @@ var scriptNames = func() map[string]string {
 		"expired_workers": expiredWorkersScript, "worker_figures": workerFiguresScript, "adjust_reputation": adjustReputationScript,
 		"incr": incrScript, "incr_if_below": incrIfBelowScript,
 		"acquire_lock": acquireLockScript, "refresh_lock": refreshLockScript, "release_lock": releaseLockScript,
+		"release_once": releaseOnceScript,
 	}
 	out := make(map[string]string, len(named))
 	for name, s := range named {
@@ -497,3 +498,10 @@ var scriptNames = func() map[string]string {
 // argument of EVALSHA), or returns "" for another script. It is meant for
 // diagnostics, such as the benchmark's count of commands per job.
 func ScriptName(sha string) string { return scriptNames[sha] }
+
+// releaseOnceScript deletes a once-key that still holds the value given.
+// KEYS: 1 the key. ARGV: 1 the value.
+var releaseOnceScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+`)

@@ -31,7 +31,7 @@ func (s *Store) AddStats(ctx context.Context, at time.Time, deltas map[string]in
 		return nil
 	}
 	m := at.UTC().Truncate(time.Minute)
-	key := s.k.statsMinute(m)
+	key := s.g.statsMinute(m)
 	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for name, d := range deltas {
 			p.HIncrBy(ctx, key, name, d)
@@ -46,7 +46,7 @@ func (s *Store) AddStats(ctx context.Context, at time.Time, deltas map[string]in
 func (s *Store) StatsSince(ctx context.Context, from, to time.Time) (map[time.Time]map[string]int64, error) {
 	minutes := store.StatsMinutes(from, to)
 	cmds, err := pipelined(ctx, s.rdb, minutes, func(p goredis.Pipeliner, m time.Time) *goredis.MapStringStringCmd {
-		return p.HGetAll(ctx, s.k.statsMinute(m))
+		return p.HGetAll(ctx, s.g.statsMinute(m))
 	})
 	if err != nil {
 		return nil, fail(ctx, "read stats", err)
@@ -72,7 +72,7 @@ func (s *Store) StatsSince(ctx context.Context, from, to time.Time) (map[time.Ti
 
 // AppendSample implements store.Stats.
 func (s *Store) AppendSample(ctx context.Context, series string, sm store.Sample, limit int, ttl time.Duration) error {
-	key := s.k.samples(series)
+	key := s.g.samples(series)
 	member := strconv.FormatInt(sm.At.UnixNano(), 10) + " " + strconv.FormatFloat(sm.Value, 'g', -1, 64)
 	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.RPush(ctx, key, member)
@@ -89,7 +89,7 @@ func (s *Store) AppendSample(ctx context.Context, series string, sm store.Sample
 
 // Samples implements store.Stats.
 func (s *Store) Samples(ctx context.Context, series string) ([]store.Sample, error) {
-	vals, err := s.rdb.LRange(ctx, s.k.samples(series), 0, -1).Result()
+	vals, err := s.rdb.LRange(ctx, s.g.samples(series), 0, -1).Result()
 	if err != nil {
 		return nil, fail(ctx, "read samples of "+series, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -27,8 +28,13 @@ type Options struct {
 	// URL locates the server: redis://[[user]:password@]host[:port][/db]
 	// or rediss://... for TLS. Query parameters of go-redis (dial_timeout,
 	// pool_size, ...) are honoured. Empty means DefaultURL. Used by Open
-	// only.
+	// only. For a Cluster, name further seed nodes with addr parameters:
+	// redis://host1:7000?addr=host2:7001&addr=host3:7002 (go-redis'
+	// ParseClusterURL).
 	URL string
+	// Cluster makes Open connect to a Redis Cluster (a go-redis
+	// ClusterClient) instead of one server. Used by Open only.
+	Cluster bool
 	// TLSConfig, when set, replaces the TLS settings derived from a
 	// rediss:// URL (custom CA, client certificates). Used by Open only.
 	TLSConfig *tls.Config
@@ -44,6 +50,12 @@ type Options struct {
 	// Retention is how long a terminal job stays readable. Zero means
 	// DefaultRetention.
 	Retention time.Duration
+	// Shards is the number of shards the live state of jobs is spread
+	// over (see doc.go): 1 (the default) keeps every key under one hash
+	// tag, one Cluster slot; on a Cluster, use several per master (16 for
+	// 3 masters). All processes of a deployment must use the same number,
+	// and it cannot change while jobs are kept.
+	Shards int
 	// SweepInterval is how often the store drops index entries of expired
 	// jobs. Zero means DefaultSweepInterval.
 	SweepInterval time.Duration
@@ -54,7 +66,9 @@ type Options struct {
 type Store struct {
 	rdb       goredis.UniversalClient
 	ownClient bool
-	k         keys
+	g         keys   // deployment-wide keys and channels
+	shards    []keys // per-shard keys; shards[0] == g with one shard
+	turn      atomic.Uint32
 	retention time.Duration
 	sweep     time.Duration
 
@@ -89,11 +103,20 @@ func (s *Store) AppendOnly(ctx context.Context) (bool, error) {
 // Open connects to the Redis at opts.URL and returns a Store that owns the
 // connection: Close closes it.
 func Open(ctx context.Context, opts Options) (*Store, error) {
-	ro, err := clientOptions(opts)
-	if err != nil {
-		return nil, err
+	var rdb goredis.UniversalClient
+	if opts.Cluster {
+		co, err := clusterOptions(opts)
+		if err != nil {
+			return nil, err
+		}
+		rdb = goredis.NewClusterClient(co)
+	} else {
+		ro, err := clientOptions(opts)
+		if err != nil {
+			return nil, err
+		}
+		rdb = goredis.NewClient(ro)
 	}
-	rdb := goredis.NewClient(ro)
 	s, err := newStore(ctx, rdb, opts, true)
 	if err != nil {
 		_ = rdb.Close()
@@ -128,6 +151,25 @@ func clientOptions(opts Options) (*goredis.Options, error) {
 	return ro, nil
 }
 
+// clusterOptions turns Options into go-redis cluster client options.
+func clusterOptions(opts Options) (*goredis.ClusterOptions, error) {
+	u := opts.URL
+	if u == "" {
+		u = DefaultURL
+	}
+	co, err := goredis.ParseClusterURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("redis store: parse cluster URL: %w", err)
+	}
+	if opts.TLSConfig != nil {
+		co.TLSConfig = opts.TLSConfig
+	}
+	if opts.PoolSize > 0 {
+		co.PoolSize = opts.PoolSize
+	}
+	return co, nil
+}
+
 func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, own bool) (*Store, error) {
 	prefix := opts.Prefix
 	if prefix == "" {
@@ -136,10 +178,14 @@ func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, ow
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("redis store: prefix %q must not contain '{' or '}'", prefix)
 	}
+	if opts.Shards < 0 || opts.Shards > maxShards {
+		return nil, fmt.Errorf("redis store: %d shards: want 1 to %d", opts.Shards, maxShards)
+	}
 	s := &Store{
 		rdb:       rdb,
 		ownClient: own,
-		k:         keys{base: "{" + prefix + "}:"},
+		g:         keys{base: "{" + prefix + "}:"},
+		shards:    shardTags(prefix, max(opts.Shards, 1)),
 		retention: opts.Retention,
 		sweep:     opts.SweepInterval,
 		watchers:  map[*watcher]struct{}{},
@@ -190,6 +236,29 @@ func (s *Store) Close() error {
 		}
 	})
 	return err
+}
+
+// maxShards bounds Options.Shards: a tree key of one byte spreads over at
+// most 256.
+const maxShards = 256
+
+// shard returns the keys of the shard that holds a job (or task) id.
+func (s *Store) shard(id string) keys { return s.shards[shardIndex(id, len(s.shards))] }
+
+// sharded reports whether the deployment has several shards.
+func (s *Store) sharded() bool { return len(s.shards) > 1 }
+
+// visit returns the shard indexes in the order a reader that spans shards
+// visits them: from a rotating start, so that readers that stop at their
+// first hit do not all favour one shard.
+func (s *Store) visit() []int {
+	n := len(s.shards)
+	start := int(s.turn.Add(1)) % n
+	out := make([]int, n)
+	for i := range out {
+		out[i] = (start + i) % n
+	}
+	return out
 }
 
 // errClosed is returned by calls that wait on a closed store.

@@ -17,37 +17,75 @@ import (
 // is a sorted set of task ids scored by QueuedTask.Score; Redis orders equal
 // scores by member, so ties go by task id, as in the memory store.
 
-// PeekTasks implements store.TaskQueues.
+// PeekTasks implements store.TaskQueues. Of several shards, it reads the
+// queue's head in each and merges them in queue order.
 func (s *Store) PeekTasks(ctx context.Context, queue string, limit int) ([]store.QueuedTask, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	docs, err := peekTasksScript.Run(ctx, s.rdb, []string{s.k.taskQueue(queue), s.k.taskData()}, limit).StringSlice()
-	if err != nil {
-		return nil, fail(ctx, "peek queue "+queue, err)
-	}
-	out := make([]store.QueuedTask, 0, len(docs))
-	for _, d := range docs {
-		var q store.QueuedTask
-		if err := json.Unmarshal([]byte(d), &q); err != nil {
-			return nil, fmt.Errorf("peek queue %s: decode task: %w", queue, err)
+	var out []store.QueuedTask
+	for _, k := range s.shards {
+		docs, err := peekTasksScript.Run(ctx, s.rdb, []string{k.taskQueue(queue), k.taskData()}, limit).StringSlice()
+		if err != nil {
+			return nil, fail(ctx, "peek queue "+queue, err)
 		}
-		out = append(out, q)
+		for _, d := range docs {
+			var q store.QueuedTask
+			if err := json.Unmarshal([]byte(d), &q); err != nil {
+				return nil, fmt.Errorf("peek queue %s: decode task: %w", queue, err)
+			}
+			out = append(out, q)
+		}
+	}
+	if s.sharded() {
+		sortTasks(out)
+		out = out[:min(limit, len(out))]
 	}
 	return out, nil
 }
 
-// ClaimTask implements store.TaskQueues.
+// sortTasks puts tasks in queue order: by score, ties by task id.
+func sortTasks(ts []store.QueuedTask) {
+	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].Score != ts[j].Score {
+			return ts[i].Score < ts[j].Score
+		}
+		return ts[i].Run.ID < ts[j].Run.ID
+	})
+}
+
+// ClaimTask implements store.TaskQueues. Of several shards, it tries the
+// one the task id names first (store.TreeKey), then the others.
 func (s *Store) ClaimTask(ctx context.Context, taskID, workerID string) (*store.QueuedTask, error) {
-	keys := []string{s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(), s.k.running(workerID)}
-	doc, err := claimTaskScript.Run(ctx, s.rdb, keys, taskID, s.k.base, workerID, locRunning+workerID).Text()
-	if errors.Is(err, goredis.Nil) {
-		return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
+	for _, k := range s.shardsFor(taskID) {
+		keys := []string{k.taskWhere(), k.taskData(), k.loads(), k.queues(), k.running(workerID)}
+		doc, err := claimTaskScript.Run(ctx, s.rdb, keys, taskID, k.base, workerID, locRunning+workerID).Text()
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fail(ctx, "claim task "+taskID, err)
+		}
+		return decodeClaimed(doc, workerID)
 	}
-	if err != nil {
-		return nil, fail(ctx, "claim task "+taskID, err)
+	return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
+}
+
+// shardsFor lists the shards to look for a task in: the one its id names
+// first, then the others.
+func (s *Store) shardsFor(taskID string) []keys {
+	if !s.sharded() {
+		return s.shards
 	}
-	return decodeClaimed(doc, workerID)
+	first := shardIndex(taskID, len(s.shards))
+	out := make([]keys, 0, len(s.shards))
+	out = append(out, s.shards[first])
+	for i, k := range s.shards {
+		if i != first {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // decodeClaimed decodes a task a claim script moved to workerID.
@@ -60,69 +98,131 @@ func decodeClaimed(doc, workerID string) (*store.QueuedTask, error) {
 	return &q, nil
 }
 
-// ClaimNext implements store.TaskQueues.
+// ClaimNext implements store.TaskQueues. Of several shards, it reads the
+// head of the queue in each and claims from the shard whose head comes
+// first.
 func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
-	keys := []string{
-		s.k.taskWhere(), s.k.taskData(), s.k.loads(), s.k.queues(),
-		s.k.taskQueue(queue), s.k.running(workerID),
+	for {
+		k := s.shards[0]
+		if s.sharded() {
+			var ok bool
+			var err error
+			if k, ok, err = s.headShard(ctx, queue); err != nil || !ok {
+				return nil, err
+			}
+		}
+		keys := []string{
+			k.taskWhere(), k.taskData(), k.loads(), k.queues(),
+			k.taskQueue(queue), k.running(workerID),
+		}
+		doc, err := claimNextScript.Run(ctx, s.rdb, keys, queue, workerID, locRunning+workerID).Text()
+		if errors.Is(err, goredis.Nil) {
+			if s.sharded() {
+				// Other claims emptied that shard's part since the look:
+				// look again, the queue may hold tasks elsewhere.
+				continue
+			}
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fail(ctx, "claim from queue "+queue, err)
+		}
+		return decodeClaimed(doc, workerID)
 	}
-	doc, err := claimNextScript.Run(ctx, s.rdb, keys, queue, workerID, locRunning+workerID).Text()
-	if errors.Is(err, goredis.Nil) {
-		return nil, nil
-	}
+}
+
+// headShard returns the shard whose part of a queue has the first task
+// (by score, ties by task id); false when the queue is empty everywhere.
+func (s *Store) headShard(ctx context.Context, queue string) (keys, bool, error) {
+	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.ZSliceCmd {
+		return p.ZRangeWithScores(ctx, k.taskQueue(queue), 0, 0)
+	})
 	if err != nil {
-		return nil, fail(ctx, "claim from queue "+queue, err)
+		return keys{}, false, fail(ctx, "claim from queue "+queue, err)
 	}
-	return decodeClaimed(doc, workerID)
+	best := -1
+	var head goredis.Z
+	for i, c := range cmds {
+		z := c.Val()
+		if len(z) == 0 {
+			continue
+		}
+		m, _ := z[0].Member.(string)
+		hm, _ := head.Member.(string)
+		if best < 0 || z[0].Score < head.Score || (z[0].Score == head.Score && m < hm) {
+			best, head = i, z[0]
+		}
+	}
+	if best < 0 {
+		return keys{}, false, nil
+	}
+	return s.shards[best], true, nil
 }
 
 // ReleaseTask implements store.TaskQueues.
 func (s *Store) ReleaseTask(ctx context.Context, workerID, taskID string) error {
-	keys := []string{s.k.taskWhere(), s.k.loads(), s.k.running(workerID)}
-	err := releaseTaskScript.Run(ctx, s.rdb, keys, taskID, locRunning+workerID, workerID).Err()
-	return fail(ctx, "release task "+taskID, err)
+	for _, k := range s.shardsFor(taskID) {
+		keys := []string{k.taskWhere(), k.loads(), k.running(workerID)}
+		n, err := releaseTaskScript.Run(ctx, s.rdb, keys, taskID, locRunning+workerID, workerID).Int()
+		if err != nil {
+			return fail(ctx, "release task "+taskID, err)
+		}
+		if n == 1 {
+			return nil
+		}
+	}
+	return nil
 }
 
 // RunningTasks implements store.TaskQueues.
 func (s *Store) RunningTasks(ctx context.Context, workerID string) ([]store.QueuedTask, error) {
-	docs, err := s.rdb.HVals(ctx, s.k.running(workerID)).Result()
+	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.StringSliceCmd {
+		return p.HVals(ctx, k.running(workerID))
+	})
 	if err != nil {
 		return nil, fail(ctx, "running tasks of "+workerID, err)
 	}
-	out := make([]store.QueuedTask, 0, len(docs))
-	for _, d := range docs {
-		var q store.QueuedTask
-		if err := json.Unmarshal([]byte(d), &q); err != nil {
-			return nil, fmt.Errorf("running tasks of %s: decode: %w", workerID, err)
+	var out []store.QueuedTask
+	for _, c := range cmds {
+		for _, d := range c.Val() {
+			var q store.QueuedTask
+			if err := json.Unmarshal([]byte(d), &q); err != nil {
+				return nil, fmt.Errorf("running tasks of %s: decode: %w", workerID, err)
+			}
+			q.Worker = workerID
+			out = append(out, q)
 		}
-		q.Worker = workerID
-		out = append(out, q)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Score != out[j].Score {
-			return out[i].Score < out[j].Score
-		}
-		return out[i].Run.ID < out[j].Run.ID
-	})
+	sortTasks(out)
 	return out, nil
 }
 
 // QueueLengths implements store.TaskQueues.
 func (s *Store) QueueLengths(ctx context.Context) (map[string]int, error) {
-	names, err := s.rdb.SMembers(ctx, s.k.queues()).Result()
+	names, err := s.queueNames(ctx)
 	if err != nil {
 		return nil, fail(ctx, "queue lengths", err)
 	}
-	cmds, err := pipelined(ctx, s.rdb, names, func(p goredis.Pipeliner, n string) *goredis.IntCmd {
-		return p.ZCard(ctx, s.k.taskQueue(n))
+	type part struct {
+		name string
+		k    keys
+	}
+	var parts []part
+	for _, n := range names {
+		for _, k := range s.shards {
+			parts = append(parts, part{n, k})
+		}
+	}
+	cmds, err := pipelined(ctx, s.rdb, parts, func(p goredis.Pipeliner, x part) *goredis.IntCmd {
+		return p.ZCard(ctx, x.k.taskQueue(x.name))
 	})
 	if err != nil {
 		return nil, fail(ctx, "queue lengths", err)
 	}
 	out := make(map[string]int, len(names))
-	for i, n := range names {
+	for i, x := range parts {
 		if c := cmds[i].Val(); c > 0 {
-			out[n] = int(c)
+			out[x.name] += int(c)
 		}
 	}
 	return out, nil
@@ -130,11 +230,11 @@ func (s *Store) QueueLengths(ctx context.Context) (map[string]int, error) {
 
 // Loads implements store.TaskQueues.
 func (s *Store) Loads(ctx context.Context) (map[string]int, error) {
-	all, err := s.rdb.HGetAll(ctx, s.k.loads()).Result()
+	out, err := s.loads(ctx)
 	if err != nil {
 		return nil, fail(ctx, "worker loads", err)
 	}
-	return parseLoads(all), nil
+	return out, nil
 }
 
 // parseLoads reads tasks:loads, leaving out what is not a positive count.

@@ -25,18 +25,30 @@ func (s *Store) AddTimers(ctx context.Context, timers ...store.Timer) error {
 	if len(timers) == 0 {
 		return nil
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, t := range timers {
-			doc, err := json.Marshal(t)
-			if err != nil {
-				return fmt.Errorf("encode timer %s: %w", t.Key(), err)
+	byShard := map[int][]store.Timer{}
+	for _, t := range timers {
+		i := shardIndex(t.JobID, len(s.shards))
+		byShard[i] = append(byShard[i], t)
+	}
+	// One transaction per shard: a Cluster has none across slots.
+	for i, timers := range byShard {
+		k := s.shards[i]
+		_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, t := range timers {
+				doc, err := json.Marshal(t)
+				if err != nil {
+					return fmt.Errorf("encode timer %s: %w", t.Key(), err)
+				}
+				p.ZAdd(ctx, k.timers(), goredis.Z{Score: float64(t.At.UnixMicro()), Member: t.Key()})
+				p.HSet(ctx, k.timerData(), t.Key(), doc)
 			}
-			p.ZAdd(ctx, s.k.timers(), goredis.Z{Score: float64(t.At.UnixMicro()), Member: t.Key()})
-			p.HSet(ctx, s.k.timerData(), t.Key(), doc)
+			return nil
+		})
+		if err != nil {
+			return fail(ctx, "add timers", err)
 		}
-		return nil
-	})
-	return fail(ctx, "add timers", err)
+	}
+	return nil
 }
 
 // DueTimers implements store.Timers.
@@ -44,31 +56,45 @@ func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int, visibil
 	if limit <= 0 {
 		return nil, nil
 	}
-	res, err := dueTimersScript.Run(ctx, s.rdb, []string{s.k.timers(), s.k.timerData()},
-		timerScore(now), limit, timerScore(now.Add(visibility))).StringSlice()
-	if err != nil {
-		return nil, fail(ctx, "due timers", err)
-	}
-	out := make([]store.Timer, 0, len(res)/3)
-	for i := 0; i+2 < len(res); i += 3 {
-		key, doc := res[i], res[i+2]
-		var t store.Timer
-		if err := json.Unmarshal([]byte(doc), &t); err != nil {
-			// No document: the key still says what the timer is.
-			parsed, ok := store.ParseTimerKey(key)
-			if !ok {
-				return nil, fmt.Errorf("due timers: timer %q has no readable document", key)
-			}
-			t = parsed
-		}
-		score, err := strconv.ParseFloat(res[i+1], 64)
+	var out []store.Timer
+	for _, i := range s.visit() {
+		k := s.shards[i]
+		res, err := dueTimersScript.Run(ctx, s.rdb, []string{k.timers(), k.timerData()},
+			timerScore(now), limit-len(out), timerScore(now.Add(visibility))).StringSlice()
 		if err != nil {
-			return nil, fmt.Errorf("due timers: score of %q: %w", key, err)
+			return nil, fail(ctx, "due timers", err)
 		}
-		t.At = scoreTime(score)
-		out = append(out, t)
+		for i := 0; i+2 < len(res); i += 3 {
+			t, err := decodeTimer(res[i], res[i+1], res[i+2])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, t)
+		}
+		if len(out) >= limit {
+			break
+		}
 	}
 	return out, nil
+}
+
+// decodeTimer reads a timer the due script returned.
+func decodeTimer(key, score, doc string) (store.Timer, error) {
+	var t store.Timer
+	if err := json.Unmarshal([]byte(doc), &t); err != nil {
+		// No document: the key still says what the timer is.
+		parsed, ok := store.ParseTimerKey(key)
+		if !ok {
+			return t, fmt.Errorf("due timers: timer %q has no readable document", key)
+		}
+		t = parsed
+	}
+	sc, err := strconv.ParseFloat(score, 64)
+	if err != nil {
+		return t, fmt.Errorf("due timers: score of %q: %w", key, err)
+	}
+	t.At = scoreTime(sc)
+	return t, nil
 }
 
 // DeleteTimers implements store.Timers.
@@ -76,26 +102,52 @@ func (s *Store) DeleteTimers(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	members := make([]any, len(keys))
-	for i, k := range keys {
-		members[i] = k
+	// A timer lives in its job's shard; a key that names no job is looked
+	// for in every shard.
+	byShard := map[int][]string{}
+	for _, key := range keys {
+		if t, ok := store.ParseTimerKey(key); ok {
+			i := shardIndex(t.JobID, len(s.shards))
+			byShard[i] = append(byShard[i], key)
+			continue
+		}
+		for i := range s.shards {
+			byShard[i] = append(byShard[i], key)
+		}
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.ZRem(ctx, s.k.timers(), members...)
-		p.HDel(ctx, s.k.timerData(), keys...)
-		return nil
-	})
-	return fail(ctx, "delete timers", err)
+	for i, keys := range byShard {
+		members := make([]any, len(keys))
+		for j, key := range keys {
+			members[j] = key
+		}
+		_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.ZRem(ctx, s.shards[i].timers(), members...)
+			p.HDel(ctx, s.shards[i].timerData(), keys...)
+			return nil
+		})
+		if err != nil {
+			return fail(ctx, "delete timers", err)
+		}
+	}
+	return nil
 }
 
 // NextTimer implements store.Timers.
 func (s *Store) NextTimer(ctx context.Context) (time.Time, bool, error) {
-	first, err := s.rdb.ZRangeWithScores(ctx, s.k.timers(), 0, 0).Result()
+	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.ZSliceCmd {
+		return p.ZRangeWithScores(ctx, k.timers(), 0, 0)
+	})
 	if err != nil {
 		return time.Time{}, false, fail(ctx, "next timer", err)
 	}
-	if len(first) == 0 {
-		return time.Time{}, false, nil
+	var next time.Time
+	found := false
+	for _, c := range cmds {
+		if first := c.Val(); len(first) > 0 {
+			if at := scoreTime(first[0].Score); !found || at.Before(next) {
+				next, found = at, true
+			}
+		}
 	}
-	return scoreTime(first[0].Score), true, nil
+	return next, found, nil
 }

@@ -29,13 +29,13 @@ func (s *Store) PutWorker(ctx context.Context, w *store.Worker, ttl time.Duratio
 	if err != nil {
 		return fmt.Errorf("put worker %s: encode: %w", w.ID, err)
 	}
-	err = putWorkerScript.Run(ctx, s.rdb, []string{s.k.worker(w.ID), s.k.workerExpiry()}, w.ID, doc, ttlMillis(ttl)).Err()
+	err = putWorkerScript.Run(ctx, s.rdb, []string{s.g.worker(w.ID), s.g.workerExpiry()}, w.ID, doc, ttlMillis(ttl)).Err()
 	return fail(ctx, "put worker "+w.ID, err)
 }
 
 // GetWorker implements store.Workers.
 func (s *Store) GetWorker(ctx context.Context, id string) (*store.Worker, error) {
-	vals, err := s.rdb.HMGet(ctx, s.k.worker(id), "doc", "seen", "exp").Result()
+	vals, err := s.rdb.HMGet(ctx, s.g.worker(id), "doc", "seen", "exp").Result()
 	if err != nil {
 		return nil, fail(ctx, "get worker "+id, err)
 	}
@@ -70,12 +70,12 @@ func decodeWorker(vals []any) (*store.Worker, error) {
 
 // ListWorkers implements store.Workers.
 func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
-	ids, err := s.rdb.ZRange(ctx, s.k.workerExpiry(), 0, -1).Result()
+	ids, err := s.rdb.ZRange(ctx, s.g.workerExpiry(), 0, -1).Result()
 	if err != nil {
 		return nil, fail(ctx, "list workers", err)
 	}
 	cmds, err := pipelined(ctx, s.rdb, ids, func(p goredis.Pipeliner, id string) *goredis.SliceCmd {
-		return p.HMGet(ctx, s.k.worker(id), "doc", "seen", "exp")
+		return p.HMGet(ctx, s.g.worker(id), "doc", "seen", "exp")
 	})
 	if err != nil {
 		return nil, fail(ctx, "list workers", err)
@@ -98,7 +98,7 @@ func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
 // TouchWorker implements store.Workers.
 func (s *Store) TouchWorker(ctx context.Context, id string, ttl time.Duration) (bool, error) {
 	now := time.Now()
-	ok, err := touchWorkerScript.Run(ctx, s.rdb, []string{s.k.worker(id), s.k.workerExpiry()}, id, ttlMillis(ttl),
+	ok, err := touchWorkerScript.Run(ctx, s.rdb, []string{s.g.worker(id), s.g.workerExpiry()}, id, ttlMillis(ttl),
 		now.Format(time.RFC3339Nano), now.Add(ttl).Format(time.RFC3339Nano)).Int()
 	if err != nil {
 		return false, fail(ctx, "touch worker "+id, err)
@@ -109,8 +109,8 @@ func (s *Store) TouchWorker(ctx context.Context, id string, ttl time.Duration) (
 // DeleteWorker implements store.Workers.
 func (s *Store) DeleteWorker(ctx context.Context, id string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.Del(ctx, s.k.worker(id))
-		p.ZRem(ctx, s.k.workerExpiry(), id)
+		p.Del(ctx, s.g.worker(id))
+		p.ZRem(ctx, s.g.workerExpiry(), id)
 		return nil
 	})
 	return fail(ctx, "delete worker "+id, err)
@@ -118,7 +118,7 @@ func (s *Store) DeleteWorker(ctx context.Context, id string) error {
 
 // ExpiredWorkers implements store.Workers.
 func (s *Store) ExpiredWorkers(ctx context.Context) ([]string, error) {
-	ids, err := expiredWorkersScript.Run(ctx, s.rdb, []string{s.k.workerExpiry()}).StringSlice()
+	ids, err := expiredWorkersScript.Run(ctx, s.rdb, []string{s.g.workerExpiry()}).StringSlice()
 	if err != nil {
 		return nil, fail(ctx, "expired workers", err)
 	}
@@ -132,7 +132,7 @@ func (s *Store) Reputations(ctx context.Context, ids ...string) (map[string]floa
 	if len(ids) == 0 {
 		return out, nil
 	}
-	vals, err := s.rdb.HMGet(ctx, s.k.reputation(), ids...).Result()
+	vals, err := s.rdb.HMGet(ctx, s.g.reputation(), ids...).Result()
 	if err != nil {
 		return nil, fail(ctx, "reputations", err)
 	}
@@ -157,7 +157,10 @@ func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerF
 	for i, id := range ids {
 		argv[i] = id
 	}
-	res, err := workerFiguresScript.Run(ctx, s.rdb, []string{s.k.reputation(), s.k.loads()}, argv...).Slice()
+	if s.sharded() {
+		return s.shardedFigures(ctx, ids)
+	}
+	res, err := workerFiguresScript.Run(ctx, s.rdb, []string{s.g.reputation(), s.g.loads()}, argv...).Slice()
 	if err != nil {
 		return store.WorkerFigures{}, fail(ctx, "read worker figures", err)
 	}
@@ -175,9 +178,24 @@ func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerF
 	return f, nil
 }
 
+// shardedFigures reads the reputations and the loads of every shard; the
+// loads are not one consistent view of all shards, which placing a task
+// does not need.
+func (s *Store) shardedFigures(ctx context.Context, ids []string) (store.WorkerFigures, error) {
+	reps, err := s.Reputations(ctx, ids...)
+	if err != nil {
+		return store.WorkerFigures{}, err
+	}
+	loads, err := s.loads(ctx)
+	if err != nil {
+		return store.WorkerFigures{}, fail(ctx, "read worker figures", err)
+	}
+	return store.WorkerFigures{Reputations: reps, Loads: loads}, nil
+}
+
 // AdjustReputation implements store.Workers.
 func (s *Store) AdjustReputation(ctx context.Context, id string, delta, initial, floor, ceil float64) (float64, error) {
-	res, err := adjustReputationScript.Run(ctx, s.rdb, []string{s.k.reputation()}, id,
+	res, err := adjustReputationScript.Run(ctx, s.rdb, []string{s.g.reputation()}, id,
 		formatFloat(delta), formatFloat(initial), formatFloat(floor), formatFloat(ceil)).Text()
 	if err != nil {
 		return 0, fail(ctx, "adjust reputation of "+id, err)
@@ -191,5 +209,5 @@ func (s *Store) AdjustReputation(ctx context.Context, id string, delta, initial,
 
 // SetReputation implements store.Workers.
 func (s *Store) SetReputation(ctx context.Context, id string, value float64) error {
-	return fail(ctx, "set reputation of "+id, s.rdb.HSet(ctx, s.k.reputation(), id, formatFloat(value)).Err())
+	return fail(ctx, "set reputation of "+id, s.rdb.HSet(ctx, s.g.reputation(), id, formatFloat(value)).Err())
 }

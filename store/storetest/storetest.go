@@ -172,14 +172,16 @@ func testConcurrency(t *testing.T, f Factory) {
 
 func testEffectsAtomic(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
+	// Effects stay in the written job's tree (ids of one tree key, see
+	// store.TreeKey).
 	must(t, s.CreateJob(ctx, newJob("parent"), store.Effects{}))
-	must(t, s.CreateJob(ctx, newJob("taken"), store.Effects{}))
+	must(t, s.CreateJob(ctx, newJob("parent-taken"), store.Effects{}))
 	p, _ := s.GetJob(ctx, "parent")
 	p.Status = protocol.StatusWaitingForSubJob
 	qt := store.QueuedTask{JobID: "parent", Worker: "w1", Run: store.TaskRun{ID: "task-a", Spec: blueprint.Task{Type: "x"}}}
 	fx := store.Effects{
-		Create:  []*store.Job{newJob("child"), newJob("taken")},
-		Ready:   []string{"child"},
+		Create:  []*store.Job{newJob("parent-child"), newJob("parent-taken")},
+		Ready:   []string{"parent-child"},
 		Enqueue: []store.QueuedTask{qt},
 		Timers:  []store.Timer{{JobID: "parent", Kind: store.TimerDispatch, Ref: "task-a", At: time.Now()}},
 	}
@@ -190,7 +192,7 @@ func testEffectsAtomic(t *testing.T, f Factory) {
 	if got, _ := s.GetJob(ctx, "parent"); got.Status != protocol.StatusPending || got.Version != 1 {
 		t.Fatalf("failed commit changed the job: %+v", got)
 	}
-	if _, err := s.GetJob(ctx, "child"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetJob(ctx, "parent-child"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("failed commit created the child: %v", err)
 	}
 	if q, _ := s.PeekTasks(ctx, store.WorkerQueue("w1"), 10); len(q) != 0 {
@@ -202,14 +204,14 @@ func testEffectsAtomic(t *testing.T, f Factory) {
 	// The same commit without the clash applies fully.
 	fx.Create = fx.Create[:1]
 	must(t, s.UpdateJob(ctx, p, fx))
-	if _, err := s.GetJob(ctx, "child"); err != nil {
+	if _, err := s.GetJob(ctx, "parent-child"); err != nil {
 		t.Fatalf("child not created: %v", err)
 	}
 	if q, _ := s.PeekTasks(ctx, store.WorkerQueue("w1"), 10); len(q) != 1 || q[0].Run.ID != "task-a" {
 		t.Fatalf("task not enqueued: %v", q)
 	}
 	id, err := s.NextReady(ctx, time.Minute)
-	if err != nil || id != "child" {
+	if err != nil || id != "parent-child" {
 		t.Fatalf("ready = %q, %v", id, err)
 	}
 	if due, _ := s.DueTimers(ctx, time.Now().Add(time.Hour), 10, time.Minute); len(due) != 1 {
@@ -309,29 +311,30 @@ func testRetentionLifted(t *testing.T, f Factory) {
 
 func testReadyLease(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
-	must(t, s.PushReady(ctx, "a", "b", "a"))
+	// FIFO holds among the jobs of one tree (see store.ReadyQueue).
+	must(t, s.PushReady(ctx, "j-a", "j-b", "j-a"))
 	first, err := s.NextReady(ctx, time.Minute)
 	must(t, err)
 	second, err := s.NextReady(ctx, time.Minute)
 	must(t, err)
-	if first != "a" || second != "b" {
+	if first != "j-a" || second != "j-b" {
 		t.Fatalf("order = %s %s, want FIFO without duplicates", first, second)
 	}
-	// "a" is leased: marking it ready again must not hand it out now.
-	must(t, s.PushReady(ctx, "a"))
+	// "j-a" is leased: marking it ready again must not hand it out now.
+	must(t, s.PushReady(ctx, "j-a"))
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	if id, err := s.NextReady(short, time.Minute); err == nil {
 		t.Fatalf("leased job %s handed out twice", id)
 	}
-	must(t, s.ExtendReady(ctx, "a", time.Minute))
-	must(t, s.DoneReady(ctx, "a"))
+	must(t, s.ExtendReady(ctx, "j-a", time.Minute))
+	must(t, s.DoneReady(ctx, "j-a"))
 	id, err := s.NextReady(ctx, time.Minute)
-	if err != nil || id != "a" {
+	if err != nil || id != "j-a" {
 		t.Fatalf("job marked ready during its lease: got %q, %v", id, err)
 	}
-	must(t, s.DoneReady(ctx, "a"))
-	must(t, s.DoneReady(ctx, "b"))
+	must(t, s.DoneReady(ctx, "j-a"))
+	must(t, s.DoneReady(ctx, "j-b"))
 	short2, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel2()
 	if id, err := s.NextReady(short2, time.Minute); err == nil {
@@ -663,7 +666,8 @@ func testRemoveRunning(t *testing.T, f Factory) {
 	if _, err := s.ClaimTask(ctx, "c", "w2"); err != nil {
 		t.Fatal(err)
 	}
-	must(t, s.CreateJob(ctx, newJob("remover"), store.Effects{Remove: []string{"a", "b", "c"}}))
+	// The remover is of the tree that enqueued the tasks (enqueue's "q-").
+	must(t, s.CreateJob(ctx, newJob("q-remover"), store.Effects{Remove: []string{"a", "b", "c"}}))
 	if q, _ := s.PeekTasks(ctx, store.WorkerQueue("w"), 10); len(q) != 0 {
 		t.Fatalf("removed tasks still queued: %v", q)
 	}

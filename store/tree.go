@@ -1,0 +1,66 @@
+package store
+
+import (
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// Job trees. A write's effects stay within the written job's tree: the
+// jobs it creates and marks ready, and the timers it adds, belong to the
+// tree of the job written (a root job and its child jobs, at any depth),
+// and the tasks it removes or re-enqueues were enqueued by that tree. A
+// backend may keep a tree together, apart from other trees (store/redis
+// with several shards): what places a job is its TreeKey, so child jobs
+// and tasks get ids that share their root's (NewTreeID).
+
+// TreeKey is the part of an id that places it: its first two characters
+// (all of it when shorter), after a leading "task-" for task ids. For a
+// UUID it is the first byte in hex.
+func TreeKey(id string) string {
+	id = strings.TrimPrefix(id, "task-")
+	return id[:min(2, len(id))]
+}
+
+// NewTreeID returns a new random UUID (version 4) with the tree key of
+// relative (a job or task id of the tree) when that is a byte in hex, so
+// that the new id lands where relative is; otherwise a plain new UUID.
+func NewTreeID(relative string) string {
+	return SameTree(uuid.New(), relative).String()
+}
+
+// SameTree returns id with its first byte set to relative's tree key when
+// that is a byte in hex (a UUID of another version stays a valid UUID:
+// only the first byte changes).
+func SameTree(id uuid.UUID, relative string) uuid.UUID {
+	if b, ok := TreeByte(relative); ok {
+		id[0] = b
+	}
+	return id
+}
+
+// TreeByte is an id's tree key read as a byte in hex; false when it is not
+// one.
+func TreeByte(id string) (byte, bool) { return hexByte(TreeKey(id)) }
+
+func hexByte(s string) (byte, bool) {
+	if len(s) != 2 {
+		return 0, false
+	}
+	var b byte
+	for i := range 2 {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		b = b<<4 | c
+	}
+	return b, true
+}
