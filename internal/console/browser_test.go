@@ -18,7 +18,8 @@ const playwrightVar = "AVTO_TEST_PLAYWRIGHT"
 // orchestrator with a worker and a history database: log in with a client
 // token and see only its jobs, another client's job is not found, an
 // action without the CSRF token is refused, approve from the page, a job's
-// page reaches finished live without reload, bulk cancel by filter, a
+// page reaches finished live without reload, bulk cancel by filter, retry
+// a failed job from its page and see it run again, bulk retry by filter, a
 // worker's reputation falls after failures. With
 // AVTO_CONSOLE_SCREENSHOTS set to a folder it saves screenshots of the main
 // pages there (make console-screenshots).
@@ -35,7 +36,7 @@ func TestBrowser(t *testing.T) {
 	}
 	cfg := baseConfig()
 	cfg.HistoryURI, cfg.GlobalWorkerToken = "sqlite:"+filepath.Join(t.TempDir(), "history.db"), "worker-token"
-	base := serve(t, cfg, workBlueprint())
+	base := serve(t, cfg, workBlueprint(), strictBlueprint())
 	startWorker(t, base)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,13 +21,21 @@ import (
 func workBlueprint() *blueprint.Blueprint {
 	bp := blueprint.New("work").Endpoint("v1", "/jobs/work")
 	bp.Start("start", func(c *blueprint.Context) error {
-		return c.Dispatch(blueprint.Task{Type: "echo", Params: map[string]any{"ms": c.Input("ms"), "fail": c.Input("fail")}})
+		return c.Dispatch(blueprint.Task{Type: "echo", Params: echoParams(c)})
 	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed"))
 	bp.End("finished", nil)
 	bp.End("failed", nil)
 	return bp
 }
 
+// echoParams passes the job's input that startWorker's handler reads.
+func echoParams(c *blueprint.Context) map[string]any {
+	return map[string]any{"ms": c.Input("ms"), "fail": c.Input("fail"), "fail_once": c.Input("fail_once")}
+}
+
+// startWorker runs echo-worker, whose echo task waits ms, then fails
+// (permanently) when fail is set, or when fail_once is and it is the
+// job's first task, else succeeds.
 func startWorker(t *testing.T, base string) {
 	t.Helper()
 	w, err := worker.New(worker.Config{ID: "echo-worker", Token: "worker-token", Orchestrators: []worker.Orchestrator{{URL: base}},
@@ -35,6 +44,7 @@ func startWorker(t *testing.T, base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var failedOnce sync.Map // job id → true: fail_once failed it
 	w.Handle("echo", func(ctx context.Context, task *worker.Task) (worker.Result, error) {
 		if ms, ok := task.Params()["ms"].(float64); ok {
 			select { // the browser test watches the job while it runs
@@ -45,6 +55,11 @@ func startWorker(t *testing.T, base string) {
 		}
 		if fail, _ := task.Params()["fail"].(bool); fail {
 			return worker.Result{}, worker.Permanent(errors.New("the test asked for a failure"))
+		}
+		if once, _ := task.Params()["fail_once"].(bool); once {
+			if _, failed := failedOnce.LoadOrStore(task.JobID(), true); !failed {
+				return worker.Result{}, worker.Permanent(errors.New("the test asked for one failure"))
+			}
 		}
 		return worker.Result{Data: map[string]any{"echoed": true}}, nil
 	}, worker.Price(0.25))

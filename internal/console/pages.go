@@ -333,7 +333,7 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, v *viewer) {
 			}
 		}
 	}
-	data["Events"], data["Attempts"] = events, attempts(events, prices)
+	data["Events"], data["Attempts"], data["Webhooks"] = events, attempts(events, prices), webhookLog(events)
 	data["States"], data["Path"] = c.states(view, events)
 	if bp, ok := c.opts.Engine.Blueprint(view.Blueprint); ok && c.graph != nil {
 		path, _ := data["Path"].([]string)
@@ -367,7 +367,8 @@ func (c *Console) states(j protocol.Job, events []history.Event) ([]stateInfo, [
 	visited := map[string]bool{}
 	for _, ev := range events {
 		typ := engine.EventType(ev.Type)
-		if (typ == engine.EventStateEntered || (typ == engine.EventJobCreated && ev.JobID == j.ID)) && ev.State != "" &&
+		entered := typ == engine.EventStateEntered || typ == engine.EventJobRetried || (typ == engine.EventJobCreated && ev.JobID == j.ID)
+		if entered && ev.State != "" &&
 			(len(path) == 0 || path[len(path)-1] != ev.State) {
 			path = append(path, ev.State)
 			visited[ev.State] = true
@@ -432,67 +433,120 @@ func unfinished(status string) bool {
 	return status != "" && !protocol.JobStatus(status).Terminal()
 }
 
-// bulkMax bounds the jobs one bulk cancel touches.
+// bulkMax bounds the jobs one bulk action touches.
 const bulkMax = 10000
 
-// unfinishedJobs lists the ids of the viewer's jobs that match f (all
-// pages, up to bulkMax) and have not ended, from the live store, which
-// holds every unfinished job.
-func (c *Console) unfinishedJobs(ctx context.Context, v *viewer, f jobFilter) ([]string, error) {
+// bulkOp is an action on every job of a filter (bulk cancel, bulk retry):
+// the first POST shows how many jobs it touches, the second (confirm)
+// acts on each of them.
+type bulkOp struct {
+	Verb   string // "Cancel": the confirmation's title and button
+	Action string // the form's URL
+	Which  string // which jobs of the filter, e.g. "unfinished"
+	Danger bool   // the button warns
+	Note   string // more on the confirmation, if any
+	// statuses are the statuses to list for the filter's status (a
+	// single "" lists them all); keep picks the jobs acted on.
+	statuses func(status string) []string
+	keep     func(protocol.JobStatus) bool
+	// act acts on one job; an error that skipped says changed meanwhile
+	// (the job is left as it is) is counted and reported, any other ends
+	// the action.
+	act     func(ctx context.Context, id string) error
+	skipped func(error) bool
+	// done words the outcome: acted on n jobs, skipped m, why the first
+	// skipped one was.
+	done func(n, m int, why error) string
+}
+
+// bulkJobs lists the ids of the viewer's jobs that match f and op (all
+// pages, up to bulkMax). Without a time range they come from the live
+// store, which holds every job an action can still change.
+func (c *Console) bulkJobs(ctx context.Context, v *viewer, f jobFilter, op *bulkOp) ([]string, error) {
 	var ids []string
-	q := f.query(v, 500)
-	q.Live = f.from.IsZero() && f.to.IsZero()
-	for len(ids) < bulkMax {
-		page, err := c.opts.API.ListJobs(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range page.Jobs {
-			if !j.Status.Terminal() && (f.Q == "" || strings.Contains(j.ID, f.Q)) && len(ids) < bulkMax {
-				ids = append(ids, j.ID)
+	for _, status := range op.statuses(f.Status) {
+		g := f
+		g.Status = status
+		q := g.query(v, 500)
+		q.Live = f.from.IsZero() && f.to.IsZero()
+		for len(ids) < bulkMax {
+			page, err := c.opts.API.ListJobs(ctx, q)
+			if err != nil {
+				return nil, err
 			}
+			for _, j := range page.Jobs {
+				if op.keep(j.Status) && (f.Q == "" || strings.Contains(j.ID, f.Q)) && len(ids) < bulkMax {
+					ids = append(ids, j.ID)
+				}
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			q.Cursor = page.NextCursor
 		}
-		if page.NextCursor == "" {
-			break
-		}
-		q.Cursor = page.NextCursor
 	}
 	return ids, nil
 }
 
-// bulkCancel cancels the viewer's unfinished jobs that match a filter: the
-// first POST shows how many it touches, the second (confirm) cancels them.
-func (c *Console) bulkCancel(w http.ResponseWriter, r *http.Request, v *viewer) {
+// bulk runs op on the viewer's jobs that match the posted filter, once the
+// confirmation (which shows how many they are) is posted back.
+func (c *Console) bulk(w http.ResponseWriter, r *http.Request, v *viewer, op *bulkOp) {
 	f, err := filterOf(r.PostForm)
 	if err != nil {
 		c.render(w, r, http.StatusBadRequest, "message", v, map[string]any{"Title": "Bad request", "Message": err.Error()})
 		return
 	}
 	f.Cursor = ""
-	ids, err := c.unfinishedJobs(r.Context(), v, f)
+	ids, err := c.bulkJobs(r.Context(), v, f, op)
 	if err != nil {
 		c.fail(w, r, v, err)
 		return
 	}
 	if r.PostForm.Get("confirm") == "" {
-		c.render(w, r, http.StatusOK, "confirm", v, map[string]any{"Filter": f, "N": len(ids), "Max": bulkMax})
+		c.render(w, r, http.StatusOK, "confirm", v, map[string]any{"Filter": f, "N": len(ids), "Max": bulkMax, "Op": op})
 		return
 	}
-	cancelled := 0
+	acted, skipped := 0, 0
+	var why error
 	for _, id := range ids {
-		_, err := c.opts.Engine.CancelJob(r.Context(), id, consoleReason(v))
+		err := op.act(r.Context(), id)
 		switch {
 		case err == nil:
-			cancelled++
-		case errors.Is(err, engine.ErrJobTerminal), errors.Is(err, engine.ErrJobNotFound):
+			acted++
+		case op.skipped(err):
+			skipped++
+			if why == nil {
+				why = err
+			}
 		default:
 			c.fail(w, r, v, err)
 			return
 		}
 	}
-	c.render(w, r, http.StatusOK, "message", v, map[string]any{"Title": "Cancelled",
-		"Message": strconv.Itoa(cancelled) + " jobs cancelled (" + strconv.Itoa(len(ids)-cancelled) + " had ended meanwhile).",
-		"Back":    "query", "Filter": f})
+	c.render(w, r, http.StatusOK, "message", v, map[string]any{"Title": op.Verb + " jobs",
+		"Message": op.done(acted, skipped, why), "Back": "query", "Filter": f})
+}
+
+// cancelOp cancels the unfinished jobs of a filter.
+func (c *Console) cancelOp(v *viewer) *bulkOp {
+	return &bulkOp{Verb: "Cancel", Action: Prefix + "jobs/cancel", Which: "unfinished", Danger: true,
+		statuses: func(s string) []string { return []string{s} },
+		keep:     func(s protocol.JobStatus) bool { return !s.Terminal() },
+		act: func(ctx context.Context, id string) error {
+			_, err := c.opts.Engine.CancelJob(ctx, id, consoleReason(v))
+			return err
+		},
+		skipped: func(err error) bool {
+			return errors.Is(err, engine.ErrJobTerminal) || errors.Is(err, engine.ErrJobNotFound)
+		},
+		done: func(n, m int, _ error) string {
+			return fmt.Sprintf("%d jobs cancelled (%d had ended meanwhile).", n, m)
+		},
+	}
+}
+
+func (c *Console) bulkCancel(w http.ResponseWriter, r *http.Request, v *viewer) {
+	c.bulk(w, r, v, c.cancelOp(v))
 }
 
 func (c *Console) workers(w http.ResponseWriter, r *http.Request, v *viewer) {

@@ -9,17 +9,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
 // pageNames are the templates/<name>.html files; each is parsed with
 // layout.html.
-var pageNames = []string{"login", "jobs", "job", "confirm", "workers", "queues", "schedules", "notfound", "message"}
+var pageNames = []string{"login", "jobs", "job", "confirm", "workers", "queues", "schedules", "notfound", "message", "quarantine"}
+
+// partials are templates/<name>.html files of fragments that pages share.
+var partials = []string{"templates/retry.html"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, append([]string{"templates/layout.html", "templates/" + name + ".html"}, partials...)...)
 		if err != nil {
 			return nil, fmt.Errorf("console: parse template %s: %w", name, err)
 		}
@@ -44,7 +48,9 @@ var funcs = template.FuncMap{
 		}
 	},
 	"terminal": func(s protocol.JobStatus) bool { return s.Terminal() },
-	"time":     fmtTime,
+	// retryable takes a status or a filter's status string.
+	"retryable": func(s any) bool { return engine.Retryable(protocol.JobStatus(fmt.Sprint(s))) },
+	"time":      fmtTime,
 	"timep": func(t *time.Time) string {
 		if t == nil {
 			return ""

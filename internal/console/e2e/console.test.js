@@ -123,6 +123,32 @@ step("cancel in bulk by filter, after a confirmation that counts the jobs", asyn
   assert.equal(await status(tokens.bob, bobJob), "waiting_for_human", "bob's job is untouched");
 });
 
+step("retry a failed job from its page and watch it run again", async () => {
+  const id = await create(tokens.alice, "work", { fail_once: true });
+  await until(id + " fails", async () => (await status(tokens.alice, id)) === "failed");
+  await alice.goto(base + "/console/jobs/" + id);
+  assert.equal(await alice.locator("#job-status").getAttribute("data-status"), "failed");
+  await alice.click("form.retry button");
+  await alice.waitForURL(base + "/console/jobs/" + id);
+  await alice.locator('#job-status[data-status="finished"]').waitFor({ timeout: 20000 });
+  await alice.locator("text=job_retried").first().waitFor();
+  assert.match(await alice.locator(".path").innerText(), /start → failed → start → finished/);
+  assert.equal(await status(tokens.alice, id), "finished");
+});
+
+step("retry in bulk by filter, after a confirmation that counts the jobs", async () => {
+  const ids = [];
+  for (let i = 0; i < 2; i++) ids.push(await create(tokens.alice, "work", { fail_once: true }));
+  for (const id of ids) await until(id + " fails", async () => (await status(tokens.alice, id)) === "failed");
+  await alice.goto(base + "/console/jobs?status=failed&blueprint=work");
+  await alice.click(".bulk-retry button");
+  assert.equal(await alice.locator("#bulk-count").innerText(), "2");
+  await alice.click(".confirm button[type=submit]");
+  await alice.waitForLoadState();
+  assert.match(await alice.locator("main").innerText(), /2 jobs retried/);
+  for (const id of ids) await until(id + " finishes", async () => (await status(tokens.alice, id)) === "finished");
+});
+
 step("a worker's reputation falls after failures", async () => {
   const reputation = async () => {
     await alice.goto(base + "/console/workers");
@@ -142,6 +168,8 @@ step("screenshots", async () => {
   if (!dir) return;
   const fanned = await create(tokens.alice, "work", { ms: 10 });
   await until("the screenshot job ends", async () => (await status(tokens.alice, fanned)) === "finished");
+  const stuck = await create(tokens.alice, "strict", { fail: true });
+  await until("the screenshot job is quarantined", async () => (await status(tokens.alice, stuck)) === "quarantined");
   const admin = await login(browser, tokens.admin);
   await admin.goto(base + "/console/jobs");
   await admin.locator("nav.counts").waitFor();
@@ -150,6 +178,8 @@ step("screenshots", async () => {
   await admin.screenshot({ path: path.join(dir, "job.png"), fullPage: true });
   await admin.goto(base + "/console/workers");
   await admin.screenshot({ path: path.join(dir, "workers.png") });
+  await admin.goto(base + "/console/quarantine");
+  await admin.screenshot({ path: path.join(dir, "quarantine.png") });
   const phone = await login(browser, tokens.admin, { viewport: { width: 390, height: 844 }, colorScheme: "dark" });
   await phone.goto(base + "/console/jobs");
   await phone.locator("nav.counts").waitFor();

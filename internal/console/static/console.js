@@ -37,7 +37,9 @@
         timer = setTimeout(function () { timer = null; reload(); }, 150);
       }
     });
-    source.addEventListener("open", function () { document.body.classList.add("live"); });
+    // A change between the page's render and the stream's (re)connection
+    // is not sent: reload once the stream is open to catch up.
+    source.addEventListener("open", function () { document.body.classList.add("live"); reload(); });
     source.addEventListener("error", function () { document.body.classList.remove("live"); });
   }
 
