@@ -417,19 +417,7 @@ func TestBulkCancelByFilter(t *testing.T) {
 	b := newBrowser(t, base)
 	b.login(aliceToken)
 	form := url.Values{"csrf": {b.csrf()}, "status": {"waiting_for_human"}, "blueprint": {"review"}}
-	status, _, body := b.post("/console/jobs/cancel", form)
-	if status != http.StatusOK || !strings.Contains(body, `<output id="bulk-count">3</output>`) {
-		t.Fatalf("confirmation: %d %.800s", status, body)
-	}
-	for _, id := range alices {
-		if got := jobStatus(t, base, aliceToken, id); got != protocol.StatusWaitingForHuman {
-			t.Fatalf("the confirmation cancelled %s (%s)", id, got)
-		}
-	}
-	form.Set("confirm", "3")
-	if status, _, body := b.post("/console/jobs/cancel", form); status != http.StatusOK || !strings.Contains(body, "3 jobs cancelled") {
-		t.Fatalf("bulk cancel: %d %.500s", status, body)
-	}
+	bulkConfirmed(t, b, "/console/jobs/cancel", form, aliceToken, alices, protocol.StatusWaitingForHuman, "3 jobs cancelled")
 	for _, id := range alices {
 		waitStatus(t, base, aliceToken, id, protocol.StatusCancelled)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,6 +57,27 @@ func waitPage(t *testing.T, b *browser, path, want string) string {
 			t.Fatalf("%s never showed %q: %.3000s", path, want, page)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// bulkConfirmed posts a bulk action's form twice: the confirmation must
+// count the jobs ids and leave them as they are (status), the confirmed
+// post must report done.
+func bulkConfirmed(t *testing.T, b *browser, action string, form url.Values, token string, ids []string, status protocol.JobStatus, done string) {
+	t.Helper()
+	n := strconv.Itoa(len(ids))
+	code, _, body := b.post(action, form)
+	if code != http.StatusOK || !strings.Contains(body, `<output id="bulk-count">`+n+`</output>`) || !strings.Contains(body, " "+n+" jobs</button>") {
+		t.Fatalf("confirmation: %d %.1500s", code, body)
+	}
+	for _, id := range ids {
+		if got := jobStatus(t, b.base, token, id); got != status {
+			t.Fatalf("the confirmation changed %s (%s)", id, got)
+		}
+	}
+	form.Set("confirm", n)
+	if code, _, body := b.post(action, form); code != http.StatusOK || !strings.Contains(body, done) {
+		t.Fatalf("confirmed: %d %.800s", code, body)
 	}
 }
 
@@ -171,19 +193,7 @@ func TestBulkRetryAndQuarantine(t *testing.T) {
 		t.Error("the finished jobs' list offers a bulk retry")
 	}
 	form := url.Values{"csrf": {b.csrf()}, "status": {"failed"}, "blueprint": {"work"}}
-	status, _, body := b.post("/console/jobs/retry", form)
-	if status != http.StatusOK || !strings.Contains(body, `<output id="bulk-count">2</output>`) || !strings.Contains(body, "Retry 2 jobs") {
-		t.Fatalf("confirmation: %d %.1500s", status, body)
-	}
-	for _, id := range alices {
-		if got := jobStatus(t, base, aliceToken, id); got != protocol.StatusFailed {
-			t.Fatalf("the confirmation retried %s (%s)", id, got)
-		}
-	}
-	form.Set("confirm", "2")
-	if status, _, body := b.post("/console/jobs/retry", form); status != http.StatusOK || !strings.Contains(body, "2 jobs retried (0 could not be).") {
-		t.Fatalf("bulk retry: %d %.800s", status, body)
-	}
+	bulkConfirmed(t, b, "/console/jobs/retry", form, aliceToken, alices, protocol.StatusFailed, "2 jobs retried (0 could not be).")
 	for _, id := range alices {
 		waitStatus(t, base, aliceToken, id, protocol.StatusFinished)
 	}

@@ -55,6 +55,19 @@ async function login(browser, token, options) {
   return page;
 }
 
+// bulkByFilter waits for alice's jobs ids to be in status, opens the jobs
+// list of filter, starts its bulk action (cancel, retry), checks that the
+// confirmation counts the jobs, confirms, and checks the outcome.
+async function bulkByFilter(ids, status_, filter, action, done) {
+  for (const id of ids) await until(id + " is " + status_, async () => (await status(tokens.alice, id)) === status_);
+  await alice.goto(base + "/console/jobs?" + filter);
+  await alice.click(`form[action="/console/jobs/${action}"] button`);
+  assert.equal(await alice.locator("#bulk-count").innerText(), String(ids.length));
+  await alice.click(".confirm button[type=submit]");
+  await alice.waitForLoadState();
+  assert.match(await alice.locator("main").innerText(), done);
+}
+
 const steps = [];
 function step(name, fn) { steps.push({ name, fn }); }
 
@@ -112,13 +125,7 @@ step("a job created through the API reaches finished on its page, live, without 
 step("cancel in bulk by filter, after a confirmation that counts the jobs", async () => {
   const ids = [];
   for (let i = 0; i < 3; i++) ids.push(await create(tokens.alice, "review"));
-  for (const id of ids) await until(id + " waits", async () => (await status(tokens.alice, id)) === "waiting_for_human");
-  await alice.goto(base + "/console/jobs?status=waiting_for_human&blueprint=review");
-  await alice.click(".bulk button");
-  assert.equal(await alice.locator("#bulk-count").innerText(), "3");
-  await alice.click(".confirm button[type=submit]");
-  await alice.waitForLoadState();
-  assert.match(await alice.locator("main").innerText(), /3 jobs cancelled/);
+  await bulkByFilter(ids, "waiting_for_human", "status=waiting_for_human&blueprint=review", "cancel", /3 jobs cancelled/);
   for (const id of ids) assert.equal(await status(tokens.alice, id), "cancelled");
   assert.equal(await status(tokens.bob, bobJob), "waiting_for_human", "bob's job is untouched");
 });
@@ -139,13 +146,7 @@ step("retry a failed job from its page and watch it run again", async () => {
 step("retry in bulk by filter, after a confirmation that counts the jobs", async () => {
   const ids = [];
   for (let i = 0; i < 2; i++) ids.push(await create(tokens.alice, "work", { fail_once: true }));
-  for (const id of ids) await until(id + " fails", async () => (await status(tokens.alice, id)) === "failed");
-  await alice.goto(base + "/console/jobs?status=failed&blueprint=work");
-  await alice.click(".bulk-retry button");
-  assert.equal(await alice.locator("#bulk-count").innerText(), "2");
-  await alice.click(".confirm button[type=submit]");
-  await alice.waitForLoadState();
-  assert.match(await alice.locator("main").innerText(), /2 jobs retried/);
+  await bulkByFilter(ids, "failed", "status=failed&blueprint=work", "retry", /2 jobs retried/);
   for (const id of ids) await until(id + " finishes", async () => (await status(tokens.alice, id)) === "finished");
 });
 
