@@ -51,6 +51,7 @@ type Metrics struct {
 
 	jobsCreated   *prometheus.CounterVec
 	jobsEnded     *prometheus.CounterVec
+	jobsRetried   *prometheus.CounterVec
 	jobDuration   *prometheus.HistogramVec
 	dispatched    *prometheus.CounterVec
 	waiting       *prometheus.CounterVec
@@ -110,6 +111,7 @@ func newMetrics(st store.Store, opts Options) *Metrics {
 		reg:           reg,
 		jobsCreated:   counter("jobs_created_total", "Jobs created, by blueprint.", "blueprint"),
 		jobsEnded:     counter("jobs_ended_total", "Jobs that ended, by blueprint and final status (finished, failed, error, quarantined, cancelled).", "blueprint", "status"),
+		jobsRetried:   counter("jobs_retried_total", "Failed or quarantined jobs run again (a retried job ends again), by blueprint.", "blueprint"),
 		jobDuration:   histogram("job_duration_seconds", "Time from creation to end of jobs, by blueprint and final status.", long, "blueprint", "status"),
 		dispatched:    counter("tasks_dispatched_total", "Tasks placed on a worker, by task type and strategy.", "type", "strategy"),
 		waiting:       counter("tasks_unplaced_total", "Task placements that found no eligible worker (the task waits), by task type.", "type"),
@@ -126,8 +128,8 @@ func newMetrics(st store.Store, opts Options) *Metrics {
 		httpDuration:  histogram("http_request_duration_seconds", "HTTP request latency, by route pattern, method and status code (long polls included).", short, "route", "method", "code"),
 		storeDuration: histogram("store_operation_duration_seconds", "Latency of store operations, by operation.", short, "operation"),
 		storeErrors:   counter("store_operation_errors_total", "Store operations that failed (not found and conflicts excluded), by operation.", "operation"),
-		jobCosts: counter("job_costs_total", "What ended jobs cost, as their task results reported it (every attempt), by client, blueprint and cost name "+
-			"(at most 20 names, then \"(other)\"), added when the job ends.", "client", "blueprint", "cost"),
+		jobCosts: counter("job_costs_total", "What jobs cost, as their task results reported it (every attempt), by client, blueprint and cost name "+
+			"(at most 20 names, then \"(other)\"), added with each result.", "client", "blueprint", "cost"),
 		costNames: map[string]bool{},
 	}
 	// Series of bounded label sets exist from the start (at 0), so that
@@ -178,11 +180,8 @@ func (m *Metrics) Observe(ev engine.Event) {
 		if ev.Job != nil && ev.Job.FinishedAt != nil {
 			m.jobDuration.WithLabelValues(bp, status).Observe(ev.Job.FinishedAt.Sub(ev.Job.CreatedAt).Seconds())
 		}
-		if ev.Job != nil {
-			for name, v := range ev.Job.Costs {
-				m.jobCosts.WithLabelValues(ev.Job.Client.Name, bp, m.costLabel(name)).Add(v)
-			}
-		}
+	case engine.EventJobRetried:
+		m.jobsRetried.WithLabelValues(bp).Inc()
 	case engine.EventTaskDispatched:
 		strategy, _ := ev.Detail["strategy"].(string)
 		m.dispatched.WithLabelValues(typ, strategy).Inc()
@@ -197,6 +196,13 @@ func (m *Metrics) Observe(ev engine.Event) {
 		m.results.WithLabelValues(typ, status).Inc()
 		if s, ok := ev.Detail["ran_for"].(float64); ok {
 			m.taskRun.WithLabelValues(typ, status).Observe(s)
+		}
+		// Counted with each result rather than at the job's end, which a
+		// retried job reaches more than once.
+		if costs, _ := ev.Detail["costs"].(map[string]float64); ev.Job != nil {
+			for name, v := range costs {
+				m.jobCosts.WithLabelValues(ev.Job.Client.Name, bp, m.costLabel(name)).Add(v)
+			}
 		}
 	case engine.EventTaskRetry:
 		m.retries.WithLabelValues(typ).Inc()

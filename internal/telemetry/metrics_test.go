@@ -102,17 +102,24 @@ func TestMethodLabel(t *testing.T) {
 	}
 }
 
-// What a job cost is added when it ends, by client, blueprint and cost
-// name; cost names past the bound share "(other)".
+// What a job cost is added with each result, by client, blueprint and cost
+// name; cost names past the bound share "(other)". A job's end adds
+// nothing: a retried job ends twice.
 func TestJobCosts(t *testing.T) {
 	m := New(memory.New(memory.Options{}), Options{})
 	end := func(client, bp string, costs map[string]float64) {
-		m.Observe(engine.Event{Type: engine.EventJobEnded, Detail: map[string]any{"status": "finished"},
-			Job: &store.Job{Blueprint: bp, Client: blueprint.Client{Name: client}, Costs: costs}})
+		job := &store.Job{Blueprint: bp, Client: blueprint.Client{Name: client}, Costs: costs}
+		m.Observe(engine.Event{Type: engine.EventTaskResult, Detail: map[string]any{"status": "success", "type": "work", "costs": costs}, Job: job})
+		m.Observe(engine.Event{Type: engine.EventJobEnded, Detail: map[string]any{"status": "finished"}, Job: job})
+		m.Observe(engine.Event{Type: engine.EventJobRetried, Job: job})
+		m.Observe(engine.Event{Type: engine.EventJobEnded, Detail: map[string]any{"status": "finished"}, Job: job})
 	}
 	end("acme", "render", map[string]float64{"execution_time_seconds": 1.5, "gpu_seconds": 2})
 	end("acme", "render", map[string]float64{"execution_time_seconds": 0.5})
 	end("other", "render", map[string]float64{"execution_time_seconds": 7})
+	if s := series(t, m, "avtomatika_jobs_retried_total", map[string]string{"blueprint": "render"}); s == nil || s.GetCounter().GetValue() != 3 {
+		t.Errorf("jobs retried: %v, want 3", s)
+	}
 	for _, tc := range []struct {
 		client, cost string
 		want         float64
