@@ -127,6 +127,8 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		SchedulesFile:             e.str("SCHEDULES_CONFIG_PATH", ""),
 		HistoryURI:                e.str("HISTORY_DATABASE_URI", defaultHistoryURI()),
 		RedisURL:                  e.str("REDIS_URL", ""),
+		RedisCluster:              e.bool("REDIS_CLUSTER", false),
+		RedisShards:               e.int("REDIS_SHARDS", 1),
 		RedisPrefix:               e.str("REDIS_KEY_PREFIX", ""),
 		RedisPoolSize:             e.int("REDIS_POOL_SIZE", 0),
 		JobRetention:              e.seconds("JOB_RETENTION_SECONDS", 24*time.Hour),

@@ -30,8 +30,12 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("defaults %+v %v", cfg, err)
 	}
 	cfg, _ = configFrom(lookup(map[string]string{"REDIS_URL": "redis://a:1/0", "REDIS_HOST": "b"}))
-	if cfg.RedisURL != "redis://a:1/0" {
-		t.Fatalf("REDIS_URL must win over REDIS_HOST: %q", cfg.RedisURL)
+	if cfg.RedisURL != "redis://a:1/0" || cfg.RedisCluster || cfg.RedisShards != 1 {
+		t.Fatalf("REDIS_URL must win over REDIS_HOST, one server and one shard by default: %q %v %d", cfg.RedisURL, cfg.RedisCluster, cfg.RedisShards)
+	}
+	cfg, _ = configFrom(lookup(map[string]string{"REDIS_URL": "redis://a:7000?addr=b:7001", "REDIS_CLUSTER": "true", "REDIS_SHARDS": "16"}))
+	if !cfg.RedisCluster || cfg.RedisShards != 16 {
+		t.Fatalf("REDIS_CLUSTER, REDIS_SHARDS: %v %d", cfg.RedisCluster, cfg.RedisShards)
 	}
 	_, err = configFrom(lookup(map[string]string{"API_PORT": "http", "JOB_MAX_RETRIES": "-2", "RATE_LIMITING_ENABLED": "maybe", "LOG_LEVEL": "loud"}))
 	for _, name := range []string{"API_PORT", "JOB_MAX_RETRIES", "RATE_LIMITING_ENABLED", "LOG_LEVEL"} {

@@ -54,8 +54,10 @@ func runHelperOrchestrator() int {
 		}
 		pollTimeout = d
 	}
+	shards, _ := strconv.Atoi(os.Getenv("REDIS_SHARDS"))
 	o, err := orchestrator.New(orchestrator.Config{
 		Logger: log, RedisURL: os.Getenv("REDIS_URL"), RedisPrefix: os.Getenv("REDIS_KEY_PREFIX"),
+		RedisCluster: os.Getenv("REDIS_CLUSTER") == "true", RedisShards: shards,
 		HistoryURI:        os.Getenv("HISTORY_DATABASE_URI"),
 		GlobalWorkerToken: "tok", Clients: []orchestrator.Client{{Name: "c", Token: "ct"}},
 		PollTimeout: pollTimeout, WorkerTTL: 4 * time.Second, StepLease: 2 * time.Second,

@@ -76,7 +76,15 @@ type Config struct {
 	// RedisURL (REDIS_URL) selects the Redis backend: redis://[[user]:password@]host[:port][/db]
 	// or rediss:// for TLS. Several orchestrators on one Redis share the work.
 	// Needs orchestrator/backends/redis.
-	RedisURL      string
+	RedisURL string
+	// RedisCluster (REDIS_CLUSTER) makes RedisURL name a Redis Cluster:
+	// redis://host1:7000?addr=host2:7001&addr=host3:7002 lists seed nodes.
+	RedisCluster bool
+	// RedisShards (REDIS_SHARDS) spreads the live state over this many
+	// shards (hash tags), so that a Cluster's masters share a deployment;
+	// 1 (the default) keeps it in one slot. Every orchestrator of a
+	// deployment must use the same number.
+	RedisShards   int
 	RedisPrefix   string        // key prefix, so that deployments share a Redis ("avto")
 	RedisPoolSize int           // connection pool size (go-redis default)
 	JobRetention  time.Duration // how long ended jobs stay in the live store (24h); history keeps them
@@ -273,7 +281,7 @@ func New(cfg Config) (*Orchestrator, error) {
 			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		st, err := b.OpenStore(ctx, backend.StoreOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, PoolSize: cfg.RedisPoolSize, Retention: cfg.JobRetention, Logger: cfg.Logger})
+		st, err := b.OpenStore(ctx, backend.StoreOptions{URL: cfg.RedisURL, Cluster: cfg.RedisCluster, Shards: cfg.RedisShards, Prefix: cfg.RedisPrefix, PoolSize: cfg.RedisPoolSize, Retention: cfg.JobRetention, Logger: cfg.Logger})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("open Redis: %w", err)

@@ -109,6 +109,17 @@ func redisForTest(t *testing.T) (url, prefix string) {
 	return url, prefix
 }
 
+// clusterForTest returns a Redis Cluster's URL, a fresh key prefix
+// (deleted when the test ends) and the environment that makes a helper
+// orchestrator use the cluster with 16 shards.
+func clusterForTest(t *testing.T) (url, prefix string, env []string) {
+	t.Helper()
+	addrs := testenv.RedisCluster(t)
+	prefix = fmt.Sprintf("avto-e2e-%d", time.Now().UnixNano())
+	testenv.CleanCluster(t, addrs, "{"+prefix+"}:*", "{"+prefix+":s*")
+	return testenv.ClusterURL(addrs), prefix, []string{"REDIS_CLUSTER=true", "REDIS_SHARDS=16"}
+}
+
 func waitJobs(t *testing.T, ctx context.Context, c *client.Client, ids []string, timeout time.Duration) map[string]*protocol.Job {
 	t.Helper()
 	out := map[string]*protocol.Job{}
@@ -142,8 +153,20 @@ func waitJobs(t *testing.T, ctx context.Context, c *client.Client, ids []string,
 func TestTwoOrchestratorsShareOneRedis(t *testing.T) {
 	t.Parallel()
 	redisURL, prefix := redisForTest(t)
-	a := startHelper(t, loopbackAddr(t), redisURL, prefix)
-	b := startHelper(t, loopbackAddr(t), redisURL, prefix)
+	twoOrchestrators(t, redisURL, prefix)
+}
+
+// TestTwoOrchestratorsShareACluster is TestTwoOrchestratorsShareOneRedis
+// on a Redis Cluster of three masters, the live state in 16 shards.
+func TestTwoOrchestratorsShareACluster(t *testing.T) {
+	t.Parallel()
+	redisURL, prefix, env := clusterForTest(t)
+	twoOrchestrators(t, redisURL, prefix, env...)
+}
+
+func twoOrchestrators(t *testing.T, redisURL, prefix string, env ...string) {
+	a := startHelper(t, loopbackAddr(t), redisURL, prefix, env...)
+	b := startHelper(t, loopbackAddr(t), redisURL, prefix, env...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ex := newExecutions()
@@ -207,8 +230,21 @@ func TestTwoOrchestratorsShareOneRedis(t *testing.T) {
 func TestOrchestratorCrashLosesNothing(t *testing.T) {
 	t.Parallel()
 	redisURL, prefix := redisForTest(t)
+	crashLosesNothing(t, redisURL, prefix)
+}
+
+// TestOrchestratorCrashLosesNothingOnACluster is
+// TestOrchestratorCrashLosesNothing on a Redis Cluster of three masters,
+// the live state in 16 shards.
+func TestOrchestratorCrashLosesNothingOnACluster(t *testing.T) {
+	t.Parallel()
+	redisURL, prefix, env := clusterForTest(t)
+	crashLosesNothing(t, redisURL, prefix, env...)
+}
+
+func crashLosesNothing(t *testing.T, redisURL, prefix string, env ...string) {
 	addr := loopbackAddr(t)
-	first := startHelper(t, addr, redisURL, prefix)
+	first := startHelper(t, addr, redisURL, prefix, env...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ex := newExecutions()
@@ -246,7 +282,7 @@ func TestOrchestratorCrashLosesNothing(t *testing.T) {
 		}
 	}
 	first.kill() // SIGKILL, mid-flight
-	startHelper(t, addr, redisURL, prefix)
+	startHelper(t, addr, redisURL, prefix, env...)
 	startFlowWorker(t, ctx, "w-rare", "http://"+addr, ex, "rare")
 	jobs := waitJobs(t, ctx, c, append(append([]string{}, flows...), lates...), 2*time.Minute)
 	for id, j := range jobs {

@@ -58,6 +58,8 @@ var ErrNotLinked = errors.New("backend not linked into this program")
 // StoreOptions configure a live store.
 type StoreOptions struct {
 	URL       string
+	Cluster   bool // URL names a Redis Cluster's seed nodes
+	Shards    int  // shards of the live state (store/redis Options.Shards)
 	Prefix    string
 	PoolSize  int
 	Retention time.Duration

@@ -51,6 +51,9 @@ func (k keys) lockFence() string         { return k.base + "locks:fence" }
 
 func (k keys) outbox() string { return k.base + "outbox" }
 
+// shardCount is the deployment's number of shards (Options.Shards).
+func (k keys) shardCount() string { return k.base + "shards" }
+
 // Pub/sub channels (not keys, but prefixed the same way).
 func (k keys) readyChannel() string { return k.base + "ch:ready" }
 func (k keys) queueChannel() string { return k.base + "ch:queues" }

@@ -91,3 +91,43 @@ func TestFailMapsErrors(t *testing.T) {
 		t.Fatalf("pool timeout: %v", err)
 	}
 }
+
+func TestClusterOptions(t *testing.T) {
+	t.Parallel()
+	o, err := clusterOptions(Options{URL: "redis://:pw@10.0.0.1:7000?addr=10.0.0.2:7001&addr=10.0.0.3:7002", PoolSize: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(o.Addrs) != "[10.0.0.1:7000 10.0.0.2:7001 10.0.0.3:7002]" || o.Password != "pw" || o.PoolSize != 9 {
+		t.Fatalf("cluster URL parsed as addrs=%v password=%q pool=%d", o.Addrs, o.Password, o.PoolSize)
+	}
+	if _, err := clusterOptions(Options{URL: "http://h:7000"}); err == nil {
+		t.Fatal("a non-Redis cluster URL was accepted")
+	}
+}
+
+// TestShardTags: the shards' hash tags land in equal parts of the slot
+// space, in order, and a tree key's shard is the UUID byte modulo N.
+func TestShardTags(t *testing.T) {
+	t.Parallel()
+	if one := shardTags("avto", 1); len(one) != 1 || one[0].base != "{avto}:" {
+		t.Fatalf("one shard: %v", one)
+	}
+	tags := shardTags("avto", 16)
+	for k, tag := range tags {
+		slot := keySlot(tag.job("x"))
+		if slot < k*slotCount/16 || slot >= (k+1)*slotCount/16 {
+			t.Fatalf("shard %d's tag %s is in slot %d", k, tag.base, slot)
+		}
+	}
+	// Redis' own example: the slot of "123456789" is CRC16 0x31C3 mod 16384.
+	if keySlot("{123456789}:x") != 0x31C3%slotCount {
+		t.Fatalf("keySlot = %d", keySlot("{123456789}:x"))
+	}
+	if shardIndex("3fa85f64-5717-4562-b3fc-2c963f66afa6", 16) != 0x3f%16 || shardIndex("task-3fa85f64", 16) != 0x3f%16 {
+		t.Fatal("a UUID's shard is not its first byte modulo 16")
+	}
+	if shardIndex("job-1", 16) != shardIndex("jo", 16) || shardIndex("anything", 1) != 0 {
+		t.Fatal("other ids are placed by their first two characters")
+	}
+}

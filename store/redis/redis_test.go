@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,4 +103,33 @@ func openStore(t testing.TB, opts redisstore.Options) *redisstore.Store {
 		}
 	})
 	return s
+}
+
+// TestShardCountKept: a deployment keeps its number of shards; a Store
+// with another number is refused, and nothing it would have missed is
+// touched.
+func TestShardCountKept(t *testing.T) {
+	t.Parallel()
+	url := testenv.URL(t, testenv.RedisVar)
+	ctx := context.Background()
+	prefix := newPrefix(t, url)
+	openStore(t, redisstore.Options{URL: url, Prefix: prefix, Shards: 4})
+	openStore(t, redisstore.Options{URL: url, Prefix: prefix, Shards: 4})
+	if _, err := redisstore.Open(ctx, redisstore.Options{URL: url, Prefix: prefix, Shards: 8}); err == nil || !strings.Contains(err.Error(), "has 4 shards, not 8") {
+		t.Fatalf("open with another shard count: %v", err)
+	}
+	// A deployment from before the count was kept, with jobs in one shard.
+	old := newPrefix(t, url)
+	rdb := rawClient(t, url)
+	defer rdb.Close()
+	if err := rdb.ZAdd(ctx, "{"+old+"}:jobs:all", goredis.Z{Member: "x"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redisstore.Open(ctx, redisstore.Options{URL: url, Prefix: old, Shards: 16}); err == nil || !strings.Contains(err.Error(), "one shard, not 16") {
+		t.Fatalf("open an old deployment with 16 shards: %v", err)
+	}
+	openStore(t, redisstore.Options{URL: url, Prefix: old})
+	if _, err := redisstore.Open(ctx, redisstore.Options{URL: url, Prefix: old, Shards: 300}); err == nil {
+		t.Fatal("300 shards accepted")
+	}
 }

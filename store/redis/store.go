@@ -200,6 +200,9 @@ func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, ow
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return nil, fail(ctx, "redis store: ping", err)
 	}
+	if err := s.checkShards(ctx); err != nil {
+		return nil, err
+	}
 	ps, err := s.subscribe(ctx)
 	if err != nil {
 		return nil, err
@@ -236,6 +239,37 @@ func (s *Store) Close() error {
 		}
 	})
 	return err
+}
+
+// checkShards records the deployment's number of shards on first use and
+// refuses a Store with another number: its jobs would not be found.
+func (s *Store) checkShards(ctx context.Context) error {
+	n := len(s.shards)
+	for {
+		got, err := s.rdb.Get(ctx, s.g.shardCount()).Int()
+		if err == nil {
+			if got != n {
+				return fmt.Errorf("redis store: deployment %s has %d shards, not %d (Options.Shards must not change while jobs are kept)", s.g.base, got, n)
+			}
+			return nil
+		}
+		if !errors.Is(err, goredis.Nil) {
+			return fail(ctx, "redis store: read shard count", err)
+		}
+		if n > 1 {
+			// A deployment from before the count was kept has one shard.
+			old, err := s.rdb.Exists(ctx, s.g.jobsAll(), s.g.readySeq()).Result()
+			if err != nil {
+				return fail(ctx, "redis store: read shard count", err)
+			}
+			if old > 0 {
+				return fmt.Errorf("redis store: deployment %s keeps its jobs in one shard, not %d (Options.Shards must not change while jobs are kept)", s.g.base, n)
+			}
+		}
+		if err := s.rdb.SetNX(ctx, s.g.shardCount(), n, 0).Err(); err != nil {
+			return fail(ctx, "redis store: record shard count", err)
+		}
+	}
 }
 
 // maxShards bounds Options.Shards: a tree key of one byte spreads over at

@@ -16,7 +16,9 @@ import (
 func init() { backend.Register(backend.Redis, backend.Backend{OpenStore: open}) }
 
 func open(ctx context.Context, o backend.StoreOptions) (store.Store, error) {
-	st, err := redisstore.Open(ctx, redisstore.Options{URL: o.URL, Prefix: o.Prefix, PoolSize: o.PoolSize, Retention: o.Retention})
+	st, err := redisstore.Open(ctx, redisstore.Options{
+		URL: o.URL, Cluster: o.Cluster, Shards: o.Shards, Prefix: o.Prefix, PoolSize: o.PoolSize, Retention: o.Retention,
+	})
 	if err != nil {
 		return nil, err
 	}
