@@ -155,6 +155,14 @@ func testRetryFromJobPage(t *testing.T, cfg orchestrator.Config) {
 	if strings.Contains(page, "Retry from the failed state") {
 		t.Error("a finished job's page offers Retry")
 	}
+	// History's summary of the job follows it (the lists of ended jobs
+	// read history).
+	if _, _, list := b.get("/console/jobs?status=failed"); strings.Contains(list, id) {
+		t.Error("the retried job is still listed as failed")
+	}
+	if _, _, list := b.get("/console/jobs?status=finished"); !strings.Contains(list, id) {
+		t.Error("the retried job is not listed as finished")
+	}
 	status, _, body = b.post("/console/jobs/"+id+"/retry", url.Values{"csrf": {b.csrf()}})
 	if status != http.StatusConflict || !strings.Contains(body, "is finished; only failed and quarantined jobs are retried") {
 		t.Fatalf("retry of a finished job: %d %.800s", status, body)
