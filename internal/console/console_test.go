@@ -179,15 +179,7 @@ func apiCall(t testing.TB, base, method, path, token string, body any) (int, []b
 
 func createJob(t testing.TB, base, token string) string {
 	t.Helper()
-	status, body := apiCall(t, base, "POST", "/api/v1/jobs/review", token, map[string]any{"initial_data": map[string]any{"n": 1}})
-	if status != http.StatusAccepted {
-		t.Fatalf("create: %d %s", status, body)
-	}
-	var r protocol.CreateJobResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r.JobID
+	return createWith(t, base, token, "review", map[string]any{"initial_data": map[string]any{"n": 1}})
 }
 
 func jobStatus(t *testing.T, base, token, id string) protocol.JobStatus {

@@ -31,7 +31,7 @@ func strictBlueprint() *blueprint.Blueprint {
 }
 
 // createWith creates a job through the API and returns its id.
-func createWith(t *testing.T, base, token, endpoint string, body map[string]any) string {
+func createWith(t testing.TB, base, token, endpoint string, body map[string]any) string {
 	t.Helper()
 	status, raw := apiCall(t, base, "POST", "/api/v1/jobs/"+endpoint, token, body)
 	if status != http.StatusAccepted {
