@@ -37,6 +37,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/console"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/internal/figures"
 	"github.com/avtomatika-ai/avtomatika-go/internal/outbox"
 	"github.com/avtomatika-ai/avtomatika-go/internal/scheduler"
 	"github.com/avtomatika-ai/avtomatika-go/internal/telemetry"
@@ -244,6 +245,7 @@ type Orchestrator struct {
 	cfg     Config
 	eng     *engine.Engine
 	metrics *telemetry.Metrics
+	figures *figures.Recorder // the console's charts, in the store
 	clients *auth.Clients
 	workers *auth.WorkerTokens
 
@@ -299,7 +301,8 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 5 << 30
 	}
-	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store, telemetry.Options{WorkerLabels: cfg.MetricsWorkerLabels, MaxWorkerLabels: cfg.MetricsWorkerLabelsMax}), history: cfg.History, ownStore: ownStore}
+	o := &Orchestrator{cfg: cfg, workers: auth.NewWorkerTokens(nil, ""), metrics: telemetry.New(cfg.Store, telemetry.Options{WorkerLabels: cfg.MetricsWorkerLabels, MaxWorkerLabels: cfg.MetricsWorkerLabelsMax}), history: cfg.History, ownStore: ownStore,
+		figures: figures.New(cfg.Store, cfg.Logger)}
 	if o.history == nil {
 		hs, err := openHistory(cfg.HistoryURI)
 		if err != nil {
@@ -368,6 +371,7 @@ const historyConsumer = "history"
 // WebSocket commands read the outbox instead (see history.go).
 func (o *Orchestrator) onEvent(ev engine.Event) {
 	o.metrics.Observe(ev)
+	o.figures.Observe(ev)
 	o.notifyConsoleInProcess(ev)
 	if o.cfg.OnEvent != nil {
 		o.cfg.OnEvent(ev)
@@ -474,6 +478,7 @@ func (o *Orchestrator) Start() error {
 		defer close(o.relayDone)
 		var wg sync.WaitGroup
 		wg.Go(func() { o.watchLiveState(relayCtx) })
+		wg.Go(func() { o.figures.Run(relayCtx) })
 		o.relay.Run(relayCtx)
 		wg.Wait()
 	}()

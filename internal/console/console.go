@@ -40,7 +40,7 @@ const Prefix = "/console/"
 //go:embed templates/*.html
 var templateFS embed.FS
 
-//go:embed static/console.css static/console.js static/htmx/htmx.min.js
+//go:embed static/console.css static/console.js static/htmx/htmx.min.js static/uplot/uPlot.iife.min.js static/uplot/uPlot.min.css
 var staticFS embed.FS
 
 // Options configures a Console.
@@ -60,12 +60,13 @@ type Options struct {
 // Prefix, feed it events with Notify, and Close it before shutting the
 // HTTP server down (it ends the live streams).
 type Console struct {
-	opts  Options
-	mux   *http.ServeMux
-	pages map[string]*template.Template
-	live  *hub
-	cop   *http.CrossOriginProtection
-	graph *graphs // nil without Options.RenderSVG
+	opts   Options
+	mux    *http.ServeMux
+	pages  map[string]*template.Template
+	live   *hub
+	cop    *http.CrossOriginProtection
+	graph  *graphs // nil without Options.RenderSVG
+	topics topicHub
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -83,6 +84,7 @@ func New(opts Options) (*Console, error) {
 	c.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.refuse(w, r, http.StatusForbidden, "Refused: a cross-origin request. Use the console's own pages.")
 	}))
+	c.topics.watches = map[string]*watch{}
 	if opts.RenderSVG != nil {
 		c.graph = &graphs{render: opts.RenderSVG, cache: map[[32]byte]template.HTML{}}
 	}
@@ -128,6 +130,7 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Prefix+"jobs/retry", c.action(c.bulkRetry))
 	c.mux.Handle("GET "+Prefix+"quarantine", c.page(c.quarantine))
 	c.mux.Handle("GET "+Prefix+"workers", c.page(c.workers))
+	c.mux.Handle("GET "+Prefix+"workers/{id}", c.page(c.worker))
 	c.mux.Handle("GET "+Prefix+"queues", c.page(c.queues))
 	c.mux.Handle("GET "+Prefix+"schedules", c.page(c.schedules))
 	c.mux.Handle(Prefix, c.page(func(w http.ResponseWriter, r *http.Request, v *viewer) {

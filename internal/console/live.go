@@ -1,13 +1,19 @@
 package console
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
 // Live updates: the orchestrator feeds Notify with every job event its
@@ -72,18 +78,7 @@ func (c *Console) Notify(ev history.Event) {
 		if (s.jobID != "" && s.jobID != ev.JobID) || (s.owner != api.AnyOwner && s.owner != ev.Client) {
 			continue
 		}
-		select {
-		case s.ch <- ch:
-		default:
-			select { // replace the pending change with the newest
-			case <-s.ch:
-			default:
-			}
-			select {
-			case s.ch <- ch:
-			default:
-			}
-		}
+		offer(s.ch, ch) // replacing a pending change with the newest
 	}
 }
 
@@ -104,7 +99,6 @@ const (
 // stream serves a Server-Sent Events stream of the changes s receives,
 // until the browser goes away or the console closes.
 func (c *Console) stream(w http.ResponseWriter, r *http.Request, s *sub) {
-	defer c.live.unsubscribe(s)
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -162,10 +156,206 @@ func (c *Console) jobLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 		c.fail(w, r, v, err)
 		return
 	}
-	c.stream(w, r, c.live.subscribe(v.owner(), view.ID))
+	s := c.live.subscribe(v.owner(), view.ID)
+	defer c.live.unsubscribe(s)
+	c.stream(w, r, s)
 }
 
-// listLive streams the changes of every job the viewer may see.
+// listLive streams the changes of every job the viewer may see, or with
+// ?topic= those of a live list (workers, queues, schedules).
 func (c *Console) listLive(w http.ResponseWriter, r *http.Request, v *viewer) {
-	c.stream(w, r, c.live.subscribe(v.owner(), ""))
+	topic := r.URL.Query().Get("topic")
+	if topic == "" || topic == "jobs" {
+		s := c.live.subscribe(v.owner(), "")
+		defer c.live.unsubscribe(s)
+		c.stream(w, r, s)
+		return
+	}
+	t, ok := topics[topic]
+	switch {
+	case !ok:
+		c.render(w, r, http.StatusBadRequest, "message", v, map[string]any{"Title": "Bad request", "Message": "unknown live topic " + topic})
+		return
+	case t.adminOnly && !v.Admin:
+		c.render(w, r, http.StatusForbidden, "message", v, map[string]any{"Title": "Operators only", "Message": "Log in with the admin token."})
+		return
+	}
+	s, done := c.subscribeTopic(topic, v)
+	defer done()
+	c.stream(w, r, s)
+}
+
+// Live lists of workers, queues and schedules: what they show lives in the
+// store, which every orchestrator of a deployment writes, and changes
+// without a job event (a worker registers, a heartbeat moves a load, a
+// schedule runs). While a page of a topic is open in this process, one
+// watcher per topic reads the page's data every topicPoll and tells the
+// topic's streams when it changed; the page then reloads its panel. The
+// store is read once per topic and interval, however many pages are open,
+// and not at all when none is.
+
+// topicPoll is how often an open topic is read.
+const topicPoll = 2 * time.Second
+
+// topics names the live lists and who may follow them.
+var topics = map[string]struct{ adminOnly bool }{"workers": {}, "queues": {adminOnly: true}, "schedules": {adminOnly: true}}
+
+// watch is one topic's watcher and its streams.
+type watch struct {
+	subs map[*sub]struct{}
+	stop chan struct{}
+}
+
+// topicHub holds the watched topics of this process.
+type topicHub struct {
+	mu      sync.Mutex
+	watches map[string]*watch
+}
+
+// subscribeTopic adds a stream to a topic, starting its watcher if it is
+// the first; the returned func removes it (and stops the watcher after the
+// last).
+func (c *Console) subscribeTopic(topic string, v *viewer) (*sub, func()) {
+	s := &sub{owner: v.owner(), ch: make(chan change, 1)}
+	h := &c.topics
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	wt := h.watches[topic]
+	if wt == nil {
+		wt = &watch{subs: map[*sub]struct{}{}, stop: make(chan struct{})}
+		h.watches[topic] = wt
+		go c.watchTopic(topic, wt)
+	}
+	wt.subs[s] = struct{}{}
+	return s, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(wt.subs, s)
+		if len(wt.subs) == 0 && h.watches[topic] == wt {
+			delete(h.watches, topic)
+			close(wt.stop)
+		}
+	}
+}
+
+// watchTopic reads a topic's digest every topicPoll until its last stream
+// ends or the console closes, and sends a change when it differs.
+func (c *Console) watchTopic(topic string, wt *watch) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-wt.stop:
+		case <-c.closed:
+		}
+		cancel()
+	}()
+	t := time.NewTicker(topicPoll)
+	defer t.Stop()
+	last := ""
+	for {
+		d, err := c.digest(ctx, topic)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			c.opts.Logger.Warn("console: live list unavailable", "topic", topic, "error", err)
+		case err == nil && last != "" && d != last:
+			c.topics.mu.Lock()
+			for s := range wt.subs {
+				offer(s.ch, change{Type: topic})
+			}
+			c.topics.mu.Unlock()
+		}
+		if err == nil {
+			last = d
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// offer puts ch in a stream's one-slot queue, replacing a change not yet
+// sent.
+func offer(q chan change, ch change) {
+	select {
+	case q <- ch:
+		return
+	default:
+	}
+	select {
+	case <-q:
+	default:
+	}
+	select {
+	case q <- ch:
+	default:
+	}
+}
+
+// digest is a fingerprint of what a topic's page shows, but for what
+// changes all the time without meaning anything (heartbeat times).
+func (c *Console) digest(ctx context.Context, topic string) (string, error) {
+	var v any
+	switch topic {
+	case "workers":
+		ws, err := c.opts.Engine.ListWorkers(ctx)
+		if err != nil {
+			return "", err
+		}
+		type row struct {
+			ID, Status string
+			Load       int
+			Reputation string
+			Skills     []string
+			Tasks      []string
+		}
+		rows := make([]row, 0, len(ws))
+		for _, w := range ws {
+			info := api.WorkerView(w)
+			r := row{ID: info.WorkerID, Status: info.Status, Load: info.Load, Reputation: strconv.FormatFloat(info.Reputation, 'f', 3, 64), Tasks: info.CurrentTasks}
+			for _, sk := range info.Skills {
+				r.Skills = append(r.Skills, sk.Name)
+			}
+			rows = append(rows, r)
+		}
+		slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.ID, b.ID) })
+		v = rows
+	case "queues":
+		st := c.opts.Engine.Store()
+		lengths, err := st.QueueLengths(ctx)
+		if err != nil {
+			return "", err
+		}
+		now := time.Now()
+		counts, err := st.StatsSince(ctx, now, now)
+		if err != nil {
+			return "", err
+		}
+		v = []any{lengths, counts}
+	case "schedules":
+		if c.opts.Schedules == nil {
+			return "", nil
+		}
+		ss, err := c.opts.Schedules(ctx)
+		if err != nil {
+			return "", err
+		}
+		type row struct {
+			Name string
+			Last *protocol.ScheduleRun
+		}
+		rows := make([]row, 0, len(ss))
+		for _, s := range ss {
+			rows = append(rows, row{s.Name, s.LastRun})
+		}
+		v = rows
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return string(sum[:]), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/internal/figures"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -564,7 +565,11 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request, v *viewer) {
 		out[i] = view(wi)
 	}
 	slices.SortFunc(out, func(a, b protocol.WorkerInfo) int { return strings.Compare(a.WorkerID, b.WorkerID) })
-	c.render(w, r, http.StatusOK, "workers", v, map[string]any{"Workers": out})
+	data := map[string]any{"Workers": out}
+	if r.URL.Query().Get("fragment") == "panel" {
+		data["Fragment"] = "workerspanel"
+	}
+	c.render(w, r, http.StatusOK, "workers", v, data)
 }
 
 // queueInfo is one task queue: its length and oldest waiting task.
@@ -596,7 +601,17 @@ func (c *Console) queues(w http.ResponseWriter, r *http.Request, v *viewer) {
 		out = append(out, q)
 	}
 	slices.SortFunc(out, func(a, b queueInfo) int { return strings.Compare(a.Name, b.Name) })
-	c.render(w, r, http.StatusOK, "queues", v, map[string]any{"Queues": out})
+	minutes, err := figures.LastHour(r.Context(), st, time.Now())
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	jobs, latency := hourCharts(minutes)
+	data := map[string]any{"Queues": out, "Jobs": jobs, "Latency": latency, "Hour": totals(minutes)}
+	if r.URL.Query().Get("fragment") == "panel" {
+		data["Fragment"] = "queuespanel"
+	}
+	c.render(w, r, http.StatusOK, "queues", v, data)
 }
 
 func (c *Console) schedules(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -612,5 +627,9 @@ func (c *Console) schedules(w http.ResponseWriter, r *http.Request, v *viewer) {
 			return
 		}
 	}
-	c.render(w, r, http.StatusOK, "schedules", v, map[string]any{"Schedules": out})
+	data := map[string]any{"Schedules": out}
+	if r.URL.Query().Get("fragment") == "panel" {
+		data["Fragment"] = "schedulespanel"
+	}
+	c.render(w, r, http.StatusOK, "schedules", v, data)
 }

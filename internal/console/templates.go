@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates/<name>.html files; each is parsed with
 // layout.html.
-var pageNames = []string{"login", "jobs", "job", "confirm", "workers", "queues", "schedules", "notfound", "message", "quarantine"}
+var pageNames = []string{"login", "jobs", "job", "confirm", "workers", "worker", "queues", "schedules", "notfound", "message", "quarantine"}
 
 // partials are templates/<name>.html files of fragments that pages share.
 var partials = []string{"templates/retry.html"}

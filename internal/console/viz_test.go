@@ -1,12 +1,20 @@
 package console_test
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -64,4 +72,165 @@ func TestJobPageGraph(t *testing.T) {
 	if n := strings.Count(page, `class="edge taken"`); n != 2 { // the start arrow and start -> finished
 		t.Fatalf("%d edges marked taken, want 2: %.3000s", n, page)
 	}
+}
+
+func TestChartsAndLiveListsMemory(t *testing.T) {
+	cfg := baseConfig()
+	cfg.GlobalWorkerToken = "worker-token"
+	base := serve(t, cfg, workBlueprint())
+	testChartsAndLiveLists(t, base, base)
+}
+
+// TestChartsAndLiveListsRedis: one orchestrator's console shows the
+// figures and workers of another on the same Redis.
+func TestChartsAndLiveListsRedis(t *testing.T) {
+	redisURL := testenv.URL(t, testenv.RedisVar)
+	prefix := fmt.Sprintf("avto-console-viz-%d", time.Now().UnixNano())
+	t.Cleanup(func() { dropPrefix(redisURL, prefix) })
+	cfg := baseConfig()
+	cfg.GlobalWorkerToken = "worker-token"
+	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
+	first, second := serve(t, cfg, workBlueprint()), serve(t, cfg, workBlueprint())
+	testChartsAndLiveLists(t, first, second)
+}
+
+// testChartsAndLiveLists: the workers list hears of a worker that
+// registers (with the orchestrator at apiURL), and after a job that
+// finishes and one that fails the queues page's charts and the worker's
+// reputation history on consoleURL show them.
+func testChartsAndLiveLists(t *testing.T, consoleURL, apiURL string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin := newBrowser(t, consoleURL)
+	admin.login(adminToken)
+	alice := newBrowser(t, consoleURL)
+	alice.login(aliceToken)
+	for path, want := range map[string]int{"live?topic=queues": http.StatusForbidden, "live?topic=schedules": http.StatusForbidden, "live?topic=nosuch": http.StatusBadRequest} {
+		if status, _, _ := alice.get("/console/" + path); status != want {
+			t.Errorf("alice GET %s: %d, want %d", path, status, want)
+		}
+	}
+	if status, _, _ := alice.get("/console/workers/echo-worker"); status != http.StatusNotFound {
+		t.Errorf("a worker not registered: %d, want 404", status)
+	}
+
+	workers := openStream(t, ctx, admin, "live?topic=workers")
+	defer workers.Close()
+	queues := openStream(t, ctx, admin, "live?topic=queues")
+	defer queues.Close()
+	time.Sleep(300 * time.Millisecond) // the watchers read their first state
+	startWorker(t, apiURL)
+	if line := readTopic(t, workers); !strings.Contains(line, `"event_type":"workers"`) {
+		t.Fatalf("workers stream: %s", line)
+	}
+	if _, _, page := admin.get("/console/workers?fragment=panel"); !strings.Contains(page, `<a href="/console/workers/echo-worker">echo-worker</a>`) {
+		t.Fatalf("the workers panel lacks the new worker: %.2000s", page)
+	}
+
+	for _, fail := range []bool{false, true} {
+		status, body := apiCall(t, apiURL, "POST", "/api/v1/jobs/work", aliceToken, map[string]any{"initial_data": map[string]any{"fail": fail}})
+		if status != http.StatusAccepted {
+			t.Fatalf("create: %d %s", status, body)
+		}
+		var r protocol.CreateJobResponse
+		_ = json.Unmarshal(body, &r)
+		want := protocol.StatusFinished
+		if fail {
+			want = protocol.StatusFailed
+		}
+		waitStatus(t, apiURL, aliceToken, r.JobID, want)
+	}
+	if line := readTopic(t, queues); !strings.Contains(line, `"event_type":"queues"`) {
+		t.Fatalf("queues stream: %s", line)
+	}
+	// The figures reach the store within figures.FlushEvery.
+	var jobs, latency chartData
+	for {
+		_, _, page := admin.get("/console/queues")
+		jobs, latency = chartOf(t, page, "jobs-chart"), chartOf(t, page, "latency-chart")
+		if jobs.sum(0) == 2 && jobs.sum(1) == 1 && jobs.sum(2) == 1 && latency.count(0) >= 1 {
+			if !strings.Contains(page, "2 jobs created, 1 finished, 1 failed;\n  2 tasks picked up, after") {
+				t.Fatalf("the hour's totals: %.3000s", page)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the queues page's charts: jobs %+v latency %+v", jobs, latency)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(jobs.X) != 60 || jobs.Series[0].Label != "created" || jobs.Series[2].Label != "failed" {
+		t.Fatalf("jobs chart: %+v", jobs)
+	}
+	// The worker's reputation fell: its history records it.
+	for {
+		_, _, page := alice.get("/console/workers/echo-worker")
+		rep := chartOf(t, page, "reputation-chart")
+		vals := rep.Series[0].Values
+		if len(vals) >= 2 && vals[len(vals)-1] != nil && *vals[len(vals)-1] < 1 {
+			if !strings.Contains(page, "<td>1.000</td>") && !strings.Contains(page, "<td>0.") {
+				t.Fatalf("the samples table: %.3000s", page)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the worker's reputation chart: %+v\n%.3000s", rep, page)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// chartData is a page's data-chart attribute.
+type chartData struct {
+	X      []int64
+	Series []struct {
+		Label  string
+		Values []*float64
+	}
+}
+
+func (c chartData) sum(i int) float64 {
+	var s float64
+	for _, v := range c.Series[i].Values {
+		if v != nil {
+			s += *v
+		}
+	}
+	return s
+}
+
+func (c chartData) count(i int) int {
+	n := 0
+	for _, v := range c.Series[i].Values {
+		if v != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func chartOf(t *testing.T, page, id string) chartData {
+	t.Helper()
+	m := regexp.MustCompile(`id="` + id + `" data-chart="([^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no chart %s on the page: %.3000s", id, page)
+	}
+	var c chartData
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &c); err != nil {
+		t.Fatalf("chart %s: %v: %s", id, err, m[1])
+	}
+	return c
+}
+
+// readTopic returns the next change a live list's stream sends.
+func readTopic(t *testing.T, body io.Reader) string {
+	t.Helper()
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			return line
+		}
+	}
+	t.Fatalf("the stream ended without a change: %v", sc.Err())
+	return ""
 }

@@ -1,8 +1,50 @@
 // Live updates for the Avtomatika console: an element with data-live
 // listens on that Server-Sent Events stream and, on each change, reloads
 // its content from data-refresh with htmx (at most once per interval).
+// Charts: an element with data-chart (JSON: x in Unix seconds, series of
+// values) is drawn with uPlot, in the theme's colours (console.css).
 (function () {
   "use strict";
+
+  function cssVar(name) {
+    return getComputedStyle(document.body).getPropertyValue("--" + name).trim() || "currentColor";
+  }
+
+  function chart(el) {
+    if (typeof uPlot === "undefined" || el.getAttribute("data-drawn") === "1") { return; }
+    var spec;
+    try { spec = JSON.parse(el.getAttribute("data-chart")); } catch (e) { return; }
+    el.setAttribute("data-drawn", "1");
+    var muted = cssVar("muted"), line = cssVar("line");
+    var axis = { stroke: muted, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
+    var series = [{}];
+    var data = [spec.x || []];
+    (spec.series || []).forEach(function (s) {
+      var color = cssVar(s.color);
+      series.push({ label: s.label, stroke: color, width: 2, spanGaps: false,
+        paths: spec.steps ? uPlot.paths.stepped({ align: 1 }) : undefined,
+        points: { show: (spec.x || []).length < 2 } });
+      data.push(s.values || []);
+    });
+    var y = { auto: true };
+    if (spec.min !== undefined && spec.max !== undefined) { y = { range: [spec.min, spec.max] }; }
+    var yAxis = Object.assign({}, axis, { label: spec.unit || "", size: 56 });
+    var opts = {
+      title: spec.title, width: Math.max(240, el.clientWidth || 600), height: el.classList.contains("small") ? 120 : 220,
+      series: series, scales: { x: { time: true }, y: y }, axes: [axis, yAxis],
+      legend: { show: true }, cursor: { points: { show: false } }
+    };
+    var plot = new uPlot(opts, data, el);
+    el.setAttribute("data-points", String((spec.x || []).length));
+    if (typeof ResizeObserver !== "undefined") {
+      new ResizeObserver(function () {
+        var w = Math.max(240, el.clientWidth);
+        if (Math.abs(w - plot.width) > 4) { plot.setSize({ width: w, height: plot.height }); }
+      }).observe(el);
+    }
+  }
+
+  function charts(root) { root.querySelectorAll("[data-chart]").forEach(chart); }
 
   function keepOpen(el) {
     var open = [];
@@ -26,6 +68,7 @@
       var restore = keepOpen(el);
       htmx.ajax("GET", refresh, { target: el, swap: "innerHTML" }).then(function () {
         restore();
+        charts(el);
         busy = false;
         if (pending) { pending = false; reload(); }
       }, function () { busy = false; });
@@ -48,6 +91,7 @@
     document.body.addEventListener("htmx:configRequest", function (e) {
       if (csrf) { e.detail.headers["X-CSRF-Token"] = csrf; }
     });
+    charts(document);
     document.querySelectorAll("[data-live]").forEach(live);
   });
 })();
