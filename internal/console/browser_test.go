@@ -20,7 +20,10 @@ const playwrightVar = "AVTO_TEST_PLAYWRIGHT"
 // action without the CSRF token is refused, approve from the page, a job's
 // page reaches finished live without reload, bulk cancel by filter, retry
 // a failed job from its page and see it run again, bulk retry by filter, a
-// worker's reputation falls after failures. With
+// worker's reputation falls after failures; the job page's graph marks the
+// current state, the queues page draws its charts, the workers page shows
+// a worker that registers live, a worker's page charts its reputation, and
+// no page breaks the Content-Security-Policy. With
 // AVTO_CONSOLE_SCREENSHOTS set to a folder it saves screenshots of the main
 // pages there (make console-screenshots).
 func TestBrowser(t *testing.T) {
@@ -42,7 +45,18 @@ func TestBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "e2e/console.test.js")
-	cmd.Env = append(os.Environ(), "BASE="+base, "ALICE="+aliceToken, "BOB="+bobToken, "ADMIN="+adminToken,
+	// The script creates this file when it wants a worker to register.
+	signal := filepath.Join(t.TempDir(), "register-worker")
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := os.Stat(signal); err == nil {
+				startWorkerID(t, base, "live-worker")
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	cmd.Env = append(os.Environ(), "BASE="+base, "ALICE="+aliceToken, "BOB="+bobToken, "ADMIN="+adminToken, "REGISTER_WORKER="+signal,
 		"CHROMIUM="+chromium, "PLAYWRIGHT="+pw)
 	if dir := os.Getenv("AVTO_CONSOLE_SCREENSHOTS"); dir != "" {
 		abs, err := filepath.Abs(dir)

@@ -38,7 +38,13 @@ func echoParams(c *blueprint.Context) map[string]any {
 // job's first task, else succeeds.
 func startWorker(t *testing.T, base string) {
 	t.Helper()
-	w, err := worker.New(worker.Config{ID: "echo-worker", Token: "worker-token", Orchestrators: []worker.Orchestrator{{URL: base}},
+	startWorkerID(t, base, "echo-worker")
+}
+
+// startWorkerID starts a worker with the echo skill until the test ends.
+func startWorkerID(t *testing.T, base, id string) {
+	t.Helper()
+	w, err := worker.New(worker.Config{ID: id, Token: "worker-token", Orchestrators: []worker.Orchestrator{{URL: base}},
 		Logger: baseConfig().Logger, PollTimeout: time.Second, HeartbeatInterval: 500 * time.Millisecond,
 		Resources: worker.Resources{DisableDetection: true}})
 	if err != nil {

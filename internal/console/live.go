@@ -328,8 +328,11 @@ func (c *Console) digest(ctx context.Context, topic string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		// This minute's figures and the last one's, so that figures written
+		// just before a minute turns are not missed (and the charts move
+		// on once a minute).
 		now := time.Now()
-		counts, err := st.StatsSince(ctx, now, now)
+		counts, err := st.StatsSince(ctx, now.Add(-time.Minute), now)
 		if err != nil {
 			return "", err
 		}

@@ -3,6 +3,7 @@
 // starts the orchestrator and a worker and runs this script with:
 //   BASE           the orchestrator's URL
 //   ALICE, BOB     client tokens; ADMIN the admin token
+//   REGISTER_WORKER a file to create when a worker ("live-worker") is to register
 //   CHROMIUM       the browser's executable
 //   PLAYWRIGHT     the folder install.sh filled
 //   SCREENSHOTS    optional: a folder to save screenshots of the main pages in
@@ -52,6 +53,7 @@ async function login(browser, token, options) {
   await page.fill("#token", token);
   await page.click("button[type=submit]");
   await page.waitForURL(/\/console\/jobs$/);
+  watchCSP(page);
   return page;
 }
 
@@ -71,7 +73,14 @@ async function bulkByFilter(ids, status_, filter, action, done) {
 const steps = [];
 function step(name, fn) { steps.push({ name, fn }); }
 
-let browser, alice, aliceJob, bobJob;
+let browser, alice, admin, aliceJob, bobJob;
+// Content-Security-Policy violations the pages report (there must be none).
+const cspErrors = [];
+function watchCSP(page) {
+  page.on("console", (msg) => {
+    if (/Content Security Policy|Content-Security-Policy/i.test(msg.text())) cspErrors.push(page.url() + ": " + msg.text());
+  });
+}
 
 step("a client token sees only its own jobs", async () => {
   aliceJob = await create(tokens.alice, "review");
@@ -164,6 +173,63 @@ step("a worker's reputation falls after failures", async () => {
   assert.ok(after < before, `reputation ${before} -> ${after}`);
 });
 
+step("the job page shows the blueprint graph as SVG, the current state highlighted", async () => {
+  const id = await create(tokens.alice, "review");
+  await until(id + " waits", async () => (await status(tokens.alice, id)) === "waiting_for_human");
+  await alice.goto(base + "/console/jobs/" + id);
+  const current = alice.locator("#graph svg g.node.current");
+  await current.waitFor();
+  assert.equal(await current.count(), 1);
+  assert.equal(await current.locator("title").textContent(), "start");
+  assert.ok((await alice.locator("#graph svg g.node").count()) >= 3, "every state is drawn");
+  await alice.click('button[name=decision][value=approved]');
+  await alice.locator('#job-status[data-status="finished"]').waitFor({ timeout: 20000 });
+  await until("the graph follows the job", async () =>
+    (await alice.locator("#graph svg g.node.current title").textContent()) === "finished");
+  assert.equal(await alice.locator("#graph svg g.node.visited title").textContent(), "start");
+  assert.ok((await alice.locator("#graph svg g.edge.taken").count()) >= 1, "the transition taken is marked");
+  // The theme's colours: the current state's outline is the accent colour.
+  const stroke = await alice.locator("#graph svg g.node.current path").first().evaluate((el) => getComputedStyle(el).stroke);
+  const accent = await alice.evaluate(() => getComputedStyle(document.body).getPropertyValue("--accent").trim());
+  assert.ok(stroke !== "rgb(0, 0, 0)" && accent !== "", `current state stroke ${stroke}, accent ${accent}`);
+});
+
+step("a chart renders on the queues page", async () => {
+  admin = await login(browser, tokens.admin);
+  await admin.goto(base + "/console/queues");
+  await admin.locator("#jobs-chart canvas").waitFor();
+  assert.match(await admin.locator("#jobs-chart .u-legend").innerText(), /created[\s\S]*finished[\s\S]*failed/);
+  assert.equal(await admin.locator("#jobs-chart").getAttribute("data-points"), "60");
+  await admin.locator("#latency-chart canvas").waitFor();
+  // The jobs of the steps before reach the figures (written every 2 s).
+  await until("the chart counts the jobs", async () => {
+    await admin.goto(base + "/console/queues");
+    return !/^Every orchestrator of the deployment: 0 jobs created/.test(await admin.locator("#hour-totals").innerText());
+  });
+});
+
+step("the workers page updates live when a worker registers", async () => {
+  await admin.goto(base + "/console/workers");
+  await admin.locator('tr[data-worker="echo-worker"]').waitFor();
+  assert.equal(await admin.locator('tr[data-worker="live-worker"]').count(), 0);
+  await admin.evaluate(() => { window.notReloaded = true; });
+  await until("the live stream is open", async () => admin.evaluate(() => document.body.classList.contains("live")));
+  require("node:fs").writeFileSync(process.env.REGISTER_WORKER, "");
+  await admin.locator('tr[data-worker="live-worker"]').waitFor({ timeout: 15000 });
+  assert.equal(await admin.evaluate(() => window.notReloaded), true, "the page was reloaded");
+});
+
+step("a worker's page charts its reputation history", async () => {
+  await alice.goto(base + "/console/workers/echo-worker");
+  await alice.locator("#reputation-chart canvas").waitFor();
+  assert.ok(Number(await alice.locator("#reputation-chart").getAttribute("data-points")) >= 2, "the failures' changes are recorded");
+  assert.ok(Number(await alice.locator(".samples tbody tr td:nth-child(2)").first().innerText()) < 1);
+});
+
+step("no page broke the Content-Security-Policy", async () => {
+  assert.deepEqual(cspErrors, []);
+});
+
 step("screenshots", async () => {
   const dir = process.env.SCREENSHOTS;
   if (!dir) return;
@@ -171,7 +237,6 @@ step("screenshots", async () => {
   await until("the screenshot job ends", async () => (await status(tokens.alice, fanned)) === "finished");
   const stuck = await create(tokens.alice, "strict", { fail: true });
   await until("the screenshot job is quarantined", async () => (await status(tokens.alice, stuck)) === "quarantined");
-  const admin = await login(browser, tokens.admin);
   await admin.goto(base + "/console/jobs");
   await admin.locator("nav.counts").waitFor();
   await admin.screenshot({ path: path.join(dir, "jobs.png"), fullPage: true });
@@ -181,10 +246,19 @@ step("screenshots", async () => {
   await admin.screenshot({ path: path.join(dir, "workers.png") });
   await admin.goto(base + "/console/quarantine");
   await admin.screenshot({ path: path.join(dir, "quarantine.png") });
+  await admin.goto(base + "/console/queues");
+  await admin.locator("#jobs-chart canvas").waitFor();
+  await admin.screenshot({ path: path.join(dir, "queues.png"), fullPage: true });
+  await admin.goto(base + "/console/workers/echo-worker");
+  await admin.locator("#reputation-chart canvas").waitFor();
+  await admin.screenshot({ path: path.join(dir, "worker.png"), fullPage: true });
   const phone = await login(browser, tokens.admin, { viewport: { width: 390, height: 844 }, colorScheme: "dark" });
   await phone.goto(base + "/console/jobs");
   await phone.locator("nav.counts").waitFor();
   await phone.screenshot({ path: path.join(dir, "jobs-phone-dark.png") });
+  await phone.goto(base + "/console/jobs/" + fanned);
+  await phone.locator("#graph svg").waitFor();
+  await phone.screenshot({ path: path.join(dir, "job-phone-dark.png"), fullPage: true });
 });
 
 (async () => {
