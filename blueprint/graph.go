@@ -107,7 +107,7 @@ func (b *Blueprint) dot(path []string, current string) string {
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "digraph %s {\n", dotQuote(b.name))
-	fmt.Fprintf(&sb, "  label=%s;\n  labelloc=t;\n  rankdir=TB;\n", dotQuote("blueprint "+b.name))
+	fmt.Fprintf(&sb, "  label=%s;\n  labelloc=t;\n  rankdir=TB;\n  fontname=\"Helvetica\";\n", dotQuote("blueprint "+b.name))
 	sb.WriteString("  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n")
 	sb.WriteString("  edge [fontname=\"Helvetica\", fontsize=10];\n")
 	if b.start != "" {

@@ -28,7 +28,8 @@ type chart struct {
 	Series []series `json:"series"`
 	Min    *float64 `json:"min,omitempty"` // fixed Y range, when set
 	Max    *float64 `json:"max,omitempty"`
-	Steps  bool     `json:"steps,omitempty"` // a value holds until the next
+	Steps  bool     `json:"steps,omitempty"`  // a value holds until the next
+	Points bool     `json:"points,omitempty"` // mark each value (sparse data)
 }
 
 type series struct {
@@ -54,7 +55,7 @@ func num(f float64) *float64 { return &f }
 func hourCharts(minutes []figures.Minute) (jobs, latency chart) {
 	jobs = chart{Title: "Jobs per minute, last hour", Unit: "jobs", Series: []series{
 		{Label: "created", Color: "run"}, {Label: "finished", Color: "ok"}, {Label: "failed", Color: "bad"}}}
-	latency = chart{Title: "Dispatch latency (mean wait in queue), last hour", Unit: "ms", Series: []series{{Label: "mean wait", Color: "warn"}}}
+	latency = chart{Title: "Dispatch latency (mean wait in queue), last hour", Unit: "ms", Points: true, Series: []series{{Label: "mean wait", Color: "warn"}}}
 	for _, m := range minutes {
 		jobs.X = append(jobs.X, m.At.Unix())
 		latency.X = append(latency.X, m.At.Unix())

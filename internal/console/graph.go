@@ -21,16 +21,13 @@ var preamble = regexp.MustCompile(`(?s)\A.*?(<svg\b)`)
 // comment matches an XML comment (Graphviz writes one per node and edge).
 var comment = regexp.MustCompile(`(?s)<!--.*?-->\n?`)
 
-// svgSize matches the fixed width and height of the <svg> element.
-var svgSize = regexp.MustCompile(`\A(<svg\b[^>]*?)\s+width="[^"]*"\s+height="[^"]*"`)
-
 // inlineSVG turns a rendered SVG document into an element to put inside
-// an HTML page: without the XML preamble and comments, and without a
-// fixed size (its viewBox stays, so that CSS sizes it).
+// an HTML page: without the XML preamble and comments. Its natural size
+// stays; console.css shrinks it to narrow screens (the viewBox keeps its
+// proportions).
 func inlineSVG(svg []byte) []byte {
 	out := preamble.ReplaceAll(svg, []byte("$1"))
-	out = comment.ReplaceAll(out, nil)
-	return svgSize.ReplaceAll(out, []byte("$1"))
+	return comment.ReplaceAll(out, nil)
 }
 
 // graphCacheMax bounds the graphs kept: a job page reloads on every change

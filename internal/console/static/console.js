@@ -23,7 +23,7 @@
       var color = cssVar(s.color);
       series.push({ label: s.label, stroke: color, width: 2, spanGaps: false,
         paths: spec.steps ? uPlot.paths.stepped({ align: 1 }) : undefined,
-        points: { show: (spec.x || []).length < 2 } });
+        points: { show: spec.points || (spec.x || []).length < 2, size: 6, fill: color } });
       data.push(s.values || []);
     });
     var y = { auto: true };
