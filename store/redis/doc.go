@@ -114,6 +114,13 @@
 //	K locks:fence           string  the token counter, shared by all lock names. Never
 //	                                expires, so tokens only grow.
 //
+// Figures (store.Stats, the console's charts; stats.go):
+//
+//	K stats:<unix minute>   hash    counter name -> sum for that minute (HINCRBY);
+//	                                EXPIREAT StatsRetention after the minute.
+//	K samples:<series>      list    "unixnanos value" samples (RPUSH), trimmed to the
+//	                                series' limit; PEXPIRE its TTL after each sample.
+//
 // Outbox:
 //
 //	K outbox                stream  the events of job writes (Effects.Events), appended
