@@ -3,7 +3,8 @@
 // orchestrator of a deployment adds to the same ones and any of them shows
 // the whole deployment, with no Prometheus: jobs created, finished and
 // failed per minute, the time tasks wait in their queue before a worker
-// picks them up, and each worker's reputation after each change.
+// picks them up, and each worker's reputation as it changes (the value
+// after the latest change of each interval).
 //
 // A Recorder observes the engine events committed in its process (each
 // event is observed by exactly one process) and adds them up in memory;
