@@ -100,9 +100,16 @@ func New(opts Options) (*Console, error) {
 func (c *Console) Handler() http.Handler { return c.mux }
 
 // Close ends the live streams in progress (and refuses new ones), so that
-// an HTTP server's Shutdown does not wait for them. Close may be called
-// more than once.
-func (c *Console) Close() { c.closeOnce.Do(func() { close(c.closed) }) }
+// an HTTP server's Shutdown does not wait for them, and waits for the live
+// lists' watchers to end. Close may be called more than once.
+func (c *Console) Close() {
+	c.closeOnce.Do(func() { close(c.closed) })
+	// No watcher starts once closed is (subscribeTopic checks it under
+	// the lock); those running end on closed.
+	c.topics.mu.Lock()
+	c.topics.mu.Unlock() //nolint:staticcheck // a barrier for subscribeTopic
+	c.topics.running.Wait()
+}
 
 // Redirect answers "/" with a redirect to the console.
 func Redirect(w http.ResponseWriter, r *http.Request) {

@@ -210,6 +210,7 @@ type watch struct {
 type topicHub struct {
 	mu      sync.Mutex
 	watches map[string]*watch
+	running sync.WaitGroup // the watchers
 }
 
 // subscribeTopic adds a stream to a topic, starting its watcher if it is
@@ -224,7 +225,11 @@ func (c *Console) subscribeTopic(topic string, v *viewer) (*sub, func()) {
 	if wt == nil {
 		wt = &watch{subs: map[*sub]struct{}{}, stop: make(chan struct{})}
 		h.watches[topic] = wt
-		go c.watchTopic(topic, wt)
+		select {
+		case <-c.closed: // the stream ends at once; no watcher
+		default:
+			h.running.Go(func() { c.watchTopic(topic, wt) })
+		}
 	}
 	wt.subs[s] = struct{}{}
 	return s, func() {
