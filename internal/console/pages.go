@@ -242,6 +242,20 @@ type attempt struct {
 	Price               string
 }
 
+// Decision is the dispatch decision as one line: the strategy, then the
+// reason, which most strategies already begin with ("cheapest: price 1"),
+// so it is not said twice.
+func (a *attempt) Decision() string {
+	words := strings.ReplaceAll(a.Strategy, "_", " ")
+	switch {
+	case a.Reason == "":
+		return a.Strategy
+	case a.Strategy == "" || strings.HasPrefix(a.Reason, words+":"):
+		return a.Reason
+	}
+	return a.Strategy + ": " + a.Reason
+}
+
 // attempts gathers a job's task attempts from its events: dispatch
 // decision, pick-up, result or retry, and the worker's price for the skill.
 func attempts(events []history.Event, prices map[string]map[string]float64) []*attempt {
@@ -251,6 +265,11 @@ func attempts(events []history.Event, prices map[string]map[string]float64) []*a
 		n := ev.Attempt
 		if f, ok := ev.Detail["attempt"].(float64); ok && n == 0 {
 			n = int(f)
+			// A retry carries the attempt it schedules: its error and
+			// worker belong to the one before.
+			if engine.EventType(ev.Type) == engine.EventTaskRetry && n > 1 {
+				n--
+			}
 		}
 		key := ev.TaskID + "/" + strconv.Itoa(n)
 		a := byKey[key]
