@@ -434,8 +434,10 @@ func TestJobsListFilters(t *testing.T) {
 	if !strings.Contains(page, c) || strings.Contains(page, a) {
 		t.Fatal("status filter")
 	}
-	if !strings.Contains(page, `hx-get="/console/jobs/counts?status=cancelled"`) {
-		t.Error("the page does not load its counts")
+	// The counts load once the page's live stream opens and reload on
+	// each change, like the table.
+	if !strings.Contains(page, `<div id="counts" data-live="/console/live" data-refresh="/console/jobs/counts?status=cancelled"`) {
+		t.Error("the page's counts are not live")
 	}
 	_, _, counts := b.get("/console/jobs/counts?status=cancelled")
 	for _, want := range []string{`waiting_for_human <b>1</b>`, `cancelled <b>1</b>`, `class="count muted current"`} {

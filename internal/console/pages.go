@@ -79,7 +79,7 @@ func (f jobFilter) Self() string { return f.link(f.Status, "", "") }
 func (f jobFilter) Table() string { return f.link(f.Status, "", "table") }
 
 // Counts is the URL of f's counts by status (the page loads them after
-// itself).
+// itself, and again on each change of its live stream).
 func (f jobFilter) Counts() string { return f.at("jobs/counts", f.Status, "", "") }
 
 func (f jobFilter) link(status, cursor, fragment string) string {
@@ -212,7 +212,7 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, v *viewer) {
 }
 
 // jobCounts serves the counts by status of the jobs list's filter, which
-// the page loads after itself: with a history database they read up to
+// the page loads after itself and reloads live (paced, data-pace): with a history database they read up to
 // countCap jobs per status.
 func (c *Console) jobCounts(w http.ResponseWriter, r *http.Request, v *viewer) {
 	f, err := filterOf(r.URL.Query())

@@ -92,6 +92,22 @@ step("a client token sees only its own jobs", async () => {
   assert.match(await alice.locator("header").innerText(), /client alice/);
 });
 
+step("the counts by status follow new jobs live, without reload", async () => {
+  await alice.goto(base + "/console/jobs");
+  const waiting = alice.locator('nav.counts a.count[href$="status=waiting_for_human"] b');
+  await waiting.waitFor();
+  const before = Number(await waiting.innerText());
+  await alice.evaluate(() => { window.notReloaded = true; });
+  await until("the live stream is open", async () => alice.evaluate(() => document.body.classList.contains("live")));
+  const id = await create(tokens.alice, "review");
+  await until(id + " waits", async () => (await status(tokens.alice, id)) === "waiting_for_human");
+  await until("the count rises", async () => Number(await waiting.innerText()) === before + 1);
+  const r = await api("POST", "/api/v1/jobs/" + id + "/cancel", tokens.alice);
+  assert.ok(r.status < 300, JSON.stringify(r.json));
+  await until("the count falls", async () => Number(await waiting.innerText()) === before);
+  assert.equal(await alice.evaluate(() => window.notReloaded), true, "the page was reloaded");
+});
+
 step("another client's job id gives the not-found page", async () => {
   const resp = await alice.goto(base + "/console/jobs/" + bobJob);
   assert.equal(resp.status(), 404);

@@ -1,6 +1,8 @@
 // Live updates for the Avtomatika console: an element with data-live
 // listens on that Server-Sent Events stream and, on each change, reloads
-// its content from data-refresh with htmx (at most once per interval).
+// its content from data-refresh with htmx (at most once per interval, or
+// per data-pace milliseconds). Elements of a page that follow the same
+// stream share one connection.
 // Charts: an element with data-chart (JSON: x in Unix seconds, series of
 // values) is drawn with uPlot, in the theme's colours (console.css).
 (function () {
@@ -57,6 +59,8 @@
     };
   }
 
+  var sources = {}; // data-live URL -> its EventSource
+
   function live(el) {
     var url = el.getAttribute("data-live");
     var refresh = el.getAttribute("data-refresh");
@@ -74,10 +78,11 @@
       }, function () { busy = false; });
     }
     var timer = null;
-    var source = new EventSource(url);
+    var pace = Number(el.getAttribute("data-pace")) || 150;
+    var source = sources[url] || (sources[url] = new EventSource(url));
     source.addEventListener("change", function () {
       if (timer === null) {
-        timer = setTimeout(function () { timer = null; reload(); }, 150);
+        timer = setTimeout(function () { timer = null; reload(); }, pace);
       }
     });
     // A change between the page's render and the stream's (re)connection
