@@ -41,6 +41,8 @@ func run() error {
 		workloads   = flag.String("workload", "one-task", "comma-separated workloads, or all: "+strings.Join(harness.Workloads, ", "))
 		backends    = flag.String("backend", "memory", "comma-separated backends: memory, redis")
 		redisURL    = flag.String("redis-url", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for the redis backend (a fresh key prefix, removed afterwards)")
+		cluster     = flag.String("redis-cluster", "", "redis backend on a Redis Cluster: comma-separated seed addresses host:port (instead of -redis-url); reports the keys on each master")
+		shards      = flag.Int("redis-shards", 0, "redis backend: shards of the live state (default 1 on -redis-url, 12 on -redis-cluster)")
 		history     = flag.String("history", "", "history database URI (e.g. sqlite:/tmp/h.db); empty: history off")
 		jobs        = flag.Int("jobs", 0, "drain mode: create this many jobs (default 2000 unless -duration is set)")
 		duration    = flag.Duration("duration", 0, "drain mode without -jobs: create jobs for this long; rate mode: how long to send")
@@ -104,7 +106,7 @@ func run() error {
 	fmt.Printf("# %s, %d CPUs, GOMAXPROCS=%d; %d workers × %d slots, %d clients\n",
 		runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), *workers, *concurrency, *clients)
 	base := harness.Options{
-		RedisURL: *redisURL, History: *history,
+		RedisURL: *redisURL, RedisCluster: splitList(*cluster), RedisShards: *shards, History: *history,
 		Workers: *workers, Concurrency: *concurrency, Clients: *clients,
 		Jobs: *jobs, Duration: *duration, Rate: *rate,
 	}

@@ -82,8 +82,9 @@ type Config struct {
 	// redis://host1:7000?addr=host2:7001&addr=host3:7002 lists seed nodes.
 	RedisCluster bool
 	// RedisShards (REDIS_SHARDS) spreads the live state over this many
-	// shards (hash tags), so that a Cluster's masters share a deployment;
-	// 1 (the default) keeps it in one slot. Every orchestrator of a
+	// shards (hash tags), so that a Cluster's masters share a deployment
+	// (a multiple of the masters: 12 for 3); 1 (the default) keeps it in
+	// one slot. Every orchestrator of a
 	// deployment must use the same number.
 	RedisShards   int
 	RedisPrefix   string        // key prefix, so that deployments share a Redis ("avto")

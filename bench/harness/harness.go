@@ -1,13 +1,16 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,7 +30,12 @@ type Options struct {
 	Workload string // one of Workloads
 	Backend  string // memory or redis
 	RedisURL string // for the redis backend
-	History  string // HISTORY_DATABASE_URI; "" or none: off
+	// RedisCluster, when set, runs the redis backend on the Redis Cluster
+	// of these seed addresses instead of RedisURL, with RedisShards shards
+	// (12 when 0).
+	RedisCluster []string
+	RedisShards  int
+	History      string // HISTORY_DATABASE_URI; "" or none: off
 
 	Workers     int // SDK workers
 	Concurrency int // tasks at once per worker
@@ -117,6 +125,7 @@ type Result struct {
 	RedisRoundTrips         float64            // Redis round trips per job (a pipeline is one)
 	RedisMicros             float64            // Redis main-thread CPU time per job in µs, from INFO cpu
 	RedisByCommand          map[string]float64 // commands per job by name (scripts as script:<name>)
+	KeysPerMaster           map[string]int     // the deployment's keys on each master (cluster), at the end
 }
 
 func (r Result) String() string {
@@ -129,6 +138,17 @@ func (r Result) String() string {
 	if r.RedisCommands > 0 {
 		s += fmt.Sprintf(" redis=%.1f cmds/job %.1f round trips/job %.0fµs/job (ceiling %.0f jobs/s)",
 			r.RedisCommands, r.RedisRoundTrips, r.RedisMicros, 1e6/r.RedisMicros)
+	}
+	if len(r.KeysPerMaster) > 0 {
+		addrs := slices.Sorted(maps.Keys(r.KeysPerMaster))
+		total := 0
+		for _, a := range addrs {
+			total += r.KeysPerMaster[a]
+		}
+		s += " keys per master:"
+		for _, a := range addrs {
+			s += fmt.Sprintf(" %s=%d (%.1f%%)", a, r.KeysPerMaster[a], 100*float64(r.KeysPerMaster[a])/float64(max(total, 1)))
+		}
 	}
 	return s
 }
@@ -144,7 +164,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res := Result{Workload: o.Workload, Backend: o.Backend}
 
-	st, meter, cleanup, err := openStore(ctx, o)
+	st, meter, spread, cleanup, err := openStore(ctx, o)
 	if err != nil {
 		return res, err
 	}
@@ -225,6 +245,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if meter != nil {
 		meter.Measure(ctx, &res)
 	}
+	if spread != nil {
+		if res.KeysPerMaster, err = spread(ctx); err != nil {
+			return res, fmt.Errorf("count keys per master: %w", err)
+		}
+	}
 	return res, nil
 }
 
@@ -244,33 +269,61 @@ func waitWorkers(ctx context.Context, url string, n int) error {
 }
 
 // openStore opens the backend; for Redis it counts commands and uses a
-// fresh key prefix, removed afterwards.
-func openStore(ctx context.Context, o Options) (store.Store, *RedisMeter, func(), error) {
+// fresh key prefix, removed afterwards. On a cluster, spread counts the
+// deployment's keys on each master.
+func openStore(ctx context.Context, o Options) (st store.Store, meter *RedisMeter, spread func(context.Context) (map[string]int, error), cleanup func(), err error) {
 	switch o.Backend {
 	case "memory":
-		return memory.New(memory.Options{}), nil, func() {}, nil
+		return memory.New(memory.Options{}), nil, nil, func() {}, nil
 	case "redis":
-		opts, err := goredis.ParseURL(o.RedisURL)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		opts.PoolSize = 128
-		rdb := goredis.NewClient(opts)
-		meter := NewRedisMeter(rdb)
 		prefix := fmt.Sprintf("avtobench-%d", time.Now().UnixNano())
-		st, err := redisstore.New(ctx, rdb, redisstore.Options{Prefix: prefix})
-		if err != nil {
-			rdb.Close()
-			return nil, nil, nil, err
-		}
-		return st, meter, func() {
-			_ = st.Close()
-			iter := rdb.Scan(context.Background(), 0, "{"+prefix+"}*", 1000).Iterator()
-			for iter.Next(context.Background()) {
-				rdb.Del(context.Background(), iter.Val())
+		var rdb goredis.UniversalClient
+		var opts redisstore.Options
+		if len(o.RedisCluster) > 0 {
+			c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: o.RedisCluster, PoolSize: 128})
+			rdb = c
+			opts = redisstore.Options{Prefix: prefix, Shards: cmp.Or(o.RedisShards, 12)}
+			spread = func(ctx context.Context) (map[string]int, error) { return redisstore.KeysPerMaster(ctx, c, prefix) }
+		} else {
+			ro, err := goredis.ParseURL(o.RedisURL)
+			if err != nil {
+				return nil, nil, nil, nil, err
 			}
+			ro.PoolSize = 128
+			rdb = goredis.NewClient(ro)
+			opts = redisstore.Options{Prefix: prefix, Shards: o.RedisShards}
+		}
+		meter = NewRedisMeter(rdb)
+		if st, err = redisstore.New(ctx, rdb, opts); err != nil {
+			rdb.Close()
+			return nil, nil, nil, nil, err
+		}
+		return st, meter, spread, func() {
+			_ = st.Close()
+			deleteKeys(rdb, prefix)
 			rdb.Close()
 		}, nil
 	}
-	return nil, nil, nil, fmt.Errorf("unknown backend %q (memory or redis)", o.Backend)
+	return nil, nil, nil, nil, fmt.Errorf("unknown backend %q (memory or redis)", o.Backend)
+}
+
+// deleteKeys removes a deployment's keys (of all its shards) from every
+// server of rdb.
+func deleteKeys(rdb goredis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	del := func(ctx context.Context, c *goredis.Client) error {
+		for _, match := range []string{"{" + prefix + "}:*", "{" + prefix + ":s*"} {
+			iter := c.Scan(ctx, 0, match, 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+		}
+		return nil
+	}
+	switch c := rdb.(type) {
+	case *goredis.ClusterClient:
+		_ = c.ForEachMaster(ctx, del)
+	case *goredis.Client:
+		_ = del(ctx, c)
+	}
 }

@@ -54,6 +54,28 @@ func smoke(t *testing.T, workload, backend, redisURL string) {
 	}
 }
 
+// TestSmokeCluster runs one-task on a Redis Cluster of three masters (12
+// shards) and checks that the keys per master are reported.
+func TestSmokeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("smoke runs take five seconds each")
+	}
+	addrs := testenv.RedisCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{
+		Workload: "one-task", Backend: "redis", RedisCluster: addrs,
+		Workers: 2, Concurrency: 8, Clients: 4, Rate: 40, Duration: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r)
+	if r.Jobs != 200 || r.Failed != 0 || r.RedisCommands <= 0 || len(r.KeysPerMaster) != 3 {
+		t.Fatalf("on the cluster: %s", r)
+	}
+}
+
 // TestStartWorkers: Run's workers come from the hook when it is set, and
 // the hook's stop is called before Run returns.
 func TestStartWorkers(t *testing.T) {

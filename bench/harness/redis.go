@@ -17,17 +17,18 @@ import (
 // time, so that a run can report its cost per job in Redis. Any system
 // that talks to Redis through go-redis can be measured with it.
 type RedisMeter struct {
-	rdb        *goredis.Client
+	rdb        goredis.UniversalClient
 	commands   atomic.Int64
 	roundTrips atomic.Int64
-	base       float64 // server µs at Reset
+	base       map[string]float64 // each server's µs at Reset
 
 	mu     sync.Mutex
 	byName map[string]int64 // command (or script) name → count
 }
 
-// NewRedisMeter hooks a meter into rdb; the server it reads is rdb's.
-func NewRedisMeter(rdb *goredis.Client) *RedisMeter {
+// NewRedisMeter hooks a meter into rdb; the servers it reads are rdb's (a
+// Client's server, or a ClusterClient's masters).
+func NewRedisMeter(rdb goredis.UniversalClient) *RedisMeter {
 	m := &RedisMeter{rdb: rdb}
 	rdb.AddHook(m)
 	return m
@@ -52,7 +53,10 @@ func (m *RedisMeter) Measure(ctx context.Context, r *Result) {
 	n := float64(r.Jobs)
 	r.RedisCommands = float64(m.commands.Load()) / n
 	r.RedisRoundTrips = float64(m.roundTrips.Load()) / n
-	r.RedisMicros = (serverMicros(ctx, m.rdb) - m.base) / n
+	// The busiest server bounds the jobs/s: with one server, its time.
+	for addr, us := range serverMicros(ctx, m.rdb) {
+		r.RedisMicros = max(r.RedisMicros, (us-m.base[addr])/n)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.RedisByCommand = make(map[string]float64, len(m.byName))
@@ -109,11 +113,31 @@ func commandName(cmd goredis.Cmder) string {
 	return n
 }
 
-// serverMicros reads the CPU time of Redis's main thread (user + system)
-// from INFO cpu: the thread that executes every command, so its time per
-// job bounds the jobs/s one Redis can carry. It counts everything the
-// server did, so run the benchmark on a Redis nobody else uses.
-func serverMicros(ctx context.Context, rdb *goredis.Client) float64 {
+// serverMicros reads the CPU time of each server's main thread (user +
+// system) from INFO cpu, by address: the thread that executes every
+// command, so its time per job bounds the jobs/s one Redis (one master of
+// a cluster) can carry. It counts everything the server did, so run the
+// benchmark on a Redis nobody else uses.
+func serverMicros(ctx context.Context, rdb goredis.UniversalClient) map[string]float64 {
+	out := map[string]float64{}
+	var mu sync.Mutex
+	read := func(ctx context.Context, c *goredis.Client) error {
+		us := mainThreadMicros(ctx, c)
+		mu.Lock()
+		out[c.Options().Addr] = us
+		mu.Unlock()
+		return nil
+	}
+	switch c := rdb.(type) {
+	case *goredis.ClusterClient:
+		_ = c.ForEachMaster(ctx, read)
+	case *goredis.Client:
+		_ = read(ctx, c)
+	}
+	return out
+}
+
+func mainThreadMicros(ctx context.Context, rdb *goredis.Client) float64 {
 	info, err := rdb.Info(ctx, "cpu").Result()
 	if err != nil {
 		return 0

@@ -18,7 +18,7 @@ func expireArg(at time.Time) string {
 
 // Incr implements store.Counters.
 func (s *Store) Incr(ctx context.Context, key string, delta int64, expireAt time.Time) (int64, error) {
-	n, err := incrScript.Run(ctx, s.rdb, []string{s.g.counter(key)}, delta, expireArg(expireAt)).Int64()
+	n, err := incrScript.Run(ctx, s.rdb, []string{s.spread(key).counter(key)}, delta, expireArg(expireAt)).Int64()
 	if err != nil {
 		return 0, fail(ctx, "increment "+key, err)
 	}
@@ -27,7 +27,7 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, expireAt time
 
 // IncrIfBelow implements store.Counters.
 func (s *Store) IncrIfBelow(ctx context.Context, key string, limit int64, expireAt time.Time) (int64, bool, error) {
-	res, err := incrIfBelowScript.Run(ctx, s.rdb, []string{s.g.counter(key)}, limit, expireArg(expireAt)).Int64Slice()
+	res, err := incrIfBelowScript.Run(ctx, s.rdb, []string{s.spread(key).counter(key)}, limit, expireArg(expireAt)).Int64Slice()
 	if err != nil {
 		return 0, false, fail(ctx, "increment "+key, err)
 	}
@@ -36,7 +36,7 @@ func (s *Store) IncrIfBelow(ctx context.Context, key string, limit int64, expire
 
 // SetOnce implements store.Counters.
 func (s *Store) SetOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.g.value(key), "1", max(ttl, 0)).Result()
+	ok, err := s.rdb.SetNX(ctx, s.spread(key).value(key), "1", max(ttl, 0)).Result()
 	if err != nil {
 		return false, fail(ctx, "set once "+key, err)
 	}
@@ -45,12 +45,12 @@ func (s *Store) SetOnce(ctx context.Context, key string, ttl time.Duration) (boo
 
 // PutValue implements store.Counters.
 func (s *Store) PutValue(ctx context.Context, key, value string, ttl time.Duration) error {
-	return fail(ctx, "put value "+key, s.rdb.Set(ctx, s.g.value(key), value, max(ttl, 0)).Err())
+	return fail(ctx, "put value "+key, s.rdb.Set(ctx, s.spread(key).value(key), value, max(ttl, 0)).Err())
 }
 
 // GetValue implements store.Counters.
 func (s *Store) GetValue(ctx context.Context, key string) (string, error) {
-	v, err := s.rdb.Get(ctx, s.g.value(key)).Result()
+	v, err := s.rdb.Get(ctx, s.spread(key).value(key)).Result()
 	if err != nil {
 		return "", fail(ctx, "value "+key, err)
 	}
@@ -59,7 +59,7 @@ func (s *Store) GetValue(ctx context.Context, key string) (string, error) {
 
 // DeleteValue implements store.Counters.
 func (s *Store) DeleteValue(ctx context.Context, key string) error {
-	return fail(ctx, "delete value "+key, s.rdb.Del(ctx, s.g.value(key)).Err())
+	return fail(ctx, "delete value "+key, s.rdb.Del(ctx, s.spread(key).value(key)).Err())
 }
 
 // AcquireLock implements store.Counters.

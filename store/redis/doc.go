@@ -12,19 +12,51 @@
 //		Retention: 24 * time.Hour,         // how long terminal jobs stay readable
 //	})
 //
+// On a Redis Cluster:
+//
+//	s, err := redis.Open(ctx, redis.Options{
+//		URL:     "redis://10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000", // seed nodes
+//		Cluster: true,
+//		Shards:  12, // a multiple of the masters: the live state spreads over them
+//	})
+//
 // New takes an existing go-redis client instead (for instance a
 // ClusterClient or a FailoverClient for Sentinel); Close then leaves it
 // open. Close stops every goroutine the Store started.
 //
 // # Keys
 //
-// Every key of a deployment starts with "{Prefix}:" (written K below). The
-// braces make the prefix a Cluster hash tag: all keys of a deployment live
-// in one slot, so the scripts below, which touch many of them at once, run
-// unchanged on a Redis Cluster. The price is that one deployment is served
-// by one shard; several deployments (prefixes) spread over the shards.
-// Times marked "server clock" come from Redis' TIME, so that processes with
-// skewed clocks agree on leases and TTLs.
+// With one shard (Options.Shards 1, the default) every key of a deployment
+// starts with "{Prefix}:" (written K below). The braces make the prefix a
+// Cluster hash tag: all keys of a deployment live in one slot, so the
+// scripts below, which touch many of them at once, run on a Redis Cluster
+// too, served by one master.
+//
+// With N shards, K stands for one of N shard tags, "{Prefix:s<k>:<j>}:"
+// for shard k (0 to N-1), where j is the smallest number that puts the
+// tag's slot in the middle half of the k-th N-th of the slot space: N
+// shards fall evenly on masters that split the slots evenly, exactly when N
+// is a multiple of their number. Each shard has every key below, except
+// the worker registry and locks (workers:*, worker:<id>, lock:*,
+// locks:fence), the statistics (stats:*, samples:*) and "{Prefix}:shards"
+// (the number of shards, kept so that a Store with another number is
+// refused), which keep the deployment's tag "{Prefix}:". Which shard:
+//
+//   - a job, its parts and index entries, and everything its writes touch
+//     (tasks it enqueues, running-set and load entries of those tasks,
+//     its timers, ready entry and outbox events): the shard of the job's
+//     id, store.TreeKey(id) read as a byte in hex (a UUID's first byte)
+//     modulo N, or for another tree key its FNV-1a hash modulo N. Child
+//     jobs and task ids get their root's first byte (store.NewTreeID), so
+//     a job tree is one shard, and a commit that would create, mark ready
+//     or time a job of another tree is refused;
+//   - counters (ctr:) and values (val:): the FNV-1a hash of their key
+//     modulo N, so that many of them (a replay key per result) spread.
+//
+// A worker's running set and load therefore exist in every shard that
+// placed a task with it; readers add them up. Times marked "server clock"
+// come from Redis' TIME, so that processes with skewed clocks agree on
+// leases and TTLs.
 //
 // Jobs:
 //
@@ -140,7 +172,7 @@
 // Every change that spans keys is one Lua script (scripts.go) or one
 // MULTI. The keys a script touches are passed in KEYS, built in Go, except
 // the queue and running-set keys of the tasks a script moves, which it
-// builds from tasks:where and the deployment's prefix (same hash tag), so
+// builds from tasks:where and the shard's prefix (same hash tag), so
 // that no round trip locates a task first.
 //
 //   - commitScript (CreateJob, UpdateJob): checks the job's version (or its
@@ -175,7 +207,25 @@
 //     refreshLockScript and releaseLockScript act only for the token holder.
 //   - purgeIndexScript drops index entries of expired jobs, re-checking each
 //     against the server clock.
-//   - AddTimers, DeleteTimers and DeleteWorker are MULTI transactions.
+//   - AddTimers, DeleteTimers and DeleteWorker are MULTI transactions (one
+//     per shard: a Cluster has none across slots).
+//
+// With several shards, what no script can do across slots is done shard by
+// shard: NextReady and DueTimers visit the shards from a rotating one and
+// stop at the first that has work; ClaimNext reads the head of the queue
+// in each shard (one pipeline) and claims from the shard whose head comes
+// first; ClaimTask and ReleaseTask try the shard the task id names first,
+// then the others; PeekTasks, RunningTasks, QueueLengths, Loads,
+// WorkerFigures, NextTimer and WatchQueues merge every shard's answer;
+// ListJobs merges the shards' indexes newest first (the cursor is the same
+// for all shards). An Effects.Once key (a value, in its own shard) is set
+// with SET NX before the commit and deleted again if the commit is
+// refused; if the process dies between the two, the key stays without a
+// job for its TTL. The outbox is one stream per shard; ReadEvents reads
+// all (polling every few milliseconds while it waits) and merges them by
+// stream id, each entry's id being the position after it over all streams
+// (store.JoinEventPosition): no entry is skipped, and the events of one job
+// tree keep their order.
 //
 // # Waiting across processes
 //
@@ -203,21 +253,32 @@
 //
 // The conformance suite (store/storetest) and this package's tests run
 // against a single standalone Redis 7.0 over redis:// without TLS or
-// password: two Stores on one prefix stand for two processes (cross-process
+// password (with one shard and with 16), and the suite again on a local
+// Redis Cluster of three masters with 16 shards, next to a test that 1,000
+// job trees spread their keys over the three masters (none holds more than
+// half): two Stores on one prefix stand for two processes (cross-process
 // wake-ups, claims, timer claims, lease recovery after a process dies),
 // prefixes isolate deployments, and a TCP proxy that is cut and restored
 // plays an outage (errors match ErrUnavailable; waiters and watchers catch
 // up after the reconnection). URL parsing (password, DB, rediss://) is
 // tested without a server.
 //
-// Not tested: Redis Cluster (the keys are laid out for it, one slot per
-// deployment), Sentinel, TLS and ACL users against a real server, Redis
+// Not tested: a Cluster with replicas failing over or resharding while
+// jobs run, Sentinel, TLS and ACL users against a real server, Redis
 // versions before 7, and network partitions longer than go-redis' retry
 // and health-check windows beyond the proxy test.
 //
 // # Limitations
 //
-//   - One deployment is one hash slot, hence one shard of a Cluster.
+//   - With one shard, one deployment is one hash slot, hence one master of
+//     a Cluster. With N, readers that span shards send up to N commands
+//     (pipelined by master) where one sufficed: more commands per job
+//     (BENCHMARKS.md), for a load that several masters share.
+//   - The number of shards is fixed for the life of a deployment's jobs.
+//   - Across job trees, a sharded store hands out ready jobs and outbox
+//     entries in about the order written (shards in turn; entries written
+//     within the same millisecond, or within the masters' clock skew, in
+//     either order), not strictly.
 //   - ListJobs filters on status and blueprint by reading the documents of
 //     the (client's) index in batches; there is no index per status.
 //   - Leases carry no holder token (the interface has none): a holder whose

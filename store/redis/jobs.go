@@ -388,7 +388,7 @@ func (s *Store) checkTree(id string, fx store.Effects) error {
 
 // takeOnce sets a write's once-key unless it is taken (ErrOnceTaken).
 func (s *Store) takeOnce(ctx context.Context, o *store.Once) error {
-	ok, err := s.rdb.SetNX(ctx, s.g.value(o.Key), o.Value, max(o.TTL, 0)).Result()
+	ok, err := s.rdb.SetNX(ctx, s.spread(o.Key).value(o.Key), o.Value, max(o.TTL, 0)).Result()
 	if err != nil {
 		return fail(ctx, "set once "+o.Key, err)
 	}
@@ -407,7 +407,7 @@ func (s *Store) giveOnceBack(o, inScript *store.Once) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	_ = releaseOnceScript.Run(ctx, s.rdb, []string{s.g.value(o.Key)}, o.Value).Err()
+	_ = releaseOnceScript.Run(ctx, s.rdb, []string{s.spread(o.Key).value(o.Key)}, o.Value).Err()
 }
 
 // checkCreates rejects a commit that creates one job id twice.
@@ -505,7 +505,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		p.Events = append(p.Events, a.doc(string(ev)))
 	}
 	if o := fx.Once; o != nil {
-		p.Once = &planOnce{Key: a.key(s.g.value(o.Key)), Value: o.Value}
+		p.Once = &planOnce{Key: a.key(s.spread(o.Key).value(o.Key)), Value: o.Value}
 		if o.TTL > 0 {
 			p.Once.TTL = strconv.FormatInt(ttlMillis(o.TTL), 10)
 		}

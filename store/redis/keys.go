@@ -124,15 +124,17 @@ const (
 
 // shardTags returns the key bases of n shards of a deployment:
 // "{prefix:s<k>:<j>}:" where j is the smallest number that puts the tag's
-// Cluster slot in the k-th n-th of the slot space, so that the shards
-// spread evenly over any number of masters that split the slots evenly.
+// Cluster slot in the middle half of the k-th n-th of the slot space, so
+// that the shards spread evenly over masters that split the slots evenly
+// (exactly when n is a multiple of their number: the middle of a part is
+// never at a master's boundary).
 func shardTags(prefix string, n int) []keys {
 	if n <= 1 {
 		return []keys{{base: "{" + prefix + "}:"}}
 	}
 	out := make([]keys, n)
 	for k := range n {
-		lo, hi := k*slotCount/n, (k+1)*slotCount/n
+		lo, hi := (4*k+1)*slotCount/(4*n), (4*k+3)*slotCount/(4*n)
 		for j := 0; ; j++ {
 			tag := prefix + ":s" + strconv.Itoa(k) + ":" + strconv.Itoa(j)
 			if s := int(crc16(tag)) % slotCount; s >= lo && s < hi {
@@ -186,10 +188,17 @@ func shardIndex(id string, n int) int {
 	if b, ok := store.TreeByte(id); ok {
 		return int(b) % n
 	}
-	t := store.TreeKey(id)
+	return hashIndex(store.TreeKey(id), n)
+}
+
+// hashIndex maps a name to one of n shards by its FNV-1a hash.
+func hashIndex(name string, n int) int {
+	if n <= 1 {
+		return 0
+	}
 	h := uint32(2166136261)
-	for i := 0; i < len(t); i++ {
-		h ^= uint32(t[i])
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
 		h *= 16777619
 	}
 	return int(h % uint32(n))

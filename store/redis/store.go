@@ -52,8 +52,8 @@ type Options struct {
 	Retention time.Duration
 	// Shards is the number of shards the live state of jobs is spread
 	// over (see doc.go): 1 (the default) keeps every key under one hash
-	// tag, one Cluster slot; on a Cluster, use several per master (16 for
-	// 3 masters). All processes of a deployment must use the same number,
+	// tag, one Cluster slot; on a Cluster, use a multiple of the masters
+	// (12 for 3). All processes of a deployment must use the same number,
 	// and it cannot change while jobs are kept.
 	Shards int
 	// SweepInterval is how often the store drops index entries of expired
@@ -278,6 +278,11 @@ const maxShards = 256
 
 // shard returns the keys of the shard that holds a job (or task) id.
 func (s *Store) shard(id string) keys { return s.shards[shardIndex(id, len(s.shards))] }
+
+// spread returns the keys of the shard that holds a counter or value: by
+// the hash of its name, so that many of them (replay keys, one per result)
+// do not all weigh on one slot.
+func (s *Store) spread(name string) keys { return s.shards[hashIndex(name, len(s.shards))] }
 
 // sharded reports whether the deployment has several shards.
 func (s *Store) sharded() bool { return len(s.shards) > 1 }

@@ -23,10 +23,27 @@ func (s *Store) PeekTasks(ctx context.Context, queue string, limit int) ([]store
 	if limit <= 0 {
 		return nil, nil
 	}
+	peek := func(p goredis.Scripter, k keys) *goredis.Cmd {
+		return peekTasksScript.EvalSha(ctx, p, []string{k.taskQueue(queue), k.taskData()}, limit)
+	}
+	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.Cmd { return peek(p, k) })
+	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		// A server that has not seen the script yet: one at a time, each
+		// loading it where it is missing.
+		for i, k := range s.shards {
+			cmds[i] = peekTasksScript.Run(ctx, s.rdb, []string{k.taskQueue(queue), k.taskData()}, limit)
+			if err = cmds[i].Err(); err != nil && !errors.Is(err, goredis.Nil) {
+				break
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fail(ctx, "peek queue "+queue, err)
+	}
 	var out []store.QueuedTask
-	for _, k := range s.shards {
-		docs, err := peekTasksScript.Run(ctx, s.rdb, []string{k.taskQueue(queue), k.taskData()}, limit).StringSlice()
-		if err != nil {
+	for _, c := range cmds {
+		docs, err := c.StringSlice()
+		if err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, fail(ctx, "peek queue "+queue, err)
 		}
 		for _, d := range docs {
