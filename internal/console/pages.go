@@ -240,6 +240,36 @@ type attempt struct {
 	Status, Error       string
 	RanFor              float64
 	Price               string
+	Branch              bool // a fan-out branch's (engine's "branch" mark)
+}
+
+// branch is one fan-out branch of a job, as its attempts tell it: the
+// latest attempt's worker, status and error.
+type branch struct {
+	TaskID, Type, WorkerID, Status, Error string
+	Attempts                              int
+	RanFor                                float64
+}
+
+// branches folds the attempts of the job's fan-out branches into one row
+// per branch, in the order they were dispatched.
+func branches(attempts []*attempt) []*branch {
+	var out []*branch
+	byTask := map[string]*branch{}
+	for _, a := range attempts {
+		if !a.Branch {
+			continue
+		}
+		b := byTask[a.TaskID]
+		if b == nil {
+			b = &branch{TaskID: a.TaskID}
+			byTask[a.TaskID] = b
+			out = append(out, b)
+		}
+		b.Attempts++
+		b.Type, b.WorkerID, b.Status, b.Error, b.RanFor = a.Type, a.WorkerID, a.Status, a.Error, a.RanFor
+	}
+	return out
 }
 
 // Decision is the dispatch decision as one line: the strategy, then the
@@ -283,6 +313,9 @@ func attempts(events []history.Event, prices map[string]map[string]float64) []*a
 		}
 		if ev.WorkerID != "" {
 			a.WorkerID = ev.WorkerID
+		}
+		if b, _ := ev.Detail["branch"].(bool); b {
+			a.Branch = true
 		}
 		return a
 	}
@@ -353,7 +386,14 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, v *viewer) {
 			}
 		}
 	}
-	data["Events"], data["Attempts"], data["Webhooks"] = events, attempts(events, prices), webhookLog(events)
+	tries := attempts(events, prices)
+	data["Events"], data["Attempts"], data["Webhooks"], data["Branches"] = events, tries, webhookLog(events), branches(tries)
+	if view.Status == protocol.StatusWaitingParallel {
+		// The header's counters: how far the fan-out is, while it runs.
+		if sj, err := c.opts.Engine.Store().LoadJob(ctx, view.ID); err == nil && sj.BranchesLeft+sj.BranchesDone > 0 {
+			data["BranchesDone"], data["BranchesLeft"] = sj.BranchesDone, sj.BranchesLeft
+		}
+	}
 	data["States"], data["Path"] = c.states(view, events)
 	if bp, ok := c.opts.Engine.Blueprint(view.Blueprint); ok && c.graph != nil {
 		path, _ := data["Path"].([]string)

@@ -114,7 +114,7 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 		decision.Reason = why
 		j.ProgressMessage = "waiting: " + why
 		t.emit(Event{Type: EventTaskWaiting, TaskID: run.ID, State: j.CurrentState,
-			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "reason": why, "attempt": run.Attempt}})
+			Detail: branchMark(run, map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "reason": why, "attempt": run.Attempt})})
 	}
 	recordDispatch(t, j, run, *decision)
 	span.SetAttributes(attribute.String("avtomatika.worker.id", decision.WorkerID), attribute.Int("avtomatika.candidates", decision.Candidates),
@@ -140,8 +140,18 @@ func recordDispatch(t *txn, j *store.Job, run *store.TaskRun, d store.Decision) 
 	j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: d, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: t.now})
 	if d.WorkerID != "" {
 		t.emit(Event{Type: EventTaskDispatched, TaskID: run.ID, WorkerID: d.WorkerID, State: j.CurrentState,
-			Detail: map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": d.Candidates, "reason": d.Reason, "attempt": run.Attempt}})
+			Detail: branchMark(run, map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": d.Candidates, "reason": d.Reason, "attempt": run.Attempt})})
 	}
+}
+
+// branchMark marks a dispatch event's detail as a fan-out branch's
+// ("branch": true), so that the audit trail tells branches from the
+// state's single task (the console's branches table).
+func branchMark(run *store.TaskRun, detail map[string]any) map[string]any {
+	if run.Branch {
+		detail["branch"] = true
+	}
+	return detail
 }
 
 // requestOf is what a task asks of its worker. routes are the job's routes

@@ -1,0 +1,82 @@
+package console_test
+
+import (
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+)
+
+// fanBlueprint fans out two echo tasks, one that fails at once and one
+// that takes ms, then joins them and ends.
+func fanBlueprint() *blueprint.Blueprint {
+	bp := blueprint.New("fan").Endpoint("v1", "/jobs/fan")
+	bp.Start("start", func(c *blueprint.Context) error {
+		return c.DispatchParallel([]blueprint.Task{
+			{Type: "echo", Params: map[string]any{"fail": true}},
+			{Type: "echo", Params: map[string]any{"ms": c.Input("ms")}},
+		})
+	}, blueprint.FanIn("join"))
+	bp.Aggregator("join", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished"))
+	bp.End("finished", nil)
+	return bp
+}
+
+var branchRowRE = regexp.MustCompile(`<tr data-branch="[^"]+">(.*?)</tr>`)
+
+// TestJobPageBranches: a job's page lists its fan-out's branches with
+// their worker, status, attempts and error, and while the fan-out runs how
+// many branches are done and left.
+func TestJobPageBranches(t *testing.T) {
+	cfg := baseConfig()
+	cfg.HistoryURI, cfg.GlobalWorkerToken = "sqlite:"+filepath.Join(t.TempDir(), "history.db"), "worker-token"
+	base := serve(t, cfg, fanBlueprint())
+	startWorker(t, base)
+	id := createWith(t, base, aliceToken, "fan", map[string]any{"initial_data": map[string]any{"ms": 3000}})
+	b := newBrowser(t, base)
+	b.login(aliceToken)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, _, page := b.get("/console/jobs/" + id)
+		if strings.Contains(page, `<b id="branches-done">1</b> done, <b id="branches-left">1</b> left`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running fan-out's page never showed 1 done, 1 left: %.4000s", page)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitStatus(t, base, aliceToken, id, protocol.StatusFinished)
+	status, _, page := b.get("/console/jobs/" + id)
+	if status != http.StatusOK {
+		t.Fatalf("job page: %d", status)
+	}
+	if strings.Contains(page, "branches-left") {
+		t.Error("the finished job's page still counts branches left")
+	}
+	rows := branchRowRE.FindAllStringSubmatch(page, -1)
+	if len(rows) != 2 {
+		t.Fatalf("%d branch rows, want 2: %.4000s", len(rows), page)
+	}
+	var failed, succeeded int
+	for _, r := range rows {
+		row := r[1]
+		if !strings.Contains(row, "<td>echo</td><td>echo-worker</td>") || !strings.Contains(row, "<td>1</td>") {
+			t.Errorf("branch row %q lacks its type, worker or single attempt", row)
+		}
+		switch {
+		case strings.Contains(row, "<td>failure</td>") && strings.Contains(row, "PERMANENT_ERROR: the test asked for a failure"):
+			failed++
+		case strings.Contains(row, "<td>success</td>") && strings.Contains(row, `<td class="error"></td>`):
+			succeeded++
+		}
+	}
+	if failed != 1 || succeeded != 1 {
+		t.Errorf("branches: %d failed with the error, %d succeeded; want 1 and 1: %q", failed, succeeded, rows)
+	}
+}
