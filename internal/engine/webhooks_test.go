@@ -95,16 +95,22 @@ func TestWebhooks(t *testing.T) {
 // firstCall waits for the first webhook delivery.
 func (f *fakeNotifier) firstCall(t *testing.T) protocol.WebhookPayload {
 	t.Helper()
+	return f.call(t, 0)
+}
+
+// call waits for the i-th delivery (from 0) and returns it.
+func (f *fakeNotifier) call(t *testing.T, i int) protocol.WebhookPayload {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for f.count() == 0 {
+	for f.count() <= i {
 		if time.Now().After(deadline) {
-			t.Fatal("no webhook was delivered")
+			t.Fatalf("%d webhooks delivered, waited for delivery #%d", f.count(), i+1)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.calls[0]
+	return f.calls[i]
 }
 
 // TestWebhookQuarantined: a job whose handler keeps failing is quarantined
@@ -144,17 +150,22 @@ func TestWebhookCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	en.waitStatus(j.ID, protocol.StatusWaitingForHuman)
+	// The wait for a human is announced first; cancelling before that
+	// delivery would drop it, so wait for it to keep the order fixed.
+	if p := n.firstCall(t); p.Event != protocol.WebhookJobWaitingForHuman {
+		t.Fatalf("first payload %+v, want %s", p, protocol.WebhookJobWaitingForHuman)
+	}
 	if _, err := en.e.CancelJob(en.ctx, j.ID, "the client changed its mind"); err != nil {
 		t.Fatal(err)
 	}
-	p := n.firstCall(t)
+	p := n.call(t, 1)
 	if p.Event != protocol.WebhookJobCancelled || p.JobID != j.ID || p.Status != protocol.StatusCancelled ||
 		p.Error == nil || *p.Error != "the client changed its mind" {
 		t.Fatalf("payload %+v (error %v)", p, deref(p.Error))
 	}
 	time.Sleep(100 * time.Millisecond)
-	if c := n.count(); c != 1 {
-		t.Fatalf("%d deliveries, want 1", c)
+	if c := n.count(); c != 2 {
+		t.Fatalf("%d deliveries, want 2 (the wait for a human, then the cancellation once)", c)
 	}
 }
 
