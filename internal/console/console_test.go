@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -645,5 +646,15 @@ func TestOperatorsPages(t *testing.T) {
 	_, _, queues := admin.get("/console/queues")
 	if !strings.Contains(queues, "nobody_does_this") || !strings.Contains(queues, created.JobID[:8]) {
 		t.Fatalf("the queues page lacks the waiting task: %.2000s", queues)
+	}
+	// Why the head of the queue waits: the reason the job's outstanding
+	// task shows.
+	_, raw := apiCall(t, base, "GET", "/api/v1/jobs/"+created.JobID, aliceToken, nil)
+	var j protocol.Job
+	if err := json.Unmarshal(raw, &j); err != nil || len(j.Tasks) != 1 || j.Tasks[0].Reason == "" {
+		t.Fatalf("the job's outstanding task has no reason: %v %s", err, raw)
+	}
+	if want := `<td class="why">` + html.EscapeString(j.Tasks[0].Reason) + `</td>`; !strings.Contains(queues, want) {
+		t.Errorf("the queues page lacks %q: %.3000s", want, queues)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/internal/figures"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
 // statuses are the job statuses, in the order the console lists them.
@@ -631,12 +632,32 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request, v *viewer) {
 	c.render(w, r, http.StatusOK, "workers", v, data)
 }
 
-// queueInfo is one task queue: its length and oldest waiting task.
+// queueInfo is one task queue: its length and oldest waiting task, and
+// why that task waits (its dispatch decision's reason, as the job's
+// outstanding tasks show it).
 type queueInfo struct {
 	Name   string
 	Depth  int
 	Oldest *time.Time
 	JobID  string
+	Why    string
+}
+
+// waitReason is why a queued task waits: the reason of its job's current
+// decision for it (the job may have placed it again since it was queued),
+// else that of the queued copy.
+func (c *Console) waitReason(ctx context.Context, qt store.QueuedTask) string {
+	if j, err := c.opts.API.JobFor(ctx, api.AnyOwner, qt.JobID); err == nil {
+		for _, t := range j.Tasks {
+			if t.ID == qt.Run.ID && t.Reason != "" {
+				return t.Reason
+			}
+		}
+	}
+	if d := qt.Run.Decision; d != nil {
+		return d.Reason
+	}
+	return ""
 }
 
 func (c *Console) queues(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -655,7 +676,7 @@ func (c *Console) queues(w http.ResponseWriter, r *http.Request, v *viewer) {
 		q := queueInfo{Name: name, Depth: n}
 		if ts, err := st.PeekTasks(r.Context(), name, 1); err == nil && len(ts) > 0 {
 			at := ts[0].Run.QueuedAt
-			q.Oldest, q.JobID = &at, ts[0].JobID
+			q.Oldest, q.JobID, q.Why = &at, ts[0].JobID, c.waitReason(r.Context(), ts[0])
 		}
 		out = append(out, q)
 	}
