@@ -23,6 +23,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
 	"github.com/avtomatika-ai/avtomatika-go/worker"
 )
 
@@ -116,7 +117,7 @@ func clusterForTest(t *testing.T) (url, prefix string, env []string) {
 	t.Helper()
 	addrs := testenv.RedisCluster(t)
 	prefix = fmt.Sprintf("avto-e2e-%d", time.Now().UnixNano())
-	testenv.CleanCluster(t, addrs, "{"+prefix+"}:*", "{"+prefix+":s*")
+	testenv.CleanCluster(t, addrs, redisstore.KeyPatterns(prefix)...)
 	return testenv.ClusterURL(addrs), prefix, []string{"REDIS_CLUSTER=true", "REDIS_SHARDS=16"}
 }
 

@@ -310,20 +310,13 @@ func openStore(ctx context.Context, o Options) (st store.Store, meter *RedisMete
 // deleteKeys removes a deployment's keys (of all its shards) from every
 // server of rdb.
 func deleteKeys(rdb goredis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	del := func(ctx context.Context, c *goredis.Client) error {
-		for _, match := range []string{"{" + prefix + "}:*", "{" + prefix + ":s*"} {
+	eachServer(context.Background(), rdb, func(ctx context.Context, c *goredis.Client) error {
+		for _, match := range redisstore.KeyPatterns(prefix) {
 			iter := c.Scan(ctx, 0, match, 1000).Iterator()
 			for iter.Next(ctx) {
 				c.Del(ctx, iter.Val())
 			}
 		}
 		return nil
-	}
-	switch c := rdb.(type) {
-	case *goredis.ClusterClient:
-		_ = c.ForEachMaster(ctx, del)
-	case *goredis.Client:
-		_ = del(ctx, c)
-	}
+	})
 }

@@ -128,13 +128,19 @@ func serverMicros(ctx context.Context, rdb goredis.UniversalClient) map[string]f
 		mu.Unlock()
 		return nil
 	}
+	eachServer(ctx, rdb, read)
+	return out
+}
+
+// eachServer calls fn with a Client's server, or with each master of a
+// ClusterClient (concurrently).
+func eachServer(ctx context.Context, rdb goredis.UniversalClient, fn func(context.Context, *goredis.Client) error) {
 	switch c := rdb.(type) {
 	case *goredis.ClusterClient:
-		_ = c.ForEachMaster(ctx, read)
+		_ = c.ForEachMaster(ctx, fn)
 	case *goredis.Client:
-		_ = read(ctx, c)
+		_ = fn(ctx, c)
 	}
-	return out
 }
 
 func mainThreadMicros(ctx context.Context, rdb *goredis.Client) float64 {

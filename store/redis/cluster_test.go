@@ -101,6 +101,6 @@ func clusterClient(addrs []string) *goredis.ClusterClient {
 func newClusterPrefix(t testing.TB, addrs []string) string {
 	t.Helper()
 	p := fmt.Sprintf("avtotest-c%d-%s", prefixSeq.Add(1), uuid.NewString()[:8])
-	testenv.CleanCluster(t, addrs, "{"+p+"}:*", "{"+p+":s*")
+	testenv.CleanCluster(t, addrs, redisstore.KeyPatterns(p)...)
 	return p
 }

@@ -64,7 +64,7 @@ func deleteKeys(t testing.TB, url, prefix string) {
 		}
 	}
 	// The deployment's keys, and those of its shards.
-	for _, match := range []string{"{" + prefix + "}:*", "{" + prefix + ":s*"} {
+	for _, match := range redisstore.KeyPatterns(prefix) {
 		iter := rdb.Scan(ctx, 0, match, 1000).Iterator()
 		for iter.Next(ctx) {
 			batch = append(batch, iter.Val())

@@ -45,6 +45,12 @@ func (s *Store) loads(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// KeyPatterns are the SCAN MATCH patterns of every key of a deployment
+// (its prefix), in all its shards: for tools that count or delete them.
+func KeyPatterns(prefix string) []string {
+	return []string{"{" + prefix + "}:*", "{" + prefix + ":s*"}
+}
+
 // KeysPerMaster counts the keys of a deployment (its prefix, all shards)
 // on each master of a Cluster, by address: how evenly the deployment
 // spreads (for benchmarks and tests).
@@ -53,7 +59,7 @@ func KeysPerMaster(ctx context.Context, c *goredis.ClusterClient, prefix string)
 	out := map[string]int{}
 	err := c.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
 		n := 0
-		for _, match := range []string{"{" + prefix + "}:*", "{" + prefix + ":s*"} {
+		for _, match := range KeyPatterns(prefix) {
 			iter := m.Scan(ctx, 0, match, 1000).Iterator()
 			for iter.Next(ctx) {
 				n++
