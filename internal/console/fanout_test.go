@@ -80,3 +80,47 @@ func TestJobPageBranches(t *testing.T) {
 		t.Errorf("branches: %d failed with the error, %d succeeded; want 1 and 1: %q", failed, succeeded, rows)
 	}
 }
+
+// nestBlueprint runs leaf as a child job twice, then ends; leaf ends at
+// once.
+func nestBlueprints() []*blueprint.Blueprint {
+	leaf := blueprint.New("leaf")
+	leaf.Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished"))
+	leaf.End("finished", nil)
+	nest := blueprint.New("nest").Endpoint("v1", "/jobs/nest")
+	nest.Start("start", func(c *blueprint.Context) error {
+		return c.RunBlueprint("leaf", map[string]any{"n": 1})
+	}, blueprint.On("success", "again"), blueprint.On("failure", "finished"))
+	nest.State("again", func(c *blueprint.Context) error {
+		return c.RunBlueprint("leaf", map[string]any{"n": 2})
+	}, blueprint.On("success", "finished"), blueprint.On("failure", "finished"))
+	nest.End("finished", nil)
+	return []*blueprint.Blueprint{leaf, nest}
+}
+
+var childLinkRE = regexp.MustCompile(`<li><a class="mono" href="/console/jobs/([0-9a-f-]{36})">`)
+
+// TestFinishedParentLinksItsChildren: once its sub-jobs have ended (and
+// child_job_id is cleared), a parent's page still links each of them, and
+// each child links back to the parent.
+func TestFinishedParentLinksItsChildren(t *testing.T) {
+	base := serve(t, baseConfig(), nestBlueprints()...)
+	id := createWith(t, base, aliceToken, "nest", map[string]any{})
+	waitStatus(t, base, aliceToken, id, protocol.StatusFinished)
+	b := newBrowser(t, base)
+	b.login(aliceToken)
+	_, _, page := b.get("/console/jobs/" + id)
+	links := childLinkRE.FindAllStringSubmatch(page, -1)
+	if len(links) != 2 || links[0][1] == links[1][1] {
+		t.Fatalf("the finished parent links %d children, want 2: %.3000s", len(links), page)
+	}
+	for _, l := range links {
+		status, _, child := b.get("/console/jobs/" + l[1])
+		if status != http.StatusOK || !strings.Contains(child, `<dt>Parent job</dt><dd><a class="mono" href="/console/jobs/`+id+`">`) {
+			t.Errorf("child %s: %d, or it does not link its parent", l[1], status)
+		}
+	}
+	if !strings.Contains(page, "<small>finished</small>") {
+		t.Error("the parent's page does not say how its children ended")
+	}
+}

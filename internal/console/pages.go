@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/api"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
@@ -387,6 +389,7 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, v *viewer) {
 			}
 		}
 	}
+	data["Children"] = childJobs(view, events)
 	tries := attempts(events, prices)
 	data["Events"], data["Attempts"], data["Webhooks"], data["Branches"] = events, tries, webhookLog(events), branches(tries)
 	if view.Status == protocol.StatusWaitingParallel {
@@ -408,6 +411,58 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, v *viewer) {
 		data["Fragment"] = "jobpanel"
 	}
 	c.render(w, r, http.StatusOK, "job", v, data)
+}
+
+// childJob is a sub-job a job started, and how it ended (empty while it
+// runs).
+type childJob struct{ ID, Status string }
+
+// childJobs lists every sub-job j started: the running one (ChildJobID,
+// cleared once it ends) and those whose outcome the engine kept in the
+// state history ("sub_job_<id>_result"), oldest first by the events that
+// created them where the audit trail has them.
+func childJobs(j protocol.Job, events []history.Event) []childJob {
+	var out []childJob
+	seen := map[string]int{}
+	add := func(id, status string) {
+		if i, ok := seen[id]; ok {
+			if out[i].Status == "" {
+				out[i].Status = status
+			}
+			return
+		}
+		seen[id] = len(out)
+		out = append(out, childJob{ID: id, Status: status})
+	}
+	for _, ev := range events {
+		if engine.EventType(ev.Type) == engine.EventJobCreated && ev.JobID != j.ID {
+			if p, _ := ev.Detail["parent_job_id"].(string); p == j.ID {
+				add(ev.JobID, "")
+			}
+		}
+	}
+	var ended []string
+	for k := range j.StateHistory {
+		if id, ok := strings.CutPrefix(k, "sub_job_"); ok {
+			if id, ok = strings.CutSuffix(id, "_result"); ok && uuid.Validate(id) == nil {
+				ended = append(ended, id)
+			}
+		}
+	}
+	sort.Strings(ended)
+	for _, id := range ended {
+		status := "ended"
+		if m, ok := j.StateHistory["sub_job_"+id+"_result"].(map[string]any); ok {
+			if s, ok := m["status"].(string); ok && s != "" {
+				status = s
+			}
+		}
+		add(id, status)
+	}
+	if j.ChildJobID != "" {
+		add(j.ChildJobID, "")
+	}
+	return out
 }
 
 // stateInfo is a state of a job's blueprint, as the job page lists them.
