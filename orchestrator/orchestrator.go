@@ -524,6 +524,17 @@ func (o *Orchestrator) scheduleInfo(ctx context.Context) ([]protocol.ScheduleInf
 		if ok {
 			info.LastRun = &protocol.ScheduleRun{Tick: last.Tick, At: last.At, JobID: last.JobID, Error: last.Error}
 		}
+		recent, err := o.scheduler.RecentRuns(ctx, s.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recent {
+			info.RecentRuns = append(info.RecentRuns, protocol.ScheduleRun{Tick: r.Tick, At: r.At, JobID: r.JobID, Error: r.Error})
+		}
+		if len(info.RecentRuns) == 0 && info.LastRun != nil {
+			// Recorded before the recent runs were kept.
+			info.RecentRuns = []protocol.ScheduleRun{*info.LastRun}
+		}
 		out = append(out, info)
 	}
 	return out, nil

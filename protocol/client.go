@@ -162,16 +162,18 @@ type BlueprintInfo struct {
 
 // ScheduleInfo describes a schedule of schedules.toml (admin API).
 type ScheduleInfo struct {
-	Name      string         `json:"name"`
-	Blueprint string         `json:"blueprint"`
-	Schedule  string         `json:"schedule"` // "every 60s" or a cron spec
-	Timezone  string         `json:"timezone"`
-	NextRun   time.Time      `json:"next_run"`
-	LastRun   *ScheduleRun   `json:"last_run,omitempty"`
-	Data      map[string]any `json:"initial_data,omitempty"`
+	Name      string       `json:"name"`
+	Blueprint string       `json:"blueprint"`
+	Schedule  string       `json:"schedule"` // "every 60s" or a cron spec
+	Timezone  string       `json:"timezone"`
+	NextRun   time.Time    `json:"next_run"`
+	LastRun   *ScheduleRun `json:"last_run,omitempty"`
+	// RecentRuns are the latest runs, newest first (a few).
+	RecentRuns []ScheduleRun  `json:"recent_runs,omitempty"`
+	Data       map[string]any `json:"initial_data,omitempty"`
 }
 
-// ScheduleRun is the most recent run of a schedule.
+// ScheduleRun is a run of a schedule.
 type ScheduleRun struct {
 	Tick  time.Time `json:"tick"`
 	At    time.Time `json:"at"`

@@ -602,7 +602,8 @@ func TestShutdownEndsLiveStreams(t *testing.T) {
 func TestOperatorsPages(t *testing.T) {
 	dir := t.TempDir()
 	schedules := filepath.Join(dir, "schedules.toml")
-	if err := os.WriteFile(schedules, []byte("[nightly_review]\nblueprint = \"review\"\ninterval_seconds = 3600\nenabled = true\n"), 0o600); err != nil {
+	if err := os.WriteFile(schedules, []byte("[nightly_review]\nblueprint = \"review\"\ninterval_seconds = 3600\nenabled = true\n"+
+		"[often]\nblueprint = \"review\"\ninterval_seconds = 1\nenabled = true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := baseConfig()
@@ -642,6 +643,19 @@ func TestOperatorsPages(t *testing.T) {
 			t.Fatalf("the schedules page shows no run of nightly_review: %.2000s", page)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The last runs of a schedule, each with its job.
+	rowRE := regexp.MustCompile(`(?s)<tr data-schedule="often">(.*?)</tr>`)
+	for {
+		_, _, page := admin.get("/console/schedules")
+		row := rowRE.FindStringSubmatch(page)
+		if row != nil && len(regexp.MustCompile(`<li>[^<]*<a class="mono" href="/console/jobs/[0-9a-f-]{36}">`).FindAllString(row[1], -1)) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the schedules page never showed two runs of often with their jobs: %.3000s", page)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	_, _, queues := admin.get("/console/queues")
 	if !strings.Contains(queues, "nobody_does_this") || !strings.Contains(queues, created.JobID[:8]) {

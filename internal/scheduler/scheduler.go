@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -47,6 +48,47 @@ func New(schedules []Schedule, st store.Store, start StartFunc, log *slog.Logger
 func (s *Scheduler) Schedules() []Schedule { return s.schedules }
 
 func lastKey(name string) string { return "scheduler:last:" + name }
+
+// recentKey holds a schedule's latest runs (a JSON list, newest first, at
+// most KeepRuns), so that the console can link the jobs of the last few.
+func recentKey(name string) string { return "scheduler:recent:" + name }
+
+// KeepRuns is how many of a schedule's latest runs RecentRuns returns.
+const KeepRuns = 5
+
+// RecentRuns returns a schedule's latest runs, newest first (at most
+// KeepRuns; none before this list was kept: LastRun still has the last).
+func (s *Scheduler) RecentRuns(ctx context.Context, name string) ([]Run, error) {
+	raw, err := s.store.GetValue(ctx, recentKey(name))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: read recent runs of %s: %w", name, err)
+	}
+	var runs []Run
+	if err := json.Unmarshal([]byte(raw), &runs); err != nil {
+		return nil, fmt.Errorf("scheduler: decode recent runs of %s: %w", name, err)
+	}
+	return runs, nil
+}
+
+// recordRecent puts run first in the schedule's recent runs. Ticks of one
+// schedule are claimed one at a time and are at least a second apart, so
+// the read-then-write races with no other writer of the key.
+func (s *Scheduler) recordRecent(ctx context.Context, name string, run Run) error {
+	runs, err := s.RecentRuns(ctx, name)
+	if err != nil {
+		s.log.Warn("scheduler: recent runs unreadable, starting anew", "schedule", name, "error", err)
+		runs = nil
+	}
+	runs = append([]Run{run}, runs...)
+	if len(runs) > KeepRuns {
+		runs = runs[:KeepRuns]
+	}
+	raw, _ := json.Marshal(runs)
+	return s.store.PutValue(ctx, recentKey(name), string(raw), 0)
+}
 
 // LastRun returns a schedule's most recent run, if any.
 func (s *Scheduler) LastRun(ctx context.Context, name string) (Run, bool, error) {
@@ -139,6 +181,9 @@ func (s *Scheduler) fire(ctx context.Context, sc Schedule, tick time.Time) {
 	raw, _ := json.Marshal(run)
 	if err := s.store.PutValue(ctx, lastKey(sc.Name), string(raw), 0); err != nil {
 		s.log.Warn("scheduler: record run", "schedule", sc.Name, "error", err)
+	}
+	if err := s.recordRecent(ctx, sc.Name, run); err != nil {
+		s.log.Warn("scheduler: record recent runs", "schedule", sc.Name, "error", err)
 	}
 	s.onRun(sc, run)
 }

@@ -186,4 +186,30 @@ func TestOneJobPerTickAcrossOrchestrators(t *testing.T) {
 	if err != nil || !ok || last.JobID == "" {
 		t.Fatalf("last run %+v %v %v", last, ok, err)
 	}
+	// The recent runs: every run, newest first, the first being the last.
+	recent, err := New(scheds, st, start, nil, nil).RecentRuns(context.Background(), "fast")
+	if err != nil || len(recent) != int(created.Load()) || recent[0] != last {
+		t.Fatalf("recent runs %+v %v, want %d runs, the newest %+v", recent, err, created.Load(), last)
+	}
+	for i := 1; i < len(recent); i++ {
+		if !recent[i].Tick.Before(recent[i-1].Tick) || recent[i].JobID == "" {
+			t.Fatalf("recent runs not newest first with their jobs: %+v", recent)
+		}
+	}
+}
+
+// RecentRuns keeps the latest KeepRuns runs.
+func TestRecentRunsKeepsTheLatest(t *testing.T) {
+	st := memory.New(memory.Options{})
+	s := New(nil, st, nil, nil, nil)
+	ctx := context.Background()
+	for i := range KeepRuns + 3 {
+		if err := s.recordRecent(ctx, "x", Run{JobID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, err := s.RecentRuns(ctx, "x")
+	if err != nil || len(runs) != KeepRuns || runs[0].JobID != fmt.Sprint(KeepRuns+2) || runs[KeepRuns-1].JobID != "3" {
+		t.Fatalf("recent runs %+v %v", runs, err)
+	}
 }
