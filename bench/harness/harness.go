@@ -126,6 +126,7 @@ type Result struct {
 	RedisMicros             float64            // Redis main-thread CPU time per job in µs, from INFO cpu
 	RedisByCommand          map[string]float64 // commands per job by name (scripts as script:<name>)
 	KeysPerMaster           map[string]int     // the deployment's keys on each master (cluster), at the end
+	RedisMicrosPerMaster    map[string]float64 // each master's main-thread CPU per job in µs (cluster)
 }
 
 func (r Result) String() string {
@@ -147,7 +148,8 @@ func (r Result) String() string {
 		}
 		s += " keys per master:"
 		for _, a := range addrs {
-			s += fmt.Sprintf(" %s=%d (%.1f%%)", a, r.KeysPerMaster[a], 100*float64(r.KeysPerMaster[a])/float64(max(total, 1)))
+			s += fmt.Sprintf(" %s=%d (%.1f%%, %.0fµs/job)", a, r.KeysPerMaster[a],
+				100*float64(r.KeysPerMaster[a])/float64(max(total, 1)), r.RedisMicrosPerMaster[a])
 		}
 	}
 	return s

@@ -54,8 +54,16 @@ func (m *RedisMeter) Measure(ctx context.Context, r *Result) {
 	r.RedisCommands = float64(m.commands.Load()) / n
 	r.RedisRoundTrips = float64(m.roundTrips.Load()) / n
 	// The busiest server bounds the jobs/s: with one server, its time.
-	for addr, us := range serverMicros(ctx, m.rdb) {
-		r.RedisMicros = max(r.RedisMicros, (us-m.base[addr])/n)
+	servers := serverMicros(ctx, m.rdb)
+	if len(servers) > 1 {
+		r.RedisMicrosPerMaster = make(map[string]float64, len(servers))
+	}
+	for addr, us := range servers {
+		perJob := (us - m.base[addr]) / n
+		r.RedisMicros = max(r.RedisMicros, perJob)
+		if r.RedisMicrosPerMaster != nil {
+			r.RedisMicrosPerMaster[addr] = perJob
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
