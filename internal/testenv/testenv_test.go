@@ -155,3 +155,35 @@ func TestReportWithoutFolderDoesNothing(t *testing.T) {
 	t.Setenv(ReportVar, "")
 	Report("RAN", "redis", "x") // no panic, no file
 }
+
+// TestRedisClusterWithoutPrograms: with no cluster named and no
+// redis-server on PATH a cluster suite skips, and reports why.
+func TestRedisClusterWithoutPrograms(t *testing.T) {
+	t.Setenv(RedisClusterVar, "")
+	t.Setenv("AVTO_REQUIRE_SERVICES", "")
+	t.Setenv("PATH", t.TempDir())
+	dir := t.TempDir()
+	t.Setenv(ReportVar, dir)
+	var skipped bool
+	t.Run("suite", func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		RedisCluster(t)
+	})
+	if !skipped {
+		t.Fatal("the suite ran without redis-server")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "testenv-*.txt"))
+	var report []byte
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		report = append(report, b...)
+	}
+	if !strings.Contains(string(report), "SKIPPED\tredis-cluster\tredis-server and redis-cli are not on PATH") {
+		t.Fatalf("report = %q", report)
+	}
+	// A named cluster is used as it is.
+	t.Setenv(RedisClusterVar, "10.0.0.1:7000,10.0.0.2:7000")
+	if got := RedisCluster(t); strings.Join(got, " ") != "10.0.0.1:7000 10.0.0.2:7000" {
+		t.Fatalf("named cluster = %v", got)
+	}
+}
