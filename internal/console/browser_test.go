@@ -39,7 +39,12 @@ func TestBrowser(t *testing.T) {
 	}
 	cfg := baseConfig()
 	cfg.HistoryURI, cfg.GlobalWorkerToken = "sqlite:"+filepath.Join(t.TempDir(), "history.db"), "worker-token"
-	base := serve(t, cfg, workBlueprint(), strictBlueprint())
+	// A schedule, so that the schedules page has a row at phone width.
+	cfg.SchedulesFile = filepath.Join(t.TempDir(), "schedules.toml")
+	if err := os.WriteFile(cfg.SchedulesFile, []byte("[nightly_review]\nblueprint = \"review\"\ninterval_seconds = 3600\nenabled = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, cfg, workBlueprint(), strictBlueprint(), fanBlueprint())
 	startWorker(t, base)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -66,7 +66,7 @@ func TestJobPageBranches(t *testing.T) {
 	var failed, succeeded int
 	for _, r := range rows {
 		row := r[1]
-		if !strings.Contains(row, "<td>echo</td><td>echo-worker</td>") || !strings.Contains(row, "<td>1</td>") {
+		if !strings.Contains(row, `<td class="wide">echo</td><td>echo-worker</td>`) || !strings.Contains(row, "<td>1</td>") {
 			t.Errorf("branch row %q lacks its type, worker or single attempt", row)
 		}
 		switch {

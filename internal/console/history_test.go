@@ -104,7 +104,7 @@ func testJobPageWithHistory(t *testing.T, uri string) {
 	if status != http.StatusOK {
 		t.Fatalf("job page: %d %.300s", status, page)
 	}
-	for _, want := range []string{"task_dispatched", "task_result", "job_ended", "echo-worker", "<td>0.25</td>", "candidates", "&#34;echoed&#34;: true",
+	for _, want := range []string{"task_dispatched", "task_result", "job_ended", "echo-worker", `<td class="wide">0.25</td>`, "candidates", "&#34;echoed&#34;: true",
 		"Path taken: start → finished"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the job page lacks %q", want)

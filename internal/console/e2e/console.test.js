@@ -242,6 +242,23 @@ step("a worker's page charts its reputation history", async () => {
   assert.ok(Number(await alice.locator(".samples tbody tr td:nth-child(2)").first().innerText()) < 1);
 });
 
+step("at phone width (390 px) no page is wider than the screen", async () => {
+  const fan = await create(tokens.alice, "fan", { ms: 10 });
+  await until(fan + " ends", async () => (await status(tokens.alice, fan)) === "finished");
+  const phone = await login(browser, tokens.admin, { viewport: { width: 390, height: 844 } });
+  const pages = ["/console/jobs", "/console/jobs/" + fan, "/console/workers", "/console/workers/echo-worker",
+    "/console/queues", "/console/schedules", "/console/quarantine"];
+  const wide = [];
+  for (const p of pages) {
+    await phone.goto(base + p);
+    await phone.waitForLoadState("networkidle");
+    const w = await phone.evaluate(() => document.documentElement.scrollWidth);
+    if (w > 390) wide.push(p + ": " + w + " px");
+  }
+  assert.deepEqual(wide, [], "pages wider than 390 px");
+  await phone.context().close();
+});
+
 step("no page broke the Content-Security-Policy", async () => {
   assert.deepEqual(cspErrors, []);
 });
