@@ -312,8 +312,9 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	}
 	once := fx.Once
 	if s.sharded() {
-		// The once-key is deployment-wide, the job in its shard: take the
-		// key first, and give it back if the write does not happen.
+		// The once-key is a value, in the shard its name hashes to, not
+		// the job's: take it first, and give it back if the write does
+		// not happen.
 		fx.Once = nil
 		if once != nil {
 			if err := s.takeOnce(ctx, once); err != nil {
