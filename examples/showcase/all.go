@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,12 @@ func runAll(ctx context.Context, env showcaseEnv, stdout, stderr io.Writer) erro
 	}
 	if _, set := os.LookupEnv("DETERMINISTIC_BLUEPRINT"); !set {
 		env.deterministicBlueprint = true
+	}
+	// The console's queues and schedules pages need the admin token: a
+	// fresh random one per run unless ADMIN_TOKEN names one (no admin
+	// token that every copy of the showcase shares).
+	if env.adminToken == "" {
+		env.adminToken = "admin-" + rand.Text()
 	}
 	log := newLogger(stderr, env.logLevel("WARN"))
 	ctx, cancel := context.WithCancel(ctx)
@@ -93,13 +100,13 @@ func runAll(ctx context.Context, env showcaseEnv, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, `
 Still serving (Ctrl-C to stop):
-  console    %[1]s/console/ (log in with the token %[3]s)
+  console    %[1]s/console/ (log in with the token %[3]s; admin token %[4]s for every client's jobs, queues and schedules)
   API docs   %[1]s/_public/docs
   status     %[1]s/_public/status
   metrics    %[1]s/_public/metrics
   webhooks   %[2]s
   CLI        go run ./cmd/avtomatika --token %[3]s jobs create /jobs/full_showcase --data '{"quality":"low"}' --watch
-`, env.orchestratorURL, env.webhookURL, env.clientToken)
+`, env.orchestratorURL, env.webhookURL, env.clientToken, env.adminToken)
 	<-ctx.Done()
 	wg.Wait()
 	return firstError(errc, nil)

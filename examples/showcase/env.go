@@ -18,6 +18,7 @@ type showcaseEnv struct {
 	webhookPort            int
 	orchestratorURL        string
 	clientToken            string
+	adminToken             string // ADMIN_TOKEN; the one-command run makes one up when unset
 	webhookURL             string
 	receiverHost           string // WEBHOOK_URL's host, allowed past the orchestrator's webhook egress policy
 	webhookSecret          string
@@ -53,6 +54,7 @@ func readEnv() (showcaseEnv, error) {
 		apiPort:                num("API_PORT", 8080),
 		webhookPort:            num("WEBHOOK_PORT", 8000),
 		clientToken:            str("CLIENT_TOKEN", "user_token_vip"),
+		adminToken:             str("ADMIN_TOKEN", ""),
 		webhookSecret:          str("WEBHOOK_SECRET", "showcase-webhook-secret"),
 		globalWorkerToken:      str("GLOBAL_WORKER_TOKEN", "super-secret-worker-token"),
 		blueprintName:          str("BLUEPRINT_NAME", "full_showcase"),

@@ -93,8 +93,29 @@ func TestOneCommandRun(t *testing.T) {
 		}
 		// The console it prints takes the token it prints, and lists the job.
 		port := strings.TrimPrefix(c.api, "http://127.0.0.1")
-		if !strings.Contains(c.p.output(), "console    http://localhost"+port+"/console/ (log in with the token user_token_vip)") {
-			t.Fatalf("%s does not print the console's URL and token", c.p.name)
+		printed := regexp.MustCompile(`console    http://localhost` + regexp.QuoteMeta(port) + `/console/ \(log in with the token user_token_vip; admin token (admin-[A-Za-z0-9]+) for every client's jobs, queues and schedules\)`).
+			FindStringSubmatch(c.p.output())
+		if printed == nil {
+			t.Fatalf("%s does not print the console's URL and tokens", c.p.name)
+		}
+		// The admin token it prints opens the operators' pages.
+		adminJar, _ := cookiejar.New(nil)
+		admin := &http.Client{Jar: adminJar}
+		if resp, err := admin.PostForm(c.api+"/console/login", url.Values{"token": {printed[1]}}); err != nil {
+			t.Fatalf("%s: console login as admin: %v", c.p.name, err)
+		} else {
+			resp.Body.Close()
+		}
+		for _, p := range []string{"/console/queues", "/console/schedules"} {
+			resp, err := admin.Get(c.api + p)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", c.p.name, p, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || strings.Contains(string(body), "Operators only") {
+				t.Fatalf("%s: %s with the printed admin token: %d", c.p.name, p, resp.StatusCode)
+			}
 		}
 		jar, _ := cookiejar.New(nil)
 		browser := &http.Client{Jar: jar}

@@ -69,6 +69,9 @@ func runOrchestrator(ctx context.Context, env showcaseEnv, log *slog.Logger, rea
 	cfg.TracerProvider = tp
 	cfg.Addr = fmt.Sprintf(":%d", env.apiPort)
 	cfg.GlobalWorkerToken = env.globalWorkerToken
+	if env.adminToken != "" {
+		cfg.AdminToken = env.adminToken
+	}
 	cfg.WebhookSecret = env.webhookSecret
 	cfg.WebhookAllowedHosts = append(cfg.WebhookAllowedHosts, env.receiverHost) // its own receiver
 	cfg.Logger = log
