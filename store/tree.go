@@ -1,6 +1,7 @@
 package store
 
 import (
+	"hash/fnv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -27,6 +28,25 @@ func TreeKey(id string) string {
 // that the new id lands where relative is; otherwise a plain new UUID.
 func NewTreeID(relative string) string {
 	return SameTree(uuid.New(), relative).String()
+}
+
+// NameByte places a name that is not an id (a counter or value key) as
+// a tree key would: the low byte of its FNV-1a hash. A job created with a
+// value key (an idempotency key, Effects.Once) gets an id of that tree
+// (NewTreeIDFor), so a backend that keeps trees apart can write the key
+// and the job in one atomic step.
+func NameByte(name string) byte {
+	h := fnv.New32a()
+	h.Write([]byte(name)) // never fails
+	return byte(h.Sum32())
+}
+
+// NewTreeIDFor returns a new random UUID (version 4) in the tree of the
+// value key name (its first byte is NameByte(name)).
+func NewTreeIDFor(name string) string {
+	id := uuid.New()
+	id[0] = NameByte(name)
+	return id.String()
 }
 
 // SameTree returns id with its first byte set to relative's tree key when

@@ -69,3 +69,19 @@ func TestEventPositions(t *testing.T) {
 		t.Error("a position of 3 shards accepted for 4")
 	}
 }
+
+func TestTreeIDFor(t *testing.T) {
+	for _, name := range []string{"", "idem:acme:order-1", "idem:acme:order-2", "ctr:x"} {
+		id := NewTreeIDFor(name)
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 {
+			t.Fatalf("NewTreeIDFor(%q) = %q: not a random UUID (%v)", name, id, err)
+		}
+		if b, ok := TreeByte(id); !ok || b != NameByte(name) {
+			t.Fatalf("NewTreeIDFor(%q) = %s: tree byte %x, want %x", name, id, b, NameByte(name))
+		}
+	}
+	if NameByte("idem:acme:order-1") == NameByte("idem:acme:order-2") && NameByte("a") == NameByte("b") {
+		t.Fatal("NameByte does not depend on the name")
+	}
+}

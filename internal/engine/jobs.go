@@ -95,8 +95,14 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 		policy, _ = p.(map[string]any)
 	}
 	now := e.now()
+	id := uuid.NewString()
+	if req.IdempotencyKey != "" {
+		// An id in the key's tree, so that a store with shards writes the
+		// key and the job in one atomic step.
+		id = store.NewTreeIDFor(idempotencyKey(req.Client.Name, req.IdempotencyKey))
+	}
 	j := &store.Job{
-		ID: uuid.NewString(), Blueprint: bp.Name(), Status: protocol.StatusPending,
+		ID: id, Blueprint: bp.Name(), Status: protocol.StatusPending,
 		CurrentState: bp.StartState(), InitialData: initial, StateHistory: map[string]any{},
 		Client: req.Client, WebhookURL: req.WebhookURL, TraceContext: req.TraceContext,
 		Policy: policy, CreatedAt: now, UpdatedAt: now,

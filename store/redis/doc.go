@@ -218,10 +218,13 @@
 // then the others; PeekTasks, RunningTasks, QueueLengths, Loads,
 // WorkerFigures, NextTimer and WatchQueues merge every shard's answer;
 // ListJobs merges the shards' indexes newest first (the cursor is the same
-// for all shards). An Effects.Once key (a value, in its own shard) is set
-// with SET NX before the commit and deleted again if the commit is
-// refused; if the process dies between the two, the key stays without a
-// job for its TTL. The outbox is one stream per shard; ReadEvents reads
+// for all shards). An Effects.Once key (an idempotency key) is a value,
+// in the shard its name hashes to (store.NameByte); the engine gives a job
+// created with one an id of that shard (store.NewTreeIDFor), so the commit
+// sets the key in its own script. A job in another shard (an id not made
+// for the key) has its key set with SET NX before the commit and deleted
+// again if the commit is refused; if the process dies between the two, the
+// key stays without a job for its TTL. The outbox is one stream per shard; ReadEvents reads
 // all (polling every few milliseconds while it waits) and merges them by
 // stream id, each entry's id being the position after it over all streams
 // (store.JoinEventPosition): no entry is skipped, and the events of one job

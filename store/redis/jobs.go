@@ -311,15 +311,14 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	once := fx.Once
-	if s.sharded() {
-		// The once-key is a value, in the shard its name hashes to, not
-		// the job's: take it first, and give it back if the write does
+	if once != nil && s.sharded() && nameIndex(once.Key, len(s.shards)) != shardIndex(job.ID, len(s.shards)) {
+		// The once-key is a value, in the shard its name hashes to; a job
+		// whose id was not made for it (store.NewTreeIDFor) lives in
+		// another: take the key first, and give it back if the write does
 		// not happen.
 		fx.Once = nil
-		if once != nil {
-			if err := s.takeOnce(ctx, once); err != nil {
-				return err
-			}
+		if err := s.takeOnce(ctx, once); err != nil {
+			return err
 		}
 	}
 	keys, argv, err := s.buildCommit(job, create, fx)

@@ -188,18 +188,14 @@ func shardIndex(id string, n int) int {
 	if b, ok := store.TreeByte(id); ok {
 		return int(b) % n
 	}
-	return hashIndex(store.TreeKey(id), n)
+	return nameIndex(store.TreeKey(id), n)
 }
 
-// hashIndex maps a name to one of n shards by its FNV-1a hash.
-func hashIndex(name string, n int) int {
+// nameIndex maps a name that is not an id (a counter or value key) to one
+// of n shards, the shard of the ids store.NewTreeIDFor(name) gives.
+func nameIndex(name string, n int) int {
 	if n <= 1 {
 		return 0
 	}
-	h := uint32(2166136261)
-	for i := 0; i < len(name); i++ {
-		h ^= uint32(name[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n))
+	return int(store.NameByte(name)) % n
 }

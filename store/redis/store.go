@@ -282,7 +282,7 @@ func (s *Store) shard(id string) keys { return s.shards[shardIndex(id, len(s.sha
 // spread returns the keys of the shard that holds a counter or value: by
 // the hash of its name, so that many of them (replay keys, one per result)
 // do not all weigh on one slot.
-func (s *Store) spread(name string) keys { return s.shards[hashIndex(name, len(s.shards))] }
+func (s *Store) spread(name string) keys { return s.shards[nameIndex(name, len(s.shards))] }
 
 // sharded reports whether the deployment has several shards.
 func (s *Store) sharded() bool { return len(s.shards) > 1 }

@@ -148,26 +148,32 @@ func testPartsExpire(t *testing.T, f Factory) {
 }
 
 // testOnce: a write with Effects.Once stores its key with it, and a write
-// whose key is taken writes nothing (idempotent creation).
+// whose key is taken writes nothing (idempotent creation); with plain job
+// ids and with ids in the key's tree (store.NewTreeIDFor, which a store
+// with shards writes in one step with the key).
 func testOnce(t *testing.T, f Factory) {
-	s, ctx := f(t, Options{}), ctxFor(t)
-	once := &store.Once{Key: "idem:c1:k", Value: "first", TTL: time.Hour}
-	must(t, s.CreateJob(ctx, newJob("first"), store.Effects{Once: once, Ready: []string{"first"}}))
-	if v, err := s.GetValue(ctx, once.Key); err != nil || v != "first" {
-		t.Fatalf("once key: %q %v", v, err)
-	}
-	again := &store.Once{Key: once.Key, Value: "second", TTL: time.Hour}
-	err := s.CreateJob(ctx, newJob("second"), store.Effects{Once: again, Events: [][]byte{[]byte("lost")}})
-	if !errors.Is(err, store.ErrOnceTaken) {
-		t.Fatalf("a create with a taken key: %v", err)
-	}
-	if _, err := s.GetJob(ctx, "second"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the refused create wrote its job: %v", err)
-	}
-	if n, _ := s.EventCount(ctx); n != 0 {
-		t.Fatalf("the refused create wrote %d events", n)
-	}
-	if v, _ := s.GetValue(ctx, once.Key); v != "first" {
-		t.Fatalf("once key after a refused create: %q", v)
+	key, ctx := "idem:c1:k", ctxFor(t)
+	for _, ids := range [][2]string{{"first", "second"}, {store.NewTreeIDFor(key), store.NewTreeIDFor(key)}} {
+		s := f(t, Options{})
+		first, second := ids[0], ids[1]
+		once := &store.Once{Key: key, Value: first, TTL: time.Hour}
+		must(t, s.CreateJob(ctx, newJob(first), store.Effects{Once: once, Ready: []string{first}}))
+		if v, err := s.GetValue(ctx, once.Key); err != nil || v != first {
+			t.Fatalf("once key: %q %v, want %s", v, err, first)
+		}
+		again := &store.Once{Key: once.Key, Value: second, TTL: time.Hour}
+		err := s.CreateJob(ctx, newJob(second), store.Effects{Once: again, Events: [][]byte{[]byte("lost")}})
+		if !errors.Is(err, store.ErrOnceTaken) {
+			t.Fatalf("a create with a taken key: %v", err)
+		}
+		if _, err := s.GetJob(ctx, second); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the refused create wrote its job: %v", err)
+		}
+		if n, _ := s.EventCount(ctx); n != 0 {
+			t.Fatalf("the refused create wrote %d events", n)
+		}
+		if v, _ := s.GetValue(ctx, once.Key); v != first {
+			t.Fatalf("once key after a refused create: %q, want %s", v, first)
+		}
 	}
 }
