@@ -28,6 +28,15 @@ type runningTask struct {
 	returned atomic.Bool
 }
 
+// succeededBy reports whether a delivery of the same task id with attempt
+// is the orchestrator's next attempt rather than a repeat of this one: a
+// later attempt, once this one's handler has returned. The orchestrator
+// retries a failed attempt as soon as it has this one's result, which can
+// be before report returns and the task leaves w.running.
+func (rt *runningTask) succeededBy(attempt int) bool {
+	return rt.returned.Load() && attempt > rt.task.p.Attempt
+}
+
 // report sends the task's result once, to the orchestrator that delivered it.
 func (rt *runningTask) report(res protocol.TaskResult) {
 	rt.once.Do(func() {
@@ -232,7 +241,7 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 	}
 
 	w.mu.Lock()
-	if _, dup := w.running[p.TaskID]; dup {
+	if prev, dup := w.running[p.TaskID]; dup && !prev.succeededBy(p.Attempt) {
 		w.mu.Unlock()
 		stopDeadline()
 		cancel(nil)
@@ -256,7 +265,9 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 		stopDeadline()
 		cancel(nil)
 		w.mu.Lock()
-		delete(w.running, p.TaskID)
+		if w.running[p.TaskID] == rt { // not yet succeeded by a later attempt
+			delete(w.running, p.TaskID)
+		}
 		if w.typeLoad[typ]--; w.typeLoad[typ] <= 0 {
 			delete(w.typeLoad, typ)
 		}

@@ -70,6 +70,7 @@ type fakeOrch struct {
 	cancelIDs     []string             // sent in the next heartbeat answer
 	fullSync      bool                 // require_full_sync in the next heartbeat answer
 	resultResp    func(res protocol.TaskResult) any
+	resultGate    func(res protocol.TaskResult) // runs first, without mu: may hold the answer back
 	ws            *websocket.Conn
 	access        map[string]bool // issued STS access tokens
 	revoked       map[string]bool // access tokens answered with 403
@@ -477,6 +478,9 @@ func (f *fakeOrch) mux() http.Handler {
 		}
 		var res protocol.TaskResult
 		_ = json.Unmarshal(rec.Raw, &res)
+		if f.resultGate != nil {
+			f.resultGate(res)
+		}
 		f.mu.Lock()
 		f.results = append(f.results, rec)
 		resp := any(protocol.ResultResponse{Status: "accepted", Transition: "success_transition"})

@@ -529,6 +529,47 @@ func TestResultRetriedOn503ThenAccepted(t *testing.T) {
 	}
 }
 
+// TestNextAttemptWhileResultInFlight: the orchestrator retries a failed
+// attempt as soon as it has its result, so the next attempt (same task id)
+// can arrive before the worker has its answer to that result. It is a new
+// attempt, not a repeat delivery: it runs, and its result is sent.
+func TestNextAttemptWhileResultInFlight(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	retry := task("t1", "flaky", nil)
+	retry.Attempt = 2
+	f.resultGate = func(res protocol.TaskResult) {
+		if res.TaskID != "t1" || res.Status != "failure" {
+			return
+		}
+		// Hand out attempt 2 and hold this answer back until a poll has
+		// taken it and the worker has had time to handle the delivery.
+		f.enqueue(retry)
+		for len(f.queue) > 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	w := newWorker(t, testConfig(f.URL()))
+	w.Handle("flaky", func(_ context.Context, t *Task) (Result, error) {
+		if t.Attempt() == 1 {
+			return Result{}, Transient(errors.New("try again"))
+		}
+		return Result{Data: map[string]any{"attempt": t.Attempt()}}, nil
+	})
+	f.enqueue(task("t1", "flaky", nil))
+	startWorker(t, w)
+	f.waitUntil(5*time.Second, "the result of attempt 2", func() bool {
+		_, _, results, _ := f.snapshot()
+		for _, r := range results {
+			if r.str("task_id") == "t1" && r.str("status") == "success" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func TestResultNotRetried(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
