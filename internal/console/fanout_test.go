@@ -81,6 +81,36 @@ func TestJobPageBranches(t *testing.T) {
 	}
 }
 
+// TestJobPageBranchesWithoutHistory: without an audit trail the running
+// fan-out's branches come from the live job: the ended one with its
+// result, the other still outstanding.
+func TestJobPageBranchesWithoutHistory(t *testing.T) {
+	cfg := baseConfig()
+	cfg.GlobalWorkerToken = "worker-token"
+	base := serve(t, cfg, fanBlueprint())
+	startWorker(t, base)
+	id := createWith(t, base, aliceToken, "fan", map[string]any{"initial_data": map[string]any{"ms": 3000}})
+	b := newBrowser(t, base)
+	b.login(aliceToken)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, _, page := b.get("/console/jobs/" + id)
+		if strings.Contains(page, `<b id="branches-done">1</b> done, <b id="branches-left">1</b> left`) {
+			rows := branchRowRE.FindAllStringSubmatch(page, -1)
+			if len(rows) != 2 || !strings.Contains(rows[0][1], "<td>failure</td>") || !strings.Contains(rows[0][1], "PERMANENT_ERROR: the test asked for a failure") ||
+				!strings.Contains(rows[1][1], "<td>echo-worker</td>") || !strings.Contains(rows[1][1], "<td>1</td>") {
+				t.Fatalf("branch rows %q, want the failed one with its error, then the outstanding one", rows)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running fan-out's page never showed 1 done, 1 left: %.4000s", page)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitStatus(t, base, aliceToken, id, protocol.StatusFinished)
+}
+
 // nestBlueprint runs leaf as a child job twice, then ends; leaf ends at
 // once.
 func nestBlueprints() []*blueprint.Blueprint {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -254,6 +255,26 @@ type branch struct {
 	RanFor                                float64
 }
 
+// liveBranches lists a running fan-out's branches from the live job: the
+// ended ones with their result, then those outstanding, each in id order.
+func liveBranches(j *store.Job) []*branch {
+	var out []*branch
+	for _, id := range slices.Sorted(maps.Keys(j.BranchResults)) {
+		r := j.BranchResults[id]
+		b := &branch{TaskID: id, Type: r.Type, WorkerID: r.WorkerID, Status: r.Status}
+		if r.Error != nil {
+			b.Error = strings.TrimSpace(r.Error.Code + ": " + r.Error.Message)
+		}
+		out = append(out, b)
+	}
+	for _, id := range slices.Sorted(maps.Keys(j.Tasks)) {
+		if t := j.Tasks[id]; t.Branch {
+			out = append(out, &branch{TaskID: id, Type: t.Spec.Type, WorkerID: t.WorkerID, Status: string(t.State), Attempts: t.Attempt})
+		}
+	}
+	return out
+}
+
 // branches folds the attempts of the job's fan-out branches into one row
 // per branch, in the order they were dispatched.
 func branches(attempts []*attempt) []*branch {
@@ -394,8 +415,21 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, v *viewer) {
 	data["Events"], data["Attempts"], data["Webhooks"], data["Branches"] = events, tries, webhookLog(events), branches(tries)
 	if view.Status == protocol.StatusWaitingParallel {
 		// The header's counters: how far the fan-out is, while it runs.
-		if sj, err := c.opts.Engine.Store().LoadJob(ctx, view.ID); err == nil && sj.BranchesLeft+sj.BranchesDone > 0 {
-			data["BranchesDone"], data["BranchesLeft"] = sj.BranchesDone, sj.BranchesLeft
+		// Without an audit trail (no history database) the branches come
+		// from the live job itself, read whole.
+		load := c.opts.Engine.Store().LoadJob
+		if len(events) == 0 {
+			load = func(ctx context.Context, id string, _ ...string) (*store.Job, error) {
+				return c.opts.Engine.Store().GetJob(ctx, id)
+			}
+		}
+		if sj, err := load(ctx, view.ID); err == nil {
+			if sj.BranchesLeft+sj.BranchesDone > 0 {
+				data["BranchesDone"], data["BranchesLeft"] = sj.BranchesDone, sj.BranchesLeft
+			}
+			if len(events) == 0 {
+				data["Branches"] = liveBranches(sj)
+			}
 		}
 	}
 	data["States"], data["Path"] = c.states(view, events)
