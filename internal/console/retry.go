@@ -101,7 +101,11 @@ func (c *Console) quarantine(w http.ResponseWriter, r *http.Request, v *viewer) 
 		return
 	}
 	c.current(r.Context(), v, list.Jobs)
-	c.render(w, r, http.StatusOK, "quarantine", v, map[string]any{"Filter": f, "Jobs": list.Jobs, "Next": list.NextCursor})
+	data := map[string]any{"Filter": f, "Jobs": list.Jobs, "Next": list.NextCursor}
+	if r.URL.Query().Get("fragment") == "panel" {
+		data["Fragment"] = "quarantinepanel" // the live reload of the first page
+	}
+	c.render(w, r, http.StatusOK, "quarantine", v, data)
 }
 
 // webhookAttempt is one delivery attempt of a job's webhook, from its

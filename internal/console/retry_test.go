@@ -218,6 +218,14 @@ func TestBulkRetryAndQuarantine(t *testing.T) {
 	if strings.Contains(page, alices[0]) {
 		t.Error("the quarantine page lists a job that is not quarantined")
 	}
+	// The page follows the jobs' live stream and reloads its panel alone.
+	if !strings.Contains(page, `data-live="/console/live" data-refresh="/console/quarantine?fragment=panel"`) {
+		t.Error("the quarantine page is not live")
+	}
+	if status, _, panel := b.get("/console/quarantine?fragment=panel"); status != http.StatusOK ||
+		!strings.Contains(panel, quarantined) || strings.Contains(panel, "<h1>") {
+		t.Errorf("the quarantine panel: %d %q", status, panel)
+	}
 	bob := newBrowser(t, base)
 	bob.login(bobToken)
 	if _, _, page := bob.get("/console/quarantine"); strings.Contains(page, quarantined) {
