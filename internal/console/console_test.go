@@ -668,7 +668,18 @@ func TestOperatorsPages(t *testing.T) {
 	if err := json.Unmarshal(raw, &j); err != nil || len(j.Tasks) != 1 || j.Tasks[0].Reason == "" {
 		t.Fatalf("the job's outstanding task has no reason: %v %s", err, raw)
 	}
-	if want := `<td class="why">` + html.EscapeString(j.Tasks[0].Reason) + `</td>`; !strings.Contains(queues, want) {
+	want := `<td class="why">` + html.EscapeString(j.Tasks[0].Reason) + `</td>`
+	if !strings.Contains(queues, want) {
 		t.Errorf("the queues page lacks %q: %.3000s", want, queues)
+	}
+	// The workers page says why no worker takes it, to operators only.
+	_, _, workers := admin.get("/console/workers")
+	if !strings.Contains(workers, `<tr data-queue="pending:nobody_does_this">`) || !strings.Contains(workers, want) {
+		t.Errorf("the workers page lacks the task no worker takes and why: %.3000s", workers)
+	}
+	alice := newBrowser(t, base)
+	alice.login(aliceToken)
+	if _, _, page := alice.get("/console/workers"); strings.Contains(page, "nobody_does_this") || strings.Contains(page, `id="waiting"`) {
+		t.Error("a client's workers page shows the queues")
 	}
 }

@@ -715,6 +715,16 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request, v *viewer) {
 	}
 	slices.SortFunc(out, func(a, b protocol.WorkerInfo) int { return strings.Compare(a.WorkerID, b.WorkerID) })
 	data := map[string]any{"Workers": out}
+	if v.Admin {
+		// Task types that no worker has taken yet, and why (queues span
+		// every client's tasks: operators only).
+		waiting, err := c.queueHeads(r.Context(), func(name string) bool { return strings.HasPrefix(name, store.PendingQueue("")) })
+		if err != nil {
+			c.fail(w, r, v, err)
+			return
+		}
+		data["Waiting"] = waiting
+	}
 	if r.URL.Query().Get("fragment") == "panel" {
 		data["Fragment"] = "workerspanel"
 	}
@@ -749,27 +759,41 @@ func (c *Console) waitReason(ctx context.Context, qt store.QueuedTask) string {
 	return ""
 }
 
+// queueHeads lists the queues that keep (by name), each with its length
+// and its oldest task, and why that task waits; by name.
+func (c *Console) queueHeads(ctx context.Context, keep func(name string) bool) ([]queueInfo, error) {
+	st := c.opts.Engine.Store()
+	lengths, err := st.QueueLengths(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]queueInfo, 0, len(lengths))
+	for name, n := range lengths {
+		if !keep(name) {
+			continue
+		}
+		q := queueInfo{Name: name, Depth: n}
+		if ts, err := st.PeekTasks(ctx, name, 1); err == nil && len(ts) > 0 {
+			at := ts[0].Run.QueuedAt
+			q.Oldest, q.JobID, q.Why = &at, ts[0].JobID, c.waitReason(ctx, ts[0])
+		}
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b queueInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
 func (c *Console) queues(w http.ResponseWriter, r *http.Request, v *viewer) {
 	if !v.Admin {
 		c.render(w, r, http.StatusForbidden, "message", v, map[string]any{"Title": "Operators only", "Message": "Queues span every client's tasks: log in with the admin token."})
 		return
 	}
 	st := c.opts.Engine.Store()
-	lengths, err := st.QueueLengths(r.Context())
+	out, err := c.queueHeads(r.Context(), func(string) bool { return true })
 	if err != nil {
 		c.fail(w, r, v, err)
 		return
 	}
-	out := make([]queueInfo, 0, len(lengths))
-	for name, n := range lengths {
-		q := queueInfo{Name: name, Depth: n}
-		if ts, err := st.PeekTasks(r.Context(), name, 1); err == nil && len(ts) > 0 {
-			at := ts[0].Run.QueuedAt
-			q.Oldest, q.JobID, q.Why = &at, ts[0].JobID, c.waitReason(r.Context(), ts[0])
-		}
-		out = append(out, q)
-	}
-	slices.SortFunc(out, func(a, b queueInfo) int { return strings.Compare(a.Name, b.Name) })
 	minutes, err := figures.LastHour(r.Context(), st, time.Now())
 	if err != nil {
 		c.fail(w, r, v, err)
