@@ -45,6 +45,7 @@ type Summary struct {
 	UpdatedAt    time.Time  // a summary replaces a stored one not newer than it
 	FinishedAt   *time.Time // nil while the job runs
 	View         []byte     // protocol.Job as JSON
+	LiveStore    string     // Event.LiveStore; "" keeps the stored one
 }
 
 // Encode validates and normalises an event for a backend. Errors wrap
@@ -109,6 +110,7 @@ func encode(ev Event) (Encoded, error) {
 		if err := e.summarise(ev.Job); err != nil {
 			return Encoded{}, invalid(ev, "job: %v", err)
 		}
+		e.Job.LiveStore = Clean(ev.LiveStore)
 	}
 	return e, nil
 }

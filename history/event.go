@@ -68,6 +68,9 @@ type Event struct {
 	// Store.Job and Store.ListJobs read. JobID defaults to Job.ID, Client
 	// and Blueprint to the job's.
 	Job *protocol.Job `json:"-"`
+	// LiveStore, with Job, is the id of the live store the job lives in
+	// (see LiveStores); "" leaves the recorded one.
+	LiveStore string `json:"-"`
 
 	// enc caches the encoded form: the Recorder encodes at Record time, so
 	// that later changes to Detail or Job by the caller are not seen.

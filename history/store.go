@@ -63,6 +63,25 @@ type JobFilter struct {
 	To        time.Time // created before
 	Limit     int       // 0 means DefaultLimit; at most MaxLimit
 	Cursor    string    // NextCursor of the previous page
+	// LiveStore, when set, keeps the jobs recorded in that live store
+	// (Event.LiveStore); pointing at "", those recorded without one.
+	LiveStore *string
+}
+
+// UnfinishedSQL lists, as SQL string literals, the statuses of a job that
+// has not ended (those that are not protocol.JobStatus.Terminal).
+const UnfinishedSQL = `'pending', 'running', 'waiting_for_worker', 'waiting_for_human', 'waiting_for_parallel_tasks', 'waiting_for_sub_job'`
+
+// LiveStores is implemented by the backends that remember which live store
+// (a Redis deployment, an orchestrator's memory store) holds each job, so
+// that orchestrators with their own live stores can share one history and
+// still find the jobs of a live store that is gone.
+type LiveStores interface {
+	// SeeLiveStore records that the live store id is in use at t.
+	SeeLiveStore(ctx context.Context, id string, t time.Time) error
+	// StaleLiveStores returns the live stores that hold unfinished jobs
+	// and were not seen at or after seenBefore (or never).
+	StaleLiveStores(ctx context.Context, seenBefore time.Time) ([]string, error)
 }
 
 // Page returns the page size and the position after which the page starts

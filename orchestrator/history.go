@@ -109,6 +109,16 @@ func (o *Orchestrator) writeHistory(ctx context.Context, entries []store.OutboxE
 	}
 	ctx, cancel := context.WithTimeout(ctx, historyWriteTimeout)
 	defer cancel()
+	// The jobs live in the store whose outbox had these events: read its
+	// id now, not at the last check, so that jobs written after a data
+	// loss are not stamped with the id of the store that lost them.
+	id, err := o.liveStoreID(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range events {
+		events[i].LiveStore = id
+	}
 	if err := o.history.Append(ctx, events); err != nil {
 		return fmt.Errorf("write %d history events: %w", len(events), err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/client"
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
@@ -16,8 +17,9 @@ import (
 )
 
 // The live store loses its data (here: an orchestrator on the memory store
-// restarts; with Redis, a restart without persistence): the jobs history
-// shows unfinished are ended as failed, saying why, and their webhook is
+// restarts; with Redis, a restart without persistence): once the old live
+// store has not been seen for the stale time, the jobs history shows
+// unfinished in it are ended as failed, saying why, and their webhook is
 // sent, instead of being forgotten silently.
 func TestLostLiveStateIsReported(t *testing.T) {
 	t.Parallel()
@@ -25,11 +27,11 @@ func TestLostLiveStateIsReported(t *testing.T) {
 	hook := newHookReceiver(t, 0)
 	logs := &testenv.Buffer{}
 	cfg := func(logs *testenv.Buffer) orchestrator.Config {
-		return orchestrator.Config{
+		return orchestrator.WithLiveStateTiming(orchestrator.Config{
 			Logger: slog.New(slog.NewTextHandler(logs, nil)), GlobalWorkerToken: "tok", HistoryURI: uri, Store: memory.New(memory.Options{}),
 			Clients:             []orchestrator.Client{{Name: "acme", Token: "acme-token"}},
 			WebhookAllowedHosts: []string{"127.0.0.1/32"},
-		}
+		}, 100*time.Millisecond, time.Second)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -82,5 +84,81 @@ func TestLostLiveStateIsReported(t *testing.T) {
 	}
 	if !ended {
 		t.Fatalf("no job_ended in the history: %+v", events)
+	}
+}
+
+// Two orchestrators with their own (memory) live stores share one history
+// database, as the showcase run twice in one folder does: neither fails
+// the other's unfinished jobs while the other runs, and the jobs of the
+// one that stops without finishing them are ended as failed by the other
+// once its live store has not been seen for the stale time.
+func TestSharedHistoryOtherLiveStore(t *testing.T) {
+	t.Parallel()
+	uri := "sqlite:" + filepath.Join(t.TempDir(), "history.db")
+	const check, stale = 100 * time.Millisecond, time.Second
+	cfg := func(logs *testenv.Buffer) orchestrator.Config {
+		return orchestrator.WithLiveStateTiming(orchestrator.Config{
+			Logger: slog.New(slog.NewTextHandler(logs, nil)), GlobalWorkerToken: "tok", HistoryURI: uri, Store: memory.New(memory.Options{}),
+			Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}},
+		}, check, stale)
+	}
+	waiting := blueprint.New("waiting").Endpoint("v1", "/jobs/waiting")
+	waiting.Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "nobody"})
+	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed"))
+	waiting.End("finished", nil)
+	waiting.End("failed", nil)
+	bps := append(taskBlueprints(), waiting)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	first, baseA := serveOrchestrator(t, cfg(&testenv.Buffer{}), bps...)
+	a, _ := client.New(baseA, "acme-token")
+	keep, err := a.CreateJob(ctx, "/jobs/flaky", nil) // no worker yet: it waits
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := a.CreateJob(ctx, "/jobs/waiting", nil) // no worker ever
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{keep, gone} {
+		waitForStatus(t, a, id, protocol.StatusWaitingForWorker)
+		waitUntilT(t, "job "+id+" in history", 10*time.Second, func() bool {
+			events, err := a.History(ctx, id)
+			return err == nil && len(events) > 0
+		})
+	}
+
+	logsB := &testenv.Buffer{}
+	_, baseB := serveOrchestrator(t, cfg(logsB), bps...)
+	b, _ := client.New(baseB, "acme-token")
+	// Several stale times of B's checks while A runs: A's jobs stay.
+	time.Sleep(3 * stale)
+	for _, id := range []string{keep, gone} {
+		j, err := b.Job(ctx, id) // from history: B's store never had it
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status != protocol.StatusWaitingForWorker {
+			t.Fatalf("job %s of the running orchestrator is %s in history (%q), want waiting_for_worker", id, j.Status, j.ErrorMessage)
+		}
+	}
+	if strings.Contains(logsB.String(), "job lost") {
+		t.Fatalf("B reported a running orchestrator's job lost:\n%s", logsB)
+	}
+	startTaskWorker(t, baseA, "w-a", a)
+	waitForStatus(t, a, keep, protocol.StatusFinished)
+
+	// A stops with its waiting job: B ends it once A's store is stale.
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntilT(t, "the stopped orchestrator's job to be failed", 10*time.Second, func() bool {
+		j, err := b.Job(ctx, gone)
+		return err == nil && j.Status == protocol.StatusFailed && strings.Contains(j.ErrorMessage, "live state of this job was lost")
+	})
+	if j, err := b.Job(ctx, keep); err != nil || j.Status != protocol.StatusFinished {
+		t.Fatalf("finished job after A stopped: %+v, %v", j, err)
 	}
 }

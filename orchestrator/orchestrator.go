@@ -221,6 +221,11 @@ type Config struct {
 	// get 429 and the connection is closed (1000; negative: none). Behind a
 	// reverse proxy every connection comes from the proxy's address.
 	MaxConnectionsPerIP int
+
+	// How often the live store is checked, and after how long a live
+	// store not seen in history is gone (10s, 6 intervals); tests shorten
+	// them (export_test.go).
+	liveCheckInterval, liveStaleAfter time.Duration
 }
 
 func tracerOf(tp trace.TracerProvider) trace.Tracer {
@@ -264,6 +269,7 @@ type Orchestrator struct {
 	schedDone chan struct{}
 	stopRelay context.CancelFunc
 	relayDone chan struct{}
+	seenStore atomic.Value // the live store id last recorded in history
 }
 
 // New returns an orchestrator. Register blueprints, then Start it (or call

@@ -67,13 +67,14 @@ func TestQuotaSurvivesLiveStateLoss(t *testing.T) {
 	historyURI := testenv.PostgresSchemaURL(t, testenv.URL(t, testenv.PostgresVar), "avto_quota_test")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := orchestrator.Config{
+	// The lost jobs are failed once the lost store's id is stale: short.
+	cfg := orchestrator.WithLiveStateTiming(orchestrator.Config{
 		Logger: quiet(), GlobalWorkerToken: "tok", RedisURL: redisURL, RedisPrefix: prefix, HistoryURI: historyURI,
 		Clients: []orchestrator.Client{
 			{Name: "metered", Token: "metered-token", MonthlyAttempts: 4},
 			{Name: "steady", Token: "steady-token", MonthlyAttempts: 3},
 		},
-	}
+	}, 200*time.Millisecond, 2*time.Second)
 	// life starts an orchestrator and returns it with its two clients.
 	life := func() (o *orchestrator.Orchestrator, metered, steady *client.Client) {
 		o, err := orchestrator.New(cfg)

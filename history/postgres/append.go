@@ -24,18 +24,19 @@ const insertEvents = `INSERT INTO history_events
 	ON CONFLICT (id) DO NOTHING`
 
 const upsertJobs = `INSERT INTO history_jobs
-	(id, client, blueprint, status, current_state, error_message, parent_job_id, created_at, updated_at, finished_at, view)
-	SELECT id, client, blueprint, status, current_state, error_message, parent_job_id, created_at, updated_at, finished_at, view
+	(id, client, blueprint, status, current_state, error_message, parent_job_id, created_at, updated_at, finished_at, view, live_store)
+	SELECT id, client, blueprint, status, current_state, error_message, parent_job_id, created_at, updated_at, finished_at, view, live_store
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-		$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::jsonb[])
+		$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::jsonb[], $12::text[])
 		WITH ORDINALITY AS u(id, client, blueprint, status, current_state, error_message, parent_job_id,
-			created_at, updated_at, finished_at, view, ord)
+			created_at, updated_at, finished_at, view, live_store, ord)
 	ORDER BY ord
 	ON CONFLICT (id) DO UPDATE SET
 		client = excluded.client, blueprint = excluded.blueprint, status = excluded.status,
 		current_state = excluded.current_state, error_message = excluded.error_message,
 		parent_job_id = excluded.parent_job_id, updated_at = excluded.updated_at,
-		finished_at = excluded.finished_at, view = excluded.view
+		finished_at = excluded.finished_at, view = excluded.view,
+		live_store = CASE WHEN excluded.live_store = '' THEN history_jobs.live_store ELSE excluded.live_store END
 	WHERE history_jobs.updated_at <= excluded.updated_at`
 
 // conflictRetries is how often Append reruns a transaction that lost a
@@ -106,11 +107,22 @@ func jobColumns(jobs []*history.Summary) []any {
 		created, updated            = make([]time.Time, n), make([]time.Time, n)
 		finished                    = make([]*time.Time, n)
 		views                       = make([][]byte, n)
+		stores                      = make([]string, n)
 	)
 	for i, j := range jobs {
 		ids[i], clients[i], bps[i], statuses[i] = j.ID, j.Client, j.Blueprint, j.Status
 		states[i], errs[i], parents[i] = j.CurrentState, j.ErrorMessage, j.ParentJobID
-		created[i], updated[i], finished[i], views[i] = j.CreatedAt, j.UpdatedAt, j.FinishedAt, j.View
+		created[i], updated[i], finished[i], views[i], stores[i] = j.CreatedAt, j.UpdatedAt, j.FinishedAt, j.View, j.LiveStore
 	}
-	return []any{ids, clients, bps, statuses, states, errs, parents, created, updated, finished, views}
+	return []any{ids, clients, bps, statuses, states, errs, parents, created, updated, finished, views, stores}
+}
+
+// SeeLiveStore implements history.LiveStores.
+func (s *Store) SeeLiveStore(ctx context.Context, id string, t time.Time) error {
+	const q = `INSERT INTO history_live_stores (id, last_seen) VALUES ($1, $2)
+	ON CONFLICT (id) DO UPDATE SET last_seen = greatest(history_live_stores.last_seen, excluded.last_seen)`
+	if _, err := s.pool.Exec(ctx, q, history.Clean(id), t); err != nil {
+		return fmt.Errorf("history/postgres: see live store %s: %w", id, err)
+	}
+	return nil
 }

@@ -60,6 +60,16 @@ CREATE INDEX history_jobs_client ON history_jobs (client, created_at DESC, id DE
 CREATE INDEX history_jobs_status ON history_jobs (status, created_at DESC, id DESC);
 CREATE INDEX history_jobs_client_status ON history_jobs (client, status, created_at DESC, id DESC);
 `},
+	// Orchestrators with their own live stores share a history: a job's
+	// live store, and when each live store was last seen, tell the jobs
+	// of a live store that is gone from those of one that runs elsewhere.
+	{4, "live stores", `
+ALTER TABLE history_jobs ADD COLUMN live_store text NOT NULL DEFAULT '';
+CREATE TABLE history_live_stores (
+	id        text COLLATE "C" PRIMARY KEY,
+	last_seen timestamptz NOT NULL
+);
+`},
 }
 
 // lockPrefix names the advisory lock that serialises migrations of one

@@ -80,6 +80,9 @@ func (s *Store) ListJobs(ctx context.Context, f history.JobFilter) ([]protocol.J
 	if f.Blueprint != "" {
 		where = append(where, "blueprint = "+arg(f.Blueprint))
 	}
+	if f.LiveStore != nil {
+		where = append(where, "live_store = "+arg(*f.LiveStore))
+	}
 	from, to := f.Range()
 	if !from.IsZero() {
 		where = append(where, "created_at >= "+arg(from))
@@ -136,4 +139,21 @@ func scanJob(row pgx.Row) (protocol.Job, error) {
 		j.FinishedAt = &f
 	}
 	return j, nil
+}
+
+// StaleLiveStores implements history.LiveStores: the live stores of
+// unfinished jobs not seen since seenBefore.
+func (s *Store) StaleLiveStores(ctx context.Context, seenBefore time.Time) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT j.live_store FROM history_jobs j
+	WHERE j.status IN (`+history.UnfinishedSQL+`) AND j.live_store <> ''
+	AND NOT EXISTS (SELECT 1 FROM history_live_stores s WHERE s.id = j.live_store AND s.last_seen >= $1)
+	ORDER BY j.live_store`, seenBefore)
+	if err != nil {
+		return nil, fmt.Errorf("history/postgres: stale live stores: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("history/postgres: stale live stores: %w", err)
+	}
+	return ids, nil
 }

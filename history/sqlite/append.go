@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 )
@@ -14,13 +15,14 @@ const insertEvent = `INSERT INTO history_events
 	ON CONFLICT (id) DO NOTHING`
 
 const upsertJob = `INSERT INTO history_jobs
-	(id, client, blueprint, status, current_state, error_message, parent_job_id, created_at, updated_at, finished_at, view)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	(id, client, blueprint, status, current_state, error_message, parent_job_id, created_at, updated_at, finished_at, view, live_store)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET
 		client = excluded.client, blueprint = excluded.blueprint, status = excluded.status,
 		current_state = excluded.current_state, error_message = excluded.error_message,
 		parent_job_id = excluded.parent_job_id, updated_at = excluded.updated_at,
-		finished_at = excluded.finished_at, view = excluded.view
+		finished_at = excluded.finished_at, view = excluded.view,
+		live_store = CASE WHEN excluded.live_store = '' THEN history_jobs.live_store ELSE excluded.live_store END
 	WHERE excluded.updated_at >= history_jobs.updated_at`
 
 // Append implements history.Store: one IMMEDIATE transaction per call.
@@ -70,7 +72,7 @@ func (s *Store) append(ctx context.Context, encs []history.Encoded) error {
 				finished = sql.NullInt64{Int64: nanos(*j.FinishedAt), Valid: true}
 			}
 			if _, err := up.ExecContext(ctx, j.ID, j.Client, j.Blueprint, j.Status, j.CurrentState, j.ErrorMessage,
-				j.ParentJobID, nanos(j.CreatedAt), nanos(j.UpdatedAt), finished, string(j.View)); err != nil {
+				j.ParentJobID, nanos(j.CreatedAt), nanos(j.UpdatedAt), finished, string(j.View), j.LiveStore); err != nil {
 				return fmt.Errorf("job %s: %w", j.ID, err)
 			}
 		}
@@ -80,4 +82,24 @@ func (s *Store) append(ctx context.Context, encs []history.Encoded) error {
 
 func nullText(b []byte) sql.NullString {
 	return sql.NullString{String: string(b), Valid: b != nil}
+}
+
+// SeeLiveStore implements history.LiveStores.
+func (s *Store) SeeLiveStore(ctx context.Context, id string, t time.Time) error {
+	const q = `INSERT INTO history_live_stores (id, last_seen) VALUES (?, ?)
+	ON CONFLICT (id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)`
+	select {
+	case s.writer <- struct{}{}:
+		defer func() { <-s.writer }()
+	case <-ctx.Done():
+		return fmt.Errorf("history/sqlite: see live store: %w", ctx.Err())
+	}
+	err := retryBusy(ctx, func() error {
+		_, err := s.db.ExecContext(ctx, q, history.Clean(id), nanos(t))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("history/sqlite: see live store %s: %w", id, classify(err))
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -80,6 +81,9 @@ func (s *Store) ListJobs(ctx context.Context, f history.JobFilter) ([]protocol.J
 	if f.Blueprint != "" {
 		cond("blueprint = ?", f.Blueprint)
 	}
+	if f.LiveStore != nil {
+		cond("live_store = ?", *f.LiveStore)
+	}
 	from, to := f.Range()
 	if !from.IsZero() {
 		cond("created_at >= ?", nanos(from))
@@ -140,3 +144,32 @@ func scanJob(row scanner) (protocol.Job, error) {
 	}
 	return j, nil
 }
+
+// StaleLiveStores implements history.LiveStores.
+func (s *Store) StaleLiveStores(ctx context.Context, seenBefore time.Time) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, staleLiveStores, nanos(seenBefore))
+	if err != nil {
+		return nil, fmt.Errorf("history/sqlite: stale live stores: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("history/sqlite: stale live stores: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("history/sqlite: stale live stores: %w", err)
+	}
+	return ids, nil
+}
+
+// staleLiveStores lists the live stores of unfinished jobs not seen since
+// ?. The statuses are those that are not protocol.JobStatus.Terminal,
+// listed so that the status index serves the query.
+const staleLiveStores = `SELECT DISTINCT j.live_store FROM history_jobs j
+	WHERE j.status IN (` + history.UnfinishedSQL + `) AND j.live_store <> ''
+	AND NOT EXISTS (SELECT 1 FROM history_live_stores s WHERE s.id = j.live_store AND s.last_seen >= ?)
+	ORDER BY j.live_store`
