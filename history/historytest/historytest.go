@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Jobs/ListPagination", testPagination},
 		{"Jobs/ListCursorStable", testCursorStable},
 		{"Jobs/ConcurrentSummaries", testConcurrentSummaries},
+		{"Jobs/LiveStores", testLiveStores},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
