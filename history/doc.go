@@ -14,6 +14,10 @@
 //     blocks Record (back-pressure) instead of dropping events, and Close
 //     writes everything recorded before it returns.
 //   - history/historydb opens a Store from HISTORY_DATABASE_URI.
+//   - LiveStores, which both backends implement, records the live store each
+//     job lives in (Event.LiveStore) and when each live store was last seen,
+//     so that orchestrators with their own live stores share one history
+//     and still find the jobs of a live store that is gone.
 //
 // An event is acknowledged, that is durable, once a Flush that started after
 // its Record returned has returned nil, or once its RecordSync has returned

@@ -1,6 +1,6 @@
 // Package postgres is the history.Store on PostgreSQL (github.com/jackc/pgx/v5).
 // Open creates and migrates its tables (history_events, history_jobs,
-// history_schema_migrations) in the connection's schema, or in
+// history_live_stores, history_schema_migrations) in the connection's schema, or in
 // Options.Schema; several orchestrators may open the same schema at once.
 package postgres
 
