@@ -133,24 +133,25 @@ func testHistory(t *testing.T, uri string) {
 // worker has, with a short dispatch timeout; "tick" (for schedules) ends at
 // once.
 func taskBlueprints() []*blueprint.Blueprint {
-	flaky := blueprint.New("flaky").Endpoint("v1", "/jobs/flaky")
-	flaky.Start("start", func(c *blueprint.Context) error {
-		return c.Dispatch(blueprint.Task{Type: "flaky"})
-	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed"))
-	flaky.End("finished", nil)
-	flaky.End("failed", nil)
-
-	stranded := blueprint.New("stranded").Endpoint("v1", "/jobs/stranded")
-	stranded.Start("start", func(c *blueprint.Context) error {
-		return c.Dispatch(blueprint.Task{Type: "nobody", DispatchTimeout: 300 * time.Millisecond})
-	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed"))
-	stranded.End("finished", nil)
-	stranded.End("failed", nil)
+	flaky := taskBlueprint("flaky", blueprint.Task{Type: "flaky"})
+	stranded := taskBlueprint("stranded", blueprint.Task{Type: "nobody", DispatchTimeout: 300 * time.Millisecond})
 
 	tick := blueprint.New("tick")
 	tick.Start("start", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished"))
 	tick.End("finished", nil)
 	return []*blueprint.Blueprint{flaky, stranded, tick}
+}
+
+// taskBlueprint is blueprint name at /jobs/<name>: one task, then
+// "finished" or "failed" by its result.
+func taskBlueprint(name string, task blueprint.Task) *blueprint.Blueprint {
+	bp := blueprint.New(name).Endpoint("v1", "/jobs/"+name)
+	bp.Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(task)
+	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed"))
+	bp.End("finished", nil)
+	bp.End("failed", nil)
+	return bp
 }
 
 // serveOrchestrator starts an orchestrator with bps on a loopback port until

@@ -102,13 +102,7 @@ func TestSharedHistoryOtherLiveStore(t *testing.T) {
 			Clients: []orchestrator.Client{{Name: "acme", Token: "acme-token"}},
 		}, check, stale)
 	}
-	waiting := blueprint.New("waiting").Endpoint("v1", "/jobs/waiting")
-	waiting.Start("start", func(c *blueprint.Context) error {
-		return c.Dispatch(blueprint.Task{Type: "nobody"})
-	}, blueprint.On("success", "finished"), blueprint.On("failure", "failed"))
-	waiting.End("finished", nil)
-	waiting.End("failed", nil)
-	bps := append(taskBlueprints(), waiting)
+	bps := append(taskBlueprints(), taskBlueprint("waiting", blueprint.Task{Type: "nobody"}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
