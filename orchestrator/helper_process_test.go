@@ -24,7 +24,9 @@ import (
 // The test binary doubles as an orchestrator process: with
 // AVTO_HELPER_ORCHESTRATOR set, TestMain serves the flow blueprints on
 // AVTO_HELPER_ADDR with the Redis at REDIS_URL (and the history database at
-// HISTORY_DATABASE_URI, if set) until SIGTERM. Its longest
+// HISTORY_DATABASE_URI, if set) until SIGTERM; without REDIS_URL, on the
+// memory store. AVTO_HELPER_LIVE_CHECK (a duration) is its live store
+// check interval (10s by default). Its longest
 // worker poll is AVTO_HELPER_POLL_TIMEOUT (a duration, 2s by default);
 // AVTO_HELPER_WEBHOOK_ALLOWED_HOSTS (space-separated) lets its webhooks
 // reach receivers on loopback.
@@ -55,7 +57,16 @@ func runHelperOrchestrator() int {
 		pollTimeout = d
 	}
 	shards, _ := strconv.Atoi(os.Getenv("REDIS_SHARDS"))
-	o, err := orchestrator.New(orchestrator.Config{
+	var liveCheck time.Duration // the default unless set
+	if v := os.Getenv("AVTO_HELPER_LIVE_CHECK"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "AVTO_HELPER_LIVE_CHECK:", err)
+			return 1
+		}
+		liveCheck = d
+	}
+	o, err := orchestrator.New(orchestrator.WithLiveStateTiming(orchestrator.Config{
 		Logger: log, RedisURL: os.Getenv("REDIS_URL"), RedisPrefix: os.Getenv("REDIS_KEY_PREFIX"),
 		RedisCluster: os.Getenv("REDIS_CLUSTER") == "true", RedisShards: shards,
 		HistoryURI:        os.Getenv("HISTORY_DATABASE_URI"),
@@ -63,7 +74,7 @@ func runHelperOrchestrator() int {
 		PollTimeout: pollTimeout, WorkerTTL: 4 * time.Second, StepLease: 2 * time.Second,
 		RetryBackoff: 50 * time.Millisecond, RetryBackoffMax: 200 * time.Millisecond, Addr: os.Getenv("AVTO_HELPER_ADDR"),
 		WebhookAllowedHosts: strings.Fields(os.Getenv("AVTO_HELPER_WEBHOOK_ALLOWED_HOSTS")),
-	})
+	}, liveCheck, 0))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -156,3 +156,43 @@ func TestSharedHistoryOtherLiveStore(t *testing.T) {
 		t.Fatalf("finished job after A stopped: %+v, %v", j, err)
 	}
 }
+
+// An orchestrator process on the memory store is killed (SIGKILL) with an
+// unfinished job; another orchestrator on the same SQLite history leaves
+// the job alone while the process runs and ends it as failed once the dead
+// process's live store is stale.
+func TestKilledOrchestratorsJobsFail(t *testing.T) {
+	t.Parallel()
+	uri := "sqlite:" + filepath.Join(t.TempDir(), "history.db")
+	const check, stale = 100 * time.Millisecond, time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr := loopbackAddr(t)
+	dead := startHelper(t, addr, "", "", "HISTORY_DATABASE_URI="+uri, "AVTO_HELPER_LIVE_CHECK="+check.String())
+	a, _ := client.New("http://"+addr, "ct")
+	id, err := a.CreateJob(ctx, "/jobs/late", nil) // waits for a skill no worker has
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForStatus(t, a, id, protocol.StatusWaitingForWorker)
+	waitUntilT(t, "the job in history", 10*time.Second, func() bool {
+		events, err := a.History(ctx, id)
+		return err == nil && len(events) > 0
+	})
+
+	_, base := serveOrchestrator(t, orchestrator.WithLiveStateTiming(orchestrator.Config{
+		Logger: quiet(), GlobalWorkerToken: "tok", HistoryURI: uri, Store: memory.New(memory.Options{}),
+		Clients: []orchestrator.Client{{Name: "c", Token: "ct"}},
+	}, check, stale), flowBlueprints()...)
+	b, _ := client.New(base, "ct")
+	time.Sleep(2 * stale) // checks of b while the process runs
+	if j, err := b.Job(ctx, id); err != nil || j.Status != protocol.StatusWaitingForWorker {
+		t.Fatalf("the running process's job, from history: %+v, %v", j, err)
+	}
+
+	dead.kill()
+	waitUntilT(t, "the killed process's job to be failed", 10*time.Second, func() bool {
+		j, err := b.Job(ctx, id)
+		return err == nil && j.Status == protocol.StatusFailed && strings.Contains(j.ErrorMessage, "live state of this job was lost")
+	})
+}
