@@ -44,28 +44,33 @@ type discardLogger struct{}
 
 func (discardLogger) Printf(context.Context, string, ...any) {}
 
+// envDuration reads the duration in variable name, def when unset.
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return d, nil
+}
+
 func runHelperOrchestrator() int {
 	goredis.SetLogger(discardLogger{}) // dial errors during outages are expected here
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pollTimeout := 2 * time.Second
-	if v := os.Getenv("AVTO_HELPER_POLL_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "AVTO_HELPER_POLL_TIMEOUT:", err)
-			return 1
-		}
-		pollTimeout = d
+	pollTimeout, err := envDuration("AVTO_HELPER_POLL_TIMEOUT", 2*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	liveCheck, err := envDuration("AVTO_HELPER_LIVE_CHECK", 0) // 0: the default
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	shards, _ := strconv.Atoi(os.Getenv("REDIS_SHARDS"))
-	var liveCheck time.Duration // the default unless set
-	if v := os.Getenv("AVTO_HELPER_LIVE_CHECK"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "AVTO_HELPER_LIVE_CHECK:", err)
-			return 1
-		}
-		liveCheck = d
-	}
 	o, err := orchestrator.New(orchestrator.WithLiveStateTiming(orchestrator.Config{
 		Logger: log, RedisURL: os.Getenv("REDIS_URL"), RedisPrefix: os.Getenv("REDIS_KEY_PREFIX"),
 		RedisCluster: os.Getenv("REDIS_CLUSTER") == "true", RedisShards: shards,
