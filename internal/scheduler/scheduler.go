@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"time"
 
@@ -49,45 +50,72 @@ func (s *Scheduler) Schedules() []Schedule { return s.schedules }
 
 func lastKey(name string) string { return "scheduler:last:" + name }
 
-// recentKey holds a schedule's latest runs (a JSON list, newest first, at
-// most KeepRuns), so that the console can link the jobs of the last few.
-func recentKey(name string) string { return "scheduler:recent:" + name }
+// The recent runs live in KeepRuns slots per schedule, so that recording a
+// run is one atomic counter step and one write, never a read-modify-write
+// of a shared list: orchestrators firing consecutive ticks at once cannot
+// lose each other's runs. recentSeqKey numbers a schedule's runs; run n
+// goes to slot n mod KeepRuns, overwriting the run KeepRuns before it.
+func recentSeqKey(name string) string { return "scheduler:recent-seq:" + name }
+
+func recentSlotKey(name string, slot int64) string {
+	return "scheduler:recent:" + name + ":" + strconv.FormatInt(slot, 10)
+}
+
+// recentEntry is one slot's value: the run and its number, which orders
+// runs of equal ticks.
+type recentEntry struct {
+	Seq int64 `json:"seq"`
+	Run Run   `json:"run"`
+}
 
 // KeepRuns is how many of a schedule's latest runs RecentRuns returns.
 const KeepRuns = 5
 
-// RecentRuns returns a schedule's latest runs, newest first (at most
+// RecentRuns returns a schedule's latest runs, newest tick first (at most
 // KeepRuns; none before this list was kept: LastRun still has the last).
 func (s *Scheduler) RecentRuns(ctx context.Context, name string) ([]Run, error) {
-	raw, err := s.store.GetValue(ctx, recentKey(name))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+	entries := make([]recentEntry, 0, KeepRuns)
+	for slot := range int64(KeepRuns) {
+		raw, err := s.store.GetValue(ctx, recentSlotKey(name, slot))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("scheduler: read recent runs of %s: %w", name, err)
+		}
+		var e recentEntry
+		if err := json.Unmarshal([]byte(raw), &e); err != nil {
+			return nil, fmt.Errorf("scheduler: decode recent run of %s: %w", name, err)
+		}
+		entries = append(entries, e)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("scheduler: read recent runs of %s: %w", name, err)
-	}
-	var runs []Run
-	if err := json.Unmarshal([]byte(raw), &runs); err != nil {
-		return nil, fmt.Errorf("scheduler: decode recent runs of %s: %w", name, err)
+	sort.Slice(entries, func(i, j int) bool {
+		if !entries[i].Run.Tick.Equal(entries[j].Run.Tick) {
+			return entries[i].Run.Tick.After(entries[j].Run.Tick)
+		}
+		return entries[i].Seq > entries[j].Seq
+	})
+	runs := make([]Run, len(entries))
+	for i, e := range entries {
+		runs[i] = e.Run
 	}
 	return runs, nil
 }
 
-// recordRecent puts run first in the schedule's recent runs. Ticks of one
-// schedule are claimed one at a time and are at least a second apart, so
-// the read-then-write races with no other writer of the key.
+// recordRecent adds run to the schedule's recent runs.
 func (s *Scheduler) recordRecent(ctx context.Context, name string, run Run) error {
-	runs, err := s.RecentRuns(ctx, name)
+	seq, err := s.store.Incr(ctx, recentSeqKey(name), 1, time.Time{})
 	if err != nil {
-		s.log.Warn("scheduler: recent runs unreadable, starting anew", "schedule", name, "error", err)
-		runs = nil
+		return fmt.Errorf("scheduler: number the run of %s: %w", name, err)
 	}
-	runs = append([]Run{run}, runs...)
-	if len(runs) > KeepRuns {
-		runs = runs[:KeepRuns]
+	raw, err := json.Marshal(recentEntry{Seq: seq, Run: run})
+	if err != nil {
+		return fmt.Errorf("scheduler: encode the run of %s: %w", name, err)
 	}
-	raw, _ := json.Marshal(runs)
-	return s.store.PutValue(ctx, recentKey(name), string(raw), 0)
+	if err := s.store.PutValue(ctx, recentSlotKey(name, seq%KeepRuns), string(raw), 0); err != nil {
+		return fmt.Errorf("scheduler: record the run of %s: %w", name, err)
+	}
+	return nil
 }
 
 // LastRun returns a schedule's most recent run, if any.

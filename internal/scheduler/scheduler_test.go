@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
 )
 
@@ -211,5 +212,39 @@ func TestRecentRunsKeepsTheLatest(t *testing.T) {
 	runs, err := s.RecentRuns(ctx, "x")
 	if err != nil || len(runs) != KeepRuns || runs[0].JobID != fmt.Sprint(KeepRuns+2) || runs[KeepRuns-1].JobID != "3" {
 		t.Fatalf("recent runs %+v %v", runs, err)
+	}
+}
+
+// slowReads delays every GetValue so that concurrent read-modify-writes of
+// one key interleave.
+type slowReads struct{ store.Store }
+
+func (s slowReads) GetValue(ctx context.Context, key string) (string, error) {
+	time.Sleep(50 * time.Millisecond)
+	return s.Store.GetValue(ctx, key)
+}
+
+// Runs recorded at once by several orchestrators (consecutive ticks, the
+// later one recorded first) are all kept, newest tick first.
+func TestRecentRunsConcurrentRecords(t *testing.T) {
+	t.Parallel()
+	s := New(nil, slowReads{memory.New(memory.Options{})}, nil, nil, nil)
+	ctx := context.Background()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(2-i) * 5 * time.Millisecond) // the latest tick records first
+			if err := s.recordRecent(ctx, "x", Run{Tick: base.Add(time.Duration(i) * time.Second), JobID: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	runs, err := s.RecentRuns(ctx, "x")
+	if err != nil || len(runs) != 3 || runs[0].JobID != "2" || runs[1].JobID != "1" || runs[2].JobID != "0" {
+		t.Fatalf("recent runs %+v %v, want jobs 2, 1, 0", runs, err)
 	}
 }
