@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
+	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -27,14 +28,12 @@ func fanBlueprint() *blueprint.Blueprint {
 	return bp
 }
 
-var branchRowRE = regexp.MustCompile(`<tr data-branch="[^"]+">(.*?)</tr>`)
-
-// TestJobPageBranches: a job's page lists its fan-out's branches with
-// their worker, status, attempts and error, and while the fan-out runs how
-// many branches are done and left.
-func TestJobPageBranches(t *testing.T) {
-	cfg := baseConfig()
-	cfg.HistoryURI, cfg.GlobalWorkerToken = "sqlite:"+filepath.Join(t.TempDir(), "history.db"), "worker-token"
+// runningFanOut serves fanBlueprint with cfg and a worker, starts a fan
+// job as alice and polls its page in alice's browser until it shows one
+// branch done and one left; it returns the server, the browser, the job's
+// id and that page.
+func runningFanOut(t *testing.T, cfg orchestrator.Config) (string, *browser, string, string) {
+	t.Helper()
 	base := serve(t, cfg, fanBlueprint())
 	startWorker(t, base)
 	id := createWith(t, base, aliceToken, "fan", map[string]any{"initial_data": map[string]any{"ms": 3000}})
@@ -44,13 +43,24 @@ func TestJobPageBranches(t *testing.T) {
 	for {
 		_, _, page := b.get("/console/jobs/" + id)
 		if strings.Contains(page, `<b id="branches-done">1</b> done, <b id="branches-left">1</b> left`) {
-			break
+			return base, b, id, page
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the running fan-out's page never showed 1 done, 1 left: %.4000s", page)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+var branchRowRE = regexp.MustCompile(`<tr data-branch="[^"]+">(.*?)</tr>`)
+
+// TestJobPageBranches: a job's page lists its fan-out's branches with
+// their worker, status, attempts and error, and while the fan-out runs how
+// many branches are done and left.
+func TestJobPageBranches(t *testing.T) {
+	cfg := baseConfig()
+	cfg.HistoryURI, cfg.GlobalWorkerToken = "sqlite:"+filepath.Join(t.TempDir(), "history.db"), "worker-token"
+	base, b, id, _ := runningFanOut(t, cfg)
 	waitStatus(t, base, aliceToken, id, protocol.StatusFinished)
 	status, _, page := b.get("/console/jobs/" + id)
 	if status != http.StatusOK {
@@ -87,26 +97,11 @@ func TestJobPageBranches(t *testing.T) {
 func TestJobPageBranchesWithoutHistory(t *testing.T) {
 	cfg := baseConfig()
 	cfg.GlobalWorkerToken = "worker-token"
-	base := serve(t, cfg, fanBlueprint())
-	startWorker(t, base)
-	id := createWith(t, base, aliceToken, "fan", map[string]any{"initial_data": map[string]any{"ms": 3000}})
-	b := newBrowser(t, base)
-	b.login(aliceToken)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, _, page := b.get("/console/jobs/" + id)
-		if strings.Contains(page, `<b id="branches-done">1</b> done, <b id="branches-left">1</b> left`) {
-			rows := branchRowRE.FindAllStringSubmatch(page, -1)
-			if len(rows) != 2 || !strings.Contains(rows[0][1], "<td>failure</td>") || !strings.Contains(rows[0][1], "PERMANENT_ERROR: the test asked for a failure") ||
-				!strings.Contains(rows[1][1], "<td>echo-worker</td>") || !strings.Contains(rows[1][1], "<td>1</td>") {
-				t.Fatalf("branch rows %q, want the failed one with its error, then the outstanding one", rows)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the running fan-out's page never showed 1 done, 1 left: %.4000s", page)
-		}
-		time.Sleep(50 * time.Millisecond)
+	base, _, id, page := runningFanOut(t, cfg)
+	rows := branchRowRE.FindAllStringSubmatch(page, -1)
+	if len(rows) != 2 || !strings.Contains(rows[0][1], "<td>failure</td>") || !strings.Contains(rows[0][1], "PERMANENT_ERROR: the test asked for a failure") ||
+		!strings.Contains(rows[1][1], "<td>echo-worker</td>") || !strings.Contains(rows[1][1], "<td>1</td>") {
+		t.Fatalf("branch rows %q, want the failed one with its error, then the outstanding one", rows)
 	}
 	waitStatus(t, base, aliceToken, id, protocol.StatusFinished)
 }
