@@ -44,9 +44,10 @@ type Job struct {
 	Approval      *Approval                       `json:"approval,omitempty"`
 	DoneTasks     map[string]string               `json:"done_tasks,omitempty"` // task id → final status, for duplicate results
 	RetryCount    int                             `json:"retry_count,omitempty"`
-	// FailedState is the state whose task last failed and took the job
-	// along its failure route: where a retry of a job that then ended in a
-	// failure end state starts again (Engine.RetryJob).
+	// FailedState is the state whose failed task (or child job) took the
+	// job along its failure route into the state it is in now: where a
+	// retry of a job that ended there, in a failure end state, starts
+	// again (Engine.RetryJob). Any later transition clears it.
 	FailedState     string            `json:"failed_state,omitempty"`
 	TransitionCount int               `json:"transition_count"`
 	TraceContext    map[string]string `json:"trace_context,omitempty"`

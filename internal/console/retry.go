@@ -115,7 +115,7 @@ type webhookAttempt struct {
 	N          int
 	Event      string // job_finished, job_failed, job_waiting_for_human...
 	StatusCode int    // 0: no answer
-	Outcome    string // delivered, retrying, gave_up
+	Outcome    string // delivered, retrying, gave_up, superseded
 	Error      string
 }
 

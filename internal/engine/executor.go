@@ -419,6 +419,7 @@ func (e *Engine) transition(t *txn, j *store.Job, bp *blueprint.Blueprint, targe
 	j.TransitionCount++
 	j.RetryCount = 0
 	j.ErrorMessage = ""
+	j.FailedState = "" // a failure route sets it after the move
 	j.Tasks, j.Routes, j.Approval, j.Aggregator, j.ChildJobID = nil, nil, nil, "", ""
 	j.BranchResults = nil // the aggregator that read them has run
 	j.BranchesLeft, j.BranchesDone = 0, 0
@@ -519,10 +520,11 @@ func (e *Engine) resumeFromChild(ctx context.Context, parent *store.Job) error {
 				"child job %s ended %s and state %q routes no %q outcome", childID, summary["status"], j.CurrentState, outcome), nil)
 			return nil
 		}
-		if outcome == "failure" {
-			j.FailedState = j.CurrentState // where a retry of the job starts again
-		}
+		from := j.CurrentState
 		e.transition(t, j, bp, target)
+		if outcome == "failure" {
+			j.FailedState = from // where a retry of the job starts again
+		}
 		return nil
 	})
 	return err

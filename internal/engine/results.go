@@ -270,8 +270,9 @@ func (e *Engine) taskFailed(t *txn, j *store.Job, bp *blueprint.Blueprint, run *
 		return transEnded
 	}
 	j.LastResult = &result
-	j.FailedState = j.CurrentState // where a retry of the job starts again
+	from := j.CurrentState
 	e.transition(t, j, bp, target)
+	j.FailedState = from // where a retry of the job starts again
 	j.ErrorMessage = msg // kept for clients; the next state may clear it by finishing
 	return transFailure
 }

@@ -80,7 +80,7 @@ func (e *Engine) RetryJob(ctx context.Context, id, by string) (*store.Job, error
 func (e *Engine) revive(t *txn, j *store.Job, target string) {
 	j.CurrentState = target
 	j.Status = protocol.StatusRunning
-	j.RetryCount = 0
+	j.RetryCount, j.TransitionCount = 0, 0 // a fresh budget: a person chose to run it again
 	j.ErrorMessage, j.ProgressMessage = "", ""
 	j.Result, j.FinishedAt = nil, nil
 	j.FailedState = ""

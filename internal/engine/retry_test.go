@@ -39,7 +39,8 @@ func TestRetryFailedTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != protocol.StatusRunning || r.CurrentState != "start" || r.ErrorMessage != "" || r.FinishedAt != nil || r.Result != nil || r.FailedState != "" {
+	if r.Status != protocol.StatusRunning || r.CurrentState != "start" || r.ErrorMessage != "" || r.FinishedAt != nil || r.Result != nil || r.FailedState != "" ||
+		r.TransitionCount != 0 {
 		t.Fatalf("after the retry: %s finished_at=%v result=%v", summary(r), r.FinishedAt, r.Result)
 	}
 	done := en.waitEnd(j.ID)
@@ -222,5 +223,30 @@ func TestRetryLiftsRetention(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	if _, err := en.e.GetJob(en.ctx, j.ID); err != nil {
 		t.Fatalf("the retried job expired with its old retention: %v", err)
+	}
+}
+
+// TestRetryAfterCompensation: a task's failure route led on (compensate,
+// then mid), and a later handler chose the failure end. The failed task is
+// behind the job: a retry would re-run work already compensated, so it is
+// refused; and a retried job gets a fresh transition budget.
+func TestRetryAfterCompensation(t *testing.T) {
+	t.Parallel()
+	bp := blueprint.New("comp").Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "work"})
+	}, blueprint.On("success", "mid"), blueprint.On("failure", "compensate")).
+		State("compensate", func(c *blueprint.Context) error { return c.GoTo("mid") }, blueprint.To("mid")).
+		State("mid", func(c *blueprint.Context) error { return c.GoTo("rejected") }, blueprint.To("rejected")).
+		End("rejected", nil)
+	en := newEnv(t, Config{}, bp)
+	en.start(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}, handle: func(p *protocol.TaskPayload) protocol.TaskResult {
+		return protocol.TaskResult{Status: protocol.TaskFailure, Error: &protocol.TaskError{Code: protocol.ErrPermanent, Message: "bad codec"}}
+	}})
+	j := en.waitEnd(en.create("comp", nil).ID)
+	if j.Status != protocol.StatusFailed || j.CurrentState != "rejected" || j.FailedState != "" {
+		t.Fatalf("ended %s failed_state=%q, want failed in rejected with no failed state", summary(j), j.FailedState)
+	}
+	if _, err := en.e.RetryJob(en.ctx, j.ID, "operator"); !errors.Is(err, ErrNotRetryable) {
+		t.Fatalf("retry after the compensation: %v, want ErrNotRetryable", err)
 	}
 }

@@ -87,6 +87,13 @@ func (e *Engine) deliver(ctx context.Context, tm store.Timer, j *store.Job) {
 	case err == nil:
 	case retry && tm.Seq < e.cfg.WebhookAttempts && e.now().Add(e.webhookDelay(tm.Seq)).Before(webhookDeadline(j, e.cfg.WebhookWindow)):
 		outcome = "retrying"
+		if !e.sameNotice(ctx, tm, j) {
+			// The job left what this attempt announced (a retry revived it,
+			// cancelling this chain's timers while the attempt ran): the
+			// next end starts its own chain.
+			outcome = "superseded"
+			break
+		}
 		next := tm
 		next.Seq++
 		next.At = e.now().Add(e.webhookDelay(tm.Seq))
@@ -107,6 +114,21 @@ func (e *Engine) deliver(ctx context.Context, tm store.Timer, j *store.Job) {
 	if derr := e.store.DeleteTimers(ctx, tm.Key()); derr != nil {
 		e.log.Warn("delete webhook timer", "job_id", j.ID, "error", derr)
 	}
+}
+
+// sameNotice reports whether the job still is what the webhook attempt
+// tm announced of snapshot j: the same end (or the same pending
+// approval). A job that cannot be read counts as unchanged, so that the
+// attempt is retried rather than lost.
+func (e *Engine) sameNotice(ctx context.Context, tm store.Timer, j *store.Job) bool {
+	now, err := e.store.LoadJob(ctx, j.ID)
+	if err != nil {
+		return !errors.Is(err, store.ErrNotFound)
+	}
+	if tm.Ref == approvalWebhook {
+		return now.Approval != nil && j.Approval != nil && now.Approval.Token == j.Approval.Token
+	}
+	return now.Status == j.Status && now.FinishedAt != nil && j.FinishedAt != nil && now.FinishedAt.Equal(*j.FinishedAt)
 }
 
 // webhookDelay is the wait after failed attempt n: WebhookBackoff doubling,

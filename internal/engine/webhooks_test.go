@@ -5,12 +5,14 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
 type fakeNotifier struct {
@@ -318,5 +320,76 @@ func TestWebhookAnnouncesApproval(t *testing.T) {
 	defer n.mu.Unlock()
 	if len(n.calls) != 2 || n.calls[1].Event != protocol.WebhookJobFinished || n.calls[1].Approval != nil {
 		t.Fatalf("deliveries %+v", n.calls)
+	}
+}
+
+// gateNotifier holds each delivery until the test answers it.
+type gateNotifier struct {
+	calls  chan protocol.WebhookPayload
+	answer chan error
+}
+
+func (g *gateNotifier) Deliver(ctx context.Context, _ string, p protocol.WebhookPayload) (int, bool, error) {
+	g.calls <- p
+	select {
+	case err := <-g.answer:
+		if err != nil {
+			return 503, true, err
+		}
+		return 200, false, nil
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	}
+}
+
+// TestWebhookChainEndsWithRetry: a retry of the job while its failure is
+// being announced cancels that announcement's chain: the attempt in flight
+// fails, and is not retried (outcome superseded); the job's next end is
+// announced from attempt 1.
+func TestWebhookChainEndsWithRetry(t *testing.T) {
+	t.Parallel()
+	var healthy atomic.Bool
+	g := &gateNotifier{calls: make(chan protocol.WebhookPayload), answer: make(chan error)}
+	en := newEnv(t, Config{Webhooks: g, WebhookAttempts: 3}, dispatchBP("d", "success", "finished", "failure", "failed_state"))
+	en.start(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}, handle: func(p *protocol.TaskPayload) protocol.TaskResult {
+		if !healthy.Load() {
+			return protocol.TaskResult{Status: protocol.TaskFailure, Error: &protocol.TaskError{Code: protocol.ErrPermanent, Message: "bad codec"}}
+		}
+		return protocol.TaskResult{Status: protocol.TaskSuccess}
+	}})
+	j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "d", WebhookURL: "http://receiver/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := <-g.calls; p.Event != protocol.WebhookJobFailed || p.Attempt != 1 {
+		t.Fatalf("first delivery %+v", p)
+	}
+	healthy.Store(true)
+	if _, err := en.e.RetryJob(en.ctx, j.ID, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	g.answer <- errors.New("503") // the failure's attempt 1 fails after the retry
+	// The next delivery announces the retried job's end, from attempt 1.
+	select {
+	case p := <-g.calls:
+		if p.Event != protocol.WebhookJobFinished || p.Attempt != 1 {
+			t.Fatalf("after the retry: %+v, want job_finished attempt 1", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the retried job's end was not announced")
+	}
+	g.answer <- nil
+	en.wait(j.ID, "the superseded attempt recorded", func(*store.Job) bool {
+		for _, ev := range en.eventsOf(EventWebhookAttempt) {
+			if ev.Detail["outcome"] == "superseded" {
+				return true
+			}
+		}
+		return false
+	})
+	select {
+	case p := <-g.calls:
+		t.Fatalf("another delivery after the retry's: %+v", p)
+	case <-time.After(300 * time.Millisecond):
 	}
 }

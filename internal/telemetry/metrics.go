@@ -121,7 +121,7 @@ func newMetrics(st store.Store, opts Options) *Metrics {
 		retries:       counter("task_retries_total", "Task attempts scheduled again after a failure, by task type.", "type"),
 		timeouts:      counter("task_timeouts_total", "Task timeouts, by kind (dispatch, execution, result).", "kind"),
 		lateResults:   counter("task_results_ignored_total", "Results ignored (late, duplicate, foreign), by reason.", "reason"),
-		webhooks:      counter("webhook_deliveries_total", "Webhook delivery attempts, by outcome (delivered, retrying, gave_up).", "outcome"),
+		webhooks:      counter("webhook_deliveries_total", "Webhook delivery attempts, by outcome (delivered, retrying, gave_up, superseded).", "outcome"),
 		schedulerRuns: counter("scheduler_runs_total", "Jobs started by the scheduler, by schedule and outcome (started, failed).", "schedule", "outcome"),
 		workerEvents:  counter("worker_events_total", "Worker lifecycle events (registered, offline).", "event"),
 		httpRequests:  counter("http_requests_total", "HTTP requests, by route pattern, method and status code.", "route", "method", "code"),
@@ -137,7 +137,7 @@ func newMetrics(st store.Store, opts Options) *Metrics {
 	for _, k := range []string{"dispatch", "execution", "result"} {
 		m.timeouts.WithLabelValues(k)
 	}
-	for _, o := range []string{"delivered", "retrying", "gave_up"} {
+	for _, o := range []string{"delivered", "retrying", "gave_up", "superseded"} {
 		m.webhooks.WithLabelValues(o)
 	}
 	for _, e := range []string{"registered", "offline"} {
