@@ -102,9 +102,15 @@ func redisForTest(t *testing.T) (url, prefix string) {
 		rdb := goredis.NewClient(opts)
 		defer rdb.Close()
 		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, "{"+prefix+"}*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+		matches, err := redisstore.DeploymentKeyPatterns(ctx, rdb, prefix)
+		if err != nil {
+			return
+		}
+		for _, match := range matches {
+			iter := rdb.Scan(ctx, 0, match, 1000).Iterator()
+			for iter.Next(ctx) {
+				rdb.Del(ctx, iter.Val())
+			}
 		}
 	})
 	return url, prefix
@@ -117,7 +123,7 @@ func clusterForTest(t *testing.T) (url, prefix string, env []string) {
 	t.Helper()
 	addrs := testenv.RedisCluster(t)
 	prefix = fmt.Sprintf("avto-e2e-%d", time.Now().UnixNano())
-	testenv.CleanCluster(t, addrs, redisstore.KeyPatterns(prefix)...)
+	testenv.CleanCluster(t, addrs, redisstore.KeyPatterns(prefix, 16)...)
 	return testenv.ClusterURL(addrs), prefix, []string{"REDIS_CLUSTER=true", "REDIS_SHARDS=16"}
 }
 

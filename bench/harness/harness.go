@@ -312,8 +312,13 @@ func openStore(ctx context.Context, o Options) (st store.Store, meter *RedisMete
 // deleteKeys removes a deployment's keys (of all its shards) from every
 // server of rdb.
 func deleteKeys(rdb goredis.UniversalClient, prefix string) {
-	eachServer(context.Background(), rdb, func(ctx context.Context, c *goredis.Client) error {
-		for _, match := range redisstore.KeyPatterns(prefix) {
+	ctx := context.Background()
+	matches, err := redisstore.DeploymentKeyPatterns(ctx, rdb, prefix)
+	if err != nil {
+		return
+	}
+	eachServer(ctx, rdb, func(ctx context.Context, c *goredis.Client) error {
+		for _, match := range matches {
 			iter := c.Scan(ctx, 0, match, 1000).Iterator()
 			for iter.Next(ctx) {
 				c.Del(ctx, iter.Val())

@@ -101,6 +101,7 @@ func clusterClient(addrs []string) *goredis.ClusterClient {
 func newClusterPrefix(t testing.TB, addrs []string) string {
 	t.Helper()
 	p := fmt.Sprintf("avtotest-c%d-%s", prefixSeq.Add(1), uuid.NewString()[:8])
-	testenv.CleanCluster(t, addrs, redisstore.KeyPatterns(p)...)
+	// The cluster tests use one shard or 16; the patterns of 16 cover both.
+	testenv.CleanCluster(t, addrs, redisstore.KeyPatterns(p, 16)...)
 	return p
 }

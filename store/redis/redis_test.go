@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
@@ -64,7 +66,12 @@ func deleteKeys(t testing.TB, url, prefix string) {
 		}
 	}
 	// The deployment's keys, and those of its shards.
-	for _, match := range redisstore.KeyPatterns(prefix) {
+	matches, err := redisstore.DeploymentKeyPatterns(ctx, rdb, prefix)
+	if err != nil {
+		t.Errorf("delete test keys: %v", err)
+		return
+	}
+	for _, match := range matches {
 		iter := rdb.Scan(ctx, 0, match, 1000).Iterator()
 		for iter.Next(ctx) {
 			batch = append(batch, iter.Val())
@@ -131,5 +138,48 @@ func TestShardCountKept(t *testing.T) {
 	openStore(t, redisstore.Options{URL: url, Prefix: old})
 	if _, err := redisstore.Open(ctx, redisstore.Options{URL: url, Prefix: old, Shards: 300}); err == nil {
 		t.Fatal("300 shards accepted")
+	}
+}
+
+// TestKeyPatternsExact: cleaning up a deployment deletes its keys in every
+// shard and nothing of a neighbour whose prefix starts with its own
+// ("avto" and "avto:staging"), nor of one its glob characters would match
+// (the old patterns "{avto}:*" and "{avto:s*" deleted both).
+func TestKeyPatternsExact(t *testing.T) {
+	t.Parallel()
+	url := testenv.URL(t, testenv.RedisVar)
+	ctx := testCtx(t)
+	base := newPrefix(t, url)
+	cases := []struct{ target, neighbour string }{
+		{base, base + ":staging"},
+		{base + "a", base + "a:s1:x"},
+		{base + "*[x]", base + "-gx"},
+	}
+	for _, c := range cases {
+		stores := map[string]*redisstore.Store{}
+		ids := map[string][]string{}
+		for _, p := range []string{c.target, c.neighbour} {
+			t.Cleanup(func() { deleteKeys(t, url, p) })
+			s := openStore(t, redisstore.Options{URL: url, Prefix: p, Shards: 4})
+			stores[p] = s
+			for range 16 { // over the 4 shards
+				id := uuid.NewString()
+				if err := s.CreateJob(ctx, job(id), store.Effects{Ready: []string{id}}); err != nil {
+					t.Fatal(err)
+				}
+				ids[p] = append(ids[p], id)
+			}
+		}
+		deleteKeys(t, url, c.target)
+		for _, id := range ids[c.target] {
+			if _, err := stores[c.target].GetJob(ctx, id); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%q: job %s after cleanup: %v", c.target, id, err)
+			}
+		}
+		for _, id := range ids[c.neighbour] {
+			if _, err := stores[c.neighbour].GetJob(ctx, id); err != nil {
+				t.Errorf("cleanup of %q took job %s of %q: %v", c.target, id, c.neighbour, err)
+			}
+		}
 	}
 }

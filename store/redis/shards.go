@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -46,20 +48,60 @@ func (s *Store) loads(ctx context.Context) (map[string]int, error) {
 }
 
 // KeyPatterns are the SCAN MATCH patterns of every key of a deployment
-// (its prefix), in all its shards: for tools that count or delete them.
-func KeyPatterns(prefix string) []string {
-	return []string{"{" + prefix + "}:*", "{" + prefix + ":s*"}
+// (its prefix) with the given number of shards: for tools that count or
+// delete them. Each names one exact key base (glob characters of the
+// prefix escaped), so no key of another deployment matches, not even one
+// whose prefix starts with this one's ("avto" and "avto:staging").
+// DeploymentKeyPatterns reads the number of shards the deployment recorded.
+func KeyPatterns(prefix string, shards int) []string {
+	bases := []keys{{base: "{" + prefix + "}:"}}
+	if shards > 1 {
+		bases = append(bases, shardTags(prefix, shards)...)
+	}
+	out := make([]string, len(bases))
+	for i, k := range bases {
+		out[i] = globEscape(k.base) + "*"
+	}
+	return out
+}
+
+// DeploymentKeyPatterns is KeyPatterns with the number of shards the
+// deployment recorded ("{prefix}:shards"; one when it recorded none).
+func DeploymentKeyPatterns(ctx context.Context, rdb goredis.Cmdable, prefix string) ([]string, error) {
+	n, err := rdb.Get(ctx, keys{base: "{" + prefix + "}:"}.shardCount()).Int()
+	if errors.Is(err, goredis.Nil) {
+		n = 1
+	} else if err != nil {
+		return nil, fmt.Errorf("redis store: read shard count of %q: %w", prefix, err)
+	}
+	return KeyPatterns(prefix, n), nil
+}
+
+// globEscape escapes the characters SCAN MATCH patterns give a meaning.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`\*?[]^`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // KeysPerMaster counts the keys of a deployment (its prefix, all shards)
 // on each master of a Cluster, by address: how evenly the deployment
 // spreads (for benchmarks and tests).
 func KeysPerMaster(ctx context.Context, c *goredis.ClusterClient, prefix string) (map[string]int, error) {
+	matches, err := DeploymentKeyPatterns(ctx, c, prefix)
+	if err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	out := map[string]int{}
-	err := c.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+	err = c.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
 		n := 0
-		for _, match := range KeyPatterns(prefix) {
+		for _, match := range matches {
 			iter := m.Scan(ctx, 0, match, 1000).Iterator()
 			for iter.Next(ctx) {
 				n++
