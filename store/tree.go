@@ -23,9 +23,9 @@ func TreeKey(id string) string {
 	return id[:min(2, len(id))]
 }
 
-// NewTreeID returns a new random UUID (version 4) with the tree key of
-// relative (a job or task id of the tree) when that is a byte in hex, so
-// that the new id lands where relative is; otherwise a plain new UUID.
+// NewTreeID returns a new random UUID (version 4) in the tree of relative
+// (a job or task id of the tree), so that the new id lands where relative
+// is (see SameTree).
 func NewTreeID(relative string) string {
 	return SameTree(uuid.New(), relative).String()
 }
@@ -50,11 +50,14 @@ func NewTreeIDFor(name string) string {
 }
 
 // SameTree returns id with its first byte set to relative's tree key when
-// that is a byte in hex (a UUID of another version stays a valid UUID:
-// only the first byte changes).
+// that is a byte in hex, otherwise to NameByte of the tree key, which is
+// where a backend that keeps trees apart places such an id (a UUID of
+// another version stays a valid UUID: only the first byte changes).
 func SameTree(id uuid.UUID, relative string) uuid.UUID {
 	if b, ok := TreeByte(relative); ok {
 		id[0] = b
+	} else {
+		id[0] = NameByte(TreeKey(relative))
 	}
 	return id
 }

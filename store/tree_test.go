@@ -22,9 +22,14 @@ func TestTreeIDs(t *testing.T) {
 			t.Fatalf("id made from a task id %s left the tree: %s", id, grand)
 		}
 	}
-	// An id whose tree key is no byte in hex gives a plain UUID.
-	if id := NewTreeID("job-1"); uuid.Validate(id) != nil {
-		t.Fatalf("NewTreeID(job-1) = %q", id)
+	// An id whose tree key is no byte in hex gives a UUID whose first byte
+	// is the tree key's NameByte, the same for every id of that tree.
+	for _, rel := range []string{"job-1", "jo", "task-job-2", "x"} {
+		id := NewTreeID(rel)
+		b, ok := TreeByte(id)
+		if uuid.Validate(id) != nil || !ok || b != NameByte(TreeKey(rel)) {
+			t.Fatalf("NewTreeID(%s) = %q", rel, id)
+		}
 	}
 	if TreeKey("j") != "j" || TreeKey("") != "" {
 		t.Fatal("short ids are their own tree key")

@@ -19,3 +19,21 @@ func TestOnceKeyInItsJobsShard(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeIDInItsParentsShard: a child or task id made from an id whose
+// tree key is no byte in hex (store.NewTreeID) lands in that id's shard,
+// whatever the shard count.
+func TestTreeIDInItsParentsShard(t *testing.T) {
+	for _, parent := range []string{"job-1", "order-77", "x", "zz-top", "task-job-2", "{tag}", "ünï"} {
+		for range 8 {
+			child := store.NewTreeID(parent)
+			task := "task-" + store.NewTreeID(parent)
+			for n := 1; n <= 64; n++ {
+				if shardIndex(child, n) != shardIndex(parent, n) || shardIndex(task, n) != shardIndex(parent, n) {
+					t.Fatalf("%d shards: %q in shard %d, its child %s in %d, its task %s in %d",
+						n, parent, shardIndex(parent, n), child, shardIndex(child, n), task, shardIndex(task, n))
+				}
+			}
+		}
+	}
+}
