@@ -47,9 +47,10 @@
 //     its timers, ready entry and outbox events): the shard of the job's
 //     id, store.TreeKey(id) read as a byte in hex (a UUID's first byte)
 //     modulo N, or for another tree key its FNV-1a hash modulo N. Child
-//     jobs and task ids get their root's first byte (store.NewTreeID), so
-//     a job tree is one shard, and a commit that would create, mark ready
-//     or time a job of another tree is refused;
+//     jobs and task ids get a first byte that lands with their root
+//     (store.NewTreeID), so a job tree is one shard, and a commit that
+//     would create, mark ready or time a job of another tree, or enqueue
+//     or remove a task of another tree, is refused;
 //   - counters (ctr:) and values (val:): the FNV-1a hash of their key
 //     modulo N, so that many of them (a replay key per result) spread.
 //
@@ -214,8 +215,9 @@
 // shard: NextReady and DueTimers visit the shards from a rotating one and
 // stop at the first that has work; ClaimNext reads the head of the queue
 // in each shard (one pipeline) and claims from the shard whose head comes
-// first; ClaimTask and ReleaseTask try the shard the task id names first,
-// then the others; PeekTasks, RunningTasks, QueueLengths, Loads,
+// first; ClaimTask and ReleaseTask look only in the shard the task id
+// names (a commit that enqueues or removes a task of another tree is
+// refused); PeekTasks, RunningTasks, QueueLengths, Loads,
 // WorkerFigures, NextTimer and WatchQueues merge every shard's answer;
 // ListJobs merges the shards' indexes newest first (the cursor is the same
 // for all shards). An Effects.Once key (an idempotency key) is a value,

@@ -383,6 +383,18 @@ func (s *Store) checkTree(id string, fx store.Effects) error {
 			return err
 		}
 	}
+	// ClaimTask and ReleaseTask look for a task only in the shard its id
+	// names.
+	for _, q := range fx.Enqueue {
+		if err := other("task", q.Run.ID); err != nil {
+			return err
+		}
+	}
+	for _, r := range fx.Remove {
+		if err := other("removed task", r); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -183,3 +183,46 @@ func TestKeyPatternsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeRefusesForeignTasks: with several shards a commit that enqueues
+// or removes a task whose id is outside the written job's tree is refused
+// and writes nothing, since ClaimTask and ReleaseTask look for a task only
+// in the shard its id names.
+func TestTreeRefusesForeignTasks(t *testing.T) {
+	t.Parallel()
+	url := testenv.URL(t, testenv.RedisVar)
+	ctx := testCtx(t)
+	s := openStore(t, redisstore.Options{URL: url, Prefix: newPrefix(t, url), Shards: 16})
+	id := "00000000-0000-4000-8000-000000000000"           // shard 0
+	foreign := "task-01000000-0000-4000-8000-000000000000" // shard 1
+	cases := map[string]store.Effects{
+		"enqueue": {Enqueue: []store.QueuedTask{task(foreign, "w", 1)}},
+		"remove":  {Remove: []string{foreign}},
+	}
+	for name, fx := range cases {
+		err := s.CreateJob(ctx, job(id), fx)
+		if err == nil || !strings.Contains(err.Error(), "not in the tree of job") {
+			t.Fatalf("%s: commit with a task of another tree: %v", name, err)
+		}
+		if _, err := s.GetJob(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s: refused commit created the job: %v", name, err)
+		}
+	}
+	// A task of the tree is claimed and released in its shard.
+	own := "task-" + store.NewTreeID(id)
+	if err := s.CreateJob(ctx, job(id), store.Effects{Enqueue: []store.QueuedTask{task(own, "w", 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimTask(ctx, foreign, "w"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("claim of an unknown task: %v", err)
+	}
+	if _, err := s.ClaimTask(ctx, own, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseTask(ctx, "w", own); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.RunningTasks(ctx, "w"); len(r) != 0 {
+		t.Fatalf("released task still running: %v", r)
+	}
+}

@@ -71,38 +71,19 @@ func sortTasks(ts []store.QueuedTask) {
 	})
 }
 
-// ClaimTask implements store.TaskQueues. Of several shards, it tries the
-// one the task id names first (store.TreeKey), then the others.
+// ClaimTask implements store.TaskQueues. A task lives in its job's shard,
+// which its id names (store.NewTreeID; commits refuse other task ids).
 func (s *Store) ClaimTask(ctx context.Context, taskID, workerID string) (*store.QueuedTask, error) {
-	for _, k := range s.shardsFor(taskID) {
-		keys := []string{k.taskWhere(), k.taskData(), k.loads(), k.queues(), k.running(workerID)}
-		doc, err := claimTaskScript.Run(ctx, s.rdb, keys, taskID, k.base, workerID, locRunning+workerID).Text()
-		if errors.Is(err, goredis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, fail(ctx, "claim task "+taskID, err)
-		}
-		return decodeClaimed(doc, workerID)
+	k := s.shard(taskID)
+	keys := []string{k.taskWhere(), k.taskData(), k.loads(), k.queues(), k.running(workerID)}
+	doc, err := claimTaskScript.Run(ctx, s.rdb, keys, taskID, k.base, workerID, locRunning+workerID).Text()
+	if errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
 	}
-	return nil, fmt.Errorf("queued task %s: %w", taskID, store.ErrNotFound)
-}
-
-// shardsFor lists the shards to look for a task in: the one its id names
-// first, then the others.
-func (s *Store) shardsFor(taskID string) []keys {
-	if !s.sharded() {
-		return s.shards
+	if err != nil {
+		return nil, fail(ctx, "claim task "+taskID, err)
 	}
-	first := shardIndex(taskID, len(s.shards))
-	out := make([]keys, 0, len(s.shards))
-	out = append(out, s.shards[first])
-	for i, k := range s.shards {
-		if i != first {
-			out = append(out, k)
-		}
-	}
-	return out
+	return decodeClaimed(doc, workerID)
 }
 
 // decodeClaimed decodes a task a claim script moved to workerID.
@@ -176,17 +157,13 @@ func (s *Store) headShard(ctx context.Context, queue string) (keys, bool, error)
 	return s.shards[best], true, nil
 }
 
-// ReleaseTask implements store.TaskQueues.
+// ReleaseTask implements store.TaskQueues. The task is in the shard its id
+// names, as for ClaimTask.
 func (s *Store) ReleaseTask(ctx context.Context, workerID, taskID string) error {
-	for _, k := range s.shardsFor(taskID) {
-		keys := []string{k.taskWhere(), k.loads(), k.running(workerID)}
-		n, err := releaseTaskScript.Run(ctx, s.rdb, keys, taskID, locRunning+workerID, workerID).Int()
-		if err != nil {
-			return fail(ctx, "release task "+taskID, err)
-		}
-		if n == 1 {
-			return nil
-		}
+	k := s.shard(taskID)
+	keys := []string{k.taskWhere(), k.loads(), k.running(workerID)}
+	if err := releaseTaskScript.Run(ctx, s.rdb, keys, taskID, locRunning+workerID, workerID).Err(); err != nil {
+		return fail(ctx, "release task "+taskID, err)
 	}
 	return nil
 }

@@ -178,12 +178,12 @@ func testEffectsAtomic(t *testing.T, f Factory) {
 	must(t, s.CreateJob(ctx, newJob("parent-taken"), store.Effects{}))
 	p, _ := s.GetJob(ctx, "parent")
 	p.Status = protocol.StatusWaitingForSubJob
-	qt := store.QueuedTask{JobID: "parent", Worker: "w1", Run: store.TaskRun{ID: "task-a", Spec: blueprint.Task{Type: "x"}}}
+	qt := store.QueuedTask{JobID: "parent", Worker: "w1", Run: store.TaskRun{ID: "task-pa", Spec: blueprint.Task{Type: "x"}}}
 	fx := store.Effects{
 		Create:  []*store.Job{newJob("parent-child"), newJob("parent-taken")},
 		Ready:   []string{"parent-child"},
 		Enqueue: []store.QueuedTask{qt},
-		Timers:  []store.Timer{{JobID: "parent", Kind: store.TimerDispatch, Ref: "task-a", At: time.Now()}},
+		Timers:  []store.Timer{{JobID: "parent", Kind: store.TimerDispatch, Ref: "task-pa", At: time.Now()}},
 	}
 	if err := s.UpdateJob(ctx, p, fx); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("update creating an existing job: %v, want ErrExists", err)
@@ -207,7 +207,7 @@ func testEffectsAtomic(t *testing.T, f Factory) {
 	if _, err := s.GetJob(ctx, "parent-child"); err != nil {
 		t.Fatalf("child not created: %v", err)
 	}
-	if q, _ := s.PeekTasks(ctx, store.WorkerQueue("w1"), 10); len(q) != 1 || q[0].Run.ID != "task-a" {
+	if q, _ := s.PeekTasks(ctx, store.WorkerQueue("w1"), 10); len(q) != 1 || q[0].Run.ID != "task-pa" {
 		t.Fatalf("task not enqueued: %v", q)
 	}
 	id, err := s.NextReady(ctx, time.Minute)
@@ -499,11 +499,28 @@ func queued(job, id, worker, typ string, prio float64, at time.Time) store.Queue
 
 var enqueueSeq atomic.Int64
 
+// enqueue queues tasks through commits, as the engine does: one per job
+// tree of the task ids (store.TreeKey, two characters here), by a job of
+// that tree, since a write's tasks belong to the written job's tree.
 func enqueue(t *testing.T, s store.Store, tasks ...store.QueuedTask) {
 	t.Helper()
 	ctx := ctxFor(t)
-	j := newJob(fmt.Sprintf("q-%s-%d", tasks[0].Run.ID, enqueueSeq.Add(1)))
-	must(t, s.CreateJob(ctx, j, store.Effects{Enqueue: tasks}))
+	var trees []string
+	byTree := map[string][]store.QueuedTask{}
+	for _, q := range tasks {
+		k := store.TreeKey(q.Run.ID)
+		if len(k) != 2 {
+			t.Fatalf("task id %q: the suite's task ids have a tree key of two characters", q.Run.ID)
+		}
+		if byTree[k] == nil {
+			trees = append(trees, k)
+		}
+		byTree[k] = append(byTree[k], q)
+	}
+	for _, k := range trees {
+		j := newJob(fmt.Sprintf("%sq-%d", k, enqueueSeq.Add(1)))
+		must(t, s.CreateJob(ctx, j, store.Effects{Enqueue: byTree[k]}))
+	}
 }
 
 func testTaskOrder(t *testing.T, f Factory) {
@@ -593,7 +610,7 @@ func testClaimNext(t *testing.T, f Factory) {
 	for i := range 40 {
 		tasks = append(tasks, queued("j", fmt.Sprintf("t%02d", i), "owner", "x", 0, now.Add(time.Duration(i)*time.Microsecond)))
 	}
-	tasks = append(tasks, queued("j", "p", "", "x", 0, now))
+	tasks = append(tasks, queued("j", "pp", "", "x", 0, now))
 	enqueue(t, s, tasks...)
 	first, err := s.ClaimNext(ctx, store.WorkerQueue("owner"), "owner")
 	must(t, err)
@@ -651,10 +668,10 @@ func testClaimNext(t *testing.T, f Factory) {
 	}
 	p, err := s.ClaimNext(ctx, store.PendingQueue("x"), "w9")
 	must(t, err)
-	if p == nil || p.Run.ID != "p" {
+	if p == nil || p.Run.ID != "pp" {
 		t.Fatalf("claim from the pending queue = %+v", p)
 	}
-	if r, _ := s.RunningTasks(ctx, "w9"); len(r) != 1 || r[0].Run.ID != "p" {
+	if r, _ := s.RunningTasks(ctx, "w9"); len(r) != 1 || r[0].Run.ID != "pp" {
 		t.Fatalf("running tasks of w9 = %v", r)
 	}
 }
@@ -662,12 +679,12 @@ func testClaimNext(t *testing.T, f Factory) {
 func testRemoveRunning(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	now := time.Now()
-	enqueue(t, s, queued("j", "a", "w", "x", 0, now), queued("j", "b", "", "x", 0, now), queued("j", "c", "w", "x", 0, now))
-	if _, err := s.ClaimTask(ctx, "c", "w2"); err != nil {
+	enqueue(t, s, queued("j", "r-a", "w", "x", 0, now), queued("j", "r-b", "", "x", 0, now), queued("j", "r-c", "w", "x", 0, now))
+	if _, err := s.ClaimTask(ctx, "r-c", "w2"); err != nil {
 		t.Fatal(err)
 	}
-	// The remover is of the tree that enqueued the tasks (enqueue's "q-").
-	must(t, s.CreateJob(ctx, newJob("q-remover"), store.Effects{Remove: []string{"a", "b", "c"}}))
+	// The remover is of the tasks' tree ("r-").
+	must(t, s.CreateJob(ctx, newJob("r-remover"), store.Effects{Remove: []string{"r-a", "r-b", "r-c"}}))
 	if q, _ := s.PeekTasks(ctx, store.WorkerQueue("w"), 10); len(q) != 0 {
 		t.Fatalf("removed tasks still queued: %v", q)
 	}
@@ -677,24 +694,24 @@ func testRemoveRunning(t *testing.T, f Factory) {
 	if r, _ := s.RunningTasks(ctx, "w2"); len(r) != 0 {
 		t.Fatalf("removed running task still listed: %v", r)
 	}
-	if _, err := s.ClaimTask(ctx, "a", "w"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ClaimTask(ctx, "r-a", "w"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("claim of removed task: %v", err)
 	}
-	enqueue(t, s, queued("j", "d", "w", "x", 0, now))
-	if _, err := s.ClaimTask(ctx, "d", "w"); err != nil {
+	enqueue(t, s, queued("j", "dd", "w", "x", 0, now))
+	if _, err := s.ClaimTask(ctx, "dd", "w"); err != nil {
 		t.Fatal(err)
 	}
-	must(t, s.ReleaseTask(ctx, "other", "d")) // not its holder: no effect
+	must(t, s.ReleaseTask(ctx, "other", "dd")) // not its holder: no effect
 	if r, _ := s.RunningTasks(ctx, "w"); len(r) != 1 {
 		t.Fatalf("release by a non-holder removed the task: %v", r)
 	}
-	must(t, s.ReleaseTask(ctx, "w", "d"))
+	must(t, s.ReleaseTask(ctx, "w", "dd"))
 	if r, _ := s.RunningTasks(ctx, "w"); len(r) != 0 {
 		t.Fatalf("released task still running: %v", r)
 	}
 	// Re-enqueueing a task id moves it instead of duplicating it.
-	enqueue(t, s, queued("j", "e", "w", "x", 0, now))
-	enqueue(t, s, queued("j", "e", "", "x", 0, now))
+	enqueue(t, s, queued("j", "ee", "w", "x", 0, now))
+	enqueue(t, s, queued("j", "ee", "", "x", 0, now))
 	if q, _ := s.PeekTasks(ctx, store.WorkerQueue("w"), 10); len(q) != 0 {
 		t.Fatalf("re-enqueued task left behind: %v", q)
 	}
@@ -709,7 +726,7 @@ func testWatch(t *testing.T, f Factory) {
 	ch, err := s.WatchQueues(wctx)
 	must(t, err)
 	time.Sleep(100 * time.Millisecond) // let a subscription settle
-	enqueue(t, s, queued("j", "a", "w9", "x", 0, time.Now()), queued("j", "b", "", "y", 0, time.Now()))
+	enqueue(t, s, queued("j", "wa", "w9", "x", 0, time.Now()), queued("j", "wb", "", "y", 0, time.Now()))
 	want := map[string]bool{store.WorkerQueue("w9"): true, store.PendingQueue("y"): true}
 	deadline := time.After(5 * time.Second)
 	for len(want) > 0 {
