@@ -221,8 +221,11 @@ type OutboxEntry struct {
 // each entry read; CompareEventIDs orders them, MinEventID takes the
 // earlier of two.
 type Outbox interface {
-	// AppendEvents appends events that belong to no job write.
-	AppendEvents(ctx context.Context, events ...[]byte) error
+	// AppendEvents appends events that belong to no job write. tree is an
+	// id of the job tree the events concern (a job id; they are then read
+	// in order with that tree's committed events), "" for events of no
+	// job.
+	AppendEvents(ctx context.Context, tree string, events ...[]byte) error
 	// ReadEvents returns up to limit entries after the cursor ("" reads
 	// from the oldest), oldest first: in the order written among the
 	// entries of one job tree; a sharded outbox may return entries of

@@ -124,7 +124,7 @@ func (e *Engine) publish(ctx context.Context, ev Event) {
 	if e.cfg.EncodeEvent != nil {
 		b, err := e.cfg.EncodeEvent(ev, false)
 		if err == nil && b != nil {
-			err = e.store.AppendEvents(ctx, b)
+			err = e.store.AppendEvents(ctx, ev.JobID, b)
 		}
 		if err != nil {
 			e.log.Error("event not kept in the outbox", "type", ev.Type, "job_id", ev.JobID, "worker_id", ev.WorkerID, "error", err)

@@ -48,7 +48,7 @@ func fastOptions() outbox.Options {
 func appendN(t *testing.T, s store.Store, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		if err := s.AppendEvents(context.Background(), []byte(strconv.Itoa(i))); err != nil {
+		if err := s.AppendEvents(context.Background(), "", []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -44,7 +44,7 @@ func (s *Store) appendEvents(now time.Time, events [][]byte) {
 }
 
 // AppendEvents implements store.Outbox.
-func (s *Store) AppendEvents(ctx context.Context, events ...[]byte) error {
+func (s *Store) AppendEvents(ctx context.Context, _ string, events ...[]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

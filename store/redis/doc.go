@@ -158,7 +158,8 @@
 //
 //	K outbox                stream  the events of job writes (Effects.Events), appended
 //	                                by the commit script in the same step as the write,
-//	                                and events appended alone (AppendEvents); one field
+//	                                and events appended alone (AppendEvents: a job's
+//	                                in its tree's shard, others in turn); one field
 //	                                "e": the encoded event. Read with XREAD after a
 //	                                cursor (blocking for ReadEvents' wait), trimmed with
 //	                                XTRIM MINID once every shared consumer handled it.

@@ -24,12 +24,16 @@ import (
 // own cursor.
 
 // AppendEvents implements store.Outbox. With several shards, the events
-// of one call go to one shard, in turn.
-func (s *Store) AppendEvents(ctx context.Context, events ...[]byte) error {
+// of a job tree go to the tree's shard, after its committed events; those
+// of no job (tree "") to one shard per call, in turn.
+func (s *Store) AppendEvents(ctx context.Context, tree string, events ...[]byte) error {
 	if len(events) == 0 {
 		return nil
 	}
-	k := s.shards[s.visit()[0]]
+	k := s.shard(tree)
+	if tree == "" {
+		k = s.shards[s.visit()[0]]
+	}
 	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, ev := range events {
 			p.XAdd(ctx, &goredis.XAddArgs{Stream: k.outbox(), Values: []any{"e", ev}})

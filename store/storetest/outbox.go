@@ -31,6 +31,28 @@ func wantEvents(t *testing.T, got []store.OutboxEntry, want ...string) {
 	}
 }
 
+// testOutboxJobOrder: events appended alone for a job (AppendEvents with
+// its id) are read in order with the job's committed events, even within
+// one millisecond. The job's tree key "ff" puts it in the last shard of a
+// sharded outbox, after which entries of other shards of the same
+// millisecond would be read.
+func testOutboxJobOrder(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	j := newJob("ff-outbox")
+	must(t, s.CreateJob(ctx, j, store.Effects{}))
+	var want []string
+	for i := range 40 {
+		c := fmt.Sprintf(`{"commit":%d}`, i)
+		a := fmt.Sprintf(`{"append":%d}`, i)
+		must(t, s.UpdateJob(ctx, j, store.Effects{Events: [][]byte{[]byte(c)}}))
+		must(t, s.AppendEvents(ctx, j.ID, []byte(a)))
+		want = append(want, c, a)
+	}
+	got, err := s.ReadEvents(ctx, "", 200, 0)
+	must(t, err)
+	wantEvents(t, got, want...)
+}
+
 // testOutboxCommit: events are written exactly when the write that carries
 // them succeeds, in order, after whatever came before.
 func testOutboxCommit(t *testing.T, f Factory) {
@@ -53,7 +75,7 @@ func testOutboxCommit(t *testing.T, f Factory) {
 	// Entries of other trees (an append belongs to none) written within
 	// the same millisecond may come in either order (store.Outbox).
 	time.Sleep(2 * time.Millisecond)
-	must(t, s.AppendEvents(ctx, []byte(`{"n":4}`)))
+	must(t, s.AppendEvents(ctx, "", []byte(`{"n":4}`)))
 
 	all, err := s.ReadEvents(ctx, "", 100, 0)
 	must(t, err)

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Jobs/SmallJobReadWhole", testSmallJobReadWhole},
 		{"Jobs/Once", testOnce},
 		{"Outbox/Commit", testOutboxCommit},
+		{"Outbox/JobOrder", testOutboxJobOrder},
 		{"Outbox/Wait", testOutboxWait},
 		{"Stats", testStats},
 	} {
