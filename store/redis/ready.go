@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -78,11 +80,12 @@ func (s *Store) NextReady(ctx context.Context, lease time.Duration) (string, err
 
 // takeReady runs takeReadyScript on each shard, from a rotating start,
 // until one hands out a job: the job taken ("" if none), how many are
-// still queued in its shard, and when the earliest lease seen lapses
-// (negative if none).
+// still queued (in its shard, or when none there, in the shards not
+// visited), and when the earliest lease seen lapses (negative if none).
 func (s *Store) takeReady(ctx context.Context, lease time.Duration) (string, int64, time.Duration, error) {
 	wait := time.Duration(-1)
-	for _, i := range s.visit() {
+	order := s.visit()
+	for n, i := range order {
 		res, err := takeReadyScript.Run(ctx, s.rdb, readyKeys(s.shards[i]), lease.Milliseconds(), s.g.readyChannel()).Slice()
 		if err != nil {
 			return "", 0, 0, fail(ctx, "take ready job", err)
@@ -97,10 +100,36 @@ func (s *Store) takeReady(ctx context.Context, lease time.Duration) (string, int
 			wait = d
 		}
 		if id != "" {
+			if rest == 0 && n+1 < len(order) {
+				// The caller wakes the next waiter only when more jobs are
+				// queued: those of the shards not visited count too.
+				if rest, err = s.queuedIn(ctx, order[n+1:]); err != nil {
+					return "", 0, 0, err
+				}
+			}
 			return id, rest, wait, nil
 		}
 	}
 	return "", 0, wait, nil
+}
+
+// queuedIn counts the jobs in the ready queues of some shards.
+func (s *Store) queuedIn(ctx context.Context, shards []int) (int64, error) {
+	ks := make([]keys, len(shards))
+	for i, k := range shards {
+		ks[i] = s.shards[k]
+	}
+	cmds, err := pipelined(ctx, s.rdb, ks, func(p goredis.Pipeliner, k keys) *goredis.IntCmd {
+		return p.ZCard(ctx, k.readyQueue())
+	})
+	if err != nil {
+		return 0, fail(ctx, "count ready jobs", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
 }
 
 // ExtendReady implements store.ReadyQueue.
