@@ -134,40 +134,47 @@ func New(ctx context.Context, rdb goredis.UniversalClient, opts Options) (*Store
 
 // clientOptions turns Options into go-redis client options.
 func clientOptions(opts Options) (*goredis.Options, error) {
-	u := opts.URL
-	if u == "" {
-		u = DefaultURL
-	}
-	ro, err := goredis.ParseURL(u)
+	ro, err := parseURL(opts, "URL", goredis.ParseURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis store: parse URL: %w", err)
+		return nil, err
 	}
-	if opts.TLSConfig != nil {
-		ro.TLSConfig = opts.TLSConfig
-	}
-	if opts.PoolSize > 0 {
-		ro.PoolSize = opts.PoolSize
-	}
+	ro.TLSConfig, ro.PoolSize = connOptions(opts, ro.TLSConfig, ro.PoolSize)
 	return ro, nil
 }
 
 // clusterOptions turns Options into go-redis cluster client options.
 func clusterOptions(opts Options) (*goredis.ClusterOptions, error) {
+	co, err := parseURL(opts, "cluster URL", goredis.ParseClusterURL)
+	if err != nil {
+		return nil, err
+	}
+	co.TLSConfig, co.PoolSize = connOptions(opts, co.TLSConfig, co.PoolSize)
+	return co, nil
+}
+
+// parseURL parses opts.URL (DefaultURL when empty) with a go-redis parser.
+func parseURL[T any](opts Options, what string, parse func(string) (*T, error)) (*T, error) {
 	u := opts.URL
 	if u == "" {
 		u = DefaultURL
 	}
-	co, err := goredis.ParseClusterURL(u)
+	o, err := parse(u)
 	if err != nil {
-		return nil, fmt.Errorf("redis store: parse cluster URL: %w", err)
+		return nil, fmt.Errorf("redis store: parse %s: %w", what, err)
 	}
+	return o, nil
+}
+
+// connOptions returns the TLS configuration and pool size of a client: those
+// of opts where set, over the URL's.
+func connOptions(opts Options, tlsConfig *tls.Config, poolSize int) (*tls.Config, int) {
 	if opts.TLSConfig != nil {
-		co.TLSConfig = opts.TLSConfig
+		tlsConfig = opts.TLSConfig
 	}
 	if opts.PoolSize > 0 {
-		co.PoolSize = opts.PoolSize
+		poolSize = opts.PoolSize
 	}
-	return co, nil
+	return tlsConfig, poolSize
 }
 
 func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, own bool) (*Store, error) {
