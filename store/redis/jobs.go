@@ -714,8 +714,20 @@ func (s *Store) readJobs(ctx context.Context, members []string) ([]*store.Job, e
 // bounded batch at a time. Candidates are read with this process's clock;
 // the script checks them against the server's.
 func (s *Store) purgeJobIndex(ctx context.Context) error {
-	for _, k := range s.shards {
-		if err := s.purgeShardIndex(ctx, k); err != nil {
+	// One pipelined look at every shard; only those with due entries
+	// (rarely any, on a ListJobs) are purged.
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.IntCmd {
+		return p.ZCount(ctx, k.jobsExpiring(), "-inf", now)
+	})
+	if err != nil {
+		return fail(ctx, "purge job index", err)
+	}
+	for i, c := range cmds {
+		if c.Val() == 0 {
+			continue
+		}
+		if err := s.purgeShardIndex(ctx, s.shards[i]); err != nil {
 			return err
 		}
 	}
