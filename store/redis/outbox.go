@@ -229,15 +229,11 @@ func nextStreamID(id string) string {
 
 // EventCount implements store.Outbox.
 func (s *Store) EventCount(ctx context.Context) (int64, error) {
-	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.IntCmd {
+	n, err := sumOver(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.IntCmd {
 		return p.XLen(ctx, k.outbox())
 	})
 	if err != nil {
 		return 0, fail(ctx, "count events", err)
-	}
-	var n int64
-	for _, c := range cmds {
-		n += c.Val()
 	}
 	return n, nil
 }

@@ -119,15 +119,11 @@ func (s *Store) queuedIn(ctx context.Context, shards []int) (int64, error) {
 	for i, k := range shards {
 		ks[i] = s.shards[k]
 	}
-	cmds, err := pipelined(ctx, s.rdb, ks, func(p goredis.Pipeliner, k keys) *goredis.IntCmd {
+	n, err := sumOver(ctx, s.rdb, ks, func(p goredis.Pipeliner, k keys) *goredis.IntCmd {
 		return p.ZCard(ctx, k.readyQueue())
 	})
 	if err != nil {
 		return 0, fail(ctx, "count ready jobs", err)
-	}
-	var n int64
-	for _, c := range cmds {
-		n += c.Val()
 	}
 	return n, nil
 }

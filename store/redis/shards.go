@@ -47,6 +47,19 @@ func (s *Store) loads(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// sumOver adds up one count per shard, read in one pipeline.
+func sumOver(ctx context.Context, rdb goredis.UniversalClient, shards []keys, count func(goredis.Pipeliner, keys) *goredis.IntCmd) (int64, error) {
+	cmds, err := pipelined(ctx, rdb, shards, count)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}
+
 // KeyPatterns are the SCAN MATCH patterns of every key of a deployment
 // (its prefix) with the given number of shards: for tools that count or
 // delete them. Each names one exact key base (glob characters of the
