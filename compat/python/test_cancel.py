@@ -38,6 +38,6 @@ def test_cancel_running_task(deploy, websockets, heartbeat, how):
     assert task_id in log and how in log, log[-3000:]
     # The worker's "cancelled" result for the cancelled job is ignored, not
     # refused, and the job stays cancelled.
-    wait_until("the cancelled result", lambda: "job_cancelled" in d.workers["gpu"].output(), timeout=5)
+    wait_until("the cancelled result", lambda: "job_cancelled" in d.workers["gpu"].output(), timeout=20)  # the SDK sends it after its handler unwinds; slow on a loaded machine
     assert d.client.job(job_id)["status"] == "cancelled"
     d.assert_no_protocol_errors()
