@@ -162,7 +162,7 @@ func (c *Console) jobLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 }
 
 // listLive streams the changes of every job the viewer may see, or with
-// ?topic= those of a live list (workers, queues, schedules).
+// ?topic= those of a live list (workers, workers:admin, queues, schedules).
 func (c *Console) listLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 	topic := r.URL.Query().Get("topic")
 	if topic == "" || topic == "jobs" {
@@ -198,7 +198,20 @@ func (c *Console) listLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 const topicPoll = 2 * time.Second
 
 // topics names the live lists and who may follow them.
-var topics = map[string]struct{ adminOnly bool }{"workers": {}, "queues": {adminOnly: true}, "schedules": {adminOnly: true}}
+// The workers list has one topic per audience, each digest made of what
+// that audience's page shows: a client's must not change when only another
+// client's task starts or ends.
+var topics = map[string]struct{ adminOnly bool }{
+	"workers": {}, "workers:admin": {adminOnly: true}, "queues": {adminOnly: true}, "schedules": {adminOnly: true},
+}
+
+// workersTopic is the workers list's topic for a viewer.
+func workersTopic(v *viewer) string {
+	if v.Admin {
+		return "workers:admin"
+	}
+	return "workers"
+}
 
 // watch is one topic's watcher and its streams.
 type watch struct {
@@ -305,28 +318,21 @@ func (c *Console) digest(ctx context.Context, topic string) (string, error) {
 	var v any
 	switch topic {
 	case "workers":
-		ws, err := c.opts.Engine.ListWorkers(ctx)
+		rows, err := c.workerRows(ctx, false)
 		if err != nil {
 			return "", err
 		}
-		type row struct {
-			ID, Status string
-			Load       int
-			Reputation string
-			Skills     []string
-			Tasks      []string
-		}
-		rows := make([]row, 0, len(ws))
-		for _, w := range ws {
-			info := api.WorkerView(w)
-			r := row{ID: info.WorkerID, Status: info.Status, Load: info.Load, Reputation: strconv.FormatFloat(info.Reputation, 'f', 3, 64), Tasks: info.CurrentTasks}
-			for _, sk := range info.Skills {
-				r.Skills = append(r.Skills, sk.Name)
-			}
-			rows = append(rows, r)
-		}
-		slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.ID, b.ID) })
 		v = rows
+	case "workers:admin":
+		rows, err := c.workerRows(ctx, true)
+		if err != nil {
+			return "", err
+		}
+		waiting, err := c.waitingQueues(ctx)
+		if err != nil {
+			return "", err
+		}
+		v = []any{rows, waiting}
 	case "queues":
 		st := c.opts.Engine.Store()
 		lengths, err := st.QueueLengths(ctx)
@@ -366,4 +372,42 @@ func (c *Console) digest(ctx context.Context, topic string) (string, error) {
 	}
 	sum := sha256.Sum256(b)
 	return string(sum[:]), nil
+}
+
+// digestRow is what a workers digest keeps of a worker.
+type digestRow struct {
+	ID, Status string
+	Load       int `json:",omitempty"`
+	Reputation string
+	Skills     []string
+	Tasks      []string
+}
+
+// workerRows are the workers as an operator's or a client's page shows
+// them, for a digest. A client's rows leave out the load too: it moves with
+// every task of every client, so a client's stream would tell when another
+// client's task starts or ends (the page shows the load as it was drawn).
+func (c *Console) workerRows(ctx context.Context, admin bool) ([]digestRow, error) {
+	ws, err := c.opts.Engine.ListWorkers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	view := api.ClientWorkerView
+	if admin {
+		view = api.WorkerView
+	}
+	rows := make([]digestRow, 0, len(ws))
+	for _, w := range ws {
+		info := view(w)
+		r := digestRow{ID: info.WorkerID, Status: info.Status, Reputation: strconv.FormatFloat(info.Reputation, 'f', 3, 64), Tasks: info.CurrentTasks}
+		if admin {
+			r.Load = info.Load
+		}
+		for _, sk := range info.Skills {
+			r.Skills = append(r.Skills, sk.Name)
+		}
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b digestRow) int { return strings.Compare(a.ID, b.ID) })
+	return rows, nil
 }

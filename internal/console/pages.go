@@ -714,11 +714,11 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request, v *viewer) {
 		out[i] = view(wi)
 	}
 	slices.SortFunc(out, func(a, b protocol.WorkerInfo) int { return strings.Compare(a.WorkerID, b.WorkerID) })
-	data := map[string]any{"Workers": out}
+	data := map[string]any{"Workers": out, "Topic": workersTopic(v)}
 	if v.Admin {
 		// Task types that no worker has taken yet, and why (queues span
 		// every client's tasks: operators only).
-		waiting, err := c.queueHeads(r.Context(), func(name string) bool { return strings.HasPrefix(name, store.PendingQueue("")) })
+		waiting, err := c.waitingQueues(r.Context())
 		if err != nil {
 			c.fail(w, r, v, err)
 			return
@@ -729,6 +729,11 @@ func (c *Console) workers(w http.ResponseWriter, r *http.Request, v *viewer) {
 		data["Fragment"] = "workerspanel"
 	}
 	c.render(w, r, http.StatusOK, "workers", v, data)
+}
+
+// waitingQueues are the queues of tasks no worker has taken yet.
+func (c *Console) waitingQueues(ctx context.Context) ([]queueInfo, error) {
+	return c.queueHeads(ctx, func(name string) bool { return strings.HasPrefix(name, store.PendingQueue("")) })
 }
 
 // queueInfo is one task queue: its length and oldest waiting task, and

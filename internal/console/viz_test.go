@@ -105,7 +105,7 @@ func testChartsAndLiveLists(t *testing.T, consoleURL, apiURL string) {
 	admin.login(adminToken)
 	alice := newBrowser(t, consoleURL)
 	alice.login(aliceToken)
-	for path, want := range map[string]int{"live?topic=queues": http.StatusForbidden, "live?topic=schedules": http.StatusForbidden, "live?topic=nosuch": http.StatusBadRequest} {
+	for path, want := range map[string]int{"live?topic=workers:admin": http.StatusForbidden, "live?topic=queues": http.StatusForbidden, "live?topic=schedules": http.StatusForbidden, "live?topic=nosuch": http.StatusBadRequest} {
 		if status, _, _ := alice.get("/console/" + path); status != want {
 			t.Errorf("alice GET %s: %d, want %d", path, status, want)
 		}
@@ -114,13 +114,13 @@ func testChartsAndLiveLists(t *testing.T, consoleURL, apiURL string) {
 		t.Errorf("a worker not registered: %d, want 404", status)
 	}
 
-	workers := openStream(t, ctx, admin, "live?topic=workers")
+	workers := openStream(t, ctx, admin, "live?topic=workers:admin")
 	defer workers.Close()
 	queues := openStream(t, ctx, admin, "live?topic=queues")
 	defer queues.Close()
 	time.Sleep(300 * time.Millisecond) // the watchers read their first state
 	startWorker(t, apiURL)
-	if line := readTopic(t, workers); !strings.Contains(line, `"event_type":"workers"`) {
+	if line := readTopic(t, workers); !strings.Contains(line, `"event_type":"workers:admin"`) {
 		t.Fatalf("workers stream: %s", line)
 	}
 	if _, _, page := admin.get("/console/workers?fragment=panel"); !strings.Contains(page, `<a href="/console/workers/echo-worker">echo-worker</a>`) {
@@ -233,4 +233,51 @@ func readTopic(t *testing.T, body io.Reader) string {
 	}
 	t.Fatalf("the stream ended without a change: %v", sc.Err())
 	return ""
+}
+
+// TestWorkersTopicPerAudience: a task of bob's that starts moves the
+// operators' workers topic (tasks in progress, loads, the waiting queue)
+// but not alice's, whose page shows none of bob's activity.
+func TestWorkersTopicPerAudience(t *testing.T) {
+	cfg := baseConfig()
+	cfg.GlobalWorkerToken = "worker-token"
+	base := serve(t, cfg, workBlueprint())
+	startWorker(t, base)
+	admin := newBrowser(t, base)
+	admin.login(adminToken)
+	alice := newBrowser(t, base)
+	alice.login(aliceToken)
+	if page := waitPage(t, alice, "/console/workers", `data-worker="echo-worker"`); !strings.Contains(page, `data-live="/console/live?topic=workers"`) {
+		t.Fatalf("alice's workers page does not follow the clients' topic: %.2000s", page)
+	}
+	if _, _, page := admin.get("/console/workers"); strings.Contains(page, `data-live="/console/live?topic=workers"`) || !strings.Contains(page, `data-live="/console/live?topic=workers`) {
+		t.Fatalf("the operator's workers page does not follow the operators' topic: %.2000s", page)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ops := openStream(t, ctx, admin, "live?topic=workers:admin")
+	defer ops.Close()
+	alices := openStream(t, ctx, alice, "live?topic=workers")
+	defer alices.Close()
+	aliceLines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(alices)
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				aliceLines <- line
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the watchers read their first state
+	createWith(t, base, bobToken, "work", map[string]any{"initial_data": map[string]any{"ms": 7000}})
+	if line := readTopic(t, ops); !strings.Contains(line, `"event_type":"workers:admin"`) {
+		t.Fatalf("operators' workers stream: %s", line)
+	}
+	// Alice's watcher reads the list at least once more while bob's task
+	// runs (every 2 s).
+	select {
+	case line := <-aliceLines:
+		t.Fatalf("alice's workers stream told of bob's task: %s", line)
+	case <-time.After(2500 * time.Millisecond):
+	}
 }
