@@ -14,15 +14,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/goccy/go-graphviz"
 )
 
-// mu serialises renders: go-graphviz runs one WebAssembly instance per
+// turn serialises renders: go-graphviz runs one WebAssembly instance per
 // process (created in its package init), which is not safe for concurrent
-// use.
-var mu sync.Mutex
+// use. It is a one-slot channel rather than a mutex so that a caller can
+// give up waiting for it when its context ends.
+//
+// A render that has begun runs to its end: go-graphviz creates its wazero
+// runtime without WithCloseOnContextDone, so the context passed in is not
+// checked while WebAssembly code runs, and a render's time cannot be
+// bounded from here (maxSource bounds its input).
+var turn = make(chan struct{}, 1)
 
 // maxSource bounds the DOT source one render takes.
 const maxSource = 1 << 20
@@ -33,11 +38,15 @@ func Render(ctx context.Context, dot string) ([]byte, error) {
 	if len(dot) > maxSource {
 		return nil, fmt.Errorf("graphsvg: the graph source is %d bytes, more than %d", len(dot), maxSource)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("graphsvg: wait for another render: %w", ctx.Err())
+	}
+	defer func() { <-turn }()
 	gv, err := graphviz.New(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("graphsvg: start graphviz: %w", err)

@@ -3,8 +3,11 @@ package graphsvg
 import (
 	"context"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 const source = `digraph "g" {
@@ -67,5 +70,49 @@ func TestRenderConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// slowGraph is a graph of n nodes with five edges each; dot takes about
+// 2 s to lay out 60 (0.2 s for 30) on the CI machine.
+func slowGraph(n int) string {
+	var b strings.Builder
+	b.WriteString("digraph g {\n")
+	for i := range n {
+		for j := 1; j <= 5; j++ {
+			fmt.Fprintf(&b, "n%d -> n%d;\n", i, (i*7+j*13)%n)
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// TestRenderWaitEndsWithContext: a render waiting for another's turn gives
+// up when its context ends, not when the other render does.
+func TestRenderWaitEndsWithContext(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := Render(context.Background(), slowGraph(60))
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the slow render has the turn
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Render(ctx, source)
+	waited := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) || waited > time.Second {
+		t.Fatalf("waiting render: %v after %v, want the deadline after about 100 ms", err, waited)
+	}
+	select {
+	case <-done:
+		t.Fatal("the slow render ended before the waiting one gave up: nothing was tested")
+	default:
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Render(context.Background(), source); err != nil {
+		t.Fatal(err)
 	}
 }
