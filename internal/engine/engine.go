@@ -94,6 +94,12 @@ type Config struct {
 	// BlobCleanupAfter is how long after a job ended its objects in Blobs
 	// are deleted (0: never).
 	BlobCleanupAfter time.Duration
+
+	// RecentJobs is how many small unfinished jobs the engine keeps a copy
+	// of after writing them, so that their next write here needs no store
+	// read (4096; negative: none). A copy another process made stale costs
+	// one refused write and a read.
+	RecentJobs int
 }
 
 // Notifier sends one webhook attempt; see internal/webhook.
@@ -139,6 +145,7 @@ func (c *Config) defaults() error {
 	setDefault(&c.StepLease, 30*time.Second)
 	setDefault(&c.MaxTransitions, 100)
 	setDefault(&c.MaxFanOut, 10000)
+	setDefault(&c.RecentJobs, 4096)
 	setDefault(&c.MaxRetries, 3)
 	setDefault(&c.RetryBackoff, time.Second)
 	setDefault(&c.RetryBackoffMax, 30*time.Second)
@@ -197,6 +204,7 @@ type Engine struct {
 	sleepUntil atomic.Int64
 	hooks      chan struct{} // bounds background timer work in flight (webhooks, blob clean-up)
 	locks      jobLocks      // this process's writers, one job at a time
+	recent     *recentJobs   // copies of the jobs written last, see mutateParts
 	pollers    pollers       // records of the workers polling this process
 	roster     roster        // the live workers, for dispatch decisions
 	// stealIdleUntil pauses steal scans after one found nothing (unix ns).
@@ -216,6 +224,7 @@ func New(cfg Config) (*Engine, error) {
 		blueprints: map[string]*blueprint.Blueprint{},
 		poke:       make(chan struct{}, 1),
 		hooks:      make(chan struct{}, cfg.WebhookParallel),
+		recent:     newRecentJobs(cfg.RecentJobs),
 	}, nil
 }
 

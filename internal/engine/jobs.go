@@ -137,6 +137,8 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 		}
 		return nil, fmt.Errorf("create job: %w", err)
 	}
+	j.Loaded.All = true // everything it has was just written
+	e.recent.put(j)
 	e.committed(t, j)
 	return j, nil
 }

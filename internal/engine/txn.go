@@ -78,6 +78,11 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 	whole := taskIDs == nil
 	for attempt := 0; ; attempt++ {
 		j, err := first, error(nil)
+		guess := false // j is the copy kept since this process's last write
+		if attempt == 0 && j == nil {
+			j = e.recent.take(id)
+			guess = j != nil
+		}
 		switch {
 		case j != nil && attempt == 0:
 		case whole:
@@ -90,6 +95,9 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		}
 		t := &txn{now: e.now()}
 		err = fn(t, j)
+		if guess && (err != nil || t.needAll) {
+			continue // decide again on the stored job
+		}
 		if t.needAll && !j.Loaded.All && attempt < 100 {
 			whole = true // the same change on a whole read
 			continue
@@ -111,6 +119,7 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		if err != nil {
 			return nil, fmt.Errorf("save job %s: %w", id, err)
 		}
+		e.recent.put(j)
 		e.committed(t, j)
 		return j, nil
 	}
