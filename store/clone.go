@@ -4,7 +4,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -33,7 +32,7 @@ func (j *Job) Clone() *Job {
 	}
 	c.Routes = maps.Clone(j.Routes)
 	if j.BranchResults != nil {
-		c.BranchResults = make(map[string]blueprint.TaskResult, len(j.BranchResults))
+		c.BranchResults = make(map[string]Result, len(j.BranchResults))
 		for id, r := range j.BranchResults {
 			c.BranchResults[id] = cloneResult(r)
 		}
@@ -103,9 +102,9 @@ func (t *TaskRun) Clone() *TaskRun {
 }
 
 // CloneResult deep-copies a task result.
-func CloneResult(r blueprint.TaskResult) blueprint.TaskResult { return cloneResult(r) }
+func CloneResult(r Result) Result { return cloneResult(r) }
 
-func cloneResult(r blueprint.TaskResult) blueprint.TaskResult {
+func cloneResult(r Result) Result {
 	r.Data = CloneMap(r.Data)
 	if r.Error != nil {
 		e := *r.Error

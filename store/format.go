@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 )
 
 // FormatVersion is the format of the job records a store writes (headers
@@ -32,8 +30,22 @@ func CheckFormat(v int) error {
 	return nil
 }
 
-// taskSpec is blueprint.Task as stored.
-type taskSpec struct {
+// TaskSpec is the work a task asks of a worker, as stored (the engine
+// makes it from a blueprint.Task). Its JSON is format 2's: snake case,
+// durations in whole milliseconds.
+type TaskSpec struct {
+	Type            string
+	Params          map[string]any
+	Priority        float64
+	MaxCost         float64 // zero: no limit
+	Timeout         time.Duration
+	DispatchTimeout time.Duration
+	ResultTimeout   time.Duration
+	Requirements    map[string]any
+}
+
+// specRecord is TaskSpec's encoding in format 2.
+type specRecord struct {
 	Type              string         `json:"type"`
 	Params            map[string]any `json:"params,omitempty"`
 	Priority          float64        `json:"priority,omitempty"`
@@ -44,21 +56,32 @@ type taskSpec struct {
 	Requirements      map[string]any `json:"requirements,omitempty"`
 }
 
-func specOf(t blueprint.Task) taskSpec {
-	return taskSpec{
-		Type: t.Type, Params: t.Params, Priority: t.Priority, MaxCost: t.MaxCost,
-		TimeoutMS: millis(t.Timeout), DispatchTimeoutMS: millis(t.DispatchTimeout), ResultTimeoutMS: millis(t.ResultTimeout),
-		Requirements: t.Requirements,
-	}
+// specV1 is TaskSpec without its methods, which encodes it as format 1
+// did: Go field names (those of blueprint.Task) and nanoseconds.
+type specV1 TaskSpec
+
+// MarshalJSON writes the spec in format 2.
+func (s TaskSpec) MarshalJSON() ([]byte, error) {
+	return json.Marshal(specRecord{
+		Type: s.Type, Params: s.Params, Priority: s.Priority, MaxCost: s.MaxCost,
+		TimeoutMS: millis(s.Timeout), DispatchTimeoutMS: millis(s.DispatchTimeout), ResultTimeoutMS: millis(s.ResultTimeout),
+		Requirements: s.Requirements,
+	})
 }
 
-func (s taskSpec) task() blueprint.Task {
-	ms := func(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
-	return blueprint.Task{
-		Type: s.Type, Params: s.Params, Priority: s.Priority, MaxCost: s.MaxCost,
-		Timeout: ms(s.TimeoutMS), DispatchTimeout: ms(s.DispatchTimeoutMS), ResultTimeout: ms(s.ResultTimeoutMS),
-		Requirements: s.Requirements,
+// UnmarshalJSON reads a spec of format 2.
+func (s *TaskSpec) UnmarshalJSON(b []byte) error {
+	var r specRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
 	}
+	ms := func(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
+	*s = TaskSpec{
+		Type: r.Type, Params: r.Params, Priority: r.Priority, MaxCost: r.MaxCost,
+		Timeout: ms(r.TimeoutMS), DispatchTimeout: ms(r.DispatchTimeoutMS), ResultTimeout: ms(r.ResultTimeoutMS),
+		Requirements: r.Requirements,
+	}
+	return nil
 }
 
 // millis is d in whole milliseconds, at least 1 for a positive d, so that
@@ -75,11 +98,13 @@ type taskRunFields TaskRun
 
 // MarshalJSON writes a task record in FormatVersion.
 func (r TaskRun) MarshalJSON() ([]byte, error) {
+	// Spec is repeated after the embedded fields to keep the order of
+	// format 2's bytes: spec after params_metadata, then format_version.
 	return json.Marshal(struct {
 		taskRunFields
-		Spec   taskSpec `json:"spec"`
+		Spec   TaskSpec `json:"spec"`
 		Format int      `json:"format_version"`
-	}{taskRunFields(r), specOf(r.Spec), FormatVersion})
+	}{taskRunFields(r), r.Spec, FormatVersion})
 }
 
 // UnmarshalJSON reads a task record of format 1 or 2.
@@ -97,22 +122,19 @@ func (r *TaskRun) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("task %s: %w", r.ID, err)
 	}
 	if len(rec.Spec) == 0 || string(rec.Spec) == "null" {
-		r.Spec = blueprint.Task{}
+		r.Spec = TaskSpec{}
 		return nil
 	}
 	if rec.Format < 2 {
-		// Format 1: blueprint.Task's own encoding (Go names, nanoseconds).
-		var t blueprint.Task
-		if err := json.Unmarshal(rec.Spec, &t); err != nil {
-			return fmt.Errorf("task %s: spec: %w", r.ID, err)
+		var old specV1
+		if err := json.Unmarshal(rec.Spec, &old); err != nil {
+			return fmt.Errorf("task %s: format 1 spec: %w", r.ID, err)
 		}
-		r.Spec = t
+		r.Spec = TaskSpec(old)
 		return nil
 	}
-	var s taskSpec
-	if err := json.Unmarshal(rec.Spec, &s); err != nil {
+	if err := json.Unmarshal(rec.Spec, &r.Spec); err != nil {
 		return fmt.Errorf("task %s: spec: %w", r.ID, err)
 	}
-	r.Spec = s.task()
 	return nil
 }

@@ -3,16 +3,16 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 )
 
 func TestTaskRecordFormat(t *testing.T) {
 	t.Parallel()
-	run := TaskRun{ID: "t1", Attempt: 2, State: TaskQueued, Spec: blueprint.Task{
+	run := TaskRun{ID: "t1", Attempt: 2, State: TaskQueued, Spec: TaskSpec{
 		Type: "resize", Params: map[string]any{"w": 10.0}, Priority: 3, MaxCost: 0.5,
 		Timeout: 90 * time.Second, DispatchTimeout: time.Minute, ResultTimeout: time.Microsecond,
 		Requirements: map[string]any{"gpu": true},
@@ -58,5 +58,64 @@ func TestTaskRecordOtherFormats(t *testing.T) {
 	err := json.Unmarshal([]byte(newer), &run)
 	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "format 3") || !strings.Contains(err.Error(), "up to 2") {
 		t.Fatalf("format 3: %v", err)
+	}
+}
+
+// testdata/format2.jsonl holds records written by the orchestrator before
+// store had types of its own (at 7777cf4, when the public blueprint types
+// were stored): a job header with its parts inline, a task record, a queued
+// task, a result and a decision, first with every field set, then with the
+// fewest. Format 2 is still format 2: each decodes and encodes back to the
+// same bytes.
+func TestFormat2Golden(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("testdata/format2.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	var (
+		job      Job
+		run      TaskRun
+		queued   QueuedTask
+		result   Result
+		decision Decision
+	)
+	// The same again with the fewest fields set, for what is left out.
+	records := []any{&job, &run, &queued, &result, &decision, &Job{}, &TaskRun{}, &QueuedTask{}, &Result{}, &Decision{}}
+	if len(lines) != len(records) {
+		t.Fatalf("%d golden records, want %d", len(lines), len(records))
+	}
+	for i, v := range records {
+		if err := json.Unmarshal([]byte(lines[i]), v); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if string(b) != lines[i] {
+			t.Errorf("record %d (%T) changed:\nstored  %s\nwritten %s", i, v, lines[i], b)
+		}
+	}
+	// Every field of store's own types is in the golden records, so none
+	// can drop out of the bytes unnoticed.
+	for _, v := range []any{job.Client, *job.LastResult, job.BranchResults["t0"], run.Spec, queued.Run.Spec} {
+		rv := reflect.ValueOf(v)
+		for i := range rv.NumField() {
+			if rv.Field(i).IsZero() {
+				t.Errorf("%T.%s is not in the golden records", v, rv.Type().Field(i).Name)
+			}
+		}
+	}
+	want := TaskSpec{Type: "resize", Params: map[string]any{"src": "s3://b/k", "w": 10.0}, Priority: 3, MaxCost: 0.5,
+		Timeout: 90 * time.Second, DispatchTimeout: time.Minute, ResultTimeout: 1500 * time.Millisecond,
+		Requirements: map[string]any{"gpu_info": map[string]any{"vram_gb": 4.0}}}
+	if !reflect.DeepEqual(run.Spec, want) || !reflect.DeepEqual(job.Tasks["t1"].Spec, want) {
+		t.Errorf("spec read as %+v, want %+v", run.Spec, want)
+	}
+	if !reflect.DeepEqual(job.Client, Client{Name: "alice", Plan: "vip", Params: map[string]any{"tier": 2.0}}) ||
+		run.Strategy != "cheapest" || run.Decision.Strategy != "cheapest" || job.LastResult.Error.Code != "C" {
+		t.Errorf("read %+v / %+v", job.Client, run)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -24,7 +23,7 @@ type Job struct {
 	Result          any                `json:"result,omitempty"`
 	ParentJobID     string             `json:"parent_job_id,omitempty"`
 	ChildJobID      string             `json:"child_job_id,omitempty"`
-	Client          blueprint.Client   `json:"client"`
+	Client          Client             `json:"client"`
 	WebhookURL      string             `json:"webhook_url,omitempty"`
 	// Policy is the create body's policy, sent with every task of the job
 	// and of its child jobs; its allowed_skills bounds the task types.
@@ -36,14 +35,14 @@ type Job struct {
 	FinishedAt *time.Time         `json:"finished_at,omitempty"`
 
 	// Engine bookkeeping.
-	Tasks         map[string]*TaskRun             `json:"tasks,omitempty"`          // outstanding tasks by id
-	Routes        map[string]string               `json:"routes,omitempty"`         // outcome → state while waiting
-	Aggregator    string                          `json:"aggregator,omitempty"`     // fan-in state while parallel
-	BranchResults map[string]blueprint.TaskResult `json:"branch_results,omitempty"` // ended branches
-	LastResult    *blueprint.TaskResult           `json:"last_result,omitempty"`
-	Approval      *Approval                       `json:"approval,omitempty"`
-	DoneTasks     map[string]string               `json:"done_tasks,omitempty"` // task id → final status, for duplicate results
-	RetryCount    int                             `json:"retry_count,omitempty"`
+	Tasks         map[string]*TaskRun `json:"tasks,omitempty"`          // outstanding tasks by id
+	Routes        map[string]string   `json:"routes,omitempty"`         // outcome → state while waiting
+	Aggregator    string              `json:"aggregator,omitempty"`     // fan-in state while parallel
+	BranchResults map[string]Result   `json:"branch_results,omitempty"` // ended branches
+	LastResult    *Result             `json:"last_result,omitempty"`
+	Approval      *Approval           `json:"approval,omitempty"`
+	DoneTasks     map[string]string   `json:"done_tasks,omitempty"` // task id → final status, for duplicate results
+	RetryCount    int                 `json:"retry_count,omitempty"`
 	// FailedState is the state whose failed task (or child job) took the
 	// job along its failure route into the state it is in now: where a
 	// retry of a job that ended there, in a failure end state, starts
@@ -79,6 +78,25 @@ type Job struct {
 	Loaded Parts `json:"-"`
 }
 
+// Client is the client a job runs for, as stored (blueprint.Client is
+// what handlers see).
+type Client struct {
+	Name   string         `json:"name"`
+	Plan   string         `json:"plan,omitempty"`
+	Params map[string]any `json:"params,omitempty"`
+}
+
+// Result is a worker's answer to a task, as stored (blueprint.TaskResult
+// is what handlers see).
+type Result struct {
+	TaskID   string              `json:"task_id"`
+	Type     string              `json:"type,omitempty"`
+	WorkerID string              `json:"worker_id,omitempty"`
+	Status   string              `json:"status"`
+	Data     map[string]any      `json:"data,omitempty"`
+	Error    *protocol.TaskError `json:"error,omitempty"`
+}
+
 // Approval is a pending human decision.
 type Approval struct {
 	Message   string   `json:"message"`
@@ -100,14 +118,14 @@ const (
 
 // TaskRun is one outstanding task of a job (a single dispatch or a branch).
 type TaskRun struct {
-	ID       string             `json:"id"`
-	Spec     blueprint.Task     `json:"spec"`
-	Strategy blueprint.Strategy `json:"strategy"`
-	Branch   bool               `json:"branch,omitempty"`
-	Attempt  int                `json:"attempt"`
-	State    TaskState          `json:"state"`
-	WorkerID string             `json:"worker_id,omitempty"`
-	Excluded []string           `json:"excluded,omitempty"` // workers that failed it
+	ID       string    `json:"id"`
+	Spec     TaskSpec  `json:"spec"`
+	Strategy string    `json:"strategy"` // a blueprint.Strategy's name
+	Branch   bool      `json:"branch,omitempty"`
+	Attempt  int       `json:"attempt"`
+	State    TaskState `json:"state"`
+	WorkerID string    `json:"worker_id,omitempty"`
+	Excluded []string  `json:"excluded,omitempty"` // workers that failed it
 	// Blame lists the workers whose transient failure of the task costs
 	// them reputation once another worker completes it: a failure that
 	// every worker shares is the input's, not theirs.
@@ -127,10 +145,10 @@ type TaskRun struct {
 
 // Decision explains one dispatch: who was chosen, how, among how many.
 type Decision struct {
-	WorkerID   string             `json:"worker_id,omitempty"`
-	Strategy   blueprint.Strategy `json:"strategy"`
-	Candidates int                `json:"candidates"`
-	Reason     string             `json:"reason"`
+	WorkerID   string `json:"worker_id,omitempty"`
+	Strategy   string `json:"strategy"`
+	Candidates int    `json:"candidates"`
+	Reason     string `json:"reason"`
 }
 
 // Dispatch records one placement of a task: the decision, when it was made,

@@ -3,8 +3,6 @@ package store
 import (
 	"maps"
 	"slices"
-
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 )
 
 // Parts tells what a read of a job loaded besides its header. A job's
@@ -101,7 +99,7 @@ func (j *Job) Written() {
 }
 
 // Assemble returns a job from its header and parts, as GetJob does.
-func Assemble(header *Job, tasks map[string]*TaskRun, branches map[string]blueprint.TaskResult,
+func Assemble(header *Job, tasks map[string]*TaskRun, branches map[string]Result,
 	done map[string]string, dispatches []Dispatch) *Job {
 	j := *header
 	j.Tasks, j.BranchResults, j.DoneTasks, j.Dispatches = tasks, branches, done, dispatches
@@ -132,7 +130,7 @@ func MergeInline(inline, whole *Job) {
 	for id, r := range inline.BranchResults {
 		if _, ok := whole.BranchResults[id]; !ok {
 			if whole.BranchResults == nil {
-				whole.BranchResults = map[string]blueprint.TaskResult{}
+				whole.BranchResults = map[string]Result{}
 			}
 			whole.BranchResults[id] = r
 		}

@@ -239,7 +239,7 @@ func JobView(j *store.Job) protocol.Job {
 	for _, id := range ids {
 		run := j.Tasks[id]
 		ti := protocol.TaskInfo{ID: id, Type: run.Spec.Type, State: string(run.State), Attempt: run.Attempt,
-			WorkerID: run.WorkerID, Strategy: string(run.Strategy), Priority: run.Spec.Priority}
+			WorkerID: run.WorkerID, Strategy: run.Strategy, Priority: run.Spec.Priority}
 		if d := run.Decision; d != nil {
 			ti.Candidates, ti.Reason = d.Candidates, d.Reason
 			if ti.WorkerID == "" {
@@ -250,7 +250,7 @@ func JobView(j *store.Job) protocol.Job {
 	}
 	for _, d := range j.Dispatches {
 		v.Dispatches = append(v.Dispatches, protocol.DispatchInfo{TaskID: d.TaskID, Type: d.Type, Attempt: d.Attempt,
-			WorkerID: d.WorkerID, Strategy: string(d.Strategy), Candidates: d.Candidates, Reason: d.Reason, At: d.At})
+			WorkerID: d.WorkerID, Strategy: d.Strategy, Candidates: d.Candidates, Reason: d.Reason, At: d.At})
 	}
 	return v
 }

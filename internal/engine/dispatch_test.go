@@ -215,7 +215,7 @@ func TestPendingPullRecordsDecision(t *testing.T) {
 	}
 	last := j.Dispatches[len(j.Dispatches)-1]
 	if len(j.Dispatches) != 2 || last.WorkerID != "late" || last.TaskID != p.TaskID || last.Attempt != 1 ||
-		last.Candidates != 1 || last.Strategy != blueprint.Default ||
+		last.Candidates != 1 || last.Strategy != string(blueprint.Default) ||
 		!strings.HasPrefix(last.Reason, "claimed from the pending queue by late (waited ") {
 		t.Fatalf("dispatch records %+v", j.Dispatches)
 	}

@@ -177,10 +177,8 @@ func (e *Engine) runState(ctx context.Context, j *store.Job, bp *blueprint.Bluep
 	}
 	in := blueprint.Input{
 		JobID: j.ID, State: j.CurrentState, InitialData: store.CloneMap(j.InitialData), StateHistory: history,
-		LastResult: j.LastResult, Client: j.Client, Logger: logger, BlobBucket: e.blobBucket(),
-	}
-	if j.BranchResults != nil {
-		in.Branches = maps.Clone(j.BranchResults)
+		LastResult: handlerResult(j.LastResult), Client: handlerClient(j.Client), Logger: logger, BlobBucket: e.blobBucket(),
+		Branches: handlerBranches(j.BranchResults),
 	}
 	out, herr := bp.Execute(ctx, in)
 	if herr == nil {
@@ -354,7 +352,7 @@ func (e *Engine) apply(ctx context.Context, t *txn, j *store.Job, bp *blueprint.
 		}
 		j.Status = protocol.StatusWaitingParallel
 		j.Aggregator = a.Aggregator
-		j.BranchResults = map[string]blueprint.TaskResult{}
+		j.BranchResults = map[string]store.Result{}
 		j.BranchesLeft, j.BranchesDone = len(a.Tasks), 0
 		j.Tasks = map[string]*store.TaskRun{}
 		j.Routes = nil
@@ -513,7 +511,7 @@ func (e *Engine) resumeFromChild(ctx context.Context, parent *store.Job) error {
 		}
 		j.StateHistory["sub_job_"+childID+"_result"] = summary
 		data, _ := summary["result"].(map[string]any)
-		j.LastResult = &blueprint.TaskResult{TaskID: childID, Type: "blueprint", Status: outcome, Data: store.CloneMap(data)}
+		j.LastResult = &store.Result{TaskID: childID, Type: "blueprint", Status: outcome, Data: store.CloneMap(data)}
 		target, ok := j.Routes[outcome]
 		if !ok {
 			e.finish(t, j, protocol.StatusFailed, fmt.Sprintf(

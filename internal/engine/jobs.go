@@ -104,7 +104,7 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	j := &store.Job{
 		ID: id, Blueprint: bp.Name(), Status: protocol.StatusPending,
 		CurrentState: bp.StartState(), InitialData: initial, StateHistory: map[string]any{},
-		Client: req.Client, WebhookURL: req.WebhookURL, TraceContext: req.TraceContext,
+		Client: clientOf(req.Client), WebhookURL: req.WebhookURL, TraceContext: req.TraceContext,
 		Policy: policy, CreatedAt: now, UpdatedAt: now,
 	}
 	// Every span of the job (steps, dispatches, the workers' tasks) joins
@@ -223,7 +223,7 @@ func (e *Engine) approve(ctx context.Context, id, decision, token string) (*stor
 		if err != nil {
 			return err
 		}
-		j.LastResult = &blueprint.TaskResult{Type: "human_approval", Status: decision}
+		j.LastResult = &store.Result{Type: "human_approval", Status: decision}
 		detail := map[string]any{"decision": decision}
 		if token != "" {
 			detail["by"] = "approval_token"

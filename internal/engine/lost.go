@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
@@ -37,7 +36,7 @@ func (e *Engine) FailLost(ctx context.Context, lost LostJob, why string) (bool, 
 	j := &store.Job{
 		ID: lost.ID, Blueprint: lost.Blueprint, Status: protocol.StatusRunning, CurrentState: lost.State,
 		InitialData: lost.InitialData, StateHistory: lost.StateHistory, ParentJobID: lost.ParentJobID,
-		Client: blueprint.Client{Name: lost.Client}, WebhookURL: lost.WebhookURL,
+		Client: store.Client{Name: lost.Client}, WebhookURL: lost.WebhookURL,
 		CreatedAt: lost.CreatedAt, UpdatedAt: now,
 	}
 	if j.StateHistory == nil {

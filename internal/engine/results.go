@@ -53,7 +53,7 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 			return err
 		}
 		run := j.Tasks[res.TaskID]
-		result := blueprint.TaskResult{
+		result := store.Result{
 			TaskID: run.ID, Type: run.Spec.Type, WorkerID: workerID, Status: status,
 			Data: store.CloneMap(res.Data), Error: res.Error,
 		}
@@ -208,7 +208,7 @@ func endRun(t *txn, j *store.Job, run *store.TaskRun, status string) {
 }
 
 // taskSucceeded applies a success or custom status.
-func (e *Engine) taskSucceeded(t *txn, j *store.Job, bp *blueprint.Blueprint, run *store.TaskRun, result blueprint.TaskResult) string {
+func (e *Engine) taskSucceeded(t *txn, j *store.Job, bp *blueprint.Blueprint, run *store.TaskRun, result store.Result) string {
 	endRun(t, j, run, result.Status)
 	if run.Branch {
 		e.branchEnded(t, j, run, result)
@@ -255,7 +255,7 @@ func (e *Engine) taskFailed(t *txn, j *store.Job, bp *blueprint.Blueprint, run *
 		status = "timeout"
 	}
 	endRun(t, j, run, status)
-	result := blueprint.TaskResult{TaskID: run.ID, Type: run.Spec.Type, WorkerID: workerID, Status: protocol.TaskFailure, Error: &terr}
+	result := store.Result{TaskID: run.ID, Type: run.Spec.Type, WorkerID: workerID, Status: protocol.TaskFailure, Error: &terr}
 	if run.Branch {
 		e.branchEnded(t, j, run, result)
 		return transBranch
@@ -304,9 +304,9 @@ func (e *Engine) retry(t *txn, j *store.Job, run *store.TaskRun, workerID string
 
 // branchEnded records a branch result; when it was the last branch, the job
 // moves to the aggregator, which sees every result.
-func (e *Engine) branchEnded(t *txn, j *store.Job, run *store.TaskRun, result blueprint.TaskResult) {
+func (e *Engine) branchEnded(t *txn, j *store.Job, run *store.TaskRun, result store.Result) {
 	if j.BranchResults == nil {
-		j.BranchResults = map[string]blueprint.TaskResult{}
+		j.BranchResults = map[string]store.Result{}
 	}
 	if j.BranchesLeft+j.BranchesDone == 0 {
 		// A fan-out begun by an older version keeps no counters: count

@@ -21,7 +21,7 @@ import (
 
 func (e *Engine) newRun(id string, task blueprint.Task, strategy blueprint.Strategy, branch bool, t *txn) *store.TaskRun {
 	run := &store.TaskRun{
-		ID: id, Spec: task, Strategy: strategy, Branch: branch, Attempt: 1,
+		ID: id, Spec: specOf(task), Strategy: string(strategy), Branch: branch, Attempt: 1,
 		State: store.TaskQueued,
 	}
 	run.Spec.Params = store.CloneMap(task.Params)
@@ -68,7 +68,7 @@ func (e *Engine) placeNew(ctx context.Context, t *txn, j *store.Job, run *store.
 func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.TaskRun) error {
 	ctx, span := e.cfg.Tracer.Start(withTrace(ctx, j.TraceContext), "dispatch "+run.Spec.Type, jobAttrs(j),
 		trace.WithAttributes(attribute.String("avtomatika.task.id", run.ID), attribute.Int("avtomatika.task.attempt", run.Attempt),
-			attribute.String("avtomatika.strategy", string(run.Strategy))))
+			attribute.String("avtomatika.strategy", run.Strategy)))
 	defer span.End()
 	if tc := traceCarrier(ctx); tc != nil {
 		run.TraceContext = tc
@@ -89,7 +89,7 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 	qt := store.QueuedTask{JobID: j.ID, Run: *run, Score: store.Score(run.Spec.Priority, t.now, e.cfg.PriorityAging)}
 	decision := &store.Decision{Strategy: run.Strategy, Candidates: len(eligible)}
 	if len(eligible) > 0 {
-		chosen, reason, err := dispatch.Choose(run.Strategy, req, eligible, e.cfg.Dispatch, func() (int64, error) {
+		chosen, reason, err := dispatch.Choose(blueprint.Strategy(run.Strategy), req, eligible, e.cfg.Dispatch, func() (int64, error) {
 			return e.store.Incr(ctx, "rr:"+run.Spec.Type, 1, time.Time{})
 		})
 		if err != nil {
@@ -114,7 +114,7 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 		decision.Reason = why
 		j.ProgressMessage = "waiting: " + why
 		t.emit(Event{Type: EventTaskWaiting, TaskID: run.ID, State: j.CurrentState,
-			Detail: branchMark(run, map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "reason": why, "attempt": run.Attempt})})
+			Detail: branchMark(run, map[string]any{"type": run.Spec.Type, "strategy": run.Strategy, "reason": why, "attempt": run.Attempt})})
 	}
 	recordDispatch(t, j, run, *decision)
 	span.SetAttributes(attribute.String("avtomatika.worker.id", decision.WorkerID), attribute.Int("avtomatika.candidates", decision.Candidates),
@@ -140,7 +140,7 @@ func recordDispatch(t *txn, j *store.Job, run *store.TaskRun, d store.Decision) 
 	j.Dispatches = append(j.Dispatches, store.Dispatch{Decision: d, TaskID: run.ID, Type: run.Spec.Type, Attempt: run.Attempt, At: t.now})
 	if d.WorkerID != "" {
 		t.emit(Event{Type: EventTaskDispatched, TaskID: run.ID, WorkerID: d.WorkerID, State: j.CurrentState,
-			Detail: branchMark(run, map[string]any{"type": run.Spec.Type, "strategy": string(run.Strategy), "candidates": d.Candidates, "reason": d.Reason, "attempt": run.Attempt})})
+			Detail: branchMark(run, map[string]any{"type": run.Spec.Type, "strategy": run.Strategy, "candidates": d.Candidates, "reason": d.Reason, "attempt": run.Attempt})})
 	}
 }
 

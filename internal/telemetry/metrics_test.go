@@ -8,7 +8,6 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
@@ -108,7 +107,7 @@ func TestMethodLabel(t *testing.T) {
 func TestJobCosts(t *testing.T) {
 	m := New(memory.New(memory.Options{}), Options{})
 	end := func(client, bp string, costs map[string]float64) {
-		job := &store.Job{Blueprint: bp, Client: blueprint.Client{Name: client}, Costs: costs}
+		job := &store.Job{Blueprint: bp, Client: store.Client{Name: client}, Costs: costs}
 		m.Observe(engine.Event{Type: engine.EventTaskResult, Detail: map[string]any{"status": "success", "type": "work", "costs": costs}, Job: job})
 		m.Observe(engine.Event{Type: engine.EventJobEnded, Detail: map[string]any{"status": "finished"}, Job: job})
 		m.Observe(engine.Event{Type: engine.EventJobRetried, Job: job})

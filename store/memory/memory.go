@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -64,7 +63,7 @@ type Store struct {
 type jobEntry struct {
 	job        *store.Job // the header
 	tasks      map[string]*store.TaskRun
-	branches   map[string]blueprint.TaskResult
+	branches   map[string]store.Result
 	done       map[string]string
 	dispatches []store.Dispatch
 	expireAt   time.Time // zero while the job is live
@@ -187,9 +186,9 @@ func (e *jobEntry) assemble() *store.Job {
 			tasks[id] = t.Clone()
 		}
 	}
-	var branches map[string]blueprint.TaskResult
+	var branches map[string]store.Result
 	if len(e.branches) > 0 {
-		branches = make(map[string]blueprint.TaskResult, len(e.branches))
+		branches = make(map[string]store.Result, len(e.branches))
 		for id, r := range e.branches {
 			branches[id] = store.CloneResult(r)
 		}
@@ -206,7 +205,7 @@ func (e *jobEntry) write(job *store.Job) {
 	ch := job.Changes()
 	e.job = job.Header().Clone()
 	if e.tasks == nil {
-		e.tasks, e.branches, e.done = map[string]*store.TaskRun{}, map[string]blueprint.TaskResult{}, map[string]string{}
+		e.tasks, e.branches, e.done = map[string]*store.TaskRun{}, map[string]store.Result{}, map[string]string{}
 	}
 	for _, t := range ch.PutTasks {
 		e.tasks[t.ID] = t.Clone()

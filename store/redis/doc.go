@@ -66,12 +66,15 @@
 //	                                created. No TTL while the job runs; PEXPIRE Retention
 //	                                once terminal, like the four part keys below.
 //	K job:<id>:tasks        hash    task id -> an outstanding task (store.TaskRun) as JSON.
-//	K job:<id>:branches     hash    task id -> an ended branch's result as JSON.
+//	K job:<id>:branches     hash    task id -> an ended branch's result (store.Result) as JSON.
 //	K job:<id>:done         hash    task id -> the final status of an ended task.
 //	K job:<id>:dispatches   list    every dispatch decision as JSON, oldest first.
 //
 // Headers and task records carry format_version (store.FormatVersion, 2:
-// every field named in snake case, durations in milliseconds). Records
+// every field named in snake case, durations in milliseconds). They encode
+// store's own types (a task's spec is a store.TaskSpec, a result a
+// store.Result, a job's client a store.Client), never the public blueprint
+// types, which the engine converts to and from. Records
 // without it were written in format 1 (a task's spec with Go field names
 // and nanoseconds): they are read, and written back in format 2. A record
 // of a later format is refused (store.ErrFormat, naming both versions), so

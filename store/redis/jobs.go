@@ -11,7 +11,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -108,7 +107,7 @@ func (s *Store) assemble(id string, h *store.Job, parts []any) (*store.Job, erro
 	if err != nil {
 		return nil, fmt.Errorf("job %s: tasks: %w", id, err)
 	}
-	branches, err := decodeRecords[blueprint.TaskResult](pairsOf(parts[1]))
+	branches, err := decodeRecords[store.Result](pairsOf(parts[1]))
 	if err != nil {
 		return nil, fmt.Errorf("job %s: branch results: %w", id, err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
@@ -37,12 +36,12 @@ func testCtx(t *testing.T) context.Context {
 func job(id string) *store.Job {
 	now := time.Now().UTC()
 	return &store.Job{ID: id, Blueprint: "bp", Status: protocol.StatusPending, CurrentState: "start",
-		Client: blueprint.Client{Name: "c"}, CreatedAt: now, UpdatedAt: now}
+		Client: store.Client{Name: "c"}, CreatedAt: now, UpdatedAt: now}
 }
 
 func task(id, worker string, score float64) store.QueuedTask {
 	return store.QueuedTask{JobID: "j", Worker: worker, Score: score,
-		Run: store.TaskRun{ID: id, Spec: blueprint.Task{Type: "x"}, State: store.TaskQueued}}
+		Run: store.TaskRun{ID: id, Spec: store.TaskSpec{Type: "x"}, State: store.TaskQueued}}
 }
 
 // enqueueVia queues tasks through a commit, as the engine does.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
@@ -29,7 +28,7 @@ func TestInlinePartsMoveToRecords(t *testing.T) {
 
 	old := store.Job{
 		ID: "old", Blueprint: "bp", Status: protocol.StatusWaitingParallel, CurrentState: "fan",
-		Client: blueprint.Client{Name: "c"}, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(), Version: 3,
+		Client: store.Client{Name: "c"}, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(), Version: 3,
 		Tasks: map[string]*store.TaskRun{
 			"a": {ID: "a", Branch: true, Attempt: 1, State: store.TaskRunning, WorkerID: "w"},
 			"b": {ID: "b", Branch: true, Attempt: 1, State: store.TaskQueued},

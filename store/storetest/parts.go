@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -33,9 +32,9 @@ func testParts(t *testing.T, f Factory) {
 	j.Tasks = map[string]*store.TaskRun{}
 	// More part records than store.SmallJob, so that LoadJob reads part.
 	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
-		j.Tasks[id] = &store.TaskRun{ID: id, Spec: blueprint.Task{Type: "work"}, Branch: true, Attempt: 1, State: store.TaskQueued}
+		j.Tasks[id] = &store.TaskRun{ID: id, Spec: store.TaskSpec{Type: "work"}, Branch: true, Attempt: 1, State: store.TaskQueued}
 	}
-	j.BranchResults = map[string]blueprint.TaskResult{"x": {TaskID: "x", Status: "success", Data: map[string]any{"n": 1.0}}}
+	j.BranchResults = map[string]store.Result{"x": {TaskID: "x", Status: "success", Data: map[string]any{"n": 1.0}}}
 	j.DoneTasks = map[string]string{"x": "success"}
 	j.Dispatches = []store.Dispatch{{TaskID: "x", Type: "work", Attempt: 1}}
 	must(t, s.CreateJob(ctx, j, store.Effects{}))
@@ -60,7 +59,7 @@ func testParts(t *testing.T, f Factory) {
 	}
 	delete(part.Tasks, "a")
 	part.DoneTasks["a"] = "success"
-	part.BranchResults = map[string]blueprint.TaskResult{"a": {TaskID: "a", Status: "success"}}
+	part.BranchResults = map[string]store.Result{"a": {TaskID: "a", Status: "success"}}
 	part.Dispatches = append(part.Dispatches, store.Dispatch{TaskID: "a", Type: "work", Attempt: 1})
 	part.BranchesDone = 2
 	must(t, s.UpdateJob(ctx, part, store.Effects{}))
@@ -103,7 +102,7 @@ func testParts(t *testing.T, f Factory) {
 func testSmallJobReadWhole(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	j := newJob("one")
-	j.Tasks = map[string]*store.TaskRun{"a": {ID: "a", Spec: blueprint.Task{Type: "work"}, Attempt: 1, State: store.TaskQueued}}
+	j.Tasks = map[string]*store.TaskRun{"a": {ID: "a", Spec: store.TaskSpec{Type: "work"}, Attempt: 1, State: store.TaskQueued}}
 	j.DoneTasks = map[string]string{"x": "success"}
 	j.Dispatches = []store.Dispatch{{TaskID: "a", Type: "work", Attempt: 1}}
 	must(t, s.CreateJob(ctx, j, store.Effects{}))

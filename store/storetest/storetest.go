@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
@@ -78,7 +77,7 @@ func newJob(id string) *store.Job {
 		ID: id, Blueprint: "bp", Status: protocol.StatusPending, CurrentState: "start",
 		InitialData:  map[string]any{"n": 1.0, "nested": map[string]any{"list": []any{"a", 2.0}}},
 		StateHistory: map[string]any{},
-		Client:       blueprint.Client{Name: "c1", Plan: "vip"},
+		Client:       store.Client{Name: "c1", Plan: "vip"},
 		CreatedAt:    now, UpdatedAt: now,
 	}
 }
@@ -93,7 +92,7 @@ func must(t *testing.T, err error) {
 func testCreateGet(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	j := newJob("job-1")
-	j.Tasks = map[string]*store.TaskRun{"t1": {ID: "t1", Spec: blueprint.Task{Type: "x", Params: map[string]any{"p": "v"}}, State: store.TaskQueued}}
+	j.Tasks = map[string]*store.TaskRun{"t1": {ID: "t1", Spec: store.TaskSpec{Type: "x", Params: map[string]any{"p": "v"}}, State: store.TaskQueued}}
 	must(t, s.CreateJob(ctx, j, store.Effects{}))
 	if j.Version != 1 {
 		t.Fatalf("version after create = %d, want 1", j.Version)
@@ -179,7 +178,7 @@ func testEffectsAtomic(t *testing.T, f Factory) {
 	must(t, s.CreateJob(ctx, newJob("parent-taken"), store.Effects{}))
 	p, _ := s.GetJob(ctx, "parent")
 	p.Status = protocol.StatusWaitingForSubJob
-	qt := store.QueuedTask{JobID: "parent", Worker: "w1", Run: store.TaskRun{ID: "task-pa", Spec: blueprint.Task{Type: "x"}}}
+	qt := store.QueuedTask{JobID: "parent", Worker: "w1", Run: store.TaskRun{ID: "task-pa", Spec: store.TaskSpec{Type: "x"}}}
 	fx := store.Effects{
 		Create:  []*store.Job{newJob("parent-child"), newJob("parent-taken")},
 		Ready:   []string{"parent-child"},
@@ -493,7 +492,7 @@ func testReadyConcurrent(t *testing.T, f Factory) {
 func queued(job, id, worker, typ string, prio float64, at time.Time) store.QueuedTask {
 	return store.QueuedTask{
 		JobID: job, Worker: worker,
-		Run:   store.TaskRun{ID: id, Spec: blueprint.Task{Type: typ, Priority: prio}, State: store.TaskQueued},
+		Run:   store.TaskRun{ID: id, Spec: store.TaskSpec{Type: typ, Priority: prio}, State: store.TaskQueued},
 		Score: store.Score(prio, at, time.Minute),
 	}
 }
