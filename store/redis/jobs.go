@@ -231,6 +231,7 @@ type planParts struct {
 	BranchesKey    int        `json:"bk"`
 	DoneKey        int        `json:"dk"`
 	DispatchesKey  int        `json:"xk"`
+	Expire         []int      `json:"pe,omitempty"` // part keys holding records after the write (a terminal job's, to expire)
 	PutTasks       []planPut  `json:"tp,omitempty"`
 	DeleteTasks    []string   `json:"td,omitempty"`
 	PutBranches    []planPut  `json:"bp,omitempty"`
@@ -553,6 +554,7 @@ func (s *Store) planJob(a *commitArgs, k keys, job *store.Job, expect string, ve
 	}
 	if job.Status.Terminal() {
 		pj.Retention = strconv.FormatInt(ttlMillis(s.retention), 10)
+		pj.Parts.Expire = expiringParts(job, parts)
 	}
 	if expect == "" {
 		pj.Member = indexMember(job.CreatedAt, job.ID)
@@ -560,6 +562,24 @@ func (s *Store) planJob(a *commitArgs, k keys, job *store.Job, expect string, ve
 		pj.ClientName = job.Client.Name
 	}
 	return pj, nil
+}
+
+// expiringParts are the KEYS indexes of the part records a terminal job
+// keeps: those that hold records after the write when the copy was read
+// whole (it then holds what the store will), else all four.
+func expiringParts(job *store.Job, p planParts) []int {
+	keys := []int{p.TasksKey, p.BranchesKey, p.DoneKey, p.DispatchesKey}
+	if !job.Loaded.All {
+		return keys
+	}
+	counts := []int{len(job.Tasks), len(job.BranchResults), len(job.DoneTasks), len(job.Dispatches)}
+	var out []int
+	for i, k := range keys {
+		if counts[i] > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // encodeParts encodes what a write does to the job's part records.

@@ -543,3 +543,53 @@ func TestOddIdentifiers(t *testing.T) {
 		t.Fatalf("loads = %v %v", loads, err)
 	}
 }
+
+// Every record of a job that ended expires with it, whether the write that
+// ended it came from a whole read (which names the part records left) or
+// from a read of some tasks (which expires all four part keys).
+func TestTerminalJobPartsExpire(t *testing.T) {
+	t.Parallel()
+	url := testenv.URL(t, testenv.RedisVar)
+	prefix := newPrefix(t, url)
+	ctx := testCtx(t)
+	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix, Retention: time.Hour})
+	rdb := rawClient(t, url)
+	defer rdb.Close()
+	for _, whole := range []bool{true, false} {
+		id := fmt.Sprintf("ends-whole-%v", whole)
+		j := job(id)
+		j.Tasks = map[string]*store.TaskRun{}
+		for _, tid := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"} { // more than store.SmallJob
+			j.Tasks[tid] = &store.TaskRun{ID: tid, Spec: store.TaskSpec{Type: "x"}, State: store.TaskQueued}
+		}
+		j.Dispatches = []store.Dispatch{{TaskID: "a"}}
+		if err := s.CreateJob(ctx, j, store.Effects{}); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if whole {
+			j, err = s.GetJob(ctx, id)
+		} else {
+			j, err = s.LoadJob(ctx, id, "a")
+		}
+		if err != nil || j.Loaded.All != whole {
+			t.Fatalf("read %s: all=%v %v", id, j.Loaded.All, err)
+		}
+		delete(j.Tasks, "a")
+		j.DoneTasks = map[string]string{"a": "success"}
+		j.BranchResults = map[string]store.Result{"a": {TaskID: "a", Status: "success"}}
+		j.Status = protocol.StatusFinished
+		if err := s.UpdateJob(ctx, j, store.Effects{}); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := rdb.Keys(ctx, "{"+prefix+"}:job:"+id+"*").Result()
+		if err != nil || len(keys) != 5 {
+			t.Fatalf("keys of %s: %v %v", id, keys, err)
+		}
+		for _, k := range keys {
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 0 {
+				t.Errorf("%s does not expire (PTTL %v)", k, ttl)
+			}
+		}
+	}
+}

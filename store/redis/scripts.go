@@ -60,8 +60,11 @@ local function to_running(where, data, loads, queues, q, name, running, id, work
   redis.call('HDEL', data, id)
   redis.call('HSET', running, id, doc)
   redis.call('HSET', where, id, loc)
-  if string.sub(name, 1, 7) == 'worker:' then add_load(loads, string.sub(name, 8), -1) end
-  add_load(loads, worker, 1)
+  -- A task queued for a worker counts in its load already.
+  if name ~= 'worker:' .. worker then
+    if string.sub(name, 1, 7) == 'worker:' then add_load(loads, string.sub(name, 8), -1) end
+    add_load(loads, worker, 1)
+  end
   return doc
 end
 
@@ -105,9 +108,13 @@ end
 // unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
 local p = cjson.decode(ARGV[1])
--- Checks: nothing is written unless all pass.
-for _, j in ipairs(p.jobs) do
-  local v = redis.call('HGET', KEYS[j.k], 'v')
+-- Checks: nothing is written unless all pass. e is '1' when the stored
+-- job ended (its keys expire), '0' when not, nil in records of before.
+local ended = {}
+for i, j in ipairs(p.jobs) do
+  local h = redis.call('HMGET', KEYS[j.k], 'v', 'e')
+  local v = h[1]
+  ended[i] = h[2]
   if j.x == '' then
     if v then return {'exists', j.id} end
   elseif not v then
@@ -125,10 +132,10 @@ if p.once then
   end
 end
 
-local now = now_ms()
-for _, j in ipairs(p.jobs) do
+local now
+for i, j in ipairs(p.jobs) do
   local key = KEYS[j.k]
-  redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v)
+  redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v, 'e', j.t and '1' or '0')
   local pp = j.p
   for _, x in ipairs(pp.tp or {}) do redis.call('HSET', KEYS[pp.tk], x.i, ARGV[x.d]) end
   for _, id in ipairs(pp.td or {}) do redis.call('HDEL', KEYS[pp.tk], id) end
@@ -136,23 +143,26 @@ for _, j in ipairs(p.jobs) do
   for _, id in ipairs(pp.bd or {}) do redis.call('HDEL', KEYS[pp.bk], id) end
   for _, x in ipairs(pp.dp or {}) do redis.call('HSET', KEYS[pp.dk], x.i, x.s) end
   for _, d in ipairs(pp.xp or {}) do redis.call('RPUSH', KEYS[pp.xk], ARGV[d]) end
-  local partKeys = {KEYS[pp.tk], KEYS[pp.bk], KEYS[pp.dk], KEYS[pp.xk]}
   if j.x == '' then
     -- m, c: the job's index entry, kept to find it again when it expires.
     redis.call('HSET', key, 'm', j.m, 'c', j.cn or '')
     redis.call('ZADD', KEYS[11], 0, j.m)
     redis.call('ZADD', KEYS[j.c], 0, j.m)
   end
-  if j.t or (j.x ~= '' and redis.call('PTTL', key) >= 0) then
+  local revived = not j.t and j.x ~= '' and
+    (ended[i] == '1' or (not ended[i] and redis.call('PTTL', key) >= 0))
+  if j.t or revived then
     local idx = redis.call('HMGET', key, 'c', 'm')
     local entry = cjson.encode({idx[1] or '', idx[2] or ''})
     if j.t then
+      -- pp.pe: the part keys that hold records after this write.
+      now = now or now_ms()
       redis.call('PEXPIRE', key, j.t)
-      for _, pk in ipairs(partKeys) do redis.call('PEXPIRE', pk, j.t) end
+      for _, pk in ipairs(pp.pe or {}) do redis.call('PEXPIRE', KEYS[pk], j.t) end
       redis.call('ZADD', KEYS[12], now + tonumber(j.t), entry)
     else
       redis.call('PERSIST', key)
-      for _, pk in ipairs(partKeys) do redis.call('PERSIST', pk) end
+      for _, pk in ipairs({pp.tk, pp.bk, pp.dk, pp.xk}) do redis.call('PERSIST', KEYS[pk]) end
       redis.call('ZREM', KEYS[12], entry)
     end
   end
@@ -407,9 +417,11 @@ return ids
 // reputations set, as a field-value list; the loads, likewise}.
 var workerFiguresScript = goredis.NewScript(`
 local reps = {}
-for _, id in ipairs(ARGV) do
-  local r = redis.call('HGET', KEYS[1], id)
-  if r then reps[#reps + 1] = id; reps[#reps + 1] = r end
+if #ARGV > 0 then
+  local r = redis.call('HMGET', KEYS[1], unpack(ARGV))
+  for i, id in ipairs(ARGV) do
+    if r[i] then reps[#reps + 1] = id; reps[#reps + 1] = r[i] end
+  end
 end
 return {reps, redis.call('HGETALL', KEYS[2])}
 `)
