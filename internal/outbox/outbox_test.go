@@ -241,3 +241,38 @@ func TestLocalConsumerSeesNewEvents(t *testing.T) {
 		}
 	})
 }
+
+// countedReads counts the outbox reads that reach a store.
+type countedReads struct {
+	store.Store
+	reads atomic.Int64
+}
+
+func (s *countedReads) ReadEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]store.OutboxEntry, error) {
+	s.reads.Add(1)
+	return s.Store.ReadEvents(ctx, after, limit, wait)
+}
+
+// A consumer under a steady trickle of events (one every millisecond or
+// so, as commits come under load) reads about once per Linger, not once
+// per event (about 300 reads without it), and misses none.
+func TestLingerGathersEntries(t *testing.T) {
+	t.Parallel()
+	s := &countedReads{Store: memory.New(memory.Options{})}
+	opts := fastOptions()
+	opts.BatchSize, opts.Linger, opts.Keep = 1000, 40*time.Millisecond, time.Minute
+	r := outbox.New(s, opts)
+	got := &collector{}
+	r.Local("live", got.handle)
+	run(t, r)
+	waitFor(t, "the consumer reading", func() bool { return s.reads.Load() > 0 })
+	start := s.reads.Load()
+	for i := range 300 {
+		appendN(t, s, i, 1)
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, "every event", func() bool { return len(got.distinct()) == 300 })
+	if n := s.reads.Load() - start; n > 30 {
+		t.Fatalf("%d reads for 300 events", n)
+	}
+}
