@@ -9,6 +9,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +47,44 @@ type Effects struct {
 	// them) being absent, and stores it with the write: an idempotency key
 	// and the job it created. ErrOnceTaken when it exists.
 	Once *Once
+	// Reward adds to a worker's reputation, as Workers.AdjustReputation
+	// would, in the same atomic step as the write: applied exactly when
+	// the write is (a refused write, a conflict, applies nothing). The
+	// store reports back in it, the way UpdateJob bumps job.Version: on
+	// success, Applied and the reputation after it (Value). A backend
+	// that keeps reputations apart from the job (a sharded Redis store)
+	// leaves Applied false and writes no reputation: the caller then
+	// adjusts it itself, after the write.
+	Reward *Reward
+}
+
+// Reward is a reputation change committed with a job write (Effects.Reward).
+type Reward struct {
+	Worker string
+	// Delta is added to the reputation (Initial when the worker has none)
+	// and the sum clamped to [Floor, Ceiling].
+	Delta, Initial, Floor, Ceiling float64
+
+	// Set by the store when the write succeeds.
+	Applied bool    // the change was committed with the write
+	Value   float64 // the reputation after it, when Applied
+}
+
+// Check rejects a reward that names no worker or whose figures are not
+// finite numbers with Floor <= Ceiling.
+func (r *Reward) Check() error {
+	if r.Worker == "" {
+		return errors.New("reward: no worker")
+	}
+	for _, f := range []float64{r.Delta, r.Initial, r.Floor, r.Ceiling} {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("reward of %s: %v is not a finite number", r.Worker, f)
+		}
+	}
+	if r.Floor > r.Ceiling {
+		return fmt.Errorf("reward of %s: floor %v above ceiling %v", r.Worker, r.Floor, r.Ceiling)
+	}
+	return nil
 }
 
 // Once is a value key stored with a write, only if absent.

@@ -42,8 +42,9 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 	var delta float64
 	var client string   // whose job it is: penalties count against its cap
 	var blamed []string // workers whose transient failure this success proves theirs
+	var reward *store.Reward
 	_, err := e.mutateTask(ctx, res.JobID, res.TaskID, func(t *txn, j *store.Job) error {
-		delta, client, blamed = 0, j.Client.Name, nil
+		delta, client, blamed, reward = 0, j.Client.Name, nil, nil
 		if reason, msg := ignoreReason(j, res.TaskID, workerID); reason != "" {
 			resp = protocol.ResultResponse{Status: protocol.ResultIgnored, Reason: reason, Message: msg}
 			return errSkip
@@ -91,6 +92,11 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 				protocol.TaskError{Code: protocol.ErrTransient, Message: "the worker cancelled the task"}, true, protocol.StatusQuarantined)
 		default:
 			delta = e.cfg.Reputation.Reward
+			if delta > 0 {
+				// No cap on rewards: it goes with the result's write.
+				reward = &store.Reward{Worker: workerID, Delta: delta, Initial: 1, Floor: 0, Ceiling: 1}
+				t.fx.Reward = reward
+			}
 			blamed = slices.DeleteFunc(slices.Clone(run.Blame), func(w string) bool { return w == workerID })
 			mergeDataMetadata(j, res.DataMetadata)
 			resp.Transition = e.taskSucceeded(t, j, bp, run, result)
@@ -108,7 +114,10 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 			Detail: map[string]any{"reason": resp.Reason, "status": status}})
 		return resp, nil
 	}
-	if delta != 0 {
+	switch {
+	case reward != nil && reward.Applied:
+		e.reputationChanged(ctx, workerID, reward.Value, delta)
+	case delta != 0: // a penalty, or a reward the store left to us
 		e.adjustReputation(ctx, workerID, client, delta)
 	}
 	for _, w := range blamed {
@@ -173,6 +182,11 @@ func (e *Engine) adjustReputation(ctx context.Context, workerID, client string, 
 		e.log.Warn("adjust reputation", "worker_id", workerID, "error", err)
 		return
 	}
+	e.reputationChanged(ctx, workerID, rep, delta)
+}
+
+// reputationChanged publishes a worker's reputation after a change by delta.
+func (e *Engine) reputationChanged(ctx context.Context, workerID string, rep, delta float64) {
 	e.publish(ctx, Event{Type: EventReputation, Time: e.now(), WorkerID: workerID, Detail: map[string]any{"reputation": rep, "delta": delta}})
 }
 

@@ -125,7 +125,7 @@ func (s *Store) CreateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	if s.liveJob(job.ID, now) != nil {
 		return fmt.Errorf("job %s: %w", job.ID, store.ErrExists)
 	}
-	if err := s.checkCreates(fx, now); err != nil {
+	if err := s.checkEffects(fx, now); err != nil {
 		return err
 	}
 	job.Version = 1
@@ -238,7 +238,7 @@ func (s *Store) UpdateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	if e.job.Version != job.Version {
 		return fmt.Errorf("job %s at version %d, stored %d: %w", job.ID, job.Version, e.job.Version, store.ErrConflict)
 	}
-	if err := s.checkCreates(fx, now); err != nil {
+	if err := s.checkEffects(fx, now); err != nil {
 		return err
 	}
 	job.Version++
@@ -351,7 +351,14 @@ func (s *Store) putJob(job *store.Job, now time.Time) {
 	job.Written()
 }
 
-func (s *Store) checkCreates(fx store.Effects, now time.Time) error {
+// checkEffects refuses effects that cannot all apply: a bad reward, a taken
+// once-key, a child id in use.
+func (s *Store) checkEffects(fx store.Effects, now time.Time) error {
+	if r := fx.Reward; r != nil {
+		if err := r.Check(); err != nil {
+			return err
+		}
+	}
 	if o := fx.Once; o != nil {
 		if v, ok := s.values[o.Key]; ok && v.alive(now) {
 			return fmt.Errorf("%s: %w", o.Key, store.ErrOnceTaken)
@@ -414,6 +421,9 @@ func (s *Store) apply(jobID string, fx store.Effects, now time.Time) {
 			e.exp = now.Add(o.TTL)
 		}
 		s.values[o.Key] = e
+	}
+	if r := fx.Reward; r != nil {
+		r.Value, r.Applied = s.adjustReputation(r.Worker, r.Delta, r.Initial, r.Floor, r.Ceiling), true
 	}
 	s.appendEvents(now, fx.Events)
 	if fx.DoneReady {

@@ -115,13 +115,18 @@ func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerF
 func (s *Store) AdjustReputation(_ context.Context, id string, delta, initial, floor, ceil float64) (float64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.adjustReputation(id, delta, initial, floor, ceil), nil
+}
+
+// adjustReputation is AdjustReputation under the caller's lock.
+func (s *Store) adjustReputation(id string, delta, initial, floor, ceil float64) float64 {
 	r, ok := s.reputation[id]
 	if !ok {
 		r = initial
 	}
 	r = min(max(r+delta, floor), ceil)
 	s.reputation[id] = r
-	return r, nil
+	return r
 }
 
 // SetReputation implements store.Workers.

@@ -3,8 +3,12 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/store"
@@ -111,4 +115,65 @@ func BenchmarkUpdateJobParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReward is a result's write with its reputation reward, in the
+// commit (Effects.Reward) or as a separate AdjustReputation after it, as
+// before; redis-µs/op is the server's main-thread CPU per write (INFO cpu:
+// meaningful on a Redis nobody else uses).
+func BenchmarkReward(b *testing.B) {
+	for _, separate := range []bool{false, true} {
+		name := "in-commit"
+		if separate {
+			name = "separate"
+		}
+		b.Run(name, func(b *testing.B) {
+			url := testenv.URL(b, testenv.RedisVar)
+			s := openStore(b, redisstore.Options{URL: url, Prefix: newPrefix(b, url)})
+			raw := rawClient(b, url)
+			defer raw.Close()
+			ctx := context.Background()
+			j := job("bench")
+			if err := s.CreateJob(ctx, j, store.Effects{}); err != nil {
+				b.Fatal(err)
+			}
+			before := serverCPU(b, raw)
+			for b.Loop() {
+				j.TransitionCount++
+				fx := store.Effects{Ready: []string{"bench"}}
+				if !separate {
+					fx.Reward = &store.Reward{Worker: "w1", Delta: 0.01, Initial: 1, Floor: 0, Ceiling: 1}
+				}
+				if err := s.UpdateJob(ctx, j, fx); err != nil {
+					b.Fatal(err)
+				}
+				if separate {
+					if _, err := s.AdjustReputation(ctx, "w1", 0.01, 1, 0, 1); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric((serverCPU(b, raw)-before)/float64(b.N), "redis-µs/op")
+		})
+	}
+}
+
+// serverCPU is the server's main-thread CPU time so far, in µs.
+func serverCPU(b *testing.B, rdb *goredis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user_main_thread" || k == "used_cpu_sys_main_thread") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu %s: %v", k, err)
+			}
+			total += f * 1e6
+		}
+	}
+	return total
 }

@@ -28,7 +28,8 @@ func TestConformanceCluster(t *testing.T) {
 }
 
 // TestClusterOneShard: with one shard, as before sharding, the whole
-// deployment is one slot, and it works on a Cluster too.
+// deployment is one slot, and it works on a Cluster too, a reward
+// committed with a write included.
 func TestClusterOneShard(t *testing.T) {
 	t.Parallel()
 	addrs := testenv.RedisCluster(t)
@@ -40,6 +41,14 @@ func TestClusterOneShard(t *testing.T) {
 	}
 	if id, err := s.NextReady(ctx, time.Minute); err != nil || id != j.ID {
 		t.Fatalf("next ready = %q, %v", id, err)
+	}
+	// A reward travels in the commit: workers:reputation is in the slot.
+	r := &store.Reward{Worker: "w", Delta: 0.25, Initial: 0.5, Floor: 0, Ceiling: 1}
+	if err := s.UpdateJob(ctx, j, store.Effects{Reward: r}); err != nil || !r.Applied || r.Value != 0.75 {
+		t.Fatalf("update with a reward: %v, %+v", err, r)
+	}
+	if reps, err := s.Reputations(ctx, "w"); err != nil || reps["w"] != 0.75 {
+		t.Fatalf("reputations = %v, %v", reps, err)
 	}
 }
 

@@ -185,9 +185,11 @@
 //     job's header and the changes
 //     of its parts (with their TTL and index entries), the child jobs, task removals and enqueues (with queue set,
 //     location and load bookkeeping), timer cancels and adds, ready pushes
-//     and the outbox events, and publishes on both channels. A version
+//     and the outbox events, and publishes on both channels; last, a
+//     result's reputation reward (Effects.Reward: the same Lua function as
+//     adjustReputationScript, its value returned). A version
 //     conflict, an existing child or a missing job writes nothing (no event
-//     either).
+//     or reward either).
 //   - readJobScript (GetJob, LoadJob): the header and the parts asked for
 //     in one consistent view.
 //   - pushReadyScript, takeReadyScript (reclaims lapsed leases, pops the
@@ -230,7 +232,10 @@
 // sets the key in its own script. A job in another shard (an id not made
 // for the key) has its key set with SET NX before the commit and deleted
 // again if the commit is refused; if the process dies between the two, the
-// key stays without a job for its TTL. The outbox is one stream per shard; ReadEvents reads
+// key stays without a job for its TTL. workers:reputation is
+// deployment-wide, in no shard's slot: a commit leaves its Effects.Reward
+// to the caller (Reward.Applied false), who adjusts it after the write.
+// The outbox is one stream per shard; ReadEvents reads
 // all (polling every few milliseconds while it waits) and merges them by
 // stream id, each entry's id being the position after it over all streams
 // (store.JoinEventPosition): no entry is skipped, and the events of one job

@@ -202,6 +202,19 @@ type commitPlan struct {
 	Done    string        `json:"done,omitempty"`   // job whose lease ends
 	Events  []int         `json:"events,omitempty"` // ARGV indexes of outbox events
 	Once    *planOnce     `json:"once,omitempty"`
+	Reward  *planReward   `json:"rep,omitempty"`
+}
+
+// planReward is Effects.Reward, applied by adjust_reputation after the
+// other writes; the script returns the new reputation. The figures are
+// formatted as AdjustReputation sends them.
+type planReward struct {
+	Key     int    `json:"k"` // workers:reputation
+	Worker  string `json:"w"`
+	Delta   string `json:"d"`
+	Initial string `json:"i"`
+	Floor   string `json:"f"`
+	Ceiling string `json:"c"`
 }
 
 // planOnce is Effects.Once: a value key set only if absent.
@@ -310,6 +323,16 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	if err := s.checkTree(job.ID, fx); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	if r := fx.Reward; r != nil {
+		if err := r.Check(); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if s.sharded() {
+			// workers:reputation is deployment-wide, in another slot than
+			// any shard: the caller adjusts it (Reward.Applied stays false).
+			fx.Reward = nil
+		}
+	}
 	once := fx.Once
 	if once != nil && s.sharded() && nameIndex(once.Key, len(s.shards)) != shardIndex(job.ID, len(s.shards)) {
 		// The once-key is a value, in the shard its name hashes to; a job
@@ -340,6 +363,9 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			c.Version = 1
 			c.Written()
 		}
+		if fx.Reward != nil {
+			return rewarded(fx.Reward, res[1:])
+		}
 		return nil
 	case "once":
 		return fmt.Errorf("%s: %w", once.Key, store.ErrOnceTaken)
@@ -351,6 +377,20 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		return fmt.Errorf("job %s at version %d, stored %s: %w", job.ID, job.Version, res[1], store.ErrConflict)
 	}
 	return fmt.Errorf("%s: unexpected script reply %q", op, res)
+}
+
+// rewarded records in r the reputation a commit that applied it returned.
+// The write is done: an unreadable reply is an error, r is left unapplied.
+func rewarded(r *store.Reward, reply []string) error {
+	if len(reply) != 1 {
+		return fmt.Errorf("reward of %s: unexpected script reply %q", r.Worker, reply)
+	}
+	v, err := strconv.ParseFloat(reply[0], 64)
+	if err != nil {
+		return fmt.Errorf("reward of %s: %w", r.Worker, err)
+	}
+	r.Value, r.Applied = v, true
+	return nil
 }
 
 // checkTree rejects, with several shards, effects outside the written
@@ -524,6 +564,12 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	}
 	if fx.DoneReady {
 		p.Done = job.ID
+	}
+	if r := fx.Reward; r != nil {
+		p.Reward = &planReward{
+			Key: a.key(s.g.reputation()), Worker: r.Worker, Delta: formatFloat(r.Delta),
+			Initial: formatFloat(r.Initial), Floor: formatFloat(r.Floor), Ceiling: formatFloat(r.Ceiling),
+		}
 	}
 
 	plan, err := json.Marshal(p)

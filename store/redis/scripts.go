@@ -89,6 +89,18 @@ local function take_out(where, data, loads, queues, prefix, id)
   if worker then add_load(loads, worker, -1) end
   redis.call('HDEL', where, id)
 end
+
+-- adjust_reputation adds delta to a worker's reputation in hash key
+-- (initial when it has none), clamps it to [floor, ceil] and stores it.
+-- The figures are decimal strings; returns the new value as one, exact
+-- (%.17g).
+local function adjust_reputation(key, id, delta, initial, floor, ceil)
+  local r = tonumber(redis.call('HGET', key, id) or initial) + tonumber(delta)
+  r = math.min(math.max(r, tonumber(floor)), tonumber(ceil))
+  local s = string.format('%.17g', r)
+  redis.call('HSET', key, id, s)
+  return s
+end
 `
 
 // commitScript creates or updates a job and applies its Effects: the
@@ -103,9 +115,9 @@ end
 // ARGV: 1 the plan (JSON, see commitPlan), 2 the ready channel, 3 the queue
 // channel, then the documents the plan refers to by index.
 //
-// Returns {"ok"}, {"once"} (Effects.Once is taken), {"exists", id},
-// {"notfound", id} or {"conflict", stored version}; nothing is written
-// unless it returns "ok".
+// Returns {"ok"} ({"ok", reputation} with a reward, see planReward),
+// {"once"} (Effects.Once is taken), {"exists", id}, {"notfound", id} or
+// {"conflict", stored version}; nothing is written unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
 local p = cjson.decode(ARGV[1])
 -- Checks: nothing is written unless all pass. e is '1' when the stored
@@ -199,6 +211,10 @@ for _, d in ipairs(p.events or {}) do
 end
 if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], q) end
+if p.rep then
+  local r = p.rep
+  return {'ok', adjust_reputation(KEYS[r.k], r.w, r.d, r.i, r.f, r.c)}
+end
 return {'ok'}
 `)
 
@@ -429,12 +445,8 @@ return {reps, redis.call('HGETALL', KEYS[2])}
 // adjustReputationScript adds delta and clamps. KEYS: 1 workers:reputation.
 // ARGV: 1 id, 2 delta, 3 initial, 4 floor, 5 ceiling. Returns the new
 // value as a string.
-var adjustReputationScript = goredis.NewScript(`
-local r = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or ARGV[3]) + tonumber(ARGV[2])
-r = math.min(math.max(r, tonumber(ARGV[4])), tonumber(ARGV[5]))
-local s = string.format('%.17g', r)
-redis.call('HSET', KEYS[1], ARGV[1], s)
-return s
+var adjustReputationScript = goredis.NewScript(luaLib + `
+return adjust_reputation(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 `)
 
 // incrScript adds to a fixed-window counter; the expiry is set when the

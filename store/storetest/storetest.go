@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Jobs/PartsExpire", testPartsExpire},
 		{"Jobs/SmallJobReadWhole", testSmallJobReadWhole},
 		{"Jobs/Once", testOnce},
+		{"Jobs/Reward", testReward},
 		{"Outbox/Commit", testOutboxCommit},
 		{"Outbox/JobOrder", testOutboxJobOrder},
 		{"Outbox/Wait", testOutboxWait},
