@@ -371,6 +371,34 @@ while true do
 end
 `)
 
+// claimShardHeadScript is claimNextScript for one shard of a sharded
+// queue (ClaimNext, claimHints): it takes the head only if it does not
+// come after a bound, the first head the caller knows in other shards.
+// KEYS as claimNextScript. ARGV: 1 queue name, 2 worker, 3 location
+// "r:<worker>", 4 the bound's score (empty for none), 5 its task id.
+// Returns {} when the queue's part is empty, {false, score, id} (its head)
+// when the head comes after the bound, otherwise {task document, score,
+// id} with the head after the claim (false, false when none).
+var claimShardHeadScript = goredis.NewScript(luaLib + `
+while true do
+  local top = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+  if not top[1] then
+    redis.call('SREM', KEYS[4], ARGV[1])
+    return {}
+  end
+  if ARGV[4] ~= '' then
+    local sc, b = tonumber(top[2]), tonumber(ARGV[4])
+    if sc > b or (sc == b and top[1] > ARGV[5]) then return {false, top[2], top[1]} end
+  end
+  redis.call('ZREM', KEYS[5], top[1])
+  local doc = to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], KEYS[6], top[1], ARGV[2], ARGV[3])
+  if doc then
+    local nxt = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+    return {doc, nxt[2] or false, nxt[1] or false}
+  end
+end
+`)
+
 // releaseTaskScript forgets a running task if the worker holds it.
 // KEYS: 1 tasks:where, 2 tasks:loads, 3 the worker's running set.
 // ARGV: 1 task id, 2 location "r:<worker>", 3 worker.
@@ -504,7 +532,7 @@ var scriptNames = func() map[string]string {
 	named := map[string]*goredis.Script{
 		"commit": commitScript, "read_job": readJobScript, "purge_index": purgeIndexScript,
 		"push_ready": pushReadyScript, "take_ready": takeReadyScript, "extend_ready": extendReadyScript, "done_ready": doneReadyScript,
-		"peek_tasks": peekTasksScript, "claim_task": claimTaskScript, "claim_next": claimNextScript, "release_task": releaseTaskScript,
+		"peek_tasks": peekTasksScript, "claim_task": claimTaskScript, "claim_next": claimNextScript, "claim_shard_head": claimShardHeadScript, "release_task": releaseTaskScript,
 		"due_timers": dueTimersScript, "put_worker": putWorkerScript, "touch_worker": touchWorkerScript,
 		"expired_workers": expiredWorkersScript, "worker_figures": workerFiguresScript, "adjust_reputation": adjustReputationScript,
 		"incr": incrScript, "incr_if_below": incrIfBelowScript,

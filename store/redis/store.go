@@ -69,6 +69,7 @@ type Store struct {
 	g         keys   // deployment-wide keys and channels
 	shards    []keys // per-shard keys; shards[0] == g with one shard
 	turn      atomic.Uint32
+	hints     claimHints // where ClaimNext found tasks last, per queue
 	retention time.Duration
 	sweep     time.Duration
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -96,30 +97,16 @@ func decodeClaimed(doc, workerID string) (*store.QueuedTask, error) {
 	return &q, nil
 }
 
-// ClaimNext implements store.TaskQueues. Of several shards, it reads the
-// head of the queue in each and claims from the shard whose head comes
-// first.
+// ClaimNext implements store.TaskQueues. Of several shards, it claims
+// from the shard whose head comes first as far as the Store knows (see
+// claimHints), and looks at the head of every shard, in one pipeline, when
+// it knows too little.
 func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
-	for {
+	if !s.sharded() {
 		k := s.shards[0]
-		if s.sharded() {
-			var ok bool
-			var err error
-			if k, ok, err = s.headShard(ctx, queue); err != nil || !ok {
-				return nil, err
-			}
-		}
-		keys := []string{
-			k.taskWhere(), k.taskData(), k.loads(), k.queues(),
-			k.taskQueue(queue), k.running(workerID),
-		}
+		keys := []string{k.taskWhere(), k.taskData(), k.loads(), k.queues(), k.taskQueue(queue), k.running(workerID)}
 		doc, err := claimNextScript.Run(ctx, s.rdb, keys, queue, workerID, locRunning+workerID).Text()
 		if errors.Is(err, goredis.Nil) {
-			if s.sharded() {
-				// Other claims emptied that shard's part since the look:
-				// look again, the queue may hold tasks elsewhere.
-				continue
-			}
 			return nil, nil
 		}
 		if err != nil {
@@ -127,34 +114,76 @@ func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.Q
 		}
 		return decodeClaimed(doc, workerID)
 	}
+	for {
+		k, bound, known := s.hints.next(queue, time.Now())
+		if !known {
+			heads, err := s.heads(ctx, queue)
+			if err != nil {
+				return nil, err
+			}
+			s.hints.looked(queue, heads, time.Now())
+			if len(heads) == 0 {
+				return nil, nil
+			}
+			continue
+		}
+		doc, next, err := s.claimShardHead(ctx, k, queue, workerID, bound)
+		if err != nil {
+			return nil, err
+		}
+		s.hints.learn(queue, k, next, doc != "")
+		if doc != "" {
+			return decodeClaimed(doc, workerID)
+		}
+	}
 }
 
-// headShard returns the shard whose part of a queue has the first task
-// (by score, ties by task id); false when the queue is empty everywhere.
-func (s *Store) headShard(ctx context.Context, queue string) (keys, bool, error) {
+// claimShardHead claims the head of a queue's part in shard k if it does
+// not come after bound. It returns the task ("" when none was claimed)
+// and the part's head after the claim (nil when empty).
+func (s *Store) claimShardHead(ctx context.Context, k int, queue, workerID string, bound *head) (string, *head, error) {
+	sk := s.shards[k]
+	keys := []string{sk.taskWhere(), sk.taskData(), sk.loads(), sk.queues(), sk.taskQueue(queue), sk.running(workerID)}
+	bScore, bMember := "", ""
+	if bound != nil {
+		bScore, bMember = strconv.FormatFloat(bound.score, 'g', -1, 64), bound.member
+	}
+	res, err := claimShardHeadScript.Run(ctx, s.rdb, keys, queue, workerID, locRunning+workerID, bScore, bMember).Slice()
+	if err != nil {
+		return "", nil, fail(ctx, "claim from queue "+queue, err)
+	}
+	if len(res) < 3 {
+		return "", nil, nil // empty
+	}
+	doc, _ := res[0].(string)
+	member, ok := res[2].(string)
+	if !ok {
+		return doc, nil, nil
+	}
+	str, _ := res[1].(string)
+	score, err := strconv.ParseFloat(str, 64)
+	if err != nil {
+		return "", nil, fmt.Errorf("claim from queue %s: head score %q: %w", queue, str, err)
+	}
+	return doc, &head{score: score, member: member}, nil
+}
+
+// heads returns the head of every shard whose part of a queue holds tasks.
+func (s *Store) heads(ctx context.Context, queue string) (map[int]head, error) {
 	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.ZSliceCmd {
 		return p.ZRangeWithScores(ctx, k.taskQueue(queue), 0, 0)
 	})
 	if err != nil {
-		return keys{}, false, fail(ctx, "claim from queue "+queue, err)
+		return nil, fail(ctx, "claim from queue "+queue, err)
 	}
-	best := -1
-	var head goredis.Z
+	out := map[int]head{}
 	for i, c := range cmds {
-		z := c.Val()
-		if len(z) == 0 {
-			continue
-		}
-		m, _ := z[0].Member.(string)
-		hm, _ := head.Member.(string)
-		if best < 0 || z[0].Score < head.Score || (z[0].Score == head.Score && m < hm) {
-			best, head = i, z[0]
+		if z := c.Val(); len(z) > 0 {
+			m, _ := z[0].Member.(string)
+			out[i] = head{z[0].Score, m}
 		}
 	}
-	if best < 0 {
-		return keys{}, false, nil
-	}
-	return s.shards[best], true, nil
+	return out, nil
 }
 
 // ReleaseTask implements store.TaskQueues. The task is in the shard its id
