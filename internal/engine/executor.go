@@ -469,7 +469,7 @@ func (e *Engine) finish(t *txn, j *store.Job, status protocol.JobStatus, msg str
 	}
 	e.armBlobCleanup(t, j)
 	if j.WebhookURL != "" && e.cfg.Webhooks != nil {
-		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerWebhook, Seq: 1, At: t.now})
+		t.fx.Timers = append(t.fx.Timers, endNotice(j, 1, t.now))
 	}
 	t.emit(Event{Type: EventJobEnded, State: j.CurrentState, Detail: map[string]any{"status": string(status), "error": msg}})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
@@ -78,6 +79,11 @@ func (e *Engine) RetryJob(ctx context.Context, id, by string) (*store.Job, error
 // webhook attempts (the job will end again, and notify then). The store
 // lifts the retention of a job written live again.
 func (e *Engine) revive(t *txn, j *store.Job, target string) {
+	if j.WebhookURL != "" {
+		for seq := 1; seq <= max(e.cfg.WebhookAttempts, 1); seq++ {
+			t.fx.Cancel = append(t.fx.Cancel, endNotice(j, seq, time.Time{}).Key())
+		}
+	}
 	j.CurrentState = target
 	j.Status = protocol.StatusRunning
 	j.RetryCount, j.TransitionCount = 0, 0 // a fresh budget: a person chose to run it again
@@ -87,10 +93,5 @@ func (e *Engine) revive(t *txn, j *store.Job, target string) {
 	j.Tasks, j.Routes, j.Approval, j.Aggregator, j.ChildJobID = nil, nil, nil, "", ""
 	j.BranchesLeft, j.BranchesDone = 0, 0
 	t.fx.Cancel = append(t.fx.Cancel, store.Timer{JobID: j.ID, Kind: store.TimerBlobs}.Key())
-	if j.WebhookURL != "" {
-		for seq := 1; seq <= max(e.cfg.WebhookAttempts, 1); seq++ {
-			t.fx.Cancel = append(t.fx.Cancel, store.Timer{JobID: j.ID, Kind: store.TimerWebhook, Seq: seq}.Key())
-		}
-	}
 	t.fx.Ready = append(t.fx.Ready, j.ID)
 }

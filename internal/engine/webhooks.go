@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -34,6 +35,19 @@ func (e *Engine) fireWebhook(ctx context.Context, tm store.Timer) error {
 		return nil
 	}
 	return e.inBackground(ctx, tm, func(ctx context.Context) { e.deliver(ctx, tm, j) })
+}
+
+// endNotice is attempt seq of the webhook that announces the end of j.
+// Its Ref names that end (FinishedAt), so that the chain of one end and
+// that of the next, after a retry revived the job, never share a timer
+// key: an attempt of the old chain that finishes late deletes its own
+// timer, not the first of the new chain.
+func endNotice(j *store.Job, seq int, at time.Time) store.Timer {
+	ref := ""
+	if j.FinishedAt != nil {
+		ref = "end-" + strconv.FormatInt(j.FinishedAt.UnixNano(), 10)
+	}
+	return store.Timer{JobID: j.ID, Kind: store.TimerWebhook, Ref: ref, Seq: seq, At: at}
 }
 
 // backgroundRetry is how soon a timer whose background work found every

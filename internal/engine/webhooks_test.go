@@ -393,3 +393,18 @@ func TestWebhookChainEndsWithRetry(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// The webhook timers of two ends of one job (a retry revived it between
+// them) never share a key, so an attempt of the first end's chain that
+// finishes late deletes its own timer, not the second end's first one
+// (which left the second end unannounced, now and then, in
+// TestWebhookChainEndsWithRetry).
+func TestEndNoticesOfTwoEndsDiffer(t *testing.T) {
+	t.Parallel()
+	first, second := time.Now(), time.Now().Add(time.Millisecond)
+	a := endNotice(&store.Job{ID: "j", FinishedAt: &first}, 1, first)
+	b := endNotice(&store.Job{ID: "j", FinishedAt: &second}, 1, second)
+	if a.Key() == b.Key() {
+		t.Fatalf("both ends' first attempts have the key %s", a.Key())
+	}
+}
