@@ -150,3 +150,68 @@ func MergeInline(inline, whole *Job) {
 		whole.Loaded.Dispatches = 0
 	}
 }
+
+// PartCount is the number of part records the copy holds.
+func (j *Job) PartCount() int {
+	return len(j.Tasks) + len(j.BranchResults) + len(j.DoneTasks) + len(j.Dispatches)
+}
+
+// View returns what LoadJob returns for a job of more than SmallJob part
+// records, from a whole copy: a copy of the header, with the named tasks
+// and the final statuses of those that ended.
+func (j *Job) View(taskIDs ...string) *Job {
+	v := j.Header().Clone()
+	for _, id := range taskIDs {
+		if run, ok := j.Tasks[id]; ok {
+			if v.Tasks == nil {
+				v.Tasks = map[string]*TaskRun{}
+			}
+			v.Tasks[id] = run.Clone()
+			v.Loaded.Tasks = append(v.Loaded.Tasks, id)
+		}
+		if st, ok := j.DoneTasks[id]; ok {
+			if v.DoneTasks == nil {
+				v.DoneTasks = map[string]string{}
+			}
+			v.DoneTasks[id] = st
+			v.Loaded.Done = append(v.Loaded.Done, id)
+		}
+	}
+	return v
+}
+
+// Apply brings a whole copy up to a write of a view of it: the view's
+// header (copied) and version, and the changes the write made to the part
+// records (ch, from the view's Changes before the write).
+func (j *Job) Apply(view *Job, ch PartChanges) {
+	tasks, branches, done, dispatches := j.Tasks, j.BranchResults, j.DoneTasks, j.Dispatches
+	*j = *view.Header().Clone()
+	for _, t := range ch.PutTasks {
+		if tasks == nil {
+			tasks = map[string]*TaskRun{}
+		}
+		tasks[t.ID] = t.Clone()
+	}
+	for _, id := range ch.DeleteTasks {
+		delete(tasks, id)
+	}
+	for _, id := range ch.PutBranches {
+		if branches == nil {
+			branches = map[string]Result{}
+		}
+		branches[id] = cloneResult(view.BranchResults[id])
+	}
+	for _, id := range ch.DeleteBranches {
+		delete(branches, id)
+	}
+	for _, id := range ch.PutDone {
+		if done == nil {
+			done = map[string]string{}
+		}
+		done[id] = view.DoneTasks[id]
+	}
+	dispatches = append(dispatches, ch.AddDispatches...)
+	j.Tasks, j.BranchResults, j.DoneTasks, j.Dispatches = tasks, branches, done, dispatches
+	j.Written()
+	j.Loaded.All = true
+}

@@ -6,57 +6,74 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
-// recentJobs keeps a copy of the small jobs this process wrote last, so
-// that the next write of one (the pickup after the create, the result
-// after the pickup) starts without a store read. A copy is a guess, never
-// the truth: the write's version check refuses it when another process
-// wrote the job since, and a guess that leads to no write (a skip, an
-// error) is decided again on a read, so a stale copy costs one round trip
-// and changes no outcome.
+// recentJobs keeps a whole copy of the unfinished jobs this process wrote
+// last, so that the next write of one (the pickup after the create, the
+// result after the pickup, a branch's after another's) starts without a
+// store read. A copy is a guess, never the truth: the write's version
+// check refuses it when another process wrote the job since, and a guess
+// that leads to no write (a skip, an error) is decided again on a read, so
+// a stale copy costs one round trip and changes no outcome.
+//
+// A write of some tasks of a large job (a fan-out's branch) works on a
+// view of the copy (store.Job.View), as it would on a read, and brings the
+// copy up to date afterwards (store.Job.Apply): its cost stays that of the
+// records it touches, whatever the width.
 type recentJobs struct {
-	mu   sync.Mutex
-	max  int // 0: keep nothing
-	jobs map[string]*store.Job
+	mu       sync.Mutex
+	maxJobs  int // 0: keep nothing
+	maxParts int // part records kept in all
+	parts    int
+	jobs     map[string]*store.Job
 }
 
-func newRecentJobs(max int) *recentJobs {
-	return &recentJobs{max: max, jobs: map[string]*store.Job{}}
+// recentParts bounds the part records kept in all (a few tens of MiB).
+const recentParts = 1 << 15
+
+func newRecentJobs(maxJobs int) *recentJobs {
+	return &recentJobs{maxJobs: maxJobs, maxParts: recentParts, jobs: map[string]*store.Job{}}
 }
 
 // take removes and returns the copy of a job, if one is kept. The caller
 // holds the job's lock, so nobody else in the process writes it meanwhile;
-// it puts the job back once its write succeeded.
+// it hands the job back (put or keep) once its write succeeded.
 func (r *recentJobs) take(id string) *store.Job {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	j := r.jobs[id]
-	delete(r.jobs, id)
+	if j != nil {
+		delete(r.jobs, id)
+		r.parts -= j.PartCount()
+	}
 	return j
 }
 
-// put keeps a copy of a job just written, if it is worth keeping: a job
-// that ended is written again rarely, and a large one is read in part.
+// put keeps a copy of a job just written, if it is worth keeping.
 func (r *recentJobs) put(j *store.Job) {
-	if r.max <= 0 {
+	if r.worth(j) {
+		r.keep(j.Clone())
+	}
+}
+
+// keep keeps j itself, which nobody else holds; a job that ended, one read
+// in part or one too large is dropped.
+func (r *recentJobs) keep(j *store.Job) {
+	if !r.worth(j) {
 		return
 	}
-	keep := j.Loaded.All && !j.Status.Terminal() &&
-		len(j.Tasks)+len(j.BranchResults)+len(j.DoneTasks)+len(j.Dispatches) <= store.SmallJob
-	var c *store.Job
-	if keep {
-		c = j.Clone()
-	}
+	n := j.PartCount()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !keep {
-		delete(r.jobs, j.ID)
-		return
-	}
-	if _, ok := r.jobs[j.ID]; !ok && len(r.jobs) >= r.max {
-		for id := range r.jobs { // any one: a miss costs a read
-			delete(r.jobs, id)
+	for id, old := range r.jobs { // any ones: a miss costs a read
+		if len(r.jobs) < r.maxJobs && r.parts+n <= r.maxParts {
 			break
 		}
+		delete(r.jobs, id)
+		r.parts -= old.PartCount()
 	}
-	r.jobs[j.ID] = c
+	r.jobs[j.ID] = j
+	r.parts += n
+}
+
+func (r *recentJobs) worth(j *store.Job) bool {
+	return r.maxJobs > 0 && j.Loaded.All && !j.Status.Terminal() && j.PartCount() <= r.maxParts
 }

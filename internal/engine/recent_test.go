@@ -2,19 +2,27 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
 )
 
-// countedReads counts the job reads that reach a store.
+// countedReads counts the job reads that reach a store, and the task
+// records the writes put.
 type countedReads struct {
 	store.Store
-	reads atomic.Int64
+	reads, taskPuts atomic.Int64
+}
+
+func (s *countedReads) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
+	s.taskPuts.Add(int64(len(j.Changes().PutTasks)))
+	return s.Store.UpdateJob(ctx, j, fx)
 }
 
 func (s *countedReads) GetJob(ctx context.Context, id string) (*store.Job, error) {
@@ -93,5 +101,55 @@ func TestRecentJobsStaleCopy(t *testing.T) {
 	}
 	if end := a.waitEnd(j.ID); end.Status != protocol.StatusFinished {
 		t.Fatalf("job %s", summary(end))
+	}
+}
+
+// A fan-out wider than store.SmallJob, written by one process, has its
+// branches picked up and finished on views of the kept copy: only the
+// fan-in, which needs every branch, reads the job from the store.
+func TestRecentJobsViewsOfAFanOut(t *testing.T) {
+	t.Parallel()
+	const width = 12
+	bp := blueprint.New("wide").Start("start", func(c *blueprint.Context) error {
+		tasks := make([]blueprint.Task, width)
+		for i := range tasks {
+			tasks[i] = blueprint.Task{Type: "work", Params: map[string]any{"i": i}}
+		}
+		return c.DispatchParallel(tasks)
+	}, blueprint.FanIn("join"))
+	bp.Aggregator("join", func(c *blueprint.Context) error {
+		if n := len(c.Branches()); n != width {
+			return fmt.Errorf("%d branches, want %d", n, width)
+		}
+		return c.GoTo("finished")
+	}, blueprint.To("finished"))
+	bp.End("finished", nil)
+	st := &countedReads{Store: memory.New(memory.Options{})}
+	en := newEnv(t, Config{Store: st}, bp)
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "wide"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range width {
+		p, err := en.e.NextTask(en.ctx, "w1", time.Second)
+		if err != nil || p == nil {
+			t.Fatalf("poll: %+v %v", p, err)
+		}
+		if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := en.waitEnd(j.ID)
+	if end.Status != protocol.StatusFinished || len(end.Dispatches) != width {
+		t.Fatalf("job %s, %d dispatches", summary(end), len(end.Dispatches))
+	}
+	// The fan-in's whole read, and waitEnd's.
+	if n := st.reads.Load(); n > 4 {
+		t.Fatalf("%d job reads reached the store for %d branches", n, width)
+	}
+	// A pickup writes its task, a result none: not every outstanding one.
+	if n := st.taskPuts.Load(); n > 2*width {
+		t.Fatalf("the writes put %d task records for %d branches", n, width)
 	}
 }

@@ -78,10 +78,15 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 	whole := taskIDs == nil
 	for attempt := 0; ; attempt++ {
 		j, err := first, error(nil)
-		guess := false // j is the copy kept since this process's last write
+		guess := false        // j is (a view of) the copy kept since this process's last write
+		var behind *store.Job // the whole copy behind a view
 		if attempt == 0 && j == nil {
-			j = e.recent.take(id)
-			guess = j != nil
+			if kept := e.recent.take(id); kept != nil {
+				guess, j = true, kept
+				if !whole && kept.PartCount() > store.SmallJob {
+					j, behind = kept.View(taskIDs...), kept // what LoadJob would read
+				}
+			}
 		}
 		switch {
 		case j != nil && attempt == 0:
@@ -112,6 +117,10 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		if t.fx.Events, err = e.encodeEvents(t.events, j); err != nil {
 			return nil, fmt.Errorf("save job %s: %w", id, err)
 		}
+		var changes store.PartChanges
+		if behind != nil {
+			changes = j.Changes()
+		}
 		err = e.store.UpdateJob(ctx, j, t.fx)
 		if errors.Is(err, store.ErrConflict) && attempt < 100 {
 			continue
@@ -119,7 +128,12 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		if err != nil {
 			return nil, fmt.Errorf("save job %s: %w", id, err)
 		}
-		e.recent.put(j)
+		if behind != nil {
+			behind.Apply(j, changes)
+			e.recent.keep(behind)
+		} else {
+			e.recent.put(j)
+		}
 		e.committed(t, j)
 		return j, nil
 	}
