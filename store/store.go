@@ -68,6 +68,7 @@ type Reward struct {
 	// Set by the store when the write succeeds.
 	Applied bool    // the change was committed with the write
 	Value   float64 // the reputation after it, when Applied
+	Before  float64 // the reputation before it (Initial if none), when Applied
 }
 
 // Check rejects a reward that names no worker or whose figures are not

@@ -116,7 +116,11 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 	}
 	switch {
 	case reward != nil && reward.Applied:
-		e.reputationChanged(ctx, workerID, reward.Value, delta)
+		// A reward that finds the worker at the ceiling changes nothing:
+		// no event, and no outbox entry for it.
+		if reward.Value != reward.Before {
+			e.reputationChanged(ctx, workerID, reward.Value, delta)
+		}
 	case delta != 0: // a penalty, or a reward the store left to us
 		e.adjustReputation(ctx, workerID, client, delta)
 	}

@@ -79,3 +79,29 @@ func TestRewardWithResult(t *testing.T) {
 		}
 	}
 }
+
+// A reward that finds the worker at the ceiling changes nothing and
+// announces nothing: a healthy worker's every task costs no reputation
+// event (nor, with history on, the outbox entry one would take).
+func TestRewardAtCeilingIsSilent(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, Config{}, oneTask())
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	for range 2 {
+		j := en.create("one", nil)
+		p, err := en.e.NextTask(en.ctx, "w1", 2*time.Second)
+		if err != nil || p == nil {
+			t.Fatalf("no task: %+v %v", p, err)
+		}
+		if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: j.ID, TaskID: p.TaskID, Status: protocol.TaskSuccess}); err != nil {
+			t.Fatal(err)
+		}
+		en.waitEnd(j.ID)
+	}
+	if evs := en.eventsOf(EventReputation); len(evs) != 0 {
+		t.Fatalf("reputation events for a worker at the ceiling: %+v", evs)
+	}
+	if reps, err := en.store.Reputations(en.ctx, "w1"); err != nil || reps["w1"] != 1 {
+		t.Fatalf("reputation %v %v", reps, err)
+	}
+}

@@ -423,6 +423,10 @@ func (s *Store) apply(jobID string, fx store.Effects, now time.Time) {
 		s.values[o.Key] = e
 	}
 	if r := fx.Reward; r != nil {
+		r.Before = r.Initial
+		if v, ok := s.reputation[r.Worker]; ok {
+			r.Before = v
+		}
 		r.Value, r.Applied = s.adjustReputation(r.Worker, r.Delta, r.Initial, r.Floor, r.Ceiling), true
 	}
 	s.appendEvents(now, fx.Events)

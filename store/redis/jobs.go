@@ -382,14 +382,18 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 // rewarded records in r the reputation a commit that applied it returned.
 // The write is done: an unreadable reply is an error, r is left unapplied.
 func rewarded(r *store.Reward, reply []string) error {
-	if len(reply) != 1 {
+	if len(reply) != 2 {
 		return fmt.Errorf("reward of %s: unexpected script reply %q", r.Worker, reply)
 	}
 	v, err := strconv.ParseFloat(reply[0], 64)
 	if err != nil {
 		return fmt.Errorf("reward of %s: %w", r.Worker, err)
 	}
-	r.Value, r.Applied = v, true
+	before, err := strconv.ParseFloat(reply[1], 64)
+	if err != nil {
+		return fmt.Errorf("reward of %s: %w", r.Worker, err)
+	}
+	r.Value, r.Before, r.Applied = v, before, true
 	return nil
 }
 

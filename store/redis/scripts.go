@@ -93,13 +93,14 @@ end
 -- adjust_reputation adds delta to a worker's reputation in hash key
 -- (initial when it has none), clamps it to [floor, ceil] and stores it.
 -- The figures are decimal strings; returns the new value as one, exact
--- (%.17g).
+-- (%.17g), and the value before it.
 local function adjust_reputation(key, id, delta, initial, floor, ceil)
-  local r = tonumber(redis.call('HGET', key, id) or initial) + tonumber(delta)
+  local before = redis.call('HGET', key, id) or initial
+  local r = tonumber(before) + tonumber(delta)
   r = math.min(math.max(r, tonumber(floor)), tonumber(ceil))
   local s = string.format('%.17g', r)
   redis.call('HSET', key, id, s)
-  return s
+  return s, before
 end
 `
 
@@ -213,7 +214,8 @@ if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], q) end
 if p.rep then
   local r = p.rep
-  return {'ok', adjust_reputation(KEYS[r.k], r.w, r.d, r.i, r.f, r.c)}
+  local after, before = adjust_reputation(KEYS[r.k], r.w, r.d, r.i, r.f, r.c)
+  return {'ok', after, before}
 end
 return {'ok'}
 `)
@@ -474,7 +476,7 @@ return {reps, redis.call('HGETALL', KEYS[2])}
 // ARGV: 1 id, 2 delta, 3 initial, 4 floor, 5 ceiling. Returns the new
 // value as a string.
 var adjustReputationScript = goredis.NewScript(luaLib + `
-return adjust_reputation(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return (adjust_reputation(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]))
 `)
 
 // incrScript adds to a fixed-window counter; the expiry is set when the

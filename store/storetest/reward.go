@@ -38,8 +38,8 @@ func testReward(t *testing.T, f Factory) {
 		if got, ok := rep("w"); ok {
 			t.Fatalf("reward not applied, yet reputation = %v", got)
 		}
-	} else if got, _ := rep("w"); r.Value != sum || got != r.Value {
-		t.Fatalf("reward with the create: value %v, stored %v, want %v", r.Value, got, sum)
+	} else if got, _ := rep("w"); r.Value != sum || got != r.Value || r.Before != initial {
+		t.Fatalf("reward with the create: value %v (before %v), stored %v, want %v (before %v)", r.Value, r.Before, got, sum, initial)
 	}
 	want := func() float64 {
 		if applies {
@@ -63,7 +63,7 @@ func testReward(t *testing.T, f Factory) {
 	j.CurrentState = "next"
 	up := &store.Reward{Worker: "w", Delta: 0.75, Initial: 1, Floor: 0, Ceiling: 1}
 	must(t, s.UpdateJob(ctx, j, store.Effects{Reward: up}))
-	if up.Applied != applies || applies && up.Value != 1 {
+	if up.Applied != applies || applies && (up.Value != 1 || up.Before != sum) {
 		t.Fatalf("reward clamped to the ceiling: %+v", up)
 	}
 	if applies {
