@@ -62,9 +62,11 @@
 // Jobs:
 //
 //	K job:<id>              hash    doc: the job's header as JSON (no parts); v: its
-//	                                version; m, c: its index member and client name, as
-//	                                created. No TTL while the job runs; PEXPIRE Retention
-//	                                once terminal, like the four part keys below.
+//	                                version; e: 1 once it ended (its keys expire), 0
+//	                                before (absent in records of before); m, c: its index
+//	                                member and client name, as created. No TTL while the
+//	                                job runs; PEXPIRE Retention once terminal, like those
+//	                                of the four part keys below that hold records.
 //	K job:<id>:tasks        hash    task id -> an outstanding task (store.TaskRun) as JSON.
 //	K job:<id>:branches     hash    task id -> an ended branch's result (store.Result) as JSON.
 //	K job:<id>:done         hash    task id -> the final status of an ended task.
@@ -187,7 +189,7 @@
 //     location and load bookkeeping), timer cancels and adds, ready pushes
 //     and the outbox events, and publishes on both channels; last, a
 //     result's reputation reward (Effects.Reward: the same Lua function as
-//     adjustReputationScript, its value returned). A version
+//     adjustReputationScript, its value and the one before returned). A version
 //     conflict, an existing child or a missing job writes nothing (no event
 //     or reward either).
 //   - readJobScript (GetJob, LoadJob): the header and the parts asked for
