@@ -203,6 +203,14 @@ type commitPlan struct {
 	Events  []int         `json:"events,omitempty"` // ARGV indexes of outbox events
 	Once    *planOnce     `json:"once,omitempty"`
 	Reward  *planReward   `json:"rep,omitempty"`
+	Signal  *planSignal   `json:"sig,omitempty"`
+}
+
+// planSignal names the shard channel and the shard's index, published by
+// a sharded commit that appends events or adds timers (see shardWatch).
+type planSignal struct {
+	Channel string `json:"c"`
+	Shard   string `json:"k"`
 }
 
 // planReward is Effects.Reward, applied by adjust_reputation after the
@@ -358,6 +366,11 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	}
 	switch res[0] {
 	case "ok":
+		if s.sharded() && (len(fx.Events) > 0 || len(fx.Timers) > 0) {
+			// This Store's readers learn it now, before the caller pokes
+			// its timer loop; others when the signal comes.
+			s.watch.signal(shardIndex(job.ID, len(s.shards)))
+		}
 		job.Written()
 		for _, c := range fx.Create {
 			c.Version = 1
@@ -568,6 +581,9 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	}
 	if fx.DoneReady {
 		p.Done = job.ID
+	}
+	if s.sharded() && (len(fx.Events) > 0 || len(fx.Timers) > 0) {
+		p.Signal = &planSignal{Channel: s.g.shardChannel(), Shard: strconv.Itoa(shardIndex(job.ID, len(s.shards)))}
 	}
 	if r := fx.Reward; r != nil {
 		p.Reward = &planReward{

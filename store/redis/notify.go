@@ -10,8 +10,10 @@ import (
 )
 
 // Each Store holds one pub/sub connection, subscribed to the ready channel
-// (payload: how many jobs became ready) and the queue channel (payload: the
-// name of a queue that received tasks). The scripts that queue work publish
+// (payload: how many jobs became ready), the queue channel (payload: the
+// name of a queue that received tasks) and, with several shards, the
+// shard channel (payload: the index of a shard that received outbox events
+// or timers; see shardWatch). The scripts that queue work publish
 // in the same atomic step. go-redis pings the connection and reconnects it;
 // messages sent while it was down are lost, so after every resubscription,
 // as soon as Redis answers again, the store wakes all its NextReady waiters
@@ -20,8 +22,12 @@ import (
 // subscribe opens the pub/sub connection and waits until both channels are
 // subscribed, so that nothing published after Open returns is missed.
 func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
-	ps := s.rdb.Subscribe(ctx, s.g.readyChannel(), s.g.queueChannel())
-	for range 2 {
+	channels := []string{s.g.readyChannel(), s.g.queueChannel()}
+	if s.sharded() {
+		channels = append(channels, s.g.shardChannel())
+	}
+	ps := s.rdb.Subscribe(ctx, channels...)
+	for range channels {
 		msg, err := ps.Receive(ctx)
 		if err == nil {
 			if _, ok := msg.(*goredis.Subscription); !ok {
@@ -56,6 +62,8 @@ func (s *Store) listen(msgs <-chan any) {
 				s.waiters.wake(parseCount(m.Payload))
 			case s.g.queueChannel():
 				s.notifyWatchers(m.Payload)
+			case s.g.shardChannel():
+				s.watch.signalPayload(m.Payload)
 			}
 		}
 	}
@@ -87,6 +95,7 @@ func (s *Store) resyncLoop() {
 		}
 		s.waiters.wakeAll()
 		s.notifyWatchers(names...)
+		s.watch.signal(-1)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -30,25 +29,33 @@ func (s *Store) AppendEvents(ctx context.Context, tree string, events ...[]byte)
 	if len(events) == 0 {
 		return nil
 	}
-	k := s.shard(tree)
+	i := shardIndex(tree, len(s.shards))
 	if tree == "" {
-		k = s.shards[s.visit()[0]]
+		i = s.visit()[0]
 	}
+	k := s.shards[i]
 	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, ev := range events {
 			p.XAdd(ctx, &goredis.XAddArgs{Stream: k.outbox(), Values: []any{"e", ev}})
+		}
+		if s.sharded() {
+			p.Publish(ctx, s.g.shardChannel(), strconv.Itoa(i))
 		}
 		return nil
 	})
 	if err != nil {
 		return fail(ctx, "append events", err)
 	}
+	if s.sharded() {
+		s.watch.signal(i)
+	}
 	return nil
 }
 
 // ReadEvents implements store.Outbox. A wait blocks one pooled connection
-// (XREAD BLOCK); consumers keep it short. With several shards it polls
-// them instead, every few milliseconds until the wait ends.
+// (XREAD BLOCK); consumers keep it short. With several shards it reads
+// only the shards that may hold entries after the cursor (see shardWatch)
+// and waits, holding no connection, for a shard's signal.
 func (s *Store) ReadEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]store.OutboxEntry, error) {
 	if limit <= 0 {
 		limit = 100
@@ -93,9 +100,10 @@ func entryOf(m goredis.XMessage) (store.OutboxEntry, error) {
 	return store.OutboxEntry{ID: m.ID, Data: []byte(data)}, nil
 }
 
-// readShardedEvents reads up to limit entries of every shard after the
-// position, merges them and returns the first limit, each with the
-// position after it.
+// readShardedEvents reads up to limit entries of the shards that may hold
+// entries after the position, merges them and returns the first limit,
+// each with the position after it. With none, it waits for a shard's
+// signal, or shardFallback, and reads again.
 func (s *Store) readShardedEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]store.OutboxEntry, error) {
 	_, pos, ok := store.SplitEventPosition(after, len(s.shards))
 	if !ok {
@@ -107,8 +115,9 @@ func (s *Store) readShardedEvents(ctx context.Context, after string, limit int, 
 		}
 	}
 	deadline := time.Now().Add(wait)
-	for pause := 2 * time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
-		out, err := s.readShardsOnce(ctx, pos, limit)
+	for {
+		gens, wake := s.watch.snapshot()
+		out, err := s.readShardsOnce(ctx, pos, limit, gens)
 		if err != nil || len(out) > 0 {
 			if err != nil && ctx.Err() != nil {
 				return nil, nil
@@ -116,17 +125,31 @@ func (s *Store) readShardedEvents(ctx context.Context, after string, limit int, 
 			return out, err
 		}
 		left := time.Until(deadline)
-		if left <= 0 || !ctxtime.Sleep(ctx, min(pause, left)) {
+		if left <= 0 {
 			return nil, nil
 		}
+		t := time.NewTimer(min(left, shardFallback))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
-// readShardsOnce is one look at every shard's stream after pos.
-func (s *Store) readShardsOnce(ctx context.Context, pos []string, limit int) ([]store.OutboxEntry, error) {
-	idx := make([]int, len(s.shards))
-	for i := range idx {
-		idx[i] = i
+// readShardsOnce is one look at the streams of the shards that may hold
+// entries after pos (gens: the signal counts taken before it). A shard
+// whose stream it reads to the end is marked as ending there.
+func (s *Store) readShardsOnce(ctx context.Context, pos []string, limit int, gens []uint64) ([]store.OutboxEntry, error) {
+	now := time.Now()
+	var idx []int
+	for i := range s.shards {
+		if s.watch.eventsAfter(i, pos[i], now) {
+			idx = append(idx, i)
+		}
 	}
 	cmds, err := pipelined(ctx, s.rdb, idx, func(p goredis.Pipeliner, i int) *goredis.XMessageSliceCmd {
 		return p.XRangeN(ctx, s.shards[i].outbox(), "("+pos[i], "+", int64(limit))
@@ -134,9 +157,11 @@ func (s *Store) readShardsOnce(ctx context.Context, pos []string, limit int) ([]
 	if err != nil {
 		return nil, fail(ctx, "read events", err)
 	}
-	heads := make([][]goredis.XMessage, len(cmds))
-	for i, c := range cmds {
-		heads[i] = c.Val()
+	heads := make([][]goredis.XMessage, len(s.shards))
+	whole := make([]bool, len(s.shards)) // the read reached the stream's end
+	for j, c := range cmds {
+		heads[idx[j]] = c.Val()
+		whole[idx[j]] = len(c.Val()) < limit
 	}
 	pos = append([]string(nil), pos...)
 	var out []store.OutboxEntry
@@ -158,6 +183,11 @@ func (s *Store) readShardsOnce(ctx context.Context, pos []string, limit int) ([]
 		heads[best] = heads[best][1:]
 		e.ID = store.JoinEventPosition(best, pos)
 		out = append(out, e)
+	}
+	for _, i := range idx {
+		if whole[i] && len(heads[i]) == 0 {
+			s.watch.noEventsAfter(i, pos[i], gens[i], now)
+		}
 	}
 	return out, nil
 }

@@ -69,7 +69,8 @@ type Store struct {
 	g         keys   // deployment-wide keys and channels
 	shards    []keys // per-shard keys; shards[0] == g with one shard
 	turn      atomic.Uint32
-	hints     claimHints // where ClaimNext found tasks last, per queue
+	hints     claimHints  // where ClaimNext found tasks last, per queue
+	watch     *shardWatch // what readers that span shards know of each
 	retention time.Duration
 	sweep     time.Duration
 
@@ -199,6 +200,7 @@ func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, ow
 		watchers:  map[*watcher]struct{}{},
 		resync:    make(chan struct{}, 1),
 	}
+	s.watch = newShardWatch(len(s.shards))
 	if s.retention <= 0 {
 		s.retention = DefaultRetention
 	}

@@ -42,22 +42,37 @@ func (s *Store) AddTimers(ctx context.Context, timers ...store.Timer) error {
 				p.ZAdd(ctx, k.timers(), goredis.Z{Score: float64(t.At.UnixMicro()), Member: t.Key()})
 				p.HSet(ctx, k.timerData(), t.Key(), doc)
 			}
+			if s.sharded() {
+				p.Publish(ctx, s.g.shardChannel(), strconv.Itoa(i))
+			}
 			return nil
 		})
 		if err != nil {
 			return fail(ctx, "add timers", err)
 		}
+		if s.sharded() {
+			s.watch.signal(i)
+		}
 	}
 	return nil
 }
 
-// DueTimers implements store.Timers.
+// DueTimers implements store.Timers. With several shards it skips those
+// whose earliest timer it knows to be due later (see shardWatch).
 func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int, visibility time.Duration) ([]store.Timer, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	var out []store.Timer
 	for _, i := range s.visit() {
+		if s.sharded() {
+			if due, none, known := s.watch.nextTimer(i, time.Now()); known && (none || due > float64(now.UnixMicro())) {
+				continue
+			}
+			// The script moves the timers it claims: what was known of the
+			// shard's earliest no longer holds.
+			s.watch.forgetTimers(i)
+		}
 		k := s.shards[i]
 		res, err := dueTimersScript.Run(ctx, s.rdb, []string{k.timers(), k.timerData()},
 			timerScore(now), limit-len(out), timerScore(now.Add(visibility))).StringSlice()
@@ -132,22 +147,49 @@ func (s *Store) DeleteTimers(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-// NextTimer implements store.Timers.
+// NextTimer implements store.Timers. With several shards it reads only
+// the shards whose earliest timer it does not know (see shardWatch).
 func (s *Store) NextTimer(ctx context.Context) (time.Time, bool, error) {
-	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.ZSliceCmd {
-		return p.ZRangeWithScores(ctx, k.timers(), 0, 0)
+	gens, _ := s.watch.snapshot()
+	now := time.Now()
+	var next float64
+	found := false
+	consider := func(due float64) {
+		if !found || due < next {
+			next, found = due, true
+		}
+	}
+	var idx []int
+	for i := range s.shards {
+		due, none, known := s.watch.nextTimer(i, now)
+		switch {
+		case !known || !s.sharded():
+			idx = append(idx, i)
+		case !none:
+			consider(due)
+		}
+	}
+	cmds, err := pipelined(ctx, s.rdb, idx, func(p goredis.Pipeliner, i int) *goredis.ZSliceCmd {
+		return p.ZRangeWithScores(ctx, s.shards[i].timers(), 0, 0)
 	})
 	if err != nil {
 		return time.Time{}, false, fail(ctx, "next timer", err)
 	}
-	var next time.Time
-	found := false
-	for _, c := range cmds {
-		if first := c.Val(); len(first) > 0 {
-			if at := scoreTime(first[0].Score); !found || at.Before(next) {
-				next, found = at, true
+	for j, c := range cmds {
+		first := c.Val()
+		if len(first) > 0 {
+			consider(first[0].Score)
+		}
+		if s.sharded() {
+			var due float64
+			if len(first) > 0 {
+				due = first[0].Score
 			}
+			s.watch.timerRead(idx[j], due, len(first) == 0, gens[idx[j]], now)
 		}
 	}
-	return next, found, nil
+	if !found {
+		return time.Time{}, false, nil
+	}
+	return scoreTime(next), true, nil
 }

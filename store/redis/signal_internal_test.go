@@ -1,0 +1,218 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+// twoSharded opens two Stores with 4 shards on one fresh prefix (two
+// processes), deleting the prefix's keys at the end.
+func twoSharded(t *testing.T) (a, b *Store, ctx context.Context) {
+	t.Helper()
+	url := testenv.URL(t, testenv.RedisVar)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	prefix := fmt.Sprintf("avtotest-signal-%d", time.Now().UnixNano())
+	open := func() *Store {
+		s, err := Open(ctx, Options{URL: url, Prefix: prefix, Shards: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b = open(), open()
+	t.Cleanup(func() {
+		for _, match := range KeyPatterns(prefix, 4) {
+			iter := b.rdb.Scan(context.Background(), 0, match, 1000).Iterator()
+			for iter.Next(context.Background()) {
+				b.rdb.Del(context.Background(), iter.Val())
+			}
+		}
+	})
+	return a, b, ctx
+}
+
+// countCalls counts the commands a Store sends (a pipeline counts each),
+// but those that set up a connection.
+type countCalls struct {
+	n     atomic.Int64
+	names sync.Map
+}
+
+func (c *countCalls) add(cmd goredis.Cmder) {
+	if n := cmd.Name(); n != "hello" && n != "client" {
+		c.n.Add(1)
+		c.names.Store(n, true)
+	}
+}
+
+func (c *countCalls) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (c *countCalls) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		c.add(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (c *countCalls) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		for _, cmd := range cmds {
+			c.add(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// commitIn writes a job of shard k (of 4) with an event and, if at is not
+// zero, a timer due then.
+func commitIn(t *testing.T, ctx context.Context, s *Store, k int, at time.Time) {
+	t.Helper()
+	id := fmt.Sprintf("%02x000000-0000-4000-8000-%012d", k, time.Now().UnixNano()%1e12)
+	j := &store.Job{ID: id, Blueprint: "bp", Status: protocol.StatusPending, CreatedAt: time.Now()}
+	fx := store.Effects{Events: [][]byte{[]byte("e-" + id)}}
+	if !at.IsZero() {
+		fx.Timers = []store.Timer{{JobID: id, Kind: store.TimerStep, Ref: "s", At: at}}
+	}
+	if err := s.CreateJob(ctx, j, fx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShardedReadEventsWaitsForSignal: a sharded ReadEvents that waits
+// sends no command until an event comes, and returns an event another
+// process commits at once (not after the fallback poll).
+func TestShardedReadEventsWaitsForSignal(t *testing.T) {
+	a, b, ctx := twoSharded(t)
+	var calls countCalls
+	a.rdb.AddHook(&calls)
+	type result struct {
+		got []store.OutboxEntry
+		err error
+		at  time.Time
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := a.ReadEvents(ctx, "", 10, 10*time.Second)
+		done <- result{got, err, time.Now()}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	if n := calls.n.Load(); n > 4 {
+		var names []any
+		calls.names.Range(func(k, _ any) bool { names = append(names, k); return true })
+		t.Fatalf("a waiting reader sent %d commands in 500ms (%v): it polls", n, names)
+	}
+	sent := time.Now()
+	commitIn(t, ctx, b, 2, time.Time{})
+	r := <-done
+	if r.err != nil || len(r.got) != 1 {
+		t.Fatalf("read = %v, %v", r.got, r.err)
+	}
+	if d := r.at.Sub(sent); d > shardFallback/2 {
+		t.Fatalf("the event came %s after the commit: the signal did not wake the reader", d)
+	}
+	// Caught up: the next read asks only the shard that had the event.
+	before := calls.n.Load()
+	if got, err := a.ReadEvents(ctx, r.got[0].ID, 10, 0); err != nil || len(got) != 0 {
+		t.Fatalf("read after = %v, %v", got, err)
+	}
+	if n := calls.n.Load() - before; n > 1 {
+		t.Fatalf("a caught-up read sent %d commands, want at most 1", n)
+	}
+}
+
+// TestShardedLostSignalOnlyDelays: entries and timers written without a
+// signal (as if the message were lost) are still found, within
+// shardFallback.
+func TestShardedLostSignalOnlyDelays(t *testing.T) {
+	a, _, ctx := twoSharded(t)
+	if got, err := a.ReadEvents(ctx, "", 10, 0); err != nil || len(got) != 0 {
+		t.Fatalf("first read = %v, %v", got, err)
+	}
+	if _, ok, err := a.NextTimer(ctx); ok || err != nil {
+		t.Fatalf("next timer of none: %v %v", ok, err)
+	}
+	start := time.Now()
+	if err := a.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: a.shards[3].outbox(), Values: []any{"e", "lost"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	due := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	if err := a.rdb.ZAdd(ctx, a.shards[1].timers(), goredis.Z{Score: float64(due.UnixMicro()), Member: "step|x|s|0"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.ReadEvents(ctx, "", 10, 10*time.Second)
+	if err != nil || len(got) != 1 || string(got[0].Data) != "lost" {
+		t.Fatalf("read = %v, %v", got, err)
+	}
+	if d := time.Since(start); d > shardFallback+time.Second {
+		t.Fatalf("an unsignalled event came after %s", d)
+	}
+	for {
+		at, ok, err := a.NextTimer(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if !at.Equal(due) {
+				t.Fatalf("next timer = %s, want %s", at, due)
+			}
+			break
+		}
+		if time.Since(start) > shardFallback+time.Second {
+			t.Fatal("an unsignalled timer is still unknown")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestShardedTimersLearnFromSignals: a Store that knows every shard's
+// earliest timer learns, from the signal, of a timer another process adds,
+// and of its own at once; knowing, it sends nothing.
+func TestShardedTimersLearnFromSignals(t *testing.T) {
+	a, b, ctx := twoSharded(t)
+	var calls countCalls
+	a.rdb.AddHook(&calls)
+	if _, ok, err := a.NextTimer(ctx); ok || err != nil {
+		t.Fatalf("next timer of none: %v %v", ok, err)
+	}
+	before := calls.n.Load()
+	if _, ok, err := a.NextTimer(ctx); ok || err != nil {
+		t.Fatalf("next timer of none: %v %v", ok, err)
+	}
+	if due, err := a.DueTimers(ctx, time.Now(), 10, time.Minute); err != nil || len(due) != 0 {
+		t.Fatalf("due = %v, %v", due, err)
+	}
+	if n := calls.n.Load() - before; n != 0 {
+		t.Fatalf("with every shard known, NextTimer and DueTimers sent %d commands", n)
+	}
+	other := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	commitIn(t, ctx, b, 1, other)
+	deadline := time.Now().Add(shardFallback / 2)
+	for {
+		at, ok, err := a.NextTimer(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && at.Equal(other) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("next timer = %s %v, want the other process's %s", at, ok, other)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	own := time.Now().Add(time.Minute).Truncate(time.Microsecond)
+	commitIn(t, ctx, a, 1, own)
+	if at, ok, err := a.NextTimer(ctx); err != nil || !ok || !at.Equal(own) {
+		t.Fatalf("next timer right after the own commit = %s %v %v, want %s", at, ok, err, own)
+	}
+}
