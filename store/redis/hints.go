@@ -18,6 +18,14 @@ import (
 // shard that looked empty, is seen at the next full look: after
 // hintClaims claims or hintAge, or as soon as every remembered shard is
 // spent. So no shard starves.
+//
+// A look that finds a queue empty in every shard is remembered too, until
+// a message of the queue channel names the queue (every enqueue publishes
+// one, in its script; this Store's own commits count at once) or
+// shardFallback passes: meanwhile ClaimNext and PeekTasks answer that the
+// queue is empty without a command. Another process's enqueue is thus
+// seen when its message arrives, which is also when WatchQueues reports
+// it; a lost message only delays.
 const (
 	hintClaims = 16
 	hintAge    = 250 * time.Millisecond
@@ -38,25 +46,87 @@ func (h head) before(o head) bool {
 
 // claimHints holds the hints of one Store.
 type claimHints struct {
-	mu sync.Mutex
-	q  map[string]*queueHint
+	mu    sync.Mutex
+	q     map[string]*queueHint
+	gens  map[string]uint64 // queue -> messages that named it
+	epoch uint64            // bumped when gens starts over
 }
+
+// queueVersion identifies the messages seen for a queue.
+type queueVersion struct{ epoch, gen uint64 }
 
 // queueHint is what a Store knows of one queue's shards.
 type queueHint struct {
 	heads  map[int]head // shard -> its head; absent: empty when looked at
 	claims int          // claims since the full look
 	looked time.Time    // when every shard was last looked at
+	empty  bool         // the look found no task, at version ver
+	ver    queueVersion
+}
+
+// hintState is what next tells ClaimNext to do.
+type hintState int
+
+const (
+	hintLook  hintState = iota // look at every shard
+	hintClaim                  // claim from the shard named
+	hintEmpty                  // the queue is empty
+)
+
+func (h *claimHints) version(queue string) queueVersion {
+	return queueVersion{h.epoch, h.gens[queue]}
+}
+
+// snapshot returns the queue's version, taken before a look.
+func (h *claimHints) snapshot(queue string) queueVersion {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.version(queue)
+}
+
+// notify records that queues received tasks.
+func (h *claimHints) notify(queues ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gens == nil || len(h.gens) >= maxHinted {
+		h.gens = map[string]uint64{}
+		h.epoch++
+	}
+	for _, q := range queues {
+		h.gens[q]++
+	}
+}
+
+// reset forgets every queue's emptiness (messages may have been lost).
+func (h *claimHints) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gens = map[string]uint64{}
+	h.epoch++
+}
+
+// knownEmpty reports whether the queue is known to be empty.
+func (h *claimHints) knownEmpty(queue string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.isEmpty(h.q[queue], queue, now)
+}
+
+func (h *claimHints) isEmpty(qh *queueHint, queue string, now time.Time) bool {
+	return qh != nil && qh.empty && qh.ver == h.version(queue) && now.Sub(qh.looked) < shardFallback
 }
 
 // next returns the shard to claim from and the head its task must not
-// come after (nil: none), or false when a full look is due.
-func (h *claimHints) next(queue string, now time.Time) (int, *head, bool) {
+// come after (nil: none), or what to do instead.
+func (h *claimHints) next(queue string, now time.Time) (int, *head, hintState) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	qh := h.q[queue]
+	if h.isEmpty(qh, queue, now) {
+		return 0, nil, hintEmpty
+	}
 	if qh == nil || len(qh.heads) == 0 || qh.claims >= hintClaims || now.Sub(qh.looked) >= hintAge {
-		return 0, nil, false
+		return 0, nil, hintLook
 	}
 	best, second := -1, -1
 	for k, hd := range qh.heads {
@@ -68,10 +138,10 @@ func (h *claimHints) next(queue string, now time.Time) (int, *head, bool) {
 		}
 	}
 	if second < 0 {
-		return best, nil, true
+		return best, nil, hintClaim
 	}
 	bound := qh.heads[second]
-	return best, &bound, true
+	return best, &bound, hintClaim
 }
 
 // learn records shard k's head after a claim or a refused one; nil: the
@@ -93,16 +163,13 @@ func (h *claimHints) learn(queue string, k int, hd *head, claimed bool) {
 	}
 }
 
-// looked records a full look: the head of every shard that holds tasks.
-func (h *claimHints) looked(queue string, heads map[int]head, now time.Time) {
+// looked records a full look, begun at version ver: the head of every
+// shard that holds tasks.
+func (h *claimHints) looked(queue string, heads map[int]head, ver queueVersion, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(heads) == 0 {
-		delete(h.q, queue)
-		return
-	}
 	if h.q == nil || len(h.q) >= maxHinted {
 		h.q = map[string]*queueHint{}
 	}
-	h.q[queue] = &queueHint{heads: heads, looked: now}
+	h.q[queue] = &queueHint{heads: heads, looked: now, empty: len(heads) == 0, ver: ver}
 }

@@ -371,6 +371,11 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			// its timer loop; others when the signal comes.
 			s.watch.signal(shardIndex(job.ID, len(s.shards)))
 		}
+		if s.sharded() {
+			for _, q := range fx.Enqueue {
+				s.hints.notify(q.Queue())
+			}
+		}
 		job.Written()
 		for _, c := range fx.Create {
 			c.Version = 1

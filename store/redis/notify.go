@@ -61,6 +61,7 @@ func (s *Store) listen(msgs <-chan any) {
 			case s.g.readyChannel():
 				s.waiters.wake(parseCount(m.Payload))
 			case s.g.queueChannel():
+				s.hints.notify(m.Payload) // before the watchers look
 				s.notifyWatchers(m.Payload)
 			case s.g.shardChannel():
 				s.watch.signalPayload(m.Payload)
@@ -93,9 +94,10 @@ func (s *Store) resyncLoop() {
 			case <-time.After(pause):
 			}
 		}
+		s.hints.reset()
+		s.watch.signal(-1)
 		s.waiters.wakeAll()
 		s.notifyWatchers(names...)
-		s.watch.signal(-1)
 	}
 }
 

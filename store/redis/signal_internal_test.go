@@ -216,3 +216,62 @@ func TestShardedTimersLearnFromSignals(t *testing.T) {
 		t.Fatalf("next timer right after the own commit = %s %v %v, want %s", at, ok, err, own)
 	}
 }
+
+// TestShardedEmptyQueueKnown: a queue a look found empty is not read again
+// until a message names it: another process's enqueue is claimed once its
+// message came, the Store's own at once.
+func TestShardedEmptyQueueKnown(t *testing.T) {
+	a, b, ctx := twoSharded(t)
+	var calls countCalls
+	a.rdb.AddHook(&calls)
+	q := store.WorkerQueue("w")
+	if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
+		t.Fatalf("claim from an empty queue = %v, %v", got, err)
+	}
+	before := calls.n.Load()
+	for range 10 {
+		if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
+			t.Fatalf("claim from an empty queue = %v, %v", got, err)
+		}
+		if got, err := a.PeekTasks(ctx, q, 1); len(got) != 0 || err != nil {
+			t.Fatalf("peek at an empty queue = %v, %v", got, err)
+		}
+	}
+	if n := calls.n.Load() - before; n != 0 {
+		t.Fatalf("polls of a queue known empty sent %d commands", n)
+	}
+	enqueue := func(s *Store, k int) string {
+		id := fmt.Sprintf("%02x000000-0000-4000-8000-%012d", k, time.Now().UnixNano()%1e12)
+		qt := store.QueuedTask{JobID: id, Worker: "w", Run: store.TaskRun{ID: "task-" + store.NewTreeID(id), State: store.TaskQueued}}
+		j := &store.Job{ID: id, Blueprint: "bp", Status: protocol.StatusPending, CreatedAt: time.Now()}
+		if err := s.CreateJob(ctx, j, store.Effects{Enqueue: []store.QueuedTask{qt}}); err != nil {
+			t.Fatal(err)
+		}
+		return qt.Run.ID
+	}
+	theirs := enqueue(b, 3)
+	deadline := time.Now().Add(shardFallback / 2)
+	for {
+		got, err := a.ClaimNext(ctx, q, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != nil {
+			if got.Run.ID != theirs {
+				t.Fatalf("claimed %s, want %s", got.Run.ID, theirs)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("another process's task is not claimed after its message")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
+		t.Fatalf("claim from an empty queue = %v, %v", got, err)
+	}
+	ours := enqueue(a, 2)
+	if got, err := a.ClaimNext(ctx, q, "w"); err != nil || got == nil || got.Run.ID != ours {
+		t.Fatalf("claim right after the own enqueue = %v, %v; want %s", got, err, ours)
+	}
+}

@@ -19,11 +19,13 @@ import (
 // scores by member, so ties go by task id, as in the memory store.
 
 // PeekTasks implements store.TaskQueues. Of several shards, it reads the
-// queue's head in each and merges them in queue order.
+// queue's head in each and merges them in queue order; a queue known to be
+// empty (see claimHints) is not read.
 func (s *Store) PeekTasks(ctx context.Context, queue string, limit int) ([]store.QueuedTask, error) {
-	if limit <= 0 {
+	if limit <= 0 || (s.sharded() && s.hints.knownEmpty(queue, time.Now())) {
 		return nil, nil
 	}
+	ver := s.hints.snapshot(queue)
 	peek := func(p goredis.Scripter, k keys) *goredis.Cmd {
 		return peekTasksScript.EvalSha(ctx, p, []string{k.taskQueue(queue), k.taskData()}, limit)
 	}
@@ -56,6 +58,9 @@ func (s *Store) PeekTasks(ctx context.Context, queue string, limit int) ([]store
 		}
 	}
 	if s.sharded() {
+		if len(out) == 0 {
+			s.hints.looked(queue, nil, ver, time.Now())
+		}
 		sortTasks(out)
 		out = out[:min(limit, len(out))]
 	}
@@ -99,8 +104,8 @@ func decodeClaimed(doc, workerID string) (*store.QueuedTask, error) {
 
 // ClaimNext implements store.TaskQueues. Of several shards, it claims
 // from the shard whose head comes first as far as the Store knows (see
-// claimHints), and looks at the head of every shard, in one pipeline, when
-// it knows too little.
+// claimHints), looks at the head of every shard, in one pipeline, when it
+// knows too little, and sends nothing for a queue it knows is empty.
 func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
 	if !s.sharded() {
 		k := s.shards[0]
@@ -115,14 +120,19 @@ func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.Q
 		return decodeClaimed(doc, workerID)
 	}
 	for {
-		k, bound, known := s.hints.next(queue, time.Now())
-		if !known {
+		k, bound, state := s.hints.next(queue, time.Now())
+		switch state {
+		case hintEmpty:
+			return nil, nil
+		case hintLook:
+			ver := s.hints.snapshot(queue)
 			heads, err := s.heads(ctx, queue)
 			if err != nil {
 				return nil, err
 			}
-			s.hints.looked(queue, heads, time.Now())
-			if len(heads) == 0 {
+			empty := len(heads) == 0 // heads is the hints' own from here on
+			s.hints.looked(queue, heads, ver, time.Now())
+			if empty {
 				return nil, nil
 			}
 			continue
