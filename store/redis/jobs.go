@@ -374,6 +374,9 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		if s.sharded() {
 			for _, q := range fx.Enqueue {
 				s.hints.notify(q.Queue())
+				if q.Worker != "" {
+					s.loadCopy.queued(q.Worker, 1)
+				}
 			}
 		}
 		job.Written()

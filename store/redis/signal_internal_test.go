@@ -275,3 +275,44 @@ func TestShardedEmptyQueueKnown(t *testing.T) {
 		t.Fatalf("claim right after the own enqueue = %v, %v; want %s", got, err, ours)
 	}
 }
+
+// TestShardedFiguresReadLoadsOncePerAge: WorkerFigures reads every shard's
+// loads at most once per loadsAge, counting meanwhile the tasks the Store
+// itself queued; another process's count at the next read.
+func TestShardedFiguresReadLoadsOncePerAge(t *testing.T) {
+	a, b, ctx := twoSharded(t)
+	var calls countCalls
+	a.rdb.AddHook(&calls)
+	enqueue := func(s *Store, k int) {
+		id := fmt.Sprintf("%02x000000-0000-4000-8000-%012d", k, time.Now().UnixNano()%1e12)
+		qt := store.QueuedTask{JobID: id, Worker: "w", Run: store.TaskRun{ID: "task-" + store.NewTreeID(id), State: store.TaskQueued}}
+		j := &store.Job{ID: id, Blueprint: "bp", Status: protocol.StatusPending, CreatedAt: time.Now()}
+		if err := s.CreateJob(ctx, j, store.Effects{Enqueue: []store.QueuedTask{qt}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func() int {
+		t.Helper()
+		f, err := a.WorkerFigures(ctx, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Loads["w"]
+	}
+	if n := load(); n != 0 {
+		t.Fatalf("load = %d", n)
+	}
+	enqueue(a, 1)
+	before := calls.n.Load()
+	if n := load(); n != 1 {
+		t.Fatalf("load after the own enqueue = %d, want 1", n)
+	}
+	if n := calls.n.Load() - before; n != 1 {
+		t.Fatalf("figures within loadsAge sent %d commands, want 1 (the reputations)", n)
+	}
+	enqueue(b, 2)
+	time.Sleep(loadsAge)
+	if n := load(); n != 2 {
+		t.Fatalf("load after the other process's enqueue and loadsAge = %d, want 2", n)
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -178,19 +180,69 @@ func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerF
 	return f, nil
 }
 
-// shardedFigures reads the reputations and the loads of every shard; the
-// loads are not one consistent view of all shards, which placing a task
-// does not need.
+// shardedFigures reads the reputations, and the loads of every shard at
+// most once per loadsAge (see loadCache); the loads are not one consistent
+// view of all shards, which placing a task does not need.
 func (s *Store) shardedFigures(ctx context.Context, ids []string) (store.WorkerFigures, error) {
 	reps, err := s.Reputations(ctx, ids...)
 	if err != nil {
 		return store.WorkerFigures{}, err
 	}
-	loads, err := s.loads(ctx)
-	if err != nil {
-		return store.WorkerFigures{}, fail(ctx, "read worker figures", err)
+	now := time.Now()
+	loads, ok := s.loadCopy.get(now)
+	if !ok {
+		loads, err = s.loads(ctx)
+		s.loadCopy.put(loads, now, err)
+		if err != nil {
+			return store.WorkerFigures{}, fail(ctx, "read worker figures", err)
+		}
 	}
 	return store.WorkerFigures{Reputations: reps, Loads: loads}, nil
+}
+
+// loadsAge is how long a sharded Store places tasks on the loads it read
+// last, plus the tasks it queued for workers since. Another process's
+// placements, and tasks that ended, count at the next read.
+const loadsAge = 20 * time.Millisecond
+
+// loadCache is a sharded Store's copy of the workers' loads, summed over
+// the shards, for WorkerFigures: reading them costs a command per shard.
+type loadCache struct {
+	mu      sync.Mutex
+	at      time.Time // when the read began
+	loads   map[string]int
+	reading bool // a read is under way: the others keep to the copy
+}
+
+// get returns a copy of the loads if they are fresh, or if another caller
+// is reading them anew; false: the caller reads them, then calls put.
+func (c *loadCache) get(now time.Time) (map[string]int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loads == nil || (now.Sub(c.at) >= loadsAge && !c.reading) {
+		c.reading = true
+		return nil, false
+	}
+	return maps.Clone(c.loads), true
+}
+
+// put keeps the loads of a read begun at at (err: the read failed).
+func (c *loadCache) put(loads map[string]int, at time.Time, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reading = false
+	if err == nil {
+		c.loads, c.at = maps.Clone(loads), at
+	}
+}
+
+// queued counts tasks this Store queued for a worker.
+func (c *loadCache) queued(worker string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loads != nil {
+		c.loads[worker] += n
+	}
 }
 
 // AdjustReputation implements store.Workers.
