@@ -37,7 +37,8 @@ type Options struct {
 	BatchSize int           // entries per batch (500)
 	Wait      time.Duration // longest wait for new entries per read (1s)
 	// Linger is how long a consumer lets entries gather after a batch
-	// that was not full, before it reads again (10ms; negative: none).
+	// that was not full, before it reads again (10ms, at most Keep/2;
+	// negative: none).
 	// Under load it turns a read (and a cursor write) per commit into one
 	// per few milliseconds; an event after a quiet spell still comes at
 	// once, as the read that waits for it returns as soon as it is there.
@@ -77,6 +78,9 @@ func (o Options) withDefaults() Options {
 	def(&o.TrimInterval, 10*time.Second)
 	def(&o.Keep, time.Minute)
 	o.RetryMax = max(o.RetryMax, o.RetryMin)
+	// A local consumer that lingered past Keep could find its entries
+	// trimmed.
+	o.Linger = min(o.Linger, o.Keep/2)
 	return o
 }
 
