@@ -161,23 +161,30 @@ func (j *Job) PartCount() int {
 // and the final statuses of those that ended.
 func (j *Job) View(taskIDs ...string) *Job {
 	v := j.Header().Clone()
+	v.LoadTasks(j.Tasks, j.DoneTasks, taskIDs...)
+	return v
+}
+
+// LoadTasks adds to a copy of a header the named tasks among tasks (as
+// copies) and the final statuses among done of those that ended, and
+// records them as loaded: a read of some tasks of a large job.
+func (j *Job) LoadTasks(tasks map[string]*TaskRun, done map[string]string, taskIDs ...string) {
 	for _, id := range taskIDs {
-		if run, ok := j.Tasks[id]; ok {
-			if v.Tasks == nil {
-				v.Tasks = map[string]*TaskRun{}
+		if run, ok := tasks[id]; ok {
+			if j.Tasks == nil {
+				j.Tasks = map[string]*TaskRun{}
 			}
-			v.Tasks[id] = run.Clone()
-			v.Loaded.Tasks = append(v.Loaded.Tasks, id)
+			j.Tasks[id] = run.Clone()
+			j.Loaded.Tasks = append(j.Loaded.Tasks, id)
 		}
-		if st, ok := j.DoneTasks[id]; ok {
-			if v.DoneTasks == nil {
-				v.DoneTasks = map[string]string{}
+		if st, ok := done[id]; ok {
+			if j.DoneTasks == nil {
+				j.DoneTasks = map[string]string{}
 			}
-			v.DoneTasks[id] = st
-			v.Loaded.Done = append(v.Loaded.Done, id)
+			j.DoneTasks[id] = st
+			j.Loaded.Done = append(j.Loaded.Done, id)
 		}
 	}
-	return v
 }
 
 // Apply brings a whole copy up to a write of a view of it: the view's

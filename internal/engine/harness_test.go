@@ -211,6 +211,19 @@ func (en *env) waitReputation(workerID string, want float64) {
 	}
 }
 
+// succeed has worker id take a task (of the attempt given, when not 0) and
+// report its success.
+func (en *env) succeed(id string, attempt int) {
+	en.t.Helper()
+	p, err := en.e.NextTask(en.ctx, id, 2*time.Second)
+	if err != nil || p == nil || attempt != 0 && p.Attempt != attempt {
+		en.t.Fatalf("poll of %s: %+v %v", id, p, err)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, id, protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: protocol.TaskSuccess}); err != nil {
+		en.t.Fatalf("result of %s: %v", id, err)
+	}
+}
+
 // heartbeat sends a full heartbeat with a status.
 func (en *env) heartbeat(workerID, status string) {
 	en.t.Helper()

@@ -2,12 +2,10 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 	"github.com/avtomatika-ai/avtomatika-go/store/memory"
@@ -46,13 +44,7 @@ func TestRecentJobsSaveReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := en.e.NextTask(en.ctx, "w1", time.Second)
-	if err != nil || p == nil {
-		t.Fatalf("poll: %+v %v", p, err)
-	}
-	if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
-		t.Fatal(err)
-	}
+	en.succeed("w1", 0)
 	if n := st.reads.Load(); n != 0 {
 		t.Fatalf("%d job reads reached the store for a pickup and a result", n)
 	}
@@ -92,13 +84,7 @@ func TestRecentJobsStaleCopy(t *testing.T) {
 		}
 		return false
 	})
-	p, err = a.e.NextTask(a.ctx, "w1", 2*time.Second)
-	if err != nil || p == nil || p.Attempt != 2 {
-		t.Fatalf("poll through A: %+v %v", p, err)
-	}
-	if _, err := a.e.SubmitResult(a.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
-		t.Fatal(err)
-	}
+	a.succeed("w1", 2)
 	if end := a.waitEnd(j.ID); end.Status != protocol.StatusFinished {
 		t.Fatalf("job %s", summary(end))
 	}
@@ -110,20 +96,7 @@ func TestRecentJobsStaleCopy(t *testing.T) {
 func TestRecentJobsViewsOfAFanOut(t *testing.T) {
 	t.Parallel()
 	const width = 12
-	bp := blueprint.New("wide").Start("start", func(c *blueprint.Context) error {
-		tasks := make([]blueprint.Task, width)
-		for i := range tasks {
-			tasks[i] = blueprint.Task{Type: "work", Params: map[string]any{"i": i}}
-		}
-		return c.DispatchParallel(tasks)
-	}, blueprint.FanIn("join"))
-	bp.Aggregator("join", func(c *blueprint.Context) error {
-		if n := len(c.Branches()); n != width {
-			return fmt.Errorf("%d branches, want %d", n, width)
-		}
-		return c.GoTo("finished")
-	}, blueprint.To("finished"))
-	bp.End("finished", nil)
+	bp := fanOut("wide", width)
 	st := &countedReads{Store: memory.New(memory.Options{})}
 	en := newEnv(t, Config{Store: st}, bp)
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
@@ -132,13 +105,7 @@ func TestRecentJobsViewsOfAFanOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range width {
-		p, err := en.e.NextTask(en.ctx, "w1", time.Second)
-		if err != nil || p == nil {
-			t.Fatalf("poll: %+v %v", p, err)
-		}
-		if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
-			t.Fatal(err)
-		}
+		en.succeed("w1", 0)
 	}
 	end := en.waitEnd(j.ID)
 	if end.Status != protocol.StatusFinished || len(end.Dispatches) != width {

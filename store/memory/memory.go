@@ -157,22 +157,7 @@ func (s *Store) LoadJob(_ context.Context, id string, taskIDs ...string) (*store
 		return e.assemble(), nil
 	}
 	j := e.job.Clone()
-	for _, tid := range taskIDs {
-		if run, ok := e.tasks[tid]; ok {
-			if j.Tasks == nil {
-				j.Tasks = map[string]*store.TaskRun{}
-			}
-			j.Tasks[tid] = run.Clone()
-			j.Loaded.Tasks = append(j.Loaded.Tasks, tid)
-		}
-		if st, ok := e.done[tid]; ok {
-			if j.DoneTasks == nil {
-				j.DoneTasks = map[string]string{}
-			}
-			j.DoneTasks[tid] = st
-			j.Loaded.Done = append(j.Loaded.Done, tid)
-		}
-	}
+	j.LoadTasks(e.tasks, e.done, taskIDs...)
 	return j, nil
 }
 
