@@ -271,7 +271,7 @@ type Outbox interface {
 	// from the oldest), oldest first: in the order written among the
 	// entries of one job tree; a sharded outbox may return entries of
 	// other trees written within the same millisecond (or, across servers,
-	// within their clocks' skew) in either order, but never skips one. When there are none it waits up to
+	// within their clocks' skew, or the delay of the backend's wake-up messages) in either order, but never skips one. When there are none it waits up to
 	// wait for the first to arrive, or until ctx ends (then it returns
 	// no entries and no error).
 	ReadEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]OutboxEntry, error)

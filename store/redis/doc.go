@@ -173,6 +173,10 @@
 //
 //	K ch:ready              payload: how many jobs became ready.
 //	K ch:queues             payload: the name of a queue that received tasks.
+//	K ch:signal             with several shards, one per shard (SSUBSCRIBE, a
+//	                        connection each; SPUBLISH keeps a message on the
+//	                        shard's master): the shard received outbox events
+//	                        or timers (payload: its index).
 //
 // # Atomicity
 //
@@ -187,7 +191,9 @@
 //     job's header and the changes
 //     of its parts (with their TTL and index entries), the child jobs, task removals and enqueues (with queue set,
 //     location and load bookkeeping), timer cancels and adds, ready pushes
-//     and the outbox events, and publishes on both channels; last, a
+//     and the outbox events, and publishes on both channels (with several
+//     shards, on the shard's signal channel too when it appends events or
+//     adds timers); last, a
 //     result's reputation reward (Effects.Reward: the same Lua function as
 //     adjustReputationScript, its value and the one before returned). A version
 //     conflict, an existing child or a missing job writes nothing (no event
@@ -200,7 +206,9 @@
 //   - claimTaskScript: a queued task moves to one worker's running set; of
 //     many concurrent claims, from any process, exactly one succeeds.
 //     claimNextScript does the same with a queue's head (ClaimNext): polls
-//     racing for one queue each get a different task.
+//     racing for one queue each get a different task; claimShardHeadScript,
+//     with several shards, only if the head does not come after a given
+//     one, and returns the shard's next head.
 //     releaseTaskScript removes it only for its holder. peekTasksScript reads
 //     a queue and its documents in one view.
 //   - dueTimersScript: returns due timers and moves them to now+visibility in
@@ -221,11 +229,9 @@
 //
 // With several shards, what no script can do across slots is done shard by
 // shard: NextReady and DueTimers visit the shards from a rotating one and
-// stop at the first that has work; ClaimNext reads the head of the queue
-// in each shard (one pipeline) and claims from the shard whose head comes
-// first; ClaimTask and ReleaseTask look only in the shard the task id
-// names (a commit that enqueues or removes a task of another tree is
-// refused); PeekTasks, RunningTasks, QueueLengths, Loads,
+// stop at the first that has work; ClaimTask and ReleaseTask look only in
+// the shard the task id names (a commit that enqueues or removes a task of
+// another tree is refused); PeekTasks, RunningTasks, QueueLengths, Loads,
 // WorkerFigures, NextTimer and WatchQueues merge every shard's answer;
 // ListJobs merges the shards' indexes newest first (the cursor is the same
 // for all shards). An Effects.Once key (an idempotency key) is a value,
@@ -237,11 +243,34 @@
 // key stays without a job for its TTL. workers:reputation is
 // deployment-wide, in no shard's slot: a commit leaves its Effects.Reward
 // to the caller (Reward.Applied false), who adjusts it after the write.
-// The outbox is one stream per shard; ReadEvents reads
-// all (polling every few milliseconds while it waits) and merges them by
+// The outbox is one stream per shard; ReadEvents merges them by
 // stream id, each entry's id being the position after it over all streams
 // (store.JoinEventPosition): no entry is skipped, and the events of one job
 // tree keep their order.
+//
+// So that these readers do not ask every shard each time, a sharded Store
+// keeps what it learned of each shard (hints.go, signal.go):
+//
+//   - ClaimNext remembers, per queue, each shard's head as a full look (one
+//     pipeline over the shards) found it, and claims from the shard whose
+//     head comes first with claimShardHeadScript, which refuses when that
+//     shard's actual head comes after another remembered one and returns
+//     the shard's next head. Heads only move back as tasks are claimed, so
+//     the order holds; a task queued after the look (with an earlier score,
+//     or in a shard that looked empty) is seen at the next full look, after
+//     16 claims, 250 ms or when the remembered shards are spent: no shard
+//     starves.
+//   - A queue a look (or PeekTasks) found empty everywhere is known empty
+//     until the queue channel names it (the Store's own commits count at
+//     once) or 2 s pass: ClaimNext and PeekTasks then send nothing.
+//   - ReadEvents reads only the shards whose stream may hold entries after
+//     the cursor, and waits, holding no connection, for a shard's signal;
+//     DueTimers skips the shards whose earliest timer is later, and
+//     NextTimer reads only those it does not know. What is known of a shard
+//     holds until its signal channel (or the Store's own commit) says it
+//     changed, or 2 s pass, so a lost message only delays.
+//   - WorkerFigures reads every shard's loads at most once per 20 ms,
+//     adding the tasks the Store itself queued for workers since.
 //
 // # Waiting across processes
 //
@@ -287,9 +316,15 @@
 // # Limitations
 //
 //   - With one shard, one deployment is one hash slot, hence one master of
-//     a Cluster. With N, readers that span shards send up to N commands
-//     (pipelined by master) where one sufficed: more commands per job
+//     a Cluster. With N, readers that span shards still send up to N
+//     commands (pipelined by master) where one sufficed when what the Store
+//     knows runs out: about twice the commands per job of one shard
 //     (BENCHMARKS.md), for a load that several masters share.
+//   - With N shards, another process's enqueue, outbox entry or timer is
+//     seen when its message arrives (a lost one: within 2 s); loads that
+//     tasks of other processes add or end count within 20 ms; an outbox
+//     entry may come after entries of other trees written up to a message's
+//     delay later.
 //   - The number of shards is fixed for the life of a deployment's jobs.
 //   - Across job trees, a sharded store hands out ready jobs and outbox
 //     entries in about the order written (shards in turn; entries written

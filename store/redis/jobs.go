@@ -206,7 +206,7 @@ type commitPlan struct {
 	Signal  *planSignal   `json:"sig,omitempty"`
 }
 
-// planSignal names the shard channel and the shard's index, published by
+// planSignal names the shard's signal channel and its index, SPUBLISHed by
 // a sharded commit that appends events or adds timers (see shardWatch).
 type planSignal struct {
 	Channel string `json:"c"`
@@ -591,7 +591,8 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		p.Done = job.ID
 	}
 	if s.sharded() && (len(fx.Events) > 0 || len(fx.Timers) > 0) {
-		p.Signal = &planSignal{Channel: s.g.shardChannel(), Shard: strconv.Itoa(shardIndex(job.ID, len(s.shards)))}
+		i := shardIndex(job.ID, len(s.shards))
+		p.Signal = &planSignal{Channel: s.shards[i].signalChannel(), Shard: strconv.Itoa(i)}
 	}
 	if r := fx.Reward; r != nil {
 		p.Reward = &planReward{

@@ -55,9 +55,9 @@ func (k keys) outbox() string { return k.base + "outbox" }
 func (k keys) shardCount() string { return k.base + "shards" }
 
 // Pub/sub channels (not keys, but prefixed the same way).
-func (k keys) readyChannel() string { return k.base + "ch:ready" }
-func (k keys) queueChannel() string { return k.base + "ch:queues" }
-func (k keys) shardChannel() string { return k.base + "ch:shards" }
+func (k keys) readyChannel() string  { return k.base + "ch:ready" }
+func (k keys) queueChannel() string  { return k.base + "ch:queues" }
+func (k keys) signalChannel() string { return k.base + "ch:signal" } // a shard's (SPUBLISH)
 
 // indexMember is a job's member in the job indexes: a fixed-width rendering
 // of CreatedAt that sorts like the time, then ':' and the id, so that

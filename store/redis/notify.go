@@ -10,10 +10,9 @@ import (
 )
 
 // Each Store holds one pub/sub connection, subscribed to the ready channel
-// (payload: how many jobs became ready), the queue channel (payload: the
-// name of a queue that received tasks) and, with several shards, the
-// shard channel (payload: the index of a shard that received outbox events
-// or timers; see shardWatch). The scripts that queue work publish
+// (payload: how many jobs became ready) and the queue channel (payload:
+// the name of a queue that received tasks); with several shards, one more
+// per shard, subscribed to the shard's signal channel (see shardWatch). The scripts that queue work publish
 // in the same atomic step. go-redis pings the connection and reconnects it;
 // messages sent while it was down are lost, so after every resubscription,
 // as soon as Redis answers again, the store wakes all its NextReady waiters
@@ -23,9 +22,6 @@ import (
 // subscribed, so that nothing published after Open returns is missed.
 func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
 	channels := []string{s.g.readyChannel(), s.g.queueChannel()}
-	if s.sharded() {
-		channels = append(channels, s.g.shardChannel())
-	}
 	ps := s.rdb.Subscribe(ctx, channels...)
 	for range channels {
 		msg, err := ps.Receive(ctx)
@@ -40,6 +36,42 @@ func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
 		}
 	}
 	return ps, nil
+}
+
+// subscribeShards subscribes to every shard's signal channel, each on a
+// connection of its own: a shard channel (SSUBSCRIBE) is served by the
+// master of its slot, and messages SPUBLISHed to it stay on that master,
+// where a PUBLISH would be sent to every node of a Cluster.
+func (s *Store) subscribeShards(ctx context.Context) ([]*goredis.PubSub, error) {
+	out := make([]*goredis.PubSub, 0, len(s.shards))
+	for _, k := range s.shards {
+		ps := s.rdb.SSubscribe(ctx, k.signalChannel())
+		msg, err := ps.Receive(ctx)
+		if err == nil {
+			if _, ok := msg.(*goredis.Subscription); !ok {
+				err = fmt.Errorf("unexpected %T", msg)
+			}
+		}
+		if err != nil {
+			_ = ps.Close()
+			for _, o := range out {
+				_ = o.Close()
+			}
+			return nil, fail(ctx, "redis store: subscribe to shard signals", err)
+		}
+		out = append(out, ps)
+	}
+	return out, nil
+}
+
+// listenShard passes shard i's signals to the Store's shardWatch until the
+// connection is closed. A resubscription counts as a signal: messages may
+// have been lost meanwhile.
+func (s *Store) listenShard(i int, msgs <-chan any) {
+	defer s.wg.Done()
+	for range msgs {
+		s.watch.signal(i)
+	}
 }
 
 // listen dispatches pub/sub messages until the connection is closed.
@@ -63,8 +95,6 @@ func (s *Store) listen(msgs <-chan any) {
 			case s.g.queueChannel():
 				s.hints.notify(m.Payload) // before the watchers look
 				s.notifyWatchers(m.Payload)
-			case s.g.shardChannel():
-				s.watch.signalPayload(m.Payload)
 			}
 		}
 	}

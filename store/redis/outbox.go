@@ -39,7 +39,7 @@ func (s *Store) AppendEvents(ctx context.Context, tree string, events ...[]byte)
 			p.XAdd(ctx, &goredis.XAddArgs{Stream: k.outbox(), Values: []any{"e", ev}})
 		}
 		if s.sharded() {
-			p.Publish(ctx, s.g.shardChannel(), strconv.Itoa(i))
+			p.SPublish(ctx, k.signalChannel(), strconv.Itoa(i))
 		}
 		return nil
 	})

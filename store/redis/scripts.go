@@ -212,7 +212,7 @@ for _, d in ipairs(p.events or {}) do
 end
 if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], q) end
-if p.sig then redis.call('PUBLISH', p.sig.c, p.sig.k) end
+if p.sig then redis.call('SPUBLISH', p.sig.c, p.sig.k) end
 if p.rep then
   local r = p.rep
   local after, before = adjust_reputation(KEYS[r.k], r.w, r.d, r.i, r.f, r.c)

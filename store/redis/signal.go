@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"strconv"
 	"sync"
 	"time"
 )
@@ -9,7 +8,9 @@ import (
 // With several shards, readers that span them (ReadEvents, DueTimers,
 // NextTimer) would otherwise ask every shard each time. Instead a commit
 // that appends outbox events or adds timers publishes its shard's index on
-// the deployment's shard channel (AddTimers and AppendEvents do too), and
+// the shard's signal channel (AddTimers and AppendEvents do too; SPUBLISH,
+// which a Cluster keeps on the shard's master, where a PUBLISH would go to
+// every node and was seen to delay the other channels' messages), and
 // each Store keeps, per shard, what it last read there: the outbox cursor
 // after which the shard's stream was empty, the earliest timer. What it
 // knows of a shard holds until a signal for that shard comes (from any
@@ -69,15 +70,6 @@ func (w *shardWatch) signal(k int) {
 	}
 	close(w.wake)
 	w.wake = make(chan struct{})
-}
-
-// signalPayload handles a message of the shard channel.
-func (w *shardWatch) signalPayload(payload string) {
-	k, err := strconv.Atoi(payload)
-	if err != nil {
-		k = -1 // unreadable: assume news everywhere
-	}
-	w.signal(k)
 }
 
 // snapshot returns the signal counts and a channel closed at the next

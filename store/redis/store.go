@@ -80,7 +80,8 @@ type Store struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 	ps     *goredis.PubSub
-	resync chan struct{} // the subscription was re-established
+	sigs   []*goredis.PubSub // with several shards: one per shard's signal channel
+	resync chan struct{}     // the subscription was re-established
 
 	waiters waitList   // NextReady callers of this process
 	alarm   leaseAlarm // wakes a waiter when the next ready lease lapses
@@ -219,7 +220,17 @@ func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, ow
 		return nil, err
 	}
 	s.ps = ps
+	if s.sharded() {
+		if s.sigs, err = s.subscribeShards(ctx); err != nil {
+			_ = ps.Close()
+			return nil, err
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for i, sp := range s.sigs {
+		s.wg.Add(1)
+		go s.listenShard(i, sp.ChannelWithSubscriptions(goredis.WithChannelSize(1024)))
+	}
 	msgs := ps.ChannelWithSubscriptions(goredis.WithChannelSize(1024))
 	s.wg.Add(3)
 	go s.listen(msgs)
@@ -244,6 +255,9 @@ func (s *Store) Close() error {
 		s.cancel()
 		s.alarm.stop()
 		err = s.ps.Close()
+		for _, sp := range s.sigs {
+			err = errors.Join(err, sp.Close())
+		}
 		s.wg.Wait()
 		if s.ownClient {
 			err = errors.Join(err, s.rdb.Close())

@@ -43,7 +43,7 @@ func (s *Store) AddTimers(ctx context.Context, timers ...store.Timer) error {
 				p.HSet(ctx, k.timerData(), t.Key(), doc)
 			}
 			if s.sharded() {
-				p.Publish(ctx, s.g.shardChannel(), strconv.Itoa(i))
+				p.SPublish(ctx, k.signalChannel(), strconv.Itoa(i))
 			}
 			return nil
 		})
