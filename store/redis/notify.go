@@ -23,17 +23,8 @@ import (
 func (s *Store) subscribe(ctx context.Context) (*goredis.PubSub, error) {
 	channels := []string{s.g.readyChannel(), s.g.queueChannel()}
 	ps := s.rdb.Subscribe(ctx, channels...)
-	for range channels {
-		msg, err := ps.Receive(ctx)
-		if err == nil {
-			if _, ok := msg.(*goredis.Subscription); !ok {
-				err = fmt.Errorf("unexpected %T", msg)
-			}
-		}
-		if err != nil {
-			_ = ps.Close()
-			return nil, fail(ctx, "redis store: subscribe", err)
-		}
+	if err := confirmed(ctx, ps, len(channels)); err != nil {
+		return nil, fail(ctx, "redis store: subscribe", err)
 	}
 	return ps, nil
 }
@@ -46,14 +37,7 @@ func (s *Store) subscribeShards(ctx context.Context) ([]*goredis.PubSub, error) 
 	out := make([]*goredis.PubSub, 0, len(s.shards))
 	for _, k := range s.shards {
 		ps := s.rdb.SSubscribe(ctx, k.signalChannel())
-		msg, err := ps.Receive(ctx)
-		if err == nil {
-			if _, ok := msg.(*goredis.Subscription); !ok {
-				err = fmt.Errorf("unexpected %T", msg)
-			}
-		}
-		if err != nil {
-			_ = ps.Close()
+		if err := confirmed(ctx, ps, 1); err != nil {
 			for _, o := range out {
 				_ = o.Close()
 			}
@@ -62,6 +46,24 @@ func (s *Store) subscribeShards(ctx context.Context) ([]*goredis.PubSub, error) 
 		out = append(out, ps)
 	}
 	return out, nil
+}
+
+// confirmed waits for n subscriptions of ps to be confirmed; on failure it
+// closes ps.
+func confirmed(ctx context.Context, ps *goredis.PubSub, n int) error {
+	for range n {
+		msg, err := ps.Receive(ctx)
+		if err == nil {
+			if _, ok := msg.(*goredis.Subscription); !ok {
+				err = fmt.Errorf("unexpected %T", msg)
+			}
+		}
+		if err != nil {
+			_ = ps.Close()
+			return err
+		}
+	}
+	return nil
 }
 
 // listenShard passes shard i's signals to the Store's shardWatch until the
