@@ -38,6 +38,15 @@ func (e *envReader) str(name, def string) string {
 	return def
 }
 
+// noneIfZero maps a count of 0 from the environment to the -1 that turns a
+// feature off in Config (where 0 takes the default).
+func noneIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func (e *envReader) int(name string, def int) int {
 	v, ok := e.lookup(name)
 	if !ok || v == "" {
@@ -118,6 +127,7 @@ func configFrom(lookup func(string) (string, bool)) (Config, error) {
 		PriorityAging:             e.seconds("PRIORITY_AGING_SECONDS", time.Minute),
 		MaxTransitions:            e.int("MAX_TRANSITIONS_PER_JOB", 100),
 		MaxFanOut:                 e.int("MAX_FAN_OUT", 10000),
+		RecentJobs:                noneIfZero(e.int("RECENT_JOBS", 4096)),
 		Executors:                 e.int("EXECUTOR_MAX_CONCURRENT_JOBS", 64),
 		StepLease:                 e.seconds("STEP_LEASE_SECONDS", 30*time.Second),
 		MinReputation:             e.float("REPUTATION_MIN_THRESHOLD", 0.3),

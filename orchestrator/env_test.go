@@ -29,6 +29,12 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil || cfg.Addr != ":8080" || cfg.RateLimit != 600 || cfg.HistoryURI != "sqlite:avtomatika_history.db" || cfg.MaxRetries != 3 {
 		t.Fatalf("defaults %+v %v", cfg, err)
 	}
+	if cfg.RecentJobs != 4096 {
+		t.Fatalf("RECENT_JOBS default %d", cfg.RecentJobs)
+	}
+	if cfg, _ = configFrom(lookup(map[string]string{"RECENT_JOBS": "0"})); cfg.RecentJobs != -1 {
+		t.Fatalf("RECENT_JOBS=0 gives %d, want -1 (none)", cfg.RecentJobs)
+	}
 	cfg, _ = configFrom(lookup(map[string]string{"REDIS_URL": "redis://a:1/0", "REDIS_HOST": "b"}))
 	if cfg.RedisURL != "redis://a:1/0" || cfg.RedisCluster || cfg.RedisShards != 1 {
 		t.Fatalf("REDIS_URL must win over REDIS_HOST, one server and one shard by default: %q %v %d", cfg.RedisURL, cfg.RedisCluster, cfg.RedisShards)

@@ -91,10 +91,14 @@ type Config struct {
 	RedisPoolSize int           // connection pool size (go-redis default)
 	JobRetention  time.Duration // how long ended jobs stay in the live store (24h); history keeps them
 
-	Executors       int           // concurrent job steps (64)
-	StepLease       time.Duration // lease on a job step; a crashed orchestrator's steps resume after it (30s)
-	MaxTransitions  int           // transitions before a job counts as looping (100)
-	MaxFanOut       int           // parallel tasks one DispatchParallel may start (10000)
+	Executors      int           // concurrent job steps (64)
+	StepLease      time.Duration // lease on a job step; a crashed orchestrator's steps resume after it (30s)
+	MaxTransitions int           // transitions before a job counts as looping (100)
+	MaxFanOut      int           // parallel tasks one DispatchParallel may start (10000)
+	// RecentJobs is how many unfinished jobs this orchestrator keeps a
+	// copy of after writing them, to write them next without a read (see
+	// engine.Config.RecentJobs; 4096, negative: none).
+	RecentJobs      int
 	MaxRetries      int           // retries of a failing task or handler (3; -1 for none)
 	RetryBackoff    time.Duration // first retry delay, doubling, with jitter (1s)
 	RetryBackoffMax time.Duration // longest retry delay (30s)
@@ -343,7 +347,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	o.eng, err = engine.New(engine.Config{
 		Store: o.metrics.WrapStore(cfg.Store), Logger: cfg.Logger, OnEvent: o.onEvent, EncodeEvent: o.encodeEvent, Tracer: tracerOf(cfg.TracerProvider), Executors: cfg.Executors, StepLease: cfg.StepLease,
-		MaxTransitions: cfg.MaxTransitions, MaxFanOut: cfg.MaxFanOut, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
+		MaxTransitions: cfg.MaxTransitions, MaxFanOut: cfg.MaxFanOut, RecentJobs: cfg.RecentJobs, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		RetryBackoffMax: cfg.RetryBackoffMax, TaskTimeout: cfg.TaskTimeout, DispatchTimeout: cfg.DispatchTimeout,
 		PollTimeout: cfg.PollTimeout, WorkerTTL: cfg.WorkerTTL, PriorityAging: cfg.PriorityAging,
 		Dispatch:   dispatch.Policy{MinReputation: cfg.MinReputation},

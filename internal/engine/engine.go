@@ -95,10 +95,11 @@ type Config struct {
 	// are deleted (0: never).
 	BlobCleanupAfter time.Duration
 
-	// RecentJobs is how many small unfinished jobs the engine keeps a copy
-	// of after writing them, so that their next write here needs no store
-	// read (4096; negative: none). A copy another process made stale costs
-	// one refused write and a read.
+	// RecentJobs is how many unfinished jobs the engine keeps a copy of
+	// after writing them, so that their next write here needs no store
+	// read (4096, and 32,768 part records in all; negative: none). A copy
+	// another process made stale costs one refused write and a read. Each
+	// copy holds the job's input data: lower it where inputs are large.
 	RecentJobs int
 }
 
