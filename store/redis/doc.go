@@ -172,7 +172,8 @@
 // Pub/sub channels (one subscription per Store, not one per waiter):
 //
 //	K ch:ready              payload: how many jobs became ready.
-//	K ch:queues             payload: the name of a queue that received tasks.
+//	K ch:queues             payload: the name of a queue that received tasks
+//	                        ("<shard index>|<name>" with several shards).
 //	K ch:signal             with several shards, one per shard (SSUBSCRIBE, a
 //	                        connection each; SPUBLISH keeps a message on the
 //	                        shard's master): the shard received outbox events
@@ -256,13 +257,16 @@
 //     head comes first with claimShardHeadScript, which refuses when that
 //     shard's actual head comes after another remembered one and returns
 //     the shard's next head. Heads only move back as tasks are claimed, so
-//     the order holds; a task queued after the look (with an earlier score,
-//     or in a shard that looked empty) is seen at the next full look, after
-//     16 claims, 250 ms or when the remembered shards are spent: no shard
-//     starves.
-//   - A queue a look (or PeekTasks) found empty everywhere is known empty
-//     until the queue channel names it (the Store's own commits count at
-//     once) or 2 s pass: ClaimNext and PeekTasks then send nothing.
+//     the order holds. An enqueue's queue message names its shard
+//     ("<shard>|<queue>" with several shards), whose head the next claim
+//     reads (one command); what this misses (a task with an earlier score
+//     in a shard that has a head, a lost message) is seen at the next full
+//     look, after 32 claims, 1 s or when the remembered shards are spent:
+//     no shard starves.
+//   - A queue found empty everywhere (by a look or PeekTasks, or as claims
+//     empty its shards) is known empty until the queue channel names it
+//     (the Store's own commits count at once) or 2 s pass: ClaimNext and
+//     PeekTasks then send nothing.
 //   - ReadEvents reads only the shards whose stream may hold entries after
 //     the cursor, and waits, holding no connection, for a shard's signal;
 //     DueTimers skips the shards whose earliest timer is later, and

@@ -14,21 +14,24 @@ import (
 // comes before every other remembered head (claimShardHeadScript);
 // otherwise it learns that head and tries again. Claims only remove heads,
 // so remembered heads never come after actual ones and claims keep queue
-// order. What breaks that, a task queued with an earlier score or in a
-// shard that looked empty, is seen at the next full look: after
-// hintClaims claims or hintAge, or as soon as every remembered shard is
-// spent. So no shard starves.
+// order. Every enqueue publishes the queue's name with its shard's index
+// on the queue channel, in its script (this Store's own commits count at
+// once): a shard the hints held empty then gets a head to read, one
+// command. What the hints still miss, a task queued with an earlier score
+// in a shard that has a head, or a lost message, is seen at the next full
+// look: after hintClaims claims or hintAge, or as soon as every remembered
+// shard is spent. So no shard starves.
 //
-// A look that finds a queue empty in every shard is remembered too, until
-// a message of the queue channel names the queue (every enqueue publishes
-// one, in its script; this Store's own commits count at once) or
-// shardFallback passes: meanwhile ClaimNext and PeekTasks answer that the
-// queue is empty without a command. Another process's enqueue is thus
-// seen when its message arrives, which is also when WatchQueues reports
-// it; a lost message only delays.
+// A queue found empty in every shard (by a look, or as claims empty the
+// shards) is known empty until a message names the queue or shardFallback
+// passes: meanwhile ClaimNext and PeekTasks answer that the queue is
+// empty without a command. Another process's enqueue is thus seen when
+// its message arrives, which is also when WatchQueues reports it; a lost
+// message only delays. A read or claim that finds a shard empty does not
+// drop it when a message named the shard meanwhile.
 const (
-	hintClaims = 16
-	hintAge    = 250 * time.Millisecond
+	hintClaims = 32
+	hintAge    = time.Second
 	// maxHinted bounds the queues remembered; beyond it the hints start
 	// over (they are only a guess).
 	maxHinted = 4096
@@ -38,6 +41,7 @@ const (
 type head struct {
 	score  float64
 	member string
+	unread bool // a task came (the queue channel said so): head unknown
 }
 
 func (h head) before(o head) bool {
@@ -62,6 +66,9 @@ type queueHint struct {
 	looked time.Time    // when every shard was last looked at
 	empty  bool         // the look found no task, at version ver
 	ver    queueVersion
+	// sig counts the messages that named each shard: a read or claim
+	// that began before one cannot tell that the shard is empty.
+	sig map[int]uint64
 }
 
 // hintState is what next tells ClaimNext to do.
@@ -71,6 +78,7 @@ const (
 	hintLook  hintState = iota // look at every shard
 	hintClaim                  // claim from the shard named
 	hintEmpty                  // the queue is empty
+	hintRead                   // read the heads of the shards unread names
 )
 
 func (h *claimHints) version(queue string) queueVersion {
@@ -85,16 +93,94 @@ func (h *claimHints) snapshot(queue string) queueVersion {
 }
 
 // notify records that queues received tasks.
-func (h *claimHints) notify(queues ...string) {
+// A queue message of a sharded deployment names the shard ("<k>|<queue>"):
+// a shard the hints held empty then has a head to read, one command, where
+// a full look would take one per shard.
+func (h *claimHints) notify(queue string, k int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	prev := h.version(queue)
 	if h.gens == nil || len(h.gens) >= maxHinted {
 		h.gens = map[string]uint64{}
 		h.epoch++
 	}
-	for _, q := range queues {
-		h.gens[q]++
+	h.gens[queue]++
+	qh := h.q[queue]
+	if qh == nil || k < 0 {
+		return
 	}
+	if qh.ver == prev {
+		qh.ver = h.version(queue) // the hint accounts for this message
+	}
+	if qh.empty {
+		qh.empty, qh.heads = false, map[int]head{}
+	}
+	if _, ok := qh.heads[k]; !ok {
+		qh.heads[k] = head{unread: true}
+	}
+	if qh.sig == nil {
+		qh.sig = map[int]uint64{}
+	}
+	qh.sig[k]++
+}
+
+// mark returns the count of messages that named shard k, taken before a
+// read or claim there.
+func (h *claimHints) mark(queue string, k int) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if qh := h.q[queue]; qh != nil {
+		return qh.sig[k]
+	}
+	return 0
+}
+
+// drop forgets shard k's head, found empty by a read or claim that began
+// at mark: unless a message named the shard since, then its head is to
+// be read again.
+func (qh *queueHint) drop(k int, mark uint64) {
+	if qh.sig[k] != mark {
+		qh.heads[k] = head{unread: true}
+		return
+	}
+	delete(qh.heads, k)
+}
+
+// unread returns the shards whose head must be read before a claim, and
+// their marks.
+func (h *claimHints) unread(queue string) ([]int, []uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []int
+	var marks []uint64
+	if qh := h.q[queue]; qh != nil {
+		for k, hd := range qh.heads {
+			if hd.unread {
+				out = append(out, k)
+				marks = append(marks, qh.sig[k])
+			}
+		}
+	}
+	return out, marks
+}
+
+// read records the heads read of the shards named (absent: empty), read
+// after their marks were taken.
+func (h *claimHints) read(queue string, shards []int, marks []uint64, heads map[int]head) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	qh := h.q[queue]
+	if qh == nil || qh.empty {
+		return
+	}
+	for i, k := range shards {
+		if hd, ok := heads[k]; ok {
+			qh.heads[k] = hd
+		} else {
+			qh.drop(k, marks[i])
+		}
+	}
+	qh.empty = len(qh.heads) == 0 // as in learn
 }
 
 // reset forgets every queue's emptiness (messages may have been lost).
@@ -128,6 +214,11 @@ func (h *claimHints) next(queue string, now time.Time) (int, *head, hintState) {
 	if qh == nil || len(qh.heads) == 0 || qh.claims >= hintClaims || now.Sub(qh.looked) >= hintAge {
 		return 0, nil, hintLook
 	}
+	for _, hd := range qh.heads {
+		if hd.unread {
+			return 0, nil, hintRead
+		}
+	}
 	best, second := -1, -1
 	for k, hd := range qh.heads {
 		switch {
@@ -144,9 +235,9 @@ func (h *claimHints) next(queue string, now time.Time) (int, *head, hintState) {
 	return best, &bound, hintClaim
 }
 
-// learn records shard k's head after a claim or a refused one; nil: the
-// shard's part is empty. claimed counts a claim.
-func (h *claimHints) learn(queue string, k int, hd *head, claimed bool) {
+// learn records shard k's head after a claim or a refused one that began
+// at mark; nil: the shard's part is empty. claimed counts a claim.
+func (h *claimHints) learn(queue string, k int, mark uint64, hd *head, claimed bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	qh := h.q[queue]
@@ -157,7 +248,10 @@ func (h *claimHints) learn(queue string, k int, hd *head, claimed bool) {
 		qh.claims++
 	}
 	if hd == nil {
-		delete(qh.heads, k)
+		qh.drop(k, mark)
+		// Every shard is now known empty, unless a message the hint does
+		// not account for came (isEmpty compares the versions).
+		qh.empty = len(qh.heads) == 0
 	} else {
 		qh.heads[k] = *hd
 	}
@@ -171,5 +265,14 @@ func (h *claimHints) looked(queue string, heads map[int]head, ver queueVersion, 
 	if h.q == nil || len(h.q) >= maxHinted {
 		h.q = map[string]*queueHint{}
 	}
-	h.q[queue] = &queueHint{heads: heads, looked: now, empty: len(heads) == 0, ver: ver}
+	if heads == nil {
+		heads = map[int]head{} // PeekTasks: found nothing
+	}
+	qh := &queueHint{heads: heads, looked: now, empty: len(heads) == 0, ver: ver}
+	if ver != h.version(queue) {
+		// Tasks came during the look, maybe after it read their shard:
+		// look again at the next claim.
+		qh.empty, qh.claims = false, hintClaims
+	}
+	h.q[queue] = qh
 }

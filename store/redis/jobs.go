@@ -204,6 +204,9 @@ type commitPlan struct {
 	Once    *planOnce     `json:"once,omitempty"`
 	Reward  *planReward   `json:"rep,omitempty"`
 	Signal  *planSignal   `json:"sig,omitempty"`
+	// QueueShard prefixes the queue messages of a sharded deployment:
+	// "<shard index>|" (see claimHints.notify).
+	QueueShard string `json:"qk,omitempty"`
 }
 
 // planSignal names the shard's signal channel and its index, SPUBLISHed by
@@ -373,7 +376,7 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		}
 		if s.sharded() {
 			for _, q := range fx.Enqueue {
-				s.hints.notify(q.Queue())
+				s.hints.notify(q.Queue(), shardIndex(job.ID, len(s.shards)))
 				if q.Worker != "" {
 					s.loadCopy.queued(q.Worker, 1)
 				}
@@ -589,6 +592,9 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	}
 	if fx.DoneReady {
 		p.Done = job.ID
+	}
+	if s.sharded() && len(fx.Enqueue) > 0 {
+		p.QueueShard = strconv.Itoa(shardIndex(job.ID, len(s.shards))) + "|"
 	}
 	if s.sharded() && (len(fx.Events) > 0 || len(fx.Timers) > 0) {
 		i := shardIndex(job.ID, len(s.shards))

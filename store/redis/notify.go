@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,9 +13,10 @@ import (
 
 // Each Store holds one pub/sub connection, subscribed to the ready channel
 // (payload: how many jobs became ready) and the queue channel (payload:
-// the name of a queue that received tasks); with several shards, one more
-// per shard, subscribed to the shard's signal channel (see shardWatch). The scripts that queue work publish
-// in the same atomic step. go-redis pings the connection and reconnects it;
+// the name of a queue that received tasks, after "<shard index>|" with
+// several shards); with several shards, one more per shard, subscribed to
+// the shard's signal channel (see shardWatch). The scripts that queue work
+// publish in the same atomic step. go-redis pings the connection and reconnects it;
 // messages sent while it was down are lost, so after every resubscription,
 // as soon as Redis answers again, the store wakes all its NextReady waiters
 // and tells every watcher about every non-empty queue.
@@ -95,8 +98,14 @@ func (s *Store) listen(msgs <-chan any) {
 			case s.g.readyChannel():
 				s.waiters.wake(parseCount(m.Payload))
 			case s.g.queueChannel():
-				s.hints.notify(m.Payload) // before the watchers look
-				s.notifyWatchers(m.Payload)
+				name := m.Payload
+				if s.sharded() {
+					// Before the watchers look.
+					var k int
+					name, k = splitQueueMessage(name)
+					s.hints.notify(name, k)
+				}
+				s.notifyWatchers(name)
 			}
 		}
 	}
@@ -131,6 +140,21 @@ func (s *Store) resyncLoop() {
 		s.waiters.wakeAll()
 		s.notifyWatchers(names...)
 	}
+}
+
+// splitQueueMessage reads a sharded deployment's queue message,
+// "<shard>|<queue>" (a queue name starts with "worker:" or "pending:");
+// -1 when it names no shard.
+func splitQueueMessage(payload string) (string, int) {
+	pre, name, ok := strings.Cut(payload, "|")
+	if !ok {
+		return payload, -1
+	}
+	k, err := strconv.Atoi(pre)
+	if err != nil || k < 0 {
+		return payload, -1
+	}
+	return name, k
 }
 
 func (s *Store) notifyWatchers(names ...string) {

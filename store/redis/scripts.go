@@ -211,7 +211,7 @@ for _, d in ipairs(p.events or {}) do
   redis.call('XADD', KEYS[13], '*', 'e', ARGV[d])
 end
 if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
-for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], q) end
+for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], (p.qk or '') .. q) end
 if p.sig then redis.call('SPUBLISH', p.sig.c, p.sig.k) end
 if p.rep then
   local r = p.rep

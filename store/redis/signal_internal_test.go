@@ -251,6 +251,7 @@ func TestShardedEmptyQueueKnown(t *testing.T) {
 	}
 	theirs := enqueue(b, 3)
 	deadline := time.Now().Add(shardFallback / 2)
+	before = calls.n.Load()
 	for {
 		got, err := a.ClaimNext(ctx, q, "w")
 		if err != nil {
@@ -259,6 +260,11 @@ func TestShardedEmptyQueueKnown(t *testing.T) {
 		if got != nil {
 			if got.Run.ID != theirs {
 				t.Fatalf("claimed %s, want %s", got.Run.ID, theirs)
+			}
+			// The message named the shard: its head and the claim, not a
+			// look at every shard.
+			if n := calls.n.Load() - before; n > 2 {
+				t.Fatalf("the claim of a task the queue channel announced sent %d commands, want 2", n)
 			}
 			break
 		}
@@ -314,5 +320,56 @@ func TestShardedFiguresReadLoadsOncePerAge(t *testing.T) {
 	time.Sleep(loadsAge)
 	if n := load(); n != 2 {
 		t.Fatalf("load after the other process's enqueue and loadsAge = %d, want 2", n)
+	}
+}
+
+// TestHintsPeekRacingAMessage: a PeekTasks that found nothing while a
+// message named the queue leaves a hint that asks for a full look, and
+// that a later message fills in.
+func TestHintsPeekRacingAMessage(t *testing.T) {
+	var h claimHints
+	now := time.Now()
+	ver := h.snapshot("q")
+	h.notify("q", 2) // came during the peek
+	h.looked("q", nil, ver, now)
+	if h.knownEmpty("q", now) {
+		t.Fatal("a queue a message named during the look is known empty")
+	}
+	h.notify("q", 3)
+	if _, _, state := h.next("q", now); state != hintLook {
+		t.Fatalf("next = %v, want a full look: the look may have missed a task", state)
+	}
+	if idx, _ := h.unread("q"); len(idx) != 1 || idx[0] != 3 {
+		t.Fatalf("unread = %v, want [3]", idx)
+	}
+}
+
+// TestHintsKeepAShardAMessageNamedDuringAClaim: a claim that empties a
+// shard while a message names it leaves the shard to be read again, not
+// the queue known empty.
+func TestHintsKeepAShardAMessageNamedDuringAClaim(t *testing.T) {
+	var h claimHints
+	now := time.Now()
+	h.looked("q", map[int]head{1: {score: 5, member: "a"}}, h.snapshot("q"), now)
+	k, _, state := h.next("q", now)
+	if state != hintClaim || k != 1 {
+		t.Fatalf("next = %d %v", k, state)
+	}
+	mark := h.mark("q", 1)
+	h.notify("q", 1) // a task queued in shard 1 after the claim read it
+	h.learn("q", 1, mark, nil, true)
+	if h.knownEmpty("q", now) {
+		t.Fatal("the queue is known empty though a message named shard 1 during the claim")
+	}
+	if idx, _ := h.unread("q"); len(idx) != 1 || idx[0] != 1 {
+		t.Fatalf("unread = %v, want [1]", idx)
+	}
+	// Without a message, the claim that empties the last shard makes the
+	// queue known empty.
+	h.read("q", []int{1}, []uint64{h.mark("q", 1)}, map[int]head{1: {score: 7, member: "b"}})
+	mark = h.mark("q", 1)
+	h.learn("q", 1, mark, nil, true)
+	if !h.knownEmpty("q", now) {
+		t.Fatal("the queue is not known empty after its last shard was emptied")
 	}
 }

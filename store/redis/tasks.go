@@ -124,9 +124,17 @@ func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.Q
 		switch state {
 		case hintEmpty:
 			return nil, nil
+		case hintRead:
+			idx, marks := s.hints.unread(queue)
+			heads, err := s.heads(ctx, queue, idx)
+			if err != nil {
+				return nil, err
+			}
+			s.hints.read(queue, idx, marks, heads)
+			continue
 		case hintLook:
 			ver := s.hints.snapshot(queue)
-			heads, err := s.heads(ctx, queue)
+			heads, err := s.heads(ctx, queue, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -137,11 +145,12 @@ func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.Q
 			}
 			continue
 		}
+		mark := s.hints.mark(queue, k)
 		doc, next, err := s.claimShardHead(ctx, k, queue, workerID, bound)
 		if err != nil {
 			return nil, err
 		}
-		s.hints.learn(queue, k, next, doc != "")
+		s.hints.learn(queue, k, mark, next, doc != "")
 		if doc != "" {
 			return decodeClaimed(doc, workerID)
 		}
@@ -178,19 +187,26 @@ func (s *Store) claimShardHead(ctx context.Context, k int, queue, workerID strin
 	return doc, &head{score: score, member: member}, nil
 }
 
-// heads returns the head of every shard whose part of a queue holds tasks.
-func (s *Store) heads(ctx context.Context, queue string) (map[int]head, error) {
-	cmds, err := pipelined(ctx, s.rdb, s.shards, func(p goredis.Pipeliner, k keys) *goredis.ZSliceCmd {
-		return p.ZRangeWithScores(ctx, k.taskQueue(queue), 0, 0)
+// heads returns the head of each shard named (nil: every shard) whose part
+// of a queue holds tasks.
+func (s *Store) heads(ctx context.Context, queue string, idx []int) (map[int]head, error) {
+	if idx == nil {
+		idx = make([]int, len(s.shards))
+		for i := range idx {
+			idx[i] = i
+		}
+	}
+	cmds, err := pipelined(ctx, s.rdb, idx, func(p goredis.Pipeliner, i int) *goredis.ZSliceCmd {
+		return p.ZRangeWithScores(ctx, s.shards[i].taskQueue(queue), 0, 0)
 	})
 	if err != nil {
 		return nil, fail(ctx, "claim from queue "+queue, err)
 	}
 	out := map[int]head{}
-	for i, c := range cmds {
+	for j, c := range cmds {
 		if z := c.Val(); len(z) > 0 {
 			m, _ := z[0].Member.(string)
-			out[i] = head{z[0].Score, m}
+			out[idx[j]] = head{score: z[0].Score, member: m}
 		}
 	}
 	return out, nil
