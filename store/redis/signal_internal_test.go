@@ -88,6 +88,19 @@ func commitIn(t *testing.T, ctx context.Context, s *Store, k int, at time.Time) 
 	}
 }
 
+// enqueueFor queues a task for worker w in a job of shard k (of 4) and
+// returns the task's id.
+func enqueueFor(t *testing.T, ctx context.Context, s *Store, k int, w string) string {
+	t.Helper()
+	id := fmt.Sprintf("%02x000000-0000-4000-8000-%012d", k, time.Now().UnixNano()%1e12)
+	qt := store.QueuedTask{JobID: id, Worker: w, Run: store.TaskRun{ID: "task-" + store.NewTreeID(id), State: store.TaskQueued}}
+	j := &store.Job{ID: id, Blueprint: "bp", Status: protocol.StatusPending, CreatedAt: time.Now()}
+	if err := s.CreateJob(ctx, j, store.Effects{Enqueue: []store.QueuedTask{qt}}); err != nil {
+		t.Fatal(err)
+	}
+	return qt.Run.ID
+}
+
 // TestShardedReadEventsWaitsForSignal: a sharded ReadEvents that waits
 // sends no command until an event comes, and returns an event another
 // process commits at once (not after the fallback poll).
@@ -240,16 +253,7 @@ func TestShardedEmptyQueueKnown(t *testing.T) {
 	if n := calls.n.Load() - before; n != 0 {
 		t.Fatalf("polls of a queue known empty sent %d commands", n)
 	}
-	enqueue := func(s *Store, k int) string {
-		id := fmt.Sprintf("%02x000000-0000-4000-8000-%012d", k, time.Now().UnixNano()%1e12)
-		qt := store.QueuedTask{JobID: id, Worker: "w", Run: store.TaskRun{ID: "task-" + store.NewTreeID(id), State: store.TaskQueued}}
-		j := &store.Job{ID: id, Blueprint: "bp", Status: protocol.StatusPending, CreatedAt: time.Now()}
-		if err := s.CreateJob(ctx, j, store.Effects{Enqueue: []store.QueuedTask{qt}}); err != nil {
-			t.Fatal(err)
-		}
-		return qt.Run.ID
-	}
-	theirs := enqueue(b, 3)
+	theirs := enqueueFor(t, ctx, b, 3, "w")
 	deadline := time.Now().Add(shardFallback / 2)
 	before = calls.n.Load()
 	for {
@@ -276,7 +280,7 @@ func TestShardedEmptyQueueKnown(t *testing.T) {
 	if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
 		t.Fatalf("claim from an empty queue = %v, %v", got, err)
 	}
-	ours := enqueue(a, 2)
+	ours := enqueueFor(t, ctx, a, 2, "w")
 	if got, err := a.ClaimNext(ctx, q, "w"); err != nil || got == nil || got.Run.ID != ours {
 		t.Fatalf("claim right after the own enqueue = %v, %v; want %s", got, err, ours)
 	}
@@ -289,14 +293,6 @@ func TestShardedFiguresReadLoadsOncePerAge(t *testing.T) {
 	a, b, ctx := twoSharded(t)
 	var calls countCalls
 	a.rdb.AddHook(&calls)
-	enqueue := func(s *Store, k int) {
-		id := fmt.Sprintf("%02x000000-0000-4000-8000-%012d", k, time.Now().UnixNano()%1e12)
-		qt := store.QueuedTask{JobID: id, Worker: "w", Run: store.TaskRun{ID: "task-" + store.NewTreeID(id), State: store.TaskQueued}}
-		j := &store.Job{ID: id, Blueprint: "bp", Status: protocol.StatusPending, CreatedAt: time.Now()}
-		if err := s.CreateJob(ctx, j, store.Effects{Enqueue: []store.QueuedTask{qt}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	load := func() int {
 		t.Helper()
 		f, err := a.WorkerFigures(ctx, "w")
@@ -308,7 +304,7 @@ func TestShardedFiguresReadLoadsOncePerAge(t *testing.T) {
 	if n := load(); n != 0 {
 		t.Fatalf("load = %d", n)
 	}
-	enqueue(a, 1)
+	enqueueFor(t, ctx, a, 1, "w")
 	before := calls.n.Load()
 	if n := load(); n != 1 {
 		t.Fatalf("load after the own enqueue = %d, want 1", n)
@@ -316,7 +312,7 @@ func TestShardedFiguresReadLoadsOncePerAge(t *testing.T) {
 	if n := calls.n.Load() - before; n != 1 {
 		t.Fatalf("figures within loadsAge sent %d commands, want 1 (the reputations)", n)
 	}
-	enqueue(b, 2)
+	enqueueFor(t, ctx, b, 2, "w")
 	time.Sleep(loadsAge)
 	if n := load(); n != 2 {
 		t.Fatalf("load after the other process's enqueue and loadsAge = %d, want 2", n)
