@@ -310,7 +310,11 @@
 // prefixes isolate deployments, and a TCP proxy that is cut and restored
 // plays an outage (errors match ErrUnavailable; waiters and watchers catch
 // up after the reconnection). URL parsing (password, DB, rediss://) is
-// tested without a server.
+// tested without a server. What a sharded Store keeps of its shards is
+// tested on its own: claims keep queue order over shards and starve none,
+// a known-empty queue and a caught-up outbox or timer read send nothing,
+// another process's task, event and timer are seen from its message, and
+// ones written with no message (a lost one) within the 2 s fallback.
 //
 // Not tested: a Cluster with replicas failing over or resharding while
 // jobs run, Sentinel, TLS and ACL users against a real server, Redis
@@ -330,6 +334,8 @@
 //     entry may come after entries of other trees written up to a message's
 //     delay later.
 //   - The number of shards is fixed for the life of a deployment's jobs.
+//   - Several shards need Redis 7.0 or later (SPUBLISH, SSUBSCRIBE), and
+//     one more pub/sub connection per shard for each Store.
 //   - Across job trees, a sharded store hands out ready jobs and outbox
 //     entries in about the order written (shards in turn; entries written
 //     within the same millisecond, or within the masters' clock skew, in
