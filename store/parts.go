@@ -189,7 +189,8 @@ func (j *Job) LoadTasks(tasks map[string]*TaskRun, done map[string]string, taskI
 
 // Apply brings a whole copy up to a write of a view of it: the view's
 // header (copied) and version, and the changes the write made to the part
-// records (ch, from the view's Changes before the write).
+// records (ch, from the view's Changes before the write). It costs the
+// changes, not the copy: call Written before writing from the copy itself.
 func (j *Job) Apply(view *Job, ch PartChanges) {
 	tasks, branches, done, dispatches := j.Tasks, j.BranchResults, j.DoneTasks, j.Dispatches
 	*j = *view.Header().Clone()
@@ -219,6 +220,7 @@ func (j *Job) Apply(view *Job, ch PartChanges) {
 	}
 	dispatches = append(dispatches, ch.AddDispatches...)
 	j.Tasks, j.BranchResults, j.DoneTasks, j.Dispatches = tasks, branches, done, dispatches
-	j.Written()
-	j.Loaded.All = true
+	// Whole, and equal to the store; what it loaded is listed (Written)
+	// only before a write from the copy itself, which costs its size.
+	j.Loaded = Parts{All: true}
 }

@@ -212,8 +212,8 @@ func (en *env) waitReputation(workerID string, want float64) {
 }
 
 // succeed has worker id take a task (of the attempt given, when not 0) and
-// report its success.
-func (en *env) succeed(id string, attempt int) {
+// report its success; it returns the task.
+func (en *env) succeed(id string, attempt int) *protocol.TaskPayload {
 	en.t.Helper()
 	p, err := en.e.NextTask(en.ctx, id, 2*time.Second)
 	if err != nil || p == nil || attempt != 0 && p.Attempt != attempt {
@@ -222,6 +222,7 @@ func (en *env) succeed(id string, attempt int) {
 	if _, err := en.e.SubmitResult(en.ctx, id, protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: protocol.TaskSuccess}); err != nil {
 		en.t.Fatalf("result of %s: %v", id, err)
 	}
+	return p
 }
 
 // heartbeat sends a full heartbeat with a status.

@@ -47,10 +47,18 @@ func (r *recentJobs) take(id string) *store.Job {
 	return j
 }
 
-// put keeps a copy of a job just written, if it is worth keeping.
+// put keeps a copy of a job just written, if it is worth keeping, and
+// forgets the copy it may hold of it otherwise (it is stale now).
 func (r *recentJobs) put(j *store.Job) {
 	if r.worth(j) {
 		r.keep(j.Clone())
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.jobs[j.ID]; ok {
+		r.parts -= old.PartCount()
+		delete(r.jobs, j.ID)
 	}
 }
 
@@ -63,6 +71,10 @@ func (r *recentJobs) keep(j *store.Job) {
 	n := j.PartCount()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if old, ok := r.jobs[j.ID]; ok { // written from a read, not from the copy
+		r.parts -= old.PartCount()
+		delete(r.jobs, j.ID)
+	}
 	for id, old := range r.jobs { // any ones: a miss costs a read
 		if len(r.jobs) < r.maxJobs && r.parts+n <= r.maxParts {
 			break

@@ -76,6 +76,9 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 	}
 	defer release()
 	whole := taskIDs == nil
+	// spare is the whole copy behind a view that led to no write: fn never
+	// saw it, so it is still good if the store's job has its version.
+	var spare *store.Job
 	for attempt := 0; ; attempt++ {
 		j, err := first, error(nil)
 		guess := false        // j is (a view of) the copy kept since this process's last write
@@ -85,6 +88,8 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 				guess, j = true, kept
 				if !whole && kept.PartCount() > store.SmallJob {
 					j, behind = kept.View(taskIDs...), kept // what LoadJob would read
+				} else {
+					kept.Written() // all it holds is stored (see Job.Apply)
 				}
 			}
 		}
@@ -98,9 +103,14 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		if err != nil {
 			return nil, err
 		}
+		if spare != nil && !j.Loaded.All && spare.Version == j.Version {
+			behind = spare // current: write on the read as on a view of it
+		}
+		spare = nil
 		t := &txn{now: e.now()}
 		err = fn(t, j)
 		if guess && (err != nil || t.needAll) {
+			spare = behind
 			continue // decide again on the stored job
 		}
 		if t.needAll && !j.Loaded.All && attempt < 100 {
@@ -108,6 +118,9 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 			continue
 		}
 		if err != nil {
+			if behind != nil {
+				e.recent.keep(behind) // nothing written: still current
+			}
 			if errors.Is(err, errSkip) {
 				return j, nil
 			}
