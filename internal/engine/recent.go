@@ -40,10 +40,7 @@ func (r *recentJobs) take(id string) *store.Job {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	j := r.jobs[id]
-	if j != nil {
-		delete(r.jobs, id)
-		r.parts -= j.PartCount()
-	}
+	r.drop(id)
 	return j
 }
 
@@ -56,10 +53,7 @@ func (r *recentJobs) put(j *store.Job) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, ok := r.jobs[j.ID]; ok {
-		r.parts -= old.PartCount()
-		delete(r.jobs, j.ID)
-	}
+	r.drop(j.ID)
 }
 
 // keep keeps j itself, which nobody else holds; a job that ended, one read
@@ -71,19 +65,23 @@ func (r *recentJobs) keep(j *store.Job) {
 	n := j.PartCount()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, ok := r.jobs[j.ID]; ok { // written from a read, not from the copy
-		r.parts -= old.PartCount()
-		delete(r.jobs, j.ID)
-	}
-	for id, old := range r.jobs { // any ones: a miss costs a read
+	r.drop(j.ID)             // written from a read, not from the copy
+	for id := range r.jobs { // any ones: a miss costs a read
 		if len(r.jobs) < r.maxJobs && r.parts+n <= r.maxParts {
 			break
 		}
-		delete(r.jobs, id)
-		r.parts -= old.PartCount()
+		r.drop(id)
 	}
 	r.jobs[j.ID] = j
 	r.parts += n
+}
+
+// drop forgets the copy of a job, if one is kept; the caller holds mu.
+func (r *recentJobs) drop(id string) {
+	if old, ok := r.jobs[id]; ok {
+		r.parts -= old.PartCount()
+		delete(r.jobs, id)
+	}
 }
 
 func (r *recentJobs) worth(j *store.Job) bool {
