@@ -408,11 +408,8 @@ func (s *Store) apply(jobID string, fx store.Effects, now time.Time) {
 		s.values[o.Key] = e
 	}
 	if r := fx.Reward; r != nil {
-		r.Before = r.Initial
-		if v, ok := s.reputation[r.Worker]; ok {
-			r.Before = v
-		}
-		r.Value, r.Applied = s.adjustReputation(r.Worker, r.Delta, r.Initial, r.Floor, r.Ceiling), true
+		r.Value, r.Before = s.adjustReputation(r.Worker, r.Delta, r.Initial, r.Floor, r.Ceiling)
+		r.Applied = true
 	}
 	s.appendEvents(now, fx.Events)
 	if fx.DoneReady {

@@ -115,18 +115,20 @@ func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerF
 func (s *Store) AdjustReputation(_ context.Context, id string, delta, initial, floor, ceil float64) (float64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.adjustReputation(id, delta, initial, floor, ceil), nil
+	after, _ := s.adjustReputation(id, delta, initial, floor, ceil)
+	return after, nil
 }
 
-// adjustReputation is AdjustReputation under the caller's lock.
-func (s *Store) adjustReputation(id string, delta, initial, floor, ceil float64) float64 {
-	r, ok := s.reputation[id]
+// adjustReputation is AdjustReputation under the caller's lock; it also
+// returns the reputation before (initial when the worker had none).
+func (s *Store) adjustReputation(id string, delta, initial, floor, ceil float64) (after, before float64) {
+	before, ok := s.reputation[id]
 	if !ok {
-		r = initial
+		before = initial
 	}
-	r = min(max(r+delta, floor), ceil)
-	s.reputation[id] = r
-	return r
+	after = min(max(before+delta, floor), ceil)
+	s.reputation[id] = after
+	return after, before
 }
 
 // SetReputation implements store.Workers.
