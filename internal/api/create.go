@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +33,7 @@ func isUpstreamCreateField(name string) bool {
 // dropped without a word). An empty body is a job without input.
 func parseCreateBody(body []byte) (protocol.CreateJobRequest, error) {
 	var req protocol.CreateJobRequest
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(trimJSONSpace(body)) == 0 {
 		req.InitialData = map[string]any{}
 		return req, nil
 	}
@@ -79,7 +78,7 @@ func parseCreateBody(body []byte) (protocol.CreateJobRequest, error) {
 // checkPolicy refuses a policy over protocol.MaxPolicyBytes and an
 // allowed_skills that is not a non-empty list of strings, as upstream does.
 func checkPolicy(raw json.RawMessage, policy map[string]any) error {
-	if n := len(bytes.TrimSpace(raw)); n > protocol.MaxPolicyBytes {
+	if n := len(trimJSONSpace(raw)); n > protocol.MaxPolicyBytes {
 		return fmt.Errorf("field \"policy\" is %d bytes, over the limit of %d", n, protocol.MaxPolicyBytes)
 	}
 	v, ok := policy["allowed_skills"]

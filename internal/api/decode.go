@@ -151,10 +151,15 @@ func checkSurrogates(body []byte) error {
 	return nil
 }
 
+// trimJSONSpace drops the whitespace JSON allows around a value (space,
+// tab, newline, carriage return), and no other: bytes.TrimSpace would also
+// drop a vertical tab or a form feed, and let such a body pass for empty.
+func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, " \t\n\r") }
+
 // strictUnmarshal decodes exactly one JSON object. Type mismatches name the
 // field; trailing data and non-object bodies are errors.
 func strictUnmarshal(body []byte, v any) error {
-	body = bytes.TrimSpace(body)
+	body = trimJSONSpace(body)
 	if len(body) == 0 {
 		return errors.New("the body is empty; a JSON object is required")
 	}

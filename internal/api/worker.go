@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -143,7 +142,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if len(strings.TrimSpace(string(body))) == 0 || strings.TrimSpace(string(body)) == "null" {
+	if b := string(trimJSONSpace(body)); b == "" || b == "null" {
 		id, _, status, err := s.authWorker(r, pathID)
 		if err != nil {
 			writeError(w, status, "%v", err)
