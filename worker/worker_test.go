@@ -647,11 +647,16 @@ func TestWebSocketCancelAndCommands(t *testing.T) {
 		return errors.New("handler errors are only logged")
 	})
 	startWorker(t, w)
+	// Both ends: the worker's Dial returns when it reads the upgrade, a
+	// moment before the orchestrator's side keeps the connection.
 	f.waitUntil(3*time.Second, "a WebSocket", func() bool {
+		f.mu.Lock()
+		served := f.ws != nil
+		f.mu.Unlock()
 		w.mu.Lock()
 		conns := w.conns
 		w.mu.Unlock()
-		if len(conns) == 0 {
+		if !served || len(conns) == 0 {
 			return false
 		}
 		conns[0].mu.Lock()
