@@ -266,7 +266,9 @@
 //   - A queue found empty everywhere (by a look or PeekTasks, or as claims
 //     empty its shards) is known empty until the queue channel names it
 //     (the Store's own commits count at once) or 2 s pass: ClaimNext and
-//     PeekTasks then send nothing.
+//     PeekTasks then send nothing. A Store of one shard does this too: a
+//     worker's poll that begins after its queue emptied, and its look at
+//     the pending queues of its skills, cost no command.
 //   - ReadEvents reads only the shards whose stream may hold entries after
 //     the cursor, and waits, holding no connection, for a shard's signal;
 //     DueTimers skips the shards whose earliest timer is later, and

@@ -23,8 +23,8 @@ import (
 // shard is spent. So no shard starves.
 //
 // A queue found empty in every shard (by a look, or as claims empty the
-// shards) is known empty until a message names the queue or shardFallback
-// passes: meanwhile ClaimNext and PeekTasks answer that the queue is
+// shards; with one shard, by a claim or a peek) is known empty until a
+// message names the queue or shardFallback passes: meanwhile ClaimNext and PeekTasks answer that the queue is
 // empty without a command. Another process's enqueue is thus seen when
 // its message arrives, which is also when WatchQueues reports it; a lost
 // message only delays. A read or claim that finds a shard empty does not

@@ -374,12 +374,14 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			// its timer loop; others when the signal comes.
 			s.watch.signal(shardIndex(job.ID, len(s.shards)))
 		}
-		if s.sharded() {
-			for _, q := range fx.Enqueue {
-				s.hints.notify(q.Queue(), shardIndex(job.ID, len(s.shards)))
-				if q.Worker != "" {
-					s.loadCopy.queued(q.Worker, 1)
-				}
+		for _, q := range fx.Enqueue {
+			if !s.sharded() {
+				s.hints.notify(q.Queue(), -1)
+				continue
+			}
+			s.hints.notify(q.Queue(), shardIndex(job.ID, len(s.shards)))
+			if q.Worker != "" {
+				s.loadCopy.queued(q.Worker, 1)
 			}
 		}
 		job.Written()

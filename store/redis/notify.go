@@ -98,13 +98,11 @@ func (s *Store) listen(msgs <-chan any) {
 			case s.g.readyChannel():
 				s.waiters.wake(parseCount(m.Payload))
 			case s.g.queueChannel():
-				name := m.Payload
+				name, k := m.Payload, -1
 				if s.sharded() {
-					// Before the watchers look.
-					var k int
 					name, k = splitQueueMessage(name)
-					s.hints.notify(name, k)
 				}
+				s.hints.notify(name, k) // before the watchers look
 				s.notifyWatchers(name)
 			}
 		}

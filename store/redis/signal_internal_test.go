@@ -2,8 +2,8 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,12 +20,19 @@ import (
 // processes), deleting the prefix's keys at the end.
 func twoSharded(t *testing.T) (a, b *Store, ctx context.Context) {
 	t.Helper()
+	return twoStores(t, 4)
+}
+
+// twoStores opens two Stores of one deployment of n shards, as two
+// processes would.
+func twoStores(t *testing.T, n int) (a, b *Store, ctx context.Context) {
+	t.Helper()
 	url := testenv.URL(t, testenv.RedisVar)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	prefix := fmt.Sprintf("avtotest-signal-%d", time.Now().UnixNano())
 	open := func() *Store {
-		s, err := Open(ctx, Options{URL: url, Prefix: prefix, Shards: 4})
+		s, err := Open(ctx, Options{URL: url, Prefix: prefix, Shards: n})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,7 +41,7 @@ func twoSharded(t *testing.T) (a, b *Store, ctx context.Context) {
 	}
 	a, b = open(), open()
 	t.Cleanup(func() {
-		for _, match := range KeyPatterns(prefix, 4) {
+		for _, match := range KeyPatterns(prefix, n) {
 			iter := b.rdb.Scan(context.Background(), 0, match, 1000).Iterator()
 			for iter.Next(context.Background()) {
 				b.rdb.Del(context.Background(), iter.Val())
@@ -52,13 +59,31 @@ type countCalls struct {
 	sent []string // each command's name and first key, in order
 }
 
-func (c *countCalls) add(cmd goredis.Cmder) {
-	if n := cmd.Name(); n != "hello" && n != "client" {
-		c.n.Add(1)
-		c.mu.Lock()
-		c.sent = append(c.sent, fmt.Sprint(cmd.Args()[:min(len(cmd.Args()), 4)]...))
-		c.mu.Unlock()
+func (c *countCalls) add(cmd goredis.Cmder, err error) {
+	// A script's first run on a fresh server is EVALSHA refused, then
+	// EVAL: one command of the Store's. (The refusal shows in what the
+	// hook's next returns; the command's own error may come later.)
+	if noScript(err) || noScript(cmd.Err()) {
+		return
 	}
+	n := cmd.Name()
+	if n == "hello" || n == "client" {
+		return
+	}
+	c.n.Add(1)
+	what := n
+	if args := cmd.Args(); (n == "eval" || n == "evalsha") && len(args) > 3 {
+		what += fmt.Sprint(" ", args[3]) // its first key
+	} else if len(args) > 1 {
+		what += fmt.Sprint(" ", args[1])
+	}
+	c.mu.Lock()
+	c.sent = append(c.sent, what)
+	c.mu.Unlock()
+}
+
+func noScript(err error) bool {
+	return errors.Is(err, goredis.ErrNoScript) || goredis.HasErrorPrefix(err, "NOSCRIPT")
 }
 
 // since returns the commands sent after the first n, for a failure's
@@ -73,20 +98,17 @@ func (c *countCalls) DialHook(next goredis.DialHook) goredis.DialHook { return n
 func (c *countCalls) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
 		err := next(ctx, cmd)
-		// A script's first run on a fresh server is EVALSHA refused, then
-		// EVAL: one command of the Store's.
-		if err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			c.add(cmd)
-		}
+		c.add(cmd, err)
 		return err
 	}
 }
 func (c *countCalls) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
 		for _, cmd := range cmds {
-			c.add(cmd)
+			c.add(cmd, nil)
 		}
-		return next(ctx, cmds)
+		return err
 	}
 }
 
@@ -297,6 +319,65 @@ func TestShardedEmptyQueueKnown(t *testing.T) {
 	}
 	ours := enqueueFor(t, ctx, a, 2, "w")
 	if got, err := a.ClaimNext(ctx, q, "w"); err != nil || got == nil || got.Run.ID != ours {
+		t.Fatalf("claim right after the own enqueue = %v, %v; want %s", got, err, ours)
+	}
+}
+
+// TestOneShardEmptyQueueKnown: with one shard too, a queue a claim or a
+// peek found empty is not read again until a message names it.
+func TestOneShardEmptyQueueKnown(t *testing.T) {
+	a, b, ctx := twoStores(t, 1)
+	var calls countCalls
+	a.rdb.AddHook(&calls)
+	own, pending := store.WorkerQueue("w"), store.PendingQueue("skill")
+	if got, err := a.ClaimNext(ctx, own, "w"); got != nil || err != nil {
+		t.Fatalf("claim from an empty queue = %v, %v", got, err)
+	}
+	if got, err := a.PeekTasks(ctx, pending, 1); len(got) != 0 || err != nil {
+		t.Fatalf("peek at an empty queue = %v, %v", got, err)
+	}
+	if n := calls.n.Load(); n != 2 {
+		t.Fatalf("the first claim and peek sent %d commands, want 2: %q", n, calls.since(0))
+	}
+	before := calls.n.Load()
+	for range 10 {
+		if got, err := a.ClaimNext(ctx, own, "w"); got != nil || err != nil {
+			t.Fatalf("claim from an empty queue = %v, %v", got, err)
+		}
+		if got, err := a.PeekTasks(ctx, pending, 1); len(got) != 0 || err != nil {
+			t.Fatalf("peek at an empty queue = %v, %v", got, err)
+		}
+	}
+	if n := calls.n.Load() - before; n != 0 {
+		t.Fatalf("polls of queues known empty sent %d commands: %q", n, calls.since(before))
+	}
+	theirs := enqueueFor(t, ctx, b, 0, "w")
+	deadline := time.Now().Add(shardFallback / 2)
+	before = calls.n.Load()
+	for {
+		got, err := a.ClaimNext(ctx, own, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != nil {
+			if got.Run.ID != theirs {
+				t.Fatalf("claimed %s, want %s", got.Run.ID, theirs)
+			}
+			if n := calls.n.Load() - before; n != 1 {
+				t.Fatalf("the claim of a task the queue channel announced sent %d commands, want 1: %q", n, calls.since(before))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("another process's task is not claimed after its message")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, err := a.ClaimNext(ctx, own, "w"); got != nil || err != nil {
+		t.Fatalf("claim from an empty queue = %v, %v", got, err)
+	}
+	ours := enqueueFor(t, ctx, a, 0, "w")
+	if got, err := a.ClaimNext(ctx, own, "w"); err != nil || got == nil || got.Run.ID != ours {
 		t.Fatalf("claim right after the own enqueue = %v, %v; want %s", got, err, ours)
 	}
 }

@@ -18,11 +18,11 @@ import (
 // is a sorted set of task ids scored by QueuedTask.Score; Redis orders equal
 // scores by member, so ties go by task id, as in the memory store.
 
-// PeekTasks implements store.TaskQueues. Of several shards, it reads the
-// queue's head in each and merges them in queue order; a queue known to be
-// empty (see claimHints) is not read.
+// PeekTasks implements store.TaskQueues. A queue known to be empty (see
+// claimHints) is not read. Of several shards, it reads the queue's head in
+// each and merges them in queue order.
 func (s *Store) PeekTasks(ctx context.Context, queue string, limit int) ([]store.QueuedTask, error) {
-	if limit <= 0 || (s.sharded() && s.hints.knownEmpty(queue, time.Now())) {
+	if limit <= 0 || s.hints.knownEmpty(queue, time.Now()) {
 		return nil, nil
 	}
 	ver := s.hints.snapshot(queue)
@@ -57,10 +57,10 @@ func (s *Store) PeekTasks(ctx context.Context, queue string, limit int) ([]store
 			out = append(out, q)
 		}
 	}
+	if len(out) == 0 {
+		s.hints.looked(queue, nil, ver, time.Now())
+	}
 	if s.sharded() {
-		if len(out) == 0 {
-			s.hints.looked(queue, nil, ver, time.Now())
-		}
 		sortTasks(out)
 		out = out[:min(limit, len(out))]
 	}
@@ -102,16 +102,21 @@ func decodeClaimed(doc, workerID string) (*store.QueuedTask, error) {
 	return &q, nil
 }
 
-// ClaimNext implements store.TaskQueues. Of several shards, it claims
-// from the shard whose head comes first as far as the Store knows (see
-// claimHints), looks at the head of every shard, in one pipeline, when it
-// knows too little, and sends nothing for a queue it knows is empty.
+// ClaimNext implements store.TaskQueues. It sends nothing for a queue it
+// knows is empty (see claimHints). Of several shards, it claims from the
+// shard whose head comes first as far as the Store knows, and looks at the
+// head of every shard, in one pipeline, when it knows too little.
 func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
 	if !s.sharded() {
+		if s.hints.knownEmpty(queue, time.Now()) {
+			return nil, nil
+		}
+		ver := s.hints.snapshot(queue)
 		k := s.shards[0]
 		keys := []string{k.taskWhere(), k.taskData(), k.loads(), k.queues(), k.taskQueue(queue), k.running(workerID)}
 		doc, err := claimNextScript.Run(ctx, s.rdb, keys, queue, workerID, locRunning+workerID).Text()
 		if errors.Is(err, goredis.Nil) {
+			s.hints.looked(queue, nil, ver, time.Now())
 			return nil, nil
 		}
 		if err != nil {
