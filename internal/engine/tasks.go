@@ -500,11 +500,13 @@ func (e *Engine) otherEligible(ctx context.Context, req dispatch.Request, self s
 // polls has a free slot, whatever its last heartbeat or the task count
 // say: workers poll only when they can take a task.
 func (e *Engine) candidateFor(ctx context.Context, w *store.Worker) (dispatch.Candidate, error) {
-	reps, err := e.store.Reputations(ctx, w.ID)
+	// WorkerFigures, not Reputations: a store may answer it from the
+	// figures it read for the last placement.
+	f, err := e.store.WorkerFigures(ctx, w.ID)
 	if err != nil {
-		return dispatch.Candidate{}, err
+		return dispatch.Candidate{}, fmt.Errorf("read reputation of %s: %w", w.ID, err)
 	}
-	rep, ok := reps[w.ID]
+	rep, ok := f.Reputations[w.ID]
 	if !ok {
 		rep = 1
 	}

@@ -375,13 +375,13 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			s.watch.signal(shardIndex(job.ID, len(s.shards)))
 		}
 		for _, q := range fx.Enqueue {
-			if !s.sharded() {
-				s.hints.notify(q.Queue(), -1)
-				continue
+			k := -1 // one shard: the queue message names none
+			if s.sharded() {
+				k = shardIndex(job.ID, len(s.shards))
 			}
-			s.hints.notify(q.Queue(), shardIndex(job.ID, len(s.shards)))
+			s.hints.notify(q.Queue(), k)
 			if q.Worker != "" {
-				s.loadCopy.queued(q.Worker, 1)
+				s.figures.queued(q.Worker, 1)
 			}
 		}
 		job.Written()
@@ -389,8 +389,11 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			c.Version = 1
 			c.Written()
 		}
-		if fx.Reward != nil {
-			return rewarded(fx.Reward, res[1:])
+		if r := fx.Reward; r != nil {
+			if err := rewarded(r, res[1:]); err != nil {
+				return err
+			}
+			s.figures.reputation(r.Worker, r.Value)
 		}
 		return nil
 	case "once":

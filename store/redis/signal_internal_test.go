@@ -382,36 +382,53 @@ func TestOneShardEmptyQueueKnown(t *testing.T) {
 	}
 }
 
-// TestShardedFiguresReadLoadsOncePerAge: WorkerFigures reads every shard's
-// loads at most once per loadsAge, counting meanwhile the tasks the Store
-// itself queued; another process's count at the next read.
-func TestShardedFiguresReadLoadsOncePerAge(t *testing.T) {
-	a, b, ctx := twoSharded(t)
-	var calls countCalls
-	a.rdb.AddHook(&calls)
-	load := func() int {
-		t.Helper()
-		f, err := a.WorkerFigures(ctx, "w")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f.Loads["w"]
-	}
-	if n := load(); n != 0 {
-		t.Fatalf("load = %d", n)
-	}
-	enqueueFor(t, ctx, a, 1, "w")
-	before := calls.n.Load()
-	if n := load(); n != 1 {
-		t.Fatalf("load after the own enqueue = %d, want 1", n)
-	}
-	if n := calls.n.Load() - before; n != 1 {
-		t.Fatalf("figures within loadsAge sent %d commands, want 1 (the reputations): %q", n, calls.since(before))
-	}
-	enqueueFor(t, ctx, b, 2, "w")
-	time.Sleep(loadsAge)
-	if n := load(); n != 2 {
-		t.Fatalf("load after the other process's enqueue and loadsAge = %d, want 2", n)
+// TestFiguresReadOncePerAge: WorkerFigures reads the figures at most once
+// per loadsAge, counting meanwhile the tasks the Store itself queued and
+// the reputations it wrote; another process's at the next read. A worker
+// not read before is read at once, with the others.
+func TestFiguresReadOncePerAge(t *testing.T) {
+	for _, shards := range []int{1, 4} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
+			a, b, ctx := twoStores(t, shards)
+			var calls countCalls
+			a.rdb.AddHook(&calls)
+			figures := func(ids ...string) store.WorkerFigures {
+				t.Helper()
+				f, err := a.WorkerFigures(ctx, ids...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+			if f := figures("w"); f.Loads["w"] != 0 || len(f.Reputations) != 0 {
+				t.Fatalf("figures of nothing = %+v", f)
+			}
+			enqueueFor(t, ctx, a, 1, "w")
+			if err := a.SetReputation(ctx, "w", 0.5); err != nil {
+				t.Fatal(err)
+			}
+			start := calls.n.Load()
+			if f := figures("w"); f.Loads["w"] != 1 || f.Reputations["w"] != 0.5 {
+				t.Fatalf("figures after the own enqueue and reputation = %+v, want load 1, reputation 0.5", f)
+			}
+			if n := calls.n.Load() - start; n != 0 {
+				t.Fatalf("figures within loadsAge sent %d commands: %q", n, calls.since(start))
+			}
+			enqueueFor(t, ctx, b, 2, "w")
+			if err := b.SetReputation(ctx, "w", 0.25); err != nil {
+				t.Fatal(err)
+			}
+			if f := figures("v", "w"); f.Loads["w"] != 2 || f.Reputations["w"] != 0.25 {
+				t.Fatalf("figures with a worker not read before = %+v, want a read: load 2, reputation 0.25", f)
+			}
+			if err := b.SetReputation(ctx, "w", 0.75); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(loadsAge)
+			if f := figures("w"); f.Reputations["w"] != 0.75 || len(f.Reputations) != 1 {
+				t.Fatalf("figures after loadsAge = %+v, want the other process's reputation 0.75, w's alone", f)
+			}
+		})
 	}
 }
 

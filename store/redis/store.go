@@ -71,7 +71,7 @@ type Store struct {
 	turn      atomic.Uint32
 	hints     claimHints  // where ClaimNext found tasks last, per queue
 	watch     *shardWatch // what readers that span shards know of each
-	loadCopy  loadCache   // the loads WorkerFigures read last (sharded)
+	figures   figureCache // the figures WorkerFigures read last
 	retention time.Duration
 	sweep     time.Duration
 

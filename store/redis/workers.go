@@ -152,15 +152,54 @@ func (s *Store) Reputations(ctx context.Context, ids ...string) (map[string]floa
 	return out, nil
 }
 
-// WorkerFigures implements store.Workers: one script reads the
-// reputations and the loads.
+// WorkerFigures implements store.Workers. It answers from the figures it
+// read last when they are younger than loadsAge (see figureCache); else
+// one script reads the reputations and the loads (of several shards: the
+// reputations, and every shard's loads in one pipeline).
 func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerFigures, error) {
+	now := time.Now()
+	f, want, ok := s.figures.get(ids, now)
+	if ok {
+		return f, nil
+	}
+	f, err := s.readFigures(ctx, want)
+	s.figures.put(want, f, now, err)
+	if err != nil {
+		return store.WorkerFigures{}, err
+	}
+	f.Reputations = pick(f.Reputations, ids)
+	return f, nil
+}
+
+// pick returns the reputations of ids among reps.
+func pick(reps map[string]float64, ids []string) map[string]float64 {
+	out := make(map[string]float64, len(ids))
+	for _, id := range ids {
+		if r, ok := reps[id]; ok {
+			out[id] = r
+		}
+	}
+	return out
+}
+
+// readFigures reads the figures of ids from Redis. Of several shards, the
+// loads are not one consistent view of all shards, which placing a task
+// does not need.
+func (s *Store) readFigures(ctx context.Context, ids []string) (store.WorkerFigures, error) {
+	if s.sharded() {
+		reps, err := s.Reputations(ctx, ids...)
+		if err != nil {
+			return store.WorkerFigures{}, err
+		}
+		loads, err := s.loads(ctx)
+		if err != nil {
+			return store.WorkerFigures{}, fail(ctx, "read worker figures", err)
+		}
+		return store.WorkerFigures{Reputations: reps, Loads: loads}, nil
+	}
 	argv := make([]any, len(ids))
 	for i, id := range ids {
 		argv[i] = id
-	}
-	if s.sharded() {
-		return s.shardedFigures(ctx, ids)
 	}
 	res, err := workerFiguresScript.Run(ctx, s.rdb, []string{s.g.reputation(), s.g.loads()}, argv...).Slice()
 	if err != nil {
@@ -180,68 +219,101 @@ func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerF
 	return f, nil
 }
 
-// shardedFigures reads the reputations, and the loads of every shard at
-// most once per loadsAge (see loadCache); the loads are not one consistent
-// view of all shards, which placing a task does not need.
-func (s *Store) shardedFigures(ctx context.Context, ids []string) (store.WorkerFigures, error) {
-	reps, err := s.Reputations(ctx, ids...)
-	if err != nil {
-		return store.WorkerFigures{}, err
-	}
-	now := time.Now()
-	loads, ok := s.loadCopy.get(now)
-	if !ok {
-		loads, err = s.loads(ctx)
-		s.loadCopy.put(loads, now, err)
-		if err != nil {
-			return store.WorkerFigures{}, fail(ctx, "read worker figures", err)
-		}
-	}
-	return store.WorkerFigures{Reputations: reps, Loads: loads}, nil
-}
-
-// loadsAge is how long a sharded Store places tasks on the loads it read
-// last, plus the tasks it queued for workers since. Another process's
-// placements, and tasks that ended, count at the next read.
+// loadsAge is how long a Store places tasks on the figures it read last,
+// plus the tasks it queued for workers and the reputations it wrote since.
+// Another process's placements and reputations, and tasks that ended,
+// count at the next read: a dispatch is at most this far behind them.
 const loadsAge = 20 * time.Millisecond
 
-// loadCache is a sharded Store's copy of the workers' loads, summed over
-// the shards, for WorkerFigures: reading them costs a command per shard.
-type loadCache struct {
+// figureCache is a Store's copy of the workers' figures, for
+// WorkerFigures: under load a dispatch every few hundred microseconds
+// would otherwise read them each time.
+type figureCache struct {
 	mu      sync.Mutex
 	at      time.Time // when the read began
 	loads   map[string]int
-	reading bool // a read is under way: the others keep to the copy
+	reps    map[string]float64  // of the workers asked, those that have one
+	asked   map[string]struct{} // the workers whose reputations were read
+	reading bool                // a read is under way: the others keep to the copy
 }
 
-// get returns a copy of the loads if they are fresh, or if another caller
-// is reading them anew; false: the caller reads them, then calls put.
-func (c *loadCache) get(now time.Time) (map[string]int, bool) {
+// get returns a copy of the figures of ids if they were read for each of
+// them and are fresh, or another caller is reading them anew. Else it
+// returns the workers to read: ids and those read before (so that a read
+// for one worker keeps the others' figures), and the caller reads them,
+// then calls put.
+func (c *figureCache) get(ids []string, now time.Time) (store.WorkerFigures, []string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.loads == nil || (now.Sub(c.at) >= loadsAge && !c.reading) {
-		c.reading = true
-		return nil, false
+	known := true
+	for _, id := range ids {
+		if _, ok := c.asked[id]; !ok {
+			known = false
+			break
+		}
 	}
-	return maps.Clone(c.loads), true
+	if known && c.loads != nil && (now.Sub(c.at) < loadsAge || c.reading) {
+		return store.WorkerFigures{Reputations: pick(c.reps, ids), Loads: maps.Clone(c.loads)}, nil, true
+	}
+	c.reading = true
+	want := ids
+	if len(c.asked) <= maxAsked {
+		seen := make(map[string]struct{}, len(ids)+len(c.asked))
+		want = make([]string, 0, len(ids)+len(c.asked))
+		for _, id := range ids {
+			seen[id] = struct{}{}
+			want = append(want, id)
+		}
+		for id := range c.asked {
+			if _, ok := seen[id]; !ok {
+				want = append(want, id)
+			}
+		}
+	}
+	return store.WorkerFigures{}, want, false
 }
 
-// put keeps the loads of a read begun at at (err: the read failed).
-func (c *loadCache) put(loads map[string]int, at time.Time, err error) {
+// maxAsked bounds the workers whose figures a read adds to those asked
+// for: beyond it, a read asks for these alone.
+const maxAsked = 1024
+
+// put keeps the figures of ids from a read begun at at (err: the read
+// failed).
+func (c *figureCache) put(ids []string, f store.WorkerFigures, at time.Time, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reading = false
-	if err == nil {
-		c.loads, c.at = maps.Clone(loads), at
+	if err != nil {
+		return
+	}
+	c.loads, c.reps, c.at = maps.Clone(f.Loads), maps.Clone(f.Reputations), at
+	if c.loads == nil {
+		c.loads = map[string]int{}
+	}
+	if c.reps == nil {
+		c.reps = map[string]float64{}
+	}
+	c.asked = make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		c.asked[id] = struct{}{}
 	}
 }
 
 // queued counts tasks this Store queued for a worker.
-func (c *loadCache) queued(worker string, n int) {
+func (c *figureCache) queued(worker string, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.loads != nil {
 		c.loads[worker] += n
+	}
+}
+
+// reputation records a reputation this Store wrote.
+func (c *figureCache) reputation(worker string, r float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.asked[worker]; ok {
+		c.reps[worker] = r
 	}
 }
 
@@ -256,10 +328,15 @@ func (s *Store) AdjustReputation(ctx context.Context, id string, delta, initial,
 	if err != nil {
 		return 0, fmt.Errorf("adjust reputation of %s: %w", id, err)
 	}
+	s.figures.reputation(id, r)
 	return r, nil
 }
 
 // SetReputation implements store.Workers.
 func (s *Store) SetReputation(ctx context.Context, id string, value float64) error {
-	return fail(ctx, "set reputation of "+id, s.rdb.HSet(ctx, s.g.reputation(), id, formatFloat(value)).Err())
+	if err := s.rdb.HSet(ctx, s.g.reputation(), id, formatFloat(value)).Err(); err != nil {
+		return fail(ctx, "set reputation of "+id, err)
+	}
+	s.figures.reputation(id, value)
+	return nil
 }
