@@ -360,8 +360,8 @@ return to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], q, name, KEYS[5], ARGV[1],
 // claimNextScript moves the first task of a queue to a worker's running
 // set. KEYS: 1 tasks:where, 2 tasks:data, 3 tasks:loads, 4 tasks:queues,
 // 5 the queue, 6 the worker's running set. ARGV: 1 queue name, 2 new
-// worker, 3 new location. Returns the task document, or false when the
-// queue is empty.
+// worker, 3 new location. Returns {the task document, the tasks left in
+// the queue}, or false when the queue is empty.
 var claimNextScript = goredis.NewScript(luaLib + `
 while true do
   local top = redis.call('ZPOPMIN', KEYS[5])
@@ -370,7 +370,7 @@ while true do
     return false
   end
   local doc = to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], KEYS[6], top[1], ARGV[2], ARGV[3])
-  if doc then return doc end
+  if doc then return {doc, redis.call('ZCARD', KEYS[5])} end
 end
 `)
 

@@ -324,7 +324,8 @@ func TestShardedEmptyQueueKnown(t *testing.T) {
 }
 
 // TestOneShardEmptyQueueKnown: with one shard too, a queue a claim or a
-// peek found empty is not read again until a message names it.
+// peek found empty, or a claim emptied, is not read again until a message
+// names it.
 func TestOneShardEmptyQueueKnown(t *testing.T) {
 	a, b, ctx := twoStores(t, 1)
 	var calls countCalls
@@ -373,8 +374,13 @@ func TestOneShardEmptyQueueKnown(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The claim emptied the queue: the next poll knows.
+	before = calls.n.Load()
 	if got, err := a.ClaimNext(ctx, own, "w"); got != nil || err != nil {
 		t.Fatalf("claim from an empty queue = %v, %v", got, err)
+	}
+	if n := calls.n.Load() - before; n != 0 {
+		t.Fatalf("a claim after the one that emptied the queue sent %d commands: %q", n, calls.since(before))
 	}
 	ours := enqueueFor(t, ctx, a, 0, "w")
 	if got, err := a.ClaimNext(ctx, own, "w"); err != nil || got == nil || got.Run.ID != ours {

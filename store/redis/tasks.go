@@ -114,13 +114,22 @@ func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.Q
 		ver := s.hints.snapshot(queue)
 		k := s.shards[0]
 		keys := []string{k.taskWhere(), k.taskData(), k.loads(), k.queues(), k.taskQueue(queue), k.running(workerID)}
-		doc, err := claimNextScript.Run(ctx, s.rdb, keys, queue, workerID, locRunning+workerID).Text()
+		res, err := claimNextScript.Run(ctx, s.rdb, keys, queue, workerID, locRunning+workerID).Slice()
 		if errors.Is(err, goredis.Nil) {
 			s.hints.looked(queue, nil, ver, time.Now())
 			return nil, nil
 		}
 		if err != nil {
 			return nil, fail(ctx, "claim from queue "+queue, err)
+		}
+		if len(res) != 2 {
+			return nil, fmt.Errorf("claim from queue %s: unexpected reply of %d items", queue, len(res))
+		}
+		doc, _ := res[0].(string)
+		if left, _ := res[1].(int64); left == 0 {
+			// The claim emptied the queue: the poll woken next (see
+			// Engine.NextTask) sends nothing unless a task came since.
+			s.hints.looked(queue, nil, ver, time.Now())
 		}
 		return decodeClaimed(doc, workerID)
 	}
