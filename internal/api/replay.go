@@ -30,6 +30,11 @@ import (
 //     was applied the first time, and a replay changes nothing.
 //
 // Registrations and events (each event has its own event_id) are refused.
+//
+// A result's signature is recorded in the commit that applies the result
+// (Engine.SubmitResultOnce), or alone when the result is ignored, so that
+// replay protection costs no store round trip of its own; a signature
+// found taken then goes through useSignature as any other message's.
 
 // msgKind is the kind of a signed worker message.
 type msgKind int

@@ -55,37 +55,53 @@ func (s *Server) authWorker(r *http.Request, hint string) (id, key string, statu
 // the failure, and a repeated heartbeat, itself and returns the worker id
 // when the message is to be processed.
 func (s *Server) signed(w http.ResponseWriter, r *http.Request, body []byte, hint string, msg signedMsg) (string, func(), bool) {
+	id, signature, ok := s.verified(w, r, body, hint, msg)
+	if !ok {
+		return "", nil, false
+	}
+	undo, ok := s.firstUse(w, r, signature, id, msg)
+	return id, undo, ok
+}
+
+// verified authenticates a signed message and checks its signature; it
+// returns the sender and the signature.
+func (s *Server) verified(w http.ResponseWriter, r *http.Request, body []byte, hint string, msg signedMsg) (string, string, bool) {
 	id, key, status, err := s.authWorker(r, hint)
 	if err != nil {
 		writeError(w, status, "%v", err)
-		return "", nil, false
+		return "", "", false
 	}
 	if hint != "" && hint != id {
 		writeError(w, http.StatusForbidden, "Immediate sender ID mismatch")
-		return "", nil, false
+		return "", "", false
 	}
 	if err := protocol.Verify(body, protocol.VerifyOptions{Key: key, WorkerID: id, Event: msg.kind == msgEvent}); err != nil {
 		writeError(w, http.StatusForbidden, "%v", err)
-		return "", nil, false
+		return "", "", false
 	}
 	var env protocol.Envelope
 	_ = strictUnmarshal(body, &env)
-	// If processing fails on our side the message may be sent again: undo
-	// forgets the signature.
-	replayed, undo, err := s.useSignature(r.Context(), env.Security.Signature, id, msg)
+	return id, env.Security.Signature, true
+}
+
+// firstUse records the use of a verified message's signature, and answers
+// a replay itself (false). If processing fails on our side the message
+// may be sent again: undo forgets the signature.
+func (s *Server) firstUse(w http.ResponseWriter, r *http.Request, signature, id string, msg signedMsg) (func(), bool) {
+	replayed, undo, err := s.useSignature(r.Context(), signature, id, msg)
 	if err != nil {
 		s.fail(w, r, err)
-		return "", nil, false
+		return nil, false
 	}
 	if replayed && msg.kind == msgHeartbeat {
 		writeJSON(w, http.StatusOK, protocol.HeartbeatResponse{Status: "ok"})
-		return "", nil, false
+		return nil, false
 	}
 	if replayed {
 		writeError(w, http.StatusConflict, "Replayed message: this signature was already used")
-		return "", nil, false
+		return nil, false
 	}
-	return id, undo, true
+	return undo, true
 }
 
 // setVersion names in the answer the RXON version negotiated with the
@@ -243,13 +259,31 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid TaskResult payload: job_id and task_id are required")
 		return
 	}
-	id, undo, ok := s.signed(w, r, body, res.WorkerID, signedMsg{kind: msgResult, jobID: res.JobID, taskID: res.TaskID})
+	msg := signedMsg{kind: msgResult, jobID: res.JobID, taskID: res.TaskID}
+	id, signature, ok := s.verified(w, r, body, res.WorkerID, msg)
 	if !ok {
 		return
 	}
-	resp, err := s.eng.SubmitResult(r.Context(), id, res)
+	// The signature's first use is recorded with the result's commit. One
+	// used before is decided as other messages' are (see useSignature): a
+	// replay, or a retry's result with the bytes of an earlier attempt's.
+	key := replayKey(signature)
+	resp, err := s.eng.SubmitResultOnce(r.Context(), id, res, &store.Once{Key: key, Value: "1", TTL: replayTTL})
+	switch {
+	case errors.Is(err, store.ErrOnceTaken):
+		undo, ok := s.firstUse(w, r, signature, id, msg)
+		if !ok {
+			return
+		}
+		if resp, err = s.eng.SubmitResult(r.Context(), id, res); err != nil {
+			undo()
+		}
+	case err != nil:
+		// The commit may have happened: forget the signature, so that the
+		// worker's retry is answered as ignored, not refused as a replay.
+		_ = s.store.DeleteValue(context.WithoutCancel(r.Context()), key)
+	}
 	if err != nil {
-		undo()
 		s.fail(w, r, err)
 		return
 	}

@@ -30,6 +30,15 @@ const (
 // result for a task that already ended, that belongs to another worker, or
 // whose job has ended is ignored with a reason.
 func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol.TaskResult) (protocol.ResultResponse, error) {
+	return e.SubmitResultOnce(ctx, workerID, res, nil)
+}
+
+// SubmitResultOnce is SubmitResult that also sets once, a value key (the
+// API's replay protection): in the result's commit when it is applied, so
+// that it costs no command of its own, alone when the result is ignored.
+// If once is taken already, nothing is applied or announced and the error
+// is store.ErrOnceTaken.
+func (e *Engine) SubmitResultOnce(ctx context.Context, workerID string, res protocol.TaskResult, once *store.Once) (protocol.ResultResponse, error) {
 	if res.WorkerID != "" && res.WorkerID != workerID {
 		return protocol.ResultResponse{}, fmt.Errorf("%w: authenticated worker %q cannot submit results for worker %q", ErrWorkerIDMismatch, workerID, res.WorkerID)
 	}
@@ -53,6 +62,7 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 		if err != nil {
 			return err
 		}
+		t.fx.Once = once
 		run := j.Tasks[res.TaskID]
 		result := store.Result{
 			TaskID: run.ID, Type: run.Spec.Type, WorkerID: workerID, Status: status,
@@ -110,6 +120,17 @@ func (e *Engine) SubmitResult(ctx context.Context, workerID string, res protocol
 		return resp, err
 	}
 	if resp.Status == protocol.ResultIgnored {
+		if once != nil {
+			// Nothing was written: a replayed message is refused before
+			// it counts as a late result.
+			first, err := e.store.SetOnce(ctx, once.Key, once.TTL)
+			if err != nil {
+				return protocol.ResultResponse{}, fmt.Errorf("record result of task %s: %w", res.TaskID, err)
+			}
+			if !first {
+				return protocol.ResultResponse{}, fmt.Errorf("%s: %w", once.Key, store.ErrOnceTaken)
+			}
+		}
 		e.publish(ctx, Event{Type: EventLateResult, Time: e.now(), JobID: res.JobID, TaskID: res.TaskID, WorkerID: workerID,
 			Detail: map[string]any{"reason": resp.Reason, "status": status}})
 		return resp, nil

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,5 +104,61 @@ func TestRewardAtCeilingIsSilent(t *testing.T) {
 	}
 	if reps, err := en.store.Reputations(en.ctx, "w1"); err != nil || reps["w1"] != 1 {
 		t.Fatalf("reputation %v %v", reps, err)
+	}
+}
+
+// onceProbe counts the once-keys set apart from a commit.
+type onceProbe struct {
+	store.Store
+	sets atomic.Int64
+}
+
+func (s *onceProbe) SetOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	s.sets.Add(1)
+	return s.Store.SetOnce(ctx, key, ttl)
+}
+
+// TestResultOnce: an applied result sets its once-key in its commit (no
+// SetOnce); the same key again applies nothing and announces nothing; an
+// ignored result sets the key alone, and once only.
+func TestResultOnce(t *testing.T) {
+	t.Parallel()
+	probe := &onceProbe{Store: memory.New(memory.Options{})}
+	en := newEnv(t, Config{Store: probe}, oneTask())
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	j := en.create("one", nil)
+	p, err := en.e.NextTask(en.ctx, "w1", 2*time.Second)
+	if err != nil || p == nil {
+		t.Fatalf("no task: %+v %v", p, err)
+	}
+	res := protocol.TaskResult{JobID: j.ID, TaskID: p.TaskID, Status: protocol.TaskSuccess}
+	once := &store.Once{Key: "replay:sig-1", Value: "1", TTL: time.Minute}
+	resp, err := en.e.SubmitResultOnce(en.ctx, "w1", res, once)
+	if err != nil || resp.Status != protocol.ResultAccepted {
+		t.Fatalf("result: %+v %v", resp, err)
+	}
+	if v, err := probe.GetValue(en.ctx, once.Key); err != nil || v != "1" || probe.sets.Load() != 0 {
+		t.Fatalf("once-key after the applied result = %q %v, %d SetOnce calls; want it set by the commit", v, err, probe.sets.Load())
+	}
+	late := len(en.eventsOf(EventLateResult))
+	if _, err := en.e.SubmitResultOnce(en.ctx, "w1", res, once); !errors.Is(err, store.ErrOnceTaken) {
+		t.Fatalf("the same once-key again: %v, want ErrOnceTaken", err)
+	}
+	if n := len(en.eventsOf(EventLateResult)); n != late {
+		t.Fatalf("a result refused by its once-key was announced as late (%d events, want %d)", n, late)
+	}
+	other := &store.Once{Key: "replay:sig-2", Value: "1", TTL: time.Minute}
+	sets := probe.sets.Load()
+	if resp, err := en.e.SubmitResultOnce(en.ctx, "w1", res, other); err != nil || resp.Status != protocol.ResultIgnored {
+		t.Fatalf("a late result with a new key: %+v %v, want ignored", resp, err)
+	}
+	if v, _ := probe.GetValue(en.ctx, other.Key); v == "" || probe.sets.Load() != sets+1 {
+		t.Fatalf("an ignored result's key = %q after %d SetOnce calls, want it set by one", v, probe.sets.Load()-sets)
+	}
+	if _, err := en.e.SubmitResultOnce(en.ctx, "w1", res, other); !errors.Is(err, store.ErrOnceTaken) {
+		t.Fatalf("an ignored result's key again: %v, want ErrOnceTaken", err)
+	}
+	if n := len(en.eventsOf(EventLateResult)); n != late+1 {
+		t.Fatalf("late-result events = %d, want %d", n, late+1)
 	}
 }
