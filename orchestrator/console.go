@@ -97,8 +97,8 @@ func consoleEvent(ev engine.Event) history.Event {
 // notifyConsole is the console's outbox consumer, in every process.
 func (o *Orchestrator) notifyConsole(_ context.Context, entries []store.OutboxEntry) error {
 	c := o.console.Load()
-	if c == nil || o.consoleInProcess() {
-		return nil
+	if c == nil || o.consoleInProcess() || !c.Listening() {
+		return nil // a page opened later loads what is current
 	}
 	return eachOutboxEvent(entries, c.Notify)
 }

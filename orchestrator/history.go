@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -133,7 +134,16 @@ func (o *Orchestrator) pushCommands(_ context.Context, entries []store.OutboxEnt
 	if s == nil {
 		return nil
 	}
-	return eachOutboxEvent(entries, func(ev history.Event) {
+	// Only an entry that names the type (as its JSON holds it) can be a
+	// cancel: the others are not decoded.
+	needle := []byte(`"` + engine.EventCancelTask + `"`)
+	var cancels []store.OutboxEntry
+	for _, e := range entries {
+		if bytes.Contains(e.Data, needle) {
+			cancels = append(cancels, e)
+		}
+	}
+	return eachOutboxEvent(cancels, func(ev history.Event) {
 		if ev.Type == history.EventType(engine.EventCancelTask) {
 			s.OnEvent(engine.Event{Type: engine.EventCancelTask, JobID: ev.JobID, TaskID: ev.TaskID, WorkerID: ev.WorkerID})
 		}

@@ -60,6 +60,15 @@ func (h *hub) unsubscribe(s *sub) {
 	h.mu.Unlock()
 }
 
+// Listening reports whether a stream is open in this process: with none,
+// the orchestrator need not decode events for Notify.
+func (c *Console) Listening() bool {
+	h := c.live
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0
+}
+
 // Notify passes a job event to the open streams that may see it. It never
 // blocks: a stream that has not sent its last change yet gets the newest
 // one instead (a page reloads the current job anyway).
