@@ -145,9 +145,10 @@
 //
 //	K ctr:<key>             string  a fixed-window counter (rate limits, quotas);
 //	                                PEXPIREAT the window end, set when it is created.
-//	K val:<key>             string  values of PutValue and once-keys of SetOnce
-//	                                (replay protection, idempotency of results), with
-//	                                the TTL given, if any.
+//	K val:<key>             string  values of PutValue and once-keys of SetOnce and
+//	                                of a commit's Effects.Once (replay protection: a
+//	                                result's is set by the commit that applies it;
+//	                                idempotency keys), with the TTL given, if any.
 //	K lock:<name>           string  the fencing token of the holder; PX the lease.
 //	K locks:fence           string  the token counter, shared by all lock names. Never
 //	                                expires, so tokens only grow.
@@ -275,8 +276,10 @@
 //     NextTimer reads only those it does not know. What is known of a shard
 //     holds until its signal channel (or the Store's own commit) says it
 //     changed, or 2 s pass, so a lost message only delays.
-//   - WorkerFigures reads every shard's loads at most once per 20 ms,
-//     adding the tasks the Store itself queued for workers since.
+//   - WorkerFigures (with one shard too) answers from what it read last,
+//     the reputations and every shard's loads, for 20 ms, adding the tasks
+//     the Store itself queued for workers and the reputations it wrote
+//     since: under load one read per 20 ms, not one per dispatch.
 //
 // # Waiting across processes
 //
@@ -331,10 +334,12 @@
 //     knows runs out: about twice the commands per job of one shard
 //     (BENCHMARKS.md), for a load that several masters share.
 //   - With N shards, another process's enqueue, outbox entry or timer is
-//     seen when its message arrives (a lost one: within 2 s); loads that
-//     tasks of other processes add or end count within 20 ms; an outbox
+//     seen when its message arrives (a lost one: within 2 s); an outbox
 //     entry may come after entries of other trees written up to a message's
-//     delay later.
+//     delay later. With any number, a task another process queues is
+//     claimed once its message arrives (a queue known empty is not read
+//     before), and the loads and reputations that other processes change,
+//     and tasks that end, count in a dispatch within 20 ms.
 //   - The number of shards is fixed for the life of a deployment's jobs.
 //   - Several shards need Redis 7.0 or later (SPUBLISH, SSUBSCRIBE), and
 //     one more pub/sub connection per shard for each Store.
