@@ -278,42 +278,10 @@ func TestShardedEmptyQueueKnown(t *testing.T) {
 	if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
 		t.Fatalf("claim from an empty queue = %v, %v", got, err)
 	}
-	before := calls.n.Load()
-	for range 10 {
-		if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
-			t.Fatalf("claim from an empty queue = %v, %v", got, err)
-		}
-		if got, err := a.PeekTasks(ctx, q, 1); len(got) != 0 || err != nil {
-			t.Fatalf("peek at an empty queue = %v, %v", got, err)
-		}
-	}
-	if n := calls.n.Load() - before; n != 0 {
-		t.Fatalf("polls of a queue known empty sent %d commands: %q", n, calls.since(before))
-	}
-	theirs := enqueueFor(t, ctx, b, 3, "w")
-	deadline := time.Now().Add(shardFallback / 2)
-	before = calls.n.Load()
-	for {
-		got, err := a.ClaimNext(ctx, q, "w")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != nil {
-			if got.Run.ID != theirs {
-				t.Fatalf("claimed %s, want %s", got.Run.ID, theirs)
-			}
-			// The message named the shard: its head and the claim, not a
-			// look at every shard.
-			if n := calls.n.Load() - before; n > 2 {
-				t.Fatalf("the claim of a task the queue channel announced sent %d commands, want 2: %q", n, calls.since(before))
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("another process's task is not claimed after its message")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pollEmpty(t, ctx, a, &calls, q, q)
+	// The message named the shard: its head and the claim, not a look at
+	// every shard.
+	claimAnnounced(t, ctx, a, &calls, q, enqueueFor(t, ctx, b, 3, "w"), 2)
 	if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
 		t.Fatalf("claim from an empty queue = %v, %v", got, err)
 	}
@@ -340,42 +308,10 @@ func TestOneShardEmptyQueueKnown(t *testing.T) {
 	if n := calls.n.Load(); n != 2 {
 		t.Fatalf("the first claim and peek sent %d commands, want 2: %q", n, calls.since(0))
 	}
-	before := calls.n.Load()
-	for range 10 {
-		if got, err := a.ClaimNext(ctx, own, "w"); got != nil || err != nil {
-			t.Fatalf("claim from an empty queue = %v, %v", got, err)
-		}
-		if got, err := a.PeekTasks(ctx, pending, 1); len(got) != 0 || err != nil {
-			t.Fatalf("peek at an empty queue = %v, %v", got, err)
-		}
-	}
-	if n := calls.n.Load() - before; n != 0 {
-		t.Fatalf("polls of queues known empty sent %d commands: %q", n, calls.since(before))
-	}
-	theirs := enqueueFor(t, ctx, b, 0, "w")
-	deadline := time.Now().Add(shardFallback / 2)
-	before = calls.n.Load()
-	for {
-		got, err := a.ClaimNext(ctx, own, "w")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != nil {
-			if got.Run.ID != theirs {
-				t.Fatalf("claimed %s, want %s", got.Run.ID, theirs)
-			}
-			if n := calls.n.Load() - before; n != 1 {
-				t.Fatalf("the claim of a task the queue channel announced sent %d commands, want 1: %q", n, calls.since(before))
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("another process's task is not claimed after its message")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pollEmpty(t, ctx, a, &calls, own, pending)
+	claimAnnounced(t, ctx, a, &calls, own, enqueueFor(t, ctx, b, 0, "w"), 1)
 	// The claim emptied the queue: the next poll knows.
-	before = calls.n.Load()
+	before := calls.n.Load()
 	if got, err := a.ClaimNext(ctx, own, "w"); got != nil || err != nil {
 		t.Fatalf("claim from an empty queue = %v, %v", got, err)
 	}
@@ -385,6 +321,53 @@ func TestOneShardEmptyQueueKnown(t *testing.T) {
 	ours := enqueueFor(t, ctx, a, 0, "w")
 	if got, err := a.ClaimNext(ctx, own, "w"); err != nil || got == nil || got.Run.ID != ours {
 		t.Fatalf("claim right after the own enqueue = %v, %v; want %s", got, err, ours)
+	}
+}
+
+// pollEmpty claims from one queue and peeks at another, both known empty,
+// ten times: no command may go out.
+func pollEmpty(t *testing.T, ctx context.Context, a *Store, calls *countCalls, claimQ, peekQ string) {
+	t.Helper()
+	before := calls.n.Load()
+	for range 10 {
+		if got, err := a.ClaimNext(ctx, claimQ, "w"); got != nil || err != nil {
+			t.Fatalf("claim from an empty queue = %v, %v", got, err)
+		}
+		if got, err := a.PeekTasks(ctx, peekQ, 1); len(got) != 0 || err != nil {
+			t.Fatalf("peek at an empty queue = %v, %v", got, err)
+		}
+	}
+	if n := calls.n.Load() - before; n != 0 {
+		t.Fatalf("polls of queues known empty sent %d commands: %q", n, calls.since(before))
+	}
+}
+
+// claimAnnounced polls a's claim of queue q until it returns task want,
+// which another process queued, within half the fallback: the queue
+// message, not the fallback, ended what a knew. Until the claim gets it,
+// the polls may send at most most commands.
+func claimAnnounced(t *testing.T, ctx context.Context, a *Store, calls *countCalls, q, want string, most int64) {
+	t.Helper()
+	deadline := time.Now().Add(shardFallback / 2)
+	before := calls.n.Load()
+	for {
+		got, err := a.ClaimNext(ctx, q, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != nil {
+			if got.Run.ID != want {
+				t.Fatalf("claimed %s, want %s", got.Run.ID, want)
+			}
+			if n := calls.n.Load() - before; n > most {
+				t.Fatalf("the claim of a task the queue channel announced sent %d commands, want %d: %q", n, most, calls.since(before))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("another process's task is not claimed after its message")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
