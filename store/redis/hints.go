@@ -48,12 +48,24 @@ func (h head) before(o head) bool {
 	return h.score < o.score || (h.score == o.score && h.member < o.member)
 }
 
+// A commit tells the hints of its enqueues when it returns (notify), and
+// its queue message comes back to the same Store a moment later: counted
+// again, it would end what a claim learned meanwhile (that the queue is
+// empty), and a poll would read the queue for nothing. So a commit expects
+// its echoes before it runs (expect), and a message that finds an echo
+// expected for its very payload (queue and shard) counts for nothing
+// (echo). Another process's message with that payload may be taken for
+// the echo: the echo still comes and counts in its place, or, if the
+// commit failed and none will come, the commit counts as a message itself
+// (missed). A resubscription forgets what was expected (reset).
+
 // claimHints holds the hints of one Store.
 type claimHints struct {
-	mu    sync.Mutex
-	q     map[string]*queueHint
-	gens  map[string]uint64 // queue -> messages that named it
-	epoch uint64            // bumped when gens starts over
+	mu     sync.Mutex
+	q      map[string]*queueHint
+	gens   map[string]uint64 // queue -> messages that named it
+	epoch  uint64            // bumped when gens starts over
+	echoes map[string]int    // queue message -> own echoes expected
 }
 
 // queueVersion identifies the messages seen for a queue.
@@ -183,12 +195,63 @@ func (h *claimHints) read(queue string, shards []int, marks []uint64, heads map[
 	qh.empty = len(qh.heads) == 0 // as in learn
 }
 
-// reset forgets every queue's emptiness (messages may have been lost).
+// reset forgets every queue's emptiness (messages may have been lost),
+// and the echoes expected.
 func (h *claimHints) reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.gens = map[string]uint64{}
 	h.epoch++
+	h.echoes = nil
+}
+
+// expect records, before a commit runs, the queue messages it will
+// publish.
+func (h *claimHints) expect(msgs []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.echoes == nil {
+		h.echoes = map[string]int{}
+	}
+	for _, m := range msgs {
+		if _, ok := h.echoes[m]; ok || len(h.echoes) < maxHinted {
+			h.echoes[m]++ // beyond the bound an echo counts as a message
+		}
+	}
+}
+
+// echo reports whether a queue message was expected as an own echo, and
+// takes it off what is expected.
+func (h *claimHints) echo(msg string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.echoes[msg]
+	switch {
+	case n == 0:
+		return false
+	case n == 1:
+		delete(h.echoes, msg)
+	default:
+		h.echoes[msg] = n - 1
+	}
+	return true
+}
+
+// missed takes back the echoes a commit expected when it may not have
+// published them (it failed, or its answer was lost); the caller then
+// counts each as a message (notify), since another process's may have been
+// taken for it.
+func (h *claimHints) missed(msgs []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range msgs {
+		switch n := h.echoes[m]; {
+		case n > 1:
+			h.echoes[m] = n - 1
+		case n == 1:
+			delete(h.echoes, m)
+		}
+	}
 }
 
 // knownEmpty reports whether the queue is known to be empty.

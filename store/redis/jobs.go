@@ -360,11 +360,15 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		s.giveOnceBack(once, fx.Once)
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	echoes := s.queueMessages(job.ID, fx.Enqueue)
+	s.hints.expect(echoes)
 	res, err := commitScript.Run(ctx, s.rdb, keys, argv...).StringSlice()
 	if err != nil {
+		s.missedEchoes(echoes)
 		return fail(ctx, op, err) // the write may have happened: keep the key
 	}
 	if res[0] != "ok" {
+		s.missedEchoes(echoes)
 		s.giveOnceBack(once, fx.Once)
 	}
 	switch res[0] {
@@ -374,12 +378,10 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			// its timer loop; others when the signal comes.
 			s.watch.signal(shardIndex(job.ID, len(s.shards)))
 		}
+		// The hints and this process's polls learn of the tasks now; the
+		// queue messages' echoes will count for nothing (claimHints.echo).
+		s.heard(echoes)
 		for _, q := range fx.Enqueue {
-			k := -1 // one shard: the queue message names none
-			if s.sharded() {
-				k = shardIndex(job.ID, len(s.shards))
-			}
-			s.hints.notify(q.Queue(), k)
 			if q.Worker != "" {
 				s.figures.queued(q.Worker, 1)
 			}
@@ -406,6 +408,46 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		return fmt.Errorf("job %s at version %d, stored %s: %w", job.ID, job.Version, res[1], store.ErrConflict)
 	}
 	return fmt.Errorf("%s: unexpected script reply %q", op, res)
+}
+
+// queueMessages returns the messages a commit of job that queues tasks
+// publishes on the queue channel: one per queue, which names the shard
+// with several shards (see splitQueueMessage).
+func (s *Store) queueMessages(jobID string, tasks []store.QueuedTask) []string {
+	if len(tasks) == 0 {
+		return nil
+	}
+	prefix := ""
+	if s.sharded() {
+		prefix = strconv.Itoa(shardIndex(jobID, len(s.shards))) + "|"
+	}
+	var out []string
+	for _, q := range tasks {
+		if m := prefix + q.Queue(); !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// missedEchoes counts as messages the queue messages a commit expected to
+// hear back but may not have published (see claimHints.missed).
+func (s *Store) missedEchoes(msgs []string) {
+	s.hints.missed(msgs)
+	s.heard(msgs)
+}
+
+// heard passes queue messages to the hints, then to the watchers: what
+// listen does with a message that is not an own echo.
+func (s *Store) heard(msgs []string) {
+	for _, m := range msgs {
+		name, k := m, -1
+		if s.sharded() {
+			name, k = splitQueueMessage(m)
+		}
+		s.hints.notify(name, k)
+		s.notifyWatchers(name)
+	}
 }
 
 // rewarded records in r the reputation a commit that applied it returned.

@@ -98,12 +98,9 @@ func (s *Store) listen(msgs <-chan any) {
 			case s.g.readyChannel():
 				s.waiters.wake(parseCount(m.Payload))
 			case s.g.queueChannel():
-				name, k := m.Payload, -1
-				if s.sharded() {
-					name, k = splitQueueMessage(name)
+				if !s.hints.echo(m.Payload) { // the commit heard its own
+					s.heard([]string{m.Payload})
 				}
-				s.hints.notify(name, k) // before the watchers look
-				s.notifyWatchers(name)
 			}
 		}
 	}

@@ -471,3 +471,94 @@ func TestHintsKeepAShardAMessageNamedDuringAClaim(t *testing.T) {
 		t.Fatal("the queue is not known empty after its last shard was emptied")
 	}
 }
+
+// TestHintsEchoes: a commit's own queue message counts once, at the
+// commit; another process's message taken for the echo is counted when
+// the echo comes; a commit that failed counts as a message and expects
+// nothing more.
+func TestHintsEchoes(t *testing.T) {
+	var h claimHints
+	now := time.Now()
+	h.looked("q", nil, h.snapshot("q"), now)
+	h.expect([]string{"q"})
+	h.notify("q", -1) // the commit returned
+	h.looked("q", nil, h.snapshot("q"), now)
+	if !h.echo("q") || !h.knownEmpty("q", now) {
+		t.Fatal("the commit's echo ended what the claim after the commit learned")
+	}
+	if h.echo("q") {
+		t.Fatal("one echo expected, two taken")
+	}
+
+	// Another process's message comes first and is taken for the echo:
+	// the echo, when it comes, is counted in its place.
+	h.expect([]string{"q"})
+	h.notify("q", -1)
+	h.looked("q", nil, h.snapshot("q"), now)
+	if !h.echo("q") {
+		t.Fatal("a message with the payload expected was not taken for the echo")
+	}
+	if h.echo("q") {
+		t.Fatal("the echo after it was taken as expected too")
+	}
+	h.notify("q", -1) // as listen does with a message not expected
+	if h.knownEmpty("q", now) {
+		t.Fatal("the queue is known empty after another process's message")
+	}
+
+	// A commit that failed may have had another process's message taken
+	// for its echo: it counts as a message, and expects nothing more.
+	h.looked("q", nil, h.snapshot("q"), now)
+	h.expect([]string{"q", "0|q"})
+	if !h.echo("0|q") {
+		t.Fatal("expected payloads are told apart")
+	}
+	h.missed([]string{"q", "0|q"})
+	h.notify("q", -1)
+	if h.knownEmpty("q", now) || h.echo("q") || h.echo("0|q") {
+		t.Fatal("a failed commit left an echo expected, or did not count as a message")
+	}
+
+	h.expect([]string{"q"})
+	h.reset()
+	if h.echo("q") {
+		t.Fatal("an echo is expected after a resubscription")
+	}
+}
+
+// TestOneShardOwnEchoCountsOnce: after the Store's own enqueue and the
+// claim that empties the queue, the enqueue's message coming back does
+// not make the next poll read the queue.
+func TestOneShardOwnEchoCountsOnce(t *testing.T) {
+	a, _, ctx := twoStores(t, 1)
+	var calls countCalls
+	a.rdb.AddHook(&calls)
+	q := store.WorkerQueue("w")
+	if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
+		t.Fatalf("claim from an empty queue = %v, %v", got, err)
+	}
+	ours := enqueueFor(t, ctx, a, 0, "w")
+	if got, err := a.ClaimNext(ctx, q, "w"); err != nil || got == nil || got.Run.ID != ours {
+		t.Fatalf("claim right after the own enqueue = %v, %v; want %s", got, err, ours)
+	}
+	deadline := time.Now().Add(shardFallback / 2)
+	for {
+		a.hints.mu.Lock()
+		waiting := a.hints.echoes[q] > 0
+		a.hints.mu.Unlock()
+		if !waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the own enqueue's message did not come back")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := calls.n.Load()
+	if got, err := a.ClaimNext(ctx, q, "w"); got != nil || err != nil {
+		t.Fatalf("claim from an empty queue = %v, %v", got, err)
+	}
+	if n := calls.n.Load() - before; n != 0 {
+		t.Fatalf("a poll after the own message came back sent %d commands: %q", n, calls.since(before))
+	}
+}
