@@ -269,7 +269,11 @@
 //     (the Store's own commits count at once) or 2 s pass: ClaimNext and
 //     PeekTasks then send nothing. A Store of one shard does this too: a
 //     worker's poll that begins after its queue emptied, and its look at
-//     the pending queues of its skills, cost no command.
+//     the pending queues of its skills, cost no command. A commit's own
+//     queue messages count once: it expects their echoes before it runs,
+//     and a message that finds its payload expected counts for nothing
+//     (another process's taken for it is counted by the echo, which still
+//     comes; a failed commit counts as a message).
 //   - ReadEvents reads only the shards whose stream may hold entries after
 //     the cursor, and waits, holding no connection, for a shard's signal;
 //     DueTimers skips the shards whose earliest timer is later, and
