@@ -24,8 +24,8 @@ import (
 //
 // A queue found empty in every shard (by a look, or as claims empty the
 // shards; with one shard, by a claim or a peek) is known empty until a
-// message names the queue or shardFallback passes: meanwhile ClaimNext and PeekTasks answer that the queue is
-// empty without a command. Another process's enqueue is thus seen when
+// message names the queue or shardFallback passes: meanwhile ClaimNext and
+// PeekTasks answer that the queue is empty without a command. Another process's enqueue is thus seen when
 // its message arrives, which is also when WatchQueues reports it; a lost
 // message only delays. A read or claim that finds a shard empty does not
 // drop it when a message named the shard meanwhile.
@@ -225,16 +225,7 @@ func (h *claimHints) expect(msgs []string) {
 func (h *claimHints) echo(msg string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n := h.echoes[msg]
-	switch {
-	case n == 0:
-		return false
-	case n == 1:
-		delete(h.echoes, msg)
-	default:
-		h.echoes[msg] = n - 1
-	}
-	return true
+	return h.takeEcho(msg)
 }
 
 // missed takes back the echoes a commit expected when it may not have
@@ -245,13 +236,22 @@ func (h *claimHints) missed(msgs []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, m := range msgs {
-		switch n := h.echoes[m]; {
-		case n > 1:
-			h.echoes[m] = n - 1
-		case n == 1:
-			delete(h.echoes, m)
-		}
+		h.takeEcho(m)
 	}
+}
+
+// takeEcho takes one expected echo of msg off what is expected, reporting
+// whether there was one. The caller holds mu.
+func (h *claimHints) takeEcho(msg string) bool {
+	switch n := h.echoes[msg]; n {
+	case 0:
+		return false
+	case 1:
+		delete(h.echoes, msg)
+	default:
+		h.echoes[msg] = n - 1
+	}
+	return true
 }
 
 // knownEmpty reports whether the queue is known to be empty.

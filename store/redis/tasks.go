@@ -126,7 +126,7 @@ func (s *Store) ClaimNext(ctx context.Context, queue, workerID string) (*store.Q
 			return nil, fmt.Errorf("claim from queue %s: unexpected reply of %d items", queue, len(res))
 		}
 		doc, _ := res[0].(string)
-		if left, _ := res[1].(int64); left == 0 {
+		if left, ok := res[1].(int64); ok && left == 0 {
 			// The claim emptied the queue: the poll woken next (see
 			// Engine.NextTask) sends nothing unless a task came since.
 			s.hints.looked(queue, nil, ver, time.Now())
