@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
+	"github.com/avtomatika-ai/avtomatika-go/store/memory"
 )
 
 func gpuBlueprint() *blueprint.Blueprint {
@@ -509,4 +512,65 @@ func TestFanOutWidthLimit(t *testing.T) {
 	if j.Status != protocol.StatusFailed || !strings.Contains(j.ErrorMessage, "4 parallel tasks, more than the limit of 3") || len(j.Dispatches) != 0 {
 		t.Fatalf("job %s, dispatches %d", summary(j), len(j.Dispatches))
 	}
+}
+
+// pendingReads counts the claims and reads of pending queues.
+type pendingReads struct {
+	store.Store
+	claims, peeks atomic.Int64
+}
+
+func (s *pendingReads) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
+	if strings.HasPrefix(queue, store.PendingQueue("")) {
+		s.claims.Add(1)
+	}
+	return s.Store.ClaimNext(ctx, queue, workerID)
+}
+
+func (s *pendingReads) PeekTasks(ctx context.Context, queue string, limit int) ([]store.QueuedTask, error) {
+	s.peeks.Add(1)
+	return s.Store.PeekTasks(ctx, queue, limit)
+}
+
+// TestOneSkillWorkerClaimsPendingHeadOutright: a worker with one skill
+// claims the head of its pending queue without reading it first; one that
+// may not run the head puts it back, and then reads heads before it claims
+// for a while, so that the put-back, which wakes its polls, does not make
+// it claim the same task over and over.
+func TestOneSkillWorkerClaimsPendingHeadOutright(t *testing.T) {
+	t.Run("fit", func(t *testing.T) {
+		st := &pendingReads{Store: memory.New(memory.Options{})}
+		en := newEnv(t, Config{Store: st}, dispatchBP("d", "success", "finished"))
+		id := en.create("d", nil).ID // before any worker: the task waits
+		en.waitStatus(id, protocol.StatusWaitingForWorker)
+		en.register(&fakeWorker{id: "w", skills: map[string]float64{"work": 1}})
+		p, err := en.e.NextTask(en.ctx, "w", time.Second)
+		if err != nil || p == nil || p.JobID != id {
+			t.Fatalf("pull: %+v %v", p, err)
+		}
+		if c, r := st.claims.Load(), st.peeks.Load(); c != 1 || r != 0 {
+			t.Fatalf("%d claims and %d reads of the pending queue, want 1 and 0", c, r)
+		}
+	})
+	t.Run("unfit", inBubble(func(t *testing.T) {
+		st := &pendingReads{Store: memory.New(memory.Options{})}
+		en := newEnv(t, Config{Store: st, StealAfter: time.Hour}, gpuBlueprint())
+		id := en.create("gpu", nil).ID
+		en.waitStatus(id, protocol.StatusWaitingForWorker)
+		en.register(&fakeWorker{id: "cpu", skills: map[string]float64{"render": 1}})
+		// Ten polls over 3 s: at most one claim (and put-back) a second.
+		for range 10 {
+			if p, _ := en.e.NextTask(en.ctx, "cpu", 300*time.Millisecond); p != nil {
+				t.Fatalf("a worker without a GPU took %+v", p)
+			}
+		}
+		if c := st.claims.Load(); c < 1 || c > 4 {
+			t.Fatalf("%d claims of the pending head in 3 s, want 1 to 4", c)
+		}
+		en.register(&fakeWorker{id: "gpu", skills: map[string]float64{"render": 1}, gpuGB: 16})
+		p, err := en.e.NextTask(en.ctx, "gpu", time.Second)
+		if err != nil || p == nil || p.JobID != id || p.Attempt != 1 {
+			t.Fatalf("pull by the GPU worker: %+v %v", p, err)
+		}
+	}))
 }

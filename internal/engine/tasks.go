@@ -357,6 +357,18 @@ func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTa
 // costs a decode and a backlog can be long.
 func (e *Engine) claimPending(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
 	sc := &pendingScan{}
+	if len(w.Skills) == 1 && !e.pollers.peekFirst(w.ID) {
+		// One queue: its head is the task to take unless the worker may
+		// not run it, so claim the head outright (claimHead checks it and
+		// puts it back) rather than read it first, a round trip saved.
+		got, unfit, err := e.claimHead(ctx, w, store.PendingQueue(w.Skills[0].Name), "", sc)
+		if unfit {
+			e.pollers.sawUnfit(w.ID)
+		}
+		if err != nil || got != nil {
+			return got, err
+		}
+	}
 	// Workers polling together race for the same heads: a lost race looks
 	// at the new heads, and only a head this worker may not run sends it
 	// deeper into the queues.
@@ -400,13 +412,6 @@ func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, sc *pe
 		return nil, false, false, nil
 	}
 	slices.SortFunc(best, func(a, b store.QueuedTask) int { return cmp.Compare(a.Score, b.Score) })
-	if sc.cand == nil {
-		c, err := e.candidateFor(ctx, w)
-		if err != nil {
-			return nil, false, false, err
-		}
-		sc.cand = &c
-	}
 	for _, qt := range best {
 		fit, err := e.fitsPending(ctx, w, &qt, sc)
 		if err != nil {
@@ -419,7 +424,7 @@ func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, sc *pe
 		if depth == 1 {
 			// Polls race for the heads: take whichever task heads the
 			// queue now, in one step, rather than the one seen.
-			got, err := e.claimHead(ctx, w, &qt, sc)
+			got, _, err := e.claimHead(ctx, w, qt.Queue(), qt.Run.ID, sc)
 			if err != nil || got != nil {
 				return got, false, false, err
 			}
@@ -436,6 +441,13 @@ func (e *Engine) claimPendingWithin(ctx context.Context, w *store.Worker, sc *pe
 
 // fitsPending reports whether a worker may take a pending task now.
 func (e *Engine) fitsPending(ctx context.Context, w *store.Worker, qt *store.QueuedTask, sc *pendingScan) (bool, error) {
+	if sc.cand == nil {
+		c, err := e.candidateFor(ctx, w)
+		if err != nil {
+			return false, err
+		}
+		sc.cand = &c
+	}
 	req, err := e.queuedRequest(ctx, w, qt, &sc.routes)
 	if err != nil {
 		return false, err
@@ -454,25 +466,26 @@ func (e *Engine) fitsPending(ctx context.Context, w *store.Worker, qt *store.Que
 	return true, nil
 }
 
-// claimHead claims the head of the pending queue that seen heads, which
-// the worker may take. Another poll may have taken seen: the head claimed
-// instead is checked in turn, and put back when the worker may not take
-// it. It returns nil when the queue is empty or the head went back.
-func (e *Engine) claimHead(ctx context.Context, w *store.Worker, seen *store.QueuedTask, sc *pendingScan) (*store.QueuedTask, error) {
+// claimHead claims the head of a pending queue for the worker. seen is the
+// head the worker was found fit for, if any; another poll may have taken
+// it: a head other than seen is checked now, and put back when the worker
+// may not take it (unfit). It returns nil when the queue is empty or the
+// head went back.
+func (e *Engine) claimHead(ctx context.Context, w *store.Worker, queue, seen string, sc *pendingScan) (qt *store.QueuedTask, unfit bool, err error) {
 	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 	defer cancel()
-	got, err := e.store.ClaimNext(claimCtx, seen.Queue(), w.ID)
-	if err != nil || got == nil || got.Run.ID == seen.Run.ID {
-		return got, err
+	got, err := e.store.ClaimNext(claimCtx, queue, w.ID)
+	if err != nil || got == nil || (seen != "" && got.Run.ID == seen) {
+		return got, false, err
 	}
 	fit, err := e.fitsPending(claimCtx, w, got, sc)
 	if err == nil && fit {
-		return got, nil
+		return got, false, nil
 	}
 	back := *got
 	back.Worker = ""
 	e.unclaim(claimCtx, &back, fmt.Errorf("the worker may not take the task it found at the head of its queue"))
-	return nil, err
+	return nil, err == nil, err
 }
 
 // otherEligible reports whether a live worker other than self, and not

@@ -23,6 +23,10 @@ type pollers struct {
 type cachedWorker struct {
 	w     *store.Worker
 	until time.Time
+	// peekUntil: the worker claimed a pending head it may not run, so
+	// its polls read heads before they claim until then (claimPending):
+	// the claim's put-back wakes its polls, which would claim it again.
+	peekUntil time.Time
 }
 
 // get returns a worker's record, from the cache while it is fresh.
@@ -59,7 +63,25 @@ func (p *pollers) put(w *store.Worker) {
 			}
 		}
 	}
-	p.m[w.ID] = cachedWorker{w: w.Clone(), until: now.Add(pollerTTL)}
+	p.m[w.ID] = cachedWorker{w: w.Clone(), until: now.Add(pollerTTL), peekUntil: p.m[w.ID].peekUntil}
+}
+
+// peekFirst reports whether the worker's polls read pending heads before
+// they claim one (see cachedWorker.peekUntil).
+func (p *pollers) peekFirst(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Now().Before(p.m[id].peekUntil)
+}
+
+// sawUnfit records that the worker claimed a pending head it may not run.
+func (p *pollers) sawUnfit(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.m[id]; ok {
+		c.peekUntil = time.Now().Add(pollerTTL)
+		p.m[id] = c
+	}
 }
 
 func (p *pollers) forget(id string) {
