@@ -127,8 +127,11 @@
 // Timers:
 //
 //	K timers                zset    timer key (Timer.Key), score: due time (unix µs).
-//	K timers:data           hash    timer key -> the timer as JSON.
-//	                                Both until DeleteTimers or Effects.Cancel.
+//	K timers:data           hash    timer key -> the timer as JSON, only for a
+//	                                timer whose key does not say what it is (a
+//	                                "|" in its job id or ref); the due time is
+//	                                the score. Both until DeleteTimers or
+//	                                Effects.Cancel.
 //
 // Workers:
 //

@@ -287,7 +287,7 @@ type planEnqueue struct {
 type planTimer struct {
 	Key   string `json:"key"`
 	Score string `json:"s"`
-	Doc   int    `json:"d"`
+	Doc   int    `json:"d,omitempty"` // ARGV index; 0: none (see timerDoc)
 }
 
 // Fixed KEYS of commitScript, in order.
@@ -621,11 +621,15 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 
 	p.Cancel = fx.Cancel
 	for _, t := range fx.Timers {
-		doc, err := json.Marshal(t)
+		pt := planTimer{Key: t.Key(), Score: timerScore(t.At)}
+		doc, err := timerDoc(t)
 		if err != nil {
-			return nil, nil, fmt.Errorf("encode timer %s: %w", t.Key(), err)
+			return nil, nil, err
 		}
-		p.Timers = append(p.Timers, planTimer{Key: t.Key(), Score: timerScore(t.At), Doc: a.doc(string(doc))})
+		if doc != "" {
+			pt.Doc = a.doc(doc)
+		}
+		p.Timers = append(p.Timers, pt)
 	}
 	p.Ready = fx.Ready
 	for _, ev := range fx.Events {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
@@ -127,5 +129,74 @@ func TestRecordFormats(t *testing.T) {
 	}
 	if _, err := s.LoadJob(ctx, "v9"); !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), "format 9") {
 		t.Fatalf("a job of format 9: %v", err)
+	}
+}
+
+// A timer's key says all of it but its due time, the score: timers:data
+// keeps a document only for a timer whose key cannot (a "|" in its ref),
+// whether the timer comes with a commit or alone, and both kinds fire
+// whole. Timers left with documents by earlier versions still fire, and a
+// cancel removes their document.
+func TestTimerDocumentsOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
+	url := testenv.URL(t, testenv.RedisVar)
+	prefix := newPrefix(t, url)
+	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rdb := rawClient(t, url)
+	defer rdb.Close()
+	data := "{" + prefix + "}:timers:data"
+
+	past := time.Now().Add(-time.Second)
+	plain := store.Timer{JobID: "j", Kind: store.TimerExecution, Ref: "task-1", Seq: 1, At: past}
+	odd := store.Timer{JobID: "j", Kind: store.TimerStep, Ref: "x|y", Seq: 2, At: past}
+	alone := store.Timer{JobID: "k", Kind: store.TimerRetry, Ref: "task-2", Seq: 3, At: past}
+	job := &store.Job{ID: "j", Blueprint: "bp", Status: protocol.StatusRunning, Client: store.Client{Name: "c"},
+		CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
+	if err := s.CreateJob(ctx, job, store.Effects{Timers: []store.Timer{plain, odd}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddTimers(ctx, alone); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := rdb.HKeys(ctx, data).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 1 || docs[0] != odd.Key() {
+		t.Fatalf("timers:data holds %q, want only %q", docs, odd.Key())
+	}
+	// A timer an earlier version wrote with its document.
+	legacy := store.Timer{JobID: "l", Kind: store.TimerDispatch, Ref: "task-3", Seq: 1, At: past}
+	doc, _ := json.Marshal(legacy)
+	if err := rdb.ZAdd(ctx, "{"+prefix+"}:timers", goredis.Z{Score: float64(past.UnixMicro()), Member: legacy.Key()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, data, legacy.Key(), string(doc)).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	due, err := s.DueTimers(ctx, time.Now(), 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.Timer{}
+	for _, d := range due {
+		got[d.Key()] = d
+	}
+	for _, want := range []store.Timer{plain, odd, alone, legacy} {
+		d, ok := got[want.Key()]
+		if !ok || d.JobID != want.JobID || d.Kind != want.Kind || d.Ref != want.Ref || d.Seq != want.Seq ||
+			d.At.Sub(want.At).Abs() > time.Millisecond {
+			t.Fatalf("due timer %q: %+v (found %v), want %+v", want.Key(), d, ok, want)
+		}
+	}
+	job.Version = 1
+	if err := s.UpdateJob(ctx, job, store.Effects{Cancel: []string{odd.Key(), legacy.Key()}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.HLen(ctx, data).Result(); err != nil || n != 0 {
+		t.Fatalf("timers:data holds %d documents after the cancels (%v), want 0", n, err)
 	}
 }

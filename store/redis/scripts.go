@@ -49,13 +49,14 @@ end
 -- to_running moves task id, just taken out of queue q (named name), to a
 -- worker's running set, and its load from the queue's worker, if any, to
 -- that worker. Returns the task document, or nil (and forgets the task)
--- when the queue held an id without its document.
+-- when the queue held an id without its document, and the tasks left in q.
 local function to_running(where, data, loads, queues, q, name, running, id, worker, loc)
-  if redis.call('ZCARD', q) == 0 then redis.call('SREM', queues, name) end
+  local left = redis.call('ZCARD', q)
+  if left == 0 then redis.call('SREM', queues, name) end
   local doc = redis.call('HGET', data, id)
   if not doc then
     redis.call('HDEL', where, id)
-    return nil
+    return nil, left
   end
   redis.call('HDEL', data, id)
   redis.call('HSET', running, id, doc)
@@ -65,7 +66,7 @@ local function to_running(where, data, loads, queues, q, name, running, id, work
     if string.sub(name, 1, 7) == 'worker:' then add_load(loads, string.sub(name, 8), -1) end
     add_load(loads, worker, 1)
   end
-  return doc
+  return doc, left
 end
 
 -- take_out removes a task from the queue or running set that holds it,
@@ -136,13 +137,15 @@ for i, j in ipairs(p.jobs) do
     return {'conflict', v}
   end
 end
-if p.once and redis.call('EXISTS', KEYS[p.once.k]) == 1 then return {'once'} end
+-- The last check sets the once key: a taken key writes nothing.
 if p.once then
+  local set
   if p.once.t then
-    redis.call('SET', KEYS[p.once.k], p.once.v, 'PX', p.once.t)
+    set = redis.call('SET', KEYS[p.once.k], p.once.v, 'NX', 'PX', p.once.t)
   else
-    redis.call('SET', KEYS[p.once.k], p.once.v)
+    set = redis.call('SET', KEYS[p.once.k], p.once.v, 'NX')
   end
+  if not set then return {'once'} end
 end
 
 local now
@@ -198,7 +201,7 @@ for _, key in ipairs(p.cancel or {}) do
 end
 for _, t in ipairs(p.timers or {}) do
   redis.call('ZADD', KEYS[5], t.s, t.key)
-  redis.call('HSET', KEYS[6], t.key, ARGV[t.d])
+  if t.d then redis.call('HSET', KEYS[6], t.key, ARGV[t.d]) end
 end
 local n = 0
 for _, id in ipairs(p.ready or {}) do
@@ -369,8 +372,8 @@ while true do
     redis.call('SREM', KEYS[4], ARGV[1])
     return false
   end
-  local doc = to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], KEYS[6], top[1], ARGV[2], ARGV[3])
-  if doc then return {doc, redis.call('ZCARD', KEYS[5])} end
+  local doc, left = to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], KEYS[6], top[1], ARGV[2], ARGV[3])
+  if doc then return {doc, left} end
 end
 `)
 

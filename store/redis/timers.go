@@ -35,12 +35,14 @@ func (s *Store) AddTimers(ctx context.Context, timers ...store.Timer) error {
 		k := s.shards[i]
 		_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, t := range timers {
-				doc, err := json.Marshal(t)
+				doc, err := timerDoc(t)
 				if err != nil {
-					return fmt.Errorf("encode timer %s: %w", t.Key(), err)
+					return err
 				}
 				p.ZAdd(ctx, k.timers(), goredis.Z{Score: float64(t.At.UnixMicro()), Member: t.Key()})
-				p.HSet(ctx, k.timerData(), t.Key(), doc)
+				if doc != "" {
+					p.HSet(ctx, k.timerData(), t.Key(), doc)
+				}
 			}
 			if s.sharded() {
 				p.SPublish(ctx, k.signalChannel(), strconv.Itoa(i))
@@ -91,6 +93,20 @@ func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int, visibil
 		}
 	}
 	return out, nil
+}
+
+// timerDoc is what timers:data keeps of a timer: nothing ("") when its key
+// says all but its due time, which is its score (store.ParseTimerKey),
+// else the timer as JSON.
+func timerDoc(t store.Timer) (string, error) {
+	if k, ok := store.ParseTimerKey(t.Key()); ok && k == (store.Timer{JobID: t.JobID, Kind: t.Kind, Ref: t.Ref, Seq: t.Seq}) {
+		return "", nil
+	}
+	doc, err := json.Marshal(t)
+	if err != nil {
+		return "", fmt.Errorf("encode timer %s: %w", t.Key(), err)
+	}
+	return string(doc), nil
 }
 
 // decodeTimer reads a timer the due script returned.

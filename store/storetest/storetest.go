@@ -789,6 +789,15 @@ func testTimers(t *testing.T, f Factory) {
 	if !ok || k.JobID != "j2" || k.Kind != store.TimerRetry || k.Ref != "t2" || k.Seq != 2 {
 		t.Fatalf("ParseTimerKey = %+v", k)
 	}
+	// A ref with the key's separator in it still comes back whole.
+	odd := store.Timer{JobID: "j4", Kind: store.TimerStep, Ref: "a|b", Seq: 3, At: now.Add(-time.Second)}
+	must(t, s.AddTimers(ctx, odd))
+	due, err = s.DueTimers(ctx, time.Now(), 10, time.Minute)
+	must(t, err)
+	if len(due) != 1 || due[0].JobID != odd.JobID || due[0].Kind != odd.Kind || due[0].Ref != odd.Ref || due[0].Seq != odd.Seq {
+		t.Fatalf("timer with a | in its ref: %+v", due)
+	}
+	must(t, s.DeleteTimers(ctx, odd.Key()))
 }
 
 func testWorkers(t *testing.T, f Factory) {
