@@ -25,6 +25,9 @@ var (
 	ErrOnceTaken   = errors.New("once-key already taken")
 	ErrConflict    = errors.New("version conflict")
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrNotHead: the write's Effects.Claim task does not head its queue;
+	// nothing was written.
+	ErrNotHead = errors.New("task does not head its queue")
 )
 
 // Effects are changes committed atomically together with a job write.
@@ -56,6 +59,19 @@ type Effects struct {
 	// leaves Applied false and writes no reputation: the caller then
 	// adjusts it itself, after the write.
 	Reward *Reward
+	// Claim makes an update conditional on a task heading its queue and
+	// claims it for a worker in the same atomic step, as
+	// TaskQueues.ClaimNext would: a pickup written with its claim, one
+	// round trip. ErrNotHead when another task heads the queue or the
+	// task is in none; nothing is written then. With several shards of a
+	// queue (a sharded Redis store) the task heads its shard's part.
+	// Creates take no claim.
+	Claim *Claim
+}
+
+// Claim is a claim committed with a job write (Effects.Claim).
+type Claim struct {
+	Queue, TaskID, Worker string
 }
 
 // Reward is a reputation change committed with a job write (Effects.Reward).

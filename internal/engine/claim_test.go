@@ -15,11 +15,15 @@ import (
 )
 
 // pickupFaults wraps a store: after a claim it can cancel the poll that
-// asked (onClaim), and it can fail the next job writes.
+// asked (onClaim), and it can fail the next job writes. A claim made with
+// a write (store.Effects.Claim) calls onClaim before the write; with
+// refuseClaims such a write is refused as if the task did not head its
+// queue, so that polls claim first, then write.
 type pickupFaults struct {
 	store.Store
-	onClaim    atomic.Pointer[func()]
-	failWrites atomic.Int64
+	onClaim      atomic.Pointer[func()]
+	failWrites   atomic.Int64
+	refuseClaims bool
 }
 
 func (s *pickupFaults) ClaimTask(ctx context.Context, taskID, workerID string) (*store.QueuedTask, error) {
@@ -38,6 +42,14 @@ func (s *pickupFaults) claimed(qt *store.QueuedTask, err error) (*store.QueuedTa
 }
 
 func (s *pickupFaults) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
+	if fx.Claim != nil {
+		if s.refuseClaims {
+			return fmt.Errorf("refused: %w", store.ErrNotHead)
+		}
+		if f := s.onClaim.Swap(nil); f != nil {
+			(*f)()
+		}
+	}
 	if s.failWrites.Add(-1) >= 0 {
 		return fmt.Errorf("injected: %w", store.ErrUnavailable)
 	}
@@ -56,7 +68,25 @@ func oneTask() *blueprint.Blueprint {
 // to the worker; its next poll gets it and the job finishes.
 func TestClaimSurvivesTheEndOfItsPoll(t *testing.T) {
 	t.Parallel()
-	faults := &pickupFaults{Store: memory.New(memory.Options{})}
+	bothClaims(t, testClaimSurvivesTheEndOfItsPoll)
+}
+
+// bothClaims runs a test of pickups on polls that claim with their write
+// and on polls that claim first, then write.
+func bothClaims(t *testing.T, test func(t *testing.T, faults *pickupFaults)) {
+	for _, first := range []bool{false, true} {
+		name := "claim with the write"
+		if first {
+			name = "claim first"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, &pickupFaults{Store: memory.New(memory.Options{}), refuseClaims: first})
+		})
+	}
+}
+
+func testClaimSurvivesTheEndOfItsPoll(t *testing.T, faults *pickupFaults) {
 	en := newEnv(t, Config{Store: faults}, oneTask())
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 	j := en.create("one", nil)
@@ -92,10 +122,14 @@ func TestClaimSurvivesTheEndOfItsPoll(t *testing.T) {
 }
 
 // A claim whose pickup cannot be committed puts the task back in its
-// queue: the next poll gets it and the job finishes.
+// queue (or, claimed with the write, never left it): the next poll gets
+// it and the job finishes.
 func TestFailedPickupPutsTheTaskBack(t *testing.T) {
 	t.Parallel()
-	faults := &pickupFaults{Store: memory.New(memory.Options{})}
+	bothClaims(t, testFailedPickupPutsTheTaskBack)
+}
+
+func testFailedPickupPutsTheTaskBack(t *testing.T, faults *pickupFaults) {
 	en := newEnv(t, Config{Store: faults}, oneTask())
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 	j := en.create("one", nil)
@@ -158,5 +192,53 @@ func TestStatusFollowsTheTask(t *testing.T) {
 	}
 	if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished || end.ProgressMessage != "" {
 		t.Fatalf("ended: %s %q", end.Status, end.ProgressMessage)
+	}
+}
+
+// claimCounts counts the claims of a store and the writes that claim.
+type claimCounts struct {
+	store.Store
+	claims, claimWrites atomic.Int64
+}
+
+func (s *claimCounts) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
+	s.claims.Add(1)
+	return s.Store.ClaimNext(ctx, queue, workerID)
+}
+
+func (s *claimCounts) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
+	if fx.Claim != nil {
+		s.claimWrites.Add(1)
+	}
+	return s.Store.UpdateJob(ctx, j, fx)
+}
+
+// A poll picks up the task this process queued for its worker with one
+// write that claims it, and claims nothing apart; the job runs as usual.
+func TestPickupClaimsWithItsWrite(t *testing.T) {
+	t.Parallel()
+	st := &claimCounts{Store: memory.New(memory.Options{})}
+	en := newEnv(t, Config{Store: st}, oneTask())
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	j := en.create("one", nil)
+	p, err := en.e.NextTask(en.ctx, "w1", time.Second)
+	if err != nil || p == nil || p.JobID != j.ID {
+		t.Fatalf("poll: %+v %v", p, err)
+	}
+	if c, w := st.claims.Load(), st.claimWrites.Load(); c != 0 || w != 1 {
+		t.Fatalf("%d claims and %d claiming writes, want 0 and 1", c, w)
+	}
+	got, _ := en.e.GetJob(en.ctx, j.ID)
+	if run := got.Tasks[p.TaskID]; run == nil || run.State != store.TaskRunning || run.WorkerID != "w1" || got.Status != protocol.StatusRunning {
+		t.Fatalf("after the pickup: %s", summary(got))
+	}
+	if running, _ := en.store.RunningTasks(en.ctx, "w1"); len(running) != 1 || running[0].Run.ID != p.TaskID {
+		t.Fatalf("w1 runs %+v", running)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished {
+		t.Fatalf("job %s", summary(end))
 	}
 }

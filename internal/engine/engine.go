@@ -207,6 +207,7 @@ type Engine struct {
 	locks      jobLocks      // this process's writers, one job at a time
 	recent     *recentJobs   // copies of the jobs written last, see mutateParts
 	pollers    pollers       // records of the workers polling this process
+	placed     placed        // tasks this process queued for workers, see pickupPlaced
 	roster     roster        // the live workers, for dispatch decisions
 	// stealIdleUntil pauses steal scans after one found nothing (unix ns).
 	stealIdleUntil atomic.Int64

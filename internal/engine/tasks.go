@@ -319,9 +319,15 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 // takeTask claims the best task the worker may run now: first from its own
 // queue, then from the pending queues of its skills.
 func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskPayload, error) {
+	if payload, err := e.pickupPlaced(ctx, w.ID); payload != nil || err != nil {
+		return payload, err
+	}
 	for {
 		src, note := fromOwnQueue, ""
 		qt, err := e.claimOwn(ctx, w)
+		if qt != nil {
+			e.placed.claimed(w.ID, *qt)
+		}
 		if err == nil && qt == nil {
 			src = fromPending
 			qt, err = e.claimPending(ctx, w)
@@ -333,12 +339,37 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 		if err != nil || qt == nil {
 			return nil, err
 		}
-		payload, err := e.pickup(ctx, w.ID, qt, src, note)
+		payload, err := e.pickup(ctx, w.ID, qt, src, note, false)
 		if err != nil || payload != nil {
 			return payload, err
 		}
 		// The task went away between claim and pickup: look again.
 	}
+}
+
+// pickupPlaced picks up the task this process last queued for the worker,
+// if the job's copy is at hand and the task heads the worker's queue: the
+// claim is committed with the pickup (store.Effects.Claim), one write
+// where a claim and a pickup take two round trips. It returns nil when
+// there is no such task; see placed.
+func (e *Engine) pickupPlaced(ctx context.Context, workerID string) (*protocol.TaskPayload, error) {
+	qt, ok := e.placed.guess(workerID)
+	if !ok || !e.recent.has(qt.JobID) {
+		return nil, nil
+	}
+	payload, err := e.pickup(ctx, workerID, &qt, fromOwnQueue, "", true)
+	switch {
+	case errors.Is(err, store.ErrNotHead):
+		e.placed.missed(workerID, qt)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case payload == nil:
+		e.placed.missed(workerID, qt) // the task moved on
+		return nil, nil
+	}
+	e.placed.claimed(workerID, qt)
+	return payload, nil
 }
 
 // claimOwn takes the head of the worker's own queue. Its tasks were placed
@@ -542,16 +573,20 @@ const (
 // decision of its own (note is the steal's reason), as place() gives one to
 // every task it queues for a worker. It returns nil if the task is no
 // longer wanted.
-func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTask, src claimSource, note string) (*protocol.TaskPayload, error) {
+func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTask, src claimSource, note string, claim bool) (*protocol.TaskPayload, error) {
 	// The claim took the task out of its queue: its pickup is committed,
 	// or the task goes back, whatever becomes of the poll that asked.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 	defer cancel()
 	var payload *protocol.TaskPayload
 	_, err := e.mutateTask(ctx, qt.JobID, qt.Run.ID, func(t *txn, j *store.Job) error {
+		payload = nil // of an attempt that was not committed
 		run := j.Tasks[qt.Run.ID]
 		if j.Status.Terminal() || run == nil || run.State != store.TaskQueued || run.Attempt != qt.Run.Attempt {
 			return errSkip
+		}
+		if claim {
+			t.fx.Claim = &store.Claim{Queue: qt.Queue(), TaskID: run.ID, Worker: workerID}
 		}
 		run.State = store.TaskRunning
 		run.WorkerID = workerID
@@ -588,6 +623,11 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 		err = nil
 	}
 	switch {
+	case claim:
+		// Claimed with the pickup or not at all: nothing to give back.
+		if err != nil {
+			payload = nil
+		}
 	case err != nil:
 		payload = nil // set by an attempt that was not committed
 		e.unclaim(ctx, qt, err)

@@ -179,6 +179,7 @@ func (e *Engine) reapWorkers(ctx context.Context) {
 	}
 	for _, id := range ids {
 		e.pollers.forget(id)
+		e.placed.forget(id)
 		e.roster.invalidate()
 		e.log.Warn("worker went offline: its tasks move to other workers", "worker_id", id)
 		e.publish(ctx, Event{Type: EventWorkerOffline, Time: e.now(), WorkerID: id})

@@ -138,6 +138,9 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		if errors.Is(err, store.ErrConflict) && attempt < 100 {
 			continue
 		}
+		if errors.Is(err, store.ErrNotHead) && behind != nil {
+			e.recent.keep(behind) // nothing written: still current
+		}
 		if err != nil {
 			return nil, fmt.Errorf("save job %s: %w", id, err)
 		}
@@ -155,6 +158,7 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 // committed releases a successful txn's events to the in-process
 // observer; the outbox got them with the commit.
 func (e *Engine) committed(t *txn, j *store.Job) {
+	e.placed.add(t.fx.Enqueue)
 	for _, ev := range t.events {
 		e.cfg.OnEvent(ev)
 	}

@@ -125,6 +125,9 @@ func (s *Store) CreateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	if s.liveJob(job.ID, now) != nil {
 		return fmt.Errorf("job %s: %w", job.ID, store.ErrExists)
 	}
+	if fx.Claim != nil {
+		return fmt.Errorf("create job %s: a create takes no claim", job.ID)
+	}
 	if err := s.checkEffects(fx, now); err != nil {
 		return err
 	}
@@ -226,8 +229,14 @@ func (s *Store) UpdateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	if err := s.checkEffects(fx, now); err != nil {
 		return err
 	}
+	if c := fx.Claim; c != nil && !s.heads(c.Queue, c.TaskID) {
+		return fmt.Errorf("claim task %s from queue %s: %w", c.TaskID, c.Queue, store.ErrNotHead)
+	}
 	job.Version++
 	s.putJob(job, now)
+	if c := fx.Claim; c != nil {
+		s.claim(c.TaskID, c.Worker)
+	}
 	s.apply(job.ID, fx, now)
 	return nil
 }

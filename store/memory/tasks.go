@@ -115,6 +115,16 @@ func (s *Store) claim(taskID, workerID string) (*store.QueuedTask, bool) {
 	return &out, true
 }
 
+// heads reports whether a task heads a queue; s.mu is held.
+func (s *Store) heads(queue, taskID string) bool {
+	q := s.queues[queue]
+	if q == nil {
+		return false
+	}
+	first, ok := q.items.Min()
+	return ok && first.Run.ID == taskID
+}
+
 // ClaimNext implements store.TaskQueues.
 func (s *Store) ClaimNext(_ context.Context, queue, workerID string) (*store.QueuedTask, error) {
 	s.mu.Lock()

@@ -204,9 +204,22 @@ type commitPlan struct {
 	Once    *planOnce     `json:"once,omitempty"`
 	Reward  *planReward   `json:"rep,omitempty"`
 	Signal  *planSignal   `json:"sig,omitempty"`
+	Claim   *planClaim    `json:"claim,omitempty"`
 	// QueueShard prefixes the queue messages of a sharded deployment:
 	// "<shard index>|" (see claimHints.notify).
 	QueueShard string `json:"qk,omitempty"`
+}
+
+// planClaim is Effects.Claim: the task must head the queue (KEYS index
+// k, named q) and moves to the worker's running set (KEYS index r), as
+// claimNextScript moves it.
+type planClaim struct {
+	Queue   int    `json:"k"`
+	Name    string `json:"q"`
+	Running int    `json:"r"`
+	TaskID  string `json:"id"`
+	Worker  string `json:"w"`
+	Loc     string `json:"l"`
 }
 
 // planSignal names the shard's signal channel and its index, SPUBLISHed by
@@ -331,6 +344,9 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	if err := checkCreates(job.ID, fx.Create); err != nil {
 		return err
 	}
+	if create && fx.Claim != nil {
+		return fmt.Errorf("%s: a create takes no claim", op)
+	}
 	if err := s.checkTree(job.ID, fx); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -362,6 +378,10 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	}
 	echoes := s.queueMessages(job.ID, fx.Enqueue)
 	s.hints.expect(echoes)
+	var learn func(left string)
+	if c := fx.Claim; c != nil {
+		learn = s.claimHint(job.ID, c.Queue)
+	}
 	res, err := commitScript.Run(ctx, s.rdb, keys, argv...).StringSlice()
 	if err != nil {
 		s.missedEchoes(echoes)
@@ -391,6 +411,10 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			c.Version = 1
 			c.Written()
 		}
+		if learn != nil {
+			learn(res[len(res)-1])
+			res = res[:len(res)-1]
+		}
 		if r := fx.Reward; r != nil {
 			if err := rewarded(r, res[1:]); err != nil {
 				return err
@@ -398,6 +422,8 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			s.figures.reputation(r.Worker, r.Value)
 		}
 		return nil
+	case "nothead":
+		return fmt.Errorf("claim task %s from queue %s: %w", fx.Claim.TaskID, fx.Claim.Queue, store.ErrNotHead)
 	case "once":
 		return fmt.Errorf("%s: %w", once.Key, store.ErrOnceTaken)
 	case "exists":
@@ -408,6 +434,27 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		return fmt.Errorf("job %s at version %d, stored %s: %w", job.ID, job.Version, res[1], store.ErrConflict)
 	}
 	return fmt.Errorf("%s: unexpected script reply %q", op, res)
+}
+
+// claimHint prepares what a commit that claims a task (Effects.Claim) from
+// a queue tells the claim hints, given the tasks it left in the queue's
+// part in the job's shard: as a claim that emptied it would (ClaimNext).
+func (s *Store) claimHint(jobID, queue string) func(left string) {
+	if !s.sharded() {
+		ver := s.hints.snapshot(queue)
+		return func(left string) {
+			if left == "0" {
+				s.hints.looked(queue, nil, ver, time.Now())
+			}
+		}
+	}
+	k := shardIndex(jobID, len(s.shards))
+	mark := s.hints.mark(queue, k)
+	return func(left string) {
+		if left == "0" {
+			s.hints.learn(queue, k, mark, nil, true)
+		}
+	}
 }
 
 // queueMessages returns the messages a commit of job that queues tasks
@@ -650,6 +697,12 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	if s.sharded() && (len(fx.Events) > 0 || len(fx.Timers) > 0) {
 		i := shardIndex(job.ID, len(s.shards))
 		p.Signal = &planSignal{Channel: s.shards[i].signalChannel(), Shard: strconv.Itoa(i)}
+	}
+	if c := fx.Claim; c != nil {
+		p.Claim = &planClaim{
+			Queue: a.key(k.taskQueue(c.Queue)), Name: c.Queue, Running: a.key(k.running(c.Worker)),
+			TaskID: c.TaskID, Worker: c.Worker, Loc: locRunning + c.Worker,
+		}
 	}
 	if r := fx.Reward; r != nil {
 		p.Reward = &planReward{

@@ -117,8 +117,10 @@ end
 // ARGV: 1 the plan (JSON, see commitPlan), 2 the ready channel, 3 the queue
 // channel, then the documents the plan refers to by index.
 //
-// Returns {"ok"} ({"ok", reputation} with a reward, see planReward),
-// {"once"} (Effects.Once is taken), {"exists", id}, {"notfound", id} or
+// Returns {"ok"} ({"ok", reputation after, before} with a reward, see
+// planReward; with a claim, the tasks it left in the queue last),
+// {"nothead"} (Effects.Claim's task does not head its queue), {"once"}
+// (Effects.Once is taken), {"exists", id}, {"notfound", id} or
 // {"conflict", stored version}; nothing is written unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
 local p = cjson.decode(ARGV[1])
@@ -137,6 +139,9 @@ for i, j in ipairs(p.jobs) do
     return {'conflict', v}
   end
 end
+if p.claim and redis.call('ZRANGE', KEYS[p.claim.k], 0, 0)[1] ~= p.claim.id then
+  return {'nothead'}
+end
 -- The last check sets the once key: a taken key writes nothing.
 if p.once then
   local set
@@ -148,6 +153,13 @@ if p.once then
   if not set then return {'once'} end
 end
 
+local left
+if p.claim then
+  local c = p.claim
+  redis.call('ZREM', KEYS[c.k], c.id)
+  local _
+  _, left = to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[c.k], c.q, KEYS[c.r], c.id, c.w, c.l)
+end
 local now
 for i, j in ipairs(p.jobs) do
   local key = KEYS[j.k]
@@ -216,12 +228,13 @@ end
 if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], (p.qk or '') .. q) end
 if p.sig then redis.call('SPUBLISH', p.sig.c, p.sig.k) end
+local out = {'ok'}
 if p.rep then
   local r = p.rep
-  local after, before = adjust_reputation(KEYS[r.k], r.w, r.d, r.i, r.f, r.c)
-  return {'ok', after, before}
+  out[2], out[3] = adjust_reputation(KEYS[r.k], r.w, r.d, r.i, r.f, r.c)
 end
-return {'ok'}
+if left then out[#out + 1] = tostring(left) end
+return out
 `)
 
 // purgeIndexScript drops the index entries of jobs whose retention ended.

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Tasks/Order", testTaskOrder},
 		{"Tasks/ClaimOnce", testClaimOnce},
 		{"Tasks/ClaimNext", testClaimNext},
+		{"Tasks/ClaimInWrite", testClaimInWrite},
 		{"Tasks/RemoveAndRunning", testRemoveRunning},
 		{"Tasks/Watch", testWatch},
 		{"Timers", testTimers},
@@ -601,6 +602,66 @@ func testClaimOnce(t *testing.T, f Factory) {
 
 // testClaimNext: polls racing for one queue take its tasks in order, each
 // once, and the loads follow the tasks.
+// testClaimInWrite: a write with Effects.Claim claims the task with the
+// write when the task heads its queue, and otherwise writes nothing and
+// claims nothing.
+func testClaimInWrite(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	now := time.Now()
+	j := newJob("cw-job")
+	must(t, s.CreateJob(ctx, j, store.Effects{Enqueue: []store.QueuedTask{
+		queued(j.ID, "cw1", "owner", "x", 0, now), queued(j.ID, "cw2", "owner", "x", 0, now.Add(time.Microsecond)),
+	}}))
+	q := store.WorkerQueue("owner")
+	if err := s.CreateJob(ctx, newJob("cw-other"), store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw1", Worker: "owner"}}); err == nil {
+		t.Fatal("a create with a claim was accepted")
+	}
+	notHead := func(taskID string) {
+		t.Helper()
+		stale := j.Clone()
+		stale.CurrentState = "changed"
+		err := s.UpdateJob(ctx, stale, store.Effects{Claim: &store.Claim{Queue: q, TaskID: taskID, Worker: "owner"},
+			Timers: []store.Timer{{JobID: j.ID, Kind: store.TimerStep, At: now.Add(time.Hour)}}})
+		if !errors.Is(err, store.ErrNotHead) {
+			t.Fatalf("claim of %s, which does not head the queue: %v, want ErrNotHead", taskID, err)
+		}
+		got, err := s.GetJob(ctx, j.ID)
+		must(t, err)
+		if got.Version != j.Version || got.CurrentState == "changed" {
+			t.Fatalf("a refused claim wrote the job: version %d, state %q", got.Version, got.CurrentState)
+		}
+		if _, ok, _ := s.NextTimer(ctx); ok {
+			t.Fatal("a refused claim added a timer")
+		}
+	}
+	notHead("cw2")     // cw1 comes first
+	notHead("cw-none") // in no queue
+	// A stale version claims nothing either.
+	stale := j.Clone()
+	stale.Version--
+	if err := s.UpdateJob(ctx, stale, store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw1", Worker: "owner"}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a claim on a stale version: %v, want ErrConflict", err)
+	}
+	if run, _ := s.RunningTasks(ctx, "owner"); len(run) != 0 {
+		t.Fatalf("refused claims left running tasks %+v", run)
+	}
+
+	must(t, s.UpdateJob(ctx, j, store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw1", Worker: "owner"}}))
+	run, err := s.RunningTasks(ctx, "owner")
+	must(t, err)
+	if len(run) != 1 || run[0].Run.ID != "cw1" || run[0].Worker != "owner" {
+		t.Fatalf("running after the claim: %+v", run)
+	}
+	next, err := s.ClaimNext(ctx, q, "owner")
+	must(t, err)
+	if next == nil || next.Run.ID != "cw2" {
+		t.Fatalf("next claim = %+v, want cw2", next)
+	}
+	if next, err := s.ClaimNext(ctx, q, "owner"); next != nil || err != nil {
+		t.Fatalf("queue after both claims: %+v %v", next, err)
+	}
+}
+
 func testClaimNext(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	now := time.Now()
