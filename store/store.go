@@ -25,9 +25,9 @@ var (
 	ErrOnceTaken   = errors.New("once-key already taken")
 	ErrConflict    = errors.New("version conflict")
 	ErrUnavailable = errors.New("store unavailable")
-	// ErrNotHead: the write's Effects.Claim task does not head its queue;
-	// nothing was written.
-	ErrNotHead = errors.New("task does not head its queue")
+	// ErrNotHead: the write's Effects.Claim task is not near enough the
+	// head of its queue; nothing was written.
+	ErrNotHead = errors.New("task is not at the head of its queue")
 )
 
 // Effects are changes committed atomically together with a job write.
@@ -59,19 +59,22 @@ type Effects struct {
 	// leaves Applied false and writes no reputation: the caller then
 	// adjusts it itself, after the write.
 	Reward *Reward
-	// Claim makes an update conditional on a task heading its queue and
-	// claims it for a worker in the same atomic step, as
+	// Claim makes an update conditional on a task being near the head of
+	// its queue and claims it for a worker in the same atomic step, as
 	// TaskQueues.ClaimNext would: a pickup written with its claim, one
-	// round trip. ErrNotHead when another task heads the queue or the
-	// task is in none; nothing is written then. With several shards of a
-	// queue (a sharded Redis store) the task heads its shard's part.
-	// Creates take no claim.
+	// round trip. ErrNotHead when the task is not among the first
+	// Claim.Within tasks of the queue, or in none; nothing is written
+	// then. With several shards of a queue (a sharded Redis store) the
+	// task is counted in its shard's part. Creates take no claim.
 	Claim *Claim
 }
 
 // Claim is a claim committed with a job write (Effects.Claim).
 type Claim struct {
 	Queue, TaskID, Worker string
+	// Within is how near the head the task must be: among the first
+	// Within tasks of the queue; 1 (or less): it heads the queue.
+	Within int
 }
 
 // Reward is a reputation change committed with a job write (Effects.Reward).

@@ -195,15 +195,19 @@ func TestStatusFollowsTheTask(t *testing.T) {
 	}
 }
 
-// claimCounts counts the claims of a store and the writes that claim.
+// claimCounts counts the claims that took a task and the writes that
+// claim one.
 type claimCounts struct {
 	store.Store
 	claims, claimWrites atomic.Int64
 }
 
 func (s *claimCounts) ClaimNext(ctx context.Context, queue, workerID string) (*store.QueuedTask, error) {
-	s.claims.Add(1)
-	return s.Store.ClaimNext(ctx, queue, workerID)
+	qt, err := s.Store.ClaimNext(ctx, queue, workerID)
+	if qt != nil {
+		s.claims.Add(1)
+	}
+	return qt, err
 }
 
 func (s *claimCounts) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
@@ -213,14 +217,27 @@ func (s *claimCounts) UpdateJob(ctx context.Context, j *store.Job, fx store.Effe
 	return s.Store.UpdateJob(ctx, j, fx)
 }
 
-// A poll picks up the task this process queued for its worker with one
-// write that claims it, and claims nothing apart; the job runs as usual.
+// A poll picks up the task this process queued for its worker, or in the
+// pending queue of its one skill, with one write that claims it, and
+// claims nothing apart; the job runs as usual.
 func TestPickupClaimsWithItsWrite(t *testing.T) {
+	t.Parallel()
+	t.Run("own queue", func(t *testing.T) { testPickupClaimsWithItsWrite(t, false) })
+	t.Run("pending", func(t *testing.T) { testPickupClaimsWithItsWrite(t, true) })
+}
+
+func testPickupClaimsWithItsWrite(t *testing.T, pending bool) {
 	t.Parallel()
 	st := &claimCounts{Store: memory.New(memory.Options{})}
 	en := newEnv(t, Config{Store: st}, oneTask())
-	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	register := func() { en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}}) }
+	if !pending {
+		register()
+	}
 	j := en.create("one", nil)
+	if pending {
+		register() // after the task went to the pending queue
+	}
 	p, err := en.e.NextTask(en.ctx, "w1", time.Second)
 	if err != nil || p == nil || p.JobID != j.ID {
 		t.Fatalf("poll: %+v %v", p, err)
@@ -231,6 +248,9 @@ func TestPickupClaimsWithItsWrite(t *testing.T) {
 	got, _ := en.e.GetJob(en.ctx, j.ID)
 	if run := got.Tasks[p.TaskID]; run == nil || run.State != store.TaskRunning || run.WorkerID != "w1" || got.Status != protocol.StatusRunning {
 		t.Fatalf("after the pickup: %s", summary(got))
+	}
+	if last := got.Dispatches[len(got.Dispatches)-1]; pending != strings.HasPrefix(last.Reason, "claimed from the pending queue by w1") {
+		t.Fatalf("dispatch records %+v", got.Dispatches)
 	}
 	if running, _ := en.store.RunningTasks(en.ctx, "w1"); len(running) != 1 || running[0].Run.ID != p.TaskID {
 		t.Fatalf("w1 runs %+v", running)

@@ -539,9 +539,12 @@ func (s *pendingReads) PeekTasks(ctx context.Context, queue string, limit int) (
 // it claim the same task over and over.
 func TestOneSkillWorkerClaimsPendingHeadOutright(t *testing.T) {
 	t.Run("fit", func(t *testing.T) {
+		// Another process queued the task: this one claims it (had it
+		// queued it, it would pick it up with its claim, see placed).
 		st := &pendingReads{Store: memory.New(memory.Options{})}
+		other := newEnv(t, Config{Store: st}, dispatchBP("d", "success", "finished"))
 		en := newEnv(t, Config{Store: st}, dispatchBP("d", "success", "finished"))
-		id := en.create("d", nil).ID // before any worker: the task waits
+		id := other.create("d", nil).ID // before any worker: the task waits
 		en.waitStatus(id, protocol.StatusWaitingForWorker)
 		en.register(&fakeWorker{id: "w", skills: map[string]float64{"work": 1}})
 		p, err := en.e.NextTask(en.ctx, "w", time.Second)
@@ -554,8 +557,9 @@ func TestOneSkillWorkerClaimsPendingHeadOutright(t *testing.T) {
 	})
 	t.Run("unfit", inBubble(func(t *testing.T) {
 		st := &pendingReads{Store: memory.New(memory.Options{})}
+		other := newEnv(t, Config{Store: st, StealAfter: time.Hour}, gpuBlueprint())
 		en := newEnv(t, Config{Store: st, StealAfter: time.Hour}, gpuBlueprint())
-		id := en.create("gpu", nil).ID
+		id := other.create("gpu", nil).ID
 		en.waitStatus(id, protocol.StatusWaitingForWorker)
 		en.register(&fakeWorker{id: "cpu", skills: map[string]float64{"render": 1}})
 		// Ten polls over 3 s: at most one claim (and put-back) a second.

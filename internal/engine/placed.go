@@ -9,14 +9,16 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
-// placed remembers, per worker, the tasks this process queued for it, in
-// queue order: the head of the worker's queue is most likely the first of
-// them, so a poll can pick it up with its claim in one write (see
-// Engine.pickupPlaced) instead of a claim, then a write. A guess that
-// misses (another process queued a task that comes first, the task was
-// stolen or withdrawn) costs that write; the worker's polls then claim
-// first for a while, so that a deployment where guesses keep missing
-// does not pay for them.
+// placed remembers, per queue, the tasks this process queued there, in
+// queue order: those near the head of a worker's or a pending queue are
+// most likely this process's first ones, so a poll can pick one up with
+// its claim in one write (see Engine.pickupPlaced) instead of a claim,
+// then a write. Each poll takes a different task (take), so that polls
+// at once do not race for one. A guess that misses (another process's
+// tasks come first, the task was stolen, withdrawn or pulled by another
+// process) costs that write; after a miss in a worker's queue the
+// worker's polls claim first for a while, so that a deployment where
+// guesses keep missing does not pay for them.
 type placed struct {
 	mu sync.Mutex
 	m  map[string]*placedQueue
@@ -33,8 +35,13 @@ const (
 	// latest are not remembered (their polls claim first).
 	maxPlaced = 1024
 	// placedMissPause is how long a worker's polls claim first after a
-	// guess missed.
+	// guess in its queue missed.
 	placedMissPause = time.Second
+	// placedWithin is how near the head of its queue a guessed task must
+	// be (store.Claim.Within): polls at once take the first tasks, which
+	// their claims take in any order; a task of another process's waits
+	// behind this process's at most that many.
+	placedWithin = 64
 	// placedIdle is how long a worker with no placements is remembered.
 	placedIdle = time.Minute
 )
@@ -46,68 +53,82 @@ func queueOrder(a, b store.QueuedTask) int {
 	return cmp.Compare(a.Run.ID, b.Run.ID)
 }
 
-// add records the tasks a commit queued for workers.
+// add records the tasks a commit queued.
 func (p *placed) add(tasks []store.QueuedTask) {
+	if len(tasks) == 0 {
+		return
+	}
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, qt := range tasks {
-		if qt.Worker == "" {
-			continue
-		}
-		if p.m == nil {
-			p.m = map[string]*placedQueue{}
-		}
-		q := p.m[qt.Worker]
-		if q == nil {
-			p.sweep(now)
-			q = &placedQueue{}
-			p.m[qt.Worker] = q
-		}
-		q.lastTouched = now
-		if len(q.tasks) >= maxPlaced {
-			continue
-		}
-		i, found := slices.BinarySearchFunc(q.tasks, qt, queueOrder)
-		if found {
-			q.tasks[i] = qt // queued again (a retry keeps its id)
-			continue
-		}
-		q.tasks = slices.Insert(q.tasks, i, qt)
+		p.insert(qt.Queue(), qt, now)
 	}
 }
 
-// sweep forgets workers idle for placedIdle; p.mu is held.
+// insert adds a task to a queue's list; p.mu is held.
+func (p *placed) insert(queue string, qt store.QueuedTask, now time.Time) {
+	if p.m == nil {
+		p.m = map[string]*placedQueue{}
+	}
+	q := p.m[queue]
+	if q == nil {
+		p.sweep(now)
+		q = &placedQueue{}
+		p.m[queue] = q
+	}
+	q.lastTouched = now
+	if len(q.tasks) >= maxPlaced {
+		return
+	}
+	i, found := slices.BinarySearchFunc(q.tasks, qt, queueOrder)
+	if found {
+		q.tasks[i] = qt
+		return
+	}
+	q.tasks = slices.Insert(q.tasks, i, qt)
+}
+
+// sweep forgets queues idle for placedIdle; p.mu is held.
 func (p *placed) sweep(now time.Time) {
 	if len(p.m) < 64 {
 		return
 	}
-	for w, q := range p.m {
+	for name, q := range p.m {
 		if len(q.tasks) == 0 && now.Sub(q.lastTouched) > placedIdle {
-			delete(p.m, w)
+			delete(p.m, name)
 		}
 	}
 }
 
-// guess returns the task likely to head the worker's queue, if any and
-// the worker's polls guess now.
-func (p *placed) guess(worker string) (store.QueuedTask, bool) {
+// take removes and returns the first task this process queued in a queue,
+// if any and its polls guess now.
+func (p *placed) take(queue string) (store.QueuedTask, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	q := p.m[worker]
+	q := p.m[queue]
 	if q == nil || len(q.tasks) == 0 || time.Now().Before(q.guessUntil) {
 		return store.QueuedTask{}, false
 	}
-	return q.tasks[0], true
+	qt := q.tasks[0]
+	q.tasks = slices.Delete(q.tasks, 0, 1)
+	return qt, true
 }
 
-// claimed records that the worker took a task from its queue, by a guess
-// or a claim: the tasks before it in queue order are gone too, or the
-// claim would have taken them.
-func (p *placed) claimed(worker string, qt store.QueuedTask) {
+// putBack returns a task taken but not tried (the worker may not run it).
+func (p *placed) putBack(qt store.QueuedTask) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	q := p.m[worker]
+	p.insert(qt.Queue(), qt, time.Now())
+}
+
+// claimed records that a claim (store.TaskQueues.ClaimNext) took a task
+// from a queue: the tasks before it in queue order are gone too, or the
+// claim would have taken them.
+func (p *placed) claimed(queue string, qt store.QueuedTask) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.m[queue]
 	if q == nil {
 		return
 	}
@@ -118,24 +139,19 @@ func (p *placed) claimed(worker string, qt store.QueuedTask) {
 	q.tasks = slices.Delete(q.tasks, 0, i)
 }
 
-// missed records that a guess missed: the task is forgotten, and the
-// worker's polls claim first for placedMissPause.
-func (p *placed) missed(worker string, qt store.QueuedTask) {
+// missed records that a guess in a worker's queue missed: its polls claim
+// first for placedMissPause.
+func (p *placed) missed(queue string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	q := p.m[worker]
-	if q == nil {
-		return
+	if q := p.m[queue]; q != nil {
+		q.guessUntil = time.Now().Add(placedMissPause)
 	}
-	if i, found := slices.BinarySearchFunc(q.tasks, qt, queueOrder); found {
-		q.tasks = slices.Delete(q.tasks, i, i+1)
-	}
-	q.guessUntil = time.Now().Add(placedMissPause)
 }
 
 // forget drops what is known of a worker's queue (it went offline).
 func (p *placed) forget(worker string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.m, worker)
+	delete(p.m, store.WorkerQueue(worker))
 }

@@ -319,14 +319,21 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 // takeTask claims the best task the worker may run now: first from its own
 // queue, then from the pending queues of its skills.
 func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskPayload, error) {
-	if payload, err := e.pickupPlaced(ctx, w.ID); payload != nil || err != nil {
+	if payload, err := e.pickupPlaced(ctx, w, store.WorkerQueue(w.ID), fromOwnQueue); payload != nil || err != nil {
 		return payload, err
 	}
 	for {
 		src, note := fromOwnQueue, ""
 		qt, err := e.claimOwn(ctx, w)
 		if qt != nil {
-			e.placed.claimed(w.ID, *qt)
+			e.placed.claimed(store.WorkerQueue(w.ID), *qt)
+		}
+		if err == nil && qt == nil && len(w.Skills) == 1 {
+			// A pending task this process queued, picked up with its claim.
+			payload, err := e.pickupPlaced(ctx, w, store.PendingQueue(w.Skills[0].Name), fromPending)
+			if payload != nil || err != nil {
+				return payload, err
+			}
 		}
 		if err == nil && qt == nil {
 			src = fromPending
@@ -347,29 +354,36 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 	}
 }
 
-// pickupPlaced picks up the task this process last queued for the worker,
-// if the job's copy is at hand and the task heads the worker's queue: the
-// claim is committed with the pickup (store.Effects.Claim), one write
-// where a claim and a pickup take two round trips. It returns nil when
-// there is no such task; see placed.
-func (e *Engine) pickupPlaced(ctx context.Context, workerID string) (*protocol.TaskPayload, error) {
-	qt, ok := e.placed.guess(workerID)
-	if !ok || !e.recent.has(qt.JobID) {
+// pickupPlaced picks up a task this process queued in a queue of the
+// worker's (its own or a pending one), if the job's copy is at hand and
+// the task is still near the head of the queue: the claim is committed
+// with the pickup (store.Effects.Claim), one write where a claim and a
+// pickup take two round trips. It returns nil when there is no such
+// task; see placed.
+func (e *Engine) pickupPlaced(ctx context.Context, w *store.Worker, queue string, src claimSource) (*protocol.TaskPayload, error) {
+	qt, ok := e.placed.take(queue)
+	if !ok {
 		return nil, nil
 	}
-	payload, err := e.pickup(ctx, workerID, &qt, fromOwnQueue, "", true)
-	switch {
-	case errors.Is(err, store.ErrNotHead):
-		e.placed.missed(workerID, qt)
-		return nil, nil
-	case err != nil:
-		return nil, err
-	case payload == nil:
-		e.placed.missed(workerID, qt) // the task moved on
+	if !e.recent.has(qt.JobID) {
+		e.placed.putBack(qt) // a claim will take it, then the job is read
 		return nil, nil
 	}
-	e.placed.claimed(workerID, qt)
-	return payload, nil
+	if src == fromPending {
+		fit, err := e.fitsPending(ctx, w, &qt, &pendingScan{})
+		if err != nil || !fit {
+			e.placed.putBack(qt) // for another worker
+			return nil, err
+		}
+	}
+	payload, err := e.pickup(ctx, w.ID, &qt, src, "", true)
+	if errors.Is(err, store.ErrNotHead) {
+		if src == fromOwnQueue {
+			e.placed.missed(queue)
+		}
+		return nil, nil
+	}
+	return payload, err
 }
 
 // claimOwn takes the head of the worker's own queue. Its tasks were placed
@@ -506,6 +520,9 @@ func (e *Engine) claimHead(ctx context.Context, w *store.Worker, queue, seen str
 	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 	defer cancel()
 	got, err := e.store.ClaimNext(claimCtx, queue, w.ID)
+	if got != nil {
+		e.placed.claimed(queue, *got)
+	}
 	if err != nil || got == nil || (seen != "" && got.Run.ID == seen) {
 		return got, false, err
 	}
@@ -586,7 +603,7 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 			return errSkip
 		}
 		if claim {
-			t.fx.Claim = &store.Claim{Queue: qt.Queue(), TaskID: run.ID, Worker: workerID}
+			t.fx.Claim = &store.Claim{Queue: qt.Queue(), TaskID: run.ID, Worker: workerID, Within: placedWithin}
 		}
 		run.State = store.TaskRunning
 		run.WorkerID = workerID

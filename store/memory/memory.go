@@ -229,7 +229,7 @@ func (s *Store) UpdateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	if err := s.checkEffects(fx, now); err != nil {
 		return err
 	}
-	if c := fx.Claim; c != nil && !s.heads(c.Queue, c.TaskID) {
+	if c := fx.Claim; c != nil && !s.nearHead(c.Queue, c.TaskID, c.Within) {
 		return fmt.Errorf("claim task %s from queue %s: %w", c.TaskID, c.Queue, store.ErrNotHead)
 	}
 	job.Version++

@@ -115,14 +115,20 @@ func (s *Store) claim(taskID, workerID string) (*store.QueuedTask, bool) {
 	return &out, true
 }
 
-// heads reports whether a task heads a queue; s.mu is held.
-func (s *Store) heads(queue, taskID string) bool {
+// nearHead reports whether a task is among the first within tasks of a
+// queue (at least the first); s.mu is held.
+func (s *Store) nearHead(queue, taskID string, within int) bool {
 	q := s.queues[queue]
 	if q == nil {
 		return false
 	}
-	first, ok := q.items.Min()
-	return ok && first.Run.ID == taskID
+	found, seen := false, 0
+	q.items.Ascend(func(t store.QueuedTask) bool {
+		seen++
+		found = t.Run.ID == taskID
+		return !found && seen < max(within, 1)
+	})
+	return found
 }
 
 // ClaimNext implements store.TaskQueues.

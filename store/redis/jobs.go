@@ -210,11 +210,12 @@ type commitPlan struct {
 	QueueShard string `json:"qk,omitempty"`
 }
 
-// planClaim is Effects.Claim: the task must head the queue (KEYS index
-// k, named q) and moves to the worker's running set (KEYS index r), as
-// claimNextScript moves it.
+// planClaim is Effects.Claim: the task must be among the first n of the
+// queue (KEYS index k, named q) and moves to the worker's running set
+// (KEYS index r), as claimNextScript moves it.
 type planClaim struct {
 	Queue   int    `json:"k"`
+	Within  int    `json:"n"`
 	Name    string `json:"q"`
 	Running int    `json:"r"`
 	TaskID  string `json:"id"`
@@ -700,7 +701,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	}
 	if c := fx.Claim; c != nil {
 		p.Claim = &planClaim{
-			Queue: a.key(k.taskQueue(c.Queue)), Name: c.Queue, Running: a.key(k.running(c.Worker)),
+			Queue: a.key(k.taskQueue(c.Queue)), Within: max(c.Within, 1), Name: c.Queue, Running: a.key(k.running(c.Worker)),
 			TaskID: c.TaskID, Worker: c.Worker, Loc: locRunning + c.Worker,
 		}
 	}

@@ -119,7 +119,7 @@ end
 //
 // Returns {"ok"} ({"ok", reputation after, before} with a reward, see
 // planReward; with a claim, the tasks it left in the queue last),
-// {"nothead"} (Effects.Claim's task does not head its queue), {"once"}
+// {"nothead"} (Effects.Claim's task is not near the head), {"once"}
 // (Effects.Once is taken), {"exists", id}, {"notfound", id} or
 // {"conflict", stored version}; nothing is written unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
@@ -139,8 +139,9 @@ for i, j in ipairs(p.jobs) do
     return {'conflict', v}
   end
 end
-if p.claim and redis.call('ZRANGE', KEYS[p.claim.k], 0, 0)[1] ~= p.claim.id then
-  return {'nothead'}
+if p.claim then
+  local r = redis.call('ZRANK', KEYS[p.claim.k], p.claim.id)
+  if not r or r >= p.claim.n then return {'nothead'} end
 end
 -- The last check sets the once key: a taken key writes nothing.
 if p.once then

@@ -603,14 +603,15 @@ func testClaimOnce(t *testing.T, f Factory) {
 // testClaimNext: polls racing for one queue take its tasks in order, each
 // once, and the loads follow the tasks.
 // testClaimInWrite: a write with Effects.Claim claims the task with the
-// write when the task heads its queue, and otherwise writes nothing and
-// claims nothing.
+// write when the task is near enough the head of its queue, and otherwise
+// writes nothing and claims nothing.
 func testClaimInWrite(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	now := time.Now()
 	j := newJob("cw-job")
 	must(t, s.CreateJob(ctx, j, store.Effects{Enqueue: []store.QueuedTask{
 		queued(j.ID, "cw1", "owner", "x", 0, now), queued(j.ID, "cw2", "owner", "x", 0, now.Add(time.Microsecond)),
+		queued(j.ID, "cw3", "owner", "x", 0, now.Add(2*time.Microsecond)),
 	}}))
 	q := store.WorkerQueue("owner")
 	if err := s.CreateJob(ctx, newJob("cw-other"), store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw1", Worker: "owner"}}); err == nil {
@@ -651,6 +652,11 @@ func testClaimInWrite(t *testing.T, f Factory) {
 	must(t, err)
 	if len(run) != 1 || run[0].Run.ID != "cw1" || run[0].Worker != "owner" {
 		t.Fatalf("running after the claim: %+v", run)
+	}
+	// The second of the queue, within two of the head.
+	must(t, s.UpdateJob(ctx, j, store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw3", Worker: "owner", Within: 2}}))
+	if run, _ := s.RunningTasks(ctx, "owner"); len(run) != 2 {
+		t.Fatalf("running after the claim within two: %+v", run)
 	}
 	next, err := s.ClaimNext(ctx, q, "owner")
 	must(t, err)
