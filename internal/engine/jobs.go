@@ -137,7 +137,7 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 		return nil, err
 	}
 	defer release()
-	if err := e.store.CreateJob(ctx, j, t.fx); err != nil {
+	if err := e.placed.write(t.fx.Enqueue, func() error { return e.store.CreateJob(ctx, j, t.fx) }); err != nil {
 		if errors.Is(err, store.ErrOnceTaken) {
 			if id, ok, gerr := e.IdempotentJob(ctx, req.Client.Name, req.IdempotencyKey); gerr == nil && ok {
 				return nil, &DuplicateError{JobID: id}

@@ -31,9 +31,9 @@ type placedQueue struct {
 }
 
 const (
-	// maxPlaced bounds the tasks remembered per worker; beyond it the
-	// latest are not remembered (their polls claim first).
-	maxPlaced = 1024
+	// maxPlaced bounds the tasks remembered per queue (a backlog); beyond
+	// it the latest are not remembered (their polls claim first).
+	maxPlaced = 1 << 16
 	// placedMissPause is how long a worker's polls claim first after a
 	// guess in its queue missed.
 	placedMissPause = time.Second
@@ -53,16 +53,39 @@ func queueOrder(a, b store.QueuedTask) int {
 	return cmp.Compare(a.Run.ID, b.Run.ID)
 }
 
-// add records the tasks a commit queued.
-func (p *placed) add(tasks []store.QueuedTask) {
+// write runs a job write that queues tasks, recording them first: a
+// store may wake this process's polls before the write returns, and they
+// should find the tasks here (their pickups wait for the job's lock,
+// which the writer holds). A write that fails takes them back.
+func (p *placed) write(tasks []store.QueuedTask, write func() error) error {
 	if len(tasks) == 0 {
-		return
+		return write()
 	}
 	now := time.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, qt := range tasks {
 		p.insert(qt.Queue(), qt, now)
+	}
+	p.mu.Unlock()
+	err := write()
+	if err != nil {
+		p.mu.Lock()
+		for _, qt := range tasks {
+			p.remove(qt)
+		}
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// remove drops a task from its queue's list, if there; p.mu is held.
+func (p *placed) remove(qt store.QueuedTask) {
+	q := p.m[qt.Queue()]
+	if q == nil {
+		return
+	}
+	if i, found := slices.BinarySearchFunc(q.tasks, qt, queueOrder); found {
+		q.tasks = slices.Delete(q.tasks, i, i+1)
 	}
 }
 
@@ -81,12 +104,27 @@ func (p *placed) insert(queue string, qt store.QueuedTask, now time.Time) {
 	if len(q.tasks) >= maxPlaced {
 		return
 	}
+	qt = slim(qt)
 	i, found := slices.BinarySearchFunc(q.tasks, qt, queueOrder)
 	if found {
 		q.tasks[i] = qt
 		return
 	}
 	q.tasks = slices.Insert(q.tasks, i, qt)
+}
+
+// slim keeps of a queued task what a guess needs: where it is, which
+// attempt, and what it asks of a worker (Engine.fitsPending), not its
+// parameters.
+func slim(qt store.QueuedTask) store.QueuedTask {
+	r := qt.Run
+	return store.QueuedTask{
+		JobID: qt.JobID, Worker: qt.Worker, Score: qt.Score,
+		Run: store.TaskRun{
+			ID: r.ID, Attempt: r.Attempt, Branch: r.Branch, Excluded: r.Excluded,
+			Spec: store.TaskSpec{Type: r.Spec.Type, Priority: r.Spec.Priority, MaxCost: r.Spec.MaxCost, Requirements: r.Spec.Requirements},
+		},
+	}
 }
 
 // sweep forgets queues idle for placedIdle; p.mu is held.

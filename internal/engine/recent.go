@@ -44,14 +44,6 @@ func (r *recentJobs) take(id string) *store.Job {
 	return j
 }
 
-// has reports whether a copy of a job is kept.
-func (r *recentJobs) has(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.jobs[id]
-	return ok
-}
-
 // put keeps a copy of a job just written, if it is worth keeping, and
 // forgets the copy it may hold of it otherwise (it is stale now).
 func (r *recentJobs) put(j *store.Job) {

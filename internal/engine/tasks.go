@@ -355,18 +355,14 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 }
 
 // pickupPlaced picks up a task this process queued in a queue of the
-// worker's (its own or a pending one), if the job's copy is at hand and
-// the task is still near the head of the queue: the claim is committed
-// with the pickup (store.Effects.Claim), one write where a claim and a
-// pickup take two round trips. It returns nil when there is no such
-// task; see placed.
+// worker's (its own or a pending one), if the task is still near the head
+// of the queue: the claim is committed with the pickup
+// (store.Effects.Claim), one write where a claim and a pickup take two
+// round trips (with the job's copy at hand, see mutateParts). It returns
+// nil when there is no such task; see placed.
 func (e *Engine) pickupPlaced(ctx context.Context, w *store.Worker, queue string, src claimSource) (*protocol.TaskPayload, error) {
 	qt, ok := e.placed.take(queue)
 	if !ok {
-		return nil, nil
-	}
-	if !e.recent.has(qt.JobID) {
-		e.placed.putBack(qt) // a claim will take it, then the job is read
 		return nil, nil
 	}
 	if src == fromPending {

@@ -134,7 +134,7 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		if behind != nil {
 			changes = j.Changes()
 		}
-		err = e.store.UpdateJob(ctx, j, t.fx)
+		err = e.placed.write(t.fx.Enqueue, func() error { return e.store.UpdateJob(ctx, j, t.fx) })
 		if errors.Is(err, store.ErrConflict) && attempt < 100 {
 			continue
 		}
@@ -158,7 +158,6 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 // committed releases a successful txn's events to the in-process
 // observer; the outbox got them with the commit.
 func (e *Engine) committed(t *txn, j *store.Job) {
-	e.placed.add(t.fx.Enqueue)
 	for _, ev := range t.events {
 		e.cfg.OnEvent(ev)
 	}
