@@ -1,0 +1,61 @@
+package engine
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/store"
+)
+
+func placedTask(id, worker string, at time.Time) store.QueuedTask {
+	return store.QueuedTask{
+		JobID: "j-" + id, Worker: worker, Score: store.Score(0, at, time.Minute),
+		Run: store.TaskRun{ID: id, Attempt: 1, Spec: store.TaskSpec{Type: "work", Params: map[string]any{"big": "x"}}},
+	}
+}
+
+// placed hands out the tasks this process queued in queue order, one to
+// each taker; a claim drops those before the task it took; a failed write
+// takes its tasks back; a miss in a worker's queue pauses its guesses.
+func TestPlacedTasks(t *testing.T) {
+	var p placed
+	now := time.Now()
+	a, b, c := placedTask("a", "w", now), placedTask("b", "w", now.Add(time.Millisecond)), placedTask("c", "w", now.Add(2*time.Millisecond))
+	pend := placedTask("p", "", now)
+	if err := p.write([]store.QueuedTask{c, a, pend}, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	failed := errors.New("write failed")
+	if err := p.write([]store.QueuedTask{b}, func() error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("write: %v", err)
+	}
+	q := store.WorkerQueue("w")
+	got, ok := p.take(q)
+	if !ok || got.Run.ID != "a" || got.Run.Spec.Params != nil || got.JobID != "j-a" {
+		t.Fatalf("first take: %+v %v, want a, without its params", got, ok)
+	}
+	if got, ok := p.take(store.PendingQueue("work")); !ok || got.Run.ID != "p" {
+		t.Fatalf("pending take: %+v %v", got, ok)
+	}
+	p.putBack(got)
+	if err := p.write([]store.QueuedTask{b}, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	p.claimed(q, b) // a claim took b: a (taken) and anything before b is gone
+	if got, ok := p.take(q); !ok || got.Run.ID != "c" {
+		t.Fatalf("take after the claim of b: %+v %v, want c", got, ok)
+	}
+	if _, ok := p.take(q); ok {
+		t.Fatal("a task handed out twice")
+	}
+	p.putBack(c)
+	p.missed(q)
+	if _, ok := p.take(q); ok {
+		t.Fatal("a guess right after a miss in the worker's queue")
+	}
+	p.forget("w")
+	if _, ok := p.take(q); ok {
+		t.Fatal("a guess for a worker gone offline")
+	}
+}
