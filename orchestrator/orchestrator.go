@@ -479,6 +479,14 @@ func (o *Orchestrator) Start() error {
 	if err := o.mountConsole(s); err != nil {
 		return err
 	}
+	// The local outbox consumers (the console's live view, WebSocket
+	// commands) start before anything can happen that they must see: the
+	// relay's goroutine may run well after the API answers.
+	beginCtx, cancelBegin := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelBegin()
+	if err := o.relay.Begin(beginCtx); err != nil {
+		return err
+	}
 	if err := o.eng.Start(); err != nil {
 		return err
 	}

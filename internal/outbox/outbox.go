@@ -92,6 +92,7 @@ type Relay struct {
 	mu        sync.Mutex
 	consumers []*consumer
 	running   bool
+	begun     bool // the local consumers have their start (Begin)
 }
 
 type consumer struct {
@@ -127,16 +128,40 @@ func New(s store.Store, opts Options) *Relay {
 func (r *Relay) Shared(name string, h Handler) { r.add(&consumer{name: name, shared: true, handle: h}) }
 
 // Local adds a consumer that this process runs on every entry appended from
-// Run on. It is for live reactions; a batch it fails is logged and skipped.
+// Begin (or Run) on. It is for live reactions; a batch it fails is logged
+// and skipped.
 func (r *Relay) Local(name string, h Handler) { r.add(&consumer{name: name, handle: h}) }
 
 func (r *Relay) add(c *consumer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.running {
-		panic("outbox: add consumers before Run")
+	if r.running || r.begun {
+		panic("outbox: add consumers before Begin and Run")
 	}
 	r.consumers = append(r.consumers, c)
+}
+
+// Begin starts the local consumers at the end of the outbox as it is now:
+// they see every entry appended after Begin returns. A process calls it
+// before it acts on what they react to (before its API answers, say);
+// Run, which may start some time later, begins them itself otherwise.
+func (r *Relay) Begin(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.begun {
+		return nil
+	}
+	start, err := r.store.LastEventID(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox: find its end: %w", err)
+	}
+	for _, c := range r.consumers {
+		if !c.shared {
+			c.setPosition(start, true)
+		}
+	}
+	r.begun = true
+	return nil
 }
 
 // Run relays entries to every consumer and trims handled entries until ctx
@@ -144,20 +169,19 @@ func (r *Relay) add(c *consumer) {
 func (r *Relay) Run(ctx context.Context) {
 	r.mu.Lock()
 	r.running = true
-	consumers := r.consumers
+	consumers, begun := r.consumers, r.begun
 	r.mu.Unlock()
+	if !begun {
+		if _, err := r.retryUntil(ctx, func() (string, error) { return "", r.Begin(ctx) }); err != nil {
+			return // ctx ended
+		}
+	}
 	var wg sync.WaitGroup
 	for _, c := range consumers {
 		if c.shared {
 			wg.Go(func() { r.runShared(ctx, c) })
 			continue
 		}
-		// A local consumer starts at the end of the outbox as it is now.
-		start, err := r.retryUntil(ctx, func() (string, error) { return r.store.LastEventID(ctx) })
-		if err != nil {
-			break // ctx ended
-		}
-		c.setPosition(start, true)
 		wg.Go(func() { r.runLocal(ctx, c) })
 	}
 	wg.Go(func() { r.trimLoop(ctx) })

@@ -242,6 +242,30 @@ func TestLocalConsumerSeesNewEvents(t *testing.T) {
 	})
 }
 
+// A local consumer begun before Run sees the entries appended in between
+// (Run may start well after the process began to act), none from before.
+func TestBeginPositionsLocalConsumers(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, stores func() store.Store) {
+		s := stores()
+		appendN(t, s, 0, 3)
+		got := &collector{}
+		r := outbox.New(s, fastOptions())
+		r.Local("live", got.handle)
+		if err := r.Begin(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, 3, 4) // before Run
+		run(t, r)
+		waitFor(t, "the 4 entries appended after Begin", func() bool { return len(got.distinct()) == 4 })
+		for n := range got.distinct() {
+			if n < 3 {
+				t.Fatalf("local consumer saw entry %d from before Begin", n)
+			}
+		}
+	})
+}
+
 // countedReads counts the outbox reads that reach a store.
 type countedReads struct {
 	store.Store

@@ -200,9 +200,14 @@
 //     shards, on the shard's signal channel too when it appends events or
 //     adds timers); last, a
 //     result's reputation reward (Effects.Reward: the same Lua function as
-//     adjustReputationScript, its value and the one before returned). A version
-//     conflict, an existing child or a missing job writes nothing (no event
-//     or reward either).
+//     adjustReputationScript, its value and the one before returned). A
+//     claim committed with the write (Effects.Claim: a pickup and its claim
+//     in one round trip) is checked with the rest, the task among the first
+//     Within of its queue (ZRANK), and moved to the worker's running set as
+//     claimNextScript moves it; the tasks it left in the queue come back for
+//     the claim hints. A version conflict, an existing child, a missing job,
+//     a taken once-key (SET NX, the last check) or a claim whose task is not
+//     near the head writes nothing (no event or reward either).
 //   - readJobScript (GetJob, LoadJob): the header and the parts asked for
 //     in one consistent view.
 //   - pushReadyScript, takeReadyScript (reclaims lapsed leases, pops the
