@@ -2,9 +2,10 @@ package engine
 
 import (
 	"cmp"
-	"slices"
 	"sync"
 	"time"
+
+	"github.com/google/btree"
 
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
@@ -25,8 +26,8 @@ type placed struct {
 }
 
 type placedQueue struct {
-	tasks       []store.QueuedTask // by score, then task id, as the queue
-	guessUntil  time.Time          // zero: guess; else no guesses before it
+	tasks       *btree.BTreeG[*store.QueuedTask] // by score, then task id, as the queue
+	guessUntil  time.Time                        // zero: guess; else no guesses before it
 	lastTouched time.Time
 }
 
@@ -46,11 +47,12 @@ const (
 	placedIdle = time.Minute
 )
 
-func queueOrder(a, b store.QueuedTask) int {
+// queueBefore is a queue's order: by score, ties by task id.
+func queueBefore(a, b *store.QueuedTask) bool {
 	if c := cmp.Compare(a.Score, b.Score); c != 0 {
-		return c
+		return c < 0
 	}
-	return cmp.Compare(a.Run.ID, b.Run.ID)
+	return a.Run.ID < b.Run.ID
 }
 
 // write runs a job write that queues tasks, recording them first: a
@@ -64,53 +66,40 @@ func (p *placed) write(tasks []store.QueuedTask, write func() error) error {
 	now := time.Now()
 	p.mu.Lock()
 	for _, qt := range tasks {
-		p.insert(qt.Queue(), qt, now)
+		p.insert(qt, now)
 	}
 	p.mu.Unlock()
 	err := write()
 	if err != nil {
 		p.mu.Lock()
 		for _, qt := range tasks {
-			p.remove(qt)
+			if q := p.m[qt.Queue()]; q != nil {
+				q.tasks.Delete(&qt)
+			}
 		}
 		p.mu.Unlock()
 	}
 	return err
 }
 
-// remove drops a task from its queue's list, if there; p.mu is held.
-func (p *placed) remove(qt store.QueuedTask) {
-	q := p.m[qt.Queue()]
-	if q == nil {
-		return
-	}
-	if i, found := slices.BinarySearchFunc(q.tasks, qt, queueOrder); found {
-		q.tasks = slices.Delete(q.tasks, i, i+1)
-	}
-}
-
-// insert adds a task to a queue's list; p.mu is held.
-func (p *placed) insert(queue string, qt store.QueuedTask, now time.Time) {
+// insert adds a task to its queue's list; p.mu is held.
+func (p *placed) insert(qt store.QueuedTask, now time.Time) {
 	if p.m == nil {
 		p.m = map[string]*placedQueue{}
 	}
-	q := p.m[queue]
+	name := qt.Queue()
+	q := p.m[name]
 	if q == nil {
 		p.sweep(now)
-		q = &placedQueue{}
-		p.m[queue] = q
+		q = &placedQueue{tasks: btree.NewG(16, queueBefore)}
+		p.m[name] = q
 	}
 	q.lastTouched = now
-	if len(q.tasks) >= maxPlaced {
+	if q.tasks.Len() >= maxPlaced {
 		return
 	}
-	qt = slim(qt)
-	i, found := slices.BinarySearchFunc(q.tasks, qt, queueOrder)
-	if found {
-		q.tasks[i] = qt
-		return
-	}
-	q.tasks = slices.Insert(q.tasks, i, qt)
+	entry := slim(qt)
+	q.tasks.ReplaceOrInsert(&entry)
 }
 
 // slim keeps of a queued task what a guess needs: where it is, which
@@ -133,7 +122,7 @@ func (p *placed) sweep(now time.Time) {
 		return
 	}
 	for name, q := range p.m {
-		if len(q.tasks) == 0 && now.Sub(q.lastTouched) > placedIdle {
+		if q.tasks.Len() == 0 && now.Sub(q.lastTouched) > placedIdle {
 			delete(p.m, name)
 		}
 	}
@@ -145,19 +134,21 @@ func (p *placed) take(queue string) (store.QueuedTask, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.m[queue]
-	if q == nil || len(q.tasks) == 0 || time.Now().Before(q.guessUntil) {
+	if q == nil || time.Now().Before(q.guessUntil) {
 		return store.QueuedTask{}, false
 	}
-	qt := q.tasks[0]
-	q.tasks = slices.Delete(q.tasks, 0, 1)
-	return qt, true
+	first, ok := q.tasks.DeleteMin()
+	if !ok {
+		return store.QueuedTask{}, false
+	}
+	return *first, true
 }
 
 // putBack returns a task taken but not tried (the worker may not run it).
 func (p *placed) putBack(qt store.QueuedTask) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.insert(qt.Queue(), qt, time.Now())
+	p.insert(qt, time.Now())
 }
 
 // claimed records that a claim (store.TaskQueues.ClaimNext) took a task
@@ -170,11 +161,13 @@ func (p *placed) claimed(queue string, qt store.QueuedTask) {
 	if q == nil {
 		return
 	}
-	i, found := slices.BinarySearchFunc(q.tasks, qt, queueOrder)
-	if found {
-		i++
+	for {
+		first, ok := q.tasks.Min()
+		if !ok || queueBefore(&qt, first) {
+			return
+		}
+		q.tasks.DeleteMin()
 	}
-	q.tasks = slices.Delete(q.tasks, 0, i)
 }
 
 // missed records that a guess in a worker's queue missed: its polls claim
