@@ -124,6 +124,7 @@ end
 // {"conflict", stored version}; nothing is written unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
 local p = cjson.decode(ARGV[1])
+local none = {} -- for the plan's absent lists: no table made per list
 -- Checks: nothing is written unless all pass. e is '1' when the stored
 -- job ended (its keys expire), '0' when not, nil in records of before.
 local ended = {}
@@ -166,12 +167,12 @@ for i, j in ipairs(p.jobs) do
   local key = KEYS[j.k]
   redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v, 'e', j.t and '1' or '0')
   local pp = j.p
-  for _, x in ipairs(pp.tp or {}) do redis.call('HSET', KEYS[pp.tk], x.i, ARGV[x.d]) end
-  for _, id in ipairs(pp.td or {}) do redis.call('HDEL', KEYS[pp.tk], id) end
-  for _, x in ipairs(pp.bp or {}) do redis.call('HSET', KEYS[pp.bk], x.i, ARGV[x.d]) end
-  for _, id in ipairs(pp.bd or {}) do redis.call('HDEL', KEYS[pp.bk], id) end
-  for _, x in ipairs(pp.dp or {}) do redis.call('HSET', KEYS[pp.dk], x.i, x.s) end
-  for _, d in ipairs(pp.xp or {}) do redis.call('RPUSH', KEYS[pp.xk], ARGV[d]) end
+  for _, x in ipairs(pp.tp or none) do redis.call('HSET', KEYS[pp.tk], x.i, ARGV[x.d]) end
+  for _, id in ipairs(pp.td or none) do redis.call('HDEL', KEYS[pp.tk], id) end
+  for _, x in ipairs(pp.bp or none) do redis.call('HSET', KEYS[pp.bk], x.i, ARGV[x.d]) end
+  for _, id in ipairs(pp.bd or none) do redis.call('HDEL', KEYS[pp.bk], id) end
+  for _, x in ipairs(pp.dp or none) do redis.call('HSET', KEYS[pp.dk], x.i, x.s) end
+  for _, d in ipairs(pp.xp or none) do redis.call('RPUSH', KEYS[pp.xk], ARGV[d]) end
   if j.x == '' then
     -- m, c: the job's index entry, kept to find it again when it expires.
     redis.call('HSET', key, 'm', j.m, 'c', j.cn or '')
@@ -187,7 +188,7 @@ for i, j in ipairs(p.jobs) do
       -- pp.pe: the part keys that hold records after this write.
       now = now or now_ms()
       redis.call('PEXPIRE', key, j.t)
-      for _, pk in ipairs(pp.pe or {}) do redis.call('PEXPIRE', KEYS[pk], j.t) end
+      for _, pk in ipairs(pp.pe or none) do redis.call('PEXPIRE', KEYS[pk], j.t) end
       redis.call('ZADD', KEYS[12], now + tonumber(j.t), entry)
     else
       redis.call('PERSIST', key)
@@ -196,11 +197,11 @@ for i, j in ipairs(p.jobs) do
     end
   end
 end
-for _, id in ipairs(p.moves or {}) do
+for _, id in ipairs(p.moves or none) do
   take_out(KEYS[1], KEYS[2], KEYS[3], KEYS[4], p.pfx, id)
 end
 local notify = {}
-for _, e in ipairs(p.enqueue or {}) do
+for _, e in ipairs(p.enqueue or none) do
   redis.call('ZADD', KEYS[e.k], e.s, e.id)
   redis.call('HSET', KEYS[2], e.id, ARGV[e.d])
   redis.call('HSET', KEYS[1], e.id, e.l)
@@ -208,22 +209,22 @@ for _, e in ipairs(p.enqueue or {}) do
   if e.w then add_load(KEYS[3], e.w, 1) end
   notify[e.q] = true
 end
-for _, key in ipairs(p.cancel or {}) do
+for _, key in ipairs(p.cancel or none) do
   redis.call('ZREM', KEYS[5], key)
   redis.call('HDEL', KEYS[6], key)
 end
-for _, t in ipairs(p.timers or {}) do
+for _, t in ipairs(p.timers or none) do
   redis.call('ZADD', KEYS[5], t.s, t.key)
   if t.d then redis.call('HSET', KEYS[6], t.key, ARGV[t.d]) end
 end
 local n = 0
-for _, id in ipairs(p.ready or {}) do
+for _, id in ipairs(p.ready or none) do
   n = n + push_ready(KEYS[7], KEYS[8], KEYS[9], KEYS[10], id)
 end
 if p.done then
   n = n + done_ready(KEYS[7], KEYS[8], KEYS[9], KEYS[10], p.done)
 end
-for _, d in ipairs(p.events or {}) do
+for _, d in ipairs(p.events or none) do
   redis.call('XADD', KEYS[13], '*', 'e', ARGV[d])
 end
 if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
