@@ -89,13 +89,7 @@ func TestInlinePartsMoveToRecords(t *testing.T) {
 // error naming both, and nothing is written over it.
 func TestRecordFormats(t *testing.T) {
 	t.Parallel()
-	url := testenv.URL(t, testenv.RedisVar)
-	prefix := newPrefix(t, url)
-	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rdb := rawClient(t, url)
-	defer rdb.Close()
+	s, rdb, prefix, ctx := storeWithRaw(t)
 	k := func(suffix string) string { return "{" + prefix + "}:job:" + suffix }
 
 	header := `{"id":"v1","blueprint_name":"bp","status":"waiting_for_worker","current_state":"s","initial_data":{},"state_history":{},"progress":0,"client":{"name":"c"},"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","transition_count":0}`
@@ -139,13 +133,7 @@ func TestRecordFormats(t *testing.T) {
 // cancel removes their document.
 func TestTimerDocumentsOnlyWhenNeeded(t *testing.T) {
 	t.Parallel()
-	url := testenv.URL(t, testenv.RedisVar)
-	prefix := newPrefix(t, url)
-	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rdb := rawClient(t, url)
-	defer rdb.Close()
+	s, rdb, prefix, ctx := storeWithRaw(t)
 	data := "{" + prefix + "}:timers:data"
 
 	past := time.Now().Add(-time.Second)
@@ -199,4 +187,18 @@ func TestTimerDocumentsOnlyWhenNeeded(t *testing.T) {
 	if n, err := rdb.HLen(ctx, data).Result(); err != nil || n != 0 {
 		t.Fatalf("timers:data holds %d documents after the cancels (%v), want 0", n, err)
 	}
+}
+
+// storeWithRaw opens a store on a fresh prefix, with a plain client of the
+// same Redis to look at its keys, and a context for the test.
+func storeWithRaw(t *testing.T) (*redisstore.Store, *goredis.Client, string, context.Context) {
+	t.Helper()
+	url := testenv.URL(t, testenv.RedisVar)
+	prefix := newPrefix(t, url)
+	s := openStore(t, redisstore.Options{URL: url, Prefix: prefix})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	rdb := rawClient(t, url)
+	t.Cleanup(func() { rdb.Close() })
+	return s, rdb, prefix, ctx
 }
