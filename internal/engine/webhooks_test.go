@@ -248,6 +248,9 @@ func testWebhookRetriesForTheWindow(t *testing.T) {
 	for down.count() < 13 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The 13th delivery has been made; its attempt event follows once the
+	// delivery returns: let the bubble's goroutines run until they block.
+	synctest.Wait()
 	attempts := en.eventsOf(EventWebhookAttempt)
 	if down.count() != 13 || len(attempts) != 13 || attempts[12].Detail["outcome"] != "delivered" {
 		t.Fatalf("%d deliveries, %d attempt events; want the 13th delivered", down.count(), len(attempts))
