@@ -218,19 +218,21 @@ func (s *claimCounts) UpdateJob(ctx context.Context, j *store.Job, fx store.Effe
 }
 
 // A poll picks up the task this process queued for its worker, or in the
-// pending queue of its one skill, with one write that claims it, and
+// pending queue of one of its skills, with one write that claims it, and
 // claims nothing apart; the job runs as usual.
 func TestPickupClaimsWithItsWrite(t *testing.T) {
 	t.Parallel()
-	t.Run("own queue", func(t *testing.T) { testPickupClaimsWithItsWrite(t, false) })
-	t.Run("pending", func(t *testing.T) { testPickupClaimsWithItsWrite(t, true) })
+	one, two := map[string]float64{"work": 1}, map[string]float64{"other": 1, "work": 1}
+	t.Run("own queue", func(t *testing.T) { testPickupClaimsWithItsWrite(t, one, false) })
+	t.Run("pending", func(t *testing.T) { testPickupClaimsWithItsWrite(t, one, true) })
+	t.Run("pending, two skills", func(t *testing.T) { testPickupClaimsWithItsWrite(t, two, true) })
 }
 
-func testPickupClaimsWithItsWrite(t *testing.T, pending bool) {
+func testPickupClaimsWithItsWrite(t *testing.T, skills map[string]float64, pending bool) {
 	t.Parallel()
 	st := &claimCounts{Store: memory.New(memory.Options{})}
 	en := newEnv(t, Config{Store: st}, oneTask())
-	register := func() { en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}}) }
+	register := func() { en.register(&fakeWorker{id: "w1", skills: skills}) }
 	if !pending {
 		register()
 	}

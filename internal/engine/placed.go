@@ -144,6 +144,26 @@ func (p *placed) take(queue string) (store.QueuedTask, bool) {
 	return *first, true
 }
 
+// earliest returns which of queues has the first task in queue order
+// among those this process noted and may guess now.
+func (p *placed) earliest(queues []string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var best *store.QueuedTask
+	var name string
+	for _, queue := range queues {
+		q := p.m[queue]
+		if q == nil || now.Before(q.guessUntil) {
+			continue
+		}
+		if first, ok := q.tasks.Min(); ok && (best == nil || queueBefore(first, best)) {
+			best, name = first, queue
+		}
+	}
+	return name, best != nil
+}
+
 // putBack returns a task taken but not tried (the worker may not run it).
 func (p *placed) putBack(qt store.QueuedTask) {
 	p.mu.Lock()

@@ -35,10 +35,15 @@ func TestPlacedTasks(t *testing.T) {
 	if !ok || got.Run.ID != "a" || got.Run.Spec.Params != nil || got.JobID != "j-a" {
 		t.Fatalf("first take: %+v %v, want a, without its params", got, ok)
 	}
-	if got, ok := p.take(store.PendingQueue("work")); !ok || got.Run.ID != "p" {
-		t.Fatalf("pending take: %+v %v", got, ok)
+	taken, ok := p.take(store.PendingQueue("work"))
+	if !ok || taken.Run.ID != "p" {
+		t.Fatalf("pending take: %+v %v", taken, ok)
 	}
-	p.putBack(got)
+	p.putBack(taken) // the worker may not run it: for another
+	if again, ok := p.take(store.PendingQueue("work")); !ok || again.Run.ID != "p" {
+		t.Fatalf("take after the put-back: %+v %v", again, ok)
+	}
+	p.putBack(taken)
 	if err := p.write([]store.QueuedTask{b}, func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -57,5 +62,19 @@ func TestPlacedTasks(t *testing.T) {
 	p.forget("w")
 	if _, ok := p.take(q); ok {
 		t.Fatal("a guess for a worker gone offline")
+	}
+	// Of several queues, the one whose first task comes first.
+	early := placedTask("e", "", now.Add(-time.Millisecond))
+	early.Run.Spec.Type = "other"
+	if err := p.write([]store.QueuedTask{early}, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	queues := []string{store.PendingQueue("work"), store.PendingQueue("other"), store.PendingQueue("none")}
+	if name, ok := p.earliest(queues); !ok || name != store.PendingQueue("other") {
+		t.Fatalf("earliest = %q %v, want the queue of e", name, ok)
+	}
+	p.take(store.PendingQueue("other"))
+	if name, ok := p.earliest(queues); !ok || name != store.PendingQueue("work") {
+		t.Fatalf("earliest = %q %v, want the queue of p", name, ok)
 	}
 }

@@ -328,11 +328,18 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 		if qt != nil {
 			e.placed.claimed(store.WorkerQueue(w.ID), *qt)
 		}
-		if err == nil && qt == nil && len(w.Skills) == 1 {
-			// A pending task this process queued, picked up with its claim.
-			payload, err := e.pickupPlaced(ctx, w, store.PendingQueue(w.Skills[0].Name), fromPending)
-			if payload != nil || err != nil {
-				return payload, err
+		if err == nil && qt == nil {
+			// A pending task this process queued, the first of the
+			// worker's skills, picked up with its claim.
+			pending := make([]string, len(w.Skills))
+			for i, s := range w.Skills {
+				pending[i] = store.PendingQueue(s.Name)
+			}
+			if queue, ok := e.placed.earliest(pending); ok {
+				payload, err := e.pickupPlaced(ctx, w, queue, fromPending)
+				if payload != nil || err != nil {
+					return payload, err
+				}
 			}
 		}
 		if err == nil && qt == nil {
