@@ -171,6 +171,15 @@ type QueuedTask struct {
 	Score float64 `json:"score"`
 }
 
+// InQueueOrder reports whether a comes before b in a queue: by score,
+// ties by task id (as Redis orders equal scores, by member).
+func InQueueOrder(a, b *QueuedTask) bool {
+	if a.Score != b.Score {
+		return a.Score < b.Score
+	}
+	return a.Run.ID < b.Run.ID
+}
+
 // Queue returns the name of the queue the task waits in.
 func (q QueuedTask) Queue() string {
 	if q.Worker != "" {

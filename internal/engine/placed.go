@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"sync"
 	"time"
 
@@ -47,14 +46,6 @@ const (
 	placedIdle = time.Minute
 )
 
-// queueBefore is a queue's order: by score, ties by task id.
-func queueBefore(a, b *store.QueuedTask) bool {
-	if c := cmp.Compare(a.Score, b.Score); c != 0 {
-		return c < 0
-	}
-	return a.Run.ID < b.Run.ID
-}
-
 // write runs a job write that queues tasks, recording them first: a
 // store may wake this process's polls before the write returns, and they
 // should find the tasks here (their pickups wait for the job's lock,
@@ -91,7 +82,7 @@ func (p *placed) insert(qt store.QueuedTask, now time.Time) {
 	q := p.m[name]
 	if q == nil {
 		p.sweep(now)
-		q = &placedQueue{tasks: btree.NewG(16, queueBefore)}
+		q = &placedQueue{tasks: btree.NewG(16, store.InQueueOrder)}
 		p.m[name] = q
 	}
 	q.lastTouched = now
@@ -157,7 +148,7 @@ func (p *placed) earliest(queues []string) (string, bool) {
 		if q == nil || now.Before(q.guessUntil) {
 			continue
 		}
-		if first, ok := q.tasks.Min(); ok && (best == nil || queueBefore(first, best)) {
+		if first, ok := q.tasks.Min(); ok && (best == nil || store.InQueueOrder(first, best)) {
 			best, name = first, queue
 		}
 	}
@@ -183,7 +174,7 @@ func (p *placed) claimed(queue string, qt store.QueuedTask) {
 	}
 	for {
 		first, ok := q.tasks.Min()
-		if !ok || queueBefore(&qt, first) {
+		if !ok || store.InQueueOrder(&qt, first) {
 			return
 		}
 		q.tasks.DeleteMin()

@@ -329,7 +329,7 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 			e.placed.claimed(store.WorkerQueue(w.ID), *qt)
 		}
 		if err == nil && qt == nil {
-			// A pending task this process queued, the first of the
+			// First a pending task this process queued, the first of the
 			// worker's skills, picked up with its claim.
 			pending := make([]string, len(w.Skills))
 			for i, s := range w.Skills {
@@ -341,8 +341,6 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 					return payload, err
 				}
 			}
-		}
-		if err == nil && qt == nil {
 			src = fromPending
 			qt, err = e.claimPending(ctx, w)
 		}
@@ -642,14 +640,13 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 	if errors.Is(err, store.ErrNotFound) {
 		err = nil
 	}
+	if err != nil {
+		payload = nil // set by an attempt that was not committed
+	}
 	switch {
 	case claim:
 		// Claimed with the pickup or not at all: nothing to give back.
-		if err != nil {
-			payload = nil
-		}
 	case err != nil:
-		payload = nil // set by an attempt that was not committed
 		e.unclaim(ctx, qt, err)
 	case payload == nil:
 		// The task moved on (cancelled, job ended): forget the claim.

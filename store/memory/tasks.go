@@ -16,12 +16,7 @@ type taskQueue struct {
 	items *btree.BTreeG[store.QueuedTask]
 }
 
-func less(a, b store.QueuedTask) bool {
-	if a.Score != b.Score {
-		return a.Score < b.Score
-	}
-	return a.Run.ID < b.Run.ID
-}
+func less(a, b store.QueuedTask) bool { return store.InQueueOrder(&a, &b) }
 
 func newTaskQueue() *taskQueue { return &taskQueue{items: btree.NewG(32, less)} }
 

@@ -69,12 +69,7 @@ func (s *Store) PeekTasks(ctx context.Context, queue string, limit int) ([]store
 
 // sortTasks puts tasks in queue order: by score, ties by task id.
 func sortTasks(ts []store.QueuedTask) {
-	sort.Slice(ts, func(i, j int) bool {
-		if ts[i].Score != ts[j].Score {
-			return ts[i].Score < ts[j].Score
-		}
-		return ts[i].Run.ID < ts[j].Run.ID
-	})
+	sort.Slice(ts, func(i, j int) bool { return store.InQueueOrder(&ts[i], &ts[j]) })
 }
 
 // ClaimTask implements store.TaskQueues. A task lives in its job's shard,
