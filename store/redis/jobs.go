@@ -210,17 +210,14 @@ type commitPlan struct {
 	QueueShard string `json:"qk,omitempty"`
 }
 
-// planClaim is Effects.Claim: the task must be among the first n of the
-// queue (KEYS index k, named q) and moves to the worker's running set
-// (KEYS index r), as claimNextScript moves it.
+// planClaim is Effects.Claim: the task must be among the first n of
+// queue q and moves to the worker's running set, as claimNextScript moves
+// it.
 type planClaim struct {
-	Queue   int    `json:"k"`
-	Within  int    `json:"n"`
-	Name    string `json:"q"`
-	Running int    `json:"r"`
-	TaskID  string `json:"id"`
-	Worker  string `json:"w"`
-	Loc     string `json:"l"`
+	Within int    `json:"n"`
+	Queue  string `json:"q"`
+	TaskID string `json:"id"`
+	Worker string `json:"w"`
 }
 
 // planSignal names the shard's signal channel and its index, SPUBLISHed by
@@ -258,18 +255,14 @@ type planJob struct {
 	Doc        int       `json:"d"`            // the JSON document
 	Retention  string    `json:"t,omitempty"`  // ms; set for a terminal job
 	Member     string    `json:"m,omitempty"`  // index member (creates)
-	Client     int       `json:"c,omitempty"`  // client index (creates)
-	ClientName string    `json:"cn,omitempty"` // client name (creates)
+	ClientName string    `json:"cn,omitempty"` // client name (creates): its index
 }
 
-// planParts are the writes of a job's part records (store.PartChanges);
-// k fields index KEYS.
+// planParts are the writes of a job's part records (store.PartChanges),
+// whose keys the script makes from the job's key and the part's name
+// (partNames).
 type planParts struct {
-	TasksKey       int        `json:"tk"`
-	BranchesKey    int        `json:"bk"`
-	DoneKey        int        `json:"dk"`
-	DispatchesKey  int        `json:"xk"`
-	Expire         []int      `json:"pe,omitempty"` // part keys holding records after the write (a terminal job's, to expire)
+	Expire         []string   `json:"pe,omitempty"` // parts holding records after the write (a terminal job's, to expire)
 	PutTasks       []planPut  `json:"tp,omitempty"`
 	DeleteTasks    []string   `json:"td,omitempty"`
 	PutBranches    []planPut  `json:"bp,omitempty"`
@@ -290,11 +283,9 @@ type planDone struct {
 
 type planEnqueue struct {
 	ID     string `json:"id"`
-	Key    int    `json:"k"`
 	Score  string `json:"s"`
 	Doc    int    `json:"d"`
 	Queue  string `json:"q"`
-	Loc    string `json:"l"`
 	Worker string `json:"w,omitempty"`
 }
 
@@ -304,15 +295,9 @@ type planTimer struct {
 	Doc   int    `json:"d,omitempty"` // ARGV index; 0: none (see timerDoc)
 }
 
-// Fixed KEYS of commitScript, in order.
-func commitKeys(k keys) []string {
-	return []string{
-		k.taskWhere(), k.taskData(), k.loads(), k.queues(),
-		k.timers(), k.timerData(),
-		k.readyQueue(), k.readySeq(), k.readyLeases(), k.readyDirty(),
-		k.jobsAll(), k.jobsExpiring(), k.outbox(),
-	}
-}
+// partNames are the suffixes of a job's part record keys, as commitScript
+// makes them: tasks, branches, done, dispatches (keys.jobTasks, ...).
+var partNames = [4]string{"tasks", "branches", "done", "dispatches"}
 
 // commitArgs collects KEYS and ARGV of one commit.
 type commitArgs struct {
@@ -616,9 +601,6 @@ func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
 func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]string, []any, error) {
 	k := s.shard(job.ID)
 	a := &commitArgs{index: map[string]int{}}
-	for _, key := range commitKeys(k) {
-		a.key(key)
-	}
 	a.argv = []any{"", s.g.readyChannel(), s.g.queueChannel()}
 	p := commitPlan{Prefix: k.base}
 
@@ -640,7 +622,8 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	}
 
 	// The tasks to take out of wherever they are: the removed ones, then
-	// the enqueued ones (re-enqueueing moves a task).
+	// the enqueued ones (re-enqueueing moves a task), except those of jobs
+	// this commit creates, which are nowhere yet.
 	enqueue := lastEnqueues(fx.Enqueue)
 	seen := map[string]bool{}
 	for _, id := range fx.Remove {
@@ -649,8 +632,11 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 			p.Moves = append(p.Moves, id)
 		}
 	}
+	created := func(id string) bool {
+		return (create && id == job.ID) || slices.ContainsFunc(fx.Create, func(c *store.Job) bool { return c.ID == id })
+	}
 	for _, q := range enqueue {
-		if !seen[q.Run.ID] {
+		if !seen[q.Run.ID] && !created(q.JobID) {
 			seen[q.Run.ID] = true
 			p.Moves = append(p.Moves, q.Run.ID)
 		}
@@ -662,8 +648,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		}
 		name := q.Queue()
 		p.Enqueue = append(p.Enqueue, planEnqueue{
-			ID: q.Run.ID, Key: a.key(k.taskQueue(name)), Score: formatFloat(q.Score), Doc: a.doc(string(doc)),
-			Queue: name, Loc: locQueued + name, Worker: q.Worker,
+			ID: q.Run.ID, Score: formatFloat(q.Score), Doc: a.doc(string(doc)), Queue: name, Worker: q.Worker,
 		})
 	}
 
@@ -700,10 +685,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		p.Signal = &planSignal{Channel: s.shards[i].signalChannel(), Shard: strconv.Itoa(i)}
 	}
 	if c := fx.Claim; c != nil {
-		p.Claim = &planClaim{
-			Queue: a.key(k.taskQueue(c.Queue)), Within: max(c.Within, 1), Name: c.Queue, Running: a.key(k.running(c.Worker)),
-			TaskID: c.TaskID, Worker: c.Worker, Loc: locRunning + c.Worker,
-		}
+		p.Claim = &planClaim{Within: max(c.Within, 1), Queue: c.Queue, TaskID: c.TaskID, Worker: c.Worker}
 	}
 	if r := fx.Reward; r != nil {
 		p.Reward = &planReward{
@@ -730,7 +712,7 @@ func (s *Store) planJob(a *commitArgs, k keys, job *store.Job, expect string, ve
 	if err != nil {
 		return planJob{}, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}
-	parts, err := encodeParts(a, k, job)
+	parts, err := encodeParts(a, job)
 	if err != nil {
 		return planJob{}, err
 	}
@@ -740,11 +722,10 @@ func (s *Store) planJob(a *commitArgs, k keys, job *store.Job, expect string, ve
 	}
 	if job.Status.Terminal() {
 		pj.Retention = strconv.FormatInt(ttlMillis(s.retention), 10)
-		pj.Parts.Expire = expiringParts(job, parts)
+		pj.Parts.Expire = expiringParts(job)
 	}
 	if expect == "" {
 		pj.Member = indexMember(job.CreatedAt, job.ID)
-		pj.Client = a.key(k.jobsByClient(job.Client.Name))
 		pj.ClientName = job.Client.Name
 	}
 	return pj, nil
@@ -753,29 +734,24 @@ func (s *Store) planJob(a *commitArgs, k keys, job *store.Job, expect string, ve
 // expiringParts are the KEYS indexes of the part records a terminal job
 // keeps: those that hold records after the write when the copy was read
 // whole (it then holds what the store will), else all four.
-func expiringParts(job *store.Job, p planParts) []int {
-	keys := []int{p.TasksKey, p.BranchesKey, p.DoneKey, p.DispatchesKey}
+func expiringParts(job *store.Job) []string {
 	if !job.Loaded.All {
-		return keys
+		return partNames[:]
 	}
-	counts := []int{len(job.Tasks), len(job.BranchResults), len(job.DoneTasks), len(job.Dispatches)}
-	var out []int
-	for i, k := range keys {
+	counts := [len(partNames)]int{len(job.Tasks), len(job.BranchResults), len(job.DoneTasks), len(job.Dispatches)}
+	var out []string
+	for i, name := range partNames {
 		if counts[i] > 0 {
-			out = append(out, k)
+			out = append(out, name)
 		}
 	}
 	return out
 }
 
 // encodeParts encodes what a write does to the job's part records.
-func encodeParts(a *commitArgs, k keys, job *store.Job) (planParts, error) {
+func encodeParts(a *commitArgs, job *store.Job) (planParts, error) {
 	ch := job.Changes()
-	p := planParts{
-		TasksKey: a.key(k.jobTasks(job.ID)), BranchesKey: a.key(k.jobBranches(job.ID)),
-		DoneKey: a.key(k.jobDone(job.ID)), DispatchesKey: a.key(k.jobDispatches(job.ID)),
-		DeleteTasks: ch.DeleteTasks, DeleteBranches: ch.DeleteBranches,
-	}
+	p := planParts{DeleteTasks: ch.DeleteTasks, DeleteBranches: ch.DeleteBranches}
 	for _, t := range ch.PutTasks {
 		doc, err := json.Marshal(t)
 		if err != nil {

@@ -2,10 +2,10 @@ package redis
 
 import goredis "github.com/redis/go-redis/v9"
 
-// The Lua scripts. Each runs atomically on the server; every key a script
-// touches is passed in KEYS (built in Go by keys), and all keys of a
-// deployment share one hash tag, so the scripts run unchanged on a Redis
-// Cluster. Times that bound leases and TTLs come from the server's clock
+// The Lua scripts. Each runs atomically on the server; the keys a script
+// touches are passed in KEYS (built in Go by keys) or made by the script
+// from the shard's prefix (see commitScript), and all keys of a shard
+// share one hash tag, so the scripts run unchanged on a Redis Cluster. Times that bound leases and TTLs come from the server's clock
 // (TIME), so that processes with skewed clocks agree. Numbers that must not
 // lose precision (versions, scores) travel as strings.
 
@@ -96,11 +96,13 @@ end
 -- The figures are decimal strings; returns the new value as one, exact
 -- (%.17g), and the value before it.
 local function adjust_reputation(key, id, delta, initial, floor, ceil)
-  local before = redis.call('HGET', key, id) or initial
+  local stored = redis.call('HGET', key, id)
+  local before = stored or initial
   local r = tonumber(before) + tonumber(delta)
   r = math.min(math.max(r, tonumber(floor)), tonumber(ceil))
   local s = string.format('%.17g', r)
-  redis.call('HSET', key, id, s)
+  -- One at its bound stays there: nothing to write.
+  if s ~= stored then redis.call('HSET', key, id, s) end
   return s, before
 end
 `
@@ -109,11 +111,13 @@ end
 // version check, child creation (all or nothing), task removals and
 // enqueues, timer cancels and adds and ready pushes happen in one step.
 //
-// KEYS: 1 tasks:where, 2 tasks:data, 3 tasks:loads, 4 tasks:queues,
-// 5 timers, 6 timers:data, 7 ready:queue, 8 ready:seq, 9 ready:leases,
-// 10 ready:dirty, 11 jobs:all, 12 jobs:expiring, 13 outbox, then the keys the plan
-// refers to by index (jobs, client indexes, task queues). Tasks are taken
-// out of wherever tasks:where says they are (take_out).
+// KEYS: the keys the plan refers to by index: the jobs written, the once
+// key, workers:reputation. The script makes the shard's other keys from
+// the plan's prefix (pfx) when it needs them, and a job's part records'
+// keys from its key: they share the job's hash tag, so the script runs
+// unchanged on a Redis Cluster, and a commit passes and hashes (Lua hashes
+// every byte of every string) only the keys it uses. Tasks are taken out
+// of wherever tasks:where says they are (take_out).
 // ARGV: 1 the plan (JSON, see commitPlan), 2 the ready channel, 3 the queue
 // channel, then the documents the plan refers to by index.
 //
@@ -124,6 +128,7 @@ end
 // {"conflict", stored version}; nothing is written unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
 local p = cjson.decode(ARGV[1])
+local pfx = p.pfx
 local none = {} -- for the plan's absent lists: no table made per list
 -- Checks: nothing is written unless all pass. e is '1' when the stored
 -- job ended (its keys expire), '0' when not, nil in records of before.
@@ -140,9 +145,12 @@ for i, j in ipairs(p.jobs) do
     return {'conflict', v}
   end
 end
-if p.claim then
-  local r = redis.call('ZRANK', KEYS[p.claim.k], p.claim.id)
-  if not r or r >= p.claim.n then return {'nothead'} end
+local c = p.claim
+local claimed
+if c then
+  claimed = pfx .. 'tq:' .. c.q
+  local r = redis.call('ZRANK', claimed, c.id)
+  if not r or r >= c.n then return {'nothead'} end
 end
 -- The last check sets the once key: a taken key writes nothing.
 if p.once then
@@ -155,77 +163,105 @@ if p.once then
   if not set then return {'once'} end
 end
 
+local where, data, loads, queues
+if c or p.moves or p.enqueue then
+  where, data = pfx .. 'tasks:where', pfx .. 'tasks:data'
+  loads, queues = pfx .. 'tasks:loads', pfx .. 'tasks:queues'
+end
 local left
-if p.claim then
-  local c = p.claim
-  redis.call('ZREM', KEYS[c.k], c.id)
+if c then
+  redis.call('ZREM', claimed, c.id)
   local _
-  _, left = to_running(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[c.k], c.q, KEYS[c.r], c.id, c.w, c.l)
+  _, left = to_running(where, data, loads, queues, claimed, c.q, pfx .. 'running:' .. c.w, c.id, c.w, 'r:' .. c.w)
 end
 local now
 for i, j in ipairs(p.jobs) do
   local key = KEYS[j.k]
-  redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v, 'e', j.t and '1' or '0')
-  local pp = j.p
-  for _, x in ipairs(pp.tp or none) do redis.call('HSET', KEYS[pp.tk], x.i, ARGV[x.d]) end
-  for _, id in ipairs(pp.td or none) do redis.call('HDEL', KEYS[pp.tk], id) end
-  for _, x in ipairs(pp.bp or none) do redis.call('HSET', KEYS[pp.bk], x.i, ARGV[x.d]) end
-  for _, id in ipairs(pp.bd or none) do redis.call('HDEL', KEYS[pp.bk], id) end
-  for _, x in ipairs(pp.dp or none) do redis.call('HSET', KEYS[pp.dk], x.i, x.s) end
-  for _, d in ipairs(pp.xp or none) do redis.call('RPUSH', KEYS[pp.xk], ARGV[d]) end
   if j.x == '' then
     -- m, c: the job's index entry, kept to find it again when it expires.
-    redis.call('HSET', key, 'm', j.m, 'c', j.cn or '')
-    redis.call('ZADD', KEYS[11], 0, j.m)
-    redis.call('ZADD', KEYS[j.c], 0, j.m)
+    redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v, 'e', j.t and '1' or '0', 'm', j.m, 'c', j.cn or '')
+  else
+    redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v, 'e', j.t and '1' or '0')
+  end
+  local pp = j.p
+  if pp.tp or pp.td then
+    local tk = key .. ':tasks'
+    for _, x in ipairs(pp.tp or none) do redis.call('HSET', tk, x.i, ARGV[x.d]) end
+    for _, id in ipairs(pp.td or none) do redis.call('HDEL', tk, id) end
+  end
+  if pp.bp or pp.bd then
+    local bk = key .. ':branches'
+    for _, x in ipairs(pp.bp or none) do redis.call('HSET', bk, x.i, ARGV[x.d]) end
+    for _, id in ipairs(pp.bd or none) do redis.call('HDEL', bk, id) end
+  end
+  for _, x in ipairs(pp.dp or none) do redis.call('HSET', key .. ':done', x.i, x.s) end
+  for _, d in ipairs(pp.xp or none) do redis.call('RPUSH', key .. ':dispatches', ARGV[d]) end
+  if j.x == '' then
+    redis.call('ZADD', pfx .. 'jobs:all', 0, j.m)
+    redis.call('ZADD', pfx .. 'jobs:client:' .. (j.cn or ''), 0, j.m)
   end
   local revived = not j.t and j.x ~= '' and
     (ended[i] == '1' or (not ended[i] and redis.call('PTTL', key) >= 0))
   if j.t or revived then
-    local idx = redis.call('HMGET', key, 'c', 'm')
-    local entry = cjson.encode({idx[1] or '', idx[2] or ''})
+    -- The index entry: the plan's for an ending job, else the stored one.
+    local entry
+    if j.m then
+      entry = cjson.encode({j.cn or '', j.m})
+    else
+      local idx = redis.call('HMGET', key, 'c', 'm')
+      entry = cjson.encode({idx[1] or '', idx[2] or ''})
+    end
     if j.t then
-      -- pp.pe: the part keys that hold records after this write.
+      -- pp.pe: the parts that hold records after this write.
       now = now or now_ms()
       redis.call('PEXPIRE', key, j.t)
-      for _, pk in ipairs(pp.pe or none) do redis.call('PEXPIRE', KEYS[pk], j.t) end
-      redis.call('ZADD', KEYS[12], now + tonumber(j.t), entry)
+      for _, part in ipairs(pp.pe or none) do redis.call('PEXPIRE', key .. ':' .. part, j.t) end
+      redis.call('ZADD', pfx .. 'jobs:expiring', now + tonumber(j.t), entry)
     else
       redis.call('PERSIST', key)
-      for _, pk in ipairs({pp.tk, pp.bk, pp.dk, pp.xk}) do redis.call('PERSIST', KEYS[pk]) end
-      redis.call('ZREM', KEYS[12], entry)
+      for _, part in ipairs({'tasks', 'branches', 'done', 'dispatches'}) do redis.call('PERSIST', key .. ':' .. part) end
+      redis.call('ZREM', pfx .. 'jobs:expiring', entry)
     end
   end
 end
 for _, id in ipairs(p.moves or none) do
-  take_out(KEYS[1], KEYS[2], KEYS[3], KEYS[4], p.pfx, id)
+  take_out(where, data, loads, queues, pfx, id)
 end
 local notify = {}
 for _, e in ipairs(p.enqueue or none) do
-  redis.call('ZADD', KEYS[e.k], e.s, e.id)
-  redis.call('HSET', KEYS[2], e.id, ARGV[e.d])
-  redis.call('HSET', KEYS[1], e.id, e.l)
-  redis.call('SADD', KEYS[4], e.q)
-  if e.w then add_load(KEYS[3], e.w, 1) end
+  redis.call('ZADD', pfx .. 'tq:' .. e.q, e.s, e.id)
+  redis.call('HSET', data, e.id, ARGV[e.d])
+  redis.call('HSET', where, e.id, 'q:' .. e.q)
+  redis.call('SADD', queues, e.q)
+  if e.w then add_load(loads, e.w, 1) end
   notify[e.q] = true
 end
-for _, key in ipairs(p.cancel or none) do
-  redis.call('ZREM', KEYS[5], key)
-  redis.call('HDEL', KEYS[6], key)
-end
-for _, t in ipairs(p.timers or none) do
-  redis.call('ZADD', KEYS[5], t.s, t.key)
-  if t.d then redis.call('HSET', KEYS[6], t.key, ARGV[t.d]) end
+if p.cancel or p.timers then
+  local timers, docs = pfx .. 'timers', pfx .. 'timers:data'
+  for _, key in ipairs(p.cancel or none) do
+    redis.call('ZREM', timers, key)
+    redis.call('HDEL', docs, key)
+  end
+  for _, t in ipairs(p.timers or none) do
+    redis.call('ZADD', timers, t.s, t.key)
+    if t.d then redis.call('HSET', docs, t.key, ARGV[t.d]) end
+  end
 end
 local n = 0
-for _, id in ipairs(p.ready or none) do
-  n = n + push_ready(KEYS[7], KEYS[8], KEYS[9], KEYS[10], id)
+if p.ready or p.done then
+  local rq, rs, rl, rd = pfx .. 'ready:queue', pfx .. 'ready:seq', pfx .. 'ready:leases', pfx .. 'ready:dirty'
+  for _, id in ipairs(p.ready or none) do
+    n = n + push_ready(rq, rs, rl, rd, id)
+  end
+  if p.done then
+    n = n + done_ready(rq, rs, rl, rd, p.done)
+  end
 end
-if p.done then
-  n = n + done_ready(KEYS[7], KEYS[8], KEYS[9], KEYS[10], p.done)
-end
-for _, d in ipairs(p.events or none) do
-  redis.call('XADD', KEYS[13], '*', 'e', ARGV[d])
+if p.events then
+  local outbox = pfx .. 'outbox'
+  for _, d in ipairs(p.events) do
+    redis.call('XADD', outbox, '*', 'e', ARGV[d])
+  end
 end
 if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], (p.qk or '') .. q) end
