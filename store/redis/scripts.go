@@ -132,9 +132,16 @@ local pfx = p.pfx
 local none = {} -- for the plan's absent lists: no table made per list
 -- Checks: nothing is written unless all pass. e is '1' when the stored
 -- job ended (its keys expire), '0' when not, nil in records of before.
-local ended = {}
+-- An update that ends a job reads its index entry (c, m) with them.
+local ended, entries = {}, {}
 for i, j in ipairs(p.jobs) do
-  local h = redis.call('HMGET', KEYS[j.k], 'v', 'e')
+  local h
+  if j.t and j.x ~= '' then
+    h = redis.call('HMGET', KEYS[j.k], 'v', 'e', 'c', 'm')
+    entries[i] = cjson.encode({h[3] or '', h[4] or ''})
+  else
+    h = redis.call('HMGET', KEYS[j.k], 'v', 'e')
+  end
   local v = h[1]
   ended[i] = h[2]
   if j.x == '' then
@@ -203,11 +210,12 @@ for i, j in ipairs(p.jobs) do
   local revived = not j.t and j.x ~= '' and
     (ended[i] == '1' or (not ended[i] and redis.call('PTTL', key) >= 0))
   if j.t or revived then
-    -- The index entry: the plan's for an ending job, else the stored one.
-    local entry
+    -- The index entry: read with the checks, or the plan's for a job
+    -- created ended; a revived job's is read now.
+    local entry = entries[i]
     if j.m then
       entry = cjson.encode({j.cn or '', j.m})
-    else
+    elseif not entry then
       local idx = redis.call('HMGET', key, 'c', 'm')
       entry = cjson.encode({idx[1] or '', idx[2] or ''})
     end
