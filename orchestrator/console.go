@@ -106,7 +106,7 @@ func (o *Orchestrator) notifyConsole(_ context.Context, entries []store.OutboxEn
 // notifyConsoleInProcess passes an event committed in this process to the
 // console when the outbox does not carry it.
 func (o *Orchestrator) notifyConsoleInProcess(ev engine.Event) {
-	if c := o.console.Load(); c != nil && o.consoleInProcess() && ev.JobID != "" {
+	if c := o.console.Load(); c != nil && o.consoleInProcess() && ev.JobID != "" && c.Listening() {
 		c.Notify(consoleEvent(ev))
 	}
 }

@@ -29,14 +29,15 @@ type cachedWorker struct {
 	peekUntil time.Time
 }
 
-// get returns a worker's record, from the cache while it is fresh.
+// get returns a worker's record, from the cache while it is fresh: shared
+// with the cache, read only.
 func (p *pollers) get(ctx context.Context, st store.Store, id string) (*store.Worker, error) {
 	now := time.Now()
 	p.mu.Lock()
 	c, ok := p.m[id]
 	p.mu.Unlock()
 	if ok && now.Before(c.until) {
-		return c.w.Clone(), nil
+		return c.w, nil
 	}
 	w, err := st.GetWorker(ctx, id)
 	if err != nil {
@@ -104,8 +105,10 @@ type roster struct {
 	until   time.Time
 }
 
-// get returns copies of the live workers, from the cache while it is
-// fresh. Callers that find it stale wait for one read of the store.
+// get returns the live workers, from the cache while it is fresh: shared
+// records, which callers read and never modify (a refresh replaces them,
+// so none is copied per dispatch). Callers that find it stale wait for one
+// read of the store.
 func (r *roster) get(ctx context.Context, st store.Store) ([]*store.Worker, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -116,11 +119,7 @@ func (r *roster) get(ctx context.Context, st store.Store) ([]*store.Worker, erro
 		}
 		r.workers, r.until = workers, now.Add(rosterTTL)
 	}
-	out := make([]*store.Worker, len(r.workers))
-	for i, w := range r.workers {
-		out[i] = w.Clone()
-	}
-	return out, nil
+	return r.workers, nil
 }
 
 // invalidate makes the next get read the store.
