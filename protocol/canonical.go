@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"math/big"
@@ -51,7 +52,9 @@ func DecodeJSON(raw []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
-	if dec.More() {
+	// Anything but space after the value (a stray ']' included, which
+	// dec.More would let pass) is trailing data.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("invalid JSON: trailing data after the value")
 	}
 	return v, nil

@@ -104,6 +104,20 @@ func TestCanonicalEdgeCases(t *testing.T) {
 	}
 }
 
+func TestDecodeJSONRefusesTrailingData(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{`{} {}`, `{}]`, `{}}`, `[1]]`, `1 2`, `{} x`} {
+		if v, err := DecodeJSON([]byte(in)); err == nil {
+			t.Errorf("DecodeJSON(%s) = %v, want a trailing-data error", in, v)
+		}
+	}
+	for _, in := range []string{`{}`, " {} \n\t", `[1]`, `"s"`} {
+		if _, err := DecodeJSON([]byte(in)); err != nil {
+			t.Errorf("DecodeJSON(%q): %v", in, err)
+		}
+	}
+}
+
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(vectorTime, 0)

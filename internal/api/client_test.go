@@ -88,6 +88,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		"wrong type":               {`{"initial_data":"text"}`, 400, `field "initial_data" must be an object`},
 		"wrong webhook type":       {`{"webhook_url":5}`, 400, `field "webhook_url" must be a string`},
 		"trailing data":            {`{} {}`, 400, "unexpected data"},
+		"trailing bracket":         {`{}]`, 400, "unexpected data"},
 		"ftp webhook":              {`{"webhook_url":"ftp://x/y"}`, 400, "only http and https"},
 		"relative webhook":         {`{"webhook_url":"/hook"}`, 400, "webhook_url"},
 		"oversized":                {big, 413, "too large"},

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -169,16 +170,18 @@ func strictUnmarshal(body []byte, v any) error {
 	if err := checkSurrogates(body); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	// Unmarshal, not a Decoder: it reads the body in place (a Decoder
+	// copies it into a buffer of its own) and refuses trailing data.
+	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return fmt.Errorf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
 		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) && strings.HasSuffix(se.Error(), "after top-level value") {
+			return errors.New("unexpected data after the JSON object")
+		}
 		return err
-	}
-	if dec.More() {
-		return errors.New("unexpected data after the JSON object")
 	}
 	return nil
 }
