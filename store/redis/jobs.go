@@ -189,123 +189,20 @@ func decodeJob(vals []any) (*store.Job, error) {
 	return &j, nil
 }
 
-// commitPlan is the JSON argument of commitScript. Numbers that must stay
-// exact are strings; k fields index KEYS, d fields index ARGV.
-type commitPlan struct {
-	Jobs    []planJob     `json:"jobs"`
-	Prefix  string        `json:"pfx"`             // the deployment's key prefix
-	Moves   []string      `json:"moves,omitempty"` // task ids to take out of wherever they are
-	Enqueue []planEnqueue `json:"enqueue,omitempty"`
-	Cancel  []string      `json:"cancel,omitempty"`
-	Timers  []planTimer   `json:"timers,omitempty"`
-	Ready   []string      `json:"ready,omitempty"`
-	Done    string        `json:"done,omitempty"`   // job whose lease ends
-	Events  []int         `json:"events,omitempty"` // ARGV indexes of outbox events
-	Once    *planOnce     `json:"once,omitempty"`
-	Reward  *planReward   `json:"rep,omitempty"`
-	Signal  *planSignal   `json:"sig,omitempty"`
-	Claim   *planClaim    `json:"claim,omitempty"`
-	// QueueShard prefixes the queue messages of a sharded deployment:
-	// "<shard index>|" (see claimHints.notify).
-	QueueShard string `json:"qk,omitempty"`
-}
-
-// planClaim is Effects.Claim: the task must be among the first n of
-// queue q and moves to the worker's running set, as claimNextScript moves
-// it.
-type planClaim struct {
-	Within int    `json:"n"`
-	Queue  string `json:"q"`
-	TaskID string `json:"id"`
-	Worker string `json:"w"`
-}
-
-// planSignal names the shard's signal channel and its index, SPUBLISHed by
-// a sharded commit that appends events or adds timers (see shardWatch).
-type planSignal struct {
-	Channel string `json:"c"`
-	Shard   string `json:"k"`
-}
-
-// planReward is Effects.Reward, applied by adjust_reputation after the
-// other writes; the script returns the new reputation. The figures are
-// formatted as AdjustReputation sends them.
-type planReward struct {
-	Key     int    `json:"k"` // workers:reputation
-	Worker  string `json:"w"`
-	Delta   string `json:"d"`
-	Initial string `json:"i"`
-	Floor   string `json:"f"`
-	Ceiling string `json:"c"`
-}
-
-// planOnce is Effects.Once: a value key set only if absent.
-type planOnce struct {
-	Key   int    `json:"k"`
-	Value string `json:"v"`
-	TTL   string `json:"t,omitempty"` // ms
-}
-
-type planJob struct {
-	Parts      planParts `json:"p"`
-	ID         string    `json:"id"`
-	Key        int       `json:"k"`
-	Expect     string    `json:"x"`            // stored version required; "" means the job must not exist
-	Version    string    `json:"v"`            // version written
-	Doc        int       `json:"d"`            // the JSON document
-	Retention  string    `json:"t,omitempty"`  // ms; set for a terminal job
-	Member     string    `json:"m,omitempty"`  // index member (creates)
-	ClientName string    `json:"cn,omitempty"` // client name (creates): its index
-}
-
-// planParts are the writes of a job's part records (store.PartChanges),
-// whose keys the script makes from the job's key and the part's name
-// (partNames).
-type planParts struct {
-	Expire         []string   `json:"pe,omitempty"` // parts holding records after the write (a terminal job's, to expire)
-	PutTasks       []planPut  `json:"tp,omitempty"`
-	DeleteTasks    []string   `json:"td,omitempty"`
-	PutBranches    []planPut  `json:"bp,omitempty"`
-	DeleteBranches []string   `json:"bd,omitempty"`
-	PutDone        []planDone `json:"dp,omitempty"`
-	AddDispatches  []int      `json:"xp,omitempty"` // ARGV indexes
-}
-
-type planPut struct {
-	ID  string `json:"i"`
-	Doc int    `json:"d"` // ARGV index
-}
-
-type planDone struct {
-	ID     string `json:"i"`
-	Status string `json:"s"`
-}
-
-type planEnqueue struct {
-	ID     string `json:"id"`
-	Score  string `json:"s"`
-	Doc    int    `json:"d"`
-	Queue  string `json:"q"`
-	Worker string `json:"w,omitempty"`
-}
-
-type planTimer struct {
-	Key   string `json:"key"`
-	Score string `json:"s"`
-	Doc   int    `json:"d,omitempty"` // ARGV index; 0: none (see timerDoc)
-}
-
-// partNames are the suffixes of a job's part record keys, as commitScript
-// makes them: tasks, branches, done, dispatches (keys.jobTasks, ...).
-var partNames = [4]string{"tasks", "branches", "done", "dispatches"}
-
-// commitArgs collects KEYS and ARGV of one commit.
+// commitArgs collects KEYS and ARGV of one commitScript call: the keys the
+// ops refer to, the documents, and the ops (see commitScript).
 type commitArgs struct {
 	keys  []string
 	index map[string]int
-	argv  []any
+	docs  []any
+	ops   []any
 }
 
+// commitFixed is how many ARGV come before the documents: the ready and
+// queue channels, the shard's prefix and the number of documents.
+const commitFixed = 4
+
+// key returns the KEYS index of k, added if new.
 func (a *commitArgs) key(k string) int {
 	if i, ok := a.index[k]; ok {
 		return i
@@ -315,10 +212,27 @@ func (a *commitArgs) key(k string) int {
 	return len(a.keys)
 }
 
+// doc adds a document and returns its ARGV index.
 func (a *commitArgs) doc(d string) int {
-	a.argv = append(a.argv, d)
-	return len(a.argv)
+	a.docs = append(a.docs, d)
+	return commitFixed + len(a.docs)
 }
+
+// op appends an op: its name and arguments.
+func (a *commitArgs) op(name string, args ...any) {
+	a.ops = append(append(a.ops, name), args...)
+}
+
+// argv returns ARGV for the shard whose keys start with prefix.
+func (a *commitArgs) argv(readyChannel, queueChannel, prefix string) []any {
+	out := make([]any, 0, commitFixed+len(a.docs)+len(a.ops))
+	out = append(out, readyChannel, queueChannel, prefix, len(a.docs))
+	return append(append(out, a.docs...), a.ops...)
+}
+
+// partNames are the suffixes of a job's part record keys, as commitScript
+// makes them: tasks, branches, done, dispatches (keys.jobTasks, ...).
+var partNames = [4]string{"tasks", "branches", "done", "dispatches"}
 
 // commit writes a job (created when create is set) and its effects in one
 // commitScript call. On success the caller bumps job.Version.
@@ -601,26 +515,53 @@ func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
 func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]string, []any, error) {
 	k := s.shard(job.ID)
 	a := &commitArgs{index: map[string]int{}}
-	a.argv = []any{"", s.g.readyChannel(), s.g.queueChannel()}
-	p := commitPlan{Prefix: k.base}
 
+	// The job writes, encoded first: their documents and keys.
 	expect, version := "", int64(1)
 	if !create {
 		expect, version = strconv.FormatInt(job.Version, 10), job.Version+1
 	}
-	pj, err := s.planJob(a, k, job, expect, version)
+	writes := make([]jobWrite, 0, 1+len(fx.Create))
+	w, err := s.encodeJob(a, k, job, expect, version)
 	if err != nil {
 		return nil, nil, err
 	}
-	p.Jobs = append(p.Jobs, pj)
+	writes = append(writes, w)
 	for _, c := range fx.Create {
-		pj, err := s.planJob(a, k, c, "", 1)
+		w, err := s.encodeJob(a, k, c, "", 1)
 		if err != nil {
 			return nil, nil, err
 		}
-		p.Jobs = append(p.Jobs, pj)
+		writes = append(writes, w)
 	}
 
+	// The checks: every one before any write.
+	for _, w := range writes {
+		ending := ""
+		if w.expect != "" && w.ttl != "" {
+			ending = "1"
+		}
+		a.op("V", w.key, w.job.ID, w.expect, ending)
+	}
+	c := fx.Claim
+	if c != nil {
+		a.op("H", max(c.Within, 1), c.Queue, c.TaskID)
+	}
+	if o := fx.Once; o != nil {
+		ttl := ""
+		if o.TTL > 0 {
+			ttl = strconv.FormatInt(ttlMillis(o.TTL), 10)
+		}
+		a.op("O", a.key(s.spread(o.Key).value(o.Key)), o.Value, ttl)
+	}
+
+	// The writes.
+	if c != nil {
+		a.op("C", c.Queue, c.TaskID, c.Worker)
+	}
+	for _, w := range writes {
+		w.ops(a)
+	}
 	// The tasks to take out of wherever they are: the removed ones, then
 	// the enqueued ones (re-enqueueing moves a task), except those of jobs
 	// this commit creates, which are nowhere yet.
@@ -629,7 +570,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	for _, id := range fx.Remove {
 		if !seen[id] {
 			seen[id] = true
-			p.Moves = append(p.Moves, id)
+			a.op("M", id)
 		}
 	}
 	created := func(id string) bool {
@@ -638,7 +579,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	for _, q := range enqueue {
 		if !seen[q.Run.ID] && !created(q.JobID) {
 			seen[q.Run.ID] = true
-			p.Moves = append(p.Moves, q.Run.ID)
+			a.op("M", q.Run.ID)
 		}
 	}
 	for _, q := range enqueue {
@@ -646,94 +587,101 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
 		}
-		name := q.Queue()
-		p.Enqueue = append(p.Enqueue, planEnqueue{
-			ID: q.Run.ID, Score: formatFloat(q.Score), Doc: a.doc(string(doc)), Queue: name, Worker: q.Worker,
-		})
+		a.op("Q", q.Run.ID, formatFloat(q.Score), a.doc(string(doc)), q.Queue(), q.Worker)
 	}
-
-	p.Cancel = fx.Cancel
+	for _, key := range fx.Cancel {
+		a.op("X", key)
+	}
 	for _, t := range fx.Timers {
-		pt := planTimer{Key: t.Key(), Score: timerScore(t.At)}
 		doc, err := timerDoc(t)
 		if err != nil {
 			return nil, nil, err
 		}
+		var at any = ""
 		if doc != "" {
-			pt.Doc = a.doc(doc)
+			at = a.doc(doc)
 		}
-		p.Timers = append(p.Timers, pt)
+		a.op("T", t.Key(), timerScore(t.At), at)
 	}
-	p.Ready = fx.Ready
-	for _, ev := range fx.Events {
-		p.Events = append(p.Events, a.doc(string(ev)))
-	}
-	if o := fx.Once; o != nil {
-		p.Once = &planOnce{Key: a.key(s.spread(o.Key).value(o.Key)), Value: o.Value}
-		if o.TTL > 0 {
-			p.Once.TTL = strconv.FormatInt(ttlMillis(o.TTL), 10)
-		}
+	for _, id := range fx.Ready {
+		a.op("R", id)
 	}
 	if fx.DoneReady {
-		p.Done = job.ID
+		a.op("D", job.ID)
+	}
+	for _, ev := range fx.Events {
+		a.op("E", a.doc(string(ev)))
 	}
 	if s.sharded() && len(fx.Enqueue) > 0 {
-		p.QueueShard = strconv.Itoa(shardIndex(job.ID, len(s.shards))) + "|"
+		a.op("K", strconv.Itoa(shardIndex(job.ID, len(s.shards)))+"|")
 	}
 	if s.sharded() && (len(fx.Events) > 0 || len(fx.Timers) > 0) {
 		i := shardIndex(job.ID, len(s.shards))
-		p.Signal = &planSignal{Channel: s.shards[i].signalChannel(), Shard: strconv.Itoa(i)}
-	}
-	if c := fx.Claim; c != nil {
-		p.Claim = &planClaim{Within: max(c.Within, 1), Queue: c.Queue, TaskID: c.TaskID, Worker: c.Worker}
+		a.op("S", s.shards[i].signalChannel(), strconv.Itoa(i))
 	}
 	if r := fx.Reward; r != nil {
-		p.Reward = &planReward{
-			Key: a.key(s.g.reputation()), Worker: r.Worker, Delta: formatFloat(r.Delta),
-			Initial: formatFloat(r.Initial), Floor: formatFloat(r.Floor), Ceiling: formatFloat(r.Ceiling),
-		}
+		a.op("W", a.key(s.g.reputation()), r.Worker, formatFloat(r.Delta),
+			formatFloat(r.Initial), formatFloat(r.Floor), formatFloat(r.Ceiling))
 	}
-
-	plan, err := json.Marshal(p)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode commit: %w", err)
-	}
-	a.argv[0] = string(plan)
-	return a.keys, a.argv, nil
+	return a.keys, a.argv(s.g.readyChannel(), s.g.queueChannel(), k.base), nil
 }
 
-// planJob encodes one job write; the document (the header) carries the
-// version written.
-func (s *Store) planJob(a *commitArgs, k keys, job *store.Job, expect string, version int64) (planJob, error) {
+// jobWrite is one job's write, encoded: its header (the document carries
+// the version written) and the changes of its part records.
+type jobWrite struct {
+	job           *store.Job
+	key, doc      int    // KEYS and ARGV indexes
+	expect        string // stored version required; "" means the job must not exist
+	version       string
+	ttl           string // ms; set for a terminal job
+	member        string // index member, on creation
+	parts         []any  // the part ops
+	expiringParts []string
+}
+
+// ops appends the write's ops: the header, the parts, the end (index,
+// expiry).
+func (w jobWrite) ops(a *commitArgs) {
+	member, client := "", ""
+	if w.expect == "" {
+		member, client = w.member, w.job.Client.Name
+	}
+	a.op("J", w.key, w.expect, w.version, w.doc, w.ttl, member, client)
+	a.ops = append(a.ops, w.parts...)
+	for _, part := range w.expiringParts {
+		a.op("pe", part)
+	}
+	a.op("F")
+}
+
+func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, version int64) (jobWrite, error) {
 	c := job.Header()
 	c.Version = version
 	c.Format = store.FormatVersion
 	doc, err := json.Marshal(c)
 	if err != nil {
-		return planJob{}, fmt.Errorf("encode job %s: %w", job.ID, err)
+		return jobWrite{}, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}
-	parts, err := encodeParts(a, job)
-	if err != nil {
-		return planJob{}, err
+	w := jobWrite{
+		job: job, key: a.key(k.job(job.ID)), doc: a.doc(string(doc)),
+		expect: expect, version: strconv.FormatInt(version, 10),
 	}
-	pj := planJob{
-		ID: job.ID, Key: a.key(k.job(job.ID)), Expect: expect, Version: strconv.FormatInt(version, 10),
-		Doc: a.doc(string(doc)), Parts: parts,
+	if w.parts, err = encodeParts(a, job); err != nil {
+		return jobWrite{}, err
 	}
 	if job.Status.Terminal() {
-		pj.Retention = strconv.FormatInt(ttlMillis(s.retention), 10)
-		pj.Parts.Expire = expiringParts(job)
+		w.ttl = strconv.FormatInt(ttlMillis(s.retention), 10)
+		w.expiringParts = expiringParts(job)
 	}
 	if expect == "" {
-		pj.Member = indexMember(job.CreatedAt, job.ID)
-		pj.ClientName = job.Client.Name
+		w.member = indexMember(job.CreatedAt, job.ID)
 	}
-	return pj, nil
+	return w, nil
 }
 
-// expiringParts are the KEYS indexes of the part records a terminal job
-// keeps: those that hold records after the write when the copy was read
-// whole (it then holds what the store will), else all four.
+// expiringParts are the part records a terminal job keeps: those that
+// hold records after the write when the copy was read whole (it then holds
+// what the store will), else all four.
 func expiringParts(job *store.Job) []string {
 	if !job.Loaded.All {
 		return partNames[:]
@@ -748,35 +696,42 @@ func expiringParts(job *store.Job) []string {
 	return out
 }
 
-// encodeParts encodes what a write does to the job's part records.
-func encodeParts(a *commitArgs, job *store.Job) (planParts, error) {
+// encodeParts encodes what a write does to the job's part records, as
+// ops (see commitScript), their documents added to a.
+func encodeParts(a *commitArgs, job *store.Job) ([]any, error) {
 	ch := job.Changes()
-	p := planParts{DeleteTasks: ch.DeleteTasks, DeleteBranches: ch.DeleteBranches}
+	var ops []any
 	for _, t := range ch.PutTasks {
 		doc, err := json.Marshal(t)
 		if err != nil {
-			return p, fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
+			return nil, fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
 		}
-		p.PutTasks = append(p.PutTasks, planPut{ID: t.ID, Doc: a.doc(string(doc))})
+		ops = append(ops, "tp", t.ID, a.doc(string(doc)))
+	}
+	for _, id := range ch.DeleteTasks {
+		ops = append(ops, "td", id)
 	}
 	for _, id := range ch.PutBranches {
 		doc, err := json.Marshal(job.BranchResults[id])
 		if err != nil {
-			return p, fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
+			return nil, fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
 		}
-		p.PutBranches = append(p.PutBranches, planPut{ID: id, Doc: a.doc(string(doc))})
+		ops = append(ops, "bp", id, a.doc(string(doc)))
+	}
+	for _, id := range ch.DeleteBranches {
+		ops = append(ops, "bd", id)
 	}
 	for _, id := range ch.PutDone {
-		p.PutDone = append(p.PutDone, planDone{ID: id, Status: job.DoneTasks[id]})
+		ops = append(ops, "dp", id, job.DoneTasks[id])
 	}
 	for _, d := range ch.AddDispatches {
 		doc, err := json.Marshal(d)
 		if err != nil {
-			return p, fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
+			return nil, fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
 		}
-		p.AddDispatches = append(p.AddDispatches, a.doc(string(doc)))
+		ops = append(ops, "xp", a.doc(string(doc)))
 	}
-	return p, nil
+	return ops, nil
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
@@ -930,14 +885,15 @@ func (s *Store) purgeShardIndex(ctx context.Context, k keys) error {
 		a := &commitArgs{index: map[string]int{}}
 		a.key(k.jobsExpiring())
 		a.key(k.jobsAll())
+		var argv []any
 		for _, e := range due {
 			var pair []string
 			if json.Unmarshal([]byte(e), &pair) != nil || len(pair) != 2 {
 				pair = []string{"", ""} // not ours: drop it from jobs:expiring only
 			}
-			a.argv = append(a.argv, e, pair[1], a.key(k.jobsByClient(pair[0])))
+			argv = append(argv, e, pair[1], a.key(k.jobsByClient(pair[0])))
 		}
-		n, err := purgeIndexScript.Run(ctx, s.rdb, a.keys, a.argv...).Int()
+		n, err := purgeIndexScript.Run(ctx, s.rdb, a.keys, argv...).Int()
 		if err != nil {
 			return fail(ctx, "purge job index", err)
 		}

@@ -111,12 +111,10 @@ func parseCursor(c string) (member string, err error) {
 	return sortableNanos(nanos) + ":" + id, nil
 }
 
-// Task locations, the values of tasks:where: "q:<queue>" for a queued task,
-// "r:<worker>" for a running one. The scripts read them (take_out).
-const (
-	locQueued  = "q:"
-	locRunning = "r:"
-)
+// locRunning prefixes a running task's location, a value of tasks:where:
+// "r:<worker>" ("q:<queue>" for a queued one, which only the scripts write).
+// The scripts read them (take_out).
+const locRunning = "r:"
 
 // Shards. With Options.Shards = 1 every key is under the deployment's tag
 // "{prefix}:". With N > 1 the keys of jobs, and of everything a commit

@@ -111,173 +111,241 @@ end
 // version check, child creation (all or nothing), task removals and
 // enqueues, timer cancels and adds and ready pushes happen in one step.
 //
-// KEYS: the keys the plan refers to by index: the jobs written, the once
+// KEYS: the keys the ops refer to by index: the jobs written, the once
 // key, workers:reputation. The script makes the shard's other keys from
-// the plan's prefix (pfx) when it needs them, and a job's part records'
-// keys from its key: they share the job's hash tag, so the script runs
-// unchanged on a Redis Cluster, and a commit passes and hashes (Lua hashes
-// every byte of every string) only the keys it uses. Tasks are taken out
-// of wherever tasks:where says they are (take_out).
-// ARGV: 1 the plan (JSON, see commitPlan), 2 the ready channel, 3 the queue
-// channel, then the documents the plan refers to by index.
+// its prefix when it needs them, and a job's part records' keys from the
+// job's key: they share the job's hash tag, so the script runs unchanged
+// on a Redis Cluster, and a commit passes and hashes (Lua hashes every
+// byte of every string) only the keys it uses.
+// ARGV: 1 the ready channel, 2 the queue channel, 3 the shard's key
+// prefix, 4 the number of documents, then the documents, then the ops,
+// each a name and a fixed number of arguments (doc: an ARGV index; built
+// by commitArgs, in this order, so that every check comes before any
+// write; positional rather than one JSON plan, which costs Lua a decode
+// of every field):
 //
-// Returns {"ok"} ({"ok", reputation after, before} with a reward, see
-// planReward; with a claim, the tasks it left in the queue last),
-// {"nothead"} (Effects.Claim's task is not near the head), {"once"}
-// (Effects.Once is taken), {"exists", id}, {"notfound", id} or
-// {"conflict", stored version}; nothing is written unless it returns "ok".
+//	V key id expect ending    check a job: it must not exist (expect ""),
+//	                          or be stored at version expect; ending "1":
+//	                          the update ends it (its index entry is read)
+//	H within queue id         the claimed task must be among the first
+//	                          within of its queue
+//	O key value ttl           take the once key (ttl in ms, "" for none)
+//	C queue id worker         claim the task for the worker (to_running)
+//	J key expect version doc ttl member client
+//	                          write a job's header (ttl: its retention when
+//	                          it ends, else ""; member, client: its index
+//	                          entry, on creation); its parts follow:
+//	tp id doc, td id          put or delete a task record
+//	bp id doc, bd id          put or delete a branch result
+//	dp id status              record a finished task
+//	xp doc                    append a dispatch decision
+//	pe part                   a part that holds records after the write
+//	F                         end the job: index it (creation), expire it
+//	                          with its parts pe (ending) or revive it
+//	M id                      take a task out of wherever it is (take_out)
+//	Q id score doc queue worker
+//	                          queue a task (worker: whose load it counts in)
+//	X key, T key score doc    cancel or add a timer (doc "" for none)
+//	R id, D id                mark a job ready, end the lease on one
+//	E doc                     append an event to the outbox
+//	K prefix                  the queue messages' prefix (several shards)
+//	S channel shard           SPUBLISH the shard's signal
+//	W key worker delta initial floor ceiling
+//	                          adjust a reputation (adjust_reputation)
+//
+// Returns {"ok"} ({"ok", reputation after, before} with a reward; with a
+// claim, the tasks it left in the queue last), {"nothead"} (Effects.Claim's
+// task is not near the head), {"once"} (Effects.Once is taken),
+// {"exists", id}, {"notfound", id} or {"conflict", stored version};
+// nothing is written unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
-local p = cjson.decode(ARGV[1])
-local pfx = p.pfx
-local none = {} -- for the plan's absent lists: no table made per list
--- Checks: nothing is written unless all pass. e is '1' when the stored
--- job ended (its keys expire), '0' when not, nil in records of before.
--- An update that ends a job reads its index entry (c, m) with them.
-local ended, entries = {}, {}
-for i, j in ipairs(p.jobs) do
-  local h
-  if j.t and j.x ~= '' then
-    h = redis.call('HMGET', KEYS[j.k], 'v', 'e', 'c', 'm')
-    entries[i] = cjson.encode({h[3] or '', h[4] or ''})
-  else
-    h = redis.call('HMGET', KEYS[j.k], 'v', 'e')
+local pfx, n = ARGV[3], #ARGV
+local i = 5 + tonumber(ARGV[4])
+-- The shard's task keys, made when first needed.
+local where, data, loads, queues
+local function task_keys()
+  if not where then
+    where, data = pfx .. 'tasks:where', pfx .. 'tasks:data'
+    loads, queues = pfx .. 'tasks:loads', pfx .. 'tasks:queues'
   end
-  local v = h[1]
-  ended[i] = h[2]
-  if j.x == '' then
-    if v then return {'exists', j.id} end
-  elseif not v then
-    return {'notfound', j.id}
-  elseif v ~= j.x then
-    return {'conflict', v}
-  end
-end
-local c = p.claim
-local claimed
-if c then
-  claimed = pfx .. 'tq:' .. c.q
-  local r = redis.call('ZRANK', claimed, c.id)
-  if not r or r >= c.n then return {'nothead'} end
-end
--- The last check sets the once key: a taken key writes nothing.
-if p.once then
-  local set
-  if p.once.t then
-    set = redis.call('SET', KEYS[p.once.k], p.once.v, 'NX', 'PX', p.once.t)
-  else
-    set = redis.call('SET', KEYS[p.once.k], p.once.v, 'NX')
-  end
-  if not set then return {'once'} end
 end
 
-local where, data, loads, queues
-if c or p.moves or p.enqueue then
-  where, data = pfx .. 'tasks:where', pfx .. 'tasks:data'
-  loads, queues = pfx .. 'tasks:loads', pfx .. 'tasks:queues'
-end
-local left
-if c then
-  redis.call('ZREM', claimed, c.id)
-  local _
-  _, left = to_running(where, data, loads, queues, claimed, c.q, pfx .. 'running:' .. c.w, c.id, c.w, 'r:' .. c.w)
-end
-local now
-for i, j in ipairs(p.jobs) do
-  local key = KEYS[j.k]
-  if j.x == '' then
-    -- m, c: the job's index entry, kept to find it again when it expires.
-    redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v, 'e', j.t and '1' or '0', 'm', j.m, 'c', j.cn or '')
-  else
-    redis.call('HSET', key, 'doc', ARGV[j.d], 'v', j.v, 'e', j.t and '1' or '0')
-  end
-  local pp = j.p
-  if pp.tp or pp.td then
-    local tk = key .. ':tasks'
-    for _, x in ipairs(pp.tp or none) do redis.call('HSET', tk, x.i, ARGV[x.d]) end
-    for _, id in ipairs(pp.td or none) do redis.call('HDEL', tk, id) end
-  end
-  if pp.bp or pp.bd then
-    local bk = key .. ':branches'
-    for _, x in ipairs(pp.bp or none) do redis.call('HSET', bk, x.i, ARGV[x.d]) end
-    for _, id in ipairs(pp.bd or none) do redis.call('HDEL', bk, id) end
-  end
-  for _, x in ipairs(pp.dp or none) do redis.call('HSET', key .. ':done', x.i, x.s) end
-  for _, d in ipairs(pp.xp or none) do redis.call('RPUSH', key .. ':dispatches', ARGV[d]) end
-  if j.x == '' then
-    redis.call('ZADD', pfx .. 'jobs:all', 0, j.m)
-    redis.call('ZADD', pfx .. 'jobs:client:' .. (j.cn or ''), 0, j.m)
-  end
-  local revived = not j.t and j.x ~= '' and
-    (ended[i] == '1' or (not ended[i] and redis.call('PTTL', key) >= 0))
-  if j.t or revived then
-    -- The index entry: read with the checks, or the plan's for a job
-    -- created ended; a revived job's is read now.
-    local entry = entries[i]
-    if j.m then
-      entry = cjson.encode({j.cn or '', j.m})
-    elseif not entry then
-      local idx = redis.call('HMGET', key, 'c', 'm')
-      entry = cjson.encode({idx[1] or '', idx[2] or ''})
-    end
-    if j.t then
-      -- pp.pe: the parts that hold records after this write.
-      now = now or now_ms()
-      redis.call('PEXPIRE', key, j.t)
-      for _, part in ipairs(pp.pe or none) do redis.call('PEXPIRE', key .. ':' .. part, j.t) end
-      redis.call('ZADD', pfx .. 'jobs:expiring', now + tonumber(j.t), entry)
+-- Checks: nothing is written unless all pass. e is '1' when the stored
+-- job ended (its keys expire), '0' when not, nil in records of before;
+-- an update that ends a job reads its index entry (c, m) with them.
+local ended, entries, jn = {}, {}, 0
+while i <= n do
+  local op = ARGV[i]
+  if op == 'V' then
+    jn = jn + 1
+    local key, x = KEYS[tonumber(ARGV[i + 1])], ARGV[i + 3]
+    local h
+    if ARGV[i + 4] == '1' then
+      h = redis.call('HMGET', key, 'v', 'e', 'c', 'm')
+      entries[jn] = cjson.encode({h[3] or '', h[4] or ''})
     else
-      redis.call('PERSIST', key)
-      for _, part in ipairs({'tasks', 'branches', 'done', 'dispatches'}) do redis.call('PERSIST', key .. ':' .. part) end
-      redis.call('ZREM', pfx .. 'jobs:expiring', entry)
+      h = redis.call('HMGET', key, 'v', 'e')
     end
+    local v = h[1]
+    ended[jn] = h[2]
+    if x == '' then
+      if v then return {'exists', ARGV[i + 2]} end
+    elseif not v then
+      return {'notfound', ARGV[i + 2]}
+    elseif v ~= x then
+      return {'conflict', v}
+    end
+    i = i + 5
+  elseif op == 'H' then
+    local r = redis.call('ZRANK', pfx .. 'tq:' .. ARGV[i + 2], ARGV[i + 3])
+    if not r or r >= tonumber(ARGV[i + 1]) then return {'nothead'} end
+    i = i + 4
+  elseif op == 'O' then
+    -- The last check sets the once key: a taken key writes nothing.
+    local set
+    if ARGV[i + 3] ~= '' then
+      set = redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], 'NX', 'PX', ARGV[i + 3])
+    else
+      set = redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], 'NX')
+    end
+    if not set then return {'once'} end
+    i = i + 4
+  else
+    break
   end
 end
-for _, id in ipairs(p.moves or none) do
-  take_out(where, data, loads, queues, pfx, id)
-end
-local notify = {}
-for _, e in ipairs(p.enqueue or none) do
-  redis.call('ZADD', pfx .. 'tq:' .. e.q, e.s, e.id)
-  redis.call('HSET', data, e.id, ARGV[e.d])
-  redis.call('HSET', where, e.id, 'q:' .. e.q)
-  redis.call('SADD', queues, e.q)
-  if e.w then add_load(loads, e.w, 1) end
-  notify[e.q] = true
-end
-if p.cancel or p.timers then
-  local timers, docs = pfx .. 'timers', pfx .. 'timers:data'
-  for _, key in ipairs(p.cancel or none) do
-    redis.call('ZREM', timers, key)
-    redis.call('HDEL', docs, key)
+
+local left, now, key, job, expire
+local notify, qk, sig, rep, ready = {}, '', nil, nil, 0
+local timers, docs, rq, rs, rl, rd
+jn = 0
+while i <= n do
+  local op = ARGV[i]
+  if op == 'C' then
+    local q, id, w = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local qkey = pfx .. 'tq:' .. q
+    redis.call('ZREM', qkey, id)
+    task_keys()
+    local _
+    _, left = to_running(where, data, loads, queues, qkey, q, pfx .. 'running:' .. w, id, w, 'r:' .. w)
+    i = i + 4
+  elseif op == 'J' then
+    jn, job, expire = jn + 1, i, {}
+    key = KEYS[tonumber(ARGV[i + 1])]
+    local e = ARGV[i + 5] ~= '' and '1' or '0'
+    if ARGV[i + 2] == '' then
+      -- m, c: the job's index entry, kept to find it again when it expires.
+      redis.call('HSET', key, 'doc', ARGV[tonumber(ARGV[i + 4])], 'v', ARGV[i + 3], 'e', e, 'm', ARGV[i + 6], 'c', ARGV[i + 7])
+    else
+      redis.call('HSET', key, 'doc', ARGV[tonumber(ARGV[i + 4])], 'v', ARGV[i + 3], 'e', e)
+    end
+    i = i + 8
+  elseif op == 'tp' then
+    redis.call('HSET', key .. ':tasks', ARGV[i + 1], ARGV[tonumber(ARGV[i + 2])])
+    i = i + 3
+  elseif op == 'td' then
+    redis.call('HDEL', key .. ':tasks', ARGV[i + 1])
+    i = i + 2
+  elseif op == 'bp' then
+    redis.call('HSET', key .. ':branches', ARGV[i + 1], ARGV[tonumber(ARGV[i + 2])])
+    i = i + 3
+  elseif op == 'bd' then
+    redis.call('HDEL', key .. ':branches', ARGV[i + 1])
+    i = i + 2
+  elseif op == 'dp' then
+    redis.call('HSET', key .. ':done', ARGV[i + 1], ARGV[i + 2])
+    i = i + 3
+  elseif op == 'xp' then
+    redis.call('RPUSH', key .. ':dispatches', ARGV[tonumber(ARGV[i + 1])])
+    i = i + 2
+  elseif op == 'pe' then
+    expire[#expire + 1] = ARGV[i + 1]
+    i = i + 2
+  elseif op == 'F' then
+    local x, t, m = ARGV[job + 2], ARGV[job + 5], ARGV[job + 6]
+    if x == '' then
+      redis.call('ZADD', pfx .. 'jobs:all', 0, m)
+      redis.call('ZADD', pfx .. 'jobs:client:' .. ARGV[job + 7], 0, m)
+    end
+    local revived = t == '' and x ~= '' and
+      (ended[jn] == '1' or (not ended[jn] and redis.call('PTTL', key) >= 0))
+    if t ~= '' or revived then
+      -- The index entry: read with the checks, the one written for a job
+      -- created ended, or a revived job's, read now.
+      local entry = entries[jn]
+      if x == '' then
+        entry = cjson.encode({ARGV[job + 7], m})
+      elseif not entry then
+        local idx = redis.call('HMGET', key, 'c', 'm')
+        entry = cjson.encode({idx[1] or '', idx[2] or ''})
+      end
+      if t ~= '' then
+        now = now or now_ms()
+        redis.call('PEXPIRE', key, t)
+        for _, part in ipairs(expire) do redis.call('PEXPIRE', key .. ':' .. part, t) end
+        redis.call('ZADD', pfx .. 'jobs:expiring', now + tonumber(t), entry)
+      else
+        redis.call('PERSIST', key)
+        for _, part in ipairs({'tasks', 'branches', 'done', 'dispatches'}) do redis.call('PERSIST', key .. ':' .. part) end
+        redis.call('ZREM', pfx .. 'jobs:expiring', entry)
+      end
+    end
+    i = i + 1
+  elseif op == 'M' then
+    task_keys()
+    take_out(where, data, loads, queues, pfx, ARGV[i + 1])
+    i = i + 2
+  elseif op == 'Q' then
+    local id, q, w = ARGV[i + 1], ARGV[i + 4], ARGV[i + 5]
+    task_keys()
+    redis.call('ZADD', pfx .. 'tq:' .. q, ARGV[i + 2], id)
+    redis.call('HSET', data, id, ARGV[tonumber(ARGV[i + 3])])
+    redis.call('HSET', where, id, 'q:' .. q)
+    redis.call('SADD', queues, q)
+    if w ~= '' then add_load(loads, w, 1) end
+    notify[q] = true
+    i = i + 6
+  elseif op == 'X' or op == 'T' then
+    if not timers then timers, docs = pfx .. 'timers', pfx .. 'timers:data' end
+    if op == 'X' then
+      redis.call('ZREM', timers, ARGV[i + 1])
+      redis.call('HDEL', docs, ARGV[i + 1])
+      i = i + 2
+    else
+      redis.call('ZADD', timers, ARGV[i + 2], ARGV[i + 1])
+      if ARGV[i + 3] ~= '' then redis.call('HSET', docs, ARGV[i + 1], ARGV[tonumber(ARGV[i + 3])]) end
+      i = i + 4
+    end
+  elseif op == 'R' or op == 'D' then
+    if not rq then rq, rs, rl, rd = pfx .. 'ready:queue', pfx .. 'ready:seq', pfx .. 'ready:leases', pfx .. 'ready:dirty' end
+    if op == 'R' then
+      ready = ready + push_ready(rq, rs, rl, rd, ARGV[i + 1])
+    else
+      ready = ready + done_ready(rq, rs, rl, rd, ARGV[i + 1])
+    end
+    i = i + 2
+  elseif op == 'E' then
+    redis.call('XADD', pfx .. 'outbox', '*', 'e', ARGV[tonumber(ARGV[i + 1])])
+    i = i + 2
+  elseif op == 'K' then
+    qk = ARGV[i + 1]
+    i = i + 2
+  elseif op == 'S' then
+    sig = i
+    i = i + 3
+  elseif op == 'W' then
+    rep = i
+    i = i + 7
+  else
+    return redis.error_reply('commit: unknown op ' .. tostring(op))
   end
-  for _, t in ipairs(p.timers or none) do
-    redis.call('ZADD', timers, t.s, t.key)
-    if t.d then redis.call('HSET', docs, t.key, ARGV[t.d]) end
-  end
 end
-local n = 0
-if p.ready or p.done then
-  local rq, rs, rl, rd = pfx .. 'ready:queue', pfx .. 'ready:seq', pfx .. 'ready:leases', pfx .. 'ready:dirty'
-  for _, id in ipairs(p.ready or none) do
-    n = n + push_ready(rq, rs, rl, rd, id)
-  end
-  if p.done then
-    n = n + done_ready(rq, rs, rl, rd, p.done)
-  end
-end
-if p.events then
-  local outbox = pfx .. 'outbox'
-  for _, d in ipairs(p.events) do
-    redis.call('XADD', outbox, '*', 'e', ARGV[d])
-  end
-end
-if n > 0 then redis.call('PUBLISH', ARGV[2], n) end
-for q in pairs(notify) do redis.call('PUBLISH', ARGV[3], (p.qk or '') .. q) end
-if p.sig then redis.call('SPUBLISH', p.sig.c, p.sig.k) end
+if ready > 0 then redis.call('PUBLISH', ARGV[1], ready) end
+for q in pairs(notify) do redis.call('PUBLISH', ARGV[2], qk .. q) end
+if sig then redis.call('SPUBLISH', ARGV[sig + 1], ARGV[sig + 2]) end
 local out = {'ok'}
-if p.rep then
-  local r = p.rep
-  out[2], out[3] = adjust_reputation(KEYS[r.k], r.w, r.d, r.i, r.f, r.c)
+if rep then
+  out[2], out[3] = adjust_reputation(KEYS[tonumber(ARGV[rep + 1])], ARGV[rep + 2], ARGV[rep + 3], ARGV[rep + 4], ARGV[rep + 5], ARGV[rep + 6])
 end
 if left then out[#out + 1] = tostring(left) end
 return out
