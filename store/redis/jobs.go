@@ -590,7 +590,11 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		a.op("Q", q.Run.ID, formatFloat(q.Score), a.doc(string(doc)), q.Queue(), q.Worker)
 	}
 	for _, key := range fx.Cancel {
-		a.op("X", key)
+		doc := "" // a timer whose key says all of it has no document
+		if !keySaysAll(key) {
+			doc = "1"
+		}
+		a.op("X", key, doc)
 	}
 	for _, t := range fx.Timers {
 		doc, err := timerDoc(t)

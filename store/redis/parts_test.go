@@ -129,8 +129,9 @@ func TestRecordFormats(t *testing.T) {
 // A timer's key says all of it but its due time, the score: timers:data
 // keeps a document only for a timer whose key cannot (a "|" in its ref),
 // whether the timer comes with a commit or alone, and both kinds fire
-// whole. Timers left with documents by earlier versions still fire, and a
-// cancel removes their document.
+// whole. Timers left with documents by earlier versions still fire; a
+// cancel removes only the documents the store writes now, and a Store
+// that starts drops the others.
 func TestTimerDocumentsOnlyWhenNeeded(t *testing.T) {
 	t.Parallel()
 	s, rdb, prefix, ctx := storeWithRaw(t)
@@ -184,8 +185,40 @@ func TestTimerDocumentsOnlyWhenNeeded(t *testing.T) {
 	if err := s.UpdateJob(ctx, job, store.Effects{Cancel: []string{odd.Key(), legacy.Key()}}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := rdb.HLen(ctx, data).Result(); err != nil || n != 0 {
-		t.Fatalf("timers:data holds %d documents after the cancels (%v), want 0", n, err)
+	if docs, err := rdb.HKeys(ctx, data).Result(); err != nil || len(docs) != 1 || docs[0] != legacy.Key() {
+		t.Fatalf("timers:data holds %q after the cancels (%v), want only the earlier version's %q", docs, err, legacy.Key())
+	}
+	// A timer of an earlier version still waiting keeps firing without
+	// its document; a Store that starts drops both kinds.
+	waiting := store.Timer{JobID: "l", Kind: store.TimerRetry, Ref: "task-4", Seq: 1, At: past}
+	if err := rdb.ZAdd(ctx, "{"+prefix+"}:timers", goredis.Z{Score: float64(past.UnixMicro()), Member: waiting.Key()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wdoc, _ := json.Marshal(waiting)
+	if err := rdb.HSet(ctx, data, waiting.Key(), string(wdoc), odd.Key(), "kept").Err(); err != nil {
+		t.Fatal(err)
+	}
+	openStore(t, redisstore.Options{URL: testenv.URL(t, testenv.RedisVar), Prefix: prefix})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		docs, err := rdb.HKeys(ctx, data).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(docs) == 1 && docs[0] == odd.Key() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timers:data holds %q after a Store started, want only %q (whose key cannot say what it is)", docs, odd.Key())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	due, err = s.DueTimers(ctx, time.Now(), 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].Key() != waiting.Key() || due[0].Kind != store.TimerRetry || due[0].Ref != "task-4" {
+		t.Fatalf("due after the drop: %+v, want only %q", due, waiting.Key())
 	}
 }
 

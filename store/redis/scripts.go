@@ -145,7 +145,9 @@ end
 //	M id                      take a task out of wherever it is (take_out)
 //	Q id score doc queue worker
 //	                          queue a task (worker: whose load it counts in)
-//	X key, T key score doc    cancel or add a timer (doc "" for none)
+//	X key doc, T key score doc
+//	                          cancel or add a timer (doc "" for none; see
+//	                          timerDoc)
 //	R id, D id                mark a job ready, end the lease on one
 //	E doc                     append an event to the outbox
 //	K prefix                  the queue messages' prefix (several shards)
@@ -309,8 +311,8 @@ while i <= n do
     if not timers then timers, docs = pfx .. 'timers', pfx .. 'timers:data' end
     if op == 'X' then
       redis.call('ZREM', timers, ARGV[i + 1])
-      redis.call('HDEL', docs, ARGV[i + 1])
-      i = i + 2
+      if ARGV[i + 2] ~= '' then redis.call('HDEL', docs, ARGV[i + 1]) end
+      i = i + 3
     else
       redis.call('ZADD', timers, ARGV[i + 2], ARGV[i + 1])
       if ARGV[i + 3] ~= '' then redis.call('HSET', docs, ARGV[i + 1], ARGV[tonumber(ARGV[i + 3])]) end

@@ -328,9 +328,11 @@ func (s *Store) visit() []int {
 // errClosed is returned by calls that wait on a closed store.
 var errClosed = fmt.Errorf("redis store closed: %w", store.ErrUnavailable)
 
-// sweepLoop drops index entries of expired jobs now and then.
+// sweepLoop drops index entries of expired jobs now and then, and, first,
+// the timer documents earlier versions left (dropRedundantTimerDocs).
 func (s *Store) sweepLoop() {
 	defer s.wg.Done()
+	_ = s.dropRedundantTimerDocs(s.ctx) // best effort; they cost only memory
 	t := time.NewTicker(s.sweep)
 	defer t.Stop()
 	for {

@@ -99,7 +99,7 @@ func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int, visibil
 // says all but its due time, which is its score (store.ParseTimerKey),
 // else the timer as JSON.
 func timerDoc(t store.Timer) (string, error) {
-	if k, ok := store.ParseTimerKey(t.Key()); ok && k == (store.Timer{JobID: t.JobID, Kind: t.Kind, Ref: t.Ref, Seq: t.Seq}) {
+	if keySaysAll(t.Key()) {
 		return "", nil
 	}
 	doc, err := json.Marshal(t)
@@ -107,6 +107,47 @@ func timerDoc(t store.Timer) (string, error) {
 		return "", fmt.Errorf("encode timer %s: %w", t.Key(), err)
 	}
 	return string(doc), nil
+}
+
+// keySaysAll reports whether a timer key says all of its timer but the due
+// time (it parses back to itself): such a timer has no document.
+func keySaysAll(key string) bool {
+	t, ok := store.ParseTimerKey(key)
+	return ok && t.Key() == key
+}
+
+// dropRedundantTimerDocs deletes the documents of timers whose key says all
+// of them, which versions before timerDoc wrote for every timer: a cancel
+// deletes only the documents timerDoc writes, and these are never read
+// (decodeTimer parses the key). Run once as a Store starts, in the
+// background; a document an older orchestrator writes meanwhile goes at
+// the next start.
+func (s *Store) dropRedundantTimerDocs(ctx context.Context) error {
+	for _, k := range s.shards {
+		var cursor uint64
+		for {
+			fields, next, err := s.rdb.HScan(ctx, k.timerData(), cursor, "", 500).Result()
+			if err != nil {
+				return fail(ctx, "drop redundant timer documents", err)
+			}
+			var drop []string
+			for i := 0; i+1 < len(fields); i += 2 {
+				if keySaysAll(fields[i]) {
+					drop = append(drop, fields[i])
+				}
+			}
+			if len(drop) > 0 {
+				if err := s.rdb.HDel(ctx, k.timerData(), drop...).Err(); err != nil {
+					return fail(ctx, "drop redundant timer documents", err)
+				}
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+	}
+	return nil
 }
 
 // decodeTimer reads a timer the due script returned.
