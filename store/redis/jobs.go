@@ -573,11 +573,12 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 			a.op("M", id)
 		}
 	}
-	created := func(id string) bool {
-		return (create && id == job.ID) || slices.ContainsFunc(fx.Create, func(c *store.Job) bool { return c.ID == id })
+	created := map[string]bool{}
+	for _, w := range writes {
+		created[w.job.ID] = w.expect == ""
 	}
 	for _, q := range enqueue {
-		if !seen[q.Run.ID] && !created(q.JobID) {
+		if !seen[q.Run.ID] && !created[q.JobID] {
 			seen[q.Run.ID] = true
 			a.op("M", q.Run.ID)
 		}
@@ -639,6 +640,7 @@ type jobWrite struct {
 	version       string
 	ttl           string // ms; set for a terminal job
 	member        string // index member, on creation
+	client        string // client name, whose index lists it, on creation
 	parts         []any  // the part ops
 	expiringParts []string
 }
@@ -646,11 +648,7 @@ type jobWrite struct {
 // ops appends the write's ops: the header, the parts, the end (index,
 // expiry).
 func (w jobWrite) ops(a *commitArgs) {
-	member, client := "", ""
-	if w.expect == "" {
-		member, client = w.member, w.job.Client.Name
-	}
-	a.op("J", w.key, w.expect, w.version, w.doc, w.ttl, member, client)
+	a.op("J", w.key, w.expect, w.version, w.doc, w.ttl, w.member, w.client)
 	a.ops = append(a.ops, w.parts...)
 	for _, part := range w.expiringParts {
 		a.op("pe", part)
@@ -678,7 +676,7 @@ func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, 
 		w.expiringParts = expiringParts(job)
 	}
 	if expect == "" {
-		w.member = indexMember(job.CreatedAt, job.ID)
+		w.member, w.client = indexMember(job.CreatedAt, job.ID), job.Client.Name
 	}
 	return w, nil
 }
@@ -710,20 +708,20 @@ func encodeParts(a *commitArgs, job *store.Job) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
 		}
-		ops = append(ops, "tp", t.ID, a.doc(string(doc)))
+		ops = append(ops, "hp", "tasks", t.ID, a.doc(string(doc)))
 	}
 	for _, id := range ch.DeleteTasks {
-		ops = append(ops, "td", id)
+		ops = append(ops, "hd", "tasks", id)
 	}
 	for _, id := range ch.PutBranches {
 		doc, err := json.Marshal(job.BranchResults[id])
 		if err != nil {
 			return nil, fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
 		}
-		ops = append(ops, "bp", id, a.doc(string(doc)))
+		ops = append(ops, "hp", "branches", id, a.doc(string(doc)))
 	}
 	for _, id := range ch.DeleteBranches {
-		ops = append(ops, "bd", id)
+		ops = append(ops, "hd", "branches", id)
 	}
 	for _, id := range ch.PutDone {
 		ops = append(ops, "dp", id, job.DoneTasks[id])

@@ -135,8 +135,10 @@ end
 //	                          write a job's header (ttl: its retention when
 //	                          it ends, else ""; member, client: its index
 //	                          entry, on creation); its parts follow:
-//	tp id doc, td id          put or delete a task record
-//	bp id doc, bd id          put or delete a branch result
+//	hp part id doc, hd part id
+//	                          put or delete a record of a hash part: a
+//	                          task record (tasks), a branch result
+//	                          (branches)
 //	dp id status              record a finished task
 //	xp doc                    append a dispatch decision
 //	pe part                   a part that holds records after the write
@@ -242,18 +244,12 @@ while i <= n do
       redis.call('HSET', key, 'doc', ARGV[tonumber(ARGV[i + 4])], 'v', ARGV[i + 3], 'e', e)
     end
     i = i + 8
-  elseif op == 'tp' then
-    redis.call('HSET', key .. ':tasks', ARGV[i + 1], ARGV[tonumber(ARGV[i + 2])])
+  elseif op == 'hp' then
+    redis.call('HSET', key .. ':' .. ARGV[i + 1], ARGV[i + 2], ARGV[tonumber(ARGV[i + 3])])
+    i = i + 4
+  elseif op == 'hd' then
+    redis.call('HDEL', key .. ':' .. ARGV[i + 1], ARGV[i + 2])
     i = i + 3
-  elseif op == 'td' then
-    redis.call('HDEL', key .. ':tasks', ARGV[i + 1])
-    i = i + 2
-  elseif op == 'bp' then
-    redis.call('HSET', key .. ':branches', ARGV[i + 1], ARGV[tonumber(ARGV[i + 2])])
-    i = i + 3
-  elseif op == 'bd' then
-    redis.call('HDEL', key .. ':branches', ARGV[i + 1])
-    i = i + 2
   elseif op == 'dp' then
     redis.call('HSET', key .. ':done', ARGV[i + 1], ARGV[i + 2])
     i = i + 3

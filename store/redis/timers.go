@@ -118,10 +118,10 @@ func keySaysAll(key string) bool {
 
 // dropRedundantTimerDocs deletes the documents of timers whose key says all
 // of them, which versions before timerDoc wrote for every timer: a cancel
-// deletes only the documents timerDoc writes, and these are never read
-// (decodeTimer parses the key). Run once as a Store starts, in the
-// background; a document an older orchestrator writes meanwhile goes at
-// the next start.
+// deletes only the documents timerDoc writes, and these are never needed
+// (decodeTimer parses the key without one). Run once as a Store starts,
+// in the background; a document an older orchestrator writes meanwhile
+// goes at the next start.
 func (s *Store) dropRedundantTimerDocs(ctx context.Context) error {
 	for _, k := range s.shards {
 		var cursor uint64
