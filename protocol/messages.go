@@ -253,7 +253,15 @@ type ResultResponse struct {
 	Transition string `json:"transition,omitempty"`
 	Reason     string `json:"reason,omitempty"`
 	Message    string `json:"message,omitempty"`
+	// NextTask is the worker's next task when the result was sent with
+	// ?next=1 and one was waiting: the pickup of a poll, without the poll.
+	// An extension of RXON; other workers do not ask for it.
+	NextTask *TaskPayload `json:"next_task,omitempty"`
 }
+
+// QueryNext asks, on a result, for the next task in the answer
+// (ResultResponse.NextTask).
+const QueryNext = "next"
 
 // WorkerEvent is the body of POST /_worker/events and of WebSocket frames from
 // a worker.

@@ -397,8 +397,16 @@ func (c *conn) poll(ctx context.Context, available, hot []string) (*polledTask, 
 	if status == http.StatusNoContent {
 		return nil, nil
 	}
+	if err := p.complete(); err != nil {
+		return nil, fmt.Errorf("poll: %w", err)
+	}
+	return &p, nil
+}
+
+// complete checks a task as received and fills in empty params.
+func (p *polledTask) complete() error {
 	if p.TaskID == "" || p.Type == "" {
-		return nil, fmt.Errorf("poll: %w: task without task_id or type", errBadResponse)
+		return fmt.Errorf("%w: task without task_id or type", errBadResponse)
 	}
 	if len(p.rawParams) == 0 || string(p.rawParams) == "null" {
 		p.rawParams = json.RawMessage("{}")
@@ -406,7 +414,7 @@ func (c *conn) poll(ctx context.Context, available, hot []string) (*polledTask, 
 	if p.Params == nil {
 		p.Params = map[string]any{}
 	}
-	return &p, nil
+	return nil
 }
 
 // pollFailed starts or extends the poll back-off after err.
@@ -426,18 +434,30 @@ func (c *conn) pollOK() {
 	c.pollNext = time.Time{}
 }
 
+// resultAnswer is the answer to a result, with its next task kept verbatim.
+type resultAnswer struct {
+	protocol.ResultResponse
+	Next *polledTask `json:"next_task"` // shadows ResultResponse.NextTask
+}
+
 // sendResult delivers a result, re-signed on every attempt. Network errors,
 // 408, 429 and 5xx are retried; an "ignored" answer or another 4xx is final.
-func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log *slog.Logger) {
+// With askNext it asks for the next task in the answer and returns the one
+// that came (nil if none).
+func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log *slog.Logger, askNext bool) *polledTask {
 	cfg := &c.w.cfg
+	var query url.Values
+	if askNext {
+		query = url.Values{protocol.QueryNext: {"1"}}
+	}
 	for attempt := 0; attempt < cfg.ResultMaxRetries; attempt++ {
 		raw, sig, err := c.sign(ctx, signedResult{&res}, false)
 		if err != nil {
 			log.Error("result not sent", "error", err)
-			return
+			return nil
 		}
-		var rr protocol.ResultResponse
-		_, err = c.do(ctx, request{method: http.MethodPost, path: protocol.PathResult, body: raw, timeout: cfg.RequestTimeout}, &rr)
+		var rr resultAnswer
+		_, err = c.do(ctx, request{method: http.MethodPost, path: protocol.PathResult, query: query, body: raw, timeout: cfg.RequestTimeout}, &rr)
 		c.notSent(sig, err)
 		if err == nil {
 			switch {
@@ -450,27 +470,35 @@ func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log *slo
 			default:
 				log.Info("result delivered", "status", res.Status, "transition", rr.Transition)
 			}
-			return
+			if !askNext || rr.Next == nil {
+				return nil
+			}
+			if err := rr.Next.complete(); err != nil {
+				log.Error("next task in the result's answer refused", "error", err)
+				return nil
+			}
+			return rr.Next
 		}
 		if ctx.Err() != nil {
 			log.Error("result not delivered: worker stopped", "status", res.Status, "error", err)
-			return
+			return nil
 		}
 		if !retryable(err) {
 			log.Error("result rejected by the orchestrator", "status", res.Status, "error", err)
-			return
+			return nil
 		}
 		if attempt == cfg.ResultMaxRetries-1 {
 			log.Error("result not delivered; giving up", "status", res.Status, "attempts", attempt+1, "error", err)
-			return
+			return nil
 		}
 		wait := retryWait(err, backoff(cfg.ResultRetryDelay, attempt, cfg.RetryMaxDelay), cfg.RateLimitFloor)
 		log.Warn("result not delivered; retrying", "error", err, "attempt", attempt+1, "retry_in", wait)
 		if !ctxtime.Sleep(ctx, wait) {
 			log.Error("result not delivered: worker stopped", "status", res.Status, "error", err)
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // sendEvent sends a signed event over the WebSocket when one is open, else

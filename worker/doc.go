@@ -4,7 +4,9 @@
 //
 // A worker is the client side of the protocol. It registers its skills,
 // price and hardware, sends heartbeats, long-polls for tasks while it has
-// free capacity, runs the matching Handler, and posts the result. Every
+// free capacity, runs the matching Handler, and posts the result, asking
+// with it for the next task when the finished task's slot may take one (an
+// extension of the protocol that saves a poll per task under load). Every
 // registration, heartbeat, result and event is signed (HMAC-SHA256 over
 // canonical JSON, see package protocol) with the worker's master token.
 //

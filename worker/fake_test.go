@@ -71,6 +71,10 @@ type fakeOrch struct {
 	fullSync      bool                 // require_full_sync in the next heartbeat answer
 	resultResp    func(res protocol.TaskResult) any
 	resultGate    func(res protocol.TaskResult) // runs first, without mu: may hold the answer back
+	handOver      bool                          // answer ?next=1 results with a queued task
+	resultQuery   []string
+	handedOver    int // tasks sent with results
+	polledTasks   int // tasks sent to polls
 	ws            *websocket.Conn
 	access        map[string]bool // issued STS access tokens
 	revoked       map[string]bool // access tokens answered with 403
@@ -453,6 +457,9 @@ func (f *fakeOrch) mux() http.Handler {
 		defer t.Stop()
 		select {
 		case p := <-f.queue:
+			f.mu.Lock()
+			f.polledTasks++
+			f.mu.Unlock()
 			writeJSON(w, 200, p)
 		case <-t.C:
 			w.WriteHeader(http.StatusNoContent)
@@ -483,7 +490,17 @@ func (f *fakeOrch) mux() http.Handler {
 		}
 		f.mu.Lock()
 		f.results = append(f.results, rec)
-		resp := any(protocol.ResultResponse{Status: "accepted", Transition: "success_transition"})
+		f.resultQuery = append(f.resultQuery, r.URL.RawQuery)
+		rr := protocol.ResultResponse{Status: "accepted", Transition: "success_transition"}
+		if f.handOver && r.URL.Query().Get(protocol.QueryNext) == "1" {
+			select {
+			case p := <-f.queue:
+				rr.NextTask = &p
+				f.handedOver++
+			default:
+			}
+		}
+		resp := any(rr)
 		if f.resultResp != nil {
 			resp = f.resultResp(res)
 		}

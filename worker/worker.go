@@ -54,10 +54,11 @@ type Worker struct {
 	pollMu     sync.Mutex // the poll state of conns (back-off, round robin)
 
 	mu            sync.Mutex
-	running       map[string]*runningTask
-	typeLoad      map[string]int
-	polling       int   // long polls in flight (reservePoll)
-	lastSource    *conn // where the last poll brought a task; nil if it brought none
+	running       map[string]*runningTask // until the result is delivered
+	busy          int                     // tasks whose handler has not returned
+	typeLoad      map[string]int          // busy, by skill type
+	polling       int                     // long polls in flight (reservePoll)
+	lastSource    *conn                   // where the last poll brought a task; nil if it brought none
 	hot           map[string]bool
 	stopping      bool
 	changed       chan struct{} // closed and replaced on every state change
@@ -251,7 +252,7 @@ func (w *Worker) stateLocked(vetoed map[string]bool) (status string, available, 
 	if w.stopping {
 		return protocol.WorkerOffline, nil, nil
 	}
-	if len(w.running) >= w.cfg.MaxConcurrentTasks {
+	if w.busy >= w.cfg.MaxConcurrentTasks {
 		return protocol.WorkerFull, nil, nil
 	}
 	for _, name := range w.order {
@@ -275,7 +276,7 @@ func (w *Worker) stateLocked(vetoed map[string]bool) (status string, available, 
 
 // reservePoll reserves room for one more long poll and returns the skills
 // to ask for. Every poll in flight may bring a task, so a poll is allowed
-// only while the running tasks plus the polls in flight stay below
+// only while the busy tasks plus the polls in flight stay below
 // MaxConcurrentTasks, and a skill is asked for only while its type has room
 // for them too. An extra poll (extraPoller) is allowed only while the last
 // poll brought a task. releasePoll ends the reservation.
@@ -286,8 +287,13 @@ func (w *Worker) reservePoll(extra bool) (ok bool, available, hot []string) {
 	if extra && w.lastSource == nil {
 		return false, nil, nil
 	}
+	return w.reserveLocked(vetoed)
+}
+
+// reserveLocked is reservePoll's check and reservation; the caller holds mu.
+func (w *Worker) reserveLocked(vetoed map[string]bool) (ok bool, available, hot []string) {
 	status, available, hot := w.stateLocked(vetoed)
-	if status != protocol.WorkerIdle || len(w.running)+w.polling >= w.cfg.MaxConcurrentTasks {
+	if status != protocol.WorkerIdle || w.busy+w.polling >= w.cfg.MaxConcurrentTasks {
 		return false, nil, nil
 	}
 	if w.polling > 0 {

@@ -1420,3 +1420,40 @@ func TestTaskSignatureAndPolicy(t *testing.T) {
 		t.Errorf("the handler ran %d times, want 2", n)
 	}
 }
+
+// A result asks for the next task in its answer when its slot may take
+// one: with one slot, every task after the first comes with the previous
+// task's result rather than by a poll.
+func TestNextTaskComesWithResult(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.handOver = true
+	cfg := testConfig(f.URL())
+	cfg.MaxConcurrentTasks = 1
+	w := newWorker(t, cfg)
+	w.Handle("work", func(ctx context.Context, t *Task) (Result, error) {
+		// Returning before the poll that brought the task is over would
+		// leave no room to ask with the result: a poll asks instead.
+		w.waitFor(ctx, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.polling == 0 })
+		return Result{}, nil
+	})
+	for i := range 5 {
+		f.enqueue(task(fmt.Sprintf("t%d", i), "work", map[string]any{"i": i}))
+	}
+	startWorker(t, w)
+	for i := range 5 {
+		if r := f.waitResult(fmt.Sprintf("t%d", i)); r.str("status") != "success" {
+			t.Fatalf("t%d: %s", i, r.Raw)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.polledTasks != 1 || f.handedOver != 4 {
+		t.Errorf("%d tasks came by poll and %d with a result, want 1 and 4", f.polledTasks, f.handedOver)
+	}
+	for i, q := range f.resultQuery {
+		if q != protocol.QueryNext+"=1" {
+			t.Errorf("result %d sent with query %q, want it to ask for the next task", i, q)
+		}
+	}
+}

@@ -274,7 +274,8 @@ func (s *Server) routeTable() []route {
 		query:     []param{{"timeout", "number", "Seconds to wait (capped by the server)", false}, {"available_skills", "string", "Comma list (informational)", false}, {"hot_skills", "string", "Comma list (informational)", false}},
 		responses: map[int]reply{200: {description: "A task", body: protocol.TaskPayload{}}, 204: {description: "No task within the wait"}, 403: replies.forbidden, 404: replies.unknownWorker}})
 	add(route{method: "POST", path: protocol.PathResult, handler: http.HandlerFunc(s.result), tag: rxon, auth: authWorker,
-		summary: "Report a task result", description: "Applied exactly once; late, duplicate or foreign results are answered with status ignored and a reason.",
+		summary: "Report a task result", description: "Applied exactly once; late, duplicate or foreign results are answered with status ignored and a reason. With next=true the answer also carries the worker's next task as next_task when one waits, picked up as a poll would pick it up (an extension: a worker that sends it saves a poll per task under load).",
+		query:   []param{{protocol.QueryNext, "boolean", "Also pick up the worker's next task, if one waits, into next_task", false}},
 		request: protocol.TaskResult{}, responses: with(workerErrs, 200, reply{description: "Accepted or ignored", body: protocol.ResultResponse{}})})
 	add(route{method: "POST", path: protocol.PathEvents, handler: http.HandlerFunc(s.events), tag: rxon, auth: authWorker,
 		summary: "Send an event (progress and others)", description: "Signed without bubbling_chain. Progress payload: {\"progress\": 0..1, \"message\": \"...\"}.",

@@ -247,6 +247,14 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	if !s.preAuthWorker(w, r, "") {
 		return
 	}
+	wantNext := false
+	if v := r.URL.Query().Get(protocol.QueryNext); v != "" {
+		var err error
+		if wantNext, err = strconv.ParseBool(v); err != nil {
+			writeError(w, http.StatusBadRequest, "%s must be true or false (1 or 0)", protocol.QueryNext)
+			return
+		}
+	}
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
@@ -287,7 +295,34 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if wantNext {
+		resp.NextTask = s.nextWithResult(r, id)
+	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// nextWithResult picks up the worker's next task, if one waits, for the
+// answer to its result. The result is committed by now, so a failure here
+// only costs the worker the poll it would have made anyway: it is logged,
+// not answered.
+func (s *Server) nextWithResult(r *http.Request, workerID string) *protocol.TaskPayload {
+	if s.closing.Err() != nil {
+		return nil
+	}
+	task, err := s.eng.TakeTask(r.Context(), workerID)
+	if err != nil {
+		s.log.Warn("next task with a result", append(requestAttrs(r), "worker_id", workerID, "error", err)...)
+		return nil
+	}
+	if task != nil && s.opts.TaskSigningKey != "" {
+		if err := protocol.SignTask(task, s.opts.TaskSigningKey); err != nil {
+			// Not reached for a payload that encodes; the task stays
+			// claimed and times out like a lost one.
+			s.log.Error("sign task", append(requestAttrs(r), "task_id", task.TaskID, "error", err)...)
+			return nil
+		}
+	}
+	return task
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {

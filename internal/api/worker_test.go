@@ -350,3 +350,66 @@ func TestResultCosts(t *testing.T) {
 		t.Fatalf("%d result events", n)
 	}
 }
+
+// A result sent with ?next=1 brings the worker's next task in its answer,
+// claimed for it as a poll would claim it (signed like a polled one); with
+// none waiting the answer has none, and a bad value is refused before the
+// result is applied.
+func TestResultCarriesNextTask(t *testing.T) {
+	t.Parallel()
+	const key = "orchestrator-secret"
+	ts := newTestServer(t, func(o *Options) { o.TaskSigningKey = key })
+	w := ts.registered("w1", "work")
+	first := ts.createJob(vipToken, map[string]any{"n": 1})
+	p := w.take()
+	second := ts.createJob(vipToken, map[string]any{"n": 2})
+	ts.waitJob(second, func(j protocol.Job) bool { return len(j.Tasks) == 1 && j.Tasks[0].State == "queued" })
+
+	done := w.sign(protocol.TaskResult{JobID: first, TaskID: p.TaskID, WorkerID: "w1", Status: "success"}, false)
+	if r := ts.do("POST", protocol.PathResult+"?next=maybe", w.headers(), done); r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), "next must be true or false") {
+		t.Fatalf("bad next: %d %s", r.status, r.body)
+	}
+	if j := ts.job(vipToken, first); j.Status.Terminal() {
+		t.Fatalf("a refused result was applied: %+v", j)
+	}
+	if j := ts.job(vipToken, second); j.Tasks[0].State != "queued" {
+		t.Fatalf("a refused result took a task: %+v", j.Tasks)
+	}
+
+	r := ts.do("POST", protocol.PathResult+"?next=1", w.headers(), done)
+	var answer struct {
+		protocol.ResultResponse
+		Next json.RawMessage `json:"next_task"`
+	}
+	r.json(t, &answer)
+	if r.status != http.StatusOK || answer.Transition != "success_transition" || len(answer.Next) == 0 {
+		t.Fatalf("result with next: %d %s", r.status, r.body)
+	}
+	if err := protocol.VerifyTask(answer.Next, key); err != nil {
+		t.Fatalf("the next task does not verify: %v: %s", err, answer.Next)
+	}
+	var next protocol.TaskPayload
+	if err := json.Unmarshal(answer.Next, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.JobID != second || next.Type != "work" || next.Params["n"] != 2.0 {
+		t.Fatalf("next task %+v", next)
+	}
+	if j := ts.job(vipToken, second); j.Tasks[0].State != "running" || j.Tasks[0].WorkerID != "w1" {
+		t.Fatalf("the next task is not running on w1: %+v", j.Tasks)
+	}
+	if r := w.poll("0.1"); r.status != http.StatusNoContent {
+		t.Fatalf("poll after the hand-over: %d %s", r.status, r.body)
+	}
+
+	r = ts.do("POST", protocol.PathResult+"?next=true", w.headers(),
+		w.sign(protocol.TaskResult{JobID: second, TaskID: next.TaskID, WorkerID: "w1", Status: "success"}, false))
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), "success_transition") || strings.Contains(string(r.body), "next_task") {
+		t.Fatalf("result with nothing left: %d %s", r.status, r.body)
+	}
+	for _, id := range []string{first, second} {
+		if j := ts.waitJob(id, func(j protocol.Job) bool { return j.Status.Terminal() }); j.Status != protocol.StatusFinished {
+			t.Fatalf("job %s: %+v", id, j)
+		}
+	}
+}

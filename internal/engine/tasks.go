@@ -261,10 +261,7 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 	if done == nil {
 		return nil, ErrNotStarted
 	}
-	w, err := e.pollers.get(ctx, e.store, workerID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownWorker, workerID)
-	}
+	w, err := e.poller(ctx, workerID)
 	if err != nil {
 		return nil, err
 	}
@@ -286,17 +283,10 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 			// another of its polls (see hub.notify).
 			e.hub.unsubscribe(sub)
 			e.hub.notifyOne(queues[0])
+			return e.handedOver(ctx, workerID, payload), nil
 		}
-		if payload != nil && ctx.Err() != nil {
-			// The poll ended while its task was being picked up: the
-			// worker will never see it. Retry it at once rather than after
-			// the execution timeout (no fault of the worker's).
-			e.loseTask(context.WithoutCancel(ctx), workerID, store.QueuedTask{JobID: payload.JobID, Run: store.TaskRun{ID: payload.TaskID, Attempt: payload.Attempt}},
-				false, 0, "the poll that took the task ended before the task reached the worker")
-			return nil, nil
-		}
-		if err != nil || payload != nil {
-			return payload, err
+		if err != nil {
+			return nil, err
 		}
 		// Look again when steal scans resume, in case there is one to do.
 		var rescan <-chan time.Time
@@ -314,6 +304,51 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 			return nil, nil
 		}
 	}
+}
+
+// TakeTask returns the task the worker may run now, if there is one,
+// without waiting: the pickup that a result's answer carries (see
+// protocol.ResultResponse.NextTask), saving the worker a poll. While a
+// poll of the worker's waits here, its queue was empty when the poll
+// looked and the poll is woken for what comes, so TakeTask does not look.
+func (e *Engine) TakeTask(ctx context.Context, workerID string) (*protocol.TaskPayload, error) {
+	if e.done() == nil {
+		return nil, ErrNotStarted
+	}
+	if e.hub.waiting(store.WorkerQueue(workerID)) {
+		return nil, nil
+	}
+	w, err := e.poller(ctx, workerID)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := e.takeTask(ctx, w)
+	if payload == nil || err != nil {
+		return nil, err
+	}
+	return e.handedOver(ctx, workerID, payload), nil
+}
+
+// poller returns the registered worker workerID for a pickup.
+func (e *Engine) poller(ctx context.Context, workerID string) (*store.Worker, error) {
+	w, err := e.pollers.get(ctx, e.store, workerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownWorker, workerID)
+	}
+	return w, err
+}
+
+// handedOver returns the task picked up for a request, or nil when the
+// request ended meanwhile: the worker will never see the task, so it is
+// retried at once rather than after the execution timeout (no fault of the
+// worker's).
+func (e *Engine) handedOver(ctx context.Context, workerID string, payload *protocol.TaskPayload) *protocol.TaskPayload {
+	if ctx.Err() == nil {
+		return payload
+	}
+	e.loseTask(context.WithoutCancel(ctx), workerID, store.QueuedTask{JobID: payload.JobID, Run: store.TaskRun{ID: payload.TaskID, Attempt: payload.Attempt}},
+		false, 0, "the request that took the task ended before the task reached the worker")
+	return nil
 }
 
 // takeTask claims the best task the worker may run now: first from its own
