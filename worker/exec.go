@@ -57,7 +57,7 @@ func (rt *runningTask) deliver(res protocol.TaskResult, asked bool) {
 		t.w.startTask(t.c, next) // running before the reservation ends
 		source = t.c
 	}
-	t.w.releasePoll(source)
+	t.w.releaseAsked(source)
 }
 
 // handlerReturned frees the slot of a task whose handler has returned,

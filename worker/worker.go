@@ -197,8 +197,7 @@ func (w *Worker) HealthAddr() net.Addr {
 // every orchestrator for a state heartbeat.
 func (w *Worker) stateChanged() {
 	w.mu.Lock()
-	close(w.changed)
-	w.changed = make(chan struct{})
+	w.changedLocked()
 	conns := w.conns
 	w.mu.Unlock()
 	for _, c := range conns {
@@ -326,9 +325,28 @@ func (w *Worker) releasePoll(source *conn) {
 	w.mu.Lock()
 	w.polling--
 	w.lastSource = source
+	w.changedLocked()
+	w.mu.Unlock()
+}
+
+// releaseAsked ends the reservation of a result that asked for the next
+// task; source is the orchestrator that sent one, or nil. An answer
+// without one says nothing of the queue (the orchestrator does not look
+// while a poll of the worker's waits there), so the extra polls go on.
+func (w *Worker) releaseAsked(source *conn) {
+	w.mu.Lock()
+	w.polling--
+	if source != nil {
+		w.lastSource = source
+	}
+	w.changedLocked()
+	w.mu.Unlock()
+}
+
+// changedLocked wakes the pollers waiting for a change; the caller holds mu.
+func (w *Worker) changedLocked() {
 	close(w.changed)
 	w.changed = make(chan struct{})
-	w.mu.Unlock()
 }
 
 // heartbeatFor builds the heartbeat for one orchestrator: it lists only the
