@@ -37,9 +37,14 @@ type Effects struct {
 	Create  []*Job       // further jobs to create (child jobs)
 	Ready   []string     // jobs that need an executor step
 	Enqueue []QueuedTask // tasks to put in queues
-	Remove  []string     // task ids to take out of queues and running sets
-	Timers  []Timer      // timers to add or move
-	Cancel  []string     // timer keys to delete
+	// Hand puts tasks straight into their worker's running set
+	// (QueuedTask.Worker), where a claim would move them from a queue: a
+	// task handed at its dispatch to a poll of its worker that waits in
+	// this process, its pickup written with its dispatch.
+	Hand   []QueuedTask
+	Remove []string // task ids to take out of queues and running sets
+	Timers []Timer  // timers to add or move
+	Cancel []string // timer keys to delete
 	// Events are appended to the outbox in the same atomic step, so an
 	// event exists exactly when the change it describes does.
 	Events [][]byte
@@ -67,6 +72,16 @@ type Effects struct {
 	// then. With several shards of a queue (a sharded Redis store) the
 	// task is counted in its shard's part. Creates take no claim.
 	Claim *Claim
+}
+
+// CheckHand rejects tasks to hand (Effects.Hand) that name no worker.
+func CheckHand(tasks []QueuedTask) error {
+	for _, q := range tasks {
+		if q.Worker == "" {
+			return fmt.Errorf("hand task %s: no worker named", q.Run.ID)
+		}
+	}
+	return nil
 }
 
 // Claim is a claim committed with a job write (Effects.Claim).

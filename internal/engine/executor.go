@@ -213,15 +213,17 @@ func (e *Engine) firstStep(ctx context.Context, t *txn, j *store.Job, bp *bluepr
 	next := j.Clone()
 	next.StateHistory = history
 	next.Loaded.All = true // a job being created has no part stored elsewhere
-	step := &txn{now: t.now}
+	step := &txn{now: t.now, mayHand: t.mayHand}
 	if oerr != nil {
 		e.offloadFailed(step, next, oerr)
 	} else if err := e.apply(ctx, step, next, bp, out, ids); err != nil || step.needAll {
 		// Params offloaded above stay behind: the executor's run of the
 		// step stores its own.
+		step.settle(false)
 		return nil
 	}
 	t.fx, t.events = step.fx, append(t.events, step.events...)
+	t.handoffs = append(t.handoffs, step.handoffs...)
 	return next
 }
 

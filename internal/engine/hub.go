@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -18,12 +19,25 @@ type hub struct {
 type subscription struct {
 	queues []string
 	wake   chan struct{}
+	// handed brings a task dispatched straight to this poll (reserve),
+	// or nil when the dispatch that reserved it was not committed.
+	handed chan *protocol.TaskPayload
+	state  pollState // guarded by hub.mu
 }
+
+// pollState says whether a dispatch may hand a poll its task.
+type pollState int
+
+const (
+	pollBusy     pollState = iota // looking for a task itself
+	pollParked                    // waiting: a dispatch may reserve it
+	pollReserved                  // a dispatch will hand it a task, or nil
+)
 
 func newHub() *hub { return &hub{subs: map[string]map[*subscription]struct{}{}} }
 
 func (h *hub) subscribe(queues []string) *subscription {
-	s := &subscription{queues: queues, wake: make(chan struct{}, 1)}
+	s := &subscription{queues: queues, wake: make(chan struct{}, 1), handed: make(chan *protocol.TaskPayload, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, q := range queues {
@@ -78,6 +92,40 @@ func (h *hub) notifyOne(queue string) {
 		}
 		return
 	}
+}
+
+// park marks a poll as waiting: from now on a dispatch to its worker may
+// reserve it (reserve) and hand it the task.
+func (h *hub) park(s *subscription) {
+	h.mu.Lock()
+	s.state = pollParked
+	h.mu.Unlock()
+}
+
+// unpark ends a poll's wait; reserved says a dispatch reserved it, and its
+// outcome comes on s.handed.
+func (h *hub) unpark(s *subscription) (reserved bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	reserved = s.state == pollReserved
+	s.state = pollBusy
+	return reserved
+}
+
+// reserve takes a parked poll of a worker's own queue for a task being
+// dispatched to the worker, or returns nil when none waits here. The
+// dispatch then hands the poll the task (s.handed <- payload) once it is
+// committed, or nil.
+func (h *hub) reserve(queue string) *subscription {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[queue] {
+		if s.state == pollParked {
+			s.state = pollReserved
+			return s
+		}
+	}
+	return nil
 }
 
 // waiting reports whether a poll waits on queue.

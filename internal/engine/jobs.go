@@ -114,7 +114,8 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	if tc := traceCarrier(ctx); tc != nil {
 		j.TraceContext = tc
 	}
-	t := &txn{now: now}
+	t := &txn{now: now, mayHand: true}
+	defer t.settle(false) // unless committed
 	// The event's snapshot is the job as committed, after its first step.
 	t.emit(Event{Type: EventJobCreated, JobID: j.ID, State: j.CurrentState})
 	if next := e.firstStep(ctx, t, j, bp); next != nil {

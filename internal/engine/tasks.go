@@ -119,6 +119,18 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 	recordDispatch(t, j, run, *decision)
 	span.SetAttributes(attribute.String("avtomatika.worker.id", decision.WorkerID), attribute.Int("avtomatika.candidates", decision.Candidates),
 		attribute.String("avtomatika.reason", decision.Reason))
+	if qt.Worker != "" && t.mayHand {
+		// A poll of the chosen worker waits in this process: the task goes
+		// to it with this commit, its pickup written with its dispatch (one
+		// write, not two, and no queue between).
+		if poll := e.hub.reserve(store.WorkerQueue(qt.Worker)); poll != nil {
+			payload := e.start(t, j, run, qt.Worker)
+			qt.Run = *run.Clone()
+			t.fx.Hand = append(t.fx.Hand, qt)
+			t.handoffs = append(t.handoffs, handoff{poll: poll, payload: payload})
+			return nil
+		}
+	}
 	run.State = store.TaskQueued
 	qt.Run = *run.Clone()
 	t.fx.Enqueue = append(t.fx.Enqueue, qt)
@@ -293,14 +305,34 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 		if d := time.Until(time.Unix(0, e.stealIdleUntil.Load())); d > 0 {
 			rescan = time.After(d)
 		}
+		// Parked, a dispatch to the worker may hand this poll its task
+		// (see place).
+		e.hub.park(sub)
+		var handed *protocol.TaskPayload
+		got, ended := false, false
 		select {
 		case <-sub.wake:
+		case handed = <-sub.handed:
+			got = true
 		case <-rescan:
 		case <-timer.C:
-			return nil, nil
+			ended = true
 		case <-ctx.Done():
-			return nil, nil
+			ended = true
 		case <-done:
+			ended = true
+		}
+		if e.hub.unpark(sub) && !got {
+			handed = <-sub.handed // its dispatch is being committed
+		}
+		if handed != nil {
+			e.hub.unsubscribe(sub)
+			if len(sub.wake) > 0 {
+				e.hub.notifyOne(queues[0]) // a wake-up for another task
+			}
+			return e.handedOver(ctx, workerID, handed), nil
+		}
+		if ended {
 			return nil, nil
 		}
 	}
@@ -641,35 +673,16 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 		if claim {
 			t.fx.Claim = &store.Claim{Queue: qt.Queue(), TaskID: run.ID, Worker: workerID, Within: placedWithin}
 		}
-		run.State = store.TaskRunning
-		run.WorkerID = workerID
-		now := t.now
-		run.PickedUpAt = &now
-		timeout := run.Spec.Timeout
-		if timeout <= 0 {
-			timeout = e.cfg.TaskTimeout
-		}
-		at := now.Add(timeout)
-		if run.Deadline != nil && run.Deadline.Before(at) {
-			at = *run.Deadline
-		}
 		t.fx.Cancel = append(t.fx.Cancel, store.Timer{JobID: j.ID, Kind: store.TimerDispatch, Ref: run.ID, Seq: run.Attempt}.Key())
-		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerExecution, Ref: run.ID, Seq: run.Attempt, At: at})
-		if !run.Branch {
-			j.Status = protocol.StatusRunning // the job's one task runs
-			j.ProgressMessage = fmt.Sprintf("task %s running on worker %s", run.Spec.Type, workerID)
-		}
 		if src != fromOwnQueue {
 			// A pull is decided by the worker that polls: one candidate.
 			reason := note
 			if src == fromPending {
-				reason = fmt.Sprintf("claimed from the pending queue by %s (waited %s)", workerID, now.Sub(run.QueuedAt).Round(time.Millisecond))
+				reason = fmt.Sprintf("claimed from the pending queue by %s (waited %s)", workerID, t.now.Sub(run.QueuedAt).Round(time.Millisecond))
 			}
 			recordDispatch(t, j, run, store.Decision{WorkerID: workerID, Strategy: run.Strategy, Candidates: 1, Reason: reason})
 		}
-		payload = payloadOf(j, run, t.now)
-		t.emit(Event{Type: EventTaskStarted, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
-			Detail: map[string]any{"type": run.Spec.Type, "attempt": run.Attempt, "queued_for": now.Sub(run.QueuedAt).Seconds()}})
+		payload = e.start(t, j, run, workerID)
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -688,6 +701,31 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 		err = e.store.ReleaseTask(ctx, workerID, qt.Run.ID)
 	}
 	return payload, err
+}
+
+// start marks a task as running on a worker in t: picked up by a poll, or
+// handed to one at its dispatch. It returns the task's payload.
+func (e *Engine) start(t *txn, j *store.Job, run *store.TaskRun, workerID string) *protocol.TaskPayload {
+	run.State = store.TaskRunning
+	run.WorkerID = workerID
+	now := t.now
+	run.PickedUpAt = &now
+	timeout := run.Spec.Timeout
+	if timeout <= 0 {
+		timeout = e.cfg.TaskTimeout
+	}
+	at := now.Add(timeout)
+	if run.Deadline != nil && run.Deadline.Before(at) {
+		at = *run.Deadline
+	}
+	t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerExecution, Ref: run.ID, Seq: run.Attempt, At: at})
+	if !run.Branch {
+		j.Status = protocol.StatusRunning // the job's one task runs
+		j.ProgressMessage = fmt.Sprintf("task %s running on worker %s", run.Spec.Type, workerID)
+	}
+	t.emit(Event{Type: EventTaskStarted, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
+		Detail: map[string]any{"type": run.Spec.Type, "attempt": run.Attempt, "queued_for": now.Sub(run.QueuedAt).Seconds()}})
+	return payloadOf(j, run, t.now)
 }
 
 // claimTimeout bounds a claim and its pickup commit, which run to the end

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
@@ -25,6 +26,33 @@ type txn struct {
 	// say, and must withdraw every outstanding task) but the txn read only
 	// some: mutate runs it again on a whole read.
 	needAll bool
+	// mayHand lets place hand tasks to polls waiting here (handoffs), for
+	// the commits that settle them.
+	mayHand  bool
+	handoffs []handoff
+}
+
+// handoff is a task handed at its dispatch to a poll of its worker.
+type handoff struct {
+	poll    *subscription
+	payload *protocol.TaskPayload
+}
+
+// settle gives the polls reserved by t their tasks when t was committed,
+// or nil (they look again) when it was not. Settled twice, the second
+// settles nothing.
+func (t *txn) settle(committed bool) {
+	if t == nil {
+		return
+	}
+	for _, h := range t.handoffs {
+		if committed {
+			h.poll.handed <- h.payload
+		} else {
+			h.poll.handed <- nil
+		}
+	}
+	t.handoffs = nil
 }
 
 // wantAll asks for a whole read when j is partial; it reports whether j is
@@ -79,6 +107,8 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 	// spare is the whole copy behind a view that led to no write: fn never
 	// saw it, so it is still good if the store's job has its version.
 	var spare *store.Job
+	var t *txn
+	defer func() { t.settle(false) }() // unless committed
 	for attempt := 0; ; attempt++ {
 		j, err := first, error(nil)
 		guess := false        // j is (a view of) the copy kept since this process's last write
@@ -107,7 +137,8 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 			behind = spare // current: write on the read as on a view of it
 		}
 		spare = nil
-		t := &txn{now: e.now()}
+		t.settle(false) // an attempt before this one
+		t = &txn{now: e.now(), mayHand: true}
 		err = fn(t, j)
 		if guess && (err != nil || t.needAll) {
 			spare = behind
@@ -158,6 +189,7 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 // committed releases a successful txn's events to the in-process
 // observer; the outbox got them with the commit.
 func (e *Engine) committed(t *txn, j *store.Job) {
+	t.settle(true)
 	for _, ev := range t.events {
 		e.cfg.OnEvent(ev)
 	}

@@ -358,6 +358,9 @@ func (s *Store) checkEffects(fx store.Effects, now time.Time) error {
 			return fmt.Errorf("%s: %w", o.Key, store.ErrOnceTaken)
 		}
 	}
+	if err := store.CheckHand(fx.Hand); err != nil {
+		return err
+	}
 	for _, j := range fx.Create {
 		if s.liveJob(j.ID, now) != nil {
 			return fmt.Errorf("job %s: %w", j.ID, store.ErrExists)
@@ -399,6 +402,10 @@ func (s *Store) apply(jobID string, fx store.Effects, now time.Time) {
 	}
 	for _, q := range fx.Enqueue {
 		s.enqueue(q)
+	}
+	for _, q := range fx.Hand {
+		s.removeTask(q.Run.ID)
+		s.run(q.Clone())
 	}
 	for _, key := range fx.Cancel {
 		delete(s.timers, key)

@@ -101,13 +101,18 @@ func (s *Store) claim(taskID, workerID string) (*store.QueuedTask, bool) {
 	}
 	s.removeTask(taskID)
 	t.Worker = workerID
-	if s.running[workerID] == nil {
-		s.running[workerID] = map[string]store.QueuedTask{}
-	}
-	s.running[workerID][taskID] = t
-	s.runningBy[taskID] = workerID
+	s.run(t)
 	out := t.Clone()
 	return &out, true
+}
+
+// run puts a task in its worker's running set; s.mu is held.
+func (s *Store) run(t store.QueuedTask) {
+	if s.running[t.Worker] == nil {
+		s.running[t.Worker] = map[string]store.QueuedTask{}
+	}
+	s.running[t.Worker][t.Run.ID] = t
+	s.runningBy[t.Run.ID] = t.Worker
 }
 
 // nearHead reports whether a task is among the first within tasks of a

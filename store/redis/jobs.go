@@ -244,6 +244,9 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	if err := checkCreates(job.ID, fx.Create); err != nil {
 		return err
 	}
+	if err := store.CheckHand(fx.Hand); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	if create && fx.Claim != nil {
 		return fmt.Errorf("%s: a create takes no claim", op)
 	}
@@ -301,7 +304,7 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		// The hints and this process's polls learn of the tasks now; the
 		// queue messages' echoes will count for nothing (claimHints.echo).
 		s.heard(echoes)
-		for _, q := range fx.Enqueue {
+		for _, q := range slices.Concat(fx.Enqueue, fx.Hand) {
 			if q.Worker != "" {
 				s.figures.queued(q.Worker, 1)
 			}
@@ -457,6 +460,11 @@ func (s *Store) checkTree(id string, fx store.Effects) error {
 			return err
 		}
 	}
+	for _, q := range fx.Hand {
+		if err := other("handed task", q.Run.ID); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -577,7 +585,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	for _, w := range writes {
 		created[w.job.ID] = w.expect == ""
 	}
-	for _, q := range enqueue {
+	for _, q := range slices.Concat(enqueue, fx.Hand) {
 		if !seen[q.Run.ID] && !created[q.JobID] {
 			seen[q.Run.ID] = true
 			a.op("M", q.Run.ID)
@@ -589,6 +597,13 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
 		}
 		a.op("Q", q.Run.ID, formatFloat(q.Score), a.doc(string(doc)), q.Queue(), q.Worker)
+	}
+	for _, q := range fx.Hand {
+		doc, err := json.Marshal(q)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
+		}
+		a.op("P", q.Run.ID, q.Worker, a.doc(string(doc)))
 	}
 	for _, key := range fx.Cancel {
 		doc := "" // a timer whose key says all of it has no document

@@ -147,6 +147,8 @@ end
 //	M id                      take a task out of wherever it is (take_out)
 //	Q id score doc queue worker
 //	                          queue a task (worker: whose load it counts in)
+//	P id worker doc           hand a task to its worker: into its running
+//	                          set, in its load (Effects.Hand)
 //	X key doc, T key score doc
 //	                          cancel or add a timer (doc "" for none; see
 //	                          timerDoc)
@@ -303,6 +305,14 @@ while i <= n do
     if w ~= '' then add_load(loads, w, 1) end
     notify[q] = true
     i = i + 6
+  elseif op == 'P' then
+    -- A task handed to its worker at its dispatch: running at once.
+    local id, w = ARGV[i + 1], ARGV[i + 2]
+    task_keys()
+    redis.call('HSET', pfx .. 'running:' .. w, id, ARGV[tonumber(ARGV[i + 3])])
+    redis.call('HSET', where, id, 'r:' .. w)
+    add_load(loads, w, 1)
+    i = i + 4
   elseif op == 'X' or op == 'T' then
     if not timers then timers, docs = pfx .. 'timers', pfx .. 'timers:data' end
     if op == 'X' then

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Tasks/ClaimOnce", testClaimOnce},
 		{"Tasks/ClaimNext", testClaimNext},
 		{"Tasks/ClaimInWrite", testClaimInWrite},
+		{"Tasks/HandInWrite", testHandInWrite},
 		{"Tasks/RemoveAndRunning", testRemoveRunning},
 		{"Tasks/Watch", testWatch},
 		{"Timers", testTimers},
@@ -665,6 +666,68 @@ func testClaimInWrite(t *testing.T, f Factory) {
 	}
 	if next, err := s.ClaimNext(ctx, q, "owner"); next != nil || err != nil {
 		t.Fatalf("queue after both claims: %+v %v", next, err)
+	}
+}
+
+// testHandInWrite: Effects.Hand puts a task straight into its worker's
+// running set and load, with a create or an update, moving it out of a
+// queue it was in; a result's Remove takes it out again; a task to hand
+// without a worker is refused and nothing is written.
+func testHandInWrite(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	now := time.Now()
+	j := newJob("hw-job")
+	handed := queued(j.ID, "hw1", "w1", "x", 0, now)
+	handed.Run.State = store.TaskRunning
+	must(t, s.CreateJob(ctx, j, store.Effects{Hand: []store.QueuedTask{handed},
+		Enqueue: []store.QueuedTask{queued(j.ID, "hw2", "", "x", 0, now)}}))
+	run, err := s.RunningTasks(ctx, "w1")
+	must(t, err)
+	if len(run) != 1 || run[0].Run.ID != "hw1" || run[0].Worker != "w1" || run[0].Run.State != store.TaskRunning {
+		t.Fatalf("running after a create that hands hw1: %+v", run)
+	}
+	load := func(worker string) int {
+		t.Helper()
+		fig, err := s.WorkerFigures(ctx, worker)
+		must(t, err)
+		return fig.Loads[worker]
+	}
+	if n := load("w1"); n != 1 {
+		t.Fatalf("w1's load after the hand-off: %d, want 1", n)
+	}
+	// A queued task handed moves: out of its queue, into the running set.
+	moved := queued(j.ID, "hw2", "w2", "x", 0, now)
+	must(t, s.UpdateJob(ctx, j, store.Effects{Hand: []store.QueuedTask{moved}}))
+	if next, err := s.ClaimNext(ctx, store.PendingQueue("x"), "w3"); next != nil || err != nil {
+		t.Fatalf("the pending queue after hw2 was handed: %+v %v", next, err)
+	}
+	if run, _ := s.RunningTasks(ctx, "w2"); len(run) != 1 || run[0].Run.ID != "hw2" || load("w2") != 1 {
+		t.Fatalf("w2 runs %+v with load %d after hw2 was handed", run, load("w2"))
+	}
+	// Without a worker: refused, nothing written.
+	before := j.Version
+	bad := queued(j.ID, "hw3", "", "x", 0, now)
+	if err := s.UpdateJob(ctx, j.Clone(), store.Effects{Hand: []store.QueuedTask{bad}}); err == nil {
+		t.Fatal("a task handed to no worker was accepted")
+	}
+	if got, err := s.GetJob(ctx, j.ID); err != nil || got.Version != before {
+		t.Fatalf("a refused hand-off wrote the job: %v %+v", err, got)
+	}
+	// The result takes it out.
+	must(t, s.UpdateJob(ctx, j, store.Effects{Remove: []string{"hw1", "hw2"}}))
+	for _, w := range []string{"w1", "w2"} {
+		if run, _ := s.RunningTasks(ctx, w); len(run) != 0 {
+			t.Fatalf("%s runs %+v after the results", w, run)
+		}
+		// A store may place on figures a few milliseconds old (the
+		// Redis store's loadsAge): wait for the next read.
+		deadline := time.Now().Add(5 * time.Second)
+		for load(w) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's load after the results: %d, want 0", w, load(w))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }
 
