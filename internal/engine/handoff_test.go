@@ -145,23 +145,5 @@ func TestHandOffToAPollThatEnded(t *testing.T) {
 	if r := <-got; r.p != nil || r.err != nil {
 		t.Fatalf("a poll that ended got %+v %v", r.p, r.err)
 	}
-	en.wait(j.ID, "the task retried", func(j *store.Job) bool {
-		for _, run := range j.Tasks {
-			return run.Attempt == 2
-		}
-		return false
-	})
-	p, err := en.e.NextTask(en.ctx, "w1", 5*time.Second)
-	if err != nil || p == nil || p.JobID != j.ID || p.Attempt != 2 {
-		t.Fatalf("next poll: %+v %v", p, err)
-	}
-	if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: p.JobID, TaskID: p.TaskID, Status: "success"}); err != nil {
-		t.Fatal(err)
-	}
-	if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished {
-		t.Fatalf("job %s", summary(end))
-	}
-	if reps, _ := en.store.Reputations(en.ctx, "w1"); reps["w1"] < 1 {
-		t.Fatalf("w1 paid for a lost hand-off: %v", reps)
-	}
+	retriedAtNoCost(t, en, j)
 }

@@ -217,7 +217,10 @@
 //     claimNextScript moves it; the tasks it left in the queue come back for
 //     the claim hints. A version conflict, an existing child, a missing job,
 //     a taken once-key (SET NX, the last check) or a claim whose task is not
-//     near the head writes nothing (no event or reward either).
+//     near the head writes nothing (no event or reward either). A task
+//     handed at its dispatch (Effects.Hand: a poll of its worker waits in
+//     the writing process) goes straight into the worker's running set, its
+//     location and load, with no queue, claim or pickup write.
 //   - readJobScript (GetJob, LoadJob): the header and the parts asked for
 //     in one consistent view.
 //   - pushReadyScript, takeReadyScript (reclaims lapsed leases, pops the
