@@ -66,10 +66,7 @@ func (rt *runningTask) deliver(res protocol.TaskResult, asked bool) {
 // reservation for asking for the next task with the result (asked): under
 // load a task then costs one round trip less.
 func (w *Worker) handlerReturned(rt *runningTask) (asked bool) {
-	c := rt.task.c
-	w.pollMu.Lock()
-	usable := c.isRegistered() && !c.pollNext.After(time.Now())
-	w.pollMu.Unlock()
+	usable := w.pollable(rt.task.c)
 	var vetoed map[string]bool
 	if usable {
 		vetoed = w.vetoed()
@@ -157,9 +154,7 @@ func (w *Worker) extraPoller(ctx context.Context) {
 		w.mu.Lock()
 		c := w.lastSource
 		w.mu.Unlock()
-		w.pollMu.Lock()
-		usable := c != nil && c.isRegistered() && !c.pollNext.After(time.Now())
-		w.pollMu.Unlock()
+		usable := c != nil && w.pollable(c)
 		ok, available, hot := false, []string(nil), []string(nil)
 		if usable {
 			ok, available, hot = w.reservePoll(true)
@@ -170,6 +165,14 @@ func (w *Worker) extraPoller(ctx context.Context) {
 		}
 		w.pollOnce(ctx, c, available, hot)
 	}
+}
+
+// pollable reports whether orchestrator c may be polled now: registered
+// and not backing off.
+func (w *Worker) pollable(c *conn) bool {
+	w.pollMu.Lock()
+	defer w.pollMu.Unlock()
+	return c.isRegistered() && !c.pollNext.After(time.Now())
 }
 
 // pollOnce polls one orchestrator under a reservation of reservePoll,

@@ -231,15 +231,21 @@ func (s *Server) nextTask(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if s.opts.TaskSigningKey != "" {
-		if err := protocol.SignTask(task, s.opts.TaskSigningKey); err != nil {
-			// Not reached for a payload that encodes; the task stays
-			// claimed and times out like a lost one.
-			s.fail(w, r, err)
-			return
-		}
+	if err := s.signTask(task); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, task)
+}
+
+// signTask signs a task for its worker when tasks are signed. It fails only
+// for a payload that does not encode; the task then stays claimed and
+// times out like a lost one.
+func (s *Server) signTask(task *protocol.TaskPayload) error {
+	if s.opts.TaskSigningKey == "" {
+		return nil
+	}
+	return protocol.SignTask(task, s.opts.TaskSigningKey)
 }
 
 func (s *Server) result(w http.ResponseWriter, r *http.Request) {
@@ -314,13 +320,12 @@ func (s *Server) nextWithResult(r *http.Request, workerID string) *protocol.Task
 		s.log.Warn("next task with a result", append(requestAttrs(r), "worker_id", workerID, "error", err)...)
 		return nil
 	}
-	if task != nil && s.opts.TaskSigningKey != "" {
-		if err := protocol.SignTask(task, s.opts.TaskSigningKey); err != nil {
-			// Not reached for a payload that encodes; the task stays
-			// claimed and times out like a lost one.
-			s.log.Error("sign task", append(requestAttrs(r), "task_id", task.TaskID, "error", err)...)
-			return nil
-		}
+	if task == nil {
+		return nil
+	}
+	if err := s.signTask(task); err != nil {
+		s.log.Error("sign task", append(requestAttrs(r), "task_id", task.TaskID, "error", err)...)
+		return nil
 	}
 	return task
 }

@@ -304,9 +304,11 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		// The hints and this process's polls learn of the tasks now; the
 		// queue messages' echoes will count for nothing (claimHints.echo).
 		s.heard(echoes)
-		for _, q := range slices.Concat(fx.Enqueue, fx.Hand) {
-			if q.Worker != "" {
-				s.figures.queued(q.Worker, 1)
+		for _, tasks := range [][]store.QueuedTask{fx.Enqueue, fx.Hand} {
+			for _, q := range tasks {
+				if q.Worker != "" {
+					s.figures.queued(q.Worker, 1)
+				}
 			}
 		}
 		job.Written()
@@ -585,10 +587,12 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 	for _, w := range writes {
 		created[w.job.ID] = w.expect == ""
 	}
-	for _, q := range slices.Concat(enqueue, fx.Hand) {
-		if !seen[q.Run.ID] && !created[q.JobID] {
-			seen[q.Run.ID] = true
-			a.op("M", q.Run.ID)
+	for _, tasks := range [][]store.QueuedTask{enqueue, fx.Hand} {
+		for _, q := range tasks {
+			if !seen[q.Run.ID] && !created[q.JobID] {
+				seen[q.Run.ID] = true
+				a.op("M", q.Run.ID)
+			}
 		}
 	}
 	for _, q := range enqueue {
