@@ -129,7 +129,8 @@ func (r *Relay) Shared(name string, h Handler) { r.add(&consumer{name: name, sha
 
 // Local adds a consumer that this process runs on every entry appended from
 // Begin (or Run) on. It is for live reactions; a batch it fails is logged
-// and skipped.
+// and skipped. The local consumers of a Relay share its reads of the
+// outbox: each batch goes to each of them in the order they were added.
 func (r *Relay) Local(name string, h Handler) { r.add(&consumer{name: name, handle: h}) }
 
 func (r *Relay) add(c *consumer) {
@@ -177,12 +178,16 @@ func (r *Relay) Run(ctx context.Context) {
 		}
 	}
 	var wg sync.WaitGroup
+	var locals []*consumer
 	for _, c := range consumers {
 		if c.shared {
 			wg.Go(func() { r.runShared(ctx, c) })
 			continue
 		}
-		wg.Go(func() { r.runLocal(ctx, c) })
+		locals = append(locals, c)
+	}
+	if len(locals) > 0 {
+		wg.Go(func() { r.runLocals(ctx, locals) })
 	}
 	wg.Go(func() { r.trimLoop(ctx) })
 	wg.Wait()
@@ -207,22 +212,29 @@ func (r *Relay) retryUntil(ctx context.Context, fn func() (string, error)) (stri
 	}
 }
 
-func (r *Relay) runLocal(ctx context.Context, c *consumer) {
+// runLocals reads the outbox once for every local consumer: they all begin
+// at the same position (Begin) and move on together, each batch handed to
+// each of them in turn, so that a process reads every entry once however
+// many live reactions it has.
+func (r *Relay) runLocals(ctx context.Context, locals []*consumer) {
+	cursor, _ := locals[0].position()
 	for ctx.Err() == nil {
-		cursor, _ := c.position()
 		entries, err := r.store.ReadEvents(ctx, cursor, r.opts.BatchSize, r.opts.Wait)
 		if err != nil {
-			r.opts.Logger.Warn("outbox: read failed", "consumer", c.name, "error", err)
+			r.opts.Logger.Warn("outbox: read failed", "consumers", "local", "error", err)
 			ctxtime.Sleep(ctx, r.opts.RetryMin)
 			continue
 		}
 		if len(entries) == 0 {
 			continue
 		}
-		if err := c.handle(ctx, entries); err != nil && ctx.Err() == nil {
-			r.opts.Logger.Warn("outbox: local consumer skipped a batch", "consumer", c.name, "entries", len(entries), "error", err)
+		cursor = entries[len(entries)-1].ID
+		for _, c := range locals {
+			if err := c.handle(ctx, entries); err != nil && ctx.Err() == nil {
+				r.opts.Logger.Warn("outbox: local consumer skipped a batch", "consumer", c.name, "entries", len(entries), "error", err)
+			}
+			c.setPosition(cursor, true)
 		}
-		c.setPosition(entries[len(entries)-1].ID, true)
 		r.linger(ctx, len(entries))
 	}
 }

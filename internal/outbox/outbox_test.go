@@ -56,9 +56,10 @@ func appendN(t *testing.T, s store.Store, from, n int) {
 
 // collector records what a handler saw, and fails on demand.
 type collector struct {
-	mu    sync.Mutex
-	seen  []int
-	fails int // batches still to fail
+	mu      sync.Mutex
+	seen    []int
+	fails   int // batches still to fail
+	batches int // batches handled
 }
 
 func (c *collector) handle(_ context.Context, entries []store.OutboxEntry) error {
@@ -68,6 +69,7 @@ func (c *collector) handle(_ context.Context, entries []store.OutboxEntry) error
 		c.fails--
 		return errors.New("sink down")
 	}
+	c.batches++
 	for _, e := range entries {
 		n, _ := strconv.Atoi(string(e.Data))
 		c.seen = append(c.seen, n)
@@ -266,15 +268,54 @@ func TestBeginPositionsLocalConsumers(t *testing.T) {
 	})
 }
 
-// countedReads counts the outbox reads that reach a store.
+// countedReads counts the outbox reads that reach a store, and those that
+// found entries.
 type countedReads struct {
 	store.Store
-	reads atomic.Int64
+	reads, found atomic.Int64
 }
 
 func (s *countedReads) ReadEvents(ctx context.Context, after string, limit int, wait time.Duration) ([]store.OutboxEntry, error) {
 	s.reads.Add(1)
-	return s.Store.ReadEvents(ctx, after, limit, wait)
+	entries, err := s.Store.ReadEvents(ctx, after, limit, wait)
+	if len(entries) > 0 {
+		s.found.Add(1)
+	}
+	return entries, err
+}
+
+// The local consumers of a process share its reads: each batch read is
+// handed to every one of them, and one that fails a batch costs the others
+// nothing.
+func TestLocalConsumersShareReads(t *testing.T) {
+	t.Parallel()
+	s := &countedReads{Store: memory.New(memory.Options{})}
+	r := outbox.New(s, fastOptions())
+	a, b, failing := &collector{}, &collector{}, &collector{fails: 1}
+	r.Local("a", a.handle)
+	r.Local("b", b.handle)
+	r.Local("failing", failing.handle)
+	if err := r.Begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 0, 50)
+	run(t, r)
+	waitFor(t, "every event in a and b", func() bool { return len(a.distinct()) == 50 && len(b.distinct()) == 50 })
+	waitFor(t, "the failing consumer to go on", func() bool { return len(failing.distinct()) > 0 })
+	found := s.found.Load()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if int64(a.batches) != found || int64(b.batches) != found {
+		t.Fatalf("%d reads found entries; consumers handled %d and %d batches: want one read per batch for all", found, a.batches, b.batches)
+	}
+	for _, c := range []string{"a", "b", "failing"} {
+		cur, err := r.Cursor(context.Background(), c)
+		if err != nil || cur == "" {
+			t.Fatalf("cursor of %s: %q, %v", c, cur, err)
+		}
+	}
 }
 
 // A consumer under a steady trickle of events (one every millisecond or
