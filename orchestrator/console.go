@@ -18,13 +18,18 @@ import (
 // The web console (internal/console) is served at /console/, and / redirects
 // there. Its live updates come from the outbox through a local consumer, so
 // that a job step committed by any orchestrator on the same Redis reaches
-// the consoles connected to each. An in-memory store serves one process
-// only: without a history database its job events are not written to the
-// outbox (encodeEvent), and the console gets them in process instead.
+// the consoles connected to each; without a history database, only while a
+// page listens in one of them (audience.go). An in-memory store serves one
+// process only: without a history database its job events are not written
+// to the outbox (encodeEvent), and the console gets them in process
+// instead.
 
 // mountConsole builds the console over the API server s and mounts it.
 func (o *Orchestrator) mountConsole(s *api.Server) error {
 	opts := console.Options{API: s, Engine: o.eng, Clients: o.clients, Schedules: o.scheduleInfo, Logger: o.cfg.Logger}
+	if !o.consoleInProcess() && o.history == nil {
+		opts.OnListen, opts.CatchUp = o.audience.opened, catchUp
+	}
 	if gv, err := backend.Lookup(backend.Graphviz); err == nil {
 		opts.RenderSVG = gv.RenderSVG
 	}
@@ -60,9 +65,9 @@ func (o *Orchestrator) consoleInProcess() bool {
 
 // keepEvent reports whether an event goes to the outbox: cancel commands
 // always, every event for the history writer, and job events for the
-// consoles of every orchestrator on a shared store. An in-memory store
-// without history keeps only cancel commands, so that no other write pays
-// for an outbox nobody reads.
+// consoles of every orchestrator on a shared store while a page listens in
+// one (audience). An in-memory store without history keeps only cancel
+// commands, so that no other write pays for an outbox nobody reads.
 func (o *Orchestrator) keepEvent(ev engine.Event) bool {
 	switch {
 	case ev.Type == engine.EventCancelTask || o.history != nil:
@@ -70,7 +75,7 @@ func (o *Orchestrator) keepEvent(ev engine.Event) bool {
 	case o.consoleInProcess():
 		return false
 	default:
-		return ev.JobID != "" || ev.Job != nil
+		return (ev.JobID != "" || ev.Job != nil) && o.audience.listening()
 	}
 }
 

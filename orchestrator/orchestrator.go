@@ -261,6 +261,7 @@ type Orchestrator struct {
 
 	history  history.Store
 	relay    *outbox.Relay // the outbox's consumers: history writer, WebSocket commands
+	audience *audience     // whether a console listens anywhere (job events for consoles)
 	ownStore bool          // the orchestrator opened the store and closes it
 	blobs    *blobStorage
 
@@ -332,6 +333,10 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	o.relay.Local("commands", o.pushCommands)
 	o.relay.Local("console", o.notifyConsole)
+	o.audience = newAudience(cfg.Store, func() bool {
+		c := o.console.Load()
+		return c != nil && c.Listening()
+	})
 	var err error
 	if o.blobs, err = openBlobs(cfg); err != nil {
 		return nil, err
@@ -498,6 +503,9 @@ func (o *Orchestrator) Start() error {
 		var wg sync.WaitGroup
 		wg.Go(func() { o.watchLiveState(relayCtx) })
 		wg.Go(func() { o.figures.Run(relayCtx) })
+		if !o.consoleInProcess() && o.history == nil {
+			wg.Go(func() { o.audience.run(relayCtx) })
+		}
 		o.relay.Run(relayCtx)
 		wg.Wait()
 	}()

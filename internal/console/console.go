@@ -54,6 +54,14 @@ type Options struct {
 	// blueprint graph); nil: the job page lists the states instead.
 	RenderSVG func(ctx context.Context, dot string) ([]byte, error)
 	Logger    *slog.Logger
+	// OnListen, when set, is called (and must not block) when a page
+	// opens a stream of job changes.
+	OnListen func()
+	// CatchUp, when set, is how long after a stream of job changes opens
+	// it tells the page to reload once more: for the changes made before
+	// every process knew that a page listens (the orchestrator's
+	// audience).
+	CatchUp time.Duration
 }
 
 // Console serves the web console. Make it with New, mount Handler at

@@ -27,6 +27,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	redisstore "github.com/avtomatika-ai/avtomatika-go/store/redis"
 )
 
 const (
@@ -494,7 +495,7 @@ func openStream(t testing.TB, ctx context.Context, b *browser, path string) io.R
 
 func TestLiveStreamMemory(t *testing.T) {
 	base := serve(t, baseConfig())
-	testLiveStream(t, base, base)
+	testLiveStream(t, base, base, false)
 }
 
 // TestLiveStreamRedis: the console of one orchestrator hears of a change
@@ -506,10 +507,14 @@ func TestLiveStreamRedis(t *testing.T) {
 	cfg := baseConfig()
 	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
 	first, second := serve(t, cfg), serve(t, cfg)
-	testLiveStream(t, first, second)
+	testLiveStream(t, first, second, true)
 }
 
-func testLiveStream(t *testing.T, consoleURL, apiURL string) {
+// testLiveStream: a job's stream hears of its change, made through apiURL;
+// another client's stream does not. shared: the orchestrators share a
+// store, and a stream's catch-up change says when every one of them knows
+// that a page listens.
+func testLiveStream(t *testing.T, consoleURL, apiURL string, shared bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	id := createJob(t, apiURL, aliceToken)
@@ -518,6 +523,9 @@ func testLiveStream(t *testing.T, consoleURL, apiURL string) {
 	b.login(aliceToken)
 	mine := openStream(t, ctx, b, "jobs/"+id+"/live")
 	defer mine.Close()
+	if shared {
+		readChange(t, mine, "", "catch_up")
+	}
 	// Bob's stream of all his jobs hears nothing of alice's.
 	bob := newBrowser(t, consoleURL)
 	bob.login(bobToken)
@@ -553,6 +561,63 @@ func testLiveStream(t *testing.T, consoleURL, apiURL string) {
 	if ctx.Err() != nil {
 		t.Fatal(errors.New("the streams did not deliver before the test's deadline"))
 	}
+}
+
+// TestJobEventsWhileAPageListens: on a shared store without a history
+// database, job events reach the outbox only while a console page listens
+// in some orchestrator of the deployment.
+func TestJobEventsWhileAPageListens(t *testing.T) {
+	redisURL := testenv.URL(t, testenv.RedisVar)
+	prefix := fmt.Sprintf("avto-audience-%d", time.Now().UnixNano())
+	t.Cleanup(func() { dropPrefix(redisURL, prefix) })
+	cfg := baseConfig()
+	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
+	first, second := serve(t, cfg), serve(t, cfg)
+	outbox, err := redisstore.Open(context.Background(), redisstore.Options{URL: redisURL, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outbox.Close()
+	// eventsOf runs a job through second and counts the outbox entries
+	// that name it.
+	eventsOf := func() int {
+		id := createJob(t, second, aliceToken)
+		waitStatus(t, second, aliceToken, id, protocol.StatusWaitingForHuman)
+		if status, body := apiCall(t, second, "POST", "/api/v1/jobs/"+id+"/approve", aliceToken, map[string]string{"decision": "approved"}); status != http.StatusOK {
+			t.Fatalf("approve: %d %s", status, body)
+		}
+		waitStatus(t, second, aliceToken, id, protocol.StatusFinished)
+		entries, err := outbox.ReadEvents(context.Background(), "", 10000, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range entries {
+			if strings.Contains(string(e.Data), id) {
+				n++
+			}
+		}
+		return n
+	}
+	// Until an orchestrator has read that no page listens, it writes the
+	// events: a job a few seconds in has none.
+	deadline := time.Now().Add(10 * time.Second)
+	for n := eventsOf(); n > 0; n = eventsOf() {
+		if time.Now().After(deadline) {
+			t.Fatalf("with no page open, a job still wrote %d outbox entries", n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := newBrowser(t, first)
+	b.login(aliceToken)
+	list := openStream(t, ctx, b, "live")
+	readChange(t, list, "", "catch_up")
+	if n := eventsOf(); n == 0 {
+		t.Fatal("with a page open in another orchestrator, a job wrote no outbox entries")
+	}
+	list.Close()
 }
 
 func dropPrefix(redisURL, prefix string) {

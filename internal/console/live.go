@@ -167,8 +167,25 @@ func (c *Console) jobLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 	}
 	s := c.live.subscribe(v.owner(), view.ID)
 	defer c.live.unsubscribe(s)
+	c.streamJobs(w, r, s)
+}
+
+// streamJobs serves a stream of job changes: the process now has a
+// listener, and the page one change more after CatchUp.
+func (c *Console) streamJobs(w http.ResponseWriter, r *http.Request, s *sub) {
+	if c.opts.OnListen != nil {
+		c.opts.OnListen()
+	}
+	if c.opts.CatchUp > 0 {
+		t := time.AfterFunc(c.opts.CatchUp, func() { offer(s.ch, change{Type: catchUpChange}) })
+		defer t.Stop()
+	}
 	c.stream(w, r, s)
 }
+
+// catchUpChange is the type of the change a stream sends CatchUp after it
+// opens.
+const catchUpChange = "catch_up"
 
 // listLive streams the changes of every job the viewer may see, or with
 // ?topic= those of a live list (workers, workers:admin, queues, schedules).
@@ -177,7 +194,7 @@ func (c *Console) listLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 	if topic == "" || topic == "jobs" {
 		s := c.live.subscribe(v.owner(), "")
 		defer c.live.unsubscribe(s)
-		c.stream(w, r, s)
+		c.streamJobs(w, r, s)
 		return
 	}
 	t, ok := topics[topic]
