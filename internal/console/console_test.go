@@ -501,11 +501,7 @@ func TestLiveStreamMemory(t *testing.T) {
 // TestLiveStreamRedis: the console of one orchestrator hears of a change
 // that another orchestrator on the same Redis makes.
 func TestLiveStreamRedis(t *testing.T) {
-	redisURL := testenv.URL(t, testenv.RedisVar)
-	prefix := fmt.Sprintf("avto-console-%d", time.Now().UnixNano())
-	t.Cleanup(func() { dropPrefix(redisURL, prefix) })
-	cfg := baseConfig()
-	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
+	cfg := redisConfig(t, "avto-console")
 	first, second := serve(t, cfg), serve(t, cfg)
 	testLiveStream(t, first, second, true)
 }
@@ -567,13 +563,9 @@ func testLiveStream(t *testing.T, consoleURL, apiURL string, shared bool) {
 // database, job events reach the outbox only while a console page listens
 // in some orchestrator of the deployment.
 func TestJobEventsWhileAPageListens(t *testing.T) {
-	redisURL := testenv.URL(t, testenv.RedisVar)
-	prefix := fmt.Sprintf("avto-audience-%d", time.Now().UnixNano())
-	t.Cleanup(func() { dropPrefix(redisURL, prefix) })
-	cfg := baseConfig()
-	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
+	cfg := redisConfig(t, "avto-audience")
 	first, second := serve(t, cfg), serve(t, cfg)
-	outbox, err := redisstore.Open(context.Background(), redisstore.Options{URL: redisURL, Prefix: prefix})
+	outbox, err := redisstore.Open(context.Background(), redisstore.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,6 +610,17 @@ func TestJobEventsWhileAPageListens(t *testing.T) {
 		t.Fatal("with a page open in another orchestrator, a job wrote no outbox entries")
 	}
 	list.Close()
+}
+
+// redisConfig is baseConfig on the test Redis, under a fresh prefix that
+// starts with name and is dropped after the test.
+func redisConfig(t *testing.T, name string) orchestrator.Config {
+	redisURL := testenv.URL(t, testenv.RedisVar)
+	prefix := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
+	t.Cleanup(func() { dropPrefix(redisURL, prefix) })
+	cfg := baseConfig()
+	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
+	return cfg
 }
 
 func dropPrefix(redisURL, prefix string) {

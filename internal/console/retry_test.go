@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
-	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
@@ -88,11 +86,7 @@ func TestRetryFromJobPageMemory(t *testing.T) {
 }
 
 func TestRetryFromJobPageRedis(t *testing.T) {
-	redisURL := testenv.URL(t, testenv.RedisVar)
-	prefix := fmt.Sprintf("avto-console-retry-%d", time.Now().UnixNano())
-	t.Cleanup(func() { dropPrefix(redisURL, prefix) })
-	cfg := baseConfig()
-	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
+	cfg := redisConfig(t, "avto-console-retry")
 	cfg.HistoryURI = "sqlite:" + filepath.Join(t.TempDir(), "history.db")
 	testRetryFromJobPage(t, cfg)
 }

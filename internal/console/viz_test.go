@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -84,12 +82,8 @@ func TestChartsAndLiveListsMemory(t *testing.T) {
 // TestChartsAndLiveListsRedis: one orchestrator's console shows the
 // figures and workers of another on the same Redis.
 func TestChartsAndLiveListsRedis(t *testing.T) {
-	redisURL := testenv.URL(t, testenv.RedisVar)
-	prefix := fmt.Sprintf("avto-console-viz-%d", time.Now().UnixNano())
-	t.Cleanup(func() { dropPrefix(redisURL, prefix) })
-	cfg := baseConfig()
+	cfg := redisConfig(t, "avto-console-viz")
 	cfg.GlobalWorkerToken = "worker-token"
-	cfg.RedisURL, cfg.RedisPrefix = redisURL, prefix
 	first, second := serve(t, cfg, workBlueprint()), serve(t, cfg, workBlueprint())
 	testChartsAndLiveLists(t, first, second)
 }
