@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/history"
@@ -26,6 +27,7 @@ import (
 type hub struct {
 	mu   sync.Mutex
 	subs map[*sub]struct{}
+	open atomic.Int32 // len(subs), read without the lock on every job write
 }
 
 // sub is one open stream: the jobs it may see (owner), optionally one
@@ -50,6 +52,7 @@ func (h *hub) subscribe(owner, jobID string) *sub {
 	s := &sub{owner: owner, jobID: jobID, ch: make(chan change, 1)}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
+	h.open.Store(int32(len(h.subs)))
 	h.mu.Unlock()
 	return s
 }
@@ -57,17 +60,14 @@ func (h *hub) subscribe(owner, jobID string) *sub {
 func (h *hub) unsubscribe(s *sub) {
 	h.mu.Lock()
 	delete(h.subs, s)
+	h.open.Store(int32(len(h.subs)))
 	h.mu.Unlock()
 }
 
 // Listening reports whether a stream is open in this process: with none,
-// the orchestrator need not decode events for Notify.
-func (c *Console) Listening() bool {
-	h := c.live
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.subs) > 0
-}
+// the orchestrator need not decode events for Notify. It takes no lock: it
+// is asked on every job write.
+func (c *Console) Listening() bool { return c.live.open.Load() > 0 }
 
 // Notify passes a job event to the open streams that may see it. It never
 // blocks: a stream that has not sent its last change yet gets the newest
