@@ -27,7 +27,7 @@ import (
 // mountConsole builds the console over the API server s and mounts it.
 func (o *Orchestrator) mountConsole(s *api.Server) error {
 	opts := console.Options{API: s, Engine: o.eng, Clients: o.clients, Schedules: o.scheduleInfo, Logger: o.cfg.Logger}
-	if !o.consoleInProcess() && o.history == nil {
+	if o.consoleByOutboxOnly() {
 		opts.OnListen, opts.CatchUp = o.audience.opened, catchUp
 	}
 	if gv, err := backend.Lookup(backend.Graphviz); err == nil {
@@ -61,6 +61,13 @@ func (o *Orchestrator) closeHTTP() {
 func (o *Orchestrator) consoleInProcess() bool {
 	_, mem := o.cfg.Store.(*memory.Store)
 	return mem && o.history == nil
+}
+
+// consoleByOutboxOnly reports whether job events go to the outbox for the
+// consoles alone (a shared store, no history database): then only while a
+// page listens somewhere (audience).
+func (o *Orchestrator) consoleByOutboxOnly() bool {
+	return !o.consoleInProcess() && o.history == nil
 }
 
 // keepEvent reports whether an event goes to the outbox: cancel commands

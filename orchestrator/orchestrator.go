@@ -503,7 +503,7 @@ func (o *Orchestrator) Start() error {
 		var wg sync.WaitGroup
 		wg.Go(func() { o.watchLiveState(relayCtx) })
 		wg.Go(func() { o.figures.Run(relayCtx) })
-		if !o.consoleInProcess() && o.history == nil {
+		if o.consoleByOutboxOnly() {
 			wg.Go(func() { o.audience.run(relayCtx) })
 		}
 		o.relay.Run(relayCtx)

@@ -59,10 +59,11 @@ type polled struct {
 	err error
 }
 
-func pollAsync(en *env, worker string) <-chan polled {
+// pollAsync polls for worker in the background, until ctx ends.
+func pollAsync(ctx context.Context, en *env, worker string) <-chan polled {
 	out := make(chan polled, 1)
 	go func() {
-		p, err := en.e.NextTask(en.ctx, worker, 10*time.Second)
+		p, err := en.e.NextTask(ctx, worker, 10*time.Second)
 		out <- polled{p, err}
 	}()
 	return out
@@ -79,7 +80,7 @@ func TestDispatchHandsTheTaskToAWaitingPoll(t *testing.T) {
 	en := newEnv(t, Config{Store: st}, oneTask())
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 
-	got := pollAsync(en, "w1")
+	got := pollAsync(en.ctx, en, "w1")
 	parkedPoll(t, en.e, "w1")
 	st.fail.Store(1)
 	if _, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "one", Client: blueprint.Client{Name: "tester"}}); !errors.Is(err, store.ErrUnavailable) {
@@ -134,11 +135,7 @@ func TestHandOffToAPollThatEnded(t *testing.T) {
 	en := newEnv(t, Config{Store: st}, oneTask())
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 	pollCtx, cancelPoll := context.WithCancel(en.ctx)
-	got := make(chan polled, 1)
-	go func() {
-		p, err := en.e.NextTask(pollCtx, "w1", 10*time.Second)
-		got <- polled{p, err}
-	}()
+	got := pollAsync(pollCtx, en, "w1")
 	parkedPoll(t, en.e, "w1")
 	st.beforeCreate.Store(&cancelPoll) // the poll ends while its task is written
 	j := en.create("one", nil)
