@@ -192,28 +192,27 @@ func decodeJob(vals []any) (*store.Job, error) {
 // commitArgs collects KEYS and ARGV of one commitScript call: the keys the
 // ops refer to, the documents, and the ops (see commitScript).
 type commitArgs struct {
-	keys  []string
-	index map[string]int
-	docs  []any
-	ops   []any
+	keys []string
+	docs []any // []byte each: go-redis writes them as they are
+	ops  []any
 }
 
 // commitFixed is how many ARGV come before the documents: the ready and
 // queue channels, the shard's prefix and the number of documents.
 const commitFixed = 4
 
-// key returns the KEYS index of k, added if new.
+// key returns the KEYS index of k, added if new. A commit uses a few
+// keys: a scan costs less than a map.
 func (a *commitArgs) key(k string) int {
-	if i, ok := a.index[k]; ok {
-		return i
+	if i := slices.Index(a.keys, k); i >= 0 {
+		return i + 1
 	}
 	a.keys = append(a.keys, k)
-	a.index[k] = len(a.keys)
 	return len(a.keys)
 }
 
 // doc adds a document and returns its ARGV index.
-func (a *commitArgs) doc(d string) int {
+func (a *commitArgs) doc(d []byte) int {
 	a.docs = append(a.docs, d)
 	return commitFixed + len(a.docs)
 }
@@ -234,13 +233,23 @@ func (a *commitArgs) argv(readyChannel, queueChannel, prefix string) []any {
 // makes them: tasks, branches, done, dispatches (keys.jobTasks, ...).
 var partNames = [4]string{"tasks", "branches", "done", "dispatches"}
 
+// commitOp names a commit in its errors, built only when one is returned.
+type commitOp struct {
+	id     string
+	create bool
+}
+
+func (o commitOp) String() string {
+	if o.create {
+		return "create job " + o.id
+	}
+	return "update job " + o.id
+}
+
 // commit writes a job (created when create is set) and its effects in one
 // commitScript call. On success the caller bumps job.Version.
 func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx store.Effects) error {
-	op := "update job " + job.ID
-	if create {
-		op = "create job " + job.ID
-	}
+	op := commitOp{job.ID, create}
 	if err := checkCreates(job.ID, fx.Create); err != nil {
 		return err
 	}
@@ -288,7 +297,7 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	res, err := commitScript.Run(ctx, s.rdb, keys, argv...).StringSlice()
 	if err != nil {
 		s.missedEchoes(echoes)
-		return fail(ctx, op, err) // the write may have happened: keep the key
+		return fail(ctx, op.String(), err) // the write may have happened: keep the key
 	}
 	if res[0] != "ok" {
 		s.missedEchoes(echoes)
@@ -509,6 +518,9 @@ func checkCreates(id string, creates []*store.Job) error {
 // lastEnqueues keeps, for each task id, its last enqueue: re-enqueueing a
 // task moves it, so only the last one of a commit counts.
 func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
+	if len(in) < 2 {
+		return in
+	}
 	last := make(map[string]int, len(in))
 	for i, q := range in {
 		last[q.Run.ID] = i
@@ -524,7 +536,7 @@ func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
 
 func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]string, []any, error) {
 	k := s.shard(job.ID)
-	a := &commitArgs{index: map[string]int{}}
+	a := &commitArgs{ops: make([]any, 0, 64)}
 
 	// The job writes, encoded first: their documents and keys.
 	expect, version := "", int64(1)
@@ -600,14 +612,14 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
 		}
-		a.op("Q", q.Run.ID, formatFloat(q.Score), a.doc(string(doc)), q.Queue(), q.Worker)
+		a.op("Q", q.Run.ID, formatFloat(q.Score), a.doc(doc), q.Queue(), q.Worker)
 	}
 	for _, q := range fx.Hand {
 		doc, err := json.Marshal(q)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
 		}
-		a.op("P", q.Run.ID, q.Worker, a.doc(string(doc)))
+		a.op("P", q.Run.ID, q.Worker, a.doc(doc))
 	}
 	for _, key := range fx.Cancel {
 		doc := "" // a timer whose key says all of it has no document
@@ -623,7 +635,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		}
 		var at any = ""
 		if doc != "" {
-			at = a.doc(doc)
+			at = a.doc([]byte(doc))
 		}
 		a.op("T", t.Key(), timerScore(t.At), at)
 	}
@@ -634,7 +646,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 		a.op("D", job.ID)
 	}
 	for _, ev := range fx.Events {
-		a.op("E", a.doc(string(ev)))
+		a.op("E", a.doc(ev))
 	}
 	if s.sharded() && len(fx.Enqueue) > 0 {
 		a.op("K", strconv.Itoa(shardIndex(job.ID, len(s.shards)))+"|")
@@ -684,7 +696,7 @@ func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, 
 		return jobWrite{}, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}
 	w := jobWrite{
-		job: job, key: a.key(k.job(job.ID)), doc: a.doc(string(doc)),
+		job: job, key: a.key(k.job(job.ID)), doc: a.doc(doc),
 		expect: expect, version: strconv.FormatInt(version, 10),
 	}
 	if w.parts, err = encodeParts(a, job); err != nil {
@@ -727,7 +739,7 @@ func encodeParts(a *commitArgs, job *store.Job) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
 		}
-		ops = append(ops, "hp", "tasks", t.ID, a.doc(string(doc)))
+		ops = append(ops, "hp", "tasks", t.ID, a.doc(doc))
 	}
 	for _, id := range ch.DeleteTasks {
 		ops = append(ops, "hd", "tasks", id)
@@ -737,7 +749,7 @@ func encodeParts(a *commitArgs, job *store.Job) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
 		}
-		ops = append(ops, "hp", "branches", id, a.doc(string(doc)))
+		ops = append(ops, "hp", "branches", id, a.doc(doc))
 	}
 	for _, id := range ch.DeleteBranches {
 		ops = append(ops, "hd", "branches", id)
@@ -750,7 +762,7 @@ func encodeParts(a *commitArgs, job *store.Job) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
 		}
-		ops = append(ops, "xp", a.doc(string(doc)))
+		ops = append(ops, "xp", a.doc(doc))
 	}
 	return ops, nil
 }
@@ -903,7 +915,7 @@ func (s *Store) purgeShardIndex(ctx context.Context, k keys) error {
 		if len(due) == 0 {
 			return nil
 		}
-		a := &commitArgs{index: map[string]int{}}
+		a := &commitArgs{ops: make([]any, 0, 64)}
 		a.key(k.jobsExpiring())
 		a.key(k.jobsAll())
 		var argv []any
