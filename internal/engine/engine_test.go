@@ -409,6 +409,37 @@ func TestTimeouts(t *testing.T) {
 			t.Fatalf("job %s", summary(j))
 		}
 	}))
+	t.Run("a pickup cancels the dispatch timeout it armed", func(t *testing.T) {
+		bp := blueprint.New("d").Start("start", func(c *blueprint.Context) error {
+			return c.Dispatch(blueprint.Task{Type: "work"})
+		}, blueprint.On("success", "finished")).End("finished", nil)
+		for _, timeout := range []time.Duration{0, time.Hour} {
+			en := newEnv(t, Config{DispatchTimeout: timeout}, bp)
+			en.register(&fakeWorker{id: "a", skills: map[string]float64{"work": 1}})
+			id := en.create("d", nil).ID
+			due, err := en.store.DueTimers(en.ctx, time.Now().Add(2*timeout), 10, time.Minute)
+			if err != nil || timeout > 0 && len(due) != 1 || timeout == 0 && len(due) != 0 {
+				t.Fatalf("dispatch timeout %s: timers after the create %+v (%v)", timeout, due, err)
+			}
+			if len(due) > 0 {
+				if err := en.store.AddTimers(en.ctx, due[0]); err != nil { // claimed above: back as it was
+					t.Fatal(err)
+				}
+			}
+			if p, err := en.e.NextTask(en.ctx, "a", time.Second); err != nil || p == nil {
+				t.Fatalf("poll: %+v %v", p, err)
+			}
+			due, err = en.store.DueTimers(en.ctx, time.Now().Add(2*timeout), 10, time.Minute)
+			for _, tm := range due {
+				if tm.Kind == store.TimerDispatch {
+					t.Fatalf("dispatch timeout %s: the picked-up task of job %s still has its dispatch timer %+v", timeout, id, tm)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 	t.Run("execution timeout retries elsewhere then quarantines", inBubble(func(t *testing.T) {
 		bp := blueprint.New("d").Start("start", func(c *blueprint.Context) error {
 			return c.Dispatch(blueprint.Task{Type: "work", Timeout: 50 * time.Millisecond})

@@ -134,14 +134,19 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 	run.State = store.TaskQueued
 	qt.Run = *run.Clone()
 	t.fx.Enqueue = append(t.fx.Enqueue, qt)
-	timeout := run.Spec.DispatchTimeout
-	if timeout == 0 {
-		timeout = e.cfg.DispatchTimeout
-	}
-	if timeout > 0 {
+	if timeout := e.dispatchTimeout(run); timeout > 0 {
 		t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerDispatch, Ref: run.ID, Seq: run.Attempt, At: t.now.Add(timeout)})
 	}
 	return nil
+}
+
+// dispatchTimeout is how long a queued task may wait for a worker (0: for
+// ever): its own, else the configured one.
+func (e *Engine) dispatchTimeout(run *store.TaskRun) time.Duration {
+	if run.Spec.DispatchTimeout != 0 {
+		return run.Spec.DispatchTimeout
+	}
+	return e.cfg.DispatchTimeout
 }
 
 // recordDispatch keeps a dispatch decision on the task and in the job's
@@ -673,7 +678,11 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 		if claim {
 			t.fx.Claim = &store.Claim{Queue: qt.Queue(), TaskID: run.ID, Worker: workerID, Within: placedWithin}
 		}
-		t.fx.Cancel = append(t.fx.Cancel, store.Timer{JobID: j.ID, Kind: store.TimerDispatch, Ref: run.ID, Seq: run.Attempt}.Key())
+		if e.dispatchTimeout(run) > 0 {
+			// Without one, no timer was armed (or one armed under another
+			// configuration fires stale and does nothing).
+			t.fx.Cancel = append(t.fx.Cancel, store.Timer{JobID: j.ID, Kind: store.TimerDispatch, Ref: run.ID, Seq: run.Attempt}.Key())
+		}
 		if src != fromOwnQueue {
 			// A pull is decided by the worker that polls: one candidate.
 			reason := note
