@@ -97,7 +97,7 @@ type Config struct {
 
 	// RecentJobs is how many unfinished jobs the engine keeps a copy of
 	// after writing them, so that their next write here needs no store
-	// read (4096, and 32,768 part records in all; negative: none). A copy
+	// read (4096, and 32 part records per job in all; negative: none). A copy
 	// another process made stale costs one refused write and a read. Each
 	// copy holds the job's input data: lower it where inputs are large.
 	RecentJobs int

@@ -26,11 +26,14 @@ type recentJobs struct {
 	jobs     map[string]*store.Job
 }
 
-// recentParts bounds the part records kept in all (a few tens of MiB).
-const recentParts = 1 << 15
+// partsPerJob bounds the part records kept in all, as so many per job
+// kept: 131,072 for the default 4,096 jobs, about 35 MiB of small records.
+// A tighter bound left a backlog of 3,000 fanout-10 jobs a store read per
+// branch result (round 2's tenth stop in BENCHMARKS).
+const partsPerJob = 32
 
 func newRecentJobs(maxJobs int) *recentJobs {
-	return &recentJobs{maxJobs: maxJobs, maxParts: recentParts, jobs: map[string]*store.Job{}}
+	return &recentJobs{maxJobs: maxJobs, maxParts: partsPerJob * max(maxJobs, 0), jobs: map[string]*store.Job{}}
 }
 
 // take removes and returns the copy of a job, if one is kept. The caller
