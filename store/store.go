@@ -195,8 +195,11 @@ type Jobs interface {
 type ReadyQueue interface {
 	// PushReady marks jobs ready.
 	PushReady(ctx context.Context, ids ...string) error
-	// NextReady blocks until a job is ready, leases it and returns its id.
-	NextReady(ctx context.Context, lease time.Duration) (string, error)
+	// NextReady blocks until a job is ready, leases it and returns its id
+	// and the version the job was stored at when it was taken (0 when it
+	// no longer exists): a caller holding a copy of that version has what
+	// a read would return.
+	NextReady(ctx context.Context, lease time.Duration) (id string, version int64, err error)
 	// ExtendReady renews a lease.
 	ExtendReady(ctx context.Context, id string, lease time.Duration) error
 	// DoneReady ends a lease.

@@ -24,7 +24,7 @@ func (e *Engine) executorLoop() {
 	ctx := e.ctx
 	backoff := 100 * time.Millisecond
 	for {
-		id, err := e.store.NextReady(ctx, e.cfg.StepLease)
+		id, version, err := e.store.NextReady(ctx, e.cfg.StepLease)
 		if ctx.Err() != nil {
 			return
 		}
@@ -37,15 +37,16 @@ func (e *Engine) executorLoop() {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		e.runStep(ctx, id)
+		e.runStep(ctx, id, version)
 	}
 }
 
-// runStep runs one step under a lease it keeps renewed. A step that fails on
-// the store keeps its lease, so the job comes back when the lease lapses.
-func (e *Engine) runStep(ctx context.Context, id string) {
+// runStep runs one step of a job taken at version under a lease it keeps
+// renewed. A step that fails on the store keeps its lease, so the job comes
+// back when the lease lapses.
+func (e *Engine) runStep(ctx context.Context, id string, version int64) {
 	stop := e.keepLease(ctx, id)
-	released, err := e.step(ctx, id)
+	released, err := e.step(ctx, id, version)
 	stop()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -81,15 +82,20 @@ func (e *Engine) keepLease(ctx context.Context, id string) (stop func()) {
 	return func() { close(done) }
 }
 
-// step advances one job by one state. released reports that the step's
-// write also ended the lease.
-func (e *Engine) step(ctx context.Context, id string) (released bool, err error) {
-	j, err := e.store.GetJob(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil // expired or never existed: nothing to do
-	}
-	if err != nil {
-		return false, err
+// step advances one job, taken at version, by one state. released reports
+// that the step's write also ended the lease. The copy this process kept
+// of the job when it wrote it last stands for a read when it has that
+// version: the step after a result or a fan-in written here costs no read.
+func (e *Engine) step(ctx context.Context, id string, version int64) (released bool, err error) {
+	j := e.recent.copyAt(id, version)
+	if j == nil {
+		j, err = e.store.GetJob(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil // expired or never existed: nothing to do
+		}
+		if err != nil {
+			return false, err
+		}
 	}
 	switch j.Status {
 	case protocol.StatusPending, protocol.StatusRunning:

@@ -47,6 +47,21 @@ func (r *recentJobs) take(id string) *store.Job {
 	return j
 }
 
+// copyAt returns a copy of the kept job when it is whole and at version,
+// the version the store holds it at: what a read would return. The copy
+// stays kept.
+func (r *recentJobs) copyAt(id string, version int64) *store.Job {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j := r.jobs[id]
+	if j == nil || version == 0 || j.Version != version || !j.Loaded.All {
+		return nil
+	}
+	c := j.Clone()
+	c.Written() // all it holds is stored (see Job.Apply)
+	return c
+}
+
 // put keeps a copy of a job just written, if it is worth keeping, and
 // forgets the copy it may hold of it otherwise (it is stale now).
 func (r *recentJobs) put(j *store.Job) {

@@ -469,10 +469,10 @@ func (s *Store) signalReady() {
 }
 
 // NextReady implements store.ReadyQueue.
-func (s *Store) NextReady(ctx context.Context, leaseFor time.Duration) (string, error) {
+func (s *Store) NextReady(ctx context.Context, leaseFor time.Duration) (string, int64, error) {
 	for {
 		if err := ctx.Err(); err != nil {
-			return "", err
+			return "", 0, err
 		}
 		s.mu.Lock()
 		now := time.Now()
@@ -486,8 +486,12 @@ func (s *Store) NextReady(ctx context.Context, leaseFor time.Duration) (string, 
 			if len(s.ready) > 0 {
 				s.signalReady() // keep the hand-off chain going
 			}
+			var version int64
+			if e := s.liveJob(id, now); e != nil {
+				version = e.job.Version
+			}
 			s.mu.Unlock()
-			return id, nil
+			return id, version, nil
 		}
 		w := make(chan struct{}, 1)
 		s.readyWaiters = append(s.readyWaiters, w)

@@ -39,7 +39,7 @@ func TestClusterOneShard(t *testing.T) {
 	if err := s.CreateJob(ctx, j, store.Effects{Ready: []string{j.ID}, Events: [][]byte{[]byte("e")}}); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := s.NextReady(ctx, time.Minute); err != nil || id != j.ID {
+	if id, _, err := s.NextReady(ctx, time.Minute); err != nil || id != j.ID {
 		t.Fatalf("next ready = %q, %v", id, err)
 	}
 	// A reward travels in the commit: workers:reputation is in the slot.

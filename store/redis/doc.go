@@ -224,8 +224,10 @@
 //   - readJobScript (GetJob, LoadJob): the header and the parts asked for
 //     in one consistent view.
 //   - pushReadyScript, takeReadyScript (reclaims lapsed leases, pops the
-//     oldest job and leases it), extendReadyScript, doneReadyScript (re-queues
-//     a job marked dirty during its lease).
+//     oldest job, leases it and returns its stored version, so that an
+//     executor holding a copy at that version need not read the job),
+//     extendReadyScript, doneReadyScript (re-queues a job marked dirty
+//     during its lease).
 //   - claimTaskScript: a queued task moves to one worker's running set; of
 //     many concurrent claims, from any process, exactly one succeeds.
 //     claimNextScript does the same with a queue's head (ClaimNext): polls

@@ -59,7 +59,7 @@ func TestNextReadyWokenByOtherProcess(t *testing.T) {
 	ctx := testCtx(t)
 	got := make(chan string, 1)
 	go func() {
-		id, err := a.NextReady(ctx, time.Minute)
+		id, _, err := a.NextReady(ctx, time.Minute)
 		if err != nil {
 			t.Error(err)
 		}
@@ -81,7 +81,7 @@ func TestNextReadyWokenByOtherProcess(t *testing.T) {
 	}
 	// A push inside a commit wakes it too.
 	go func() {
-		id, _ := a.NextReady(ctx, time.Minute)
+		id, _, _ := a.NextReady(ctx, time.Minute)
 		got <- id
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -122,7 +122,7 @@ func TestWaitersHoldNoConnections(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if id, err := s.NextReady(wctx, time.Minute); err == nil {
+			if id, _, err := s.NextReady(wctx, time.Minute); err == nil {
 				got <- id
 			}
 		}()
@@ -281,7 +281,7 @@ func TestLeaseOfDeadProcessIsReclaimed(t *testing.T) {
 	if err := survivor.PushReady(ctx, "j"); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := dying.NextReady(ctx, 300*time.Millisecond); err != nil || id != "j" {
+	if id, _, err := dying.NextReady(ctx, 300*time.Millisecond); err != nil || id != "j" {
 		t.Fatalf("take: %q %v", id, err)
 	}
 	// The job is marked ready during the step, then the process dies.
@@ -290,7 +290,7 @@ func TestLeaseOfDeadProcessIsReclaimed(t *testing.T) {
 	}
 	_ = dying.Close()
 	start := time.Now()
-	id, err := survivor.NextReady(ctx, time.Minute)
+	id, _, err := survivor.NextReady(ctx, time.Minute)
 	if err != nil || id != "j" {
 		t.Fatalf("lease of a dead process not reclaimed: %q %v", id, err)
 	}
@@ -300,7 +300,7 @@ func TestLeaseOfDeadProcessIsReclaimed(t *testing.T) {
 	// Reclaiming cleared the dirty mark: the job is handed out once.
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if id, err := survivor.NextReady(short, time.Minute); err == nil {
+	if id, _, err := survivor.NextReady(short, time.Minute); err == nil {
 		t.Fatalf("job %s handed out again while leased", id)
 	}
 }
@@ -351,7 +351,7 @@ func TestPrefixesIsolateDeployments(t *testing.T) {
 	}
 	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancelShort()
-	if id, err := b.NextReady(short, time.Minute); err == nil {
+	if id, _, err := b.NextReady(short, time.Minute); err == nil {
 		t.Fatalf("b took a's ready job %s", id)
 	}
 	select {
@@ -460,7 +460,7 @@ func TestReadyAcrossProcessesHandsOutOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				id, err := s.NextReady(cctx, time.Minute)
+				id, _, err := s.NextReady(cctx, time.Minute)
 				if err != nil {
 					return
 				}
@@ -530,7 +530,7 @@ func TestOddIdentifiers(t *testing.T) {
 		if _, err := a.ClaimTask(ctx, "task-"+id, "w"); err != nil {
 			t.Fatalf("claim %q: %v", id, err)
 		}
-		if next, err := a.NextReady(ctx, time.Minute); err != nil || next != id {
+		if next, _, err := a.NextReady(ctx, time.Minute); err != nil || next != id {
 			t.Fatalf("ready %q: %q %v", id, next, err)
 		}
 		due, err := a.DueTimers(ctx, time.Now(), 10, time.Minute)

@@ -67,7 +67,7 @@ func TestRedisOutage(t *testing.T) {
 	waiter := make(chan string, 1)
 	go func() {
 		for {
-			id, err := s.NextReady(ctx, time.Minute)
+			id, _, err := s.NextReady(ctx, time.Minute)
 			if errors.Is(err, store.ErrUnavailable) {
 				time.Sleep(100 * time.Millisecond)
 				continue

@@ -43,74 +43,90 @@ func (s *Store) PushReady(ctx context.Context, ids ...string) error {
 }
 
 // NextReady implements store.ReadyQueue.
-func (s *Store) NextReady(ctx context.Context, lease time.Duration) (string, error) {
+func (s *Store) NextReady(ctx context.Context, lease time.Duration) (string, int64, error) {
 	for {
 		if err := ctx.Err(); err != nil {
-			return "", err
+			return "", 0, err
 		}
 		// Wait in line before looking, so that a push between the look and
 		// the wait still wakes this caller.
 		ch := s.waiters.add()
-		id, rest, wait, err := s.takeReady(ctx, lease)
+		t, err := s.takeReady(ctx, lease)
 		if err != nil {
 			s.waiters.drop(ch)
-			return "", err
+			return "", 0, err
 		}
-		if wait >= 0 {
-			s.alarm.set(wait, func() { s.waiters.wake(1) })
+		if t.wait >= 0 {
+			s.alarm.set(t.wait, func() { s.waiters.wake(1) })
 		}
-		if id != "" {
+		if t.id != "" {
 			s.waiters.drop(ch)
-			if rest > 0 {
+			if t.rest > 0 {
 				s.waiters.wake(1)
 			}
-			return id, nil
+			return t.id, t.version, nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			s.waiters.drop(ch)
-			return "", ctx.Err()
+			return "", 0, ctx.Err()
 		case <-s.ctx.Done():
 			s.waiters.drop(ch)
-			return "", errClosed
+			return "", 0, errClosed
 		}
 	}
 }
 
+// taken is what a take of takeReady found.
+type taken struct {
+	id      string        // the job taken and leased, "" if none
+	version int64         // its stored version, 0 if it no longer exists
+	rest    int64         // jobs still queued (see takeReady)
+	wait    time.Duration // until the earliest lease seen lapses, negative if none
+}
+
 // takeReady runs takeReadyScript on each shard, from a rotating start,
-// until one hands out a job: the job taken ("" if none), how many are
-// still queued (in its shard, or when none there, in the shards not
-// visited), and when the earliest lease seen lapses (negative if none).
-func (s *Store) takeReady(ctx context.Context, lease time.Duration) (string, int64, time.Duration, error) {
-	wait := time.Duration(-1)
+// until one hands out a job: the job taken ("" if none) and its version,
+// how many are still queued (in its shard, or when none there, in the
+// shards not visited), and when the earliest lease seen lapses.
+func (s *Store) takeReady(ctx context.Context, lease time.Duration) (taken, error) {
+	t := taken{wait: -1}
 	order := s.visit()
 	for n, i := range order {
-		res, err := takeReadyScript.Run(ctx, s.rdb, readyKeys(s.shards[i]), lease.Milliseconds(), s.g.readyChannel()).Slice()
+		k := s.shards[i]
+		res, err := takeReadyScript.Run(ctx, s.rdb, readyKeys(k), lease.Milliseconds(), s.g.readyChannel(), k.base).Slice()
 		if err != nil {
-			return "", 0, 0, fail(ctx, "take ready job", err)
+			return taken{}, fail(ctx, "take ready job", err)
 		}
-		if len(res) != 3 {
-			return "", 0, 0, fmt.Errorf("take ready job: unexpected reply %v", res)
+		if len(res) != 4 {
+			return taken{}, fmt.Errorf("take ready job: unexpected reply %v", res)
 		}
 		id, _ := res[0].(string)
 		rest, _ := res[1].(int64)
 		ms, _ := res[2].(int64)
-		if d := time.Duration(ms) * time.Millisecond; ms >= 0 && (wait < 0 || d < wait) {
-			wait = d
+		if d := time.Duration(ms) * time.Millisecond; ms >= 0 && (t.wait < 0 || d < t.wait) {
+			t.wait = d
 		}
-		if id != "" {
-			if rest == 0 && n+1 < len(order) {
-				// The caller wakes the next waiter only when more jobs are
-				// queued: those of the shards not visited count too.
-				if rest, err = s.queuedIn(ctx, order[n+1:]); err != nil {
-					return "", 0, 0, err
-				}
+		if id == "" {
+			continue
+		}
+		t.id, t.rest = id, rest
+		if v, _ := res[3].(string); v != "" {
+			if t.version, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return taken{}, fmt.Errorf("take ready job %s: version %q: %w", id, v, err)
 			}
-			return id, rest, wait, nil
 		}
+		if rest == 0 && n+1 < len(order) {
+			// The caller wakes the next waiter only when more jobs are
+			// queued: those of the shards not visited count too.
+			if t.rest, err = s.queuedIn(ctx, order[n+1:]); err != nil {
+				return taken{}, err
+			}
+		}
+		return t, nil
 	}
-	return "", 0, wait, nil
+	return t, nil
 }
 
 // queuedIn counts the jobs in the ready queues of some shards.

@@ -36,11 +36,13 @@ func TestTakeReadyCountsOtherShards(t *testing.T) {
 		if err := s.PushReady(ctx, "00000000-0000-4000-8000-000000000000", "01000000-0000-4000-8000-000000000000"); err != nil {
 			t.Fatal(err)
 		}
-		id, rest, _, err := s.takeReady(ctx, time.Minute)
+		first, err := s.takeReady(ctx, time.Minute)
+		id, rest := first.id, first.rest
 		if err != nil || id == "" || rest != 1 {
 			t.Fatalf("take = %q, %d still queued, %v; want one still queued", id, rest, err)
 		}
-		id2, rest, _, err := s.takeReady(ctx, time.Minute)
+		second, err := s.takeReady(ctx, time.Minute)
+		id2, rest := second.id, second.rest
 		if err != nil || id2 == "" || id2 == id || rest != 0 {
 			t.Fatalf("second take = %q, %d still queued, %v", id2, rest, err)
 		}

@@ -392,8 +392,9 @@ return n
 
 // takeReadyScript makes jobs whose lease lapsed ready again, then takes the
 // oldest ready job, if any, and leases it. ARGV: 1 lease (ms), 2 ready
-// channel. Returns {id or "", jobs still queued, ms until the next lease
-// lapses or -1}.
+// channel, 3 the shard's key prefix (the job's key is made from it: they
+// share the hash tag). Returns {id or "", jobs still queued, ms until the
+// next lease lapses or -1, the job's stored version or ""}.
 var takeReadyScript = goredis.NewScript(luaLib + `
 local now = now_ms()
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)
@@ -403,18 +404,19 @@ for _, id in ipairs(lapsed) do
   redis.call('SREM', KEYS[4], id)
   reclaimed = reclaimed + push_ready(KEYS[1], KEYS[2], KEYS[3], KEYS[4], id)
 end
-local id = ''
+local id, version = '', ''
 local top = redis.call('ZPOPMIN', KEYS[1])
 if top[1] then
   id = top[1]
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id)
+  version = redis.call('HGET', ARGV[3] .. 'job:' .. id, 'v') or ''
 end
 local rest = redis.call('ZCARD', KEYS[1])
 if reclaimed > 0 and rest > 0 then redis.call('PUBLISH', ARGV[2], rest) end
 local wait = -1
 local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if first[2] then wait = math.max(tonumber(first[2]) - now, 0) end
-return {id, rest, wait}
+return {id, rest, wait, version}
 `)
 
 // extendReadyScript renews a lease. ARGV: 1 job id, 2 lease (ms).

@@ -213,9 +213,13 @@ func testEffectsAtomic(t *testing.T, f Factory) {
 	if q, _ := s.PeekTasks(ctx, store.WorkerQueue("w1"), 10); len(q) != 1 || q[0].Run.ID != "task-pa" {
 		t.Fatalf("task not enqueued: %v", q)
 	}
-	id, err := s.NextReady(ctx, time.Minute)
+	id, version, err := s.NextReady(ctx, time.Minute)
 	if err != nil || id != "parent-child" {
 		t.Fatalf("ready = %q, %v", id, err)
+	}
+	// A job is taken with the version it is stored at.
+	if child, err := s.GetJob(ctx, id); err != nil || version != child.Version || version == 0 {
+		t.Fatalf("job %s taken at version %d, stored at %+v (%v)", id, version, child, err)
 	}
 	if due, _ := s.DueTimers(ctx, time.Now().Add(time.Hour), 10, time.Minute); len(due) != 1 {
 		t.Fatalf("timers = %v", due)
@@ -316,9 +320,12 @@ func testReadyLease(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	// FIFO holds among the jobs of one tree (see store.ReadyQueue).
 	must(t, s.PushReady(ctx, "j-a", "j-b", "j-a"))
-	first, err := s.NextReady(ctx, time.Minute)
+	first, version, err := s.NextReady(ctx, time.Minute)
 	must(t, err)
-	second, err := s.NextReady(ctx, time.Minute)
+	if version != 0 {
+		t.Fatalf("job %s, which does not exist, taken at version %d", first, version)
+	}
+	second, _, err := s.NextReady(ctx, time.Minute)
 	must(t, err)
 	if first != "j-a" || second != "j-b" {
 		t.Fatalf("order = %s %s, want FIFO without duplicates", first, second)
@@ -327,12 +334,12 @@ func testReadyLease(t *testing.T, f Factory) {
 	must(t, s.PushReady(ctx, "j-a"))
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if id, err := s.NextReady(short, time.Minute); err == nil {
+	if id, _, err := s.NextReady(short, time.Minute); err == nil {
 		t.Fatalf("leased job %s handed out twice", id)
 	}
 	must(t, s.ExtendReady(ctx, "j-a", time.Minute))
 	must(t, s.DoneReady(ctx, "j-a"))
-	id, err := s.NextReady(ctx, time.Minute)
+	id, _, err := s.NextReady(ctx, time.Minute)
 	if err != nil || id != "j-a" {
 		t.Fatalf("job marked ready during its lease: got %q, %v", id, err)
 	}
@@ -340,7 +347,7 @@ func testReadyLease(t *testing.T, f Factory) {
 	must(t, s.DoneReady(ctx, "j-b"))
 	short2, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel2()
-	if id, err := s.NextReady(short2, time.Minute); err == nil {
+	if id, _, err := s.NextReady(short2, time.Minute); err == nil {
 		t.Fatalf("finished job %s came back", id)
 	}
 	if err := s.ExtendReady(ctx, "zzz", time.Minute); !errors.Is(err, store.ErrNotFound) {
@@ -354,7 +361,7 @@ func testReadyEndedByWrite(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	j := newJob("j")
 	must(t, s.CreateJob(ctx, j, store.Effects{Ready: []string{"j"}}))
-	id, err := s.NextReady(ctx, time.Minute)
+	id, _, err := s.NextReady(ctx, time.Minute)
 	if err != nil || id != "j" {
 		t.Fatalf("take: %q, %v", id, err)
 	}
@@ -364,7 +371,7 @@ func testReadyEndedByWrite(t *testing.T, f Factory) {
 	must(t, s.UpdateJob(ctx, j, store.Effects{Ready: []string{"j"}, DoneReady: true}))
 	short, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if id, err := s.NextReady(short, time.Minute); err != nil || id != "j" {
+	if id, _, err := s.NextReady(short, time.Minute); err != nil || id != "j" {
 		t.Fatalf("job marked ready by the write that ended its lease: %q, %v", id, err)
 	}
 	// A write that ends the lease without a ready mark leaves it idle.
@@ -375,12 +382,12 @@ func testReadyEndedByWrite(t *testing.T, f Factory) {
 	}
 	shorter, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel2()
-	if id, err := s.NextReady(shorter, time.Minute); err == nil {
+	if id, _, err := s.NextReady(shorter, time.Minute); err == nil {
 		t.Fatalf("job %s came back without a ready mark", id)
 	}
 	// A failed write ends nothing.
 	must(t, s.PushReady(ctx, "j"))
-	if id, err := s.NextReady(ctx, time.Minute); err != nil || id != "j" {
+	if id, _, err := s.NextReady(ctx, time.Minute); err != nil || id != "j" {
 		t.Fatalf("take again: %q, %v", id, err)
 	}
 	stale := j.Clone()
@@ -395,7 +402,7 @@ func testReadyBlocking(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	got := make(chan string, 1)
 	go func() {
-		id, err := s.NextReady(ctx, time.Minute)
+		id, _, err := s.NextReady(ctx, time.Minute)
 		if err != nil {
 			t.Error(err)
 		}
@@ -413,7 +420,7 @@ func testReadyBlocking(t *testing.T, f Factory) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { _, err := s.NextReady(cctx, time.Minute); done <- err }()
+	go func() { _, _, err := s.NextReady(cctx, time.Minute); done <- err }()
 	time.Sleep(50 * time.Millisecond)
 	cancel()
 	select {
@@ -426,7 +433,7 @@ func testReadyBlocking(t *testing.T, f Factory) {
 	}
 	// A waiter that gave up must not swallow the next job.
 	must(t, s.PushReady(ctx, "next"))
-	id, err := s.NextReady(ctx, time.Minute)
+	id, _, err := s.NextReady(ctx, time.Minute)
 	if err != nil || id != "next" {
 		t.Fatalf("after a cancelled waiter: %q %v", id, err)
 	}
@@ -435,13 +442,13 @@ func testReadyBlocking(t *testing.T, f Factory) {
 func testReadyExpiry(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	must(t, s.PushReady(ctx, "crashy"))
-	id, err := s.NextReady(ctx, 300*time.Millisecond)
+	id, _, err := s.NextReady(ctx, 300*time.Millisecond)
 	if err != nil || id != "crashy" {
 		t.Fatal(id, err)
 	}
 	// The holder "dies": no extend, no done. The job must come back.
 	start := time.Now()
-	id, err = s.NextReady(ctx, time.Minute)
+	id, _, err = s.NextReady(ctx, time.Minute)
 	if err != nil || id != "crashy" {
 		t.Fatalf("expired lease not reclaimed: %q %v", id, err)
 	}
@@ -464,7 +471,7 @@ func testReadyConcurrent(t *testing.T, f Factory) {
 		go func() {
 			defer wg.Done()
 			for {
-				id, err := s.NextReady(cctx, time.Minute)
+				id, _, err := s.NextReady(cctx, time.Minute)
 				if err != nil {
 					return
 				}
