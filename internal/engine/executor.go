@@ -87,7 +87,14 @@ func (e *Engine) keepLease(ctx context.Context, id string) (stop func()) {
 // of the job when it wrote it last stands for a read when it has that
 // version: the step after a result or a fan-in written here costs no read.
 func (e *Engine) step(ctx context.Context, id string, version int64) (released bool, err error) {
+	// The write that made the job ready here may still be keeping its
+	// copy: it holds the job's lock until it has.
+	release, err := e.locks.acquire(ctx, id)
+	if err != nil {
+		return false, err
+	}
 	j := e.recent.copyAt(id, version)
+	release()
 	if j == nil {
 		j, err = e.store.GetJob(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
