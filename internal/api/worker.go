@@ -191,6 +191,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	resp.CancelTaskIDs = s.ws.withoutRecentCancels(id, resp.CancelTaskIDs)
 	writeJSON(w, http.StatusOK, resp)
 }
 

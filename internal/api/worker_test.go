@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,6 +240,24 @@ func TestWebSocketCancelAndEvents(t *testing.T) {
 	var cmd protocol.Command
 	if err := json.Unmarshal(data, &cmd); err != nil || cmd.Command != "cancel_task" || cmd.TaskID != p.TaskID || cmd.JobID != id {
 		t.Fatalf("command %s (%v)", data, err)
+	}
+	// A heartbeat sent while the handler unwinds still lists the task; it is
+	// not cancelled a second time (the Python SDK would lose its result),
+	// while a task the orchestrator never cancelled over the socket is.
+	hb := w.sign(protocol.Heartbeat{WorkerID: "w1", Status: "busy", CurrentTasks: []string{p.TaskID, "task-stale"}}, false)
+	r := ts.do("PATCH", "/_worker/workers/w1", w.headers(), hb)
+	var hbr protocol.HeartbeatResponse
+	r.json(t, &hbr)
+	if r.status != 200 || !slices.Equal(hbr.CancelTaskIDs, []string{"task-stale"}) {
+		t.Fatalf("heartbeat after a pushed cancel: %d %s", r.status, r.body)
+	}
+	// Once the echo window has passed, a task still listed is cancelled
+	// by heartbeat too: the worker may have missed the command.
+	if ids := ts.srv.ws.withoutRecentCancels("w1", []string{p.TaskID}); len(ids) != 0 {
+		t.Fatalf("within the window: %v", ids)
+	}
+	if ts.srv.ws.recentCancel("w1", p.TaskID, time.Now().Add(cancelEcho)) {
+		t.Fatal("a pushed cancel still holds back the heartbeat's after the window")
 	}
 	// A second connection replaces the first.
 	conn2, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,7 +21,19 @@ type wsHub struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	conns map[string]*wsConn
+	// cancels holds when each cancel_task was pushed, so that a heartbeat
+	// soon after does not cancel the task a second time (see recentCancel).
+	cancels map[workerTask]time.Time
 }
+
+type workerTask struct{ workerID, taskID string }
+
+// cancelEcho is how long a heartbeat leaves out a task whose cancel was
+// pushed over the socket: long enough for a handler to unwind and report,
+// short enough that a worker that missed the command still learns of it.
+// The Python SDK cancels its asyncio task again on every listing, and a
+// second cancel while the first unwinds loses the "cancelled" result.
+const cancelEcho = 30 * time.Second
 
 type wsConn struct {
 	c    *websocket.Conn
@@ -28,7 +41,9 @@ type wsConn struct {
 	done chan struct{}
 }
 
-func newWSHub(log *slog.Logger) *wsHub { return &wsHub{log: log, conns: map[string]*wsConn{}} }
+func newWSHub(log *slog.Logger) *wsHub {
+	return &wsHub{log: log, conns: map[string]*wsConn{}, cancels: map[workerTask]time.Time{}}
+}
 
 // attach makes c the worker's connection, closing an older one.
 func (h *wsHub) attach(workerID string, c *wsConn) {
@@ -60,6 +75,9 @@ func (h *wsHub) send(workerID string, cmd protocol.Command) bool {
 	}
 	select {
 	case c.out <- cmd:
+		if cmd.Command == protocol.CommandCancelTask {
+			h.pushedCancel(workerTask{workerID, cmd.TaskID}, time.Now())
+		}
 		return true
 	case <-c.done:
 		return false
@@ -67,6 +85,33 @@ func (h *wsHub) send(workerID string, cmd protocol.Command) bool {
 		h.log.Warn("websocket command queue full; the worker learns from its next heartbeat", "worker_id", workerID)
 		return false
 	}
+}
+
+func (h *wsHub) pushedCancel(k workerTask, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for old, at := range h.cancels {
+		if now.Sub(at) >= cancelEcho {
+			delete(h.cancels, old)
+		}
+	}
+	h.cancels[k] = now
+}
+
+// recentCancel reports whether a cancel for the worker's task was pushed
+// over the socket less than cancelEcho ago.
+func (h *wsHub) recentCancel(workerID, taskID string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.cancels[workerTask{workerID, taskID}]
+	return ok && now.Sub(at) < cancelEcho
+}
+
+// withoutRecentCancels leaves out of ids the tasks whose cancel was just
+// pushed to the worker.
+func (h *wsHub) withoutRecentCancels(workerID string, ids []string) []string {
+	now := time.Now()
+	return slices.DeleteFunc(ids, func(id string) bool { return h.recentCancel(workerID, id, now) })
 }
 
 func (h *wsHub) closeAll() {
