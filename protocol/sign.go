@@ -82,21 +82,29 @@ type VerifyOptions struct {
 // signature that matches the canonical form of the received JSON. The
 // comparison runs in constant time.
 func Verify(raw []byte, opts VerifyOptions) error {
+	_, err := VerifyEnvelope(raw, opts)
+	return err
+}
+
+// VerifyEnvelope is Verify that also returns the envelope it read, so that
+// a caller who needs the signature (to refuse replays, say) does not parse
+// the message again. The envelope is valid only when err is nil.
+func VerifyEnvelope(raw []byte, opts VerifyOptions) (Envelope, error) {
 	var env Envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("invalid JSON body: %w", err)
+		return Envelope{}, fmt.Errorf("invalid JSON body: %w", err)
 	}
 	if err := CheckTimestamp(env.Timestamp, opts.Now); err != nil {
-		return err
+		return Envelope{}, err
 	}
 	if env.Security == nil {
-		return ErrMissingSecurity
+		return Envelope{}, ErrMissingSecurity
 	}
 	if env.Security.Signature == "" {
-		return ErrMissingSignature
+		return Envelope{}, ErrMissingSignature
 	}
 	if env.Security.SignerID != "" && env.Security.SignerID != opts.WorkerID {
-		return ErrSignerMismatch
+		return Envelope{}, ErrSignerMismatch
 	}
 	drop := []string{fieldSecurity}
 	if opts.Event {
@@ -104,13 +112,13 @@ func Verify(raw []byte, opts VerifyOptions) error {
 	}
 	canon, err := CanonicalJSON(raw, drop...)
 	if err != nil {
-		return err
+		return Envelope{}, err
 	}
 	want := SignBytes(canon, opts.Key)
 	if !hmac.Equal([]byte(want), []byte(env.Security.Signature)) {
-		return ErrBadSignature
+		return Envelope{}, ErrBadSignature
 	}
-	return nil
+	return env, nil
 }
 
 // CheckTimestamp accepts a non-zero Unix-seconds timestamp within

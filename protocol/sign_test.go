@@ -138,6 +138,17 @@ func TestVerify(t *testing.T) {
 	if err := Verify(sign(base(vectorTime)), opts); err != nil {
 		t.Fatalf("valid message rejected: %v", err)
 	}
+	// VerifyEnvelope hands back what it checked: the signature a replay
+	// check keys on, and the timestamp.
+	valid := sign(base(vectorTime))
+	env, err := VerifyEnvelope(valid, opts)
+	want, _ := Sign(base(vectorTime), vectorToken)
+	if err != nil || env.Security == nil || env.Security.Signature != want || env.Timestamp.String() != strconv.Itoa(vectorTime) {
+		t.Fatalf("VerifyEnvelope: %+v, %v; want signature %s", env, err, want)
+	}
+	if env, err := VerifyEnvelope(tamper(valid), opts); !errors.Is(err, ErrBadSignature) || env.Security != nil {
+		t.Fatalf("VerifyEnvelope of a tampered message: %+v, %v", env, err)
+	}
 	if err := Verify(sign(base(vectorTime-60)), opts); err != nil {
 		t.Fatalf("60 s old message rejected: %v", err)
 	}

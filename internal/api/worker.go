@@ -75,12 +75,11 @@ func (s *Server) verified(w http.ResponseWriter, r *http.Request, body []byte, h
 		writeError(w, http.StatusForbidden, "Immediate sender ID mismatch")
 		return "", "", false
 	}
-	if err := protocol.Verify(body, protocol.VerifyOptions{Key: key, WorkerID: id, Event: msg.kind == msgEvent}); err != nil {
+	env, err := protocol.VerifyEnvelope(body, protocol.VerifyOptions{Key: key, WorkerID: id, Event: msg.kind == msgEvent})
+	if err != nil {
 		writeError(w, http.StatusForbidden, "%v", err)
 		return "", "", false
 	}
-	var env protocol.Envelope
-	_ = strictUnmarshal(body, &env)
 	return id, env.Security.Signature, true
 }
 
