@@ -40,6 +40,14 @@ local function done_ready(queue, seq, leases, dirty, id)
   return 0
 end
 
+-- batched sends cmd on key with args, several commands of 512 arguments
+-- at most when there are more (Lua's stack bounds unpack).
+local function batched(cmd, key, args)
+  for s = 1, #args, 512 do
+    redis.call(cmd, key, unpack(args, s, math.min(s + 511, #args)))
+  end
+end
+
 local function add_load(loads, worker, delta)
   if redis.call('HINCRBY', loads, worker, delta) <= 0 then
     redis.call('HDEL', loads, worker)
@@ -246,18 +254,38 @@ while i <= n do
       redis.call('HSET', key, 'doc', ARGV[tonumber(ARGV[i + 4])], 'v', ARGV[i + 3], 'e', e)
     end
     i = i + 8
+  -- A run of records of one part (a fan-out's tasks, say) goes out as one
+  -- command: a redis.call costs more than the bytes it carries.
   elseif op == 'hp' then
-    redis.call('HSET', key .. ':' .. ARGV[i + 1], ARGV[i + 2], ARGV[tonumber(ARGV[i + 3])])
-    i = i + 4
+    local part, args = ARGV[i + 1], {}
+    repeat
+      args[#args + 1] = ARGV[i + 2]
+      args[#args + 1] = ARGV[tonumber(ARGV[i + 3])]
+      i = i + 4
+    until ARGV[i] ~= 'hp' or ARGV[i + 1] ~= part
+    batched('HSET', key .. ':' .. part, args)
   elseif op == 'hd' then
-    redis.call('HDEL', key .. ':' .. ARGV[i + 1], ARGV[i + 2])
-    i = i + 3
+    local part, args = ARGV[i + 1], {}
+    repeat
+      args[#args + 1] = ARGV[i + 2]
+      i = i + 3
+    until ARGV[i] ~= 'hd' or ARGV[i + 1] ~= part
+    batched('HDEL', key .. ':' .. part, args)
   elseif op == 'dp' then
-    redis.call('HSET', key .. ':done', ARGV[i + 1], ARGV[i + 2])
-    i = i + 3
+    local args = {}
+    repeat
+      args[#args + 1] = ARGV[i + 1]
+      args[#args + 1] = ARGV[i + 2]
+      i = i + 3
+    until ARGV[i] ~= 'dp'
+    batched('HSET', key .. ':done', args)
   elseif op == 'xp' then
-    redis.call('RPUSH', key .. ':dispatches', ARGV[tonumber(ARGV[i + 1])])
-    i = i + 2
+    local args = {}
+    repeat
+      args[#args + 1] = ARGV[tonumber(ARGV[i + 1])]
+      i = i + 2
+    until ARGV[i] ~= 'xp'
+    batched('RPUSH', key .. ':dispatches', args)
   elseif op == 'pe' then
     expire[#expire + 1] = ARGV[i + 1]
     i = i + 2
@@ -296,15 +324,38 @@ while i <= n do
     take_out(where, data, loads, queues, pfx, ARGV[i + 1])
     i = i + 2
   elseif op == 'Q' then
-    local id, q, w = ARGV[i + 1], ARGV[i + 4], ARGV[i + 5]
+    -- A run of queued tasks is written with one command per key.
     task_keys()
-    redis.call('ZADD', pfx .. 'tq:' .. q, ARGV[i + 2], id)
-    redis.call('HSET', data, id, ARGV[tonumber(ARGV[i + 3])])
-    redis.call('HSET', where, id, 'q:' .. q)
-    redis.call('SADD', queues, q)
-    if w ~= '' then add_load(loads, w, 1) end
-    notify[q] = true
-    i = i + 6
+    local qs, byq, docs, locs, ws, byw = {}, {}, {}, {}, {}, {}
+    repeat
+      local id, q, w = ARGV[i + 1], ARGV[i + 4], ARGV[i + 5]
+      local z = byq[q]
+      if not z then
+        z = {}
+        qs[#qs + 1] = q
+        byq[q] = z
+      end
+      table.insert(z, ARGV[i + 2])
+      table.insert(z, id)
+      table.insert(docs, id)
+      table.insert(docs, ARGV[tonumber(ARGV[i + 3])])
+      table.insert(locs, id)
+      table.insert(locs, 'q:' .. q)
+      if w ~= '' then
+        if not byw[w] then
+          ws[#ws + 1] = w
+          byw[w] = 0
+        end
+        byw[w] = byw[w] + 1
+      end
+      notify[q] = true
+      i = i + 6
+    until ARGV[i] ~= 'Q'
+    for _, q in ipairs(qs) do batched('ZADD', pfx .. 'tq:' .. q, byq[q]) end
+    batched('HSET', data, docs)
+    batched('HSET', where, locs)
+    batched('SADD', queues, qs)
+    for _, w in ipairs(ws) do add_load(loads, w, byw[w]) end
   elseif op == 'P' then
     -- A task handed to its worker at its dispatch: running at once.
     local id, w = ARGV[i + 1], ARGV[i + 2]

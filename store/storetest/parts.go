@@ -176,3 +176,60 @@ func testOnce(t *testing.T, f Factory) {
 		}
 	}
 }
+
+// testWideWrite: one write of a wide fan-out (more records than a Redis
+// command of the commit script carries at once) puts, queues and later
+// deletes every record, and counts every queued task in its worker's load.
+func testWideWrite(t *testing.T, f Factory) {
+	s, ctx := f(t, Options{}), ctxFor(t)
+	const n = 700
+	j := newJob("wd-job")
+	j.Tasks = map[string]*store.TaskRun{}
+	var fx store.Effects
+	at := time.Now()
+	for i := range n {
+		id := fmt.Sprintf("wd-%03d", i)
+		worker := []string{"w1", "w2", ""}[i%3]
+		run := store.TaskRun{ID: id, Spec: store.TaskSpec{Type: "work"}, Branch: true, Attempt: 1, State: store.TaskQueued}
+		j.Tasks[id] = &run
+		j.Dispatches = append(j.Dispatches, store.Dispatch{TaskID: id, Type: "work", Attempt: 1})
+		q := queued(j.ID, id, worker, "work", 0, at.Add(time.Duration(i)*time.Millisecond))
+		fx.Enqueue = append(fx.Enqueue, q)
+	}
+	must(t, s.CreateJob(ctx, j, fx))
+
+	full, err := s.GetJob(ctx, j.ID)
+	must(t, err)
+	if len(full.Tasks) != n || len(full.Dispatches) != n || full.Dispatches[n-1].TaskID != fmt.Sprintf("wd-%03d", n-1) {
+		t.Fatalf("read back %d tasks and %d dispatches (last %+v), want %d each", len(full.Tasks), len(full.Dispatches), full.Dispatches[len(full.Dispatches)-1], n)
+	}
+	lens, err := s.QueueLengths(ctx)
+	must(t, err)
+	perQueue := n / 3 // 700 = 234 + 233 + 233
+	if lens[store.WorkerQueue("w1")] != perQueue+1 || lens[store.WorkerQueue("w2")] != perQueue || lens[store.PendingQueue("work")] != perQueue {
+		t.Fatalf("queue lengths %v", lens)
+	}
+	head, err := s.PeekTasks(ctx, store.WorkerQueue("w1"), 2)
+	must(t, err)
+	if len(head) != 2 || head[0].Run.ID != "wd-000" || head[1].Run.ID != "wd-003" {
+		t.Fatalf("head of w1's queue: %+v", head)
+	}
+	fig, err := s.WorkerFigures(ctx, "w1", "w2")
+	must(t, err)
+	if fig.Loads["w1"] != perQueue+1 || fig.Loads["w2"] != perQueue {
+		t.Fatalf("loads %v", fig.Loads)
+	}
+
+	// Every task done in one write: records deleted, done recorded.
+	full.DoneTasks = map[string]string{}
+	for id := range full.Tasks {
+		full.DoneTasks[id] = "success"
+	}
+	full.Tasks = map[string]*store.TaskRun{}
+	must(t, s.UpdateJob(ctx, full, store.Effects{}))
+	full, err = s.GetJob(ctx, j.ID)
+	must(t, err)
+	if len(full.Tasks) != 0 || len(full.DoneTasks) != n || full.DoneTasks["wd-699"] != "success" {
+		t.Fatalf("after the wide update: %d tasks, %d done", len(full.Tasks), len(full.DoneTasks))
+	}
+}

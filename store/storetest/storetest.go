@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Jobs/Parts", testParts},
 		{"Jobs/PartsExpire", testPartsExpire},
 		{"Jobs/SmallJobReadWhole", testSmallJobReadWhole},
+		{"Jobs/WideWrite", testWideWrite},
 		{"Jobs/Once", testOnce},
 		{"Jobs/Reward", testReward},
 		{"Outbox/Commit", testOutboxCommit},
