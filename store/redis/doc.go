@@ -220,7 +220,10 @@
 //     near the head writes nothing (no event or reward either). A task
 //     handed at its dispatch (Effects.Hand: a poll of its worker waits in
 //     the writing process) goes straight into the worker's running set, its
-//     location and load, with no queue, claim or pickup write.
+//     location and load, with no queue, claim or pickup write. A run of
+//     records of one kind (a fan-out's task records, dispatch decisions,
+//     done records or queued tasks) is written with one command per key,
+//     512 arguments at most each, rather than one command per record.
 //   - readJobScript (GetJob, LoadJob): the header and the parts asked for
 //     in one consistent view.
 //   - pushReadyScript, takeReadyScript (reclaims lapsed leases, pops the
