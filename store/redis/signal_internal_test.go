@@ -414,8 +414,29 @@ func TestFiguresReadOncePerAge(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(loadsAge)
-			if f := figures("w"); f.Reputations["w"] != 0.75 || len(f.Reputations) != 1 {
-				t.Fatalf("figures after loadsAge = %+v, want the other process's reputation 0.75, w's alone", f)
+			// Past loadsAge the copy still answers at once, and a read in
+			// the background brings the other process's reputation.
+			start = calls.n.Load()
+			if f := figures("w"); f.Reputations["w"] != 0.25 || len(f.Reputations) != 1 {
+				t.Fatalf("figures after loadsAge = %+v, want the copy's reputation 0.25, w's alone", f)
+			}
+			for deadline := time.Now().Add(5 * time.Second); figures("w").Reputations["w"] != 0.75; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the read in the background never brought the other process's reputation 0.75")
+				}
+			}
+			background := calls.n.Load() - start
+			// Past figuresStale a dispatch waits for the read.
+			if err := b.SetReputation(ctx, "w", 0.5); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(figuresStale)
+			start = calls.n.Load()
+			if f := figures("w"); f.Reputations["w"] != 0.5 {
+				t.Fatalf("figures after figuresStale = %+v, want the other process's reputation 0.5 at once", f)
+			}
+			if read := calls.n.Load() - start; read == 0 || background < read {
+				t.Fatalf("the read in the background sent %d commands, a read %d: want a read", background, read)
 			}
 		})
 	}

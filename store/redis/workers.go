@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -153,13 +154,19 @@ func (s *Store) Reputations(ctx context.Context, ids ...string) (map[string]floa
 }
 
 // WorkerFigures implements store.Workers. It answers from the figures it
-// read last when they are younger than loadsAge (see figureCache); else
-// one script reads the reputations and the loads (of several shards: the
-// reputations, and every shard's loads in one pipeline).
+// read last when they are younger than loadsAge (see figureCache), and
+// when they are younger than figuresStale too, reading them anew in the
+// background for the next caller, so that the first dispatch after a quiet
+// spell does not wait for a round trip; else one script reads the
+// reputations and the loads (of several shards: the reputations, and
+// every shard's loads in one pipeline).
 func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerFigures, error) {
 	now := time.Now()
 	f, want, ok := s.figures.get(ids, now)
 	if ok {
+		if want != nil {
+			s.refreshFigures(want, now)
+		}
 		return f, nil
 	}
 	f, err := s.readFigures(ctx, want)
@@ -169,6 +176,27 @@ func (s *Store) WorkerFigures(ctx context.Context, ids ...string) (store.WorkerF
 	}
 	f.Reputations = pick(f.Reputations, ids)
 	return f, nil
+}
+
+// refreshFigures reads the figures of ids in the background, for a
+// figureCache.get that answered from an older copy and left the cache
+// marked as reading. A Store being closed reads nothing.
+func (s *Store) refreshFigures(ids []string, at time.Time) {
+	s.wmu.Lock()
+	if s.closed {
+		s.wmu.Unlock()
+		s.figures.put(ids, store.WorkerFigures{}, at, errClosed)
+		return
+	}
+	s.wg.Add(1)
+	s.wmu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, figuresStale)
+		defer cancel()
+		f, err := s.readFigures(ctx, ids)
+		s.figures.put(ids, f, at, err)
+	}()
 }
 
 // pick returns the reputations of ids among reps.
@@ -222,8 +250,13 @@ func (s *Store) readFigures(ctx context.Context, ids []string) (store.WorkerFigu
 // loadsAge is how long a Store places tasks on the figures it read last,
 // plus the tasks it queued for workers and the reputations it wrote since.
 // Another process's placements and reputations, and tasks that ended,
-// count at the next read: a dispatch is at most this far behind them.
-const loadsAge = 20 * time.Millisecond
+// count at the next read: a dispatch is at most this far behind them, or,
+// the first after a quiet spell, at most figuresStale, while its read runs
+// in the background.
+const (
+	loadsAge     = 20 * time.Millisecond
+	figuresStale = time.Second
+)
 
 // figureCache is a Store's copy of the workers' figures, for
 // WorkerFigures: under load a dispatch every few hundred microseconds
@@ -238,11 +271,13 @@ type figureCache struct {
 }
 
 // get returns a copy of the figures of ids if they were read for each of
-// them and are fresh, or another caller is reading them anew. Else it
-// returns the workers to read: ids and those read before (so that a read
-// for one worker keeps the others' figures), and the caller reads them,
-// then calls put.
-func (c *figureCache) get(ids []string, now time.Time) (store.WorkerFigures, []string, bool) {
+// them and are fresh, or another caller is reading them anew (want nil).
+// A copy older than loadsAge but younger than figuresStale comes with the
+// workers to read anew (want), and the caller reads them in the
+// background, then calls put. Else it returns the workers to read (ok
+// false): ids and those read before (so that a read for one worker keeps
+// the others' figures), and the caller reads them, then calls put.
+func (c *figureCache) get(ids []string, now time.Time) (f store.WorkerFigures, want []string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	known := true
@@ -252,11 +287,18 @@ func (c *figureCache) get(ids []string, now time.Time) (store.WorkerFigures, []s
 			break
 		}
 	}
-	if known && c.loads != nil && (now.Sub(c.at) < loadsAge || c.reading) {
-		return store.WorkerFigures{Reputations: pick(c.reps, ids), Loads: maps.Clone(c.loads)}, nil, true
+	if known && c.loads != nil {
+		age := now.Sub(c.at)
+		if age < loadsAge || c.reading {
+			return store.WorkerFigures{Reputations: pick(c.reps, ids), Loads: maps.Clone(c.loads)}, nil, true
+		}
+		if age < figuresStale {
+			c.reading = true
+			return store.WorkerFigures{Reputations: pick(c.reps, ids), Loads: maps.Clone(c.loads)}, slices.Collect(maps.Keys(c.asked)), true
+		}
 	}
 	c.reading = true
-	want := ids
+	want = ids
 	if len(c.asked) <= maxAsked {
 		seen := make(map[string]struct{}, len(ids)+len(c.asked))
 		want = make([]string, 0, len(ids)+len(c.asked))
