@@ -309,7 +309,9 @@
 //   - WorkerFigures (with one shard too) answers from what it read last,
 //     the reputations and every shard's loads, for 20 ms, adding the tasks
 //     the Store itself queued for workers and the reputations it wrote
-//     since: under load one read per 20 ms, not one per dispatch.
+//     since: under load one read per 20 ms, not one per dispatch. A copy
+//     up to 1 s old answers too, while a read in the background renews
+//     it, so that a dispatch after a quiet spell does not wait for it.
 //
 // # Waiting across processes
 //
@@ -369,7 +371,8 @@
 //     delay later. With any number, a task another process queues is
 //     claimed once its message arrives (a queue known empty is not read
 //     before), and the loads and reputations that other processes change,
-//     and tasks that end, count in a dispatch within 20 ms.
+//     and tasks that end, count in a dispatch within 20 ms (the first
+//     dispatch after a quiet spell: within 1 s).
 //   - The number of shards is fixed for the life of a deployment's jobs.
 //   - Several shards need Redis 7.0 or later (SPUBLISH, SSUBSCRIBE), and
 //     one more pub/sub connection per shard for each Store.
