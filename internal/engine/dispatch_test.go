@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -577,4 +578,57 @@ func TestOneSkillWorkerClaimsPendingHeadOutright(t *testing.T) {
 			t.Fatalf("pull by the GPU worker: %+v %v", p, err)
 		}
 	}))
+}
+
+// scanGate holds every steal scan (QueueLengths) until released, counting
+// them.
+type scanGate struct {
+	store.Store
+	scans   atomic.Int64
+	release chan struct{}
+}
+
+func (s *scanGate) QueueLengths(ctx context.Context) (map[string]int, error) {
+	s.scans.Add(1)
+	<-s.release
+	return s.Store.QueueLengths(ctx)
+}
+
+// TestStealScansOneAtATime: the polls of idle workers that wake together
+// do not scan the queues together: one scans, the others look again when
+// it is over.
+func TestStealScansOneAtATime(t *testing.T) {
+	t.Parallel()
+	gate := &scanGate{Store: memory.New(memory.Options{}), release: make(chan struct{})}
+	en := newEnv(t, Config{Store: gate}, oneTask())
+	en.register(&fakeWorker{id: "thief", skills: map[string]float64{"work": 1}})
+	thief, err := en.e.poller(en.ctx, "thief")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if qt, _, err := en.e.steal(en.ctx, thief); err != nil || qt != nil {
+				t.Errorf("steal from empty queues: %+v, %v", qt, err)
+			}
+		})
+	}
+	for gate.scans.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the others reach the scan, and skip it
+	close(gate.release)
+	wg.Wait()
+	if n := gate.scans.Load(); n != 1 {
+		t.Fatalf("%d scans for 8 polls at once, want 1", n)
+	}
+	// The fruitless scan pauses the next ones; the pause over, a poll scans.
+	if qt, _, _ := en.e.steal(en.ctx, thief); qt != nil || gate.scans.Load() != 1 {
+		t.Fatalf("a scan during the pause: %d scans", gate.scans.Load())
+	}
+	en.e.stealIdleUntil.Store(0)
+	if _, _, err := en.e.steal(en.ctx, thief); err != nil || gate.scans.Load() != 2 {
+		t.Fatalf("after the pause: %d scans, %v", gate.scans.Load(), err)
+	}
 }

@@ -209,7 +209,8 @@ type Engine struct {
 	pollers    pollers       // records of the workers polling this process
 	placed     placed        // tasks this process queued for workers, see pickupPlaced
 	roster     roster        // the live workers, for dispatch decisions
-	// stealIdleUntil pauses steal scans after one found nothing (unix ns).
+	// stealIdleUntil pauses steal scans while one runs and after one found
+	// nothing (unix ns).
 	stealIdleUntil atomic.Int64
 }
 

@@ -792,15 +792,20 @@ func payloadOf(j *store.Job, run *store.TaskRun, now time.Time) *protocol.TaskPa
 // must meet every requirement of the task, and the claim is atomic, so the
 // task still runs once.
 func (e *Engine) steal(ctx context.Context, thief *store.Worker) (qt *store.QueuedTask, note string, err error) {
-	// A scan reads every worker queue; after one that found nothing to
-	// take, the polls of the next moment skip it, so idle workers do not
-	// rescan busy queues on every poll.
-	if time.Now().UnixNano() < e.stealIdleUntil.Load() {
+	// A scan reads every worker queue: one runs at a time, and after one
+	// that found nothing to take, the polls of the next moment skip it, so
+	// that idle workers, whose polls all wake when a task ends, do not
+	// rescan busy queues together or on every poll. A poll that skips
+	// looks again when the pause is over (see NextTask).
+	until := e.stealIdleUntil.Load()
+	if time.Now().UnixNano() < until || !e.stealIdleUntil.CompareAndSwap(until, time.Now().Add(e.stealPause()).UnixNano()) {
 		return nil, "", nil
 	}
 	defer func() {
 		if err == nil && qt == nil {
 			e.stealIdleUntil.Store(time.Now().Add(e.stealPause()).UnixNano())
+		} else {
+			e.stealIdleUntil.Store(0) // the next poll may scan at once
 		}
 	}()
 	lengths, err := e.store.QueueLengths(ctx)
