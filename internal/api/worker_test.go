@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -430,5 +433,24 @@ func TestResultCarriesNextTask(t *testing.T) {
 		if j := ts.waitJob(id, func(j protocol.Job) bool { return j.Status.Terminal() }); j.Status != protocol.StatusFinished {
 			t.Fatalf("job %s: %+v", id, j)
 		}
+	}
+}
+
+// The pushed cancels a heartbeat leaves out are forgotten once their window
+// has passed, not kept for ever.
+func TestPushedCancelsAreForgotten(t *testing.T) {
+	t.Parallel()
+	h := newWSHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	start := time.Now()
+	for i := range 1000 {
+		h.pushedCancel(workerTask{"w1", fmt.Sprint("task-", i)}, start)
+	}
+	if !h.recentCancel("w1", "task-7", start.Add(cancelEcho-time.Millisecond)) || h.recentCancel("w2", "task-7", start) {
+		t.Fatal("a pushed cancel is not known within its window, or known for another worker")
+	}
+	later := start.Add(cancelEcho)
+	h.pushedCancel(workerTask{"w1", "task-new"}, later)
+	if len(h.cancels) != 1 || !h.recentCancel("w1", "task-new", later) {
+		t.Fatalf("%d cancels kept after the window, want the new one alone", len(h.cancels))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -22,8 +23,10 @@ type wsHub struct {
 	mu    sync.Mutex
 	conns map[string]*wsConn
 	// cancels holds when each cancel_task was pushed, so that a heartbeat
-	// soon after does not cancel the task a second time (see recentCancel).
+	// soon after does not cancel the task a second time (see recentCancel);
+	// entries older than cancelEcho go once per cancelEcho (pruned).
 	cancels map[workerTask]time.Time
+	pruned  time.Time
 }
 
 type workerTask struct{ workerID, taskID string }
@@ -90,10 +93,10 @@ func (h *wsHub) send(workerID string, cmd protocol.Command) bool {
 func (h *wsHub) pushedCancel(k workerTask, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for old, at := range h.cancels {
-		if now.Sub(at) >= cancelEcho {
-			delete(h.cancels, old)
-		}
+	if now.Sub(h.pruned) >= cancelEcho {
+		// Not on every push: a bulk cancel pushes thousands.
+		maps.DeleteFunc(h.cancels, func(_ workerTask, at time.Time) bool { return now.Sub(at) >= cancelEcho })
+		h.pruned = now
 	}
 	h.cancels[k] = now
 }
