@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sort"
 	"strconv"
@@ -55,6 +56,7 @@ func run() error {
 		repeat      = flag.Int("repeat", 1, "runs of each combination; the median run (by throughput) is reported")
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the runs here")
 		memProfile  = flag.String("memprofile", "", "write an allocation profile here after the runs")
+		traceFile   = flag.String("trace", "", "write an execution trace of the runs here (go tool trace: where latency goes)")
 		detail      = flag.Bool("redis-detail", false, "redis backend: also print the Redis commands per job by name")
 	)
 	flag.Parse()
@@ -98,6 +100,17 @@ func run() error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	if *memProfile != "" {
 		runtime.MemProfileRate = 4096
