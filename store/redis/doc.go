@@ -38,21 +38,24 @@
 // shards fall evenly on masters that split the slots evenly, exactly when N
 // is a multiple of their number. Each shard has every key below, except
 // the worker registry and locks (workers:*, worker:<id>, lock:*,
-// locks:fence), the statistics (stats:*, samples:*) and "{Prefix}:shards"
-// (the number of shards, kept so that a Store with another number is
-// refused), which keep the deployment's tag "{Prefix}:". Which shard:
+// locks:fence), the statistics (stats:*, samples:*), the ch:ready and
+// ch:queues channels and "{Prefix}:shards" (the number of shards, kept so
+// that a Store with another number is refused), which keep the
+// deployment's tag "{Prefix}:". Which shard:
 //
 //   - a job, its parts and index entries, and everything its writes touch
 //     (tasks it enqueues, running-set and load entries of those tasks,
 //     its timers, ready entry and outbox events): the shard of the job's
 //     id, store.TreeKey(id) read as a byte in hex (a UUID's first byte)
-//     modulo N, or for another tree key its FNV-1a hash modulo N. Child
+//     modulo N, or for another tree key the low byte of its FNV-1a hash
+//     (store.NameByte) modulo N. Child
 //     jobs and task ids get a first byte that lands with their root
 //     (store.NewTreeID), so a job tree is one shard, and a commit that
 //     would create, mark ready or time a job of another tree, or enqueue
 //     or remove a task of another tree, is refused;
-//   - counters (ctr:) and values (val:): the FNV-1a hash of their key
-//     modulo N, so that many of them (a replay key per result) spread.
+//   - counters (ctr:) and values (val:): the low byte of their key's
+//     FNV-1a hash (store.NameByte) modulo N, so that many of them (a replay
+//     key per result) spread.
 //
 // A worker's running set and load therefore exist in every shard that
 // placed a task with it; readers add them up. Times marked "server clock"
@@ -173,7 +176,9 @@
 //	                                in its tree's shard, others in turn); one field
 //	                                "e": the encoded event. Read with XREAD after a
 //	                                cursor (blocking for ReadEvents' wait), trimmed with
-//	                                XTRIM MINID once every shared consumer handled it.
+//	                                XTRIM MINID once every shared consumer handled it
+//	                                and it is older than the relay's Keep (1 min; the
+//	                                relay trims every 10 s, internal/outbox).
 //
 // Pub/sub channels (one subscription per Store, not one per waiter):
 //
@@ -191,7 +196,9 @@
 // MULTI. The keys a script touches are passed in KEYS, built in Go, except
 // the queue and running-set keys of the tasks a script moves, which it
 // builds from tasks:where and the shard's prefix (same hash tag), so
-// that no round trip locates a task first, and the keys of commitScript:
+// that no round trip locates a task first, the job key of takeReadyScript
+// (made from the shard's prefix and the job id it takes), and the keys of
+// commitScript:
 // it is given only the jobs' keys (and the once and reputation keys) and
 // makes the shard's keys from its prefix and the part records' keys from
 // the job's key when it uses them. Lua hashes every byte of every string
@@ -206,10 +213,11 @@
 //     job's header and the changes
 //     of its parts (with their TTL and index entries), the child jobs, task removals and enqueues (with queue set,
 //     location and load bookkeeping), timer cancels and adds, ready pushes
-//     and the outbox events, and publishes on both channels (with several
-//     shards, on the shard's signal channel too when it appends events or
-//     adds timers); last, a
-//     result's reputation reward (Effects.Reward: the same Lua function as
+//     and the outbox events, and publishes on the ready channel when it
+//     queued jobs and on the queue channel once per queue it enqueued into
+//     (a task handed to a waiting poll publishes nothing), and with several
+//     shards on the shard's signal channel too when it appends events or
+//     adds timers; last, a result's reputation reward (Effects.Reward: the same Lua function as
 //     adjustReputationScript, its value and the one before returned). A
 //     claim committed with the write (Effects.Claim: a pickup and its claim
 //     in one round trip) is checked with the rest, the task among the first
@@ -244,8 +252,9 @@
 //     the timers of a claimer that died fire again.
 //   - putWorkerScript, touchWorkerScript, expiredWorkersScript: the record
 //     and its expiry entry change together; adjustReputationScript adds and
-//     clamps in one step; dispatchStateScript reads the live workers, their
-//     reputations and loads in one view.
+//     clamps in one step; workerFiguresScript reads the given workers'
+//     reputations and the loads in one view (with several shards, one HMGET
+//     of the reputations and a pipeline of every shard's loads).
 //   - incrScript, incrIfBelowScript: the window's expiry is set only when
 //     the counter is created; the limit check and the increment are one
 //     step. acquireLockScript takes a free lock with the next fencing token;
@@ -256,8 +265,9 @@
 //     per shard: a Cluster has none across slots).
 //
 // With several shards, what no script can do across slots is done shard by
-// shard: NextReady and DueTimers visit the shards from a rotating one and
-// stop at the first that has work; ClaimTask and ReleaseTask look only in
+// shard: NextReady visits the shards from a rotating one and stops at the
+// first that hands out a job; DueTimers collects due timers across the
+// shards until it has its limit, skipping those known to have none due; ClaimTask and ReleaseTask look only in
 // the shard the task id names (a commit that enqueues or removes a task of
 // another tree is refused); PeekTasks, RunningTasks, QueueLengths, Loads,
 // WorkerFigures, NextTimer and WatchQueues merge every shard's answer;
