@@ -287,15 +287,13 @@ func (c *figureCache) get(ids []string, now time.Time) (f store.WorkerFigures, w
 			break
 		}
 	}
-	if known && c.loads != nil {
-		age := now.Sub(c.at)
+	if age := now.Sub(c.at); known && c.loads != nil && (age < figuresStale || c.reading) {
+		f = store.WorkerFigures{Reputations: pick(c.reps, ids), Loads: maps.Clone(c.loads)}
 		if age < loadsAge || c.reading {
-			return store.WorkerFigures{Reputations: pick(c.reps, ids), Loads: maps.Clone(c.loads)}, nil, true
+			return f, nil, true
 		}
-		if age < figuresStale {
-			c.reading = true
-			return store.WorkerFigures{Reputations: pick(c.reps, ids), Loads: maps.Clone(c.loads)}, slices.Collect(maps.Keys(c.asked)), true
-		}
+		c.reading = true
+		return f, slices.Collect(maps.Keys(c.asked)), true
 	}
 	c.reading = true
 	want = ids
