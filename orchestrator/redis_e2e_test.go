@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -332,7 +331,7 @@ func TestRedisOutage(t *testing.T) {
 	goredis.SetLogger(discardLogger{})
 
 	o, err := orchestrator.New(orchestrator.Config{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RedisURL: fmt.Sprintf("redis://127.0.0.1:%d/0", port),
+		Logger: logOnFailure(t), RedisURL: fmt.Sprintf("redis://127.0.0.1:%d/0", port),
 		GlobalWorkerToken: "tok", Clients: []orchestrator.Client{{Name: "c", Token: "ct"}}, PollTimeout: time.Second,
 	})
 	if err != nil {
