@@ -29,7 +29,10 @@ func Canonical(v any) ([]byte, error) {
 // CanonicalJSON decodes raw JSON (numbers kept exact) and returns its canonical
 // form with the named top-level members removed.
 func CanonicalJSON(raw []byte, dropTopLevel ...string) ([]byte, error) {
-	v, err := DecodeJSON(raw)
+	if json.Valid(raw) {
+		return canonicalValid(raw, dropTopLevel)
+	}
+	v, err := DecodeJSON(raw) // for its error
 	if err != nil {
 		return nil, err
 	}
@@ -182,8 +185,9 @@ func writeFloat(buf *bytes.Buffer, f float64) error {
 const hexDigits = "0123456789abcdef"
 
 // writeString escapes only what JSON requires: the quote, the backslash and
-// control characters. Everything else, U+2028 and U+2029 included, is raw UTF-8.
-func writeString(buf *bytes.Buffer, s string) {
+// control characters. Everything else, U+2028 and U+2029 included, is raw
+// UTF-8; an invalid byte becomes U+FFFD, as decoding would make it.
+func writeString[T string | []byte](buf *bytes.Buffer, s T) {
 	buf.WriteByte('"')
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -213,11 +217,18 @@ func writeString(buf *bytes.Buffer, s string) {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		var r rune
+		var size int
+		switch v := any(s[i:]).(type) {
+		case string:
+			r, size = utf8.DecodeRuneInString(v)
+		case []byte:
+			r, size = utf8.DecodeRune(v)
+		}
 		if r == utf8.RuneError && size == 1 {
-			buf.WriteString("\ufffd") // invalid UTF-8 cannot come from a JSON decoder anyway
+			buf.WriteString("\ufffd")
 		} else {
-			buf.WriteString(s[i : i+size])
+			buf.Write(append(buf.AvailableBuffer(), s[i:i+size]...))
 		}
 		i += size
 	}

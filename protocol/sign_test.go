@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -288,6 +289,37 @@ func FuzzVerifyWebhook(f *testing.F) {
 		}
 		if want := SignBytes(append([]byte(ts+"."), body...), "k"); sig != want {
 			t.Fatalf("accepted %q for body %q", header, body)
+		}
+	})
+}
+
+// FuzzRawCanon checks the canonical form written from raw bytes against
+// the one written from the decoded value, with and without dropped
+// top-level members.
+func FuzzRawCanon(f *testing.F) {
+	f.Add([]byte(vectorHeartbeatRaw), "security")
+	f.Add([]byte(`{"a":[1,2.5,"x\u2028",null,{"b":null}],"c":1e-7,"security":{"s":1}}`), "security")
+	f.Add([]byte(`{"k":1,"k":null,"j":{"x":1,"x":2},"\u00e9":"\ud800","é":-0}`), "j")
+	f.Add([]byte(" [ {\"b\" : 1 , \"a\" :[ ] } , 1E400 , 0.000001 , \"\xff\" ] "), "")
+	f.Fuzz(func(t *testing.T, raw []byte, drop string) {
+		if !json.Valid(raw) {
+			return
+		}
+		drops := []string{drop}
+		got, gotErr := canonicalValid(raw, drops)
+		v, err := DecodeJSON(raw)
+		if err != nil {
+			t.Fatalf("valid JSON %q does not decode: %v", raw, err)
+		}
+		if m, ok := v.(map[string]any); ok {
+			delete(m, drop)
+		}
+		want, wantErr := Canonical(v)
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("%q: error %v, want %v", raw, gotErr, wantErr)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%q dropping %q:\n got %s\nwant %s", raw, drop, got, want)
 		}
 	})
 }
