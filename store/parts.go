@@ -1,9 +1,6 @@
 package store
 
-import (
-	"maps"
-	"slices"
-)
+import "slices"
 
 // Parts tells what a read of a job loaded besides its header. A job's
 // outstanding tasks (Tasks), the results of its ended branches
@@ -37,7 +34,7 @@ type PartChanges struct {
 // final statuses, which never change once recorded, only when new.
 func (j *Job) Changes() PartChanges {
 	var c PartChanges
-	for _, id := range slices.Sorted(maps.Keys(j.Tasks)) {
+	for _, id := range sortedKeys(j.Tasks) {
 		c.PutTasks = append(c.PutTasks, j.Tasks[id])
 	}
 	for _, id := range j.Loaded.Tasks {
@@ -46,7 +43,7 @@ func (j *Job) Changes() PartChanges {
 		}
 	}
 	loaded := setOf(j.Loaded.Branches)
-	for _, id := range slices.Sorted(maps.Keys(j.BranchResults)) {
+	for _, id := range sortedKeys(j.BranchResults) {
 		if !loaded[id] {
 			c.PutBranches = append(c.PutBranches, id)
 		}
@@ -57,7 +54,7 @@ func (j *Job) Changes() PartChanges {
 		}
 	}
 	loaded = setOf(j.Loaded.Done)
-	for _, id := range slices.Sorted(maps.Keys(j.DoneTasks)) {
+	for _, id := range sortedKeys(j.DoneTasks) {
 		if !loaded[id] {
 			c.PutDone = append(c.PutDone, id)
 		}
@@ -68,7 +65,24 @@ func (j *Job) Changes() PartChanges {
 	return c
 }
 
+// sortedKeys is slices.Sorted(maps.Keys(m)) in one allocation of the
+// right size (none for an empty map): it runs on every write of a job.
+func sortedKeys[V any](m map[string]V) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 func setOf(ids []string) map[string]bool {
+	if len(ids) == 0 {
+		return nil // reads as empty
+	}
 	m := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		m[id] = true
@@ -91,9 +105,9 @@ func (j *Job) Header() *Job {
 func (j *Job) Written() {
 	j.Loaded = Parts{
 		All:        j.Loaded.All,
-		Tasks:      slices.Sorted(maps.Keys(j.Tasks)),
-		Branches:   slices.Sorted(maps.Keys(j.BranchResults)),
-		Done:       slices.Sorted(maps.Keys(j.DoneTasks)),
+		Tasks:      sortedKeys(j.Tasks),
+		Branches:   sortedKeys(j.BranchResults),
+		Done:       sortedKeys(j.DoneTasks),
 		Dispatches: len(j.Dispatches),
 	}
 }
