@@ -121,12 +121,17 @@ type Result struct {
 	Elapsed                 time.Duration
 	Throughput              float64 // finished jobs per second
 	P50, P95, P99, Max      time.Duration
-	RedisCommands           float64            // Redis commands per job (redis backend)
-	RedisRoundTrips         float64            // Redis round trips per job (a pipeline is one)
-	RedisMicros             float64            // Redis main-thread CPU time per job in µs, from INFO cpu
-	RedisByCommand          map[string]float64 // commands per job by name (scripts as script:<name>)
-	KeysPerMaster           map[string]int     // the deployment's keys on each master (cluster), at the end
-	RedisMicrosPerMaster    map[string]float64 // each master's main-thread CPU per job in µs (cluster)
+	// ProcessMicros is the CPU time, user and system, this process spent
+	// per job sent, from the first send to the last end: the
+	// orchestrator, the SDK workers and the clients for ours, all of a
+	// peer that runs in process (not Redis's, not Python workers').
+	ProcessMicros        float64
+	RedisCommands        float64            // Redis commands per job (redis backend)
+	RedisRoundTrips      float64            // Redis round trips per job (a pipeline is one)
+	RedisMicros          float64            // Redis main-thread CPU time per job in µs, from INFO cpu
+	RedisByCommand       map[string]float64 // commands per job by name (scripts as script:<name>)
+	KeysPerMaster        map[string]int     // the deployment's keys on each master (cluster), at the end
+	RedisMicrosPerMaster map[string]float64 // each master's main-thread CPU per job in µs (cluster)
 }
 
 func (r Result) String() string {
@@ -136,6 +141,7 @@ func (r Result) String() string {
 	if r.Offered > 0 {
 		s += fmt.Sprintf(" offered=%.0f/s", r.Offered)
 	}
+	s += fmt.Sprintf(" process=%.0fµs/job", r.ProcessMicros)
 	if r.RedisCommands > 0 {
 		s += fmt.Sprintf(" redis=%.1f cmds/job %.1f round trips/job %.0fµs/job (ceiling %.0f jobs/s)",
 			r.RedisCommands, r.RedisRoundTrips, r.RedisMicros, 1e6/r.RedisMicros)
@@ -282,7 +288,8 @@ func openStore(ctx context.Context, o Options) (st store.Store, meter *RedisMete
 		var rdb goredis.UniversalClient
 		var opts redisstore.Options
 		if len(o.RedisCluster) > 0 {
-			c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: o.RedisCluster, PoolSize: 128})
+			// RESP2, as redisstore.Open speaks unless told otherwise.
+			c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: o.RedisCluster, PoolSize: 128, Protocol: 2})
 			rdb = c
 			opts = redisstore.Options{Prefix: prefix, Shards: cmp.Or(o.RedisShards, 12)}
 			spread = func(ctx context.Context) (map[string]int, error) { return redisstore.KeysPerMaster(ctx, c, prefix) }
@@ -291,7 +298,7 @@ func openStore(ctx context.Context, o Options) (st store.Store, meter *RedisMete
 			if err != nil {
 				return nil, nil, nil, nil, err
 			}
-			ro.PoolSize = 128
+			ro.PoolSize, ro.Protocol = 128, 2 // RESP2, as redisstore.Open speaks unless told otherwise
 			rdb = goredis.NewClient(ro)
 			opts = redisstore.Options{Prefix: prefix, Shards: o.RedisShards}
 		}

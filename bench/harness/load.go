@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -62,6 +63,7 @@ func Drive(ctx context.Context, o Options, submit Submit, ends *Ends) (Result, e
 	if o.BeforeMeasure != nil {
 		o.BeforeMeasure()
 	}
+	cpu0 := processCPU()
 	base := ends.count.Load() // jobs ended before: the warm-up's
 	var sent []sentJob
 	var mu sync.Mutex
@@ -109,6 +111,9 @@ wait:
 		}
 	}
 	res.Jobs = len(lat)
+	if len(sent) > 0 {
+		res.ProcessMicros = float64((processCPU() - cpu0).Microseconds()) / float64(len(sent))
+	}
 	res.Elapsed = last.Sub(start)
 	if res.Elapsed > 0 {
 		res.Throughput = float64(res.Jobs) / res.Elapsed.Seconds()
@@ -179,4 +184,13 @@ func rateArrivals(ctx context.Context, submit Submit, o Options, start time.Time
 	}
 	close(due)
 	wg.Wait()
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -46,6 +46,9 @@ func runAsynq(ctx context.Context, o harness.Options, tuned bool, redisURL strin
 		// The same pool as our Redis store, so that 32 client goroutines
 		// and 128 handlers need not wait for a connection.
 		ropts.PoolSize = 128
+		// RESP2: under RESP3 go-redis looks for push notifications
+		// around every command, which neither system uses.
+		ropts.Protocol = 2
 	}
 
 	// asynq's client and server, FLUSHDB and the fan-in counters share one

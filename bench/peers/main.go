@@ -45,6 +45,8 @@ var pairs = [][2]string{
 	{"avtomatika-memory", "temporal-tuned"},
 	{"avtomatika-redis-py", "upstream"},
 	{"avtomatika-redis", "upstream"},
+	{"skeleton", "asynq-tuned"},
+	{"avtomatika-redis", "skeleton"},
 }
 
 var modes = []string{"drain", "rate"}
@@ -59,7 +61,7 @@ func main() {
 func run() error {
 	var (
 		workloads    = flag.String("workload", "one-task,fanout-10", "comma-separated workloads: one-task, fanout-10")
-		systemsFlag  = flag.String("systems", "all", "comma-separated systems, or all: avtomatika-memory, avtomatika-redis, avtomatika-redis-py, asynq, asynq-tuned, temporal, temporal-tuned, upstream")
+		systemsFlag  = flag.String("systems", "all", "comma-separated systems, or all: avtomatika-memory, avtomatika-redis, avtomatika-redis-py, asynq, asynq-tuned, temporal, temporal-tuned, upstream, skeleton (a floor: our protocol's HTTP exchanges and Redis round trips with nothing in them)")
 		rounds       = flag.Int("rounds", 3, "rounds; each runs every system once in each mode")
 		jobs         = flag.Int("jobs", 3000, "drain mode: jobs per run")
 		rate         = flag.Float64("rate", 200, "rate mode: jobs per second, open loop")
@@ -94,6 +96,7 @@ func run() error {
 		temporalSystem("temporal-tuned", true),
 		avtomatikaPythonSystem("avtomatika-redis-py", *redisURL, &py),
 		upstreamSystem("upstream", *redisURL, *upstreamDB, &py),
+		skeletonSystem(*redisURL),
 	}
 	for i := range all {
 		switch {
@@ -205,7 +208,7 @@ type report struct {
 // or as Markdown.
 func (r report) write(w io.Writer, md bool) {
 	t := &table{md: md, numeric: 2}
-	t.row("workload", "system", "drain jobs/s", "drain p99 ms", "rate p50 ms", "rate p99 ms", "rate jobs/s", "Redis cmds/job", "Redis µs/job", "failed")
+	t.row("workload", "system", "drain jobs/s", "drain p99 ms", "rate p50 ms", "rate p99 ms", "rate jobs/s", "Redis cmds/job", "Redis µs/job", "process µs/job", "failed")
 	for _, wl := range r.workloads {
 		for _, s := range r.systems {
 			d, rt := r.results[key{wl, s.name, "drain"}], r.results[key{wl, s.name, "rate"}]
@@ -220,13 +223,14 @@ func (r report) write(w io.Writer, md bool) {
 			t.row(wl, s.name,
 				spread(d, throughput, jobsFormat(d)), spread(d, p99, "%.1f"),
 				spread(rt, p50, "%.2f"), spread(rt, p99, "%.2f"), spread(rt, throughput, jobsFormat(rt)),
-				redisFigure(d, redisCommands, "%.1f"), redisFigure(d, redisMicros, "%.0f"), fail)
+				redisFigure(d, redisCommands, "%.1f"), redisFigure(d, redisMicros, "%.0f"), spread(d, processMicros, "%.0f"), fail)
 		}
 	}
 	const note = "Median over rounds, (min–max) in brackets. Drain p99 is mostly the backlog the clients built; " +
 		"a rate run whose jobs/s falls short of the offered rate was saturated, and its latency is queueing. " +
 		"Redis figures are per job of the drain runs: commands sent, and CPU time of Redis's main thread " +
-		"(whose total bounds the jobs/s one Redis can carry)."
+		"(whose total bounds the jobs/s one Redis can carry); process µs/job is the CPU time of this process " +
+		"(the system, its workers and the clients; Python processes are not counted) per job of the drain runs."
 	if md {
 		fmt.Fprintf(w, "%s\n\n%s\n\n", r.header, note)
 	} else {
@@ -300,6 +304,7 @@ func jobsFormat(rs []harness.Result) string {
 }
 func redisCommands(x harness.Result) float64 { return x.RedisCommands }
 func redisMicros(x harness.Result) float64   { return x.RedisMicros }
+func processMicros(x harness.Result) float64 { return x.ProcessMicros }
 
 // redisFigure is spread for the Redis cost of drain runs, "–" for systems
 // that do not use Redis.
