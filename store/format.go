@@ -62,11 +62,15 @@ type specV1 TaskSpec
 
 // MarshalJSON writes the spec in format 2.
 func (s TaskSpec) MarshalJSON() ([]byte, error) {
-	return json.Marshal(specRecord{
+	return json.Marshal(s.record())
+}
+
+func (s TaskSpec) record() specRecord {
+	return specRecord{
 		Type: s.Type, Params: s.Params, Priority: s.Priority, MaxCost: s.MaxCost,
 		TimeoutMS: millis(s.Timeout), DispatchTimeoutMS: millis(s.DispatchTimeout), ResultTimeoutMS: millis(s.ResultTimeout),
 		Requirements: s.Requirements,
-	})
+	}
 }
 
 // UnmarshalJSON reads a spec of format 2.
@@ -100,11 +104,13 @@ type taskRunFields TaskRun
 func (r TaskRun) MarshalJSON() ([]byte, error) {
 	// Spec is repeated after the embedded fields to keep the order of
 	// format 2's bytes: spec after params_metadata, then format_version.
+	// It is encoded as its record, not through its MarshalJSON, whose
+	// output encoding/json would scan and compact once more.
 	return json.Marshal(struct {
 		taskRunFields
-		Spec   TaskSpec `json:"spec"`
-		Format int      `json:"format_version"`
-	}{taskRunFields(r), r.Spec, FormatVersion})
+		Spec   specRecord `json:"spec"`
+		Format int        `json:"format_version"`
+	}{taskRunFields(r), r.Spec.record(), FormatVersion})
 }
 
 // UnmarshalJSON reads a task record of format 1 or 2.
