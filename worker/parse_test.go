@@ -211,3 +211,49 @@ func FuzzValidateJSON(f *testing.F) {
 		_ = validateJSON(doc, norm, "params") // must not panic
 	})
 }
+
+// TestWithSecurityVerifies: a message signed from its bytes and sent with
+// the security member added to them passes the orchestrator's check and
+// decodes as the message.
+func TestWithSecurityVerifies(t *testing.T) {
+	t.Parallel()
+	const key = "k3y"
+	now := time.Now().Unix()
+	for _, event := range []bool{false, true} {
+		var msg signedMessage = signedResult{&protocol.TaskResult{JobID: "j", TaskID: "t", WorkerID: "w",
+			Status: "success", Data: map[string]any{"x": 1.5, "s": "é\u2028"}, Timestamp: now}}
+		if event {
+			msg = signedEvent{&protocol.WorkerEvent{EventID: "e", WorkerID: "w", Timestamp: now}}
+		}
+		unsigned, err := json.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sign := protocol.Sign
+		if event {
+			sign = protocol.SignEvent
+		}
+		sig, err := sign(json.RawMessage(unsigned), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec := &protocol.Security{Signature: sig, SignerID: "w"}
+		raw, err := withSecurity(unsigned, sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := protocol.Verify(raw, protocol.VerifyOptions{Key: key, WorkerID: "w", Event: event}); err != nil {
+			t.Fatalf("event=%v: %s: %v", event, raw, err)
+		}
+		msg.stamp(now, sec)
+		want, _ := json.Marshal(msg)
+		a, _ := protocol.CanonicalJSON(raw)
+		b, _ := protocol.CanonicalJSON(want)
+		if string(a) != string(b) {
+			t.Fatalf("event=%v: sent %s, want the message %s", event, raw, want)
+		}
+	}
+	if raw, err := withSecurity([]byte(`{}`), &protocol.Security{Signature: "s"}); err != nil || string(raw) != `{"security":{"signature":"s"}}` {
+		t.Fatalf("empty object: %s %v", raw, err)
+	}
+}

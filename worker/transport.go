@@ -266,10 +266,15 @@ func (c *conn) sign(ctx context.Context, msg signedMessage, event bool) (raw []b
 		for ahead := int64(0); ahead <= maxStampAhead; ahead++ {
 			ts := now.Unix() + ahead
 			msg.stamp(ts, nil)
+			unsigned, err := json.Marshal(msg)
+			if err != nil {
+				return nil, "", fmt.Errorf("encoding message: %w", err)
+			}
+			// Signed from its bytes, so that the message is encoded once.
 			if event {
-				sig, err = protocol.SignEvent(msg, c.key)
+				sig, err = protocol.SignEvent(json.RawMessage(unsigned), c.key)
 			} else {
-				sig, err = protocol.Sign(msg, c.key)
+				sig, err = protocol.Sign(json.RawMessage(unsigned), c.key)
 			}
 			if err != nil {
 				return nil, "", err
@@ -278,10 +283,10 @@ func (c *conn) sign(ctx context.Context, msg signedMessage, event bool) (raw []b
 			if !event && !c.rememberSignature(sig, now) {
 				continue
 			}
-			msg.stamp(ts, &protocol.Security{Signature: sig, SignerID: c.w.cfg.ID})
-			raw, err = json.Marshal(msg)
-			if err != nil {
-				return nil, "", fmt.Errorf("encoding message: %w", err)
+			sec := &protocol.Security{Signature: sig, SignerID: c.w.cfg.ID}
+			msg.stamp(ts, sec)
+			if raw, err = withSecurity(unsigned, sec); err != nil {
+				return nil, "", err
 			}
 			return raw, sig, nil
 		}
@@ -289,6 +294,23 @@ func (c *conn) sign(ctx context.Context, msg signedMessage, event bool) (raw []b
 			return nil, "", ctx.Err()
 		}
 	}
+}
+
+// withSecurity returns a message's JSON object, encoded without its
+// security member (it is nil and omitted then), with sec added as one.
+func withSecurity(unsigned []byte, sec *protocol.Security) ([]byte, error) {
+	s, err := json.Marshal(sec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding message: %w", err)
+	}
+	raw := make([]byte, 0, len(unsigned)+len(s)+13)
+	raw = append(raw, unsigned[:len(unsigned)-1]...) // the object without its '}'
+	if len(unsigned) > 2 {
+		raw = append(raw, ',')
+	}
+	raw = append(raw, `"security":`...)
+	raw = append(raw, s...)
+	return append(raw, '}'), nil
 }
 
 // rememberSignature records a signature about to be sent; false means it
