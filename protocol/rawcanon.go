@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // rawCanon writes the canonical form of valid JSON (json.Valid) straight
@@ -107,13 +108,13 @@ func (c *rawCanon) object(data []byte, drop []string) ([]byte, error) {
 			return nil, err
 		}
 		rest = skipSpace(rest)[1:] // the colon
+		if slices.Contains(drop, string(key)) {
+			data = skipValue(rest) // unread, as if it were not there
+			continue
+		}
 		start := values.Len()
 		if data, err = c.value(rest, nil); err != nil {
 			return nil, err
-		}
-		if slices.Contains(drop, string(key)) {
-			values.Truncate(start)
-			continue
 		}
 		null := string(values.Bytes()[start:]) == "null"
 		members = append(members, member{key: key, start: start, end: values.Len(), null: null})
@@ -170,26 +171,60 @@ func skipSpace(data []byte) []byte {
 
 // readString reads the string literal at the start of data and returns
 // its value and what follows it. A literal without escapes is its own
-// bytes (writeString replaces invalid UTF-8 as the decoder would); one
-// with escapes goes through encoding/json.
+// bytes; one with escapes or invalid UTF-8 (which decoding replaces, and
+// two keys may then be one) goes through encoding/json.
 func readString(data []byte) ([]byte, []byte, error) {
-	escaped := false
-	i := 1
-	for ; data[i] != '"'; i++ {
-		if data[i] == '\\' {
-			escaped = true
-			i++
-		}
-	}
-	lit, rest := data[:i+1], data[i+1:]
-	if !escaped {
-		return lit[1:i], rest, nil
+	end := closingQuote(data, 0)
+	lit, rest := data[:end+1], data[end+1:]
+	if s := lit[1:end]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		return s, rest, nil
 	}
 	var s string
 	if err := json.Unmarshal(lit, &s); err != nil {
 		return nil, nil, err
 	}
 	return []byte(s), rest, nil
+}
+
+// skipValue returns what follows the value at the start of data.
+func skipValue(data []byte) []byte {
+	data = skipSpace(data)
+	switch data[0] {
+	case '"':
+		return data[closingQuote(data, 0)+1:]
+	case '{', '[':
+		depth := 0
+		for i := 0; i < len(data); i++ {
+			switch data[i] {
+			case '"':
+				i = closingQuote(data, i)
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return data[i+1:]
+				}
+			}
+		}
+		return nil
+	}
+	i := 0 // a number or a literal
+	for i < len(data) && strings.IndexByte(",}] \t\n\r", data[i]) < 0 {
+		i++
+	}
+	return data[i:]
+}
+
+// closingQuote is the index of the quote that ends the string literal
+// starting at data[open].
+func closingQuote(data []byte, open int) int {
+	i := open + 1
+	for ; data[i] != '"'; i++ {
+		if data[i] == '\\' {
+			i++
+		}
+	}
+	return i
 }
 
 // numberLen is the length of the number literal at the start of data.

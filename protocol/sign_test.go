@@ -301,6 +301,7 @@ func FuzzRawCanon(f *testing.F) {
 	f.Add([]byte(`{"a":[1,2.5,"x\u2028",null,{"b":null}],"c":1e-7,"security":{"s":1}}`), "security")
 	f.Add([]byte(`{"k":1,"k":null,"j":{"x":1,"x":2},"\u00e9":"\ud800","é":-0}`), "j")
 	f.Add([]byte(" [ {\"b\" : 1 , \"a\" :[ ] } , 1E400 , 0.000001 , \"\xff\" ] "), "")
+	f.Add([]byte("[{\"\x86\":0,\"\xf5\":[]}]"), "") // two keys that decode to one
 	f.Fuzz(func(t *testing.T, raw []byte, drop string) {
 		if !json.Valid(raw) {
 			return
