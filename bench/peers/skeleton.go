@@ -108,19 +108,28 @@ func (s *skeleton) roundTrip(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (s *skeleton) create(w http.ResponseWriter, r *http.Request) {
+// request reads the job id a create or a result carries and makes the
+// handler's round trip; false: it failed and was answered.
+func (s *skeleton) request(w http.ResponseWriter, r *http.Request) (string, bool) {
 	body, _ := io.ReadAll(r.Body)
 	if !s.roundTrip(w, r) {
+		return "", false
+	}
+	return string(body), true
+}
+
+func (s *skeleton) create(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.request(w, r)
+	if !ok {
 		return
 	}
-	id := string(body)
 	s.mu.Lock()
 	s.left[id] = s.width
 	s.mu.Unlock()
 	for range s.width {
 		s.tasks <- id
 	}
-	_, _ = w.Write(body)
+	_, _ = io.WriteString(w, id)
 }
 
 // next answers a long poll with a task, or 204 after a second.
@@ -139,11 +148,10 @@ func (s *skeleton) next(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *skeleton) result(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if !s.roundTrip(w, r) {
+	id, ok := s.request(w, r)
+	if !ok {
 		return
 	}
-	id := string(body)
 	s.mu.Lock()
 	s.left[id]--
 	done := s.left[id] == 0
