@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -149,21 +148,8 @@ func flowBlueprints() []*blueprint.Blueprint {
 type helperOrchestrator struct {
 	addr string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
+	out  testenv.Buffer // its stdout and stderr
 	done chan struct{}
-}
-
-func (h *helperOrchestrator) Write(p []byte) (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.out.Write(p)
-}
-
-func (h *helperOrchestrator) output() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.out.String()
 }
 
 // startHelper starts an orchestrator process on addr and waits until it is
@@ -175,7 +161,7 @@ func startHelper(t *testing.T, addr, redisURL, prefix string, env ...string) *he
 	h.cmd.Env = append(os.Environ(), "AVTO_HELPER_ORCHESTRATOR=1", "AVTO_HELPER_ADDR="+addr,
 		"REDIS_URL="+redisURL, "REDIS_KEY_PREFIX="+prefix)
 	h.cmd.Env = append(h.cmd.Env, env...)
-	h.cmd.Stdout, h.cmd.Stderr = h, h
+	h.cmd.Stdout, h.cmd.Stderr = &h.out, &h.out
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +169,7 @@ func startHelper(t *testing.T, addr, redisURL, prefix string, env ...string) *he
 	t.Cleanup(func() {
 		h.stop()
 		if t.Failed() {
-			t.Logf("--- orchestrator %s ---\n%s", addr, h.output())
+			t.Logf("--- orchestrator %s ---\n%s", addr, h.out.String())
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -193,11 +179,11 @@ func startHelper(t *testing.T, addr, redisURL, prefix string, env ...string) *he
 		}
 		select {
 		case <-h.done:
-			t.Fatalf("orchestrator %s exited:\n%s", addr, h.output())
+			t.Fatalf("orchestrator %s exited:\n%s", addr, h.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("orchestrator %s not ready:\n%s", addr, h.output())
+			t.Fatalf("orchestrator %s not ready:\n%s", addr, h.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -1,12 +1,12 @@
 package orchestrator_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 )
 
 func httpGet(url string) (int, error) {
@@ -36,29 +36,11 @@ func waitUntilT(t *testing.T, what string, timeout time.Duration, cond func() bo
 // The buffer outlives the test, so a goroutine that logs late writes
 // nowhere harmful.
 func logOnFailure(t *testing.T) *slog.Logger {
-	buf := &lockedBuffer{}
+	buf := &testenv.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- orchestrator log (warnings and errors) ---\n%s", buf)
 		}
 	})
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
