@@ -54,6 +54,7 @@ func run() error {
 		workers     = flag.Int("workers", 4, "SDK workers")
 		concurrency = flag.Int("concurrency", 32, "tasks at once per worker")
 		clients     = flag.Int("clients", 32, "client goroutines creating jobs")
+		dataBytes   = flag.Int("data-bytes", 0, "initial_data of about this many bytes of JSON per job (0: none)")
 		repeat      = flag.Int("repeat", 1, "runs of each combination; the median run (by throughput) is reported")
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the runs here")
 		memProfile  = flag.String("memprofile", "", "write an allocation profile here after the runs")
@@ -117,7 +118,7 @@ func run() error {
 		runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), *workers, *concurrency, *clients)
 	base := harness.Options{
 		RedisURL: *redisURL, RedisCluster: splitList(*cluster), RedisShards: *shards, History: *history,
-		Workers: *workers, Concurrency: *concurrency, Clients: *clients,
+		Workers: *workers, Concurrency: *concurrency, Clients: *clients, DataBytes: *dataBytes,
 		Jobs: *jobs, Duration: *duration, Rate: *rate,
 	}
 	var points []point

@@ -40,6 +40,10 @@ type Options struct {
 	Workers     int // SDK workers
 	Concurrency int // tasks at once per worker
 	Clients     int // client goroutines
+	// DataBytes, when above 0, gives every job an initial_data of about
+	// that many bytes of JSON (fields of 64-character strings), as the
+	// prompts, settings and file lists of real jobs do.
+	DataBytes int
 
 	// Drain mode (Rate == 0): the clients create jobs as fast as they go,
 	// Jobs of them, or for Duration when Jobs is 0, then wait for all.
@@ -245,7 +249,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if meter != nil {
 		o.BeforeMeasure = func() { meter.Reset(ctx) }
 	}
-	submit := func(ctx context.Context) (string, error) { return c.CreateJob(ctx, "/jobs/"+o.Workload, nil) }
+	data := initialData(o.DataBytes)
+	submit := func(ctx context.Context) (string, error) { return c.CreateJob(ctx, "/jobs/"+o.Workload, data) }
 	res, err = Drive(ctx, o, submit, ends)
 	if err != nil {
 		return res, err

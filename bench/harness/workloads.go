@@ -83,3 +83,17 @@ func tasksPerJob(workload string) int {
 	}
 	return 0
 }
+
+// initialData returns an initial_data of about n bytes of JSON: fields
+// of 64-character strings; nil when n is 0.
+func initialData(n int) map[string]any {
+	if n <= 0 {
+		return nil
+	}
+	const field = 64 + len(`"field-0000":"",`)
+	data := make(map[string]any, n/field+1)
+	for i := range n/field + 1 {
+		data[fmt.Sprintf("field-%04d", i)] = strings.Repeat(string(rune('a'+i%26)), 64)
+	}
+	return data
+}
