@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -328,11 +330,17 @@ func actionName(a Action) string {
 }
 
 // Normalize converts v to its JSON form: nil, bool, float64, string,
-// []any or map[string]any.
+// []any or map[string]any. The result shares no map or slice with v.
 func Normalize(v any) (any, error) {
 	switch v.(type) {
 	case nil, bool, float64, string:
 		return v, nil
+	}
+	// A value in JSON form already (a decoded request body, say) is
+	// copied: what the round trip below would return, for a fraction of
+	// its cost.
+	if c, ok := copyJSONForm(v, 0); ok {
+		return c, nil
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -343,6 +351,53 @@ func Normalize(v any) (any, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// maxCopyDepth bounds copyJSONForm's recursion: deeper values (or a map
+// that contains itself) take the round trip, whose encoder reports cycles.
+const maxCopyDepth = 256
+
+// copyJSONForm returns a deep copy of v if v is in JSON form and encoding
+// it would not change it (finite numbers, valid UTF-8), else false.
+func copyJSONForm(v any, depth int) (any, bool) {
+	if depth > maxCopyDepth {
+		return nil, false
+	}
+	switch x := v.(type) {
+	case nil, bool:
+		return x, true
+	case float64:
+		return x, !math.IsNaN(x) && !math.IsInf(x, 0)
+	case string:
+		return x, utf8.ValidString(x) // the encoder replaces invalid bytes
+	case map[string]any:
+		if x == nil {
+			return nil, true // encoded as null
+		}
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			c, ok := copyJSONForm(e, depth+1)
+			if !ok || !utf8.ValidString(k) {
+				return nil, false
+			}
+			out[k] = c
+		}
+		return out, true
+	case []any:
+		if x == nil {
+			return nil, true
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			c, ok := copyJSONForm(e, depth+1)
+			if !ok {
+				return nil, false
+			}
+			out[i] = c
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 func decodeInto(src, dst any) error {
