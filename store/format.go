@@ -8,14 +8,16 @@ import (
 )
 
 // FormatVersion is the format of the job records a store writes (headers
-// and task records carry it as format_version). Format 2 names every field
-// of a task's spec in snake case with durations in milliseconds; format 1
-// (records without a version, written before) stored the spec with Go
-// field names and durations in nanoseconds. Records of format 1 are read
-// and written back as format 2; a record of a later format than this one
-// is refused with ErrFormat, so that an older orchestrator never rewrites
-// what a newer one wrote.
-const FormatVersion = 2
+// and task records carry it as format_version). Format 3 is format 2 but
+// that a store may keep a job's initial_data, which never changes, apart
+// from its header, written once (the header's initial_data is then null);
+// format 2 names every field of a task's spec in snake case with durations
+// in milliseconds; format 1 (records without a version, written before)
+// stored the spec with Go field names and durations in nanoseconds.
+// Records of earlier formats are read and written back in this one; a
+// record of a later format than this one is refused with ErrFormat, so
+// that an older orchestrator never rewrites what a newer one wrote.
+const FormatVersion = 3
 
 // ErrFormat is returned for a record written in a format this code does
 // not read.
@@ -113,7 +115,7 @@ func (r TaskRun) MarshalJSON() ([]byte, error) {
 	}{taskRunFields(r), r.Spec.record(), FormatVersion})
 }
 
-// UnmarshalJSON reads a task record of format 1 or 2.
+// UnmarshalJSON reads a task record of format 1, 2 or 3.
 func (r *TaskRun) UnmarshalJSON(b []byte) error {
 	var rec struct {
 		*taskRunFields

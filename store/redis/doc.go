@@ -64,26 +64,37 @@
 //
 // Jobs:
 //
-//	K job:<id>              hash    doc: the job's header as JSON (no parts); v: its
-//	                                version; e: 1 once it ended (its keys expire), 0
-//	                                before (absent in records of before); m, c: its index
-//	                                member and client name, as created. No TTL while the
-//	                                job runs; PEXPIRE Retention once terminal, like those
-//	                                of the four part keys below that hold records.
+//	K job:<id>              hash    doc: the job's header as JSON (no parts; its
+//	                                initial_data null); in: its initial data as JSON,
+//	                                written once (the header held it before format 3);
+//	                                v: its version; e: 1 once it ended (its keys expire),
+//	                                0 before (absent in records of before); m, c: its
+//	                                index member and client name, as created. No TTL
+//	                                while the job runs; PEXPIRE Retention once terminal,
+//	                                like those of the four part keys below that hold
+//	                                records.
 //	K job:<id>:tasks        hash    task id -> an outstanding task (store.TaskRun) as JSON.
 //	K job:<id>:branches     hash    task id -> an ended branch's result (store.Result) as JSON.
 //	K job:<id>:done         hash    task id -> the final status of an ended task.
 //	K job:<id>:dispatches   list    every dispatch decision as JSON, oldest first.
 //
-// Headers and task records carry format_version (store.FormatVersion, 2:
-// every field named in snake case, durations in milliseconds). They encode
+// Headers and task records carry format_version (store.FormatVersion, 3:
+// every field named in snake case, durations in milliseconds, a job's
+// initial data in the field in). They encode
 // store's own types (a task's spec is a store.TaskSpec, a result a
 // store.Result, a job's client a store.Client), never the public blueprint
 // types, which the engine converts to and from. Records
 // without it were written in format 1 (a task's spec with Go field names
-// and nanoseconds): they are read, and written back in format 2. A record
+// and nanoseconds), and format 2 kept the initial data in the header:
+// both are read, and written back in format 3 (the first write of a job
+// read from them writes in). A record
 // of a later format is refused (store.ErrFormat, naming both versions), so
 // that an older orchestrator never rewrites what a newer one wrote.
+//
+// The initial data never changes: written once, it is not encoded, sent
+// or hashed by Lua again on the job's later writes, whatever its size
+// (4 KB of it cost 1.3x the process and Redis CPU per one-task job when
+// every write carried it; BENCHMARKS.md).
 //
 // A job's parts (store.Parts) are records of their own, so that a result
 // or a pickup reads the header and one task (LoadJob, one readJobScript)

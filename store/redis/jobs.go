@@ -61,12 +61,12 @@ func (s *Store) readJob(ctx context.Context, id string, whole int, taskIDs []str
 	if len(res) < 2 {
 		return nil, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
 	}
-	j, err := decodeJob(res[:2])
+	if len(res) < 8 {
+		return nil, fmt.Errorf("read job %s: unexpected reply of %d items", id, len(res))
+	}
+	j, err := decodeJob([]any{res[0], res[1], res[7]})
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", id, err)
-	}
-	if len(res) < 7 {
-		return nil, fmt.Errorf("read job %s: unexpected reply of %d items", id, len(res))
 	}
 	if asInt(res[2]) == 1 {
 		return s.assemble(id, j, res[3:])
@@ -166,7 +166,11 @@ func decodeRecords[T any](m map[string]string) (map[string]T, error) {
 	return out, nil
 }
 
-// decodeJob reads the fields doc and v of a job hash.
+// dataApartFormat is the first format whose jobs keep their initial data
+// in the field "in" rather than in the header.
+const dataApartFormat = 3
+
+// decodeJob reads the fields doc, v and in of a job hash.
 func decodeJob(vals []any) (*store.Job, error) {
 	doc, ok := vals[0].(string)
 	if !ok {
@@ -178,6 +182,14 @@ func decodeJob(vals []any) (*store.Job, error) {
 	}
 	if err := store.CheckFormat(j.Format); err != nil {
 		return nil, err
+	}
+	if in, ok := vals[2].(string); ok && j.Format >= dataApartFormat {
+		if err := json.Unmarshal([]byte(in), &j.InitialData); err != nil {
+			return nil, fmt.Errorf("decode initial data: %w", err)
+		}
+	}
+	if j.InitialData == nil {
+		j.InitialData = map[string]any{}
 	}
 	if v, ok := vals[1].(string); ok {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -321,9 +333,11 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			}
 		}
 		job.Written()
+		job.Format = store.FormatVersion
 		for _, c := range fx.Create {
 			c.Version = 1
 			c.Written()
+			c.Format = store.FormatVersion
 		}
 		if learn != nil {
 			learn(res[len(res)-1])
@@ -667,6 +681,7 @@ func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]st
 type jobWrite struct {
 	job           *store.Job
 	key, doc      int    // KEYS and ARGV indexes
+	data          int    // ARGV index of the initial data; 0: stored already
 	expect        string // stored version required; "" means the job must not exist
 	version       string
 	ttl           string // ms; set for a terminal job
@@ -680,6 +695,9 @@ type jobWrite struct {
 // expiry).
 func (w jobWrite) ops(a *commitArgs) {
 	a.op("J", w.key, w.expect, w.version, w.doc, w.ttl, w.member, w.client)
+	if w.data != 0 {
+		a.op("I", w.data)
+	}
 	a.ops = append(a.ops, w.parts...)
 	for _, part := range w.expiringParts {
 		a.op("pe", part)
@@ -691,6 +709,11 @@ func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, 
 	c := job.Header()
 	c.Version = version
 	c.Format = store.FormatVersion
+	// The initial data never changes: it goes to the field "in" when the
+	// job is created, or first written by this format, and is not encoded
+	// or sent again.
+	data := c.InitialData
+	c.InitialData = nil
 	doc, err := json.Marshal(c)
 	if err != nil {
 		return jobWrite{}, fmt.Errorf("encode job %s: %w", job.ID, err)
@@ -698,6 +721,16 @@ func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, 
 	w := jobWrite{
 		job: job, key: a.key(k.job(job.ID)), doc: a.doc(doc),
 		expect: expect, version: strconv.FormatInt(version, 10),
+	}
+	if expect == "" || job.Format < dataApartFormat {
+		if data == nil {
+			data = map[string]any{}
+		}
+		in, err := json.Marshal(data)
+		if err != nil {
+			return jobWrite{}, fmt.Errorf("encode initial data of job %s: %w", job.ID, err)
+		}
+		w.data = a.doc(in)
 	}
 	if w.parts, err = encodeParts(a, job); err != nil {
 		return jobWrite{}, err
@@ -860,7 +893,7 @@ func (s *Store) indexPage(ctx context.Context, client, upper string, n int64) ([
 func (s *Store) readJobs(ctx context.Context, members []string) ([]*store.Job, error) {
 	cmds, err := pipelined(ctx, s.rdb, members, func(p goredis.Pipeliner, m string) *goredis.SliceCmd {
 		id := idOfMember(m)
-		return p.HMGet(ctx, s.shard(id).job(id), "doc", "v")
+		return p.HMGet(ctx, s.shard(id).job(id), "doc", "v", "in")
 	})
 	if err != nil {
 		return nil, fail(ctx, "list jobs", err)

@@ -113,7 +113,7 @@ func TestRecordFormats(t *testing.T) {
 	}
 	stored, _ := rdb.HGet(ctx, k("v1:tasks"), "t").Result()
 	doc, _ := rdb.HGet(ctx, k("v1"), "doc").Result()
-	if !strings.Contains(stored, `"timeout_ms":90000`) || strings.Contains(stored, `"Timeout"`) || !strings.Contains(doc, `"format_version":2`) {
+	if !strings.Contains(stored, `"timeout_ms":90000`) || strings.Contains(stored, `"Timeout"`) || !strings.Contains(doc, `"format_version":3`) {
 		t.Fatalf("written back as\n%s\n%s", stored, doc)
 	}
 
@@ -123,6 +123,66 @@ func TestRecordFormats(t *testing.T) {
 	}
 	if _, err := s.LoadJob(ctx, "v9"); !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), "format 9") {
 		t.Fatalf("a job of format 9: %v", err)
+	}
+}
+
+// A job's initial data is written once, to the field "in": when the job
+// is created, or by the first write of a job read from format 2 (whose
+// header held it). Later writes neither encode nor send it, and every read
+// (LoadJob, GetJob, ListJobs) returns it.
+func TestInitialDataWrittenOnce(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix, ctx := storeWithRaw(t)
+	k := func(id string) string { return "{" + prefix + "}:job:" + id }
+	hasData := func(j *store.Job, want string) bool { return j != nil && j.InitialData["prompt"] == want }
+
+	// A job of format 2, its initial data in the header.
+	header := `{"id":"f2","blueprint_name":"bp","status":"pending","current_state":"s","initial_data":{"prompt":"p"},"state_history":{},"progress":0,"client":{"name":"c"},"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","transition_count":0,"format_version":2}`
+	if err := rdb.HSet(ctx, k("f2"), "doc", header, "v", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.LoadJob(ctx, "f2")
+	if err != nil || !hasData(j, "p") {
+		t.Fatalf("a format 2 job read as %+v, %v", j, err)
+	}
+	j.ProgressMessage = "moved on"
+	if err := s.UpdateJob(ctx, j, store.Effects{}); err != nil {
+		t.Fatal(err)
+	}
+	fields, _ := rdb.HGetAll(ctx, k("f2")).Result()
+	if fields["in"] != `{"prompt":"p"}` || !strings.Contains(fields["doc"], `"initial_data":null`) || !strings.Contains(fields["doc"], `"format_version":3`) {
+		t.Fatalf("after its first write: in %q, doc %s", fields["in"], fields["doc"])
+	}
+	if again, err := s.GetJob(ctx, "f2"); err != nil || !hasData(again, "p") {
+		t.Fatalf("read back as %+v, %v", again, err)
+	}
+
+	// From now on a write leaves the field alone: a value put there by
+	// hand survives the next write from the same copy.
+	if err := rdb.HSet(ctx, k("f2"), "in", `{"prompt":"untouched"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	j.ProgressMessage = "and on"
+	if err := s.UpdateJob(ctx, j, store.Effects{}); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.LoadJob(ctx, "f2"); err != nil || !hasData(again, "untouched") || again.ProgressMessage != "and on" {
+		t.Fatalf("the second write rewrote the initial data: %+v, %v", again, err)
+	}
+
+	// A job created now has its data apart from the start.
+	now := time.Now().UTC()
+	created := &store.Job{ID: "new", Blueprint: "bp", Status: protocol.StatusPending, CurrentState: "s",
+		InitialData: map[string]any{"prompt": "fresh"}, Client: store.Client{Name: "c"}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateJob(ctx, created, store.Effects{}); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := rdb.HGet(ctx, k("new"), "in").Result(); in != `{"prompt":"fresh"}` {
+		t.Fatalf("created with in %q", in)
+	}
+	page, _, err := s.ListJobs(ctx, store.JobFilter{Client: "c"})
+	if err != nil || len(page) != 1 || !hasData(page[0], "fresh") { // the job stored by hand is in no index
+		t.Fatalf("listed: %v, %v", page, err)
 	}
 }
 

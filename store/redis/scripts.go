@@ -142,7 +142,8 @@ end
 //	J key expect version doc ttl member client
 //	                          write a job's header (ttl: its retention when
 //	                          it ends, else ""; member, client: its index
-//	                          entry, on creation); its parts follow:
+//	                          entry, on creation); then, when given:
+//	I doc                     its initial data (field in), then its parts:
 //	hp part id doc, hd part id
 //	                          put or delete a record of a hash part: a
 //	                          task record (tasks), a branch result
@@ -254,6 +255,9 @@ while i <= n do
       redis.call('HSET', key, 'doc', ARGV[tonumber(ARGV[i + 4])], 'v', ARGV[i + 3], 'e', e)
     end
     i = i + 8
+  elseif op == 'I' then
+    redis.call('HSET', key, 'in', ARGV[tonumber(ARGV[i + 1])])
+    i = i + 2
   -- A run of records of one part (a fan-out's tasks, say) goes out as one
   -- command: a redis.call costs more than the bytes it carries.
   elseif op == 'hp' then
@@ -491,11 +495,12 @@ return 0
 // 2 its tasks, 3 branches, 4 done, 5 dispatches. ARGV: 1 whole: read every
 // part when the job has at most this many part records (-1: always), then
 // the ids of the tasks to read otherwise. Returns {} when the job does not
-// exist, else {doc, version, 1, tasks, branches, done, dispatches} for a
-// whole read (hashes as field-value lists) or {doc, version, 0, tasks,
-// {}, done, {}} with the named tasks and final statuses found.
+// exist, else {doc, version, 1, tasks, branches, done, dispatches, in}
+// for a whole read (hashes as field-value lists) or {doc, version, 0,
+// tasks, {}, done, {}, in} with the named tasks and final statuses found;
+// in is the initial data (false before format 3).
 var readJobScript = goredis.NewScript(`
-local h = redis.call('HMGET', KEYS[1], 'doc', 'v')
+local h = redis.call('HMGET', KEYS[1], 'doc', 'v', 'in')
 if not h[1] then return {} end
 local limit = tonumber(ARGV[1])
 local whole = limit < 0
@@ -506,7 +511,7 @@ if not whole then
 end
 if whole then
   return {h[1], h[2], 1, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),
-    redis.call('HGETALL', KEYS[4]), redis.call('LRANGE', KEYS[5], 0, -1)}
+    redis.call('HGETALL', KEYS[4]), redis.call('LRANGE', KEYS[5], 0, -1), h[3]}
 end
 local tasks, done = {}, {}
 if #ARGV > 1 then
@@ -518,7 +523,7 @@ if #ARGV > 1 then
     if d[i] then done[#done + 1] = id; done[#done + 1] = d[i] end
   end
 end
-return {h[1], h[2], 0, tasks, {}, done, {}}
+return {h[1], h[2], 0, tasks, {}, done, {}, h[3]}
 `)
 
 // peekTasksScript reads the first tasks of a queue in one consistent view.
