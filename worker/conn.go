@@ -468,7 +468,7 @@ func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log *slo
 				}
 				log.Log(ctx, lv, "result ignored by the orchestrator", "status", res.Status, "reason", rr.Reason, "message", rr.Message)
 			default:
-				log.Info("result delivered", "status", res.Status, "transition", rr.Transition)
+				log.Debug("result delivered", "status", res.Status, "transition", rr.Transition)
 			}
 			if !askNext || rr.Next == nil {
 				return nil

@@ -302,7 +302,7 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 	w.tasks.Add(1)
 	w.mu.Unlock()
 	w.stateChanged()
-	log.Info("task received", "type", p.Type, "attempt", p.Attempt)
+	log.Debug("task received", "type", p.Type, "attempt", p.Attempt)
 
 	go func() {
 		defer w.tasks.Done()
