@@ -204,13 +204,44 @@ func (e *Engine) runState(ctx context.Context, j *store.Job, bp *blueprint.Bluep
 	return out, history, herr
 }
 
-// firstStep runs the start state of a job being created and applies its
-// outcome to a copy of the job in t, so that the job is committed with its
-// first step done: one write instead of a write, a trip through the ready
-// queue, a read and a second write. It returns nil, leaving t alone, when
-// the step is better left to an executor: the handler failed (retries and
-// quarantine live there) or the outcome could not be applied.
+// firstStep runs the start state of a job being created with the job's
+// create (see stepNow): one write instead of a write, a trip through the
+// ready queue, a read and a second write.
 func (e *Engine) firstStep(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint) *store.Job {
+	whole := *j
+	whole.Loaded.All = true // a job being created has no part stored elsewhere
+	return e.stepNow(ctx, t, &whole, bp)
+}
+
+// stepAfter runs the step of a job that t moved to a state with a handler
+// (it marked the job ready) with t's write, when t holds the whole job:
+// the step after a result is committed with the result. It returns the
+// job after the step, or nil when the step is left to an executor.
+func (e *Engine) stepAfter(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint) *store.Job {
+	i := slices.Index(t.fx.Ready, j.ID)
+	if i < 0 || !j.Loaded.All || t.needAll {
+		return nil
+	}
+	ready := t.fx.Ready
+	t.fx.Ready = slices.Delete(slices.Clone(ready), i, i+1) // the step is this one
+	// The step continues the job's trace, as an executor's would, rather
+	// than the trace of the request that brought the result.
+	ctx = withTrace(trace.ContextWithSpanContext(ctx, trace.SpanContext{}), j.TraceContext)
+	next := e.stepNow(ctx, t, j, bp)
+	if next == nil {
+		t.fx.Ready = ready
+	}
+	return next
+}
+
+// stepNow runs the handler of the state j is in, j whole, and applies its
+// outcome to a copy of j in a txn of its own, which t then absorbs, so
+// that the step is committed with t's write instead of by an executor
+// after a trip through the ready queue, a read and a write. It returns the
+// copy, or nil, leaving t alone, when the step is better left to an
+// executor: the handler failed (retries and quarantine live there) or the
+// outcome could not be applied.
+func (e *Engine) stepNow(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint) *store.Job {
 	ctx, span := e.cfg.Tracer.Start(ctx, "step "+j.Blueprint+"/"+j.CurrentState, jobAttrs(j))
 	defer span.End()
 	out, history, herr := e.runState(ctx, j, bp)
@@ -225,7 +256,6 @@ func (e *Engine) firstStep(ctx context.Context, t *txn, j *store.Job, bp *bluepr
 	}
 	next := j.Clone()
 	next.StateHistory = history
-	next.Loaded.All = true // a job being created has no part stored elsewhere
 	step := &txn{now: t.now, mayHand: t.mayHand}
 	if oerr != nil {
 		e.offloadFailed(step, next, oerr)
@@ -235,8 +265,7 @@ func (e *Engine) firstStep(ctx context.Context, t *txn, j *store.Job, bp *bluepr
 		step.settle(false)
 		return nil
 	}
-	t.fx, t.events = step.fx, append(t.events, step.events...)
-	t.handoffs = append(t.handoffs, step.handoffs...)
+	t.absorb(step)
 	return next
 }
 

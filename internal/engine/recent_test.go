@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,11 +17,12 @@ import (
 // records the writes put.
 type countedReads struct {
 	store.Store
-	reads, taskPuts atomic.Int64
+	reads, taskPuts, updates atomic.Int64
 }
 
 func (s *countedReads) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
 	s.taskPuts.Add(int64(len(j.Changes().PutTasks)))
+	s.updates.Add(1)
 	return s.Store.UpdateJob(ctx, j, fx)
 }
 
@@ -63,19 +65,31 @@ func taskThenStep() *blueprint.Blueprint {
 		End("finished", nil)
 }
 
-// The executor's step after a result written by this process starts from
-// the copy kept of that write, when the store holds the job at the copy's
-// version; at another version it reads the job.
+// approvalThenStep waits for a decision, then runs a step: an approval
+// marks the job ready for an executor.
+func approvalThenStep() *blueprint.Blueprint {
+	return blueprint.New("approve").Start("start", func(c *blueprint.Context) error {
+		return c.AwaitApproval("go on?")
+	}, blueprint.On("yes", "after")).
+		State("after", func(c *blueprint.Context) error { return c.GoTo("finished") }, blueprint.To("finished")).
+		End("finished", nil)
+}
+
+// The executor's step after a write of this process (an approval's)
+// starts from the copy kept of that write, when the store holds the job
+// at the copy's version; at another version it reads the job.
 func TestRecentJobsStandForTheStepsRead(t *testing.T) {
 	t.Parallel()
 	t.Run("the copy at the version taken", func(t *testing.T) {
 		st := &countedReads{Store: memory.New(memory.Options{})}
-		en := newEnv(t, Config{Store: st}, taskThenStep())
-		en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
-		if _, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "step"}); err != nil {
+		en := newEnv(t, Config{Store: st}, approvalThenStep())
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "approve"})
+		if err != nil {
 			t.Fatal(err)
 		}
-		en.succeed("w1", 0)
+		if _, err := en.e.Approve(en.ctx, j.ID, "yes"); err != nil {
+			t.Fatal(err)
+		}
 		deadline := time.Now().Add(10 * time.Second)
 		for len(en.eventsOf(EventJobEnded)) == 0 {
 			if time.Now().After(deadline) {
@@ -84,19 +98,20 @@ func TestRecentJobsStandForTheStepsRead(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if n := st.reads.Load(); n != 0 {
-			t.Fatalf("%d job reads reached the store for a pickup, a result and a step", n)
+			t.Fatalf("%d job reads reached the store for an approval and a step", n)
 		}
 	})
 	t.Run("a read when another process wrote since", func(t *testing.T) {
 		st := &countedReads{Store: memory.New(memory.Options{})}
-		en := newEnv(t, Config{Store: st, Executors: -1}, taskThenStep()) // steps run below
-		en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
-		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "step"})
+		en := newEnv(t, Config{Store: st, Executors: -1}, approvalThenStep()) // steps run below
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "approve"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		en.succeed("w1", 0)
-		// Another process writes the job after this one's result.
+		if _, err := en.e.Approve(en.ctx, j.ID, "yes"); err != nil {
+			t.Fatal(err)
+		}
+		// Another process writes the job after this one's approval.
 		stored, err := st.Store.GetJob(en.ctx, j.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -119,6 +134,55 @@ func TestRecentJobsStandForTheStepsRead(t *testing.T) {
 		end := en.waitEnd(j.ID)
 		if end.Status != protocol.StatusFinished || end.StateHistory["elsewhere"] != true {
 			t.Fatalf("job %s, state history %v: the step did not start from the stored job", summary(end), end.StateHistory)
+		}
+	})
+}
+
+// The step after a result is committed with the result, as a job's first
+// step is with its create: with no executor running, a job whose task
+// leads to a state with a handler ends, its result and that step in one
+// write. A handler that fails there leaves its step to an executor, which
+// retries it.
+func TestStepAfterResultCommittedWithIt(t *testing.T) {
+	t.Parallel()
+	t.Run("committed with the result", func(t *testing.T) {
+		st := &countedReads{Store: memory.New(memory.Options{})}
+		en := newEnv(t, Config{Store: st, Executors: -1}, taskThenStep()) // no executor
+		en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "step"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		en.succeed("w1", 0)
+		end := en.waitEnd(j.ID)
+		if end.Status != protocol.StatusFinished || len(en.eventsOf(EventStateEntered)) != 2 {
+			t.Fatalf("job %s, states entered %v", summary(end), en.eventsOf(EventStateEntered))
+		}
+		if n := st.updates.Load(); n != 2 {
+			t.Fatalf("%d job writes after the create, want 2: the pickup, and the result with its step", n)
+		}
+	})
+	t.Run("a failing handler left to an executor", func(t *testing.T) {
+		var failed atomic.Bool
+		bp := blueprint.New("flaky").Start("start", func(c *blueprint.Context) error {
+			return c.Dispatch(blueprint.Task{Type: "work"})
+		}, blueprint.On("success", "after")).
+			State("after", func(c *blueprint.Context) error {
+				if !failed.Swap(true) {
+					return errors.New("not yet")
+				}
+				return c.GoTo("finished")
+			}, blueprint.To("finished")).
+			End("finished", nil)
+		en := newEnv(t, Config{}, bp)
+		en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "flaky"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		en.succeed("w1", 0)
+		if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished || !failed.Load() {
+			t.Fatalf("job %s after a failing step", summary(end))
 		}
 	})
 }

@@ -111,6 +111,9 @@ func (e *Engine) SubmitResultOnce(ctx context.Context, workerID string, res prot
 			mergeDataMetadata(j, res.DataMetadata)
 			resp.Transition = e.taskSucceeded(t, j, bp, run, result)
 		}
+		if next := e.stepAfter(ctx, t, j, bp); next != nil {
+			*j = *next
+		}
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {

@@ -38,6 +38,23 @@ type handoff struct {
 	payload *protocol.TaskPayload
 }
 
+// absorb adds to t what step, a txn run on a copy of the same job, did:
+// its effects, events and hand-offs. A step sets none of the write's
+// conditions (Once, Claim, Reward, DoneReady): those stay t's.
+func (t *txn) absorb(step *txn) {
+	fx, s := &t.fx, &step.fx
+	fx.Create = append(fx.Create, s.Create...)
+	fx.Ready = append(fx.Ready, s.Ready...)
+	fx.Enqueue = append(fx.Enqueue, s.Enqueue...)
+	fx.Hand = append(fx.Hand, s.Hand...)
+	fx.Remove = append(fx.Remove, s.Remove...)
+	fx.Timers = append(fx.Timers, s.Timers...)
+	fx.Cancel = append(fx.Cancel, s.Cancel...)
+	fx.Events = append(fx.Events, s.Events...)
+	t.events = append(t.events, step.events...)
+	t.handoffs = append(t.handoffs, step.handoffs...)
+}
+
 // settle gives the polls reserved by t their tasks when t was committed,
 // or nil (they look again) when it was not. Settled twice, the second
 // settles nothing.
