@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -260,5 +261,29 @@ func TestRecentJobsViewsOfAFanOut(t *testing.T) {
 	// A pickup writes its task, a result none: not every outstanding one.
 	if n := st.taskPuts.Load(); n > 2*width {
 		t.Fatalf("the writes put %d task records for %d branches", n, width)
+	}
+}
+
+// A step's effects all reach the write that absorbs it: every list of
+// store.Effects, so that one added later cannot be dropped unnoticed.
+func TestAbsorbTakesEveryEffect(t *testing.T) {
+	t.Parallel()
+	step := &txn{events: []Event{{Type: EventStateEntered}}, handoffs: []handoff{{}}}
+	fx := reflect.ValueOf(&step.fx).Elem()
+	for i := range fx.NumField() {
+		if f := fx.Field(i); f.Kind() == reflect.Slice {
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		}
+	}
+	into := &txn{}
+	into.absorb(step)
+	got := reflect.ValueOf(into.fx)
+	for i := range got.NumField() {
+		if f := got.Field(i); f.Kind() == reflect.Slice && f.Len() != 1 {
+			t.Errorf("absorb drops Effects.%s", got.Type().Field(i).Name)
+		}
+	}
+	if len(into.events) != 1 || len(into.handoffs) != 1 {
+		t.Errorf("absorb drops events (%d) or hand-offs (%d)", len(into.events), len(into.handoffs))
 	}
 }
