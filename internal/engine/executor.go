@@ -214,12 +214,18 @@ func (e *Engine) firstStep(ctx context.Context, t *txn, j *store.Job, bp *bluepr
 }
 
 // stepAfter runs the step of a job that t moved to a state with a handler
-// (it marked the job ready) with t's write, when t holds the whole job:
-// the step after a result is committed with the result. It returns the
-// job after the step, or nil when the step is left to an executor.
+// (it marked the job ready) with t's write: the step after a result is
+// committed with the result. The handler sees the whole job (an
+// aggregator, every branch): on a view, stepAfter asks mutate for the
+// whole job instead (t.needAll). It returns the job after the step, or
+// nil when the step is left to an executor.
 func (e *Engine) stepAfter(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint) *store.Job {
 	i := slices.Index(t.fx.Ready, j.ID)
-	if i < 0 || !j.Loaded.All || t.needAll {
+	if i < 0 || t.needAll {
+		return nil
+	}
+	if !j.Loaded.All {
+		t.needAll = true
 		return nil
 	}
 	ready := t.fx.Ready

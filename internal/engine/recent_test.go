@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,6 +163,36 @@ func TestStepAfterResultCommittedWithIt(t *testing.T) {
 		}
 		if n := st.updates.Load(); n != 2 {
 			t.Fatalf("%d job writes after the create, want 2: the pickup, and the result with its step", n)
+		}
+	})
+	t.Run("an aggregator after a fan-out wider than a view", func(t *testing.T) {
+		bp := blueprint.New("fan").Start("start", func(c *blueprint.Context) error {
+			return c.DispatchParallel(slices.Repeat([]blueprint.Task{{Type: "work"}}, 5))
+		}, blueprint.FanIn("join")).
+			Aggregator("join", func(c *blueprint.Context) error {
+				if len(c.Branches()) != 5 {
+					return fmt.Errorf("the aggregator sees %d branches", len(c.Branches()))
+				}
+				return c.GoTo("finished")
+			}, blueprint.To("finished")).
+			End("finished", nil)
+		st := &countedReads{Store: memory.New(memory.Options{})}
+		en := newEnv(t, Config{Store: st, Executors: -1}, bp) // no executor
+		en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "fan"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			en.succeed("w1", 0)
+		}
+		// The results held views of one task; the last ran the aggregator
+		// on the whole copy kept of the job, not on a read.
+		if n := st.reads.Load(); n != 0 {
+			t.Fatalf("%d job reads reached the store", n)
+		}
+		if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished {
+			t.Fatalf("job %s", summary(end))
 		}
 	})
 	t.Run("a failing handler left to an executor", func(t *testing.T) {

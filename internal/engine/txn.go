@@ -157,6 +157,16 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		t.settle(false) // an attempt before this one
 		t = &txn{now: e.now(), mayHand: true}
 		err = fn(t, j)
+		if guess && err == nil && t.needAll && behind != nil {
+			// The change needs the whole job, and the copy behind the
+			// view is that job at the same version: decide again on it
+			// rather than on a read.
+			j, behind = behind, nil
+			j.Written() // all it holds is stored (see Job.Apply)
+			t.settle(false)
+			t = &txn{now: e.now(), mayHand: true}
+			err = fn(t, j)
+		}
 		if guess && (err != nil || t.needAll) {
 			spare = behind
 			continue // decide again on the stored job
