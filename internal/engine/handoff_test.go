@@ -144,3 +144,46 @@ func TestHandOffToAPollThatEnded(t *testing.T) {
 	}
 	retriedAtNoCost(t, en, j)
 }
+
+// A result that asks for the worker's next task gets one that waits in a
+// pending queue even while another poll of the worker's waits here: that
+// poll looked before the task came and is not woken for it (it waits on
+// the queues of the skills the worker had then), so the result's answer is
+// what takes it, and the waiting poll goes on waiting.
+func TestResultTakesATaskWhileAPollWaits(t *testing.T) {
+	t.Parallel()
+	other := blueprint.New("other").Start("start", func(c *blueprint.Context) error {
+		return c.Dispatch(blueprint.Task{Type: "other"})
+	}, blueprint.On("success", "finished")).End("finished", nil)
+	en := newEnv(t, Config{PollTimeout: time.Minute}, oneTask(), other)
+	one := map[string]any{"max_concurrent_tasks": 1.0}
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}, extra: one})
+	first := en.create("one", nil)
+	p, err := en.e.NextTask(en.ctx, "w1", time.Second)
+	if err != nil || p == nil || p.JobID != first.ID {
+		t.Fatalf("poll: %+v %v", p, err)
+	}
+	pollCtx, cancelPoll := context.WithCancel(en.ctx)
+	defer cancelPoll()
+	waiting := pollAsync(pollCtx, en, "w1")
+	parkedPoll(t, en.e, "w1")
+
+	// The worker now has a second skill, and no room: the task of that
+	// skill waits in its pending queue.
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1, "other": 1}, extra: one})
+	second := en.create("other", nil)
+	if queued, err := en.store.PeekTasks(en.ctx, store.PendingQueue("other"), 10); err != nil || len(queued) != 1 || queued[0].JobID != second.ID {
+		t.Fatalf("pending queue of other: %+v %v", queued, err)
+	}
+	if _, err := en.e.SubmitResult(en.ctx, "w1", protocol.TaskResult{JobID: first.ID, TaskID: p.TaskID, Status: protocol.TaskSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := en.e.TakeTask(en.ctx, "w1")
+	if err != nil || next == nil || next.JobID != second.ID || next.Type != "other" {
+		t.Fatalf("the next task with the result: %+v %v, want the task of job %s", next, err, second.ID)
+	}
+	cancelPoll()
+	if r := <-waiting; r.p != nil {
+		t.Fatalf("the waiting poll got %+v too", r.p)
+	}
+}

@@ -25,8 +25,13 @@ type placed struct {
 }
 
 type placedQueue struct {
-	tasks       *btree.BTreeG[*store.QueuedTask] // by score, then task id, as the queue
-	guessUntil  time.Time                        // zero: guess; else no guesses before it
+	tasks      *btree.BTreeG[*store.QueuedTask] // by score, then task id, as the queue
+	guessUntil time.Time                        // zero: guess; else no guesses before it
+	// claims counts the starts and ends of this process's claims of the
+	// queue's head (claiming), busy those under way: a guess that misses
+	// while one ran may have lost its task to it.
+	claims      uint64
+	busy        int
 	lastTouched time.Time
 }
 
@@ -119,20 +124,27 @@ func (p *placed) sweep(now time.Time) {
 	}
 }
 
+// guess is a task taken to be picked up with its claim, and what was
+// known of the queue's claims when it was taken (see missed).
+type guess struct {
+	task   store.QueuedTask
+	claims uint64
+}
+
 // take removes and returns the first task this process queued in a queue,
 // if any and its polls guess now.
-func (p *placed) take(queue string) (store.QueuedTask, bool) {
+func (p *placed) take(queue string) (guess, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.m[queue]
 	if q == nil || time.Now().Before(q.guessUntil) {
-		return store.QueuedTask{}, false
+		return guess{}, false
 	}
 	first, ok := q.tasks.DeleteMin()
 	if !ok {
-		return store.QueuedTask{}, false
+		return guess{}, false
 	}
-	return *first, true
+	return guess{task: *first, claims: q.claims}, true
 }
 
 // earliest returns which of queues has the first task in queue order
@@ -168,10 +180,13 @@ func (p *placed) putBack(qt store.QueuedTask) {
 func (p *placed) claimed(queue string, qt store.QueuedTask) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	q := p.m[queue]
-	if q == nil {
-		return
+	if q := p.m[queue]; q != nil {
+		q.dropBefore(qt)
 	}
+}
+
+// dropBefore drops the tasks up to qt in queue order; placed.mu is held.
+func (q *placedQueue) dropBefore(qt store.QueuedTask) {
 	for {
 		first, ok := q.tasks.Min()
 		if !ok || store.InQueueOrder(&qt, first) {
@@ -182,12 +197,37 @@ func (p *placed) claimed(queue string, qt store.QueuedTask) {
 }
 
 // missed records that a guess in a worker's queue missed: its polls claim
-// first for placedMissPause.
-func (p *placed) missed(queue string) {
+// first for placedMissPause. A claim of this process's that ran meanwhile
+// may have taken the guessed task (it takes the head, and the head is
+// likely a guessed one): such a miss is no sign of other processes' tasks
+// and pauses nothing.
+func (p *placed) missed(queue string, g guess) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if q := p.m[queue]; q != nil {
+	if q := p.m[queue]; q != nil && q.busy == 0 && q.claims == g.claims {
 		q.guessUntil = time.Now().Add(placedMissPause)
+	}
+}
+
+// claiming records that a claim of a worker's queue head starts; done
+// records its end, with the task it took (see claimed), if any.
+func (p *placed) claiming(queue string) (done func(*store.QueuedTask)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.m[queue]
+	if q == nil {
+		return func(*store.QueuedTask) {} // no guesses there to lose
+	}
+	q.claims++
+	q.busy++
+	return func(qt *store.QueuedTask) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		q.claims++
+		q.busy--
+		if qt != nil {
+			q.dropBefore(*qt)
+		}
 	}
 }
 

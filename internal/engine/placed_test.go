@@ -17,7 +17,8 @@ func placedTask(id, worker string, at time.Time) store.QueuedTask {
 
 // placed hands out the tasks this process queued in queue order, one to
 // each taker; a claim drops those before the task it took; a failed write
-// takes its tasks back; a miss in a worker's queue pauses its guesses.
+// takes its tasks back; a miss in a worker's queue pauses its guesses,
+// unless a claim of this process's may have taken the task.
 func TestPlacedTasks(t *testing.T) {
 	var p placed
 	now := time.Now()
@@ -32,30 +33,51 @@ func TestPlacedTasks(t *testing.T) {
 	}
 	q := store.WorkerQueue("w")
 	got, ok := p.take(q)
-	if !ok || got.Run.ID != "a" || got.Run.Spec.Params != nil || got.JobID != "j-a" {
-		t.Fatalf("first take: %+v %v, want a, without its params", got, ok)
+	if !ok || got.task.Run.ID != "a" || got.task.Run.Spec.Params != nil || got.task.JobID != "j-a" {
+		t.Fatalf("first take: %+v %v, want a, without its params", got.task, ok)
 	}
 	taken, ok := p.take(store.PendingQueue("work"))
-	if !ok || taken.Run.ID != "p" {
-		t.Fatalf("pending take: %+v %v", taken, ok)
+	if !ok || taken.task.Run.ID != "p" {
+		t.Fatalf("pending take: %+v %v", taken.task, ok)
 	}
-	p.putBack(taken) // the worker may not run it: for another
-	if again, ok := p.take(store.PendingQueue("work")); !ok || again.Run.ID != "p" {
-		t.Fatalf("take after the put-back: %+v %v", again, ok)
+	p.putBack(taken.task) // the worker may not run it: for another
+	if again, ok := p.take(store.PendingQueue("work")); !ok || again.task.Run.ID != "p" {
+		t.Fatalf("take after the put-back: %+v %v", again.task, ok)
 	}
-	p.putBack(taken)
+	p.putBack(taken.task)
 	if err := p.write([]store.QueuedTask{b}, func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	p.claimed(q, b) // a claim took b: a (taken) and anything before b is gone
-	if got, ok := p.take(q); !ok || got.Run.ID != "c" {
-		t.Fatalf("take after the claim of b: %+v %v, want c", got, ok)
+	if got, ok := p.take(q); !ok || got.task.Run.ID != "c" {
+		t.Fatalf("take after the claim of b: %+v %v, want c", got.task, ok)
 	}
 	if _, ok := p.take(q); ok {
 		t.Fatal("a task handed out twice")
 	}
+
+	// A miss while a claim of this process's ran, or after one ran since
+	// the guess, may be that claim's doing: it pauses nothing. One with no
+	// claim about pauses the worker's guesses.
 	p.putBack(c)
-	p.missed(q)
+	done := p.claiming(q)
+	g, _ := p.take(q)
+	p.putBack(g.task)
+	done(nil)
+	p.missed(q, g) // taken while the claim ran
+	g, _ = p.take(q)
+	p.putBack(g.task)
+	p.claiming(q)(nil)
+	p.missed(q, g) // a claim ran since the guess
+	g, ok = p.take(q)
+	if !ok || g.task.Run.ID != "c" {
+		t.Fatalf("a guess after misses a claim may explain: %+v %v, want c", g.task, ok)
+	}
+	p.putBack(g.task)
+	p.claiming(q)(&b) // a claim that took b drops nothing after it
+	g, _ = p.take(q)
+	p.putBack(g.task)
+	p.missed(q, g)
 	if _, ok := p.take(q); ok {
 		t.Fatal("a guess right after a miss in the worker's queue")
 	}

@@ -345,15 +345,15 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 
 // TakeTask returns the task the worker may run now, if there is one,
 // without waiting: the pickup that a result's answer carries (see
-// protocol.ResultResponse.NextTask), saving the worker a poll. While a
-// poll of the worker's waits here, its queue was empty when the poll
-// looked and the poll is woken for what comes, so TakeTask does not look.
+// protocol.ResultResponse.NextTask), saving the worker a poll. It looks
+// even while a poll of the worker's waits here: under load one nearly
+// always does (a worker keeps polls out for its free slots), and tasks
+// that came since it looked are better taken by a result than by the poll
+// they wake, which costs the worker an exchange. Looking at empty queues
+// costs no round trip as a rule (see placed and the store's claim hints).
 func (e *Engine) TakeTask(ctx context.Context, workerID string) (*protocol.TaskPayload, error) {
 	if e.done() == nil {
 		return nil, ErrNotStarted
-	}
-	if e.hub.waiting(store.WorkerQueue(workerID)) {
-		return nil, nil
 	}
 	w, err := e.poller(ctx, workerID)
 	if err != nil {
@@ -397,9 +397,6 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 	for {
 		src, note := fromOwnQueue, ""
 		qt, err := e.claimOwn(ctx, w)
-		if qt != nil {
-			e.placed.claimed(store.WorkerQueue(w.ID), *qt)
-		}
 		if err == nil && qt == nil {
 			// First a pending task this process queued, the first of the
 			// worker's skills, picked up with its claim.
@@ -438,10 +435,11 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 // round trips (with the job's copy at hand, see mutateParts). It returns
 // nil when there is no such task; see placed.
 func (e *Engine) pickupPlaced(ctx context.Context, w *store.Worker, queue string, src claimSource) (*protocol.TaskPayload, error) {
-	qt, ok := e.placed.take(queue)
+	g, ok := e.placed.take(queue)
 	if !ok {
 		return nil, nil
 	}
+	qt := g.task
 	if src == fromPending {
 		fit, err := e.fitsPending(ctx, w, &qt, &pendingScan{})
 		if err != nil || !fit {
@@ -452,7 +450,7 @@ func (e *Engine) pickupPlaced(ctx context.Context, w *store.Worker, queue string
 	payload, err := e.pickup(ctx, w.ID, &qt, src, "", true)
 	if errors.Is(err, store.ErrNotHead) {
 		if src == fromOwnQueue {
-			e.placed.missed(queue)
+			e.placed.missed(queue, g)
 		}
 		return nil, nil
 	}
@@ -466,7 +464,11 @@ func (e *Engine) pickupPlaced(ctx context.Context, w *store.Worker, queue string
 func (e *Engine) claimOwn(ctx context.Context, w *store.Worker) (*store.QueuedTask, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 	defer cancel()
-	return e.store.ClaimNext(ctx, store.WorkerQueue(w.ID), w.ID)
+	queue := store.WorkerQueue(w.ID)
+	done := e.placed.claiming(queue)
+	qt, err := e.store.ClaimNext(ctx, queue, w.ID)
+	done(qt)
+	return qt, err
 }
 
 // claimPending takes the best-ranked pending task, across the worker's
