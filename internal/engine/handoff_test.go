@@ -145,10 +145,10 @@ func TestHandOffToAPollThatEnded(t *testing.T) {
 	retriedAtNoCost(t, en, j)
 }
 
-// A result that asks for the worker's next task gets one that waits in a
-// pending queue even while another poll of the worker's waits here: that
-// poll looked before the task came and is not woken for it (it waits on
-// the queues of the skills the worker had then), so the result's answer is
+// A result that asks for the worker's next task gets one this process
+// queued even while another poll of the worker's waits here: that poll
+// looked before the task came and is not woken for it (it waits on the
+// queues of the skills the worker had then), so the result's answer is
 // what takes it, and the waiting poll goes on waiting.
 func TestResultTakesATaskWhileAPollWaits(t *testing.T) {
 	t.Parallel()

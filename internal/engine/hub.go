@@ -128,6 +128,13 @@ func (h *hub) reserve(queue string) *subscription {
 	return nil
 }
 
+// waiting reports whether a poll waits on queue.
+func (h *hub) waiting(queue string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs[queue]) > 0
+}
+
 // run forwards queue notifications until ctx ends.
 func (h *hub) run(ctx context.Context, queues <-chan string) {
 	for {

@@ -345,12 +345,12 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 
 // TakeTask returns the task the worker may run now, if there is one,
 // without waiting: the pickup that a result's answer carries (see
-// protocol.ResultResponse.NextTask), saving the worker a poll. It looks
-// even while a poll of the worker's waits here: under load one nearly
-// always does (a worker keeps polls out for its free slots), and tasks
-// that came since it looked are better taken by a result than by the poll
-// they wake, which costs the worker an exchange. Looking at empty queues
-// costs no round trip as a rule (see placed and the store's claim hints).
+// protocol.ResultResponse.NextTask), saving the worker a poll. While a
+// poll of the worker's waits here (under load one nearly always does: a
+// worker keeps polls out for its free slots), what other processes queued
+// since it looked is left to that poll, which is woken for it; what this
+// process queued for the worker is taken here all the same (takePlaced),
+// as the poll it would wake costs the worker an exchange.
 func (e *Engine) TakeTask(ctx context.Context, workerID string) (*protocol.TaskPayload, error) {
 	if e.done() == nil {
 		return nil, ErrNotStarted
@@ -359,11 +359,28 @@ func (e *Engine) TakeTask(ctx context.Context, workerID string) (*protocol.TaskP
 	if err != nil {
 		return nil, err
 	}
-	payload, err := e.takeTask(ctx, w)
+	var payload *protocol.TaskPayload
+	if e.hub.waiting(store.WorkerQueue(workerID)) {
+		payload, err = e.takePlaced(ctx, w)
+	} else {
+		payload, err = e.takeTask(ctx, w)
+	}
 	if payload == nil || err != nil {
 		return nil, err
 	}
 	return e.handedOver(ctx, workerID, payload), nil
+}
+
+// takePlaced picks up the first task this process queued for the worker,
+// in its own queue or a pending one, if any (see pickupPlaced).
+func (e *Engine) takePlaced(ctx context.Context, w *store.Worker) (*protocol.TaskPayload, error) {
+	if payload, err := e.pickupPlaced(ctx, w, store.WorkerQueue(w.ID), fromOwnQueue); payload != nil || err != nil {
+		return payload, err
+	}
+	if queue, ok := e.placed.earliest(pendingQueues(w)); ok {
+		return e.pickupPlaced(ctx, w, queue, fromPending)
+	}
+	return nil, nil
 }
 
 // poller returns the registered worker workerID for a pickup.
@@ -400,11 +417,7 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 		if err == nil && qt == nil {
 			// First a pending task this process queued, the first of the
 			// worker's skills, picked up with its claim.
-			pending := make([]string, len(w.Skills))
-			for i, s := range w.Skills {
-				pending[i] = store.PendingQueue(s.Name)
-			}
-			if queue, ok := e.placed.earliest(pending); ok {
+			if queue, ok := e.placed.earliest(pendingQueues(w)); ok {
 				payload, err := e.pickupPlaced(ctx, w, queue, fromPending)
 				if payload != nil || err != nil {
 					return payload, err
@@ -426,6 +439,15 @@ func (e *Engine) takeTask(ctx context.Context, w *store.Worker) (*protocol.TaskP
 		}
 		// The task went away between claim and pickup: look again.
 	}
+}
+
+// pendingQueues are the pending queues of a worker's skills.
+func pendingQueues(w *store.Worker) []string {
+	out := make([]string, len(w.Skills))
+	for i, s := range w.Skills {
+		out[i] = store.PendingQueue(s.Name)
+	}
+	return out
 }
 
 // pickupPlaced picks up a task this process queued in a queue of the
