@@ -240,6 +240,28 @@ func (e *Engine) stepAfter(ctx context.Context, t *txn, j *store.Job, bp *bluepr
 	return next
 }
 
+// maxInlineSteps bounds the steps after the first that a create or a
+// result takes with its write (see stepsAfter).
+const maxInlineSteps = 8
+
+// stepsAfter is stepAfter again while each step moves the job on to
+// another state with a handler (quick decisions that dispatch nothing
+// and wait for nothing), so that a run of them is committed with the
+// write that led to it. A job still moving after maxInlineSteps is left
+// to an executor. It returns the job after the last step taken, or nil
+// when none was.
+func (e *Engine) stepsAfter(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint) *store.Job {
+	var last *store.Job
+	for range maxInlineSteps {
+		next := e.stepAfter(ctx, t, j, bp)
+		if next == nil {
+			break
+		}
+		last, j = next, next
+	}
+	return last
+}
+
 // stepNow runs the handler of the state j is in, j whole, and applies its
 // outcome to a copy of j in a txn of its own, which t then absorbs, so
 // that the step is committed with t's write instead of by an executor

@@ -120,6 +120,9 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	t.emit(Event{Type: EventJobCreated, JobID: j.ID, State: j.CurrentState})
 	if next := e.firstStep(ctx, t, j, bp); next != nil {
 		j = next
+		if more := e.stepsAfter(ctx, t, j, bp); more != nil {
+			j = more
+		}
 	} else {
 		t.fx.Ready = append(t.fx.Ready, j.ID) // an executor runs the step
 	}

@@ -319,3 +319,68 @@ func TestAbsorbTakesEveryEffect(t *testing.T) {
 		t.Errorf("absorb drops events (%d) or hand-offs (%d)", len(into.events), len(into.handoffs))
 	}
 }
+
+// A run of quick states (decisions that dispatch nothing and wait for
+// nothing) is taken with the write that leads to it, the create's or a
+// result's: with no executor running, such a job ends with its create, or
+// with its task's pickup and result. One that keeps moving is left to an
+// executor after maxInlineSteps steps.
+func TestStepsAfterRunWithTheWrite(t *testing.T) {
+	t.Parallel()
+	goTo := func(state string) blueprint.Handler {
+		return func(c *blueprint.Context) error { return c.GoTo(state) }
+	}
+	t.Run("after the create", func(t *testing.T) {
+		bp := blueprint.New("quick").Start("start", goTo("a"), blueprint.To("a")).
+			State("a", goTo("b"), blueprint.To("b")).
+			State("b", goTo("finished"), blueprint.To("finished")).
+			End("finished", nil)
+		st := &countedReads{Store: memory.New(memory.Options{})}
+		en := newEnv(t, Config{Store: st, Executors: -1}, bp) // no executor
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "quick"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := en.waitEnd(j.ID)
+		if end.Status != protocol.StatusFinished || end.TransitionCount != 3 || st.updates.Load() != 0 {
+			t.Fatalf("job %s after %d transitions and %d writes after its create", summary(end), end.TransitionCount, st.updates.Load())
+		}
+	})
+	t.Run("after a result", func(t *testing.T) {
+		bp := blueprint.New("quick").Start("start", func(c *blueprint.Context) error {
+			return c.Dispatch(blueprint.Task{Type: "work"})
+		}, blueprint.On("success", "a")).
+			State("a", goTo("b"), blueprint.To("b")).
+			State("b", goTo("finished"), blueprint.To("finished")).
+			End("finished", nil)
+		st := &countedReads{Store: memory.New(memory.Options{})}
+		en := newEnv(t, Config{Store: st, Executors: -1}, bp)
+		en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "quick"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		en.succeed("w1", 0)
+		if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished || st.updates.Load() != 2 {
+			t.Fatalf("job %s with %d writes after its create, want 2: the pickup, and the result with its steps", summary(end), st.updates.Load())
+		}
+	})
+	t.Run("a job that keeps moving", func(t *testing.T) {
+		bp := blueprint.New("loop").Start("start", goTo("a"), blueprint.To("a")).
+			State("a", goTo("b"), blueprint.To("b")).
+			State("b", goTo("a"), blueprint.To("a", "finished")).
+			End("finished", nil)
+		en := newEnv(t, Config{Executors: -1}, bp)
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "loop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := en.store.GetJob(en.ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.Status.Terminal() || stored.TransitionCount != 1+maxInlineSteps {
+			t.Fatalf("job %s after %d transitions, want %d and left to an executor", summary(stored), stored.TransitionCount, 1+maxInlineSteps)
+		}
+	})
+}

@@ -111,7 +111,7 @@ func (e *Engine) SubmitResultOnce(ctx context.Context, workerID string, res prot
 			mergeDataMetadata(j, res.DataMetadata)
 			resp.Transition = e.taskSucceeded(t, j, bp, run, result)
 		}
-		if next := e.stepAfter(ctx, t, j, bp); next != nil {
+		if next := e.stepsAfter(ctx, t, j, bp); next != nil {
 			*j = *next
 		}
 		return nil
