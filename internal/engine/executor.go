@@ -168,6 +168,9 @@ func (e *Engine) runHandler(ctx context.Context, j *store.Job) (released bool, e
 			if err := e.apply(ctx, t, j, bp, out, ids); err != nil {
 				return err
 			}
+			if next := e.stepsAfter(ctx, t, j, bp); next != nil {
+				*j = *next
+			}
 		}
 		t.fx.DoneReady, released = true, true
 		return nil
@@ -240,8 +243,9 @@ func (e *Engine) stepAfter(ctx context.Context, t *txn, j *store.Job, bp *bluepr
 	return next
 }
 
-// maxInlineSteps bounds the steps after the first that a create or a
-// result takes with its write (see stepsAfter).
+// maxInlineSteps bounds the steps that a create, a result or an
+// executor's step takes with its write after the one it made (see
+// stepsAfter).
 const maxInlineSteps = 8
 
 // stepsAfter is stepAfter again while each step moves the job on to

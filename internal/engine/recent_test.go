@@ -321,10 +321,10 @@ func TestAbsorbTakesEveryEffect(t *testing.T) {
 }
 
 // A run of quick states (decisions that dispatch nothing and wait for
-// nothing) is taken with the write that leads to it, the create's or a
-// result's: with no executor running, such a job ends with its create, or
-// with its task's pickup and result. One that keeps moving is left to an
-// executor after maxInlineSteps steps.
+// nothing) is taken with the write that leads to it, the create's, a
+// result's or an executor's step's: with no executor running, such a job
+// ends with its create, or with its task's pickup and result. One that
+// keeps moving is left to an executor after maxInlineSteps steps.
 func TestStepsAfterRunWithTheWrite(t *testing.T) {
 	t.Parallel()
 	goTo := func(state string) blueprint.Handler {
@@ -363,6 +363,26 @@ func TestStepsAfterRunWithTheWrite(t *testing.T) {
 		en.succeed("w1", 0)
 		if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished || st.updates.Load() != 2 {
 			t.Fatalf("job %s with %d writes after its create, want 2: the pickup, and the result with its steps", summary(end), st.updates.Load())
+		}
+	})
+	t.Run("after an executor's step", func(t *testing.T) {
+		bp := blueprint.New("approve").Start("start", func(c *blueprint.Context) error {
+			return c.AwaitApproval("go on?")
+		}, blueprint.On("yes", "a")).
+			State("a", goTo("b"), blueprint.To("b")).
+			State("b", goTo("finished"), blueprint.To("finished")).
+			End("finished", nil)
+		st := &countedReads{Store: memory.New(memory.Options{})}
+		en := newEnv(t, Config{Store: st}, bp)
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "approve"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := en.e.Approve(en.ctx, j.ID, "yes"); err != nil {
+			t.Fatal(err)
+		}
+		if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished || st.updates.Load() != 2 {
+			t.Fatalf("job %s with %d writes after its create, want 2: the approval, and the executor's step with the next", summary(end), st.updates.Load())
 		}
 	})
 	t.Run("a job that keeps moving", func(t *testing.T) {
