@@ -243,9 +243,9 @@ func (e *Engine) stepAfter(ctx context.Context, t *txn, j *store.Job, bp *bluepr
 	return next
 }
 
-// maxInlineSteps bounds the steps that a create, a result or an
-// executor's step takes with its write after the one it made (see
-// stepsAfter).
+// maxInlineSteps bounds the steps that a create, a result, an
+// executor's step or a parent's resumption takes with its write after the
+// one it made (see stepsAfter).
 const maxInlineSteps = 8
 
 // stepsAfter is stepAfter again while each step moves the job on to
@@ -598,6 +598,9 @@ func (e *Engine) resumeFromChild(ctx context.Context, parent *store.Job) error {
 		e.transition(t, j, bp, target)
 		if outcome == "failure" {
 			j.FailedState = from // where a retry of the job starts again
+		}
+		if next := e.stepsAfter(ctx, t, j, bp); next != nil {
+			*j = *next
 		}
 		return nil
 	})

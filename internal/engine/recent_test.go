@@ -322,9 +322,10 @@ func TestAbsorbTakesEveryEffect(t *testing.T) {
 
 // A run of quick states (decisions that dispatch nothing and wait for
 // nothing) is taken with the write that leads to it, the create's, a
-// result's or an executor's step's: with no executor running, such a job
-// ends with its create, or with its task's pickup and result. One that
-// keeps moving is left to an executor after maxInlineSteps steps.
+// result's, an executor's step's or a parent's resumption's: with no
+// executor running, such a job ends with its create, or with its task's
+// pickup and result. One that keeps moving is left to an executor after
+// maxInlineSteps steps.
 func TestStepsAfterRunWithTheWrite(t *testing.T) {
 	t.Parallel()
 	goTo := func(state string) blueprint.Handler {
@@ -383,6 +384,24 @@ func TestStepsAfterRunWithTheWrite(t *testing.T) {
 		}
 		if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished || st.updates.Load() != 2 {
 			t.Fatalf("job %s with %d writes after its create, want 2: the approval, and the executor's step with the next", summary(end), st.updates.Load())
+		}
+	})
+	t.Run("after a child's end", func(t *testing.T) {
+		child := blueprint.New("child").Start("start", goTo("finished"), blueprint.To("finished")).End("finished", nil)
+		parent := blueprint.New("parent").Start("start", func(c *blueprint.Context) error {
+			return c.RunBlueprint("child", nil)
+		}, blueprint.Child("child"), blueprint.On("success", "a"), blueprint.On("failure", "failed")).
+			State("a", goTo("b"), blueprint.To("b")).
+			State("b", goTo("finished"), blueprint.To("finished")).
+			End("finished", nil).End("failed", nil)
+		st := &countedReads{Store: memory.New(memory.Options{})}
+		en := newEnv(t, Config{Store: st}, parent, child)
+		j, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "parent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end := en.waitEnd(j.ID); end.Status != protocol.StatusFinished || st.updates.Load() != 2 {
+			t.Fatalf("parent %s with %d job writes after its create, want 2: the child's step, and the parent's resumption with its steps", summary(end), st.updates.Load())
 		}
 	})
 	t.Run("a job that keeps moving", func(t *testing.T) {
