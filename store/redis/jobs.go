@@ -306,7 +306,7 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	if c := fx.Claim; c != nil {
 		learn = s.claimHint(job.ID, c.Queue)
 	}
-	res, err := commitScript.Run(ctx, s.rdb, keys, argv...).StringSlice()
+	res, err := s.commits.run(ctx, keys, argv)
 	if err != nil {
 		s.missedEchoes(echoes)
 		return fail(ctx, op.String(), err) // the write may have happened: keep the key

@@ -65,6 +65,7 @@ type Options struct {
 // any number of Stores (in any number of processes) may share one prefix.
 type Store struct {
 	rdb       goredis.UniversalClient
+	commits   *commitBatcher
 	ownClient bool
 	g         keys   // deployment-wide keys and channels
 	shards    []keys // per-shard keys; shards[0] == g with one shard
@@ -207,6 +208,7 @@ func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, ow
 	}
 	s := &Store{
 		rdb:       rdb,
+		commits:   newCommitBatcher(rdb, commitScript),
 		ownClient: own,
 		g:         keys{base: "{" + prefix + "}:"},
 		shards:    shardTags(prefix, max(opts.Shards, 1)),
