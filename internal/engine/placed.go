@@ -199,8 +199,8 @@ func (q *placedQueue) dropBefore(qt store.QueuedTask) {
 // missed records that a guess in a worker's queue missed: its polls claim
 // first for placedMissPause. A claim of this process's that ran meanwhile
 // may have taken the guessed task (it takes the head, and the head is
-// likely a guessed one): such a miss is no sign of other processes' tasks
-// and pauses nothing.
+// likely a guessed one; a steal takes any task of the queue): such a miss
+// is no sign of other processes' tasks and pauses nothing.
 func (p *placed) missed(queue string, g guess) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -212,6 +212,18 @@ func (p *placed) missed(queue string, g guess) {
 // claiming records that a claim of a worker's queue head starts; done
 // records its end, with the task it took (see claimed), if any.
 func (p *placed) claiming(queue string) (done func(*store.QueuedTask)) {
+	return p.claimStarts(queue, (*placedQueue).dropBefore)
+}
+
+// stealing is claiming for a claim of one task of a queue, not
+// necessarily its head (a steal): its end forgets that task only.
+func (p *placed) stealing(queue string) (done func(*store.QueuedTask)) {
+	return p.claimStarts(queue, func(q *placedQueue, qt store.QueuedTask) { q.tasks.Delete(&qt) })
+}
+
+// claimStarts counts a claim of this process's in a queue (see missed)
+// and returns what records its end, forget dropping what the claim took.
+func (p *placed) claimStarts(queue string, forget func(*placedQueue, store.QueuedTask)) (done func(*store.QueuedTask)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.m[queue]
@@ -226,7 +238,7 @@ func (p *placed) claiming(queue string) (done func(*store.QueuedTask)) {
 		q.claims++
 		q.busy--
 		if qt != nil {
-			q.dropBefore(*qt)
+			forget(q, *qt)
 		}
 	}
 }

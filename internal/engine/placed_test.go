@@ -18,7 +18,8 @@ func placedTask(id, worker string, at time.Time) store.QueuedTask {
 // placed hands out the tasks this process queued in queue order, one to
 // each taker; a claim drops those before the task it took; a failed write
 // takes its tasks back; a miss in a worker's queue pauses its guesses,
-// unless a claim of this process's may have taken the task.
+// unless a claim of this process's (a steal included) may have taken the
+// task.
 func TestPlacedTasks(t *testing.T) {
 	var p placed
 	now := time.Now()
@@ -72,6 +73,24 @@ func TestPlacedTasks(t *testing.T) {
 	g, ok = p.take(q)
 	if !ok || g.task.Run.ID != "c" {
 		t.Fatalf("a guess after misses a claim may explain: %+v %v, want c", g.task, ok)
+	}
+	p.putBack(g.task)
+	// A steal from the queue is such a claim too, and forgets only the
+	// task it took, wherever it stood.
+	d := placedTask("d", "w", now.Add(3*time.Millisecond))
+	if err := p.write([]store.QueuedTask{d}, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	g, _ = p.take(q)
+	p.putBack(g.task)
+	p.stealing(q)(&d)
+	p.missed(q, g)
+	g, ok = p.take(q)
+	if !ok || g.task.Run.ID != "c" {
+		t.Fatalf("a guess after a miss a steal may explain: %+v %v, want c", g.task, ok)
+	}
+	if _, ok := p.take(q); ok {
+		t.Fatal("a stolen task handed out")
 	}
 	p.putBack(g.task)
 	p.claiming(q)(&b) // a claim that took b drops nothing after it

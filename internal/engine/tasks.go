@@ -886,7 +886,9 @@ func (e *Engine) steal(ctx context.Context, thief *store.Worker) (qt *store.Queu
 			if ok, _ := dispatch.Check(req, cand, e.cfg.Dispatch); !ok {
 				continue
 			}
+			done := e.placed.stealing(q)
 			got, err := e.claim(ctx, qt.Run.ID, thief.ID)
+			done(got)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
