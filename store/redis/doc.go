@@ -416,6 +416,10 @@
 //     and tasks that end, count in a dispatch within 20 ms (the first
 //     dispatch after a quiet spell: within 1 s).
 //   - The number of shards is fixed for the life of a deployment's jobs.
+//   - Batched commits were measured with Redis on the same host only. With
+//     Redis on another, a commit that finds two batches out waits for one
+//     to come back, up to a round trip longer than it would have alone;
+//     the limit of two is not configurable.
 //   - Several shards need Redis 7.0 or later (SPUBLISH, SSUBSCRIBE), and
 //     one more pub/sub connection per shard for each Store.
 //   - Across job trees, a sharded store hands out ready jobs and outbox
