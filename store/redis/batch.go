@@ -7,10 +7,10 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// maxCommitsOut is how many batches of commits may be out at once. Two
-// keep Redis busy while a batch's answer travels back; more spread the
-// writers over more, smaller batches, which costs each of them a round trip
-// again.
+// maxCommitsOut is how many batches of commits may be out at once. With
+// one, every commit waits for the batch out, and the batching gained
+// nothing; two, four and eight gained alike, two with the fewest round
+// trips (BENCHMARKS.md, "Commits that share a round trip").
 const maxCommitsOut = 2
 
 // commitBatcher sends the commit scripts of concurrent writers to Redis
