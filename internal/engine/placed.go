@@ -27,9 +27,10 @@ type placed struct {
 type placedQueue struct {
 	tasks      *btree.BTreeG[*store.QueuedTask] // by score, then task id, as the queue
 	guessUntil time.Time                        // zero: guess; else no guesses before it
-	// claims counts the starts and ends of this process's claims of the
-	// queue's head (claiming), busy those under way: a guess that misses
-	// while one ran may have lost its task to it.
+	// claims counts the starts and ends of this process's claims in the
+	// queue (of its head, claiming, or of one task, stealing), busy those
+	// under way: a guess that misses while one ran may have lost its task
+	// to it.
 	claims      uint64
 	busy        int
 	lastTouched time.Time
