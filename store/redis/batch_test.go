@@ -31,7 +31,7 @@ func (g *gate) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
 func (g *gate) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if n := cmd.Name(); n == "hello" || n == "client" {
+		if connSetup(cmd) {
 			return next(ctx, cmd)
 		}
 		<-g.open
@@ -49,8 +49,8 @@ func (g *gate) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 
 func (g *gate) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		if n := cmds[0].Name(); n == "hello" || n == "client" {
-			return next(ctx, cmds) // a connection's setup
+		if connSetup(cmds[0]) {
+			return next(ctx, cmds)
 		}
 		g.mu.Lock()
 		g.pipelines = append(g.pipelines, len(cmds))

@@ -66,10 +66,10 @@ func (c *countCalls) add(cmd goredis.Cmder, err error) {
 	if noScript(err) || noScript(cmd.Err()) {
 		return
 	}
-	n := cmd.Name()
-	if n == "hello" || n == "client" {
+	if connSetup(cmd) {
 		return
 	}
+	n := cmd.Name()
 	c.n.Add(1)
 	what := n
 	if args := cmd.Args(); (n == "eval" || n == "evalsha") && len(args) > 3 {
@@ -80,6 +80,13 @@ func (c *countCalls) add(cmd goredis.Cmder, err error) {
 	c.mu.Lock()
 	c.sent = append(c.sent, what)
 	c.mu.Unlock()
+}
+
+// connSetup tells the commands go-redis sends to set up a connection
+// (HELLO, CLIENT SETINFO), which are not the Store's.
+func connSetup(cmd goredis.Cmder) bool {
+	n := cmd.Name()
+	return n == "hello" || n == "client"
 }
 
 func noScript(err error) bool {
