@@ -356,6 +356,8 @@ func (c *conn) heartbeat(ctx context.Context, status string) error {
 }
 
 // polledTask is a task as received, with its params kept verbatim.
+// TaskPayload.Params stays nil: handlers read rawParams (Task.Params,
+// Task.Decode), so decoding them into a map here would be thrown away.
 type polledTask struct {
 	protocol.TaskPayload
 	rawParams json.RawMessage
@@ -363,17 +365,17 @@ type polledTask struct {
 }
 
 func (p *polledTask) UnmarshalJSON(b []byte) error {
-	p.raw = slices.Clone(b)
-	if err := json.Unmarshal(b, &p.TaskPayload); err != nil {
+	var doc struct {
+		protocol.TaskPayload
+		Params json.RawMessage `json:"params"` // shadows TaskPayload.Params
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
 		return err
 	}
-	var raw struct {
-		Params json.RawMessage `json:"params"`
+	if len(doc.Params) > 0 && doc.Params[0] != '{' && string(doc.Params) != "null" {
+		return errors.New("task params are not a JSON object")
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	p.rawParams = raw.Params
+	p.TaskPayload, p.rawParams, p.raw = doc.TaskPayload, doc.Params, slices.Clone(b)
 	return nil
 }
 
@@ -410,9 +412,6 @@ func (p *polledTask) complete() error {
 	}
 	if len(p.rawParams) == 0 || string(p.rawParams) == "null" {
 		p.rawParams = json.RawMessage("{}")
-	}
-	if p.Params == nil {
-		p.Params = map[string]any{}
 	}
 	return nil
 }

@@ -257,3 +257,74 @@ func TestWithSecurityVerifies(t *testing.T) {
 		t.Fatalf("empty object: %s %v", raw, err)
 	}
 }
+
+// TestPolledTaskDecoding: a polled task's params stay verbatim, and a task
+// is refused exactly when decoding it whole (params into a map) would be.
+func TestPolledTaskDecoding(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, params string
+		bad        bool
+	}{
+		{in: `{"job_id":"j","task_id":"t","type":"x","params":{"b": [1, 2.50]},"attempt":2}`, params: `{"b": [1, 2.50]}`},
+		{in: `{"job_id":"j","task_id":"t","type":"x","params":null}`, params: `{}`},
+		{in: `{"job_id":"j","task_id":"t","type":"x"}`, params: `{}`},
+		{in: `{"job_id":"j","task_id":"t","type":"x","params":"text"}`, bad: true},
+		{in: `{"job_id":"j","task_id":"t","type":"x","params":[1]}`, bad: true},
+		{in: `{"job_id":"j","task_id":"t","type":"x","params":{"a":}}`, bad: true},
+	} {
+		var p polledTask
+		err := json.Unmarshal([]byte(tc.in), &p)
+		if err == nil {
+			err = p.complete()
+		}
+		if (err != nil) != tc.bad {
+			t.Errorf("%s: error %v, want one: %v", tc.in, err, tc.bad)
+			continue
+		}
+		if tc.bad {
+			continue
+		}
+		if string(p.rawParams) != tc.params || string(p.raw) != tc.in || p.JobID != "j" || p.TaskID != "t" || p.Type != "x" {
+			t.Errorf("%s: decoded as %+v with params %s", tc.in, p.TaskPayload, p.rawParams)
+		}
+	}
+}
+
+// FuzzPolledTask: a task that decodes whole decodes as a polled task to
+// the same fields, and a polled task's params are always an object (or
+// absent) kept verbatim.
+func FuzzPolledTask(f *testing.F) {
+	f.Add(`{"job_id":"j","task_id":"t","type":"x","params":{"a":1},"priority":2}`)
+	f.Add(`{"task_id":"t","type":"x","params":"s"}`)
+	f.Add(`{"task_id":"t","type":"x","PARAMS":{"b":2}, "params":null}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var p polledTask
+		err := json.Unmarshal([]byte(in), &p)
+		var whole protocol.TaskPayload
+		if json.Unmarshal([]byte(in), &whole) == nil && err != nil {
+			t.Fatalf("%q decodes whole but not as a polled task: %v", in, err)
+		}
+		if err != nil {
+			return
+		}
+		if string(p.raw) != strings.Trim(in, " \t\r\n") {
+			t.Fatalf("%q kept as %q", in, p.raw)
+		}
+		var params map[string]any
+		if len(p.rawParams) > 0 && string(p.rawParams) != "null" {
+			if p.rawParams[0] != '{' || !json.Valid(p.rawParams) {
+				t.Fatalf("%q: params kept as %q", in, p.rawParams)
+			}
+			_ = json.Unmarshal(p.rawParams, &params) // may overflow a float64
+		}
+		if whole.TaskID != "" && (p.TaskID != whole.TaskID || p.Attempt != whole.Attempt || p.Priority != whole.Priority) {
+			t.Fatalf("%q: polled %+v, whole %+v", in, p.TaskPayload, whole)
+		}
+		for k := range params {
+			if _, ok := whole.Params[k]; whole.TaskID != "" && !ok {
+				t.Fatalf("%q: param %q kept but not in the whole task's %v", in, k, whole.Params)
+			}
+		}
+	})
+}
