@@ -51,9 +51,17 @@ func SignEvent(msg any, key string) (string, error) {
 }
 
 func sign(msg any, key string, drop ...string) (string, error) {
-	raw, err := json.Marshal(msg)
-	if err != nil {
-		return "", fmt.Errorf("sign: %w", err)
+	// Encoded bytes are canonicalized as they are: json.Marshal would only
+	// check and copy them, which CanonicalJSON does anyway.
+	raw, ok := msg.(json.RawMessage)
+	if ok && raw == nil {
+		raw = json.RawMessage("null") // as json.Marshal encodes it
+	}
+	if !ok {
+		var err error
+		if raw, err = json.Marshal(msg); err != nil {
+			return "", fmt.Errorf("sign: %w", err)
+		}
 	}
 	canon, err := CanonicalJSON(raw, drop...)
 	if err != nil {

@@ -324,3 +324,26 @@ func FuzzRawCanon(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSignRawMatchesDecoded: a message signed from its encoded bytes has
+// the signature of the same message decoded (or the same refusal), and
+// bytes that are not one JSON value are refused.
+func FuzzSignRawMatchesDecoded(f *testing.F) {
+	f.Add(`{"b":"<&>","a":[1,2.50,1e3],"security":{"signature":"x"}}`)
+	f.Add(`{"s":"\u00e9\u003c","n":null}`)
+	f.Add(`[1] 2`)
+	f.Fuzz(func(t *testing.T, in string) {
+		rawSig, rawErr := Sign(json.RawMessage(in), "key")
+		v, err := DecodeJSON([]byte(in))
+		if err != nil {
+			if rawErr == nil {
+				t.Fatalf("%q does not decode (%v) but was signed", in, err)
+			}
+			return
+		}
+		sig, err := Sign(v, "key")
+		if (err != nil) != (rawErr != nil) || sig != rawSig {
+			t.Fatalf("%q: signed as bytes %s (%v), decoded %s (%v)", in, rawSig, rawErr, sig, err)
+		}
+	})
+}
