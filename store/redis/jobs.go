@@ -207,6 +207,18 @@ type commitArgs struct {
 	keys []string
 	docs []any // []byte each: go-redis writes them as they are
 	ops  []any
+	out  []any // ARGV, see argv
+}
+
+// reset empties a for its next commit, keeping its arrays: a commit's
+// lists are a few hundred bytes to a few KiB, allocated and cleared three
+// times per one-task job otherwise. Their contents are cleared so that the
+// documents they held can be collected.
+func (a *commitArgs) reset() {
+	clear(a.docs)
+	clear(a.ops)
+	clear(a.out)
+	a.keys, a.docs, a.ops, a.out = a.keys[:0], a.docs[:0], a.ops[:0], a.out[:0]
 }
 
 // commitFixed is how many ARGV come before the documents: the ready and
@@ -236,9 +248,9 @@ func (a *commitArgs) op(name string, args ...any) {
 
 // argv returns ARGV for the shard whose keys start with prefix.
 func (a *commitArgs) argv(readyChannel, queueChannel, prefix string) []any {
-	out := make([]any, 0, commitFixed+len(a.docs)+len(a.ops))
-	out = append(out, readyChannel, queueChannel, prefix, len(a.docs))
-	return append(append(out, a.docs...), a.ops...)
+	a.out = append(a.out, readyChannel, queueChannel, prefix, len(a.docs))
+	a.out = append(append(a.out, a.docs...), a.ops...)
+	return a.out
 }
 
 // partNames are the suffixes of a job's part record keys, as commitScript
@@ -295,7 +307,9 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			return err
 		}
 	}
-	keys, argv, err := s.buildCommit(job, create, fx)
+	a := s.argsPool.Get().(*commitArgs)
+	defer func() { a.reset(); s.argsPool.Put(a) }()
+	keys, argv, err := s.buildCommit(a, job, create, fx)
 	if err != nil {
 		s.giveOnceBack(once, fx.Once)
 		return fmt.Errorf("%s: %w", op, err)
@@ -548,9 +562,8 @@ func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
 	return out
 }
 
-func (s *Store) buildCommit(job *store.Job, create bool, fx store.Effects) ([]string, []any, error) {
+func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store.Effects) ([]string, []any, error) {
 	k := s.shard(job.ID)
-	a := &commitArgs{ops: make([]any, 0, 64)}
 
 	// The job writes, encoded first: their documents and keys.
 	expect, version := "", int64(1)
@@ -768,7 +781,9 @@ func encodeParts(a *commitArgs, job *store.Job) ([]any, error) {
 	ch := job.Changes()
 	var ops []any
 	for _, t := range ch.PutTasks {
-		doc, err := json.Marshal(t)
+		// Called directly: json.Marshal would scan and compact its output
+		// once more.
+		doc, err := t.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
 		}

@@ -66,6 +66,7 @@ type Options struct {
 type Store struct {
 	rdb       goredis.UniversalClient
 	commits   *commitBatcher
+	argsPool  sync.Pool // of *commitArgs, see commitArgs.reset
 	ownClient bool
 	g         keys   // deployment-wide keys and channels
 	shards    []keys // per-shard keys; shards[0] == g with one shard
@@ -218,6 +219,7 @@ func newStore(ctx context.Context, rdb goredis.UniversalClient, opts Options, ow
 		resync:    make(chan struct{}, 1),
 	}
 	s.watch = newShardWatch(len(s.shards))
+	s.argsPool.New = func() any { return &commitArgs{ops: make([]any, 0, 64)} }
 	if s.retention <= 0 {
 		s.retention = DefaultRetention
 	}
