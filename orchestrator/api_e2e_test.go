@@ -87,7 +87,7 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 
 	shutdown()
-	waitUntilT(t, "the listener to close", 5*time.Second, func() bool {
+	testenv.WaitUntil(t, "the listener to close", 5*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
@@ -235,7 +235,7 @@ func TestTokensAreNeverLogged(t *testing.T) {
 
 	// The task, taken with the short-lived token; the result signed with the master token.
 	var task protocol.TaskPayload
-	waitUntilT(t, "the task", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the task", 10*time.Second, func() bool {
 		code, body := workerCall(t, "GET", base+"/_worker/workers/w1/tasks/next?timeout=1", "w1", refreshed.AccessToken, nil)
 		if code != 200 && code != http.StatusNoContent {
 			t.Fatalf("poll: %d %s", code, body)
@@ -280,7 +280,7 @@ func TestTokensAreNeverLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntilT(t, "the refused frames in the log", 5*time.Second, func() bool {
+	testenv.WaitUntil(t, "the refused frames in the log", 5*time.Second, func() bool {
 		out := logs.String()
 		return strings.Contains(out, "bad websocket frame") && strings.Contains(out, "websocket event rejected")
 	})
@@ -380,7 +380,7 @@ func TestChildJobsBelongToTheParentsOwner(t *testing.T) {
 func waitForStatus(t *testing.T, c *client.Client, id string, status protocol.JobStatus) *protocol.Job {
 	t.Helper()
 	var j *protocol.Job
-	waitUntilT(t, "job "+id+" to be "+string(status), 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "job "+id+" to be "+string(status), 10*time.Second, func() bool {
 		var err error
 		j, err = c.Job(context.Background(), id)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/blob"
 	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv/s3env"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -345,7 +346,7 @@ func TestBlobOffloadedParamsInTheJobRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	var j *orchestrator.Job
-	waitUntilT(t, "the task", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the task", 10*time.Second, func() bool {
 		j, err = s.o.Job(ctx, id)
 		return err == nil && len(j.Tasks) == 1
 	})
@@ -381,7 +382,7 @@ func TestBlobCleanupAfterRetention(t *testing.T) {
 		if keys := s.keys(id); !slices.Equal(keys, []string{"in.txt", "result.bin"}) {
 			t.Fatalf("objects right after the end: %v", keys)
 		}
-		waitUntilT(t, "the objects to be deleted", 20*time.Second, func() bool { return len(s.keys(id)) == 0 })
+		testenv.WaitUntil(t, "the objects to be deleted", 20*time.Second, func() bool { return len(s.keys(id)) == 0 })
 		if gone := time.Since(*job.FinishedAt); gone < 2*time.Second {
 			t.Fatalf("objects deleted %s after the end, before the retention", gone)
 		}
@@ -546,7 +547,7 @@ func TestBlobCleanupWithRedis(t *testing.T) {
 	if keys := s.keys(id); len(keys) != 2 {
 		t.Fatalf("objects right after the end: %v", keys)
 	}
-	waitUntilT(t, "the objects to be deleted", 20*time.Second, func() bool { return len(s.keys(id)) == 0 })
+	testenv.WaitUntil(t, "the objects to be deleted", 20*time.Second, func() bool { return len(s.keys(id)) == 0 })
 }
 
 // TestBlobForeignReferencesRefused: a client cannot make a worker read

@@ -18,6 +18,7 @@ import (
 	blobs3 "github.com/avtomatika-ai/avtomatika-go/blob/s3"
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv/s3env"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -168,7 +169,7 @@ func (s *blobSetup) addWorker(id string, register func(w *worker.Worker), mutate
 			s.t.Errorf("worker %s: %v", id, err)
 		}
 	})
-	waitUntilT(s.t, "worker "+id+" registered", 15*time.Second, func() bool {
+	testenv.WaitUntil(s.t, "worker "+id+" registered", 15*time.Second, func() bool {
 		ws, err := s.owner.Workers(context.Background())
 		return err == nil && slices.ContainsFunc(ws, func(w protocol.WorkerInfo) bool { return w.WorkerID == id })
 	})
@@ -211,7 +212,7 @@ func (s *blobSetup) runUploadJob(ctx context.Context) (string, *protocol.Job) {
 func (s *blobSetup) waitStatus(id string, status protocol.JobStatus) *protocol.Job {
 	s.t.Helper()
 	var j *protocol.Job
-	waitUntilT(s.t, fmt.Sprintf("job %s to be %s", id, status), 60*time.Second, func() bool {
+	testenv.WaitUntil(s.t, fmt.Sprintf("job %s to be %s", id, status), 60*time.Second, func() bool {
 		var err error
 		j, err = s.owner.Job(context.Background(), id)
 		return err == nil && j.Status == status

@@ -9,6 +9,7 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/worker"
@@ -43,7 +44,7 @@ func serveWithWorkers(t *testing.T, bp *blueprint.Blueprint, prices map[string]f
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	c, _ := client.New(url, "ct")
-	waitUntilT(t, "the workers to register", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the workers to register", 10*time.Second, func() bool {
 		ws, _ := c.Workers(ctx)
 		return len(ws) == len(prices)
 	})

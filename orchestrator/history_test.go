@@ -200,7 +200,7 @@ func startTaskWorker(t *testing.T, url, id string, c *client.Client) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitUntilT(t, "worker "+id+" to register", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "worker "+id+" to register", 10*time.Second, func() bool {
 		ws, err := c.Workers(ctx)
 		return err == nil && slices.ContainsFunc(ws, func(info protocol.WorkerInfo) bool { return info.WorkerID == id })
 	})
@@ -290,7 +290,7 @@ func testAudit(t *testing.T, uri string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntilT(t, "the held task to run", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the held task to run", 10*time.Second, func() bool {
 		j, err := c.Job(ctx, hold)
 		return err == nil && len(j.Tasks) == 1 && j.Tasks[0].State == "running"
 	})
@@ -304,13 +304,13 @@ func testAudit(t *testing.T, uri string) {
 			t.Fatalf("job %s: %+v %v, want %s", id, j, err, status)
 		}
 	}
-	waitUntilT(t, "the webhook's second attempt", 10*time.Second, func() bool { return len(hooks.received()) == 1 })
+	testenv.WaitUntil(t, "the webhook's second attempt", 10*time.Second, func() bool { return len(hooks.received()) == 1 })
 
 	// history returns the job's events of one type once it has n of them.
 	history := func(id, typ string, n int) []client.HistoryEvent {
 		t.Helper()
 		var found []client.HistoryEvent
-		waitUntilT(t, fmt.Sprintf("%d %s events of job %s", n, typ, id), 10*time.Second, func() bool {
+		testenv.WaitUntil(t, fmt.Sprintf("%d %s events of job %s", n, typ, id), 10*time.Second, func() bool {
 			events, err := c.History(ctx, id)
 			if err != nil {
 				return false
@@ -362,7 +362,7 @@ func testAudit(t *testing.T, uri string) {
 
 	// Once the live store has forgotten the jobs, the list comes from
 	// history, filtered by blueprint and creation time.
-	waitUntilT(t, "the live store to expire the jobs", 15*time.Second, func() bool {
+	testenv.WaitUntil(t, "the live store to expire the jobs", 15*time.Second, func() bool {
 		for id := range want {
 			if _, err := o.Job(ctx, id); err == nil {
 				return false

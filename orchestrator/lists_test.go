@@ -11,6 +11,7 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/client"
+	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 	"github.com/avtomatika-ai/avtomatika-go/orchestrator"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
@@ -60,7 +61,7 @@ func TestJobViewListsAreEmptyNotNull(t *testing.T) {
 			}
 		}
 	}
-	waitUntilT(t, "the job waits for a human", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the job waits for a human", 10*time.Second, func() bool {
 		return string(get("/api/v1/jobs/" + id)["status"]) == `"waiting_for_human"`
 	})
 	wantEmpty("waiting", get("/api/v1/jobs/"+id))
@@ -121,7 +122,7 @@ func TestHistoryListShowsWhatJobsWaitFor(t *testing.T) {
 		}
 		want[id] = status
 	}
-	waitUntilT(t, "history's list to show what the jobs wait for", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "history's list to show what the jobs wait for", 10*time.Second, func() bool {
 		list, err := c.Jobs(ctx, client.ListOptions{})
 		if err != nil {
 			t.Fatal(err)

@@ -63,10 +63,10 @@ func TestLostLiveStateIsReported(t *testing.T) {
 	}
 	// The summary is logged once every lost job is ended, which may come
 	// after this job shows failed.
-	waitUntilT(t, "the ERROR log about the loss", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the ERROR log about the loss", 10*time.Second, func() bool {
 		return strings.Contains(logs.String(), "the live store lost its data")
 	})
-	waitUntilT(t, "the webhook of the lost job", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the webhook of the lost job", 10*time.Second, func() bool {
 		for _, p := range hook.received() {
 			if p.JobID == id && p.Status == protocol.StatusFailed {
 				return true
@@ -118,7 +118,7 @@ func TestSharedHistoryOtherLiveStore(t *testing.T) {
 	}
 	for _, id := range []string{keep, gone} {
 		waitForStatus(t, a, id, protocol.StatusWaitingForWorker)
-		waitUntilT(t, "job "+id+" in history", 10*time.Second, func() bool {
+		testenv.WaitUntil(t, "job "+id+" in history", 10*time.Second, func() bool {
 			events, err := a.History(ctx, id)
 			return err == nil && len(events) > 0
 		})
@@ -148,7 +148,7 @@ func TestSharedHistoryOtherLiveStore(t *testing.T) {
 	if err := first.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitUntilT(t, "the stopped orchestrator's job to be failed", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the stopped orchestrator's job to be failed", 10*time.Second, func() bool {
 		j, err := b.Job(ctx, gone)
 		return err == nil && j.Status == protocol.StatusFailed && strings.Contains(j.ErrorMessage, "live state of this job was lost")
 	})
@@ -175,7 +175,7 @@ func TestKilledOrchestratorsJobsFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForStatus(t, a, id, protocol.StatusWaitingForWorker)
-	waitUntilT(t, "the job in history", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the job in history", 10*time.Second, func() bool {
 		events, err := a.History(ctx, id)
 		return err == nil && len(events) > 0
 	})
@@ -191,7 +191,7 @@ func TestKilledOrchestratorsJobsFail(t *testing.T) {
 	}
 
 	dead.kill()
-	waitUntilT(t, "the killed process's job to be failed", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the killed process's job to be failed", 10*time.Second, func() bool {
 		j, err := b.Job(ctx, id)
 		return err == nil && j.Status == protocol.StatusFailed && strings.Contains(j.ErrorMessage, "live state of this job was lost")
 	})

@@ -202,13 +202,13 @@ func TestMetricsFollowTasks(t *testing.T) {
 			t.Fatalf("job %s: %+v %v, want %s", id, j, err, want)
 		}
 	}
-	waitUntilT(t, "the webhook", 10*time.Second, func() bool { return len(hooks.received()) == 1 })
+	testenv.WaitUntil(t, "the webhook", 10*time.Second, func() bool { return len(hooks.received()) == 1 })
 	runs := map[string]string{"schedule": "tick_every_second", "outcome": "started"}
 	var body []byte
 	var after map[string]*dto.MetricFamily
 	// The webhook's counter moves after the receiver answered, the
 	// scheduler's once a second.
-	waitUntilT(t, "a scheduled run and the webhook delivery counted", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "a scheduled run and the webhook delivery counted", 10*time.Second, func() bool {
 		body, after = scrape(t, url)
 		return total(after, "avtomatika_scheduler_runs_total", runs) > total(before, "avtomatika_scheduler_runs_total", runs) &&
 			total(after, "avtomatika_webhook_deliveries_total", map[string]string{"outcome": "delivered"}) == 1

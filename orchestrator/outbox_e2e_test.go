@@ -85,7 +85,7 @@ func TestHistoryOutageStallsNothingAndLosesNothing(t *testing.T) {
 
 	proxy.Restore()
 	for _, id := range append(ids, before) {
-		waitUntilT(t, "the history of job "+id, 30*time.Second, func() bool {
+		testenv.WaitUntil(t, "the history of job "+id, 30*time.Second, func() bool {
 			events, err := c.History(ctx, id)
 			if err != nil {
 				return false
@@ -129,7 +129,7 @@ func TestHistoryOutageAndCrashLoseNoEvent(t *testing.T) {
 	ex := newExecutions()
 	startFlowWorker(t, ctx, "w1", "http://"+addr, ex, "work", "branch", "kidwork")
 	c, _ := client.New("http://"+addr, "ct")
-	waitUntilT(t, "the worker to register", 30*time.Second, func() bool {
+	testenv.WaitUntil(t, "the worker to register", 30*time.Second, func() bool {
 		ws, err := c.Workers(ctx)
 		return err == nil && len(ws) == 1
 	})
@@ -186,7 +186,7 @@ func TestHistoryOutageAndCrashLoseNoEvent(t *testing.T) {
 	for _, job := range committed {
 		jobsOf[job] = true
 	}
-	waitUntilT(t, "every committed event in history", time.Minute, func() bool {
+	testenv.WaitUntil(t, "every committed event in history", time.Minute, func() bool {
 		for job := range jobsOf {
 			events, err := c.History(ctx, job)
 			if err != nil {

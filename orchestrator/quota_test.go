@@ -139,7 +139,7 @@ func TestQuotaSurvivesLiveStateLoss(t *testing.T) {
 		t.Fatalf("deleted %d epoch keys, want 1", n)
 	}
 	_, metered, steady = life()
-	waitUntilT(t, "the epoch to be set again", 10*time.Second, func() bool { return epochSet(t, redisURL, prefix) })
+	testenv.WaitUntil(t, "the epoch to be set again", 10*time.Second, func() bool { return epochSet(t, redisURL, prefix) })
 	mustCreate(steady, "steady's job 2 of 3")
 	mustCreate(steady, "steady's job 3 of 3")
 	refused(steady, "steady's fourth job this month")

@@ -256,7 +256,7 @@ func crashLosesNothing(t *testing.T, redisURL, prefix string, env ...string) {
 	ex := newExecutions()
 	startFlowWorker(t, ctx, "w1", "http://"+addr, ex, "work", "branch", "kidwork")
 	c, _ := client.New("http://"+addr, "ct")
-	waitUntilT(t, "the worker to register", 30*time.Second, func() bool {
+	testenv.WaitUntil(t, "the worker to register", 30*time.Second, func() bool {
 		ws, err := c.Workers(ctx)
 		return err == nil && len(ws) == 1
 	})
@@ -349,7 +349,7 @@ func TestRedisOutage(t *testing.T) {
 	ex := newExecutions()
 	startFlowWorker(t, ctx, "w1", url, ex, "work", "branch", "kidwork")
 	c, _ := client.New(url, "ct")
-	waitUntilT(t, "the worker to register", 30*time.Second, func() bool {
+	testenv.WaitUntil(t, "the worker to register", 30*time.Second, func() bool {
 		ws, err := c.Workers(ctx)
 		return err == nil && len(ws) == 1
 	})
@@ -379,7 +379,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	rs = startRedis()
-	waitUntilT(t, "readiness after Redis came back", 30*time.Second, func() bool {
+	testenv.WaitUntil(t, "readiness after Redis came back", 30*time.Second, func() bool {
 		code, _ := httpGet(url + "/_public/ready")
 		return code == http.StatusOK
 	})
@@ -595,7 +595,7 @@ func TestResultAppliedOnceAcrossOrchestrators(t *testing.T) {
 	// One transition: the job left "start" once and fanned out once (three
 	// branch tasks, which wait: no worker has their skill).
 	var j *protocol.Job
-	waitUntilT(t, "the fan-out", 10*time.Second, func() bool {
+	testenv.WaitUntil(t, "the fan-out", 10*time.Second, func() bool {
 		j, err = ca.Job(ctx, id)
 		return err == nil && j.Status == protocol.StatusWaitingParallel
 	})

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/testenv"
 )
@@ -16,19 +15,6 @@ func httpGet(url string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// waitUntilT polls cond every 20 ms and fails the test if it is still false
-// after timeout.
-func waitUntilT(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // logOnFailure returns a logger of warnings and errors that the test shows

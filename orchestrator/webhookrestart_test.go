@@ -45,7 +45,7 @@ func TestWebhookSurvivesOrchestratorKill(t *testing.T) {
 	}
 	// The receiver is down (nothing listens on its port): the first
 	// attempt fails and a retry is scheduled.
-	waitUntilT(t, "a failed webhook attempt with a retry scheduled", 30*time.Second, func() bool {
+	testenv.WaitUntil(t, "a failed webhook attempt with a retry scheduled", 30*time.Second, func() bool {
 		events, err := c.History(ctx, id)
 		if err != nil {
 			return false
@@ -63,7 +63,7 @@ func TestWebhookSurvivesOrchestratorKill(t *testing.T) {
 	// The receiver comes back, and so does an orchestrator.
 	hook := startReceiverOn(t, hookAddr)
 	startHelper(t, addr, redisURL, prefix, env...)
-	waitUntilT(t, "the webhook after the restart", 60*time.Second, func() bool {
+	testenv.WaitUntil(t, "the webhook after the restart", 60*time.Second, func() bool {
 		for _, p := range hook.received() {
 			if p.JobID == id {
 				return true

@@ -99,7 +99,7 @@ func scrapeWithPrometheus(t *testing.T, apiPort int) {
 	}()
 	query := fmt.Sprintf("http://127.0.0.1:%d/api/v1/query?query=%s", port, `sum(avtomatika_jobs_created_total{blueprint="full_showcase"})`)
 	var value float64
-	waitUntil(t, "a scraped series", 60*time.Second, func() bool {
+	testenv.WaitUntil(t, "a scraped series", 60*time.Second, func() bool {
 		resp, err := http.Get(query)
 		if err != nil {
 			return false

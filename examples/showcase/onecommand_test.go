@@ -48,7 +48,7 @@ func TestOneCommandRun(t *testing.T) {
 
 	created := regexp.MustCompile(`Created job (\S+) \(blueprint full_showcase\)`)
 	for _, c := range copies {
-		waitUntil(t, c.p.name+" to finish its client run", 30*time.Second-time.Since(c.started), func() bool {
+		testenv.WaitUntil(t, c.p.name+" to finish its client run", 30*time.Second-time.Since(c.started), func() bool {
 			select {
 			case <-c.p.done:
 				t.Fatalf("%s exited: %v", c.p.name, c.p.cmd.ProcessState)

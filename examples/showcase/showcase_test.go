@@ -102,17 +102,6 @@ func (d *deployment) start(name string, extraEnv []string, args ...string) *proc
 	return p
 }
 
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 var (
 	buildOnce sync.Once
 	binPath   string
@@ -173,7 +162,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the orchestrator", 60*time.Second, func() bool { return vip.Ping(ctx) == nil })
+	testenv.WaitUntil(t, "the orchestrator", 60*time.Second, func() bool { return vip.Ping(ctx) == nil })
 
 	// The seed client's job, created before any worker runs, waits and says
 	// why; once the workers come it finishes with three analyses and a
@@ -183,7 +172,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the job to wait for a worker", 20*time.Second, func() bool {
+	testenv.WaitUntil(t, "the job to wait for a worker", 20*time.Second, func() bool {
 		j, err := vip.Job(ctx, id)
 		return err == nil && j.Status == protocol.StatusWaitingForWorker &&
 			strings.HasPrefix(j.ProgressMessage, "waiting: no worker with skill analyze_file")
@@ -201,7 +190,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 	if job.Status != protocol.StatusFinished || len(summary) != 3 {
 		t.Fatalf("job %s: status %s, analysis_summary %v, error %q", id, job.Status, job.StateHistory["analysis_summary"], job.ErrorMessage)
 	}
-	waitUntil(t, "the signed webhook", 20*time.Second, func() bool {
+	testenv.WaitUntil(t, "the signed webhook", 20*time.Second, func() bool {
 		return strings.Contains(receiver.output(), "job_id="+id) && strings.Contains(receiver.output(), "signature_ok=true")
 	})
 	t.Run("history", func(t *testing.T) { checkHistory(t, ctx, vip, id) })
@@ -219,7 +208,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 	}
 
 	// The scheduler's maintenance job ran.
-	waitUntil(t, "a finished maintenance job", 30*time.Second, func() bool {
+	testenv.WaitUntil(t, "a finished maintenance job", 30*time.Second, func() bool {
 		var scheds []protocol.ScheduleInfo
 		if getAdmin(t, d.api, "/api/v1/admin/schedules", &scheds) != nil || len(scheds) != 1 || scheds[0].LastRun == nil {
 			return false
@@ -238,7 +227,7 @@ func TestShowcaseAsSeparateProcesses(t *testing.T) {
 	for _, kind := range []string{"gpu", "cpu-reliable", "cpu-unreliable"} {
 		d.start("worker "+kind+" (random)", []string{"DETERMINISTIC_WORKER=false", "WORKER_PORT=0"}, "worker", kind)
 	}
-	waitUntil(t, "three workers again", 60*time.Second, func() bool {
+	testenv.WaitUntil(t, "three workers again", 60*time.Second, func() bool {
 		ws, err := vip.Workers(ctx)
 		if err != nil {
 			return false
@@ -320,12 +309,12 @@ func TestKilledWorkerProcessLosesItsTask(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, _ := client.New(d.api, "user_token_vip")
-	waitUntil(t, "gpu-a", 30*time.Second, func() bool { ws, err := c.Workers(ctx); return err == nil && len(ws) == 1 })
+	testenv.WaitUntil(t, "gpu-a", 30*time.Second, func() bool { ws, err := c.Workers(ctx); return err == nil && len(ws) == 1 })
 	id, err := c.CreateJob(ctx, "/jobs/full_showcase", map[string]any{"quality": "low"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "transcoding on gpu-a", 30*time.Second, func() bool {
+	testenv.WaitUntil(t, "transcoding on gpu-a", 30*time.Second, func() bool {
 		j, err := c.Job(ctx, id)
 		return err == nil && len(j.Tasks) == 1 && j.Tasks[0].State == "running" && j.Tasks[0].WorkerID == "gpu-a"
 	})
@@ -366,7 +355,7 @@ func historyURI(t *testing.T, dir string) string {
 // history database.
 func checkHistory(t *testing.T, ctx context.Context, vip *client.Client, id string) {
 	var events []client.HistoryEvent
-	waitUntil(t, "the job's history", 20*time.Second, func() bool {
+	testenv.WaitUntil(t, "the job's history", 20*time.Second, func() bool {
 		var err error
 		events, err = vip.History(ctx, id)
 		return err == nil && slices.ContainsFunc(events, func(ev client.HistoryEvent) bool { return ev.EventType == "job_ended" })

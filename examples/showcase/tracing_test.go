@@ -95,7 +95,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, _ := client.New(d.api, "user_token_vip")
-	waitUntil(t, "the worker", 30*time.Second, func() bool { ws, err := c.Workers(ctx); return err == nil && len(ws) == 1 })
+	testenv.WaitUntil(t, "the worker", 30*time.Second, func() bool { ws, err := c.Workers(ctx); return err == nil && len(ws) == 1 })
 	id, err := c.CreateJob(ctx, "/jobs/full_showcase", map[string]any{"quality": "low"})
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 		t.Fatalf("job: %+v %v", j, err)
 	}
 	var task, dispatch, create otlpSpan
-	waitUntil(t, "the spans", 20*time.Second, func() bool {
+	testenv.WaitUntil(t, "the spans", 20*time.Second, func() bool {
 		byID := map[string]otlpSpan{}
 		for _, s := range rcv.all() {
 			byID[s.id] = s

@@ -87,17 +87,6 @@ func (c *collector) distinct() map[int]int {
 	return m
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func run(t *testing.T, r *outbox.Relay) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -126,7 +115,7 @@ func TestSharedConsumerRetriesAndTrims(t *testing.T) {
 		r.Shared("history", c.handle)
 		run(t, r)
 		appendN(t, s, 30, 20)
-		waitFor(t, "50 events handled", func() bool { return len(c.distinct()) == 50 })
+		testenv.WaitUntil(t, "50 events handled", 15*time.Second, func() bool { return len(c.distinct()) == 50 })
 		c.mu.Lock()
 		for i, n := range c.seen {
 			if n != i {
@@ -141,7 +130,7 @@ func TestSharedConsumerRetriesAndTrims(t *testing.T) {
 		if lag, err := r.Lag(ctx, "history"); err != nil || lag != 0 {
 			t.Fatalf("lag = %d, %v", lag, err)
 		}
-		waitFor(t, "handled entries trimmed", func() bool {
+		testenv.WaitUntil(t, "handled entries trimmed", 15*time.Second, func() bool {
 			n, err := s.EventCount(ctx)
 			return err == nil && n <= 1
 		})
@@ -182,7 +171,7 @@ func TestSharedConsumerResumesAndFailsOver(t *testing.T) {
 		r1.Shared("history", a.handle)
 		stop1 := run(t, r1)
 		appendN(t, s1, 0, 10)
-		waitFor(t, "first relay handles 10", func() bool { return len(a.distinct()) == 10 })
+		testenv.WaitUntil(t, "first relay handles 10", 15*time.Second, func() bool { return len(a.distinct()) == 10 })
 
 		s2 := stores()
 		b := &collector{}
@@ -190,13 +179,13 @@ func TestSharedConsumerResumesAndFailsOver(t *testing.T) {
 		r2.Shared("history", b.handle)
 		run(t, r2)
 		appendN(t, s2, 10, 10)
-		waitFor(t, "first relay handles 20", func() bool { return len(a.distinct()) == 20 })
+		testenv.WaitUntil(t, "first relay handles 20", 15*time.Second, func() bool { return len(a.distinct()) == 20 })
 		if n := len(b.distinct()); n != 0 {
 			t.Fatalf("the second relay handled %d events while the first was elected", n)
 		}
 		stop1()
 		appendN(t, s2, 20, 10)
-		waitFor(t, "second relay takes over", func() bool { return len(b.distinct()) >= 10 })
+		testenv.WaitUntil(t, "second relay takes over", 15*time.Second, func() bool { return len(b.distinct()) >= 10 })
 		got := b.distinct()
 		for i := 20; i < 30; i++ {
 			if got[i] == 0 {
@@ -227,14 +216,14 @@ func TestLocalConsumerSeesNewEvents(t *testing.T) {
 		run(t, r2)
 		// Run positions local consumers before it returns control to its
 		// goroutines; wait until both cursors are set.
-		waitFor(t, "local consumers started", func() bool {
+		testenv.WaitUntil(t, "local consumers started", 15*time.Second, func() bool {
 			c1, _ := r1.Cursor(context.Background(), "ws")
 			c2, _ := r2.Cursor(context.Background(), "ws")
 			return c1 != "" && c2 != ""
 		})
 		appendN(t, s1, 5, 5)
 		for _, c := range []*collector{a, b} {
-			waitFor(t, "5 new events", func() bool { return len(c.distinct()) == 5 })
+			testenv.WaitUntil(t, "5 new events", 15*time.Second, func() bool { return len(c.distinct()) == 5 })
 			for n := range c.distinct() {
 				if n < 5 {
 					t.Fatalf("local consumer saw event %d from before it started", n)
@@ -259,7 +248,7 @@ func TestBeginPositionsLocalConsumers(t *testing.T) {
 		}
 		appendN(t, s, 3, 4) // before Run
 		run(t, r)
-		waitFor(t, "the 4 entries appended after Begin", func() bool { return len(got.distinct()) == 4 })
+		testenv.WaitUntil(t, "the 4 entries appended after Begin", 15*time.Second, func() bool { return len(got.distinct()) == 4 })
 		for n := range got.distinct() {
 			if n < 3 {
 				t.Fatalf("local consumer saw entry %d from before Begin", n)
@@ -300,8 +289,8 @@ func TestLocalConsumersShareReads(t *testing.T) {
 	}
 	appendN(t, s, 0, 50)
 	run(t, r)
-	waitFor(t, "every event in a and b", func() bool { return len(a.distinct()) == 50 && len(b.distinct()) == 50 })
-	waitFor(t, "the failing consumer to go on", func() bool { return len(failing.distinct()) > 0 })
+	testenv.WaitUntil(t, "every event in a and b", 15*time.Second, func() bool { return len(a.distinct()) == 50 && len(b.distinct()) == 50 })
+	testenv.WaitUntil(t, "the failing consumer to go on", 15*time.Second, func() bool { return len(failing.distinct()) > 0 })
 	found := s.found.Load()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -330,13 +319,13 @@ func TestLingerGathersEntries(t *testing.T) {
 	got := &collector{}
 	r.Local("live", got.handle)
 	run(t, r)
-	waitFor(t, "the consumer reading", func() bool { return s.reads.Load() > 0 })
+	testenv.WaitUntil(t, "the consumer reading", 15*time.Second, func() bool { return s.reads.Load() > 0 })
 	start := s.reads.Load()
 	for i := range 300 {
 		appendN(t, s, i, 1)
 		time.Sleep(time.Millisecond)
 	}
-	waitFor(t, "every event", func() bool { return len(got.distinct()) == 300 })
+	testenv.WaitUntil(t, "every event", 15*time.Second, func() bool { return len(got.distinct()) == 300 })
 	if n := s.reads.Load() - start; n > 30 {
 		t.Fatalf("%d reads for 300 events", n)
 	}

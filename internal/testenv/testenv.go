@@ -10,6 +10,8 @@
 // Each decision is also appended, one line per service and test process, to
 // a file in the folder named by AVTO_TEST_REPORT_DIR when it is set; `make
 // test` sets it and prints the lines as a summary after `go test`.
+//
+// WaitUntil is the suites' one way to wait for a condition.
 package testenv
 
 import (

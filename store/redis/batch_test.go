@@ -79,16 +79,6 @@ func standalone(t *testing.T) *goredis.Client {
 	return goredis.NewClient(o)
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-	}
-}
-
 func (b *commitBatcher) waitingNow() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -150,7 +140,7 @@ return {ARGV[1], tostring(redis.call('RPUSH', KEYS[1], ARGV[1]))}`, time.Now().U
 	for i := range maxCommitsOut {
 		args[i] = "first" + strconv.Itoa(i)
 		start(i, ctx)
-		waitFor(t, "commit "+strconv.Itoa(i)+" is out", func() bool {
+		testenv.WaitUntil(t, "commit "+strconv.Itoa(i)+" is out", 10*time.Second, func() bool {
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			return b.out == i+1
@@ -170,7 +160,7 @@ return {ARGV[1], tostring(redis.call('RPUSH', KEYS[1], ARGV[1]))}`, time.Now().U
 			ran[keyOf(i)] = append(ran[keyOf(i)], args[i])
 		}
 		start(i, c)
-		waitFor(t, "commit "+strconv.Itoa(i)+" waits", func() bool { return b.waitingNow() == i-maxCommitsOut+1 })
+		testenv.WaitUntil(t, "commit "+strconv.Itoa(i)+" waits", 10*time.Second, func() bool { return b.waitingNow() == i-maxCommitsOut+1 })
 	}
 	cancel()
 	close(g.open)
