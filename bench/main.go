@@ -57,7 +57,7 @@ func run() error {
 		dataBytes   = flag.Int("data-bytes", 0, "initial_data of about this many bytes of JSON per job (0: none)")
 		repeat      = flag.Int("repeat", 1, "runs of each combination; the median run (by throughput) is reported")
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the runs here, their setup and cleanup included (the drains alone: go tool pprof -ignore deleteKeys)")
-		memProfile  = flag.String("memprofile", "", "write an allocation profile here after the runs")
+		memProfile  = flag.String("memprofile", "", "write an allocation profile here after the runs, their setup and cleanup included (the drains alone: go tool pprof -ignore deleteKeys)")
 		traceFile   = flag.String("trace", "", "write an execution trace of the runs here (go tool trace: where latency goes)")
 		detail      = flag.Bool("redis-detail", false, "redis backend: also print the Redis commands per job by name")
 	)
