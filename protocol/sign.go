@@ -53,11 +53,14 @@ func SignEvent(msg any, key string) (string, error) {
 func sign(msg any, key string, drop ...string) (string, error) {
 	// Encoded bytes are canonicalized as they are: json.Marshal would only
 	// check and copy them, which CanonicalJSON does anyway.
-	raw, ok := msg.(json.RawMessage)
-	if ok && raw == nil {
-		raw = json.RawMessage("null") // as json.Marshal encodes it
-	}
-	if !ok {
+	var raw []byte
+	switch m := msg.(type) {
+	case json.RawMessage:
+		raw = m
+		if raw == nil {
+			raw = []byte("null") // as json.Marshal encodes it
+		}
+	default:
 		var err error
 		if raw, err = json.Marshal(msg); err != nil {
 			return "", fmt.Errorf("sign: %w", err)
