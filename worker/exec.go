@@ -14,6 +14,7 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // runningTask is a task between its arrival and its result.
@@ -26,6 +27,9 @@ type runningTask struct {
 	// returned is set when the handler has returned (its result may still
 	// be on its way).
 	returned atomic.Bool
+	span     trace.Span
+	// stopDeadline releases the task's deadline context.
+	stopDeadline func()
 }
 
 // succeededBy reports whether a delivery of the same task id with attempt
@@ -42,22 +46,24 @@ func (rt *runningTask) report(res protocol.TaskResult) { rt.deliver(res, false) 
 
 // deliver is report; with asked, the result also asks for the next task,
 // under the poll reservation that handlerReturned made: the task that comes
-// starts, and the reservation ends.
-func (rt *runningTask) deliver(res protocol.TaskResult, asked bool) {
+// is admitted and returned, for the caller to run, and the reservation
+// ends.
+func (rt *runningTask) deliver(res protocol.TaskResult, asked bool) (next *runningTask) {
 	t := rt.task
-	var next *polledTask
+	var p *polledTask
 	rt.once.Do(func() {
-		next = t.c.sendResult(t.w.resultCtx, res, t.log, asked)
+		p = t.c.sendResult(t.w.resultCtx, res, t.log, asked)
 	})
 	if !asked {
-		return
+		return nil
 	}
 	var source *conn
-	if next != nil {
-		t.w.startTask(t.c, next) // running before the reservation ends
+	if p != nil {
+		next = t.w.admit(t.c, p) // running before the reservation ends
 		source = t.c
 	}
 	t.w.releaseAsked(source)
+	return next
 }
 
 // handlerReturned frees the slot of a task whose handler has returned,
@@ -269,7 +275,17 @@ func waitChange(ctx context.Context, changed <-chan struct{}, wake time.Time) {
 }
 
 // startTask accounts for a received task and runs it in its own goroutine.
+// startTask admits a task that a poll brought and runs it.
 func (w *Worker) startTask(c *conn, p *polledTask) {
+	if rt := w.admit(c, p); rt != nil {
+		go w.run(rt)
+	}
+}
+
+// admit makes a task that arrived running: counted in the worker's load
+// and known by id, for a cancel. It returns nil for a repeat delivery of a
+// task that runs already.
+func (w *Worker) admit(c *conn, p *polledTask) *runningTask {
 	log := w.log.With("task_id", p.TaskID, "job_id", p.JobID)
 	t := &Task{p: p.TaskPayload, rawParams: p.rawParams, raw: p.raw, w: w, c: c, log: log,
 		dir: filepath.Join(w.cfg.TaskFilesDir, taskDirName(p.TaskID))}
@@ -282,19 +298,18 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 	if sc := span.SpanContext(); sc.IsValid() {
 		t.log = t.log.With("trace_id", sc.TraceID().String())
 	}
-	rt := &runningTask{task: t, typ: typ, ctx: ctx, cancel: cancel}
-	stopDeadline := func() {}
+	rt := &runningTask{task: t, typ: typ, ctx: ctx, cancel: cancel, span: span, stopDeadline: func() {}}
 	if dl, ok := t.Deadline(); ok {
-		rt.ctx, stopDeadline = context.WithDeadline(ctx, dl)
+		rt.ctx, rt.stopDeadline = context.WithDeadline(ctx, dl)
 	}
 
 	w.mu.Lock()
 	if prev, dup := w.running[p.TaskID]; dup && !prev.succeededBy(p.Attempt) {
 		w.mu.Unlock()
-		stopDeadline()
+		rt.stopDeadline()
 		cancel(nil)
 		log.Warn("task delivered again while running; ignored")
-		return
+		return nil
 	}
 	w.running[p.TaskID] = rt
 	w.busy++
@@ -303,23 +318,35 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 	w.mu.Unlock()
 	w.stateChanged()
 	log.Debug("task received", "type", p.Type, "attempt", p.Attempt)
+	return rt
+}
 
-	go func() {
-		defer w.tasks.Done()
+// run runs an admitted task to its delivered result, then the task that
+// the result brought back, if any, and so on: one goroutine carries a
+// stream of tasks, its stack grown once rather than once per task.
+func (w *Worker) run(rt *runningTask) {
+	for rt != nil {
 		res := w.runTask(rt)
-		t.removeDir() // always, whatever the outcome
-		endSpan(span, res)
+		rt.task.removeDir() // always, whatever the outcome
+		endSpan(rt.span, res)
 		rt.returned.Store(true)
-		rt.deliver(res, w.handlerReturned(rt))
-		stopDeadline()
-		cancel(nil)
-		w.mu.Lock()
-		if w.running[p.TaskID] == rt { // not yet succeeded by a later attempt
-			delete(w.running, p.TaskID)
-		}
-		w.mu.Unlock()
-		w.stateChanged()
-	}()
+		next := rt.deliver(res, w.handlerReturned(rt))
+		w.finish(rt)
+		rt = next
+	}
+}
+
+// finish forgets a task whose result was delivered.
+func (w *Worker) finish(rt *runningTask) {
+	rt.stopDeadline()
+	rt.cancel(nil)
+	w.mu.Lock()
+	if w.running[rt.task.p.TaskID] == rt { // not yet succeeded by a later attempt
+		delete(w.running, rt.task.p.TaskID)
+	}
+	w.mu.Unlock()
+	w.stateChanged()
+	w.tasks.Done()
 }
 
 // runTask runs the handler of a task and turns its outcome into a result.
