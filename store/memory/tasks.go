@@ -10,13 +10,29 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
-// taskQueue keeps tasks ordered by (Score, task id) in a B-tree, so that
-// taking the head of a long backlog costs O(log n), not a slice shift.
+// taskQueue keeps the keys of its tasks ordered by (Score, task id) in a
+// B-tree, so that taking the head of a long backlog costs O(log n), not a
+// slice shift. The tasks themselves are in Store.queued: a node moves and
+// compares small keys, not whole task records.
 type taskQueue struct {
-	items *btree.BTreeG[store.QueuedTask]
+	items *btree.BTreeG[queueKey]
 }
 
-func less(a, b store.QueuedTask) bool { return store.InQueueOrder(&a, &b) }
+// queueKey places a task in its queue.
+type queueKey struct {
+	score float64
+	id    string
+}
+
+func keyOf(t *store.QueuedTask) queueKey { return queueKey{t.Score, t.Run.ID} }
+
+// less orders keys as store.InQueueOrder orders tasks.
+func less(a, b queueKey) bool {
+	if a.score != b.score {
+		return a.score < b.score
+	}
+	return a.id < b.id
+}
 
 func newTaskQueue() *taskQueue { return &taskQueue{items: btree.NewG(32, less)} }
 
@@ -29,7 +45,7 @@ func (s *Store) enqueue(t store.QueuedTask) {
 		q = newTaskQueue()
 		s.queues[name] = q
 	}
-	q.items.ReplaceOrInsert(t)
+	q.items.ReplaceOrInsert(keyOf(&t))
 	s.queued[t.Run.ID] = t
 	if t.Worker != "" {
 		s.assigned[t.Worker]++
@@ -48,7 +64,7 @@ func (s *Store) removeTask(id string) {
 		}
 		name := t.Queue()
 		if q := s.queues[name]; q != nil {
-			q.items.Delete(t)
+			q.items.Delete(keyOf(&t))
 			if q.items.Len() == 0 {
 				delete(s.queues, name)
 			}
@@ -72,11 +88,11 @@ func (s *Store) PeekTasks(_ context.Context, queue string, limit int) ([]store.Q
 		return nil, nil
 	}
 	out := make([]store.QueuedTask, 0, min(limit, q.items.Len()))
-	q.items.Ascend(func(t store.QueuedTask) bool {
+	q.items.Ascend(func(k queueKey) bool {
 		if len(out) == limit {
 			return false
 		}
-		out = append(out, t.Clone())
+		out = append(out, s.queued[k.id].Clone())
 		return true
 	})
 	return out, nil
@@ -123,9 +139,9 @@ func (s *Store) nearHead(queue, taskID string, within int) bool {
 		return false
 	}
 	found, seen := false, 0
-	q.items.Ascend(func(t store.QueuedTask) bool {
+	q.items.Ascend(func(k queueKey) bool {
 		seen++
-		found = t.Run.ID == taskID
+		found = k.id == taskID
 		return !found && seen < max(within, 1)
 	})
 	return found
@@ -143,7 +159,7 @@ func (s *Store) ClaimNext(_ context.Context, queue, workerID string) (*store.Que
 	if !ok {
 		return nil, nil
 	}
-	t, _ := s.claim(first.Run.ID, workerID)
+	t, _ := s.claim(first.id, workerID)
 	return t, nil
 }
 
@@ -165,7 +181,7 @@ func (s *Store) RunningTasks(_ context.Context, workerID string) ([]store.Queued
 	for _, t := range s.running[workerID] {
 		out = append(out, t.Clone())
 	}
-	sort.Slice(out, func(i, j int) bool { return less(out[i], out[j]) })
+	sort.Slice(out, func(i, j int) bool { return store.InQueueOrder(&out[i], &out[j]) })
 	return out, nil
 }
 
