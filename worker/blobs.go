@@ -202,6 +202,7 @@ func (in *inbound) fetchPrefix(ctx context.Context, st blob.Store, u blob.URI, w
 // target is a free local path for a downloaded file or folder: the task's
 // folder plus name, or a numbered subfolder when name is taken.
 func (in *inbound) target(name string) string {
+	in.t.dirUsed.Store(true)
 	for i := 1; ; i++ {
 		p := filepath.Join(in.t.dir, name)
 		if i > 1 {

@@ -333,3 +333,29 @@ func TestTaskDirName(t *testing.T) {
 		}
 	}
 }
+
+// TestTaskFolderRemoved: a folder made through Task.Path is deleted when
+// the task ends, before its result is sent, without blob storage too.
+func TestTaskFolderRemoved(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	cfg := testConfig(f.URL())
+	cfg.TaskFilesDir = t.TempDir()
+	w := newWorker(t, cfg)
+	w.Handle("write", func(ctx context.Context, tk *Task) (Result, error) {
+		p, err := tk.Path("frames/0001.txt")
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{}, os.WriteFile(p, []byte("frame"), 0o644)
+	})
+	startWorker(t, w)
+	f.enqueue(task("files", "write", nil))
+	if r := f.waitResult("files"); r.str("status") != protocol.TaskSuccess {
+		t.Fatalf("%s", r.Raw)
+	}
+	left, err := os.ReadDir(cfg.TaskFilesDir)
+	if err != nil || len(left) != 0 {
+		t.Errorf("task files folder holds %v (%v), want nothing", left, err)
+	}
+}

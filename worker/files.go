@@ -67,6 +67,7 @@ func (t *Task) Blobs() blob.Store { return t.w.blobs }
 // blob storage (s3://<bucket>/jobs/<job_id>/<name>) and replaced by its
 // URI, when the worker has blob storage.
 func (t *Task) Dir() (string, error) {
+	t.dirUsed.Store(true)
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
 		return "", fmt.Errorf("task folder: %w", err)
 	}
@@ -81,14 +82,18 @@ func (t *Task) Path(name string) (string, error) {
 		return "", fmt.Errorf("task file %q: %w", name, err)
 	}
 	p := filepath.Join(t.dir, filepath.FromSlash(name))
+	t.dirUsed.Store(true)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return "", fmt.Errorf("task file %q: %w", name, err)
 	}
 	return p, nil
 }
 
-// removeDir deletes the task's folder.
+// removeDir deletes the task's folder, if it was asked for.
 func (t *Task) removeDir() {
+	if !t.dirUsed.Load() {
+		return
+	}
 	if err := os.RemoveAll(t.dir); err != nil {
 		t.log.Warn("could not delete the task folder", "dir", t.dir, "error", err)
 	}

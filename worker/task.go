@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
@@ -24,6 +25,9 @@ type Task struct {
 	c         *conn // the orchestrator that delivered the task
 	log       *slog.Logger
 	dir       string // <TaskFilesDir>/<task_id>, created on demand
+	// dirUsed is set once dir may exist: only then is it deleted at the
+	// task's end (most tasks never make one).
+	dirUsed atomic.Bool
 }
 
 // ID returns the task id.
