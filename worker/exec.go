@@ -12,9 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // runningTask is a task between its arrival and its result.
@@ -274,8 +275,8 @@ func waitChange(ctx context.Context, changed <-chan struct{}, wake time.Time) {
 	}
 }
 
-// startTask accounts for a received task and runs it in its own goroutine.
-// startTask admits a task that a poll brought and runs it.
+// startTask admits a task that a poll brought and runs it in a goroutine
+// of its own (see run).
 func (w *Worker) startTask(c *conn, p *polledTask) {
 	if rt := w.admit(c, p); rt != nil {
 		go w.run(rt)
