@@ -37,7 +37,7 @@ type Store struct {
 	readyWaiters []chan struct{}
 
 	queues    map[string]*taskQueue
-	queued    map[string]store.QueuedTask // task id → entry
+	queued    map[string]*store.QueuedTask // task id → entry, in its queue
 	running   map[string]map[string]store.QueuedTask
 	runningBy map[string]string // task id → worker
 	assigned  map[string]int    // worker → tasks queued for it alone
@@ -92,7 +92,7 @@ func New(opts Options) *Store {
 		readySet:   map[string]bool{},
 		leases:     map[string]*lease{},
 		queues:     map[string]*taskQueue{},
-		queued:     map[string]store.QueuedTask{},
+		queued:     map[string]*store.QueuedTask{},
 		running:    map[string]map[string]store.QueuedTask{},
 		runningBy:  map[string]string{},
 		assigned:   map[string]int{},

@@ -10,31 +10,15 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
 
-// taskQueue keeps the keys of its tasks ordered by (Score, task id) in a
-// B-tree, so that taking the head of a long backlog costs O(log n), not a
-// slice shift. The tasks themselves are in Store.queued: a node moves and
-// compares small keys, not whole task records.
+// taskQueue keeps its tasks ordered by (Score, task id) in a B-tree, so
+// that taking the head of a long backlog costs O(log n), not a slice
+// shift. It holds the entries of Store.queued, which are never changed in
+// place: a node moves pointers, not whole task records.
 type taskQueue struct {
-	items *btree.BTreeG[queueKey]
+	items *btree.BTreeG[*store.QueuedTask]
 }
 
-// queueKey places a task in its queue.
-type queueKey struct {
-	score float64
-	id    string
-}
-
-func keyOf(t *store.QueuedTask) queueKey { return queueKey{t.Score, t.Run.ID} }
-
-// less orders keys as store.InQueueOrder orders tasks.
-func less(a, b queueKey) bool {
-	if a.score != b.score {
-		return a.score < b.score
-	}
-	return a.id < b.id
-}
-
-func newTaskQueue() *taskQueue { return &taskQueue{items: btree.NewG(32, less)} }
+func newTaskQueue() *taskQueue { return &taskQueue{items: btree.NewG(32, store.InQueueOrder)} }
 
 func (s *Store) enqueue(t store.QueuedTask) {
 	s.removeTask(t.Run.ID)
@@ -45,8 +29,8 @@ func (s *Store) enqueue(t store.QueuedTask) {
 		q = newTaskQueue()
 		s.queues[name] = q
 	}
-	q.items.ReplaceOrInsert(keyOf(&t))
-	s.queued[t.Run.ID] = t
+	q.items.ReplaceOrInsert(&t)
+	s.queued[t.Run.ID] = &t
 	if t.Worker != "" {
 		s.assigned[t.Worker]++
 	}
@@ -64,7 +48,7 @@ func (s *Store) removeTask(id string) {
 		}
 		name := t.Queue()
 		if q := s.queues[name]; q != nil {
-			q.items.Delete(keyOf(&t))
+			q.items.Delete(t)
 			if q.items.Len() == 0 {
 				delete(s.queues, name)
 			}
@@ -88,11 +72,11 @@ func (s *Store) PeekTasks(_ context.Context, queue string, limit int) ([]store.Q
 		return nil, nil
 	}
 	out := make([]store.QueuedTask, 0, min(limit, q.items.Len()))
-	q.items.Ascend(func(k queueKey) bool {
+	q.items.Ascend(func(t *store.QueuedTask) bool {
 		if len(out) == limit {
 			return false
 		}
-		out = append(out, s.queued[k.id].Clone())
+		out = append(out, t.Clone())
 		return true
 	})
 	return out, nil
@@ -111,11 +95,12 @@ func (s *Store) ClaimTask(_ context.Context, taskID, workerID string) (*store.Qu
 
 // claim moves a queued task to a worker's running tasks; s.mu is held.
 func (s *Store) claim(taskID, workerID string) (*store.QueuedTask, bool) {
-	t, ok := s.queued[taskID]
+	queued, ok := s.queued[taskID]
 	if !ok {
 		return nil, false
 	}
 	s.removeTask(taskID)
+	t := *queued
 	t.Worker = workerID
 	s.run(t)
 	out := t.Clone()
@@ -139,9 +124,9 @@ func (s *Store) nearHead(queue, taskID string, within int) bool {
 		return false
 	}
 	found, seen := false, 0
-	q.items.Ascend(func(k queueKey) bool {
+	q.items.Ascend(func(t *store.QueuedTask) bool {
 		seen++
-		found = k.id == taskID
+		found = t.Run.ID == taskID
 		return !found && seen < max(within, 1)
 	})
 	return found
@@ -159,7 +144,7 @@ func (s *Store) ClaimNext(_ context.Context, queue, workerID string) (*store.Que
 	if !ok {
 		return nil, nil
 	}
-	t, _ := s.claim(first.id, workerID)
+	t, _ := s.claim(first.Run.ID, workerID)
 	return t, nil
 }
 
