@@ -20,13 +20,13 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
-	// ErrOnceTaken: the write's Effects.Once key is taken; nothing was
-	// written. The key's value (GetValue) says by what.
+	// ErrOnceTaken: one of the write's Effects.Onces keys is taken;
+	// nothing was written. The key's value (GetValue) says by what.
 	ErrOnceTaken   = errors.New("once-key already taken")
 	ErrConflict    = errors.New("version conflict")
 	ErrUnavailable = errors.New("store unavailable")
-	// ErrNotHead: the write's Effects.Claim task is not near enough the
-	// head of its queue; nothing was written.
+	// ErrNotHead: one of the write's Effects.Claims tasks is not near
+	// enough the head of its queue; nothing was written.
 	ErrNotHead = errors.New("task is not at the head of its queue")
 )
 
@@ -51,27 +51,29 @@ type Effects struct {
 	// DoneReady ends the caller's lease on the written job after the
 	// other effects, as ReadyQueue.DoneReady would, in the same round trip.
 	DoneReady bool
-	// Once makes the write conditional on a value key (as SetOnce keeps
-	// them) being absent, and stores it with the write: an idempotency key
-	// and the job it created. ErrOnceTaken when it exists.
-	Once *Once
-	// Reward adds to a worker's reputation, as Workers.AdjustReputation
-	// would, in the same atomic step as the write: applied exactly when
-	// the write is (a refused write, a conflict, applies nothing). The
-	// store reports back in it, the way UpdateJob bumps job.Version: on
-	// success, Applied and the reputation after it (Value). A backend
-	// that keeps reputations apart from the job (a sharded Redis store)
-	// leaves Applied false and writes no reputation: the caller then
-	// adjusts it itself, after the write.
-	Reward *Reward
-	// Claim makes an update conditional on a task being near the head of
-	// its queue and claims it for a worker in the same atomic step, as
-	// TaskQueues.ClaimNext would: a pickup written with its claim, one
-	// round trip. ErrNotHead when the task is not among the first
-	// Claim.Within tasks of the queue, or in none; nothing is written
-	// then. With several shards of a queue (a sharded Redis store) the
-	// task is counted in its shard's part. Creates take no claim.
-	Claim *Claim
+	// Onces make the write conditional on value keys (as SetOnce keeps
+	// them) being absent, and store them with the write: idempotency keys
+	// and what they name (the job a request created, a result's replay
+	// key). ErrOnceTaken when one exists, or when two name the same key.
+	Onces []Once
+	// Rewards add to workers' reputations, as Workers.AdjustReputation
+	// would, in the same atomic step as the write, in their order:
+	// applied exactly when the write is (a refused write, a conflict,
+	// applies nothing). The store reports back in each, the way UpdateJob
+	// bumps job.Version: on success, Applied and the reputation after it
+	// (Value). A backend that keeps reputations apart from the job (a
+	// sharded Redis store) leaves Applied false and writes no reputation:
+	// the caller then adjusts it itself, after the write.
+	Rewards []*Reward
+	// Claims make an update conditional on tasks being near the head of
+	// their queues and claim them for workers in the same atomic step, as
+	// TaskQueues.ClaimNext would: pickups written with their claims, one
+	// round trip. ErrNotHead when a task is not among the first
+	// Claim.Within tasks of its queue (not counting the tasks claimed
+	// before it in the list), or in none, or is claimed twice; nothing is
+	// written then. With several shards of a queue (a sharded Redis store)
+	// a task is counted in its shard's part. Creates take no claim.
+	Claims []Claim
 }
 
 // CheckHand rejects tasks to hand (Effects.Hand) that name no worker.
@@ -84,7 +86,7 @@ func CheckHand(tasks []QueuedTask) error {
 	return nil
 }
 
-// Claim is a claim committed with a job write (Effects.Claim).
+// Claim is a claim committed with a job write (Effects.Claims).
 type Claim struct {
 	Queue, TaskID, Worker string
 	// Within is how near the head the task must be: among the first
@@ -92,7 +94,8 @@ type Claim struct {
 	Within int
 }
 
-// Reward is a reputation change committed with a job write (Effects.Reward).
+// Reward is a reputation change committed with a job write
+// (Effects.Rewards).
 type Reward struct {
 	Worker string
 	// Delta is added to the reputation (Initial when the worker has none)
@@ -127,6 +130,19 @@ type Once struct {
 	Key   string
 	Value string
 	TTL   time.Duration
+}
+
+// CheckOnces rejects once-keys of one write that name the same key: the
+// second is taken by the first (ErrOnceTaken).
+func CheckOnces(onces []Once) error {
+	for i, o := range onces {
+		for _, before := range onces[:i] {
+			if before.Key == o.Key {
+				return fmt.Errorf("%s: %w", o.Key, ErrOnceTaken)
+			}
+		}
+	}
+	return nil
 }
 
 // Store is the orchestrator's live state.

@@ -32,7 +32,7 @@ func NewTreeID(relative string) string {
 
 // NameByte places a name that is not an id (a counter or value key) as
 // a tree key would: the low byte of its FNV-1a hash. A job created with a
-// value key (an idempotency key, Effects.Once) gets an id of that tree
+// value key (an idempotency key, Effects.Onces) gets an id of that tree
 // (NewTreeIDFor), so a backend that keeps trees apart can write the key
 // and the job in one atomic step.
 func NameByte(name string) byte {

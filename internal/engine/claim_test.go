@@ -16,7 +16,7 @@ import (
 
 // pickupFaults wraps a store: after a claim it can cancel the poll that
 // asked (onClaim), and it can fail the next job writes. A claim made with
-// a write (store.Effects.Claim) calls onClaim before the write; with
+// a write (store.Effects.Claims) calls onClaim before the write; with
 // refuseClaims such a write is refused as if the task did not head its
 // queue, so that polls claim first, then write.
 type pickupFaults struct {
@@ -42,7 +42,7 @@ func (s *pickupFaults) claimed(qt *store.QueuedTask, err error) (*store.QueuedTa
 }
 
 func (s *pickupFaults) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
-	if fx.Claim != nil {
+	if len(fx.Claims) > 0 {
 		if s.refuseClaims {
 			return fmt.Errorf("refused: %w", store.ErrNotHead)
 		}
@@ -219,7 +219,7 @@ func (s *claimCounts) ClaimNext(ctx context.Context, queue, workerID string) (*s
 }
 
 func (s *claimCounts) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
-	if fx.Claim != nil {
+	if len(fx.Claims) > 0 {
 		s.claimWrites.Add(1)
 	}
 	return s.Store.UpdateJob(ctx, j, fx)

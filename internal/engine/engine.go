@@ -208,6 +208,7 @@ type Engine struct {
 	recent     *recentJobs   // copies of the jobs written last, see mutateParts
 	pollers    pollers       // records of the workers polling this process
 	placed     placed        // tasks this process queued for workers, see pickupPlaced
+	batches    batches       // writes of one task waiting for their job's write, see mutateTask
 	roster     roster        // the live workers, for dispatch decisions
 	// stealIdleUntil pauses steal scans while one runs and after one found
 	// nothing (unix ns).

@@ -127,7 +127,7 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 		t.fx.Ready = append(t.fx.Ready, j.ID) // an executor runs the step
 	}
 	if req.IdempotencyKey != "" {
-		t.fx.Once = &store.Once{Key: idempotencyKey(req.Client.Name, req.IdempotencyKey), Value: j.ID, TTL: IdempotencyTTL}
+		t.fx.Onces = append(t.fx.Onces, store.Once{Key: idempotencyKey(req.Client.Name, req.IdempotencyKey), Value: j.ID, TTL: IdempotencyTTL})
 	}
 	j.UpdatedAt = now
 	if t.fx.Events, err = e.encodeEvents(t.events, j); err != nil {

@@ -62,7 +62,9 @@ func (e *Engine) SubmitResultOnce(ctx context.Context, workerID string, res prot
 		if err != nil {
 			return err
 		}
-		t.fx.Once = once
+		if once != nil {
+			t.fx.Onces = append(t.fx.Onces, *once)
+		}
 		run := j.Tasks[res.TaskID]
 		result := store.Result{
 			TaskID: run.ID, Type: run.Spec.Type, WorkerID: workerID, Status: status,
@@ -105,7 +107,7 @@ func (e *Engine) SubmitResultOnce(ctx context.Context, workerID string, res prot
 			if delta > 0 {
 				// No cap on rewards: it goes with the result's write.
 				reward = &store.Reward{Worker: workerID, Delta: delta, Initial: 1, Floor: 0, Ceiling: 1}
-				t.fx.Reward = reward
+				t.fx.Rewards = append(t.fx.Rewards, reward)
 			}
 			blamed = slices.DeleteFunc(slices.Clone(run.Blame), func(w string) bool { return w == workerID })
 			mergeDataMetadata(j, res.DataMetadata)

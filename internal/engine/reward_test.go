@@ -23,7 +23,7 @@ type rewardProbe struct {
 
 func (s *rewardProbe) UpdateJob(ctx context.Context, j *store.Job, fx store.Effects) error {
 	if s.leave {
-		fx.Reward = nil
+		fx.Rewards = nil
 	}
 	return s.Store.UpdateJob(ctx, j, fx)
 }

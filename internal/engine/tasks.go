@@ -453,7 +453,7 @@ func pendingQueues(w *store.Worker) []string {
 // pickupPlaced picks up a task this process queued in a queue of the
 // worker's (its own or a pending one), if the task is still near the head
 // of the queue: the claim is committed with the pickup
-// (store.Effects.Claim), one write where a claim and a pickup take two
+// (store.Effects.Claims), one write where a claim and a pickup take two
 // round trips (with the job's copy at hand, see mutateParts). It returns
 // nil when there is no such task; see placed.
 func (e *Engine) pickupPlaced(ctx context.Context, w *store.Worker, queue string, src claimSource) (*protocol.TaskPayload, error) {
@@ -700,7 +700,7 @@ func (e *Engine) pickup(ctx context.Context, workerID string, qt *store.QueuedTa
 			return errSkip
 		}
 		if claim {
-			t.fx.Claim = &store.Claim{Queue: qt.Queue(), TaskID: run.ID, Worker: workerID, Within: placedWithin}
+			t.fx.Claims = append(t.fx.Claims, store.Claim{Queue: qt.Queue(), TaskID: run.ID, Worker: workerID, Within: placedWithin})
 		}
 		if e.dispatchTimeout(run) > 0 {
 			// Without one, no timer was armed (or one armed under another

@@ -39,10 +39,13 @@ type handoff struct {
 }
 
 // absorb adds to t what step, a txn run on a copy of the same job, did:
-// its effects, events and hand-offs. A step sets none of the write's
-// conditions (Once, Claim, Reward, DoneReady): those stay t's.
+// its effects, conditions, events and hand-offs.
 func (t *txn) absorb(step *txn) {
 	fx, s := &t.fx, &step.fx
+	fx.Claims = append(fx.Claims, s.Claims...)
+	fx.Onces = append(fx.Onces, s.Onces...)
+	fx.Rewards = append(fx.Rewards, s.Rewards...)
+	fx.DoneReady = fx.DoneReady || s.DoneReady
 	fx.Create = append(fx.Create, s.Create...)
 	fx.Ready = append(fx.Ready, s.Ready...)
 	fx.Enqueue = append(fx.Enqueue, s.Enqueue...)
@@ -95,14 +98,6 @@ var errSkip = errors.New("nothing to change")
 // after the commit.
 func (e *Engine) mutate(ctx context.Context, id string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
 	return e.mutateFrom(ctx, id, nil, fn)
-}
-
-// mutateTask is mutate on a read of the job's header and one of its tasks
-// (with its final status if it ended), so that a result, a pickup or a
-// timer of one branch costs the same whatever the width of the fan-out.
-// fn asks for a whole read (txn.wantAll) when it needs more.
-func (e *Engine) mutateTask(ctx context.Context, id, taskID string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
-	return e.mutateParts(ctx, id, nil, []string{taskID}, fn)
 }
 
 // mutateFrom is mutate starting from a copy of the job the caller has just

@@ -125,7 +125,7 @@ func (s *Store) CreateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	if s.liveJob(job.ID, now) != nil {
 		return fmt.Errorf("job %s: %w", job.ID, store.ErrExists)
 	}
-	if fx.Claim != nil {
+	if len(fx.Claims) > 0 {
 		return fmt.Errorf("create job %s: a create takes no claim", job.ID)
 	}
 	if err := s.checkEffects(fx, now); err != nil {
@@ -229,12 +229,12 @@ func (s *Store) UpdateJob(_ context.Context, job *store.Job, fx store.Effects) e
 	if err := s.checkEffects(fx, now); err != nil {
 		return err
 	}
-	if c := fx.Claim; c != nil && !s.nearHead(c.Queue, c.TaskID, c.Within) {
-		return fmt.Errorf("claim task %s from queue %s: %w", c.TaskID, c.Queue, store.ErrNotHead)
+	if err := s.checkClaims(fx.Claims); err != nil {
+		return err
 	}
 	job.Version++
 	s.putJob(job, now)
-	if c := fx.Claim; c != nil {
+	for _, c := range fx.Claims {
 		s.claim(c.TaskID, c.Worker)
 	}
 	s.apply(job.ID, fx, now)
@@ -348,12 +348,15 @@ func (s *Store) putJob(job *store.Job, now time.Time) {
 // checkEffects refuses effects that cannot all apply: a bad reward, a taken
 // once-key, a child id in use.
 func (s *Store) checkEffects(fx store.Effects, now time.Time) error {
-	if r := fx.Reward; r != nil {
+	for _, r := range fx.Rewards {
 		if err := r.Check(); err != nil {
 			return err
 		}
 	}
-	if o := fx.Once; o != nil {
+	if err := store.CheckOnces(fx.Onces); err != nil {
+		return err
+	}
+	for _, o := range fx.Onces {
 		if v, ok := s.values[o.Key]; ok && v.alive(now) {
 			return fmt.Errorf("%s: %w", o.Key, store.ErrOnceTaken)
 		}
@@ -416,14 +419,14 @@ func (s *Store) apply(jobID string, fx store.Effects, now time.Time) {
 	for _, r := range fx.Ready {
 		s.pushReady(r)
 	}
-	if o := fx.Once; o != nil {
+	for _, o := range fx.Onces {
 		e := &expiring[string]{v: o.Value}
 		if o.TTL > 0 {
 			e.exp = now.Add(o.TTL)
 		}
 		s.values[o.Key] = e
 	}
-	if r := fx.Reward; r != nil {
+	for _, r := range fx.Rewards {
 		r.Value, r.Before = s.adjustReputation(r.Worker, r.Delta, r.Initial, r.Floor, r.Ceiling)
 		r.Applied = true
 	}

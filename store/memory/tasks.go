@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/google/btree"
@@ -116,15 +117,35 @@ func (s *Store) run(t store.QueuedTask) {
 	s.runningBy[t.Run.ID] = t.Worker
 }
 
+// checkClaims reports ErrNotHead unless every claim's task is among the
+// first Within tasks of its queue (at least the first), not counting the
+// tasks claimed before it; s.mu is held.
+func (s *Store) checkClaims(claims []store.Claim) error {
+	for i, c := range claims {
+		claimed := func(id string) bool {
+			return slices.ContainsFunc(claims[:i], func(b store.Claim) bool { return b.TaskID == id })
+		}
+		if !claimed(c.TaskID) && s.nearHead(c.Queue, c.TaskID, c.Within, claimed) {
+			continue
+		}
+		return fmt.Errorf("claim task %s from queue %s: %w", c.TaskID, c.Queue, store.ErrNotHead)
+	}
+	return nil
+}
+
 // nearHead reports whether a task is among the first within tasks of a
-// queue (at least the first); s.mu is held.
-func (s *Store) nearHead(queue, taskID string, within int) bool {
+// queue (at least the first), skipping those claimed already; s.mu is
+// held.
+func (s *Store) nearHead(queue, taskID string, within int, claimed func(id string) bool) bool {
 	q := s.queues[queue]
 	if q == nil {
 		return false
 	}
 	found, seen := false, 0
 	q.items.Ascend(func(t *store.QueuedTask) bool {
+		if claimed(t.Run.ID) {
+			return true
+		}
 		seen++
 		found = t.Run.ID == taskID
 		return !found && seen < max(within, 1)

@@ -118,7 +118,7 @@ func BenchmarkUpdateJobParallel(b *testing.B) {
 }
 
 // BenchmarkReward is a result's write with its reputation reward, in the
-// commit (Effects.Reward) or as a separate AdjustReputation after it, as
+// commit (Effects.Rewards) or as a separate AdjustReputation after it, as
 // before; redis-µs/op is the server's main-thread CPU per write (INFO cpu:
 // meaningful on a Redis nobody else uses).
 func BenchmarkReward(b *testing.B) {
@@ -142,7 +142,7 @@ func BenchmarkReward(b *testing.B) {
 				j.TransitionCount++
 				fx := store.Effects{Ready: []string{"bench"}}
 				if !separate {
-					fx.Reward = &store.Reward{Worker: "w1", Delta: 0.01, Initial: 1, Floor: 0, Ceiling: 1}
+					fx.Rewards = []*store.Reward{{Worker: "w1", Delta: 0.01, Initial: 1, Floor: 0, Ceiling: 1}}
 				}
 				if err := s.UpdateJob(ctx, j, fx); err != nil {
 					b.Fatal(err)

@@ -44,7 +44,7 @@ func TestClusterOneShard(t *testing.T) {
 	}
 	// A reward travels in the commit: workers:reputation is in the slot.
 	r := &store.Reward{Worker: "w", Delta: 0.25, Initial: 0.5, Floor: 0, Ceiling: 1}
-	if err := s.UpdateJob(ctx, j, store.Effects{Reward: r}); err != nil || !r.Applied || r.Value != 0.75 {
+	if err := s.UpdateJob(ctx, j, store.Effects{Rewards: []*store.Reward{r}}); err != nil || !r.Applied || r.Value != 0.75 {
 		t.Fatalf("update with a reward: %v, %+v", err, r)
 	}
 	if reps, err := s.Reputations(ctx, "w"); err != nil || reps["w"] != 0.75 {

@@ -165,7 +165,7 @@
 //	K ctr:<key>             string  a fixed-window counter (rate limits, quotas);
 //	                                PEXPIREAT the window end, set when it is created.
 //	K val:<key>             string  values of PutValue and once-keys of SetOnce and
-//	                                of a commit's Effects.Once (replay protection: a
+//	                                of a commit's Effects.Onces (replay protection: a
 //	                                result's is set by the commit that applies it;
 //	                                idempotency keys), with the TTL given, if any.
 //	K lock:<name>           string  the fencing token of the holder; PX the lease.
@@ -228,15 +228,20 @@
 //     queued jobs and on the queue channel once per queue it enqueued into
 //     (a task handed to a waiting poll publishes nothing), and with several
 //     shards on the shard's signal channel too when it appends events or
-//     adds timers; last, a result's reputation reward (Effects.Reward: the same Lua function as
-//     adjustReputationScript, its value and the one before returned). A
-//     claim committed with the write (Effects.Claim: a pickup and its claim
-//     in one round trip) is checked with the rest, the task among the first
-//     Within of its queue (ZRANK), and moved to the worker's running set as
-//     claimNextScript moves it; the tasks it left in the queue come back for
+//     adds timers; last, the results' reputation rewards (Effects.Rewards: the same Lua function as
+//     adjustReputationScript, each one's value and the one before returned). The
+//     claims committed with the write (Effects.Claims: pickups and their claims
+//     in one round trip) are checked with the rest, each task among the first
+//     Within of its queue (ZRANK) once the tasks claimed before it in the
+//     list have left it, and moved to the worker's running set as
+//     claimNextScript moves it; the tasks the last left in its queue come back for
 //     the claim hints. A version conflict, an existing child, a missing job,
-//     a taken once-key (SET NX, the last check) or a claim whose task is not
-//     near the head writes nothing (no event or reward either). A task
+//     a taken once-key (SET NX, the last checks, the keys set before it
+//     deleted again) or a claim whose task is not
+//     near the head writes nothing (no event or reward either). The engine
+//     commits the writes of several tasks of one job that queued behind
+//     each other as one write: their claims, once-keys and rewards are the
+//     lists. A task
 //     handed at its dispatch (Effects.Hand: a poll of its worker waits in
 //     the writing process) goes straight into the worker's running set, its
 //     location and load, with no queue, claim or pickup write. A run of
@@ -283,14 +288,14 @@
 // another tree is refused); PeekTasks, RunningTasks, QueueLengths, Loads,
 // WorkerFigures, NextTimer and WatchQueues merge every shard's answer;
 // ListJobs merges the shards' indexes newest first (the cursor is the same
-// for all shards). An Effects.Once key (an idempotency key) is a value,
+// for all shards). An Effects.Onces key (an idempotency key) is a value,
 // in the shard its name hashes to (store.NameByte); the engine gives a job
 // created with one an id of that shard (store.NewTreeIDFor), so the commit
 // sets the key in its own script. A job in another shard (an id not made
 // for the key) has its key set with SET NX before the commit and deleted
 // again if the commit is refused; if the process dies between the two, the
 // key stays without a job for its TTL. workers:reputation is
-// deployment-wide, in no shard's slot: a commit leaves its Effects.Reward
+// deployment-wide, in no shard's slot: a commit leaves its Effects.Rewards
 // to the caller (Reward.Applied false), who adjusts it after the write.
 // The outbox is one stream per shard; ReadEvents merges them by
 // stream id, each entry's id being the position after it over all streams

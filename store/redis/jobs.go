@@ -280,30 +280,29 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	if err := store.CheckHand(fx.Hand); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if create && fx.Claim != nil {
+	if create && len(fx.Claims) > 0 {
 		return fmt.Errorf("%s: a create takes no claim", op)
 	}
 	if err := s.checkTree(job.ID, fx); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if r := fx.Reward; r != nil {
+	for _, r := range fx.Rewards {
 		if err := r.Check(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		if s.sharded() {
-			// workers:reputation is deployment-wide, in another slot than
-			// any shard: the caller adjusts it (Reward.Applied stays false).
-			fx.Reward = nil
-		}
 	}
-	once := fx.Once
-	if once != nil && s.sharded() && nameIndex(once.Key, len(s.shards)) != shardIndex(job.ID, len(s.shards)) {
-		// The once-key is a value, in the shard its name hashes to; a job
-		// whose id was not made for it (store.NewTreeIDFor) lives in
-		// another: take the key first, and give it back if the write does
-		// not happen.
-		fx.Once = nil
-		if err := s.takeOnce(ctx, once); err != nil {
+	if s.sharded() {
+		// workers:reputation is deployment-wide, in another slot than any
+		// shard: the caller adjusts it (Reward.Applied stays false).
+		fx.Rewards = nil
+	}
+	if err := store.CheckOnces(fx.Onces); err != nil {
+		return err
+	}
+	var taken []store.Once // set before the script, given back if refused
+	if s.sharded() {
+		var err error
+		if fx.Onces, taken, err = s.takeForeignOnces(ctx, job.ID, fx.Onces); err != nil {
 			return err
 		}
 	}
@@ -311,23 +310,24 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	defer func() { a.reset(); s.argsPool.Put(a) }()
 	keys, argv, err := s.buildCommit(a, job, create, fx)
 	if err != nil {
-		s.giveOnceBack(once, fx.Once)
+		s.giveOncesBack(taken)
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	echoes := s.queueMessages(job.ID, fx.Enqueue)
 	s.hints.expect(echoes)
 	var learn func(left string)
-	if c := fx.Claim; c != nil {
-		learn = s.claimHint(job.ID, c.Queue)
+	if n := len(fx.Claims); n > 0 {
+		// The script says what the last claim left in its queue.
+		learn = s.claimHint(job.ID, fx.Claims[n-1].Queue)
 	}
 	res, err := s.commits.run(ctx, keys, argv)
 	if err != nil {
 		s.missedEchoes(echoes)
-		return fail(ctx, op.String(), err) // the write may have happened: keep the key
+		return fail(ctx, op.String(), err) // the write may have happened: keep the keys
 	}
 	if res[0] != "ok" {
 		s.missedEchoes(echoes)
-		s.giveOnceBack(once, fx.Once)
+		s.giveOncesBack(taken)
 	}
 	switch res[0] {
 	case "ok":
@@ -357,17 +357,23 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			learn(res[len(res)-1])
 			res = res[:len(res)-1]
 		}
-		if r := fx.Reward; r != nil {
-			if err := rewarded(r, res[1:]); err != nil {
+		for i, r := range fx.Rewards {
+			if err := rewarded(r, res[1+2*i:]); err != nil {
 				return err
 			}
 			s.figures.reputation(r.Worker, r.Value)
 		}
 		return nil
 	case "nothead":
-		return fmt.Errorf("claim task %s from queue %s: %w", fx.Claim.TaskID, fx.Claim.Queue, store.ErrNotHead)
+		if c, ok := named(fx.Claims, res); ok {
+			return fmt.Errorf("claim task %s from queue %s: %w", c.TaskID, c.Queue, store.ErrNotHead)
+		}
+		return fmt.Errorf("%s: claim: %w", op, store.ErrNotHead)
 	case "once":
-		return fmt.Errorf("%s: %w", once.Key, store.ErrOnceTaken)
+		if o, ok := named(fx.Onces, res); ok {
+			return fmt.Errorf("%s: %w", o.Key, store.ErrOnceTaken)
+		}
+		return fmt.Errorf("%s: once-key: %w", op, store.ErrOnceTaken)
 	case "exists":
 		return fmt.Errorf("job %s: %w", res[1], store.ErrExists)
 	case "notfound":
@@ -378,7 +384,7 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	return fmt.Errorf("%s: unexpected script reply %q", op, res)
 }
 
-// claimHint prepares what a commit that claims a task (Effects.Claim) from
+// claimHint prepares what a commit that claims a task (Effects.Claims) from
 // a queue tells the claim hints, given the tasks it left in the queue's
 // part in the job's shard: as a claim that emptied it would (ClaimNext).
 func (s *Store) claimHint(jobID, queue string) func(left string) {
@@ -439,10 +445,11 @@ func (s *Store) heard(msgs []string) {
 	}
 }
 
-// rewarded records in r the reputation a commit that applied it returned.
-// The write is done: an unreadable reply is an error, r is left unapplied.
+// rewarded records in r the reputation a commit that applied it returned,
+// the first two values of reply. The write is done: an unreadable reply is
+// an error, r is left unapplied.
 func rewarded(r *store.Reward, reply []string) error {
-	if len(reply) != 2 {
+	if len(reply) < 2 {
 		return fmt.Errorf("reward of %s: unexpected script reply %q", r.Worker, reply)
 	}
 	v, err := strconv.ParseFloat(reply[0], 64)
@@ -507,8 +514,30 @@ func (s *Store) checkTree(id string, fx store.Effects) error {
 	return nil
 }
 
+// takeForeignOnces takes first, with several shards, the once-keys of a
+// write of jobID that live in another shard than the job: a once-key is a
+// value, in the shard its name hashes to, and a job whose id was not made
+// for it (store.NewTreeIDFor) lives in another. It returns the keys the
+// script is to set and those it took, to give back if the write does not
+// happen.
+func (s *Store) takeForeignOnces(ctx context.Context, jobID string, onces []store.Once) (inScript, taken []store.Once, err error) {
+	home := shardIndex(jobID, len(s.shards))
+	for _, o := range onces {
+		if nameIndex(o.Key, len(s.shards)) == home {
+			inScript = append(inScript, o)
+			continue
+		}
+		if err := s.takeOnce(ctx, o); err != nil {
+			s.giveOncesBack(taken)
+			return nil, nil, err
+		}
+		taken = append(taken, o)
+	}
+	return inScript, taken, nil
+}
+
 // takeOnce sets a write's once-key unless it is taken (ErrOnceTaken).
-func (s *Store) takeOnce(ctx context.Context, o *store.Once) error {
+func (s *Store) takeOnce(ctx context.Context, o store.Once) error {
 	ok, err := s.rdb.SetNX(ctx, s.spread(o.Key).value(o.Key), o.Value, max(o.TTL, 0)).Result()
 	if err != nil {
 		return fail(ctx, "set once "+o.Key, err)
@@ -519,16 +548,31 @@ func (s *Store) takeOnce(ctx context.Context, o *store.Once) error {
 	return nil
 }
 
-// giveOnceBack deletes a once-key takeOnce set for a write that was
-// refused, unless the key was part of the write itself (inScript) or was
-// set by another write since.
-func (s *Store) giveOnceBack(o, inScript *store.Once) {
-	if o == nil || inScript != nil {
+// giveOncesBack deletes the once-keys takeForeignOnces set for a write
+// that was refused, unless another write has set them since.
+func (s *Store) giveOncesBack(taken []store.Once) {
+	if len(taken) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	_ = releaseOnceScript.Run(ctx, s.rdb, []string{s.spread(o.Key).value(o.Key)}, o.Value).Err()
+	for _, o := range taken {
+		_ = releaseOnceScript.Run(ctx, s.rdb, []string{s.spread(o.Key).value(o.Key)}, o.Value).Err()
+	}
+}
+
+// named returns the item of list that a refusal ({"nothead", n} or
+// {"once", n}) names by its place (1-based), if it names one.
+func named[T any](list []T, reply []string) (T, bool) {
+	var zero T
+	if len(reply) < 2 {
+		return zero, false
+	}
+	i, err := strconv.Atoi(reply[1])
+	if err != nil || i < 1 || i > len(list) {
+		return zero, false
+	}
+	return list[i-1], true
 }
 
 // checkCreates rejects a commit that creates one job id twice.
@@ -592,11 +636,10 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 		}
 		a.op("V", w.key, w.job.ID, w.expect, ending)
 	}
-	c := fx.Claim
-	if c != nil {
+	for _, c := range fx.Claims {
 		a.op("H", max(c.Within, 1), c.Queue, c.TaskID)
 	}
-	if o := fx.Once; o != nil {
+	for _, o := range fx.Onces {
 		ttl := ""
 		if o.TTL > 0 {
 			ttl = strconv.FormatInt(ttlMillis(o.TTL), 10)
@@ -605,7 +648,7 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 	}
 
 	// The writes.
-	if c != nil {
+	for _, c := range fx.Claims {
 		a.op("C", c.Queue, c.TaskID, c.Worker)
 	}
 	for _, w := range writes {
@@ -682,7 +725,7 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 		i := shardIndex(job.ID, len(s.shards))
 		a.op("S", s.shards[i].signalChannel(), strconv.Itoa(i))
 	}
-	if r := fx.Reward; r != nil {
+	for _, r := range fx.Rewards {
 		a.op("W", a.key(s.g.reputation()), r.Worker, formatFloat(r.Delta),
 			formatFloat(r.Initial), formatFloat(r.Floor), formatFloat(r.Ceiling))
 	}

@@ -136,8 +136,11 @@ end
 //	                          or be stored at version expect; ending "1":
 //	                          the update ends it (its index entry is read)
 //	H within queue id         the claimed task must be among the first
-//	                          within of its queue
-//	O key value ttl           take the once key (ttl in ms, "" for none)
+//	                          within of its queue, not counting the tasks
+//	                          of the H ops before it
+//	O key value ttl           take the once key (ttl in ms, "" for none);
+//	                          a taken one gives back those of the O ops
+//	                          before it
 //	C queue id worker         claim the task for the worker (to_running)
 //	J key expect version doc ttl member client
 //	                          write a job's header (ttl: its retention when
@@ -168,9 +171,10 @@ end
 //	W key worker delta initial floor ceiling
 //	                          adjust a reputation (adjust_reputation)
 //
-// Returns {"ok"} ({"ok", reputation after, before} with a reward; with a
-// claim, the tasks it left in the queue last), {"nothead"} (Effects.Claim's
-// task is not near the head), {"once"} (Effects.Once is taken),
+// Returns {"ok"} ({"ok", reputation after, before, ...} with rewards, a
+// pair for each; with claims, the tasks the last left in its queue last),
+// {"nothead", n} (the nth of Effects.Claims is not near the head),
+// {"once", n} (the nth of Effects.Onces is taken),
 // {"exists", id}, {"notfound", id} or {"conflict", stored version};
 // nothing is written unless it returns "ok".
 var commitScript = goredis.NewScript(luaLib + `
@@ -189,6 +193,8 @@ end
 -- job ended (its keys expire), '0' when not, nil in records of before;
 -- an update that ends a job reads its index entry (c, m) with them.
 local ended, entries, jn = {}, {}, 0
+-- The claims checked ({queue, rank}) and the once-keys set so far.
+local claimed, onces = {}, {}
 while i <= n do
   local op = ARGV[i]
   if op == 'V' then
@@ -212,18 +218,34 @@ while i <= n do
     end
     i = i + 5
   elseif op == 'H' then
-    local r = redis.call('ZRANK', pfx .. 'tq:' .. ARGV[i + 2], ARGV[i + 3])
-    if not r or r >= tonumber(ARGV[i + 1]) then return {'nothead'} end
+    -- Near the head once the tasks claimed before it have left the queue.
+    local q, nth = ARGV[i + 2], tostring(#claimed + 1)
+    local r = redis.call('ZRANK', pfx .. 'tq:' .. q, ARGV[i + 3])
+    if not r then return {'nothead', nth} end
+    local ahead = 0
+    for _, c in ipairs(claimed) do
+      if c[1] == q then
+        if c[2] == r then return {'nothead', nth} end
+        if c[2] < r then ahead = ahead + 1 end
+      end
+    end
+    if r - ahead >= tonumber(ARGV[i + 1]) then return {'nothead', nth} end
+    claimed[#claimed + 1] = {q, r}
     i = i + 4
   elseif op == 'O' then
-    -- The last check sets the once key: a taken key writes nothing.
-    local set
+    -- The last checks set the once keys: a taken key writes nothing, and
+    -- takes back those set before it.
+    local k, set = KEYS[tonumber(ARGV[i + 1])], nil
     if ARGV[i + 3] ~= '' then
-      set = redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], 'NX', 'PX', ARGV[i + 3])
+      set = redis.call('SET', k, ARGV[i + 2], 'NX', 'PX', ARGV[i + 3])
     else
-      set = redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], 'NX')
+      set = redis.call('SET', k, ARGV[i + 2], 'NX')
     end
-    if not set then return {'once'} end
+    if not set then
+      for _, o in ipairs(onces) do redis.call('DEL', o) end
+      return {'once', tostring(#onces + 1)}
+    end
+    onces[#onces + 1] = k
     i = i + 4
   else
     break
@@ -231,7 +253,7 @@ while i <= n do
 end
 
 local left, now, key, job, expire
-local notify, qk, sig, rep, ready = {}, '', nil, nil, 0
+local notify, qk, sig, rep, ready = {}, '', nil, {}, 0
 local timers, docs, rq, rs, rl, rd
 jn = 0
 while i <= n do
@@ -397,7 +419,7 @@ while i <= n do
     sig = i
     i = i + 3
   elseif op == 'W' then
-    rep = i
+    rep[#rep + 1] = i
     i = i + 7
   else
     return redis.error_reply('commit: unknown op ' .. tostring(op))
@@ -407,8 +429,8 @@ if ready > 0 then redis.call('PUBLISH', ARGV[1], ready) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[2], qk .. q) end
 if sig then redis.call('SPUBLISH', ARGV[sig + 1], ARGV[sig + 2]) end
 local out = {'ok'}
-if rep then
-  out[2], out[3] = adjust_reputation(KEYS[tonumber(ARGV[rep + 1])], ARGV[rep + 2], ARGV[rep + 3], ARGV[rep + 4], ARGV[rep + 5], ARGV[rep + 6])
+for _, r in ipairs(rep) do
+  out[#out + 1], out[#out + 2] = adjust_reputation(KEYS[tonumber(ARGV[r + 1])], ARGV[r + 2], ARGV[r + 3], ARGV[r + 4], ARGV[r + 5], ARGV[r + 6])
 end
 if left then out[#out + 1] = tostring(left) end
 return out

@@ -146,7 +146,7 @@ func testPartsExpire(t *testing.T, f Factory) {
 	}
 }
 
-// testOnce: a write with Effects.Once stores its key with it, and a write
+// testOnce: a write with Effects.Onces stores its key with it, and a write
 // whose key is taken writes nothing (idempotent creation); with plain job
 // ids and with ids in the key's tree (store.NewTreeIDFor, which a store
 // with shards writes in one step with the key).
@@ -155,13 +155,13 @@ func testOnce(t *testing.T, f Factory) {
 	for _, ids := range [][2]string{{"first", "second"}, {store.NewTreeIDFor(key), store.NewTreeIDFor(key)}} {
 		s := f(t, Options{})
 		first, second := ids[0], ids[1]
-		once := &store.Once{Key: key, Value: first, TTL: time.Hour}
-		must(t, s.CreateJob(ctx, newJob(first), store.Effects{Once: once, Ready: []string{first}}))
+		once := store.Once{Key: key, Value: first, TTL: time.Hour}
+		must(t, s.CreateJob(ctx, newJob(first), store.Effects{Onces: []store.Once{once}, Ready: []string{first}}))
 		if v, err := s.GetValue(ctx, once.Key); err != nil || v != first {
 			t.Fatalf("once key: %q %v, want %s", v, err, first)
 		}
-		again := &store.Once{Key: once.Key, Value: second, TTL: time.Hour}
-		err := s.CreateJob(ctx, newJob(second), store.Effects{Once: again, Events: [][]byte{[]byte("lost")}})
+		again := store.Once{Key: once.Key, Value: second, TTL: time.Hour}
+		err := s.CreateJob(ctx, newJob(second), store.Effects{Onces: []store.Once{again}, Events: [][]byte{[]byte("lost")}})
 		if !errors.Is(err, store.ErrOnceTaken) {
 			t.Fatalf("a create with a taken key: %v", err)
 		}

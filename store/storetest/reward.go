@@ -11,7 +11,7 @@ import (
 )
 
 // testReward: a reputation change committed with a job write
-// (Effects.Reward) lands with the write and the value it reports is the
+// (Effects.Rewards) lands with the write and the value it reports is the
 // one stored; a refused write (conflict, taken once-key, bad reward)
 // changes no reputation; racing writers that retry after conflicts add
 // one reward per successful write. A backend that leaves rewards to the
@@ -31,7 +31,7 @@ func testReward(t *testing.T, f Factory) {
 	initial, delta := 0.1, 0.2
 	sum := initial + delta
 	r := &store.Reward{Worker: "w", Delta: delta, Initial: initial, Floor: 0, Ceiling: 1}
-	must(t, s.CreateJob(ctx, newJob("j"), store.Effects{Reward: r}))
+	must(t, s.CreateJob(ctx, newJob("j"), store.Effects{Rewards: []*store.Reward{r}}))
 	applies := r.Applied
 	if !applies {
 		t.Log("the backend leaves rewards to the caller")
@@ -62,7 +62,7 @@ func testReward(t *testing.T, f Factory) {
 	must(t, err)
 	j.CurrentState = "next"
 	up := &store.Reward{Worker: "w", Delta: 0.75, Initial: 1, Floor: 0, Ceiling: 1}
-	must(t, s.UpdateJob(ctx, j, store.Effects{Reward: up}))
+	must(t, s.UpdateJob(ctx, j, store.Effects{Rewards: []*store.Reward{up}}))
 	if up.Applied != applies || applies && (up.Value != 1 || up.Before != sum) {
 		t.Fatalf("reward clamped to the ceiling: %+v", up)
 	}
@@ -71,7 +71,7 @@ func testReward(t *testing.T, f Factory) {
 	}
 	same("after a clamped reward")
 	lost := &store.Reward{Worker: "w", Delta: -0.5, Initial: 1, Floor: 0, Ceiling: 1}
-	if err := s.UpdateJob(ctx, stale, store.Effects{Reward: lost}); !errors.Is(err, store.ErrConflict) {
+	if err := s.UpdateJob(ctx, stale, store.Effects{Rewards: []*store.Reward{lost}}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale update: %v, want ErrConflict", err)
 	}
 	if lost.Applied {
@@ -81,7 +81,7 @@ func testReward(t *testing.T, f Factory) {
 
 	// A refused write: the once-key is taken.
 	must(t, s.PutValue(ctx, "taken", "x", 0))
-	err = s.UpdateJob(ctx, j, store.Effects{Once: &store.Once{Key: "taken", Value: "y"}, Reward: lost})
+	err = s.UpdateJob(ctx, j, store.Effects{Onces: []store.Once{{Key: "taken", Value: "y"}}, Rewards: []*store.Reward{lost}})
 	if !errors.Is(err, store.ErrOnceTaken) || lost.Applied {
 		t.Fatalf("write with a taken once-key: %v, reward %+v", err, lost)
 	}
@@ -94,7 +94,7 @@ func testReward(t *testing.T, f Factory) {
 		{Worker: "w", Delta: 0.1, Initial: 1, Floor: 1, Ceiling: 0},
 	} {
 		before := j.Version
-		if err := s.UpdateJob(ctx, j, store.Effects{Reward: bad}); err == nil || bad.Applied {
+		if err := s.UpdateJob(ctx, j, store.Effects{Rewards: []*store.Reward{bad}}); err == nil || bad.Applied {
 			t.Fatalf("bad reward %+v accepted: %v", bad, err)
 		}
 		if got, _ := s.GetJob(ctx, "j"); got.Version != before || j.Version != before {
@@ -119,7 +119,7 @@ func testReward(t *testing.T, f Factory) {
 					}
 					cur.TransitionCount++
 					r := &store.Reward{Worker: "race", Delta: step, Initial: 0, Floor: 0, Ceiling: 1}
-					err = s.UpdateJob(ctx, cur, store.Effects{Reward: r})
+					err = s.UpdateJob(ctx, cur, store.Effects{Rewards: []*store.Reward{r}})
 					if err == nil {
 						if r.Applied != applies {
 							t.Errorf("reward applied: %v, want %v", r.Applied, applies)

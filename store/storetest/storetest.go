@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Tasks/ClaimOnce", testClaimOnce},
 		{"Tasks/ClaimNext", testClaimNext},
 		{"Tasks/ClaimInWrite", testClaimInWrite},
+		{"Jobs/SeveralInWrite", testSeveralInWrite},
 		{"Tasks/HandInWrite", testHandInWrite},
 		{"Tasks/RemoveAndRunning", testRemoveRunning},
 		{"Tasks/Watch", testWatch},
@@ -609,9 +610,7 @@ func testClaimOnce(t *testing.T, f Factory) {
 	}
 }
 
-// testClaimNext: polls racing for one queue take its tasks in order, each
-// once, and the loads follow the tasks.
-// testClaimInWrite: a write with Effects.Claim claims the task with the
+// testClaimInWrite: a write with Effects.Claims claims the task with the
 // write when the task is near enough the head of its queue, and otherwise
 // writes nothing and claims nothing.
 func testClaimInWrite(t *testing.T, f Factory) {
@@ -623,14 +622,14 @@ func testClaimInWrite(t *testing.T, f Factory) {
 		queued(j.ID, "cw3", "owner", "x", 0, now.Add(2*time.Microsecond)),
 	}}))
 	q := store.WorkerQueue("owner")
-	if err := s.CreateJob(ctx, newJob("cw-other"), store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw1", Worker: "owner"}}); err == nil {
+	if err := s.CreateJob(ctx, newJob("cw-other"), store.Effects{Claims: []store.Claim{{Queue: q, TaskID: "cw1", Worker: "owner"}}}); err == nil {
 		t.Fatal("a create with a claim was accepted")
 	}
 	notHead := func(taskID string) {
 		t.Helper()
 		stale := j.Clone()
 		stale.CurrentState = "changed"
-		err := s.UpdateJob(ctx, stale, store.Effects{Claim: &store.Claim{Queue: q, TaskID: taskID, Worker: "owner"},
+		err := s.UpdateJob(ctx, stale, store.Effects{Claims: []store.Claim{{Queue: q, TaskID: taskID, Worker: "owner"}},
 			Timers: []store.Timer{{JobID: j.ID, Kind: store.TimerStep, At: now.Add(time.Hour)}}})
 		if !errors.Is(err, store.ErrNotHead) {
 			t.Fatalf("claim of %s, which does not head the queue: %v, want ErrNotHead", taskID, err)
@@ -649,21 +648,21 @@ func testClaimInWrite(t *testing.T, f Factory) {
 	// A stale version claims nothing either.
 	stale := j.Clone()
 	stale.Version--
-	if err := s.UpdateJob(ctx, stale, store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw1", Worker: "owner"}}); !errors.Is(err, store.ErrConflict) {
+	if err := s.UpdateJob(ctx, stale, store.Effects{Claims: []store.Claim{{Queue: q, TaskID: "cw1", Worker: "owner"}}}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a claim on a stale version: %v, want ErrConflict", err)
 	}
 	if run, _ := s.RunningTasks(ctx, "owner"); len(run) != 0 {
 		t.Fatalf("refused claims left running tasks %+v", run)
 	}
 
-	must(t, s.UpdateJob(ctx, j, store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw1", Worker: "owner"}}))
+	must(t, s.UpdateJob(ctx, j, store.Effects{Claims: []store.Claim{{Queue: q, TaskID: "cw1", Worker: "owner"}}}))
 	run, err := s.RunningTasks(ctx, "owner")
 	must(t, err)
 	if len(run) != 1 || run[0].Run.ID != "cw1" || run[0].Worker != "owner" {
 		t.Fatalf("running after the claim: %+v", run)
 	}
 	// The second of the queue, within two of the head.
-	must(t, s.UpdateJob(ctx, j, store.Effects{Claim: &store.Claim{Queue: q, TaskID: "cw3", Worker: "owner", Within: 2}}))
+	must(t, s.UpdateJob(ctx, j, store.Effects{Claims: []store.Claim{{Queue: q, TaskID: "cw3", Worker: "owner", Within: 2}}}))
 	if run, _ := s.RunningTasks(ctx, "owner"); len(run) != 2 {
 		t.Fatalf("running after the claim within two: %+v", run)
 	}
@@ -739,6 +738,8 @@ func testHandInWrite(t *testing.T, f Factory) {
 	}
 }
 
+// testClaimNext: polls racing for one queue take its tasks in order, each
+// once, and the loads follow the tasks.
 func testClaimNext(t *testing.T, f Factory) {
 	s, ctx := f(t, Options{}), ctxFor(t)
 	now := time.Now()
