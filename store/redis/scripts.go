@@ -193,8 +193,9 @@ end
 -- job ended (its keys expire), '0' when not, nil in records of before;
 -- an update that ends a job reads its index entry (c, m) with them.
 local ended, entries, jn = {}, {}, 0
--- The claims checked ({queue, rank}) and the once-keys set so far.
-local claimed, onces = {}, {}
+-- The claims checked ({queue, rank}) and the once-keys set so far, made
+-- when first needed (most commits take neither).
+local claimed, onces
 while i <= n do
   local op = ARGV[i]
   if op == 'V' then
@@ -219,6 +220,7 @@ while i <= n do
     i = i + 5
   elseif op == 'H' then
     -- Near the head once the tasks claimed before it have left the queue.
+    claimed = claimed or {}
     local q, nth = ARGV[i + 2], tostring(#claimed + 1)
     local r = redis.call('ZRANK', pfx .. 'tq:' .. q, ARGV[i + 3])
     if not r then return {'nothead', nth} end
@@ -235,6 +237,7 @@ while i <= n do
   elseif op == 'O' then
     -- The last checks set the once keys: a taken key writes nothing, and
     -- takes back those set before it.
+    onces = onces or {}
     local k, set = KEYS[tonumber(ARGV[i + 1])], nil
     if ARGV[i + 3] ~= '' then
       set = redis.call('SET', k, ARGV[i + 2], 'NX', 'PX', ARGV[i + 3])
@@ -253,7 +256,7 @@ while i <= n do
 end
 
 local left, now, key, job, expire
-local notify, qk, sig, rep, ready = {}, '', nil, {}, 0
+local notify, qk, sig, rep, ready = {}, '', nil, nil, 0
 local timers, docs, rq, rs, rl, rd
 jn = 0
 while i <= n do
@@ -419,6 +422,7 @@ while i <= n do
     sig = i
     i = i + 3
   elseif op == 'W' then
+    rep = rep or {}
     rep[#rep + 1] = i
     i = i + 7
   else
@@ -429,7 +433,7 @@ if ready > 0 then redis.call('PUBLISH', ARGV[1], ready) end
 for q in pairs(notify) do redis.call('PUBLISH', ARGV[2], qk .. q) end
 if sig then redis.call('SPUBLISH', ARGV[sig + 1], ARGV[sig + 2]) end
 local out = {'ok'}
-for _, r in ipairs(rep) do
+for _, r in ipairs(rep or {}) do
   out[#out + 1], out[#out + 2] = adjust_reputation(KEYS[tonumber(ARGV[r + 1])], ARGV[r + 2], ARGV[r + 3], ARGV[r + 4], ARGV[r + 5], ARGV[r + 6])
 end
 if left then out[#out + 1] = tostring(left) end
