@@ -213,18 +213,12 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 	}
 	// As mutateParts reads: the copy kept since this process's last write
 	// (a guess, checked by the commit's version), or the store's.
-	var j, behind *store.Job
-	guess := false
-	if kept := e.recent.take(id); kept != nil {
-		guess = true
-		if kept.PartCount() > store.SmallJob {
-			j, behind = kept.View(ids...), kept
-		} else {
-			kept.Written() // all it holds is stored (see Job.Apply)
-			j = kept
+	j, behind := e.fromRecent(id, ids)
+	guess := j != nil
+	if !guess {
+		if j, err = e.store.LoadJob(ctx, id, ids...); err != nil {
+			return alone(all)
 		}
-	} else if j, err = e.store.LoadJob(ctx, id, ids...); err != nil {
-		return alone(all)
 	}
 
 	curr := j
@@ -282,12 +276,7 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 		e.log.Debug("batch write refused: its writes run alone", "job", id, "writes", len(written), "error", err)
 		return alone(decided)
 	}
-	if behind != nil {
-		behind.Apply(curr, changes)
-		e.recent.keep(behind)
-	} else {
-		e.recent.put(curr)
-	}
+	e.keepWritten(curr, behind, changes)
 	e.committed(merged, curr)
 	for _, i := range decided {
 		outs[i] = writeOutcome{j: curr}

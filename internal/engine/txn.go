@@ -126,14 +126,8 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		guess := false        // j is (a view of) the copy kept since this process's last write
 		var behind *store.Job // the whole copy behind a view
 		if attempt == 0 && j == nil {
-			if kept := e.recent.take(id); kept != nil {
-				guess, j = true, kept
-				if !whole && kept.PartCount() > store.SmallJob {
-					j, behind = kept.View(taskIDs...), kept // what LoadJob would read
-				} else {
-					kept.Written() // all it holds is stored (see Job.Apply)
-				}
-			}
+			j, behind = e.fromRecent(id, taskIDs)
+			guess = j != nil
 		}
 		switch {
 		case j != nil && attempt == 0:
@@ -197,15 +191,38 @@ func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, t
 		if err != nil {
 			return nil, fmt.Errorf("save job %s: %w", id, err)
 		}
-		if behind != nil {
-			behind.Apply(j, changes)
-			e.recent.keep(behind)
-		} else {
-			e.recent.put(j)
-		}
+		e.keepWritten(j, behind, changes)
 		e.committed(t, j)
 		return j, nil
 	}
+}
+
+// fromRecent returns the copy of job id kept since this process's last
+// write as a read of taskIDs would find it (a view of the named tasks of
+// a large job, with the whole copy behind it; all of it when taskIDs is
+// nil), or nil when none is kept.
+func (e *Engine) fromRecent(id string, taskIDs []string) (j, behind *store.Job) {
+	kept := e.recent.take(id)
+	switch {
+	case kept == nil:
+		return nil, nil
+	case taskIDs != nil && kept.PartCount() > store.SmallJob:
+		return kept.View(taskIDs...), kept // what LoadJob would read
+	}
+	kept.Written() // all it holds is stored (see Job.Apply)
+	return kept, nil
+}
+
+// keepWritten keeps j, just written, as the job's copy: applied to the
+// whole copy behind it when j is a view of it (changes: j's, taken before
+// the write).
+func (e *Engine) keepWritten(j, behind *store.Job, changes store.PartChanges) {
+	if behind != nil {
+		behind.Apply(j, changes)
+		e.recent.keep(behind)
+		return
+	}
+	e.recent.put(j)
 }
 
 // committed releases a successful txn's events to the in-process
