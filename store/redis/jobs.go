@@ -357,10 +357,12 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 			learn(res[len(res)-1])
 			res = res[:len(res)-1]
 		}
-		for i, r := range fx.Rewards {
-			if err := rewarded(r, res[1+2*i:]); err != nil {
+		rs := res[1:] // two values for each reward
+		for _, r := range fx.Rewards {
+			if err := rewarded(r, rs); err != nil {
 				return err
 			}
+			rs = rs[2:]
 			s.figures.reputation(r.Worker, r.Value)
 		}
 		return nil
