@@ -226,11 +226,11 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 	var written, skipped []int
 	for i, w := range ws {
 		t := &txn{now: merged.now, mayHand: true}
-		next := curr.Clone() // a write that fails leaves curr alone
+		next := forWrite(curr, w.taskID)
 		err := w.fn(t, next)
 		switch {
 		case err == nil && !t.needAll && !sharesOnce(merged, t):
-			curr = next
+			curr = afterWrite(curr, next)
 			merged.absorb(t)
 			written = append(written, i)
 		case errors.Is(err, errSkip):
@@ -282,6 +282,31 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 		outs[i] = writeOutcome{j: curr}
 	}
 	return outs
+}
+
+// forWrite returns what one write of a batch decides on, so that a write
+// that fails leaves curr as it was: a copy of curr when it is whole (a
+// small job, read whole as a write alone would read it), else the view of
+// the write's one task that a write alone would read. Copying every task
+// of the batch for each write would cost the square of its size.
+func forWrite(curr *store.Job, taskID string) *store.Job {
+	if curr.Loaded.All {
+		return curr.Clone()
+	}
+	return curr.View(taskID)
+}
+
+// afterWrite returns curr after a write decided on next (forWrite's): next
+// itself, or curr with next's header and part changes applied, still
+// listing what the batch's read loaded, which its commit compares with.
+func afterWrite(curr, next *store.Job) *store.Job {
+	if curr.Loaded.All {
+		return next
+	}
+	loaded := curr.Loaded
+	curr.Apply(next, next.Changes())
+	curr.Loaded = loaded
+	return curr
 }
 
 // sharesOnce reports whether t sets a once-key the batch sets already: the

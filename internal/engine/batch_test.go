@@ -164,11 +164,27 @@ func TestWaitingWritesOneCommit(t *testing.T) {
 	w := count(cancelled, &withdrawn)
 	b := count(en.ctx, &seen[1])
 	c := count(en.ctx, &seen[2])
-	time.Sleep(20 * time.Millisecond) // all four wait
+	waiting := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			b := &en.e.batches
+			b.mu.Lock()
+			got := len(b.jobs[j.ID].waiting)
+			b.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes wait, want %d", got, n)
+			}
+		}
+	}
+	waiting(4)
 	cancel()
 	if err := <-w; !errors.Is(err, context.Canceled) {
 		t.Fatalf("withdrawn write: %v, want context.Canceled", err)
 	}
+	waiting(3)
 	close(gate)
 	for _, ch := range []<-chan error{first, a, b, c} {
 		if err := <-ch; err != nil {
