@@ -14,8 +14,9 @@ import (
 // Writes of one task each (pickups, results, task timers) that reach a job
 // while another write of it is in flight wait for it, and then go out
 // together, as one commit: under a fan-out most writes of a job come while
-// another is in flight (nine in ten at fanout-10), and each would
-// otherwise pay a read, a commit and a wait for the job's lock of its own.
+// another is in flight (BENCHMARKS.md, "A fan-out's writes to one job as
+// one commit"), and each would otherwise pay a read, a commit and a wait
+// for the job's lock of its own.
 //
 // A batch decides each write in turn, on a copy of the job after the
 // writes before it, exactly as the write would decide alone after them.
@@ -142,7 +143,7 @@ func (e *Engine) mutateTask(ctx context.Context, id, taskID string, fn func(t *t
 
 // leave ends a write of job id done alone; the writes that waited for it
 // go out in batches, on a goroutine that lives while writes of the job
-// wait for it. Each batch is bounded by claimTimeout.
+// wait for it. Each of a batch's store calls is bounded by claimTimeout.
 func (e *Engine) leave(id string) {
 	ws := e.batches.next(id)
 	if ws == nil {
@@ -158,12 +159,14 @@ func (e *Engine) leave(id string) {
 // writeBatch writes the writes of one batch, and tells each its outcome.
 func (e *Engine) writeBatch(id string, ws []*taskWrite) {
 	// The batch writes for all its writers, whatever becomes of the first
-	// one's request; it carries that one's values (its trace).
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ws[0].ctx), claimTimeout)
-	defer cancel()
+	// one's request; it carries that one's values (its trace). Its store
+	// calls are bounded (see commitBatch), not the writes' decisions, which
+	// may run blueprint handlers, as a write alone would.
+	ctx := context.WithoutCancel(ws[0].ctx)
 	defer func() {
-		// A writer's own goroutine would have met the panic (and an HTTP
-		// server recovered it); here it would end the process.
+		// A panic outside the writes' decisions (an event observer's, say):
+		// a writer's own goroutine would have met it (and an HTTP server
+		// recovered it); here it would end the process.
 		if r := recover(); r != nil {
 			e.log.Error("job write panicked", "job", id, "panic", r, "stack", string(debug.Stack()))
 			for _, w := range ws {
@@ -199,7 +202,9 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 	for i := range all {
 		all[i] = i
 	}
-	release, err := e.locks.acquire(ctx, id)
+	readCtx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	release, err := e.locks.acquire(readCtx, id)
 	if err != nil {
 		return alone(all)
 	}
@@ -216,43 +221,50 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 	j, behind := e.fromRecent(id, ids)
 	guess := j != nil
 	if !guess {
-		if j, err = e.store.LoadJob(ctx, id, ids...); err != nil {
+		if j, err = e.store.LoadJob(readCtx, id, ids...); err != nil {
 			return alone(all)
 		}
 	}
 
 	curr := j
 	merged := &txn{now: e.now(), mayHand: true}
+	var t *txn // the write being decided
+	defer func() {
+		// Unless committed (or a decision panicked): the polls reserved
+		// for hand-offs look again.
+		t.settle(false)
+		merged.settle(false)
+	}()
 	var written, skipped []int
 	for i, w := range ws {
-		t := &txn{now: merged.now, mayHand: true}
+		t = &txn{now: merged.now, mayHand: true}
 		next := forWrite(curr, w.taskID)
-		err := w.fn(t, next)
+		err := e.decide(id, w, t, next)
 		switch {
 		case err == nil && !t.needAll && !sharesOnce(merged, t):
 			curr = afterWrite(curr, next)
 			merged.absorb(t)
+			t.handoffs = nil // merged's now
 			written = append(written, i)
-		case errors.Is(err, errSkip):
+		case errors.Is(err, errSkip) && !t.needAll:
 			// Final once what it was decided on is known to be stored.
-			t.settle(false)
 			skipped = append(skipped, i)
+		case errors.Is(err, errPanicked):
+			outs[i] = writeOutcome{err: err}
 		default:
-			t.settle(false)
 			outs[i] = writeOutcome{alone: true}
 		}
+		t.settle(false)
 	}
 	if len(written) == 0 {
 		if guess {
 			return alone(skipped)
 		}
 		for _, i := range skipped {
-			outs[i] = writeOutcome{j: curr}
+			outs[i] = writeOutcome{j: curr.Clone()} // not the copy kept below
 		}
-		if behind != nil {
-			e.recent.keep(behind) // nothing written: still current
-		} else if j.Loaded.All {
-			e.recent.keep(j)
+		if j.Loaded.All {
+			e.recent.keep(j) // nothing written: still current
 		}
 		return outs
 	}
@@ -260,16 +272,16 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 	curr.UpdatedAt = merged.now
 	decided := append(written, skipped...)
 	if merged.fx.Events, err = e.encodeEvents(merged.events, curr); err != nil {
-		merged.settle(false)
 		return alone(decided)
 	}
 	var changes store.PartChanges
 	if behind != nil {
 		changes = curr.Changes()
 	}
-	err = e.placed.write(merged.fx.Enqueue, func() error { return e.store.UpdateJob(ctx, curr, merged.fx) })
+	writeCtx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	err = e.placed.write(merged.fx.Enqueue, func() error { return e.store.UpdateJob(writeCtx, curr, merged.fx) })
 	if err != nil {
-		merged.settle(false)
 		if behind != nil && (errors.Is(err, store.ErrNotHead) || errors.Is(err, store.ErrOnceTaken)) {
 			e.recent.keep(behind) // nothing written: still current
 		}
@@ -282,6 +294,22 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 		outs[i] = writeOutcome{j: curr}
 	}
 	return outs
+}
+
+// errPanicked marks a write whose decision panicked.
+var errPanicked = errors.New("panicked")
+
+// decide runs one write's decision. A panic in it (a bug) fails that write
+// alone, as its writer's own goroutine would have met it, rather than the
+// others and the batch's goroutine, and with it the process.
+func (e *Engine) decide(id string, w *taskWrite, t *txn, j *store.Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("job write panicked", "job", id, "task", w.taskID, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("write job %s, task %s: %w: %v", id, w.taskID, errPanicked, r)
+		}
+	}()
+	return w.fn(t, j)
 }
 
 // forWrite returns what one write of a batch decides on, so that a write

@@ -238,3 +238,65 @@ func TestBatchTakesAtMostMaxBatch(t *testing.T) {
 		t.Fatal("a write after the job's writes ended waits")
 	}
 }
+
+// A write whose decision panics in a batch fails alone, with an error;
+// the others of its batch are committed and the process lives on.
+func TestPanicInBatchFailsItsWriteAlone(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, Config{}, oneTask())
+	j := en.create("one", nil)
+	en.waitStatus(j.ID, protocol.StatusWaitingForWorker) // no worker: nothing writes it now
+	before, err := en.store.GetJob(en.ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate, inFlight := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := en.e.mutateTask(en.ctx, j.ID, "first", func(t *txn, j *store.Job) error {
+			close(inFlight)
+			<-gate
+			j.TransitionCount += 100
+			return nil
+		})
+		first <- err
+	}()
+	<-inFlight
+	write := func(fn func(t *txn, j *store.Job) error) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := en.e.mutateTask(en.ctx, j.ID, "next", fn)
+			done <- err
+		}()
+		return done
+	}
+	bad := write(func(t *txn, j *store.Job) error { panic("a bug") })
+	good := write(func(t *txn, j *store.Job) error { j.TransitionCount++; return nil })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		en.e.batches.mu.Lock()
+		n := len(en.e.batches.jobs[j.ID].waiting)
+		en.e.batches.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes wait, want 2", n)
+		}
+	}
+	close(gate)
+	if err := <-bad; !errors.Is(err, errPanicked) {
+		t.Fatalf("the panicking write: %v, want errPanicked", err)
+	}
+	for _, ch := range []<-chan error{first, good} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := en.store.GetJob(en.ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TransitionCount != before.TransitionCount+101 || got.Version != before.Version+2 {
+		t.Fatalf("after the batch: transitions %d, version %d; want %d, %d", got.TransitionCount, got.Version, before.TransitionCount+101, before.Version+2)
+	}
+}

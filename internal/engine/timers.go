@@ -106,7 +106,12 @@ func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
 		})
 	case store.TimerExecution:
 		var worker, client string
-		_, err = e.onTask(ctx, tm, store.TaskRunning, func(t *txn, j *store.Job, run *store.TaskRun) error {
+		_, err = e.mutateTask(ctx, tm.JobID, tm.Ref, func(t *txn, j *store.Job) error {
+			worker, client = "", "" // of an attempt that was not committed
+			run := timedTask(j, tm, store.TaskRunning)
+			if run == nil {
+				return errSkip
+			}
 			bp, err := e.blueprintOf(j)
 			if err != nil {
 				return err
@@ -145,15 +150,26 @@ func (e *Engine) fire(ctx context.Context, tm store.Timer) error {
 }
 
 // onTask runs fn on the task a timer refers to if it is still in the state
-// (and attempt) the timer was armed for.
+// (and attempt) the timer was armed for. fn may run more than once (a
+// retried or a batched write): what it hands out it sets afresh each time.
 func (e *Engine) onTask(ctx context.Context, tm store.Timer, want store.TaskState, fn func(t *txn, j *store.Job, run *store.TaskRun) error) (*store.Job, error) {
 	return e.mutateTask(ctx, tm.JobID, tm.Ref, func(t *txn, j *store.Job) error {
-		run := j.Tasks[tm.Ref]
-		if j.Status.Terminal() || run == nil || (want != "" && (run.State != want || run.Attempt != tm.Seq)) {
+		run := timedTask(j, tm, want)
+		if run == nil {
 			return errSkip
 		}
 		return fn(t, j, run)
 	})
+}
+
+// timedTask returns the task a timer refers to if it is still in the state
+// (and attempt) the timer was armed for.
+func timedTask(j *store.Job, tm store.Timer, want store.TaskState) *store.TaskRun {
+	run := j.Tasks[tm.Ref]
+	if j.Status.Terminal() || run == nil || (want != "" && (run.State != want || run.Attempt != tm.Seq)) {
+		return nil
+	}
+	return run
 }
 
 func decisionReason(run *store.TaskRun) string {
@@ -208,8 +224,10 @@ func (e *Engine) loseTask(ctx context.Context, workerID string, qt store.QueuedT
 	tm := store.Timer{JobID: qt.JobID, Ref: qt.Run.ID, Seq: qt.Run.Attempt}
 	var client string
 	lost := false
-	_, err := e.onTask(ctx, tm, store.TaskRunning, func(t *txn, j *store.Job, run *store.TaskRun) error {
-		if run.WorkerID != workerID || (minAge > 0 && (run.PickedUpAt == nil || t.now.Sub(*run.PickedUpAt) < minAge)) {
+	_, err := e.mutateTask(ctx, tm.JobID, tm.Ref, func(t *txn, j *store.Job) error {
+		client, lost = "", false // of an attempt that was not committed
+		run := timedTask(j, tm, store.TaskRunning)
+		if run == nil || run.WorkerID != workerID || (minAge > 0 && (run.PickedUpAt == nil || t.now.Sub(*run.PickedUpAt) < minAge)) {
 			return errSkip
 		}
 		bp, err := e.blueprintOf(j)
