@@ -113,85 +113,107 @@ func TestResultsOfOneJobCommitTogether(t *testing.T) {
 	}
 }
 
+// heldJob is a job with no worker, whose one write in flight (adding 100
+// to its transition count) waits for release, so that the writes a test
+// starts wait for it.
+type heldJob struct {
+	t       *testing.T
+	en      *env
+	id      string
+	before  *store.Job    // as stored before the write in flight
+	release chan struct{} // closed: the write in flight goes on
+	first   chan error    // its outcome
+}
+
+func holdJob(t *testing.T) *heldJob {
+	en := newEnv(t, Config{}, oneTask())
+	j := en.create("one", nil)
+	en.waitStatus(j.ID, protocol.StatusWaitingForWorker) // no worker: nothing writes it now
+	h := &heldJob{t: t, en: en, id: j.ID, release: make(chan struct{}), first: make(chan error, 1)}
+	h.before = h.stored()
+	inFlight := make(chan struct{})
+	go func() {
+		_, err := en.e.mutateTask(en.ctx, j.ID, "first", func(t *txn, j *store.Job) error {
+			close(inFlight)
+			<-h.release
+			j.TransitionCount += 100
+			return nil
+		})
+		h.first <- err
+	}()
+	<-inFlight
+	return h
+}
+
+// write starts a write of the job.
+func (h *heldJob) write(ctx context.Context, fn func(t *txn, j *store.Job) error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.en.e.mutateTask(ctx, h.id, "next", fn)
+		done <- err
+	}()
+	return done
+}
+
+// waiting waits until n writes wait for the one in flight.
+func (h *heldJob) waiting(n int) {
+	h.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		b := &h.en.e.batches
+		b.mu.Lock()
+		got := len(b.jobs[h.id].waiting)
+		b.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d writes wait, want %d", got, n)
+		}
+	}
+}
+
+func (h *heldJob) stored() *store.Job {
+	h.t.Helper()
+	got, err := h.en.store.GetJob(h.en.ctx, h.id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return got
+}
+
 // Writes that wait for a job's write in flight go out in one commit, each
 // deciding on the job after the ones before it; one whose context ends
 // while it waits is withdrawn, unwritten.
 func TestWaitingWritesOneCommit(t *testing.T) {
 	t.Parallel()
-	en := newEnv(t, Config{}, oneTask())
-	j := en.create("one", nil)
-	en.waitStatus(j.ID, protocol.StatusWaitingForWorker) // no worker: nothing writes it now
-	stored := func() *store.Job {
-		t.Helper()
-		got, err := en.store.GetJob(en.ctx, j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
-	before := stored()
-
-	gate := make(chan struct{})
-	first := make(chan error, 1)
-	inFlight := make(chan struct{})
-	go func() {
-		_, err := en.e.mutateTask(en.ctx, j.ID, "first", func(t *txn, j *store.Job) error {
-			close(inFlight)
-			<-gate
-			j.TransitionCount += 100
+	h := holdJob(t)
+	count := func(ctx context.Context, seen *int) <-chan error {
+		return h.write(ctx, func(t *txn, j *store.Job) error {
+			*seen = j.TransitionCount
+			j.TransitionCount++
 			return nil
 		})
-		first <- err
-	}()
-	<-inFlight
-
-	count := func(ctx context.Context, seen *int) <-chan error {
-		done := make(chan error, 1)
-		go func() {
-			_, err := en.e.mutateTask(ctx, j.ID, "next", func(t *txn, j *store.Job) error {
-				*seen = j.TransitionCount
-				j.TransitionCount++
-				return nil
-			})
-			done <- err
-		}()
-		return done
 	}
-	cancelled, cancel := context.WithCancel(en.ctx)
+	cancelled, cancel := context.WithCancel(h.en.ctx)
 	var seen [3]int
 	var withdrawn int
-	a := count(en.ctx, &seen[0])
+	a := count(h.en.ctx, &seen[0])
 	w := count(cancelled, &withdrawn)
-	b := count(en.ctx, &seen[1])
-	c := count(en.ctx, &seen[2])
-	waiting := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			b := &en.e.batches
-			b.mu.Lock()
-			got := len(b.jobs[j.ID].waiting)
-			b.mu.Unlock()
-			if got == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d writes wait, want %d", got, n)
-			}
-		}
-	}
-	waiting(4)
+	b := count(h.en.ctx, &seen[1])
+	c := count(h.en.ctx, &seen[2])
+	h.waiting(4)
 	cancel()
 	if err := <-w; !errors.Is(err, context.Canceled) {
 		t.Fatalf("withdrawn write: %v, want context.Canceled", err)
 	}
-	waiting(3)
-	close(gate)
-	for _, ch := range []<-chan error{first, a, b, c} {
+	h.waiting(3)
+	close(h.release)
+	for _, ch := range []<-chan error{h.first, a, b, c} {
 		if err := <-ch; err != nil {
 			t.Fatal(err)
 		}
 	}
-	got := stored()
+	got, before := h.stored(), h.before
 	if got.TransitionCount != before.TransitionCount+103 {
 		t.Fatalf("transition count %d, want %d + 103", got.TransitionCount, before.TransitionCount)
 	}
@@ -243,59 +265,20 @@ func TestBatchTakesAtMostMaxBatch(t *testing.T) {
 // the others of its batch are committed and the process lives on.
 func TestPanicInBatchFailsItsWriteAlone(t *testing.T) {
 	t.Parallel()
-	en := newEnv(t, Config{}, oneTask())
-	j := en.create("one", nil)
-	en.waitStatus(j.ID, protocol.StatusWaitingForWorker) // no worker: nothing writes it now
-	before, err := en.store.GetJob(en.ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate, inFlight := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		_, err := en.e.mutateTask(en.ctx, j.ID, "first", func(t *txn, j *store.Job) error {
-			close(inFlight)
-			<-gate
-			j.TransitionCount += 100
-			return nil
-		})
-		first <- err
-	}()
-	<-inFlight
-	write := func(fn func(t *txn, j *store.Job) error) <-chan error {
-		done := make(chan error, 1)
-		go func() {
-			_, err := en.e.mutateTask(en.ctx, j.ID, "next", fn)
-			done <- err
-		}()
-		return done
-	}
-	bad := write(func(t *txn, j *store.Job) error { panic("a bug") })
-	good := write(func(t *txn, j *store.Job) error { j.TransitionCount++; return nil })
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		en.e.batches.mu.Lock()
-		n := len(en.e.batches.jobs[j.ID].waiting)
-		en.e.batches.mu.Unlock()
-		if n == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes wait, want 2", n)
-		}
-	}
-	close(gate)
+	h := holdJob(t)
+	bad := h.write(h.en.ctx, func(t *txn, j *store.Job) error { panic("a bug") })
+	good := h.write(h.en.ctx, func(t *txn, j *store.Job) error { j.TransitionCount++; return nil })
+	h.waiting(2)
+	close(h.release)
 	if err := <-bad; !errors.Is(err, errPanicked) {
 		t.Fatalf("the panicking write: %v, want errPanicked", err)
 	}
-	for _, ch := range []<-chan error{first, good} {
+	for _, ch := range []<-chan error{h.first, good} {
 		if err := <-ch; err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := en.store.GetJob(en.ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, before := h.stored(), h.before
 	if got.TransitionCount != before.TransitionCount+101 || got.Version != before.Version+2 {
 		t.Fatalf("after the batch: transitions %d, version %d; want %d, %d", got.TransitionCount, got.Version, before.TransitionCount+101, before.Version+2)
 	}
