@@ -26,15 +26,10 @@ import (
 // own error.
 
 // batches holds, for each job with a write in flight in this process, the
-// writes of one task waiting for it.
+// writes of one task waiting for it (none yet: an empty list).
 type batches struct {
 	mu   sync.Mutex
-	jobs map[string]*jobWrites
-}
-
-// jobWrites are the writes waiting for a job's write in flight.
-type jobWrites struct {
-	waiting []*taskWrite
+	jobs map[string][]*taskWrite
 }
 
 // taskWrite is one write of one task, waiting.
@@ -61,15 +56,15 @@ func (b *batches) join(ctx context.Context, id, taskID string, fn func(t *txn, j
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.jobs == nil {
-		b.jobs = map[string]*jobWrites{}
+		b.jobs = map[string][]*taskWrite{}
 	}
-	jw := b.jobs[id]
-	if jw == nil {
-		b.jobs[id] = &jobWrites{}
+	waiting, inFlight := b.jobs[id]
+	if !inFlight {
+		b.jobs[id] = nil
 		return nil
 	}
 	w := &taskWrite{ctx: ctx, taskID: taskID, fn: fn, done: make(chan writeOutcome, 1)}
-	jw.waiting = append(jw.waiting, w)
+	b.jobs[id] = append(waiting, w)
 	return w
 }
 
@@ -83,16 +78,15 @@ const maxBatch = 64
 func (b *batches) next(id string) []*taskWrite {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	jw := b.jobs[id]
-	ws := jw.waiting
+	ws := b.jobs[id]
 	switch {
 	case len(ws) == 0:
 		delete(b.jobs, id)
 		return nil
 	case len(ws) > maxBatch:
-		ws, jw.waiting = ws[:maxBatch:maxBatch], slices.Clone(ws[maxBatch:])
+		ws, b.jobs[id] = ws[:maxBatch:maxBatch], slices.Clone(ws[maxBatch:])
 	default:
-		jw.waiting = nil
+		b.jobs[id] = nil
 	}
 	return ws
 }
@@ -101,15 +95,12 @@ func (b *batches) next(id string) []*taskWrite {
 func (b *batches) withdraw(id string, w *taskWrite) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	jw := b.jobs[id]
-	if jw == nil {
-		return false
-	}
-	i := slices.Index(jw.waiting, w)
+	waiting := b.jobs[id]
+	i := slices.Index(waiting, w)
 	if i < 0 {
 		return false
 	}
-	jw.waiting = slices.Delete(jw.waiting, i, i+1)
+	b.jobs[id] = slices.Delete(waiting, i, i+1)
 	return true
 }
 
@@ -198,15 +189,17 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 		}
 		return outs
 	}
-	all := make([]int, len(ws))
-	for i := range all {
-		all[i] = i
+	allAlone := func() []writeOutcome {
+		for i := range outs {
+			outs[i] = writeOutcome{alone: true}
+		}
+		return outs
 	}
 	readCtx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	release, err := e.locks.acquire(readCtx, id)
 	if err != nil {
-		return alone(all)
+		return allAlone()
 	}
 	defer release()
 
@@ -222,7 +215,7 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 	guess := j != nil
 	if !guess {
 		if j, err = e.store.LoadJob(readCtx, id, ids...); err != nil {
-			return alone(all)
+			return allAlone()
 		}
 	}
 

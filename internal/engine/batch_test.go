@@ -161,7 +161,7 @@ func (h *heldJob) waiting(n int) {
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		b := &h.en.e.batches
 		b.mu.Lock()
-		got := len(b.jobs[h.id].waiting)
+		got := len(b.jobs[h.id])
 		b.mu.Unlock()
 		if got == n {
 			return

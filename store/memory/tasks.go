@@ -125,7 +125,7 @@ func (s *Store) checkClaims(claims []store.Claim) error {
 		claimed := func(id string) bool {
 			return slices.ContainsFunc(claims[:i], func(b store.Claim) bool { return b.TaskID == id })
 		}
-		if !claimed(c.TaskID) && s.nearHead(c.Queue, c.TaskID, c.Within, claimed) {
+		if s.nearHead(c.Queue, c.TaskID, c.Within, claimed) { // a task claimed already is skipped, not found
 			continue
 		}
 		return fmt.Errorf("claim task %s from queue %s: %w", c.TaskID, c.Queue, store.ErrNotHead)
