@@ -1,8 +1,10 @@
 package blueprint
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -337,4 +339,26 @@ func typeName(a Action) string {
 		return "blueprint.ParallelAction"
 	}
 	return "nil"
+}
+
+// A handler's logger carries the job's id, blueprint and state, added to
+// the logger the engine gives.
+func TestContextLoggerCarriesTheJob(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	base := slog.New(slog.NewTextHandler(&buf, nil)).With("trace_id", "t1")
+	bp := New("logging")
+	bp.Start("s", func(c *Context) error {
+		c.Logger().Info("hello")
+		return c.GoTo("end")
+	}, To("end"))
+	bp.End("end", nil)
+	if _, err := bp.Execute(context.Background(), Input{JobID: "j1", State: "s", Logger: base}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"msg=hello", "trace_id=t1", "job_id=j1", "blueprint=logging", "state=s"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line %q lacks %q", buf.String(), want)
+		}
+	}
 }

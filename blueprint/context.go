@@ -113,6 +113,7 @@ type Context struct {
 	misuse   error
 	result   any
 	hasResul bool
+	logger   *slog.Logger // made by Logger when first asked
 }
 
 // Context returns the step's context.Context; it is cancelled when the
@@ -131,12 +132,24 @@ func (c *Context) Blueprint() string { return c.bp.name }
 // Client returns the client that owns the job.
 func (c *Context) Client() Client { return c.in.Client }
 
-// Logger returns a logger that carries the job id and state.
+// Logger returns a logger that carries the job id, the blueprint and the
+// state.
 func (c *Context) Logger() *slog.Logger {
-	if c.in.Logger != nil {
-		return c.in.Logger
+	if c.logger == nil {
+		c.logger = jobLogger(c.in, c.bp.name)
 	}
-	return slog.Default()
+	return c.logger
+}
+
+// jobLogger is in.Logger (slog.Default() when nil) with the job's id,
+// blueprint and state. It is made only when something logs: most handlers
+// never do, and a logger's With costs more than the rest of a step.
+func jobLogger(in *Input, blueprint string) *slog.Logger {
+	base := in.Logger
+	if base == nil {
+		base = slog.Default()
+	}
+	return base.With("job_id", in.JobID, "blueprint", blueprint, "state", in.State)
 }
 
 // InitialData returns the job's input. Treat it as read-only.

@@ -16,7 +16,9 @@ type Input struct {
 	LastResult   *TaskResult
 	Branches     map[string]TaskResult
 	Client       Client
-	Logger       *slog.Logger
+	// Logger is what Context.Logger adds the job's id, blueprint and
+	// state to (nil: slog.Default()).
+	Logger *slog.Logger
 	// BlobBucket is the bucket of the orchestrator's blob storage ("" when
 	// it has none), for Context.FileURI.
 	BlobBucket string
@@ -46,7 +48,7 @@ func (b *Blueprint) Execute(ctx context.Context, in Input) (out Outcome, err err
 	if in.InitialData == nil {
 		in.InitialData = map[string]any{}
 	}
-	h, err := b.pick(st, &in)
+	h, err := b.pick(ctx, st, &in)
 	if err != nil {
 		return out, err
 	}
@@ -72,13 +74,13 @@ func (b *Blueprint) Execute(ctx context.Context, in Input) (out Outcome, err err
 	return Outcome{Action: c.action, Result: c.result, HasResult: c.hasResul, Condition: h.cond}, nil
 }
 
-func (b *Blueprint) pick(st *state, in *Input) (*handler, error) {
+func (b *Blueprint) pick(ctx context.Context, st *state, in *Input) (*handler, error) {
 	if len(st.handlers) > 0 {
 		env := conditionInput(in)
 		for _, h := range st.handlers {
 			ok, err := evalCondition(h.prog, env)
-			if err != nil && in.Logger != nil {
-				in.Logger.Debug("condition evaluated as false", "condition", h.cond, "error", err)
+			if err != nil && in.Logger != nil && in.Logger.Enabled(ctx, slog.LevelDebug) {
+				jobLogger(in, b.name).DebugContext(ctx, "condition evaluated as false", "condition", h.cond, "error", err)
 			}
 			if ok {
 				return h, nil

@@ -26,13 +26,24 @@ const (
 	maxErrorBody = 64 << 10
 )
 
+// Header values every request shares, never changed: net/http only reads
+// a request's headers.
+var (
+	applicationJSON = []string{"application/json"}
+	octetStream     = []string{"application/octet-stream"}
+	userAgentHeader = []string{userAgent}
+)
+
 // Client talks to the client API of one orchestrator. It is safe for
 // concurrent use by multiple goroutines.
 type Client struct {
-	base    string // scheme://host[/path], no trailing slash
-	token   string
-	version string // "" or a cleaned version segment such as "v1"
-	hc      *http.Client
+	base  string // scheme://host[/path], no trailing slash
+	token string
+	// tokenHeader is the X-Client-Token header's value, made once: a
+	// request's constant headers are set to shared values, not built.
+	tokenHeader []string
+	version     string // "" or a cleaned version segment such as "v1"
+	hc          *http.Client
 }
 
 // Option configures a Client in New.
@@ -97,8 +108,8 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		hc = cfg.hc
 	}
 	return &Client{
-		base:    strings.TrimRight(u.String(), "/"),
-		token:   token,
+		base:  strings.TrimRight(u.String(), "/"),
+		token: token, tokenHeader: []string{token},
 		version: version,
 		hc:      withTokenSafeRedirects(hc),
 	}, nil
@@ -204,26 +215,25 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		return nil, err
 	}
 	if r.body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = applicationJSON
 	}
 	if r.raw != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header["Content-Type"] = octetStream
 		req.ContentLength = r.rawSize
 		if r.rawSize == 0 {
 			req.Body = http.NoBody
 		}
 	}
-	accept := r.accept
-	if accept == "" {
-		accept = "application/json"
+	req.Header["Accept"] = applicationJSON
+	if r.accept != "" {
+		req.Header.Set("Accept", r.accept)
 	}
-	req.Header.Set("Accept", accept)
 	for k, vs := range r.header {
 		req.Header[k] = vs
 	}
-	req.Header.Set("User-Agent", userAgent)
+	req.Header["User-Agent"] = userAgentHeader
 	if !r.public {
-		req.Header.Set(protocol.HeaderClientToken, c.token)
+		req.Header[protocol.HeaderClientToken] = c.tokenHeader
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

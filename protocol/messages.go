@@ -34,11 +34,14 @@ func NegotiateVersion(offered string) (version string, ok bool) {
 	return Version, offered == ""
 }
 
-// HTTP headers of the worker protocol and the client API.
+// HTTP headers of the worker protocol and the client API, spelled as Go
+// sends them (http.CanonicalHeaderKey; header names are case-insensitive,
+// RXON writes X-Worker-ID and X-RXON-Version), so that setting or reading
+// one copies nothing.
 const (
 	HeaderWorkerToken = "X-Worker-Token"
-	HeaderWorkerID    = "X-Worker-ID"
-	HeaderVersion     = "X-RXON-Version"
+	HeaderWorkerID    = "X-Worker-Id"
+	HeaderVersion     = "X-Rxon-Version"
 	HeaderClientToken = "X-Client-Token"
 	// HeaderIdempotencyKey on a job creation makes a repeat within 24 h
 	// answer with the first job instead of creating another; the answer

@@ -28,6 +28,9 @@ type conn struct {
 	key  string // master token: HMAC key and default X-Worker-Token
 	log  *slog.Logger
 
+	// The values of the headers every request carries, made once.
+	keyHeader, idHeader []string
+
 	kick       chan struct{} // asks for a state-change heartbeat
 	reregister chan struct{} // the orchestrator no longer knows the worker
 	stsKick    chan struct{} // the access token was refused
@@ -59,6 +62,7 @@ func newConn(w *Worker, o Orchestrator) *conn {
 	}
 	return &conn{
 		w: w, o: o, base: base, key: key,
+		keyHeader: []string{key}, idHeader: []string{w.cfg.ID},
 		log:        w.log.With("orchestrator", base.Redacted()),
 		kick:       make(chan struct{}, 1),
 		reregister: make(chan struct{}, 1),
@@ -443,7 +447,7 @@ type resultAnswer struct {
 // 408, 429 and 5xx are retried; an "ignored" answer or another 4xx is final.
 // With askNext it asks for the next task in the answer and returns the one
 // that came (nil if none).
-func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log *slog.Logger, askNext bool) *polledTask {
+func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log func() *slog.Logger, askNext bool) *polledTask {
 	cfg := &c.w.cfg
 	var query url.Values
 	if askNext {
@@ -452,7 +456,7 @@ func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log *slo
 	for attempt := 0; attempt < cfg.ResultMaxRetries; attempt++ {
 		raw, sig, err := c.sign(ctx, signedResult{&res}, false)
 		if err != nil {
-			log.Error("result not sent", "error", err)
+			log().Error("result not sent", "error", err)
 			return nil
 		}
 		var rr resultAnswer
@@ -465,35 +469,37 @@ func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log *slo
 				if rr.Reason == protocol.IgnoredDeadlineExceeded || rr.Reason == protocol.IgnoredJobCancelled {
 					lv = slog.LevelInfo
 				}
-				log.Log(ctx, lv, "result ignored by the orchestrator", "status", res.Status, "reason", rr.Reason, "message", rr.Message)
+				log().Log(ctx, lv, "result ignored by the orchestrator", "status", res.Status, "reason", rr.Reason, "message", rr.Message)
 			default:
-				log.Debug("result delivered", "status", res.Status, "transition", rr.Transition)
+				if c.log.Enabled(ctx, slog.LevelDebug) {
+					log().Debug("result delivered", "status", res.Status, "transition", rr.Transition)
+				}
 			}
 			if !askNext || rr.Next == nil {
 				return nil
 			}
 			if err := rr.Next.complete(); err != nil {
-				log.Error("next task in the result's answer refused", "error", err)
+				log().Error("next task in the result's answer refused", "error", err)
 				return nil
 			}
 			return rr.Next
 		}
 		if ctx.Err() != nil {
-			log.Error("result not delivered: worker stopped", "status", res.Status, "error", err)
+			log().Error("result not delivered: worker stopped", "status", res.Status, "error", err)
 			return nil
 		}
 		if !retryable(err) {
-			log.Error("result rejected by the orchestrator", "status", res.Status, "error", err)
+			log().Error("result rejected by the orchestrator", "status", res.Status, "error", err)
 			return nil
 		}
 		if attempt == cfg.ResultMaxRetries-1 {
-			log.Error("result not delivered; giving up", "status", res.Status, "attempts", attempt+1, "error", err)
+			log().Error("result not delivered; giving up", "status", res.Status, "attempts", attempt+1, "error", err)
 			return nil
 		}
 		wait := retryWait(err, backoff(cfg.ResultRetryDelay, attempt, cfg.RetryMaxDelay), cfg.RateLimitFloor)
-		log.Warn("result not delivered; retrying", "error", err, "attempt", attempt+1, "retry_in", wait)
+		log().Warn("result not delivered; retrying", "error", err, "attempt", attempt+1, "retry_in", wait)
 		if !ctxtime.Sleep(ctx, wait) {
-			log.Error("result not delivered: worker stopped", "status", res.Status, "error", err)
+			log().Error("result not delivered: worker stopped", "status", res.Status, "error", err)
 			return nil
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -53,7 +54,7 @@ func (rt *runningTask) deliver(res protocol.TaskResult, asked bool) (next *runni
 	t := rt.task
 	var p *polledTask
 	rt.once.Do(func() {
-		p = t.c.sendResult(t.w.resultCtx, res, t.log, asked)
+		p = t.c.sendResult(t.w.resultCtx, res, t.Logger, asked)
 	})
 	if !asked {
 		return nil
@@ -287,8 +288,7 @@ func (w *Worker) startTask(c *conn, p *polledTask) {
 // and known by id, for a cancel. It returns nil for a repeat delivery of a
 // task that runs already.
 func (w *Worker) admit(c *conn, p *polledTask) *runningTask {
-	log := w.log.With("task_id", p.TaskID, "job_id", p.JobID)
-	t := &Task{p: p.TaskPayload, rawParams: p.rawParams, raw: p.raw, w: w, c: c, log: log,
+	t := &Task{p: p.TaskPayload, rawParams: p.rawParams, raw: p.raw, w: w, c: c,
 		dir: filepath.Join(w.cfg.TaskFilesDir, taskDirName(p.TaskID))}
 	typ := p.Type
 	if s := w.skills[p.Type]; s != nil {
@@ -297,7 +297,7 @@ func (w *Worker) admit(c *conn, p *polledTask) *runningTask {
 	ctx, cancel := context.WithCancelCause(w.taskBase)
 	ctx, span := w.startSpan(ctx, p.TaskPayload)
 	if sc := span.SpanContext(); sc.IsValid() {
-		t.log = t.log.With("trace_id", sc.TraceID().String())
+		t.traceID = sc.TraceID().String()
 	}
 	rt := &runningTask{task: t, typ: typ, ctx: ctx, cancel: cancel, span: span, stopDeadline: func() {}}
 	if dl, ok := t.Deadline(); ok {
@@ -309,7 +309,7 @@ func (w *Worker) admit(c *conn, p *polledTask) *runningTask {
 		w.mu.Unlock()
 		rt.stopDeadline()
 		cancel(nil)
-		log.Warn("task delivered again while running; ignored")
+		t.Logger().Warn("task delivered again while running; ignored")
 		return nil
 	}
 	w.running[p.TaskID] = rt
@@ -318,7 +318,9 @@ func (w *Worker) admit(c *conn, p *polledTask) *runningTask {
 	w.tasks.Add(1)
 	w.mu.Unlock()
 	w.stateChanged()
-	log.Debug("task received", "type", p.Type, "attempt", p.Attempt)
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		t.Logger().Debug("task received", "type", p.Type, "attempt", p.Attempt)
+	}
 	return rt
 }
 
@@ -359,7 +361,9 @@ func (w *Worker) runTask(rt *runningTask) protocol.TaskResult {
 	if res.Error != nil {
 		attrs = append(attrs, "error_code", res.Error.Code, "error", res.Error.Message)
 	}
-	t.log.Info("task finished", attrs...)
+	if w.log.Enabled(rt.ctx, slog.LevelInfo) {
+		t.Logger().Info("task finished", attrs...)
+	}
 	w.metrics.observe(t.p.Type, res, time.Since(started))
 	return res
 }
@@ -505,7 +509,7 @@ func jsonDoc(v any) (any, error) {
 func call(ctx context.Context, h Handler, t *Task) (res Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			t.log.Error("handler panicked", "panic", r, "stack", string(debug.Stack()))
+			t.Logger().Error("handler panicked", "panic", r, "stack", string(debug.Stack()))
 			res, err = Result{}, &TaskError{Code: protocol.ErrTransient, Message: fmt.Sprintf("panic: %v", r)}
 		}
 	}()

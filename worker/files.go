@@ -95,6 +95,6 @@ func (t *Task) removeDir() {
 		return
 	}
 	if err := os.RemoveAll(t.dir); err != nil {
-		t.log.Warn("could not delete the task folder", "dir", t.dir, "error", err)
+		t.Logger().Warn("could not delete the task folder", "dir", t.dir, "error", err)
 	}
 }

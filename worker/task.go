@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,9 +23,13 @@ type Task struct {
 	rawParams json.RawMessage // params exactly as received
 	raw       []byte          // the whole task as received
 	w         *Worker
-	c         *conn // the orchestrator that delivered the task
-	log       *slog.Logger
-	dir       string // <TaskFilesDir>/<task_id>, created on demand
+	c         *conn  // the orchestrator that delivered the task
+	traceID   string // of the task's span, "" when it has none
+	// log carries the task's ids; it is made when first used, as a
+	// logger's With costs as much as the rest of a short task's handling.
+	log     *slog.Logger
+	logOnce sync.Once
+	dir     string // <TaskFilesDir>/<task_id>, created on demand
 	// dirUsed is set once dir may exist: only then is it deleted at the
 	// task's end (most tasks never make one).
 	dirUsed atomic.Bool
@@ -87,7 +92,15 @@ func (t *Task) Metadata() map[string]any { return maps.Clone(t.p.Metadata) }
 func (t *Task) TracingContext() map[string]string { return maps.Clone(t.p.TracingContext) }
 
 // Logger returns a logger carrying worker_id, task_id and job_id.
-func (t *Task) Logger() *slog.Logger { return t.log }
+func (t *Task) Logger() *slog.Logger {
+	t.logOnce.Do(func() {
+		t.log = t.w.log.With("task_id", t.p.TaskID, "job_id", t.p.JobID)
+		if t.traceID != "" {
+			t.log = t.log.With("trace_id", t.traceID)
+		}
+	})
+	return t.log
+}
 
 // SendProgress reports progress: fraction from 0 to 1 and a message. It goes
 // to the orchestrator that delivered the task, over its WebSocket when one is
@@ -121,7 +134,7 @@ func (t *Task) SendEvent(ctx context.Context, eventType string, payload map[stri
 		TraceContext:   t.p.TracingContext,
 	}
 	if err := t.c.sendEvent(ctx, ev); err != nil {
-		t.log.Debug("event not sent", "event_type", eventType, "error", err)
+		t.Logger().Debug("event not sent", "event_type", eventType, "error", err)
 		return err
 	}
 	return nil

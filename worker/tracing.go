@@ -22,18 +22,25 @@ func (w *Worker) startSpan(ctx context.Context, p protocol.TaskPayload) (context
 	if len(p.TracingContext) > 0 {
 		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(p.TracingContext))
 	}
-	return tp.Tracer("github.com/avtomatika-ai/avtomatika-go/worker").Start(ctx, "task "+p.Type,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := tp.Tracer("github.com/avtomatika-ai/avtomatika-go/worker").Start(ctx, "task "+p.Type,
+		trace.WithSpanKind(trace.SpanKindConsumer))
+	// Made only when the span records: without a tracer, every task would
+	// build them for nothing.
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("avtomatika.task.id", p.TaskID), attribute.String("avtomatika.job.id", p.JobID),
 			attribute.Int("avtomatika.task.attempt", p.Attempt), attribute.String("avtomatika.worker.id", w.cfg.ID),
-		))
+		)
+	}
+	return ctx, span
 }
 
 func endSpan(span trace.Span, res protocol.TaskResult) {
-	span.SetAttributes(attribute.String("avtomatika.task.status", res.Status))
-	if res.Error != nil {
-		span.SetStatus(codes.Error, res.Error.Code+": "+res.Error.Message)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("avtomatika.task.status", res.Status))
+		if res.Error != nil {
+			span.SetStatus(codes.Error, res.Error.Code+": "+res.Error.Message)
+		}
 	}
 	span.End()
 }

@@ -178,7 +178,7 @@ func (c *conn) do(ctx context.Context, req request, out any) (int, error) {
 	}
 	c.setHeaders(hr.Header, bearer)
 	if req.body != nil {
-		hr.Header.Set("Content-Type", "application/json")
+		hr.Header["Content-Type"] = applicationJSON
 	}
 	resp, err := c.w.httpClient.Do(hr)
 	if err != nil {
@@ -214,11 +214,22 @@ func (c *conn) do(ctx context.Context, req request, out any) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// Header values every request shares, never changed: net/http only reads
+// a request's headers.
+var (
+	applicationJSON = []string{"application/json"}
+	ourVersion      = []string{protocol.Version}
+)
+
 func (c *conn) setHeaders(h http.Header, bearer string) {
-	h.Set(protocol.HeaderWorkerToken, bearer)
-	h.Set(protocol.HeaderWorkerID, c.w.cfg.ID)
-	h.Set(protocol.HeaderVersion, protocol.Version)
-	h.Set("Accept", "application/json")
+	token := c.keyHeader
+	if bearer != c.key {
+		token = []string{bearer}
+	}
+	h[protocol.HeaderWorkerToken] = token
+	h[protocol.HeaderWorkerID] = c.idHeader
+	h[protocol.HeaderVersion] = ourVersion
+	h["Accept"] = applicationJSON
 }
 
 // signedMessage is a message whose timestamp and security context the

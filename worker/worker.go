@@ -660,10 +660,10 @@ func (w *Worker) drain(stopTasks context.CancelCauseFunc) {
 	var wg sync.WaitGroup
 	for _, rt := range left {
 		if rt.returned.Load() {
-			rt.task.log.Warn("result still undelivered at shutdown; abandoning it")
+			rt.task.Logger().Warn("result still undelivered at shutdown; abandoning it")
 			continue
 		}
-		rt.task.log.Error("handler ignored cancellation; reporting the task cancelled")
+		rt.task.Logger().Error("handler ignored cancellation; reporting the task cancelled")
 		wg.Go(func() { rt.report(w.cancelledResult(rt.task)) })
 	}
 	reported := make(chan struct{})
@@ -770,6 +770,6 @@ func (w *Worker) cancelTask(id string, c *conn, via string) {
 		c.log.Debug("cancel for a task not running here ignored", "task_id", id, "via", via)
 		return
 	}
-	rt.task.log.Info("task cancelled by the orchestrator", "via", via)
+	rt.task.Logger().Info("task cancelled by the orchestrator", "via", via)
 	rt.cancel(errCancelled)
 }

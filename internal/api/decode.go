@@ -49,7 +49,7 @@ func checkRequestInput(r *http.Request) error {
 	}
 	if id := r.Header.Get(protocol.HeaderWorkerID); id != "" {
 		if err := checkText(id); err != nil {
-			return fmt.Errorf("invalid %s header: %w", protocol.HeaderWorkerID, err)
+			return fmt.Errorf("invalid X-Worker-ID header: %w", err)
 		}
 	}
 	if r.URL.RawQuery == "" {

@@ -197,12 +197,16 @@ func (s *Server) versions() []string {
 // --- responses ---
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
+
+// contentTypeJSON is shared by every answer, unchanged: net/http copies a
+// handler's headers out before it writes them.
+var contentTypeJSON = []string{"application/json"}
 
 func writeError(w http.ResponseWriter, status int, format string, args ...any) {
 	writeJSON(w, status, protocol.ErrorBody{Error: fmt.Sprintf(format, args...)})

@@ -106,9 +106,16 @@ func (s *Server) firstUse(w http.ResponseWriter, r *http.Request, signature, id 
 // setVersion names in the answer the RXON version negotiated with the
 // worker's X-RXON-Version (protocol.NegotiateVersion).
 func setVersion(w http.ResponseWriter, r *http.Request) {
-	v, _ := protocol.NegotiateVersion(r.Header.Get(protocol.HeaderVersion))
-	w.Header().Set(protocol.HeaderVersion, v)
+	// The header's values are set, not built: the offered one is shared
+	// with the request, ours with every answer (net/http copies them out).
+	if offered := r.Header[protocol.HeaderVersion]; len(offered) > 0 && protocol.SupportsVersion(offered[0]) {
+		w.Header()[protocol.HeaderVersion] = offered[:1:1]
+		return
+	}
+	w.Header()[protocol.HeaderVersion] = ourVersion
 }
+
+var ourVersion = []string{protocol.Version}
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	setVersion(w, r)

@@ -130,7 +130,7 @@ func keyOf(j *store.Job) stepKey {
 }
 
 func (e *Engine) runHandler(ctx context.Context, j *store.Job) (released bool, err error) {
-	ctx, span := e.cfg.Tracer.Start(withTrace(ctx, j.TraceContext), "step "+j.Blueprint+"/"+j.CurrentState, jobAttrs(j))
+	ctx, span := e.startSpan(withTrace(ctx, j.TraceContext), "step "+j.Blueprint+"/"+j.CurrentState, j)
 	defer span.End()
 	bp, err := e.blueprintOf(j)
 	if err != nil {
@@ -186,7 +186,9 @@ func (e *Engine) runState(ctx context.Context, j *store.Job, bp *blueprint.Bluep
 	if history == nil {
 		history = map[string]any{}
 	}
-	logger := e.log.With("job_id", j.ID, "blueprint", j.Blueprint, "state", j.CurrentState)
+	// The handler's logger gets the job's attributes when it first logs
+	// (blueprint.Context.Logger).
+	logger := e.log
 	span := trace.SpanFromContext(ctx)
 	if sc := span.SpanContext(); sc.IsValid() {
 		logger = logger.With("trace_id", sc.TraceID().String())
@@ -274,7 +276,7 @@ func (e *Engine) stepsAfter(ctx context.Context, t *txn, j *store.Job, bp *bluep
 // executor: the handler failed (retries and quarantine live there) or the
 // outcome could not be applied.
 func (e *Engine) stepNow(ctx context.Context, t *txn, j *store.Job, bp *blueprint.Blueprint) *store.Job {
-	ctx, span := e.cfg.Tracer.Start(ctx, "step "+j.Blueprint+"/"+j.CurrentState, jobAttrs(j))
+	ctx, span := e.startSpan(ctx, "step "+j.Blueprint+"/"+j.CurrentState, j)
 	defer span.End()
 	out, history, herr := e.runState(ctx, j, bp)
 	if herr != nil || ctx.Err() != nil {

@@ -109,7 +109,7 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	}
 	// Every span of the job (steps, dispatches, the workers' tasks) joins
 	// the trace of this one.
-	ctx, span := e.cfg.Tracer.Start(withTrace(ctx, req.TraceContext), "job.create "+j.Blueprint, jobAttrs(j))
+	ctx, span := e.startSpan(withTrace(ctx, req.TraceContext), "job.create "+j.Blueprint, j)
 	defer span.End()
 	if tc := traceCarrier(ctx); tc != nil {
 		j.TraceContext = tc

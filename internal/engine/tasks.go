@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/avtomatika-ai/avtomatika-go/blueprint"
 	"github.com/avtomatika-ai/avtomatika-go/internal/dispatch"
@@ -66,9 +65,11 @@ func (e *Engine) placeNew(ctx context.Context, t *txn, j *store.Job, run *store.
 // queue of its type when no worker is eligible now, and arms the dispatch
 // timeout.
 func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.TaskRun) error {
-	ctx, span := e.cfg.Tracer.Start(withTrace(ctx, j.TraceContext), "dispatch "+run.Spec.Type, jobAttrs(j),
-		trace.WithAttributes(attribute.String("avtomatika.task.id", run.ID), attribute.Int("avtomatika.task.attempt", run.Attempt),
-			attribute.String("avtomatika.strategy", run.Strategy)))
+	ctx, span := e.startSpan(withTrace(ctx, j.TraceContext), "dispatch "+run.Spec.Type, j)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("avtomatika.task.id", run.ID), attribute.Int("avtomatika.task.attempt", run.Attempt),
+			attribute.String("avtomatika.strategy", run.Strategy))
+	}
 	defer span.End()
 	if tc := traceCarrier(ctx); tc != nil {
 		run.TraceContext = tc

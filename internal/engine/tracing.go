@@ -32,10 +32,16 @@ func withTrace(ctx context.Context, carrier map[string]string) context.Context {
 	return propagator.Extract(ctx, propagation.MapCarrier(carrier))
 }
 
-func jobAttrs(j *store.Job) trace.SpanStartOption {
-	return trace.WithAttributes(
-		attribute.String("avtomatika.job.id", j.ID),
-		attribute.String("avtomatika.blueprint", j.Blueprint),
-		attribute.String("avtomatika.state", j.CurrentState),
-	)
+// startSpan starts a span of job j. Its attributes are made only when it
+// records: without a tracer, every step would build them for nothing.
+func (e *Engine) startSpan(ctx context.Context, name string, j *store.Job) (context.Context, trace.Span) {
+	ctx, span := e.cfg.Tracer.Start(ctx, name)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("avtomatika.job.id", j.ID),
+			attribute.String("avtomatika.blueprint", j.Blueprint),
+			attribute.String("avtomatika.state", j.CurrentState),
+		)
+	}
+	return ctx, span
 }
