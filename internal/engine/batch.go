@@ -197,11 +197,11 @@ func (e *Engine) commitBatch(ctx context.Context, id string, ws []*taskWrite) []
 	}
 	readCtx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
-	release, err := e.locks.acquire(readCtx, id)
+	lock, err := e.locks.acquire(readCtx, id)
 	if err != nil {
 		return allAlone()
 	}
-	defer release()
+	defer lock.release()
 
 	ids := make([]string, 0, len(ws))
 	for _, w := range ws {

@@ -89,12 +89,12 @@ func (e *Engine) keepLease(ctx context.Context, id string) (stop func()) {
 func (e *Engine) step(ctx context.Context, id string, version int64) (released bool, err error) {
 	// The write that made the job ready here may still be keeping its
 	// copy: it holds the job's lock until it has.
-	release, err := e.locks.acquire(ctx, id)
+	lock, err := e.locks.acquire(ctx, id)
 	if err != nil {
 		return false, err
 	}
 	j := e.recent.copyAt(id, version)
-	release()
+	lock.release()
 	if j == nil {
 		j, err = e.store.GetJob(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {

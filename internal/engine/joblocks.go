@@ -13,39 +13,67 @@ import (
 type jobLocks struct {
 	mu    sync.Mutex
 	locks map[string]*jobLock
+	// free keeps locks no one holds or waits for, to be taken again: every
+	// job write takes one.
+	free []*jobLock
 }
 
+// maxFreeLocks bounds jobLocks.free: about the writes in flight at once.
+const maxFreeLocks = 256
+
 type jobLock struct {
-	held chan struct{} // holds a token while the lock is taken
-	refs int           // holders and waiters
+	owner *jobLocks
+	id    string
+	held  chan struct{} // holds a token while the lock is taken
+	refs  int           // holders and waiters
 }
 
 // acquire takes the lock of a job, waiting until it is free or ctx ends.
-func (l *jobLocks) acquire(ctx context.Context, id string) (release func(), err error) {
+// The caller releases it.
+func (l *jobLocks) acquire(ctx context.Context, id string) (*jobLock, error) {
 	l.mu.Lock()
 	if l.locks == nil {
 		l.locks = map[string]*jobLock{}
 	}
 	jl := l.locks[id]
 	if jl == nil {
-		jl = &jobLock{held: make(chan struct{}, 1)}
+		if n := len(l.free); n > 0 {
+			jl, l.free = l.free[n-1], l.free[:n-1]
+		} else {
+			jl = &jobLock{owner: l, held: make(chan struct{}, 1)}
+		}
+		jl.id = id
 		l.locks[id] = jl
 	}
 	jl.refs++
 	l.mu.Unlock()
 
-	forget := func() {
-		l.mu.Lock()
-		if jl.refs--; jl.refs == 0 {
-			delete(l.locks, id)
-		}
-		l.mu.Unlock()
-	}
 	select {
 	case jl.held <- struct{}{}:
-		return func() { <-jl.held; forget() }, nil
+		return jl, nil
 	case <-ctx.Done():
-		forget()
+		jl.forget()
 		return nil, ctx.Err()
 	}
+}
+
+// release gives the lock up.
+func (jl *jobLock) release() {
+	<-jl.held
+	jl.forget()
+}
+
+// forget drops a holder or waiter; the last one frees the lock, its token
+// channel empty.
+func (jl *jobLock) forget() {
+	l := jl.owner
+	l.mu.Lock()
+	if jl.refs--; jl.refs == 0 {
+		delete(l.locks, jl.id)
+		if len(l.free) < maxFreeLocks {
+			jl.id = ""
+			l.free = append(l.free, jl)
+		}
+	}
+	l.mu.Unlock()
 }

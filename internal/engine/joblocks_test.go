@@ -19,7 +19,7 @@ func TestJobLocks(t *testing.T) {
 	var mu sync.Mutex
 	for range 50 {
 		wg.Go(func() {
-			release, err := l.acquire(ctx, "a")
+			lock, err := l.acquire(ctx, "a")
 			if err != nil {
 				t.Error(err)
 				return
@@ -32,7 +32,7 @@ func TestJobLocks(t *testing.T) {
 			mu.Lock()
 			inside--
 			mu.Unlock()
-			release()
+			lock.release()
 		})
 	}
 	wg.Wait()
@@ -41,7 +41,7 @@ func TestJobLocks(t *testing.T) {
 	}
 
 	// Other jobs do not wait; a waiter gives up with its context.
-	release, err := l.acquire(ctx, "a")
+	lock, err := l.acquire(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,17 +49,31 @@ func TestJobLocks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("another job's lock: %v", err)
 	}
-	other()
+	other.release()
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	if _, err := l.acquire(short, "a"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting on a held lock past the deadline: %v", err)
 	}
-	release()
+	lock.release()
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.locks) != 0 {
-		t.Fatalf("%d locks left after every holder released", len(l.locks))
+	left, free := len(l.locks), len(l.free)
+	l.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d locks left after every holder released", left)
 	}
+	if free == 0 {
+		t.Fatal("no released lock kept for reuse")
+	}
+
+	// A lock taken again from the free ones is free: its token was given
+	// back.
+	quick, cancel2 := context.WithTimeout(ctx, time.Second)
+	defer cancel2()
+	again, err := l.acquire(quick, "c")
+	if err != nil {
+		t.Fatalf("a reused lock: %v", err)
+	}
+	again.release()
 }

@@ -136,11 +136,11 @@ func (e *Engine) CreateJob(ctx context.Context, req NewJob) (*store.Job, error) 
 	// The job's writes in this process hold its lock, the create too: a
 	// pickup of its first task must not write it before the copy below is
 	// kept, or the copy would be stale.
-	release, err := e.locks.acquire(ctx, j.ID)
+	lock, err := e.locks.acquire(ctx, j.ID)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer lock.release()
 	if err := e.placed.write(t.fx.Enqueue, func() error { return e.store.CreateJob(ctx, j, t.fx) }); err != nil {
 		if errors.Is(err, store.ErrOnceTaken) {
 			if id, ok, gerr := e.IdempotentJob(ctx, req.Client.Name, req.IdempotencyKey); gerr == nil && ok {

@@ -110,11 +110,11 @@ func (e *Engine) mutateFrom(ctx context.Context, id string, first *store.Job, fn
 // mutateParts is mutate reading the tasks named only (all parts when
 // taskIDs is nil), starting from first when given.
 func (e *Engine) mutateParts(ctx context.Context, id string, first *store.Job, taskIDs []string, fn func(t *txn, j *store.Job) error) (*store.Job, error) {
-	release, err := e.locks.acquire(ctx, id)
+	lock, err := e.locks.acquire(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer lock.release()
 	whole := taskIDs == nil
 	// spare is the whole copy behind a view that led to no write: fn never
 	// saw it, so it is still good if the store's job has its version.
