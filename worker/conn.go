@@ -396,7 +396,7 @@ func (c *conn) poll(ctx context.Context, available, hot []string) (*polledTask, 
 	}
 	path := protocol.WorkerPrefix + "/workers/" + url.PathEscape(cfg.ID) + "/tasks/next"
 	var p polledTask
-	status, err := c.do(ctx, request{method: http.MethodGet, path: path, query: q, timeout: cfg.PollTimeout + 5*time.Second}, &p)
+	status, err := c.do(ctx, request{method: http.MethodGet, path: path, query: q.Encode(), timeout: cfg.PollTimeout + 5*time.Second}, &p)
 	if err != nil {
 		return nil, fmt.Errorf("poll: %w", err)
 	}
@@ -449,9 +449,9 @@ type resultAnswer struct {
 // that came (nil if none).
 func (c *conn) sendResult(ctx context.Context, res protocol.TaskResult, log func() *slog.Logger, askNext bool) *polledTask {
 	cfg := &c.w.cfg
-	var query url.Values
+	query := ""
 	if askNext {
-		query = url.Values{protocol.QueryNext: {"1"}}
+		query = protocol.QueryNext + "=1"
 	}
 	for attempt := 0; attempt < cfg.ResultMaxRetries; attempt++ {
 		raw, sig, err := c.sign(ctx, signedResult{&res}, false)

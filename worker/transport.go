@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -145,7 +144,7 @@ func retryWait(err error, computed, floor time.Duration) time.Duration {
 type request struct {
 	method  string
 	path    string
-	query   url.Values
+	query   string // encoded
 	body    []byte // JSON, or nil
 	timeout time.Duration
 	bearer  string // X-Worker-Token override ("" = the connection's)
@@ -161,9 +160,7 @@ func (c *conn) do(ctx context.Context, req request, out any) (int, error) {
 	}
 	u := *c.base
 	u.Path = c.base.Path + req.path
-	if len(req.query) > 0 {
-		u.RawQuery = req.query.Encode()
-	}
+	u.RawQuery = req.query
 	var body io.Reader
 	if req.body != nil {
 		body = bytes.NewReader(req.body)

@@ -55,22 +55,70 @@ func checkRequestInput(r *http.Request) error {
 	if r.URL.RawQuery == "" {
 		return nil
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return fmt.Errorf("invalid query string: %w", err)
-	}
-	for name, values := range q {
+	return eachQueryPair(r.URL.RawQuery, func(name, value string) error {
 		if err := checkText(name); err != nil {
 			return fmt.Errorf("invalid query parameter name %q: %w", name, err)
 		}
-		for _, v := range values {
-			if err := checkText(v); err != nil {
-				return fmt.Errorf("invalid query parameter %q: %w", name, err)
-			}
+		if err := checkText(value); err != nil {
+			return fmt.Errorf("invalid query parameter %q: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// eachQueryPair calls fn with each name and value of a raw query, decoded
+// as url.ParseQuery decodes them, but without building its map: every
+// request with a query passes here, and most read one parameter, if any.
+// A malformed query is an error (errors wrap "invalid query string").
+func eachQueryPair(raw string, fn func(name, value string) error) error {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.Contains(pair, ";") {
+			return errors.New("invalid query string: invalid semicolon separator in query")
+		}
+		if pair == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		name, err := unescapeQuery(name)
+		if err != nil {
+			return fmt.Errorf("invalid query string: %w", err)
+		}
+		if value, err = unescapeQuery(value); err != nil {
+			return fmt.Errorf("invalid query string: %w", err)
+		}
+		if err := fn(name, value); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// unescapeQuery is url.QueryUnescape, which copies, for a part that needs
+// it.
+func unescapeQuery(s string) (string, error) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
+}
+
+// queryValue returns the first value of a query parameter, as
+// r.URL.Query().Get does; checkRequestInput has refused a malformed query.
+func queryValue(r *http.Request, name string) string {
+	value := ""
+	_ = eachQueryPair(r.URL.RawQuery, func(n, v string) error {
+		if n == name {
+			value = v
+			return errFound
+		}
+		return nil
+	})
+	return value
+}
+
+var errFound = errors.New("found")
 
 // checkText refuses invalid UTF-8 and control characters.
 func checkText(s string) error {

@@ -209,7 +209,7 @@ func (s *Server) nextTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var wait time.Duration
-	if v := r.URL.Query().Get("timeout"); v != "" {
+	if v := queryValue(r, "timeout"); v != "" {
 		secs, err := strconv.ParseFloat(v, 64)
 		if err != nil || secs < 0 {
 			writeError(w, http.StatusBadRequest, "timeout must be a non-negative number of seconds")
@@ -261,7 +261,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wantNext := false
-	if v := r.URL.Query().Get(protocol.QueryNext); v != "" {
+	if v := queryValue(r, protocol.QueryNext); v != "" {
 		var err error
 		if wantNext, err = strconv.ParseBool(v); err != nil {
 			writeError(w, http.StatusBadRequest, "%s must be true or false (1 or 0)", protocol.QueryNext)
