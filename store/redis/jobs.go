@@ -204,10 +204,13 @@ func decodeJob(vals []any) (*store.Job, error) {
 // commitArgs collects KEYS and ARGV of one commitScript call: the keys the
 // ops refer to, the documents, and the ops (see commitScript).
 type commitArgs struct {
-	keys []string
-	docs []any // []byte each: go-redis writes them as they are
-	ops  []any
-	out  []any // ARGV, see argv
+	keys  []string
+	docs  []any // []byte each: go-redis writes them as they are
+	ops   []any
+	out   []any // ARGV, see argv
+	parts []any // the part ops of the writes, laid out after the checks
+	// writes are the jobs written, encoded.
+	writes []jobWrite
 }
 
 // reset empties a for its next commit, keeping its arrays: a commit's
@@ -218,7 +221,9 @@ func (a *commitArgs) reset() {
 	clear(a.docs)
 	clear(a.ops)
 	clear(a.out)
-	a.keys, a.docs, a.ops, a.out = a.keys[:0], a.docs[:0], a.ops[:0], a.out[:0]
+	clear(a.parts)
+	clear(a.writes)
+	a.keys, a.docs, a.ops, a.out, a.parts, a.writes = a.keys[:0], a.docs[:0], a.ops[:0], a.out[:0], a.parts[:0], a.writes[:0]
 }
 
 // commitFixed is how many ARGV come before the documents: the ready and
@@ -616,19 +621,19 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 	if !create {
 		expect, version = strconv.FormatInt(job.Version, 10), job.Version+1
 	}
-	writes := make([]jobWrite, 0, 1+len(fx.Create))
 	w, err := s.encodeJob(a, k, job, expect, version)
 	if err != nil {
 		return nil, nil, err
 	}
-	writes = append(writes, w)
+	a.writes = append(a.writes, w)
 	for _, c := range fx.Create {
 		w, err := s.encodeJob(a, k, c, "", 1)
 		if err != nil {
 			return nil, nil, err
 		}
-		writes = append(writes, w)
+		a.writes = append(a.writes, w)
 	}
+	writes := a.writes
 
 	// The checks: every one before any write.
 	for _, w := range writes {
@@ -745,7 +750,7 @@ type jobWrite struct {
 	ttl           string // ms; set for a terminal job
 	member        string // index member, on creation
 	client        string // client name, whose index lists it, on creation
-	parts         []any  // the part ops
+	parts         [2]int // the part ops: a.parts[from:to]
 	expiringParts []string
 }
 
@@ -756,7 +761,7 @@ func (w jobWrite) ops(a *commitArgs) {
 	if w.data != 0 {
 		a.op("I", w.data)
 	}
-	a.ops = append(a.ops, w.parts...)
+	a.ops = append(a.ops, a.parts[w.parts[0]:w.parts[1]]...)
 	for _, part := range w.expiringParts {
 		a.op("pe", part)
 	}
@@ -790,9 +795,11 @@ func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, 
 		}
 		w.data = a.doc(in)
 	}
-	if w.parts, err = encodeParts(a, job); err != nil {
+	from := len(a.parts)
+	if err := encodeParts(a, job); err != nil {
 		return jobWrite{}, err
 	}
+	w.parts = [2]int{from, len(a.parts)}
 	if job.Status.Terminal() {
 		w.ttl = strconv.FormatInt(ttlMillis(s.retention), 10)
 		w.expiringParts = expiringParts(job)
@@ -821,43 +828,42 @@ func expiringParts(job *store.Job) []string {
 }
 
 // encodeParts encodes what a write does to the job's part records, as
-// ops (see commitScript), their documents added to a.
-func encodeParts(a *commitArgs, job *store.Job) ([]any, error) {
+// ops (see commitScript) appended to a.parts, their documents added to a.
+func encodeParts(a *commitArgs, job *store.Job) error {
 	ch := job.Changes()
-	var ops []any
 	for _, t := range ch.PutTasks {
 		// Called directly: json.Marshal would scan and compact its output
 		// once more.
 		doc, err := t.MarshalJSON()
 		if err != nil {
-			return nil, fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
+			return fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
 		}
-		ops = append(ops, "hp", "tasks", t.ID, a.doc(doc))
+		a.parts = append(a.parts, "hp", "tasks", t.ID, a.doc(doc))
 	}
 	for _, id := range ch.DeleteTasks {
-		ops = append(ops, "hd", "tasks", id)
+		a.parts = append(a.parts, "hd", "tasks", id)
 	}
 	for _, id := range ch.PutBranches {
 		doc, err := json.Marshal(job.BranchResults[id])
 		if err != nil {
-			return nil, fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
+			return fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
 		}
-		ops = append(ops, "hp", "branches", id, a.doc(doc))
+		a.parts = append(a.parts, "hp", "branches", id, a.doc(doc))
 	}
 	for _, id := range ch.DeleteBranches {
-		ops = append(ops, "hd", "branches", id)
+		a.parts = append(a.parts, "hd", "branches", id)
 	}
 	for _, id := range ch.PutDone {
-		ops = append(ops, "dp", id, job.DoneTasks[id])
+		a.parts = append(a.parts, "dp", id, job.DoneTasks[id])
 	}
 	for _, d := range ch.AddDispatches {
 		doc, err := json.Marshal(d)
 		if err != nil {
-			return nil, fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
+			return fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
 		}
-		ops = append(ops, "xp", a.doc(doc))
+		a.parts = append(a.parts, "xp", a.doc(doc))
 	}
-	return ops, nil
+	return nil
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
