@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -365,7 +366,7 @@ func (e *Engine) branchEnded(t *txn, j *store.Job, run *store.TaskRun, result st
 	// writes its own branch only.
 	j.BranchesLeft--
 	j.BranchesDone++
-	j.ProgressMessage = fmt.Sprintf("%d of %d parallel tasks done", j.BranchesDone, j.BranchesDone+j.BranchesLeft)
+	j.ProgressMessage = strconv.Itoa(j.BranchesDone) + " of " + strconv.Itoa(j.BranchesDone+j.BranchesLeft) + " parallel tasks done"
 	if j.BranchesLeft > 0 {
 		return
 	}

@@ -106,7 +106,7 @@ func (e *Engine) place(ctx context.Context, t *txn, j *store.Job, run *store.Tas
 			decision.Reason += "; " + why // below the reputation floor
 		}
 		if !run.Branch {
-			j.ProgressMessage = fmt.Sprintf("task %s queued for worker %s", run.Spec.Type, chosen.Worker.ID)
+			j.ProgressMessage = "task " + run.Spec.Type + " queued for worker " + chosen.Worker.ID
 			if why != "" {
 				j.ProgressMessage += " (" + why + ")"
 			}
@@ -755,7 +755,7 @@ func (e *Engine) start(t *txn, j *store.Job, run *store.TaskRun, workerID string
 	t.fx.Timers = append(t.fx.Timers, store.Timer{JobID: j.ID, Kind: store.TimerExecution, Ref: run.ID, Seq: run.Attempt, At: at})
 	if !run.Branch {
 		j.Status = protocol.StatusRunning // the job's one task runs
-		j.ProgressMessage = fmt.Sprintf("task %s running on worker %s", run.Spec.Type, workerID)
+		j.ProgressMessage = "task " + run.Spec.Type + " running on worker " + workerID
 	}
 	t.emit(Event{Type: EventTaskStarted, TaskID: run.ID, WorkerID: workerID, State: j.CurrentState,
 		Detail: map[string]any{"type": run.Spec.Type, "attempt": run.Attempt, "queued_for": now.Sub(run.QueuedAt).Seconds()}})
