@@ -757,10 +757,11 @@ type jobWrite struct {
 // ops appends the write's ops: the header, the parts, the end (index,
 // expiry).
 func (w jobWrite) ops(a *commitArgs) {
-	a.op("J", w.key, w.expect, w.version, w.doc, w.ttl, w.member, w.client)
+	var data any = "" // written already
 	if w.data != 0 {
-		a.op("I", w.data)
+		data = w.data
 	}
+	a.op("J", w.key, w.expect, w.version, w.doc, w.ttl, w.member, w.client, data)
 	a.ops = append(a.ops, a.parts[w.parts[0]:w.parts[1]]...)
 	for _, part := range w.expiringParts {
 		a.op("pe", part)

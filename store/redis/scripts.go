@@ -142,11 +142,11 @@ end
 //	                          a taken one gives back those of the O ops
 //	                          before it
 //	C queue id worker         claim the task for the worker (to_running)
-//	J key expect version doc ttl member client
+//	J key expect version doc ttl member client data
 //	                          write a job's header (ttl: its retention when
 //	                          it ends, else ""; member, client: its index
-//	                          entry, on creation); then, when given:
-//	I doc                     its initial data (field in), then its parts:
+//	                          entry, on creation), with its initial data
+//	                          (field in) when data is a doc; then its parts:
 //	hp part id doc, hd part id
 //	                          put or delete a record of a hash part: a
 //	                          task record (tasks), a branch result
@@ -272,17 +272,21 @@ while i <= n do
   elseif op == 'J' then
     jn, job, expire = jn + 1, i, {}
     key = KEYS[tonumber(ARGV[i + 1])]
-    local e = ARGV[i + 5] ~= '' and '1' or '0'
+    local e, doc, data = ARGV[i + 5] ~= '' and '1' or '0', ARGV[tonumber(ARGV[i + 4])], ARGV[i + 8]
+    -- Spelled out rather than built as a table: one command either way.
     if ARGV[i + 2] == '' then
       -- m, c: the job's index entry, kept to find it again when it expires.
-      redis.call('HSET', key, 'doc', ARGV[tonumber(ARGV[i + 4])], 'v', ARGV[i + 3], 'e', e, 'm', ARGV[i + 6], 'c', ARGV[i + 7])
+      if data ~= '' then
+        redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e, 'm', ARGV[i + 6], 'c', ARGV[i + 7], 'in', ARGV[tonumber(data)])
+      else
+        redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e, 'm', ARGV[i + 6], 'c', ARGV[i + 7])
+      end
+    elseif data ~= '' then
+      redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e, 'in', ARGV[tonumber(data)])
     else
-      redis.call('HSET', key, 'doc', ARGV[tonumber(ARGV[i + 4])], 'v', ARGV[i + 3], 'e', e)
+      redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e)
     end
-    i = i + 8
-  elseif op == 'I' then
-    redis.call('HSET', key, 'in', ARGV[tonumber(ARGV[i + 1])])
-    i = i + 2
+    i = i + 9
   -- A run of records of one part (a fan-out's tasks, say) goes out as one
   -- command: a redis.call costs more than the bytes it carries.
   elseif op == 'hp' then
