@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -114,6 +115,7 @@ type Context struct {
 	result   any
 	hasResul bool
 	logger   *slog.Logger // made by Logger when first asked
+	logOnce  sync.Once
 }
 
 // Context returns the step's context.Context; it is cancelled when the
@@ -135,9 +137,7 @@ func (c *Context) Client() Client { return c.in.Client }
 // Logger returns a logger that carries the job id, the blueprint and the
 // state.
 func (c *Context) Logger() *slog.Logger {
-	if c.logger == nil {
-		c.logger = jobLogger(c.in, c.bp.name)
-	}
+	c.logOnce.Do(func() { c.logger = jobLogger(c.in, c.bp.name) })
 	return c.logger
 }
 

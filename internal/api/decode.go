@@ -71,6 +71,14 @@ func checkRequestInput(r *http.Request) error {
 // request with a query passes here, and most read one parameter, if any.
 // A malformed query is an error (errors wrap "invalid query string").
 func eachQueryPair(raw string, fn func(name, value string) error) error {
+	if strings.Count(raw, "&") >= manyQueryParams {
+		// url.ParseQuery refuses a query of too many parameters (10,000,
+		// or GODEBUG urlmaxqueryparams): let it say, so that no handler
+		// reading r.URL.Query() finds it empty.
+		if _, err := url.ParseQuery(raw); err != nil {
+			return fmt.Errorf("invalid query string: %w", err)
+		}
+	}
 	for raw != "" {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
@@ -94,6 +102,10 @@ func eachQueryPair(raw string, fn func(name, value string) error) error {
 	}
 	return nil
 }
+
+// manyQueryParams is where eachQueryPair asks url.ParseQuery whether a
+// query has too many parameters: far above any query of our routes.
+const manyQueryParams = 64
 
 // unescapeQuery is url.QueryUnescape, which copies, for a part that needs
 // it.

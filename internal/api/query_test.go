@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,7 @@ func FuzzEachQueryPair(f *testing.F) {
 	for _, seed := range []string{
 		"", "next=1", "a=1&b=2&a=3", "timeout=0.5&available_skills=a%2Cb", "a+b=c+d", "%zz=1", "a=%zz",
 		"a=1;b=2", "&&a&=x&", "k=%E2%82%AC", "x=%", "=v",
+		strings.Repeat("a=1&", 10000) + "next=1", strings.Repeat("&", 70),
 	} {
 		f.Add(seed)
 	}

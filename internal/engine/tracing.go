@@ -33,7 +33,8 @@ func withTrace(ctx context.Context, carrier map[string]string) context.Context {
 }
 
 // startSpan starts a span of job j. Its attributes are made only when it
-// records: without a tracer, every step would build them for nothing.
+// records: without a tracer, every step would build them for nothing (a
+// sampler therefore decides on the span's name and parent, not on them).
 func (e *Engine) startSpan(ctx context.Context, name string, j *store.Job) (context.Context, trace.Span) {
 	ctx, span := e.cfg.Tracer.Start(ctx, name)
 	if span.IsRecording() {

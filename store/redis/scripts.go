@@ -272,17 +272,17 @@ while i <= n do
   elseif op == 'J' then
     jn, job, expire = jn + 1, i, {}
     key = KEYS[tonumber(ARGV[i + 1])]
-    local e, doc, data = ARGV[i + 5] ~= '' and '1' or '0', ARGV[tonumber(ARGV[i + 4])], ARGV[i + 8]
+    local e, doc, input = ARGV[i + 5] ~= '' and '1' or '0', ARGV[tonumber(ARGV[i + 4])], ARGV[i + 8]
     -- Spelled out rather than built as a table: one command either way.
     if ARGV[i + 2] == '' then
       -- m, c: the job's index entry, kept to find it again when it expires.
-      if data ~= '' then
-        redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e, 'm', ARGV[i + 6], 'c', ARGV[i + 7], 'in', ARGV[tonumber(data)])
+      if input ~= '' then
+        redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e, 'm', ARGV[i + 6], 'c', ARGV[i + 7], 'in', ARGV[tonumber(input)])
       else
         redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e, 'm', ARGV[i + 6], 'c', ARGV[i + 7])
       end
-    elseif data ~= '' then
-      redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e, 'in', ARGV[tonumber(data)])
+    elseif input ~= '' then
+      redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e, 'in', ARGV[tonumber(input)])
     else
       redis.call('HSET', key, 'doc', doc, 'v', ARGV[i + 3], 'e', e)
     end
