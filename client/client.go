@@ -224,9 +224,10 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			req.Body = http.NoBody
 		}
 	}
-	req.Header["Accept"] = applicationJSON
 	if r.accept != "" {
 		req.Header.Set("Accept", r.accept)
+	} else {
+		req.Header["Accept"] = applicationJSON
 	}
 	for k, vs := range r.header {
 		req.Header[k] = vs

@@ -108,9 +108,12 @@ func (s *Server) firstUse(w http.ResponseWriter, r *http.Request, signature, id 
 func setVersion(w http.ResponseWriter, r *http.Request) {
 	// The header's values are set, not built: the offered one is shared
 	// with the request, ours with every answer (net/http copies them out).
-	if offered := r.Header[protocol.HeaderVersion]; len(offered) > 0 && protocol.SupportsVersion(offered[0]) {
-		w.Header()[protocol.HeaderVersion] = offered[:1:1]
-		return
+	offered := r.Header[protocol.HeaderVersion]
+	if len(offered) > 0 {
+		if v, _ := protocol.NegotiateVersion(offered[0]); v == offered[0] {
+			w.Header()[protocol.HeaderVersion] = offered[:1:1]
+			return
+		}
 	}
 	w.Header()[protocol.HeaderVersion] = ourVersion
 }
