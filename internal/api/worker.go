@@ -288,6 +288,17 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	var next func() *protocol.TaskPayload // the next task, with the result
+	if wantNext {
+		// Until it has asked, the worker's polls leave it the task it
+		// will take (see engine.AskingFor).
+		release := s.eng.AskingFor(id)
+		defer release()
+		next = func() *protocol.TaskPayload {
+			defer release()
+			return s.nextWithResult(r, id)
+		}
+	}
 	// The signature's first use is recorded with the result's commit. One
 	// used before is decided as other messages' are (see useSignature): a
 	// replay, or a retry's result with the bytes of an earlier attempt's.
@@ -311,8 +322,8 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if wantNext {
-		resp.NextTask = s.nextWithResult(r, id)
+	if next != nil {
+		resp.NextTask = next()
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -210,9 +210,11 @@ type Engine struct {
 	placed     placed        // tasks this process queued for workers, see pickupPlaced
 	batches    batches       // writes of one task waiting for their job's write, see mutateTask
 	roster     roster        // the live workers, for dispatch decisions
+	asking     asking        // results that will ask for their worker's next task, see AskingFor
 	// stealIdleUntil pauses steal scans while one runs and after one found
 	// nothing (unix ns).
 	stealIdleUntil atomic.Int64
+	pollHold       time.Duration // maxPollHold; longer in tests
 }
 
 // New returns an engine; register blueprints, then Start it.
@@ -229,6 +231,7 @@ func New(cfg Config) (*Engine, error) {
 		poke:       make(chan struct{}, 1),
 		hooks:      make(chan struct{}, cfg.WebhookParallel),
 		recent:     newRecentJobs(cfg.RecentJobs),
+		pollHold:   maxPollHold,
 	}, nil
 }
 

@@ -148,6 +148,18 @@ func (p *placed) take(queue string) (guess, bool) {
 	return guess{task: *first, claims: q.claims}, true
 }
 
+// count returns how many tasks this process queued in queue that its
+// polls may guess now.
+func (p *placed) count(queue string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.m[queue]
+	if q == nil || time.Now().Before(q.guessUntil) {
+		return 0
+	}
+	return q.tasks.Len()
+}
+
 // earliest returns which of queues has the first task in queue order
 // among those this process noted and may guess now.
 func (p *placed) earliest(queues []string) (string, bool) {

@@ -294,21 +294,28 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 	defer e.hub.unsubscribe(sub)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	var holdUntil time.Time // set by the poll's first hold
 	for {
-		payload, err := e.takeTask(ctx, w)
-		if payload != nil {
-			// More may wait in the worker's queue: pass the wake-up to
-			// another of its polls (see hub.notify).
-			e.hub.unsubscribe(sub)
-			e.hub.notifyOne(queues[0])
-			return e.handedOver(ctx, workerID, payload), nil
+		held := e.holding(workerID, queues[0], &holdUntil)
+		if !held {
+			payload, err := e.takeTask(ctx, w)
+			if payload != nil {
+				// More may wait in the worker's queue: pass the wake-up to
+				// another of its polls (see hub.notify).
+				e.hub.unsubscribe(sub)
+				e.hub.notifyOne(queues[0])
+				return e.handedOver(ctx, workerID, payload), nil
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		// Look again when steal scans resume, in case there is one to do.
+		// Look again when the hold ends, or when steal scans resume, in
+		// case there is one to do.
 		var rescan <-chan time.Time
-		if d := time.Until(time.Unix(0, e.stealIdleUntil.Load())); d > 0 {
+		if held {
+			rescan = time.After(time.Until(holdUntil))
+		} else if d := time.Until(time.Unix(0, e.stealIdleUntil.Load())); d > 0 {
 			rescan = time.After(d)
 		}
 		// Parked, a dispatch to the worker may hand this poll its task
@@ -342,6 +349,24 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 			return nil, nil
 		}
 	}
+}
+
+// holding reports whether a poll of the worker leaves the tasks this
+// process queued for it to the worker's results that will ask for them
+// (see asking), rather than looking for a task itself. A poll holds for
+// pollHold at most in all, from its first hold (until).
+func (e *Engine) holding(workerID, queue string, until *time.Time) bool {
+	now := time.Now()
+	if !until.IsZero() && !now.Before(*until) {
+		return false
+	}
+	if !e.asking.hold(workerID, e.placed.count(queue)) {
+		return false
+	}
+	if until.IsZero() {
+		*until = now.Add(e.pollHold)
+	}
+	return true
 }
 
 // TakeTask returns the task the worker may run now, if there is one,
