@@ -33,7 +33,7 @@ func taskOf(t *testing.T, got <-chan polled, id string) {
 // it, and the poll goes on waiting, to be handed the next job's task.
 func TestPollLeavesTheTaskToTheResultAskingForIt(t *testing.T) {
 	t.Parallel()
-	en := newEnv(t, Config{}, oneTask())
+	en := newEnv(t, Config{PollTimeout: time.Minute}, oneTask())
 	en.e.pollHold = time.Minute
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 	first := en.create("one", nil) // no poll waits: queued for w1
@@ -58,7 +58,7 @@ func TestPollLeavesTheTaskToTheResultAskingForIt(t *testing.T) {
 // more tasks wait than results ask for, a poll takes one at once.
 func TestHeldPollTakesWhatTheResultsLeave(t *testing.T) {
 	t.Parallel()
-	en := newEnv(t, Config{}, oneTask())
+	en := newEnv(t, Config{PollTimeout: time.Minute}, oneTask())
 	en.e.pollHold = time.Minute
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 	first := en.create("one", nil)
@@ -79,14 +79,39 @@ func TestHeldPollTakesWhatTheResultsLeave(t *testing.T) {
 	}
 }
 
-// A poll leaves a task to a result for maxPollHold at most: a result that
-// never asks does not keep its worker's task from the poll.
+// When one of two results asking for two queued tasks ends without
+// asking, a held poll takes a task at once: the results left no longer
+// cover the tasks.
+func TestHeldPollTakesATaskWhenAResultEndsWithoutAsking(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, Config{PollTimeout: time.Minute}, oneTask())
+	en.e.pollHold = time.Minute
+	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
+	first, second := en.create("one", nil), en.create("one", nil)
+
+	gone, stays := en.e.AskingFor("w1"), en.e.AskingFor("w1")
+	defer stays()
+	got := pollAsync(en.ctx, en, "w1")
+	parkedPoll(t, en.e, "w1")
+	stillWaiting(t, got, "two results ask for the two queued tasks")
+	gone()
+	taskOf(t, got, first.ID)
+	if p, err := en.e.TakeTask(en.ctx, "w1"); err != nil || p == nil || p.JobID != second.ID {
+		t.Fatalf("the other result's next task: %+v %v, want the task of %s", p, err, second.ID)
+	}
+}
+
+// A poll leaves a task to a result for pollHold at most: a result that
+// never asks holds the poll back (it waits, parked), then lets it take
+// the task.
 func TestPollHoldIsBounded(t *testing.T) {
 	t.Parallel()
-	en := newEnv(t, Config{}, oneTask())
-	en.e.pollHold = 20 * time.Millisecond
+	en := newEnv(t, Config{PollTimeout: time.Minute}, oneTask())
+	en.e.pollHold = 200 * time.Millisecond
 	en.register(&fakeWorker{id: "w1", skills: map[string]float64{"work": 1}})
 	j := en.create("one", nil)
 	defer en.e.AskingFor("w1")() // in flight for the whole test
-	taskOf(t, pollAsync(en.ctx, en, "w1"), j.ID)
+	got := pollAsync(en.ctx, en, "w1")
+	parkedPoll(t, en.e, "w1")
+	taskOf(t, got, j.ID)
 }

@@ -214,7 +214,7 @@ type Engine struct {
 	// stealIdleUntil pauses steal scans while one runs and after one found
 	// nothing (unix ns).
 	stealIdleUntil atomic.Int64
-	pollHold       time.Duration // maxPollHold; longer in tests
+	pollHold       time.Duration // maxPollHold; set by tests
 }
 
 // New returns an engine; register blueprints, then Start it.

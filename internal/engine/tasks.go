@@ -325,6 +325,9 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 		got, ended := false, false
 		select {
 		case <-sub.wake:
+			if held {
+				e.asking.woke(workerID)
+			}
 		case handed = <-sub.handed:
 			got = true
 		case <-rescan:
@@ -346,6 +349,9 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 			return e.handedOver(ctx, workerID, handed), nil
 		}
 		if ended {
+			if len(sub.wake) > 0 {
+				e.hub.notifyOne(queues[0]) // a wake-up this poll will not use
+			}
 			return nil, nil
 		}
 	}
@@ -360,7 +366,7 @@ func (e *Engine) holding(workerID, queue string, until *time.Time) bool {
 	if !until.IsZero() && !now.Before(*until) {
 		return false
 	}
-	if !e.asking.hold(workerID, e.placed.count(queue)) {
+	if !e.asking.hold(workerID, func() int { return e.placed.count(queue) }) {
 		return false
 	}
 	if until.IsZero() {
@@ -374,9 +380,11 @@ func (e *Engine) holding(workerID, queue string, until *time.Time) bool {
 // protocol.ResultResponse.NextTask), saving the worker a poll. While a
 // poll of the worker's waits here (under load one nearly always does: a
 // worker keeps polls out for its free slots), what other processes queued
-// since it looked is left to that poll, which is woken for it; what this
+// since it looked is left to that poll, which is woken for it (one that
+// holds back for a result looks when the result ends, see asking); what this
 // process queued for the worker is taken here all the same (takePlaced),
-// as the poll it would wake costs the worker an exchange.
+// as the poll it would wake costs the worker an exchange. A result that
+// will ask tells AskingFor first, so that a poll leaves it that task.
 func (e *Engine) TakeTask(ctx context.Context, workerID string) (*protocol.TaskPayload, error) {
 	if e.done() == nil {
 		return nil, ErrNotStarted
