@@ -341,19 +341,19 @@ func (e *Engine) NextTask(ctx context.Context, workerID string, wait time.Durati
 		if e.hub.unpark(sub) && !got {
 			handed = <-sub.handed // its dispatch is being committed
 		}
-		if handed != nil {
-			e.hub.unsubscribe(sub)
-			if len(sub.wake) > 0 {
-				e.hub.notifyOne(queues[0]) // a wake-up for another task
-			}
-			return e.handedOver(ctx, workerID, handed), nil
+		if handed == nil && !ended {
+			continue
 		}
-		if ended {
-			if len(sub.wake) > 0 {
-				e.hub.notifyOne(queues[0]) // a wake-up this poll will not use
-			}
+		// A wake-up this poll will not use goes to another of the
+		// worker's polls (unsubscribed first, so that it is not this one).
+		e.hub.unsubscribe(sub)
+		if len(sub.wake) > 0 {
+			e.hub.notifyOne(queues[0])
+		}
+		if handed == nil {
 			return nil, nil
 		}
+		return e.handedOver(ctx, workerID, handed), nil
 	}
 }
 
