@@ -288,16 +288,12 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var next func() *protocol.TaskPayload // the next task, with the result
+	release := func() {}
 	if wantNext {
 		// Until it has asked, the worker's polls leave it the task it
 		// will take (see engine.AskingFor).
-		release := s.eng.AskingFor(id)
+		release = s.eng.AskingFor(id)
 		defer release()
-		next = func() *protocol.TaskPayload {
-			defer release()
-			return s.nextWithResult(r, id)
-		}
 	}
 	// The signature's first use is recorded with the result's commit. One
 	// used before is decided as other messages' are (see useSignature): a
@@ -322,8 +318,9 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if next != nil {
-		resp.NextTask = next()
+	if wantNext {
+		resp.NextTask = s.nextWithResult(r, id)
+		release()
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
