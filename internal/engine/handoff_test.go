@@ -86,11 +86,7 @@ func TestDispatchHandsTheTaskToAWaitingPoll(t *testing.T) {
 	if _, err := en.e.CreateJob(en.ctx, NewJob{Blueprint: "one", Client: blueprint.Client{Name: "tester"}}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("create with a failing write: %v", err)
 	}
-	select {
-	case r := <-got:
-		t.Fatalf("a dispatch that was not written handed the poll %+v (%v)", r.p, r.err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, got, "a dispatch that was not written")
 
 	parkedPoll(t, en.e, "w1")
 	j := en.create("one", nil)

@@ -132,13 +132,19 @@ type guess struct {
 	claims uint64
 }
 
+// mayGuess reports whether polls may guess in the queue (nil: none noted)
+// now.
+func (q *placedQueue) mayGuess(now time.Time) bool {
+	return q != nil && !now.Before(q.guessUntil)
+}
+
 // take removes and returns the first task this process queued in a queue,
 // if any and its polls guess now.
 func (p *placed) take(queue string) (guess, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.m[queue]
-	if q == nil || time.Now().Before(q.guessUntil) {
+	if !q.mayGuess(time.Now()) {
 		return guess{}, false
 	}
 	first, ok := q.tasks.DeleteMin()
@@ -154,7 +160,7 @@ func (p *placed) count(queue string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.m[queue]
-	if q == nil || time.Now().Before(q.guessUntil) {
+	if !q.mayGuess(time.Now()) {
 		return 0
 	}
 	return q.tasks.Len()
@@ -170,7 +176,7 @@ func (p *placed) earliest(queues []string) (string, bool) {
 	var name string
 	for _, queue := range queues {
 		q := p.m[queue]
-		if q == nil || now.Before(q.guessUntil) {
+		if !q.mayGuess(now) {
 			continue
 		}
 		if first, ok := q.tasks.Min(); ok && (best == nil || store.InQueueOrder(first, best)) {
