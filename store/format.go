@@ -102,17 +102,36 @@ func millis(d time.Duration) int64 {
 // taskRunFields is TaskRun without its methods, for encoding it.
 type taskRunFields TaskRun
 
+// taskRecord is a task record as FormatVersion writes it. Spec is repeated
+// after the embedded fields to keep the order of format 2's bytes: spec
+// after params_metadata, then format_version. It is encoded as its record,
+// not through its MarshalJSON, whose output encoding/json would scan and
+// compact once more.
+type taskRecord struct {
+	taskRunFields
+	Spec   specRecord `json:"spec"`
+	Format int        `json:"format_version"`
+}
+
+func (r TaskRun) record() taskRecord {
+	return taskRecord{taskRunFields(r), r.Spec.record(), FormatVersion}
+}
+
 // MarshalJSON writes a task record in FormatVersion.
 func (r TaskRun) MarshalJSON() ([]byte, error) {
-	// Spec is repeated after the embedded fields to keep the order of
-	// format 2's bytes: spec after params_metadata, then format_version.
-	// It is encoded as its record, not through its MarshalJSON, whose
-	// output encoding/json would scan and compact once more.
+	return json.Marshal(r.record())
+}
+
+// MarshalJSON writes a queued task, its run as a task record, in one pass.
+// Call it directly: json.Marshal would scan and compact its output once
+// more, as it would the run's inside a QueuedTask without this method.
+func (q QueuedTask) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		taskRunFields
-		Spec   specRecord `json:"spec"`
-		Format int        `json:"format_version"`
-	}{taskRunFields(r), r.Spec.record(), FormatVersion})
+		JobID  string     `json:"job_id"`
+		Worker string     `json:"worker,omitempty"`
+		Run    taskRecord `json:"run"`
+		Score  float64    `json:"score"`
+	}{q.JobID, q.Worker, q.Run.record(), q.Score})
 }
 
 // UnmarshalJSON reads a task record of format 1, 2 or 3.

@@ -100,6 +100,13 @@ func TestFormat2Golden(t *testing.T) {
 		if string(b) != want {
 			t.Errorf("record %d (%T) changed:\nstored  %s\nwritten %s", i, v, want, b)
 		}
+		// The stores call a record's MarshalJSON directly, skipping the
+		// compaction json.Marshal does: it must write the same bytes.
+		if m, ok := v.(json.Marshaler); ok {
+			if direct, err := m.MarshalJSON(); err != nil || string(direct) != want {
+				t.Errorf("record %d (%T) MarshalJSON wrote %s (%v), want %s", i, v, direct, err, want)
+			}
+		}
 	}
 	// Every field of store's own types is in the golden records, so none
 	// can drop out of the bytes unnoticed.

@@ -684,15 +684,17 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 			}
 		}
 	}
+	// MarshalJSON is called directly: json.Marshal would scan and compact
+	// its output once more.
 	for _, q := range enqueue {
-		doc, err := json.Marshal(q)
+		doc, err := q.MarshalJSON()
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
 		}
 		a.op("Q", q.Run.ID, formatFloat(q.Score), a.doc(doc), q.Queue(), q.Worker)
 	}
 	for _, q := range fx.Hand {
-		doc, err := json.Marshal(q)
+		doc, err := q.MarshalJSON()
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
 		}
