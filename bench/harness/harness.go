@@ -129,7 +129,14 @@ type Result struct {
 	// per job sent, from the first send to the last end: the
 	// orchestrator, the SDK workers and the clients for ours, all of a
 	// peer that runs in process (not Redis's, not Python workers').
-	ProcessMicros        float64
+	ProcessMicros float64
+	// AllocKB is the heap this process allocated per job sent, in KiB, and
+	// GCShare the part of its CPU time the garbage collector took (its
+	// background marking, its assists and its pauses), over the same
+	// span: the collector's cost follows what is allocated, so these say
+	// what a cut in allocations is worth.
+	AllocKB              float64
+	GCShare              float64
 	RedisCommands        float64            // Redis commands per job (redis backend)
 	RedisRoundTrips      float64            // Redis round trips per job (a pipeline is one)
 	RedisMicros          float64            // Redis main-thread CPU time per job in µs, from INFO cpu
@@ -145,7 +152,7 @@ func (r Result) String() string {
 	if r.Offered > 0 {
 		s += fmt.Sprintf(" offered=%.0f/s", r.Offered)
 	}
-	s += fmt.Sprintf(" process=%.0fµs/job", r.ProcessMicros)
+	s += fmt.Sprintf(" process=%.0fµs/job alloc=%.1fKiB/job gc=%.0f%%", r.ProcessMicros, r.AllocKB, 100*r.GCShare)
 	if r.RedisCommands > 0 {
 		s += fmt.Sprintf(" redis=%.1f cmds/job %.1f round trips/job %.0fµs/job (ceiling %.0f jobs/s)",
 			r.RedisCommands, r.RedisRoundTrips, r.RedisMicros, 1e6/r.RedisMicros)

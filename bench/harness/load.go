@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"runtime/metrics"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,7 @@ func Drive(ctx context.Context, o Options, submit Submit, ends *Ends) (Result, e
 	if o.BeforeMeasure != nil {
 		o.BeforeMeasure()
 	}
-	cpu0 := processCPU()
+	cpu0, rt0 := processCPU(), readRuntime()
 	base := ends.count.Load() // jobs ended before: the warm-up's
 	var sent []sentJob
 	var mu sync.Mutex
@@ -112,7 +113,13 @@ wait:
 	}
 	res.Jobs = len(lat)
 	if len(sent) > 0 {
-		res.ProcessMicros = float64((processCPU() - cpu0).Microseconds()) / float64(len(sent))
+		cpu := processCPU() - cpu0
+		res.ProcessMicros = float64(cpu.Microseconds()) / float64(len(sent))
+		rt := readRuntime()
+		res.AllocKB = float64(rt.allocBytes-rt0.allocBytes) / 1024 / float64(len(sent))
+		if cpu > 0 {
+			res.GCShare = (rt.gcSeconds - rt0.gcSeconds) / cpu.Seconds()
+		}
 	}
 	res.Elapsed = last.Sub(start)
 	if res.Elapsed > 0 {
@@ -184,6 +191,26 @@ func rateArrivals(ctx context.Context, submit Submit, o Options, start time.Time
 	}
 	close(due)
 	wg.Wait()
+}
+
+// runtimeFigures are the Go runtime's running totals that Drive reports
+// per job.
+type runtimeFigures struct {
+	allocBytes uint64  // heap allocated since the process started
+	gcSeconds  float64 // CPU time the garbage collector took, an estimate
+}
+
+func readRuntime() runtimeFigures {
+	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(samples)
+	var f runtimeFigures
+	if samples[0].Value.Kind() == metrics.KindUint64 {
+		f.allocBytes = samples[0].Value.Uint64()
+	}
+	if samples[1].Value.Kind() == metrics.KindFloat64 {
+		f.gcSeconds = samples[1].Value.Float64()
+	}
+	return f
 }
 
 // processCPU is the CPU time this process has used, user and system.
