@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/jsonappend"
 )
 
 // FormatVersion is the format of the job records a store writes (headers
@@ -99,39 +102,130 @@ func millis(d time.Duration) int64 {
 	return d.Milliseconds()
 }
 
-// taskRunFields is TaskRun without its methods, for encoding it.
+// taskRunFields is TaskRun without its methods, for decoding it.
 type taskRunFields TaskRun
-
-// taskRecord is a task record as FormatVersion writes it. Spec is repeated
-// after the embedded fields to keep the order of format 2's bytes: spec
-// after params_metadata, then format_version. It is encoded as its record,
-// not through its MarshalJSON, whose output encoding/json would scan and
-// compact once more.
-type taskRecord struct {
-	taskRunFields
-	Spec   specRecord `json:"spec"`
-	Format int        `json:"format_version"`
-}
-
-func (r TaskRun) record() taskRecord {
-	return taskRecord{taskRunFields(r), r.Spec.record(), FormatVersion}
-}
 
 // MarshalJSON writes a task record in FormatVersion.
 func (r TaskRun) MarshalJSON() ([]byte, error) {
-	return json.Marshal(r.record())
+	return r.appendRecord(make([]byte, 0, 512))
 }
 
-// MarshalJSON writes a queued task, its run as a task record, in one pass.
-// Call it directly: json.Marshal would scan and compact its output once
-// more, as it would the run's inside a QueuedTask without this method.
+// MarshalJSON writes a queued task, its run as a task record.
 func (q QueuedTask) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		JobID  string     `json:"job_id"`
-		Worker string     `json:"worker,omitempty"`
-		Run    taskRecord `json:"run"`
-		Score  float64    `json:"score"`
-	}{q.JobID, q.Worker, q.Run.record(), q.Score})
+	b := append(make([]byte, 0, 640), `{"job_id":`...)
+	b = jsonappend.String(b, q.JobID)
+	if q.Worker != "" {
+		b = jsonappend.String(append(b, `,"worker":`...), q.Worker)
+	}
+	b, err := q.Run.appendRecord(append(b, `,"run":`...))
+	if err != nil {
+		return nil, err
+	}
+	if b, err = jsonappend.Float(append(b, `,"score":`...), q.Score); err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+// appendRecord appends the task record: the bytes json.Marshal writes for
+// the struct it stands for (taskRecord in format_test.go, which
+// TestTaskRecordEncoding compares it with), without reflection. Every
+// commit of a task writes its record: encoding/json took a fortieth of a
+// one-task job's CPU on them. The order is format 2's: TaskRun's fields,
+// then the spec, then format_version.
+func (r *TaskRun) appendRecord(b []byte) ([]byte, error) {
+	var err error
+	b = jsonappend.String(append(b, `{"id":`...), r.ID)
+	b = jsonappend.String(append(b, `,"strategy":`...), r.Strategy)
+	if r.Branch {
+		b = append(b, `,"branch":true`...)
+	}
+	b = strconv.AppendInt(append(b, `,"attempt":`...), int64(r.Attempt), 10)
+	b = jsonappend.String(append(b, `,"state":`...), string(r.State))
+	if r.WorkerID != "" {
+		b = jsonappend.String(append(b, `,"worker_id":`...), r.WorkerID)
+	}
+	if len(r.Excluded) > 0 {
+		b = jsonappend.Strings(append(b, `,"excluded":`...), r.Excluded)
+	}
+	if len(r.Blame) > 0 {
+		b = jsonappend.Strings(append(b, `,"blame":`...), r.Blame)
+	}
+	if b, err = jsonappend.Time(append(b, `,"queued_at":`...), r.QueuedAt); err != nil {
+		return nil, err
+	}
+	if r.PickedUpAt != nil {
+		if b, err = jsonappend.Time(append(b, `,"picked_up_at":`...), *r.PickedUpAt); err != nil {
+			return nil, err
+		}
+	}
+	if r.Deadline != nil {
+		if b, err = jsonappend.Time(append(b, `,"deadline":`...), *r.Deadline); err != nil {
+			return nil, err
+		}
+	}
+	if d := r.Decision; d != nil {
+		b = append(b, `,"decision":{`...)
+		if d.WorkerID != "" {
+			b = append(jsonappend.String(append(b, `"worker_id":`...), d.WorkerID), ',')
+		}
+		b = jsonappend.String(append(b, `"strategy":`...), d.Strategy)
+		b = strconv.AppendInt(append(b, `,"candidates":`...), int64(d.Candidates), 10)
+		b = append(jsonappend.String(append(b, `,"reason":`...), d.Reason), '}')
+	}
+	if r.LastError != nil {
+		if b, err = jsonappend.Value(append(b, `,"last_error":`...), r.LastError); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.TraceContext) > 0 {
+		b = jsonappend.StringMap(append(b, `,"trace_context":`...), r.TraceContext)
+	}
+	if len(r.ParamsMetadata) > 0 {
+		if b, err = jsonappend.Value(append(b, `,"params_metadata":`...), r.ParamsMetadata); err != nil {
+			return nil, err
+		}
+	}
+	if b, err = r.Spec.appendRecord(append(b, `,"spec":`...)); err != nil {
+		return nil, err
+	}
+	b = strconv.AppendInt(append(b, `,"format_version":`...), FormatVersion, 10)
+	return append(b, '}'), nil
+}
+
+// appendRecord appends the spec as json.Marshal writes its specRecord.
+func (s *TaskSpec) appendRecord(b []byte) ([]byte, error) {
+	var err error
+	b = jsonappend.String(append(b, `{"type":`...), s.Type)
+	if len(s.Params) > 0 {
+		if b, err = jsonappend.Value(append(b, `,"params":`...), s.Params); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range [...]struct {
+		name string
+		v    float64
+	}{{`,"priority":`, s.Priority}, {`,"max_cost":`, s.MaxCost}} {
+		if f.v != 0 {
+			if b, err = jsonappend.Float(append(b, f.name...), f.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, d := range [...]struct {
+		name string
+		v    time.Duration
+	}{{`,"timeout_ms":`, s.Timeout}, {`,"dispatch_timeout_ms":`, s.DispatchTimeout}, {`,"result_timeout_ms":`, s.ResultTimeout}} {
+		if ms := millis(d.v); ms != 0 {
+			b = strconv.AppendInt(append(b, d.name...), ms, 10)
+		}
+	}
+	if len(s.Requirements) > 0 {
+		if b, err = jsonappend.Value(append(b, `,"requirements":`...), s.Requirements); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON reads a task record of format 1, 2 or 3.

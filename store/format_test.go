@@ -3,11 +3,14 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/avtomatika-ai/avtomatika-go/internal/jsonappend/jsonappendtest"
 )
 
 func TestTaskRecordFormat(t *testing.T) {
@@ -128,4 +131,91 @@ func TestFormat2Golden(t *testing.T) {
 		run.Strategy != "cheapest" || run.Decision.Strategy != "cheapest" || job.LastResult.Error.Code != "C" {
 		t.Errorf("read %+v / %+v", job.Client, run)
 	}
+}
+
+// taskRecord is what a task record stands for: the struct whose
+// json.Marshal TaskRun.appendRecord writes by hand. The spec is repeated
+// after the embedded fields, where format 2 has it.
+type taskRecord struct {
+	taskRunFields
+	Spec   specRecord `json:"spec"`
+	Format int        `json:"format_version"`
+}
+
+// queuedRecord is what a queued task stands for.
+type queuedRecord struct {
+	JobID  string     `json:"job_id"`
+	Worker string     `json:"worker,omitempty"`
+	Run    taskRecord `json:"run"`
+	Score  float64    `json:"score"`
+}
+
+func record(r TaskRun) taskRecord {
+	return taskRecord{taskRunFields(r), r.Spec.record(), FormatVersion}
+}
+
+// The hand-written encoders write what json.Marshal writes for the
+// structs they stand for, with every field set and with few.
+func TestTaskRecordEncoding(t *testing.T) {
+	t.Parallel()
+	check := func(t *testing.T, q QueuedTask) {
+		t.Helper()
+		want, wantErr := json.Marshal(queuedRecord{q.JobID, q.Worker, record(q.Run), q.Score})
+		got, err := q.MarshalJSON()
+		if (err != nil) != (wantErr != nil) || string(got) != string(want) {
+			t.Fatalf("queued task: wrote %s (%v), json.Marshal writes %s (%v)", got, err, want, wantErr)
+		}
+		want, wantErr = json.Marshal(record(q.Run))
+		got, err = q.Run.MarshalJSON()
+		if (err != nil) != (wantErr != nil) || string(got) != string(want) {
+			t.Fatalf("task record: wrote %s (%v), json.Marshal writes %s (%v)", got, err, want, wantErr)
+		}
+	}
+	var full QueuedTask
+	jsonappendtest.Fill(t, &full)
+	check(t, full)
+	check(t, QueuedTask{})
+	now := time.Date(2026, 12, 5, 23, 49, 4, 52520169, time.UTC)
+	for name, change := range map[string]func(q *QueuedTask){
+		"fresh":        func(q *QueuedTask) {},
+		"sub-ms":       func(q *QueuedTask) { q.Run.Spec.Timeout, q.Run.Spec.ResultTimeout = time.Microsecond, -time.Second },
+		"no worker id": func(q *QueuedTask) { q.Run.Decision = &Decision{Strategy: "default", Reason: "<only>"} },
+		"empty lists": func(q *QueuedTask) {
+			q.Run.Excluded, q.Run.Blame, q.Run.TraceContext = []string{}, []string{}, map[string]string{}
+		},
+		"NaN score":  func(q *QueuedTask) { q.Score = math.NaN() },
+		"bad param":  func(q *QueuedTask) { q.Run.Spec.Params = map[string]any{"c": make(chan int)} },
+		"year 10000": func(q *QueuedTask) { q.Run.QueuedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			q := QueuedTask{JobID: "j1", Score: 1.5e-9, Run: TaskRun{ID: "t1", Strategy: "default", Attempt: 1, State: TaskQueued,
+				QueuedAt: now, Spec: TaskSpec{Type: "noop", Params: map[string]any{}, Priority: -2}}}
+			change(&q)
+			check(t, q)
+		})
+	}
+}
+
+func BenchmarkTaskRecord(b *testing.B) {
+	now := time.Now()
+	r := TaskRun{ID: "task-c46f37fe-8d65-42ca-a35d-a9ebec1499bf", Strategy: "default", Attempt: 1, State: TaskRunning,
+		WorkerID: "bench-worker-1", QueuedAt: now, PickedUpAt: &now,
+		Decision: &Decision{WorkerID: "bench-worker-1", Strategy: "default", Candidates: 1, Reason: "polled"},
+		Spec:     TaskSpec{Type: "noop", Params: map[string]any{}}}
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(record(r)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("MarshalJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := r.MarshalJSON(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

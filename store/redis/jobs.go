@@ -771,6 +771,10 @@ func (w jobWrite) ops(a *commitArgs) {
 	a.op("F")
 }
 
+// headerSize is room for the header of a small job, so that most are
+// encoded without growing the buffer.
+const headerSize = 1024
+
 func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, version int64) (jobWrite, error) {
 	c := job.Header()
 	c.Version = version
@@ -780,7 +784,7 @@ func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, 
 	// or sent again.
 	data := c.InitialData
 	c.InitialData = nil
-	doc, err := json.Marshal(c)
+	doc, err := appendHeader(make([]byte, 0, headerSize), c)
 	if err != nil {
 		return jobWrite{}, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}
@@ -847,7 +851,8 @@ func encodeParts(a *commitArgs, job *store.Job) error {
 		a.parts = append(a.parts, "hd", "tasks", id)
 	}
 	for _, id := range ch.PutBranches {
-		doc, err := json.Marshal(job.BranchResults[id])
+		r := job.BranchResults[id]
+		doc, err := appendResult(make([]byte, 0, 256), &r)
 		if err != nil {
 			return fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
 		}
@@ -860,7 +865,7 @@ func encodeParts(a *commitArgs, job *store.Job) error {
 		a.parts = append(a.parts, "dp", id, job.DoneTasks[id])
 	}
 	for _, d := range ch.AddDispatches {
-		doc, err := json.Marshal(d)
+		doc, err := appendDispatch(make([]byte, 0, 256), &d)
 		if err != nil {
 			return fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
 		}
