@@ -121,7 +121,9 @@ func VerifyEnvelope(raw []byte, opts VerifyOptions) (Envelope, error) {
 	if opts.Event {
 		drop = append(drop, fieldBubblingChain)
 	}
-	canon, err := CanonicalJSON(raw, drop...)
+	// The Unmarshal above checked that raw is valid JSON, which
+	// CanonicalJSON would check once more.
+	canon, err := canonicalValid(raw, drop)
 	if err != nil {
 		return Envelope{}, err
 	}
