@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/jsonappend/jsonappendtest"
+	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
 func TestTaskRecordFormat(t *testing.T) {
@@ -182,6 +183,7 @@ func TestTaskRecordEncoding(t *testing.T) {
 		"no worker id": func(q *QueuedTask) { q.Run.Decision = &Decision{Strategy: "default", Reason: "<only>"} },
 		"empty lists": func(q *QueuedTask) {
 			q.Run.Excluded, q.Run.Blame, q.Run.TraceContext = []string{}, []string{}, map[string]string{}
+			q.Run.ParamsMetadata, q.Run.Spec.Requirements = map[string]protocol.FileMetadata{}, map[string]any{}
 		},
 		"NaN score":  func(q *QueuedTask) { q.Score = math.NaN() },
 		"bad param":  func(q *QueuedTask) { q.Run.Spec.Params = map[string]any{"c": make(chan int)} },

@@ -63,6 +63,7 @@ func TestAppendHeader(t *testing.T) {
 		"separators":    func(j *store.Job) { j.ProgressMessage = "a\u2028b\u2029c\u00e9\U0001F600" },
 		"empty maps": func(j *store.Job) {
 			j.Policy, j.Costs, j.Routes, j.TraceContext = map[string]any{}, map[string]float64{}, map[string]string{}, map[string]string{}
+			j.Client.Params, j.DataMetadata = map[string]any{}, map[string]protocol.FileMetadata{}
 		},
 		"nil history":     func(j *store.Job) { j.StateHistory = nil },
 		"nil result":      func(j *store.Job) { j.Result = nil },
