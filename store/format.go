@@ -142,9 +142,7 @@ func (r *TaskRun) appendRecord(b []byte) ([]byte, error) {
 	}
 	b = strconv.AppendInt(append(b, `,"attempt":`...), int64(r.Attempt), 10)
 	b = jsonappend.String(append(b, `,"state":`...), string(r.State))
-	if r.WorkerID != "" {
-		b = jsonappend.String(append(b, `,"worker_id":`...), r.WorkerID)
-	}
+	b = jsonappend.OptString(b, `,"worker_id":`, r.WorkerID)
 	if len(r.Excluded) > 0 {
 		b = jsonappend.Strings(append(b, `,"excluded":`...), r.Excluded)
 	}
@@ -164,14 +162,8 @@ func (r *TaskRun) appendRecord(b []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if d := r.Decision; d != nil {
-		b = append(b, `,"decision":{`...)
-		if d.WorkerID != "" {
-			b = append(jsonappend.String(append(b, `"worker_id":`...), d.WorkerID), ',')
-		}
-		b = jsonappend.String(append(b, `"strategy":`...), d.Strategy)
-		b = strconv.AppendInt(append(b, `,"candidates":`...), int64(d.Candidates), 10)
-		b = append(jsonappend.String(append(b, `,"reason":`...), d.Reason), '}')
+	if r.Decision != nil {
+		b = append(r.Decision.appendFields(append(b, `,"decision":{`...)), '}')
 	}
 	if r.LastError != nil {
 		if b, err = jsonappend.Value(append(b, `,"last_error":`...), r.LastError); err != nil {
@@ -190,6 +182,52 @@ func (r *TaskRun) appendRecord(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	b = strconv.AppendInt(append(b, `,"format_version":`...), FormatVersion, 10)
+	return append(b, '}'), nil
+}
+
+// appendFields appends the decision's members, as json.Marshal writes
+// them: inside a task record's decision, or a dispatch record's own.
+func (d *Decision) appendFields(b []byte) []byte {
+	if d.WorkerID != "" {
+		b = append(jsonappend.String(append(b, `"worker_id":`...), d.WorkerID), ',')
+	}
+	b = jsonappend.String(append(b, `"strategy":`...), d.Strategy)
+	b = strconv.AppendInt(append(b, `,"candidates":`...), int64(d.Candidates), 10)
+	return jsonappend.String(append(b, `,"reason":`...), d.Reason)
+}
+
+// AppendJSON appends the dispatch record as json.Marshal writes it,
+// without reflection: a store writes one with every placement.
+func (d *Dispatch) AppendJSON(b []byte) ([]byte, error) {
+	b = d.Decision.appendFields(append(b, '{'))
+	b = jsonappend.String(append(b, `,"task_id":`...), d.TaskID)
+	b = jsonappend.String(append(b, `,"type":`...), d.Type)
+	b = strconv.AppendInt(append(b, `,"attempt":`...), int64(d.Attempt), 10)
+	b, err := jsonappend.Time(append(b, `,"at":`...), d.At)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+// AppendJSON appends the result (a branch's, or a job's last) as
+// json.Marshal writes it, without reflection.
+func (r *Result) AppendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = jsonappend.String(append(b, `{"task_id":`...), r.TaskID)
+	b = jsonappend.OptString(b, `,"type":`, r.Type)
+	b = jsonappend.OptString(b, `,"worker_id":`, r.WorkerID)
+	b = jsonappend.String(append(b, `,"status":`...), r.Status)
+	if len(r.Data) > 0 {
+		if b, err = jsonappend.Value(append(b, `,"data":`...), r.Data); err != nil {
+			return nil, err
+		}
+	}
+	if r.Error != nil {
+		if b, err = jsonappend.Value(append(b, `,"error":`...), r.Error); err != nil {
+			return nil, err
+		}
+	}
 	return append(b, '}'), nil
 }
 

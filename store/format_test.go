@@ -198,6 +198,23 @@ func TestTaskRecordEncoding(t *testing.T) {
 	}
 }
 
+// The records a commit writes beside task records are json.Marshal's
+// bytes too.
+func TestPartRecordEncoding(t *testing.T) {
+	t.Parallel()
+	var d Dispatch
+	var r Result
+	jsonappendtest.Fill(t, &d)
+	jsonappendtest.Fill(t, &r)
+	for _, v := range []any{&d, &Dispatch{}, &r, &Result{}, &Result{Data: map[string]any{}, Error: &protocol.TaskError{}}} {
+		want, wantErr := json.Marshal(v)
+		got, err := v.(interface{ AppendJSON([]byte) ([]byte, error) }).AppendJSON(nil)
+		if err != nil || wantErr != nil || string(got) != string(want) {
+			t.Errorf("%T: wrote %s (%v), json.Marshal writes %s (%v)", v, got, err, want, wantErr)
+		}
+	}
+}
+
 func BenchmarkTaskRecord(b *testing.B) {
 	now := time.Now()
 	r := TaskRun{ID: "task-c46f37fe-8d65-42ca-a35d-a9ebec1499bf", Strategy: "default", Attempt: 1, State: TaskRunning,

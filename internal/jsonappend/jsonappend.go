@@ -178,3 +178,22 @@ func Value(b []byte, v any) ([]byte, error) {
 	}
 	return append(b, doc...), nil
 }
+
+// OptString appends member (a member's name with its colon, and the comma
+// before it where one is due: `,"name":`) and s, unless s is empty: a
+// string field tagged omitempty.
+func OptString(b []byte, member, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return String(append(b, member...), s)
+}
+
+// OptInt appends member and n, unless n is zero: an integer field tagged
+// omitempty.
+func OptInt(b []byte, member string, n int64) []byte {
+	if n == 0 {
+		return b
+	}
+	return strconv.AppendInt(append(b, member...), n, 10)
+}

@@ -92,11 +92,11 @@
 // that an older orchestrator never rewrites what a newer one wrote.
 //
 // The records a commit writes (headers, task and queued-task records,
-// branch results, dispatches) are encoded by hand (encode.go,
-// store.TaskRun.MarshalJSON), to the bytes json.Marshal writes for their
-// types, which the tests compare them with: encoding/json's reflection
-// took 7 % of a one-task job's process CPU on them (BENCHMARKS.md,
-// "Records encoded by hand").
+// branch results, dispatches) are encoded by hand (encode.go, and store's
+// TaskRun.MarshalJSON, Result.AppendJSON and Dispatch.AppendJSON), to the
+// bytes json.Marshal writes for their types, which the tests compare them
+// with: encoding/json's reflection took 7 % of a one-task job's process
+// CPU on them (BENCHMARKS.md, "Records encoded by hand").
 //
 // The initial data never changes: written once, it is not encoded, sent
 // or hashed by Lua again on the job's later writes, whatever its size

@@ -11,11 +11,15 @@ import (
 // order json.Marshal writes them, to the same bytes, without reflection:
 // every commit writes its job's header and the records it changed, and
 // encoding/json's reflection took 7 % of a one-task job's process CPU on
-// them (about 6 µs for the header of a finished one-task job). Values of free shape (initial data, state history, results'
-// data, policy, client params, blob metadata) still go through
-// json.Marshal. The tests compare each encoder with json.Marshal on a
-// record with every field set (jsonappendtest.Fill), so that a field added
-// to a stored type and not here fails them.
+// them (about 6 µs for the header of a finished one-task job). The header
+// is encoded here; task records, queued tasks, results and dispatches by
+// their store types (TaskRun.MarshalJSON, QueuedTask.MarshalJSON,
+// Result.AppendJSON, Dispatch.AppendJSON). Values of free shape (initial
+// data, state history, results' data, policy, client params, blob
+// metadata) still go through json.Marshal. The tests compare each encoder
+// with json.Marshal on a record with every field set
+// (jsonappendtest.Fill), so that a field added to a stored type and not to
+// its encoder fails them.
 
 // appendHeader appends a job header: a store.Job without its part
 // records, as Job.Header returns it (part fields are not written).
@@ -41,19 +45,19 @@ func appendHeader(b []byte, j *store.Job) ([]byte, error) {
 	if b, err = jsonappend.Float(b, j.Progress); err != nil {
 		return nil, err
 	}
-	b = appendOptString(b, `,"progress_message":`, j.ProgressMessage)
-	b = appendOptString(b, `,"error_message":`, j.ErrorMessage)
+	b = jsonappend.OptString(b, `,"progress_message":`, j.ProgressMessage)
+	b = jsonappend.OptString(b, `,"error_message":`, j.ErrorMessage)
 	if j.Result != nil {
 		b = append(b, `,"result":`...)
 		if b, err = jsonappend.Value(b, j.Result); err != nil {
 			return nil, err
 		}
 	}
-	b = appendOptString(b, `,"parent_job_id":`, j.ParentJobID)
-	b = appendOptString(b, `,"child_job_id":`, j.ChildJobID)
+	b = jsonappend.OptString(b, `,"parent_job_id":`, j.ParentJobID)
+	b = jsonappend.OptString(b, `,"child_job_id":`, j.ChildJobID)
 	b = append(b, `,"client":{"name":`...)
 	b = jsonappend.String(b, j.Client.Name)
-	b = appendOptString(b, `,"plan":`, j.Client.Plan)
+	b = jsonappend.OptString(b, `,"plan":`, j.Client.Plan)
 	if len(j.Client.Params) > 0 {
 		b = append(b, `,"params":`...)
 		if b, err = jsonappend.Value(b, j.Client.Params); err != nil {
@@ -61,7 +65,7 @@ func appendHeader(b []byte, j *store.Job) ([]byte, error) {
 		}
 	}
 	b = append(b, '}')
-	b = appendOptString(b, `,"webhook_url":`, j.WebhookURL)
+	b = jsonappend.OptString(b, `,"webhook_url":`, j.WebhookURL)
 	if len(j.Policy) > 0 {
 		b = append(b, `,"policy":`...)
 		if b, err = jsonappend.Value(b, j.Policy); err != nil {
@@ -92,10 +96,10 @@ func appendHeader(b []byte, j *store.Job) ([]byte, error) {
 		b = append(b, `,"routes":`...)
 		b = jsonappend.StringMap(b, j.Routes)
 	}
-	b = appendOptString(b, `,"aggregator":`, j.Aggregator)
+	b = jsonappend.OptString(b, `,"aggregator":`, j.Aggregator)
 	if j.LastResult != nil {
 		b = append(b, `,"last_result":`...)
-		if b, err = appendResult(b, j.LastResult); err != nil {
+		if b, err = j.LastResult.AppendJSON(b); err != nil {
 			return nil, err
 		}
 	}
@@ -104,7 +108,7 @@ func appendHeader(b []byte, j *store.Job) ([]byte, error) {
 		b = jsonappend.String(b, a.Message)
 		b = append(b, `,"decisions":`...)
 		b = jsonappend.Strings(b, a.Decisions)
-		b = appendOptString(b, `,"token":`, a.Token)
+		b = jsonappend.OptString(b, `,"token":`, a.Token)
 		if !a.ExpiresAt.IsZero() {
 			b = append(b, `,"expires_at":`...)
 			if b, err = jsonappend.Time(b, a.ExpiresAt); err != nil {
@@ -113,8 +117,8 @@ func appendHeader(b []byte, j *store.Job) ([]byte, error) {
 		}
 		b = append(b, '}')
 	}
-	b = appendOptInt(b, `,"retry_count":`, int64(j.RetryCount))
-	b = appendOptString(b, `,"failed_state":`, j.FailedState)
+	b = jsonappend.OptInt(b, `,"retry_count":`, int64(j.RetryCount))
+	b = jsonappend.OptString(b, `,"failed_state":`, j.FailedState)
 	b = append(b, `,"transition_count":`...)
 	b = strconv.AppendInt(b, int64(j.TransitionCount), 10)
 	if len(j.TraceContext) > 0 {
@@ -130,68 +134,10 @@ func appendHeader(b []byte, j *store.Job) ([]byte, error) {
 	if j.Blobs {
 		b = append(b, `,"blobs":true`...)
 	}
-	b = appendOptInt(b, `,"format_version":`, int64(j.Format))
-	b = appendOptInt(b, `,"branches_left":`, int64(j.BranchesLeft))
-	b = appendOptInt(b, `,"branches_done":`, int64(j.BranchesDone))
+	b = jsonappend.OptInt(b, `,"format_version":`, int64(j.Format))
+	b = jsonappend.OptInt(b, `,"branches_left":`, int64(j.BranchesLeft))
+	b = jsonappend.OptInt(b, `,"branches_done":`, int64(j.BranchesDone))
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, j.Version, 10)
 	return append(b, '}'), nil
-}
-
-// appendDispatch appends a dispatch record as json.Marshal writes it.
-func appendDispatch(b []byte, d *store.Dispatch) ([]byte, error) {
-	b = append(b, '{')
-	if d.WorkerID != "" {
-		b = append(jsonappend.String(append(b, `"worker_id":`...), d.WorkerID), ',')
-	}
-	b = jsonappend.String(append(b, `"strategy":`...), d.Strategy)
-	b = strconv.AppendInt(append(b, `,"candidates":`...), int64(d.Candidates), 10)
-	b = jsonappend.String(append(b, `,"reason":`...), d.Reason)
-	b = jsonappend.String(append(b, `,"task_id":`...), d.TaskID)
-	b = jsonappend.String(append(b, `,"type":`...), d.Type)
-	b = strconv.AppendInt(append(b, `,"attempt":`...), int64(d.Attempt), 10)
-	b, err := jsonappend.Time(append(b, `,"at":`...), d.At)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '}'), nil
-}
-
-// appendResult appends a store.Result (a branch result, or a job's last
-// result) as json.Marshal writes it.
-func appendResult(b []byte, r *store.Result) ([]byte, error) {
-	var err error
-	b = append(b, `{"task_id":`...)
-	b = jsonappend.String(b, r.TaskID)
-	b = appendOptString(b, `,"type":`, r.Type)
-	b = appendOptString(b, `,"worker_id":`, r.WorkerID)
-	b = append(b, `,"status":`...)
-	b = jsonappend.String(b, r.Status)
-	if len(r.Data) > 0 {
-		b = append(b, `,"data":`...)
-		if b, err = jsonappend.Value(b, r.Data); err != nil {
-			return nil, err
-		}
-	}
-	if r.Error != nil {
-		b = append(b, `,"error":`...)
-		if b, err = jsonappend.Value(b, r.Error); err != nil {
-			return nil, err
-		}
-	}
-	return append(b, '}'), nil
-}
-
-func appendOptString(b []byte, name, s string) []byte {
-	if s == "" {
-		return b
-	}
-	return jsonappend.String(append(b, name...), s)
-}
-
-func appendOptInt(b []byte, name string, n int64) []byte {
-	if n == 0 {
-		return b
-	}
-	return strconv.AppendInt(append(b, name...), n, 10)
 }

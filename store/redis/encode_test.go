@@ -96,29 +96,6 @@ func TestAppendHeader(t *testing.T) {
 	}
 }
 
-// The part records a commit writes besides task records (whose encoding
-// store tests) are json.Marshal's bytes too.
-func TestAppendParts(t *testing.T) {
-	var d store.Dispatch
-	var r store.Result
-	jsonappendtest.Fill(t, &d)
-	jsonappendtest.Fill(t, &r)
-	for _, v := range []any{&d, &store.Dispatch{}, &r, &store.Result{}, &store.Result{Data: map[string]any{}, Error: &protocol.TaskError{}}} {
-		want, wantErr := json.Marshal(v)
-		var got []byte
-		var err error
-		switch v := v.(type) {
-		case *store.Dispatch:
-			got, err = appendDispatch(nil, v)
-		case *store.Result:
-			got, err = appendResult(nil, v)
-		}
-		if err != nil || wantErr != nil || !bytes.Equal(got, want) {
-			t.Errorf("%T: wrote %s (%v), json.Marshal writes %s (%v)", v, got, err, want, wantErr)
-		}
-	}
-}
-
 func FuzzAppendHeader(f *testing.F) {
 	f.Add("j1", "running <b>", "k", "v", 0.5, int64(3))
 	f.Add("\xff\u2028", "\x00\"\\", "", "\u00e9", 1e-7, int64(-1))

@@ -852,7 +852,7 @@ func encodeParts(a *commitArgs, job *store.Job) error {
 	}
 	for _, id := range ch.PutBranches {
 		r := job.BranchResults[id]
-		doc, err := appendResult(make([]byte, 0, 256), &r)
+		doc, err := r.AppendJSON(make([]byte, 0, 256))
 		if err != nil {
 			return fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
 		}
@@ -865,7 +865,7 @@ func encodeParts(a *commitArgs, job *store.Job) error {
 		a.parts = append(a.parts, "dp", id, job.DoneTasks[id])
 	}
 	for _, d := range ch.AddDispatches {
-		doc, err := appendDispatch(make([]byte, 0, 256), &d)
+		doc, err := d.AppendJSON(make([]byte, 0, 256))
 		if err != nil {
 			return fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
 		}
