@@ -110,9 +110,19 @@ func (r TaskRun) MarshalJSON() ([]byte, error) {
 	return r.appendRecord(make([]byte, 0, 512))
 }
 
+// AppendJSON appends what MarshalJSON returns to b.
+func (r TaskRun) AppendJSON(b []byte) ([]byte, error) {
+	return r.appendRecord(b)
+}
+
 // MarshalJSON writes a queued task, its run as a task record.
 func (q QueuedTask) MarshalJSON() ([]byte, error) {
-	b := append(make([]byte, 0, 640), `{"job_id":`...)
+	return q.AppendJSON(make([]byte, 0, 640))
+}
+
+// AppendJSON appends what MarshalJSON returns to b.
+func (q QueuedTask) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"job_id":`...)
 	b = jsonappend.String(b, q.JobID)
 	if q.Worker != "" {
 		b = jsonappend.String(append(b, `,"worker":`...), q.Worker)

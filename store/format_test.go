@@ -155,6 +155,17 @@ func record(r TaskRun) taskRecord {
 	return taskRecord{taskRunFields(r), r.Spec.record(), FormatVersion}
 }
 
+// appendsTo checks that enc appends want to what a buffer holds, and
+// leaves that alone: the Redis store encodes a commit's records end to end
+// into one buffer.
+func appendsTo(t *testing.T, enc func([]byte) ([]byte, error), want []byte) {
+	t.Helper()
+	got, err := enc([]byte(`{"before":1}`))
+	if err != nil || string(got) != `{"before":1}`+string(want) {
+		t.Fatalf("appended to a buffer: wrote %s (%v), want the buffer and %s", got, err, want)
+	}
+}
+
 // The hand-written encoders write what json.Marshal writes for the
 // structs they stand for, with every field set and with few.
 func TestTaskRecordEncoding(t *testing.T) {
@@ -166,10 +177,16 @@ func TestTaskRecordEncoding(t *testing.T) {
 		if (err != nil) != (wantErr != nil) || string(got) != string(want) {
 			t.Fatalf("queued task: wrote %s (%v), json.Marshal writes %s (%v)", got, err, want, wantErr)
 		}
+		if wantErr == nil {
+			appendsTo(t, q.AppendJSON, want)
+		}
 		want, wantErr = json.Marshal(record(q.Run))
 		got, err = q.Run.MarshalJSON()
 		if (err != nil) != (wantErr != nil) || string(got) != string(want) {
 			t.Fatalf("task record: wrote %s (%v), json.Marshal writes %s (%v)", got, err, want, wantErr)
+		}
+		if wantErr == nil {
+			appendsTo(t, q.Run.AppendJSON, want)
 		}
 	}
 	var full QueuedTask

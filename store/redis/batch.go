@@ -24,6 +24,7 @@ const maxCommitsOut = 2
 type commitBatcher struct {
 	rdb    goredis.UniversalClient
 	script *goredis.Script
+	sha    any // script's SHA1, boxed once for every command's head
 
 	mu      sync.Mutex
 	out     int           // batches out
@@ -32,11 +33,10 @@ type commitBatcher struct {
 
 // commitCall is one writer's commit.
 type commitCall struct {
-	ctx  context.Context
-	keys []string
-	argv []any
-	res  []string
-	err  error
+	ctx context.Context
+	cmd []any // EVALSHA, the script's SHA1, KEYS' count, KEYS, ARGV (see head)
+	res []string
+	err error
 	// turn is given the batch this call is to send (it is the batch's
 	// first call), or nil when another call sent it and res and err are
 	// set. Buffered, so the giver never waits.
@@ -44,15 +44,28 @@ type commitCall struct {
 }
 
 func newCommitBatcher(rdb goredis.UniversalClient, script *goredis.Script) *commitBatcher {
-	return &commitBatcher{rdb: rdb, script: script}
+	return &commitBatcher{rdb: rdb, script: script, sha: script.Hash()}
 }
 
-// run runs the script with keys and argv, alone or in a batch, and returns
-// its reply. Once sent, a commit is waited for even when ctx ends (the
-// store's client bounds the wait with its read timeout), since it may have
-// been carried out; one whose ctx ended before it went out fails unsent.
-func (b *commitBatcher) run(ctx context.Context, keys []string, argv []any) ([]string, error) {
-	c := &commitCall{ctx: ctx, keys: keys, argv: argv}
+// head appends to dst the start of a command that runs the script with
+// keys: the caller appends ARGV, and passes the whole to run. A command
+// built whole is sent as it is, where go-redis's Script would copy KEYS
+// and ARGV into a slice of its own (a few KiB per one-task job).
+func (b *commitBatcher) head(dst []any, keys []string) []any {
+	dst = append(dst, "evalsha", b.sha, len(keys))
+	for _, k := range keys {
+		dst = append(dst, k)
+	}
+	return dst
+}
+
+// run runs cmd (see head), alone or in a batch, and returns its reply.
+// Once sent, a commit is waited for even when ctx ends (the store's client
+// bounds the wait with its read timeout), since it may have been carried
+// out; one whose ctx ended before it went out fails unsent. cmd is not
+// used once run returns.
+func (b *commitBatcher) run(ctx context.Context, cmd []any) ([]string, error) {
+	c := &commitCall{ctx: ctx, cmd: cmd}
 	b.mu.Lock()
 	if b.out < maxCommitsOut {
 		b.out++
@@ -87,7 +100,10 @@ func (b *commitBatcher) send(batch []*commitCall) {
 	case 0:
 	case 1:
 		c := live[0]
-		c.res, c.err = b.script.Run(ctx, b.rdb, c.keys, c.argv...).StringSlice()
+		c.res, c.err = b.process(ctx, b.rdb, c.cmd).StringSlice()
+		if isNoScript(c.err) {
+			c.res, c.err = b.eval(ctx, c.cmd).StringSlice()
+		}
 	default:
 		b.sendPipelined(ctx, live)
 	}
@@ -114,14 +130,48 @@ func (b *commitBatcher) sendPipelined(ctx context.Context, calls []*commitCall) 
 	pipe := b.rdb.Pipeline()
 	cmds := make([]*goredis.Cmd, len(calls))
 	for i, c := range calls {
-		cmds[i] = b.script.EvalSha(ctx, pipe, c.keys, c.argv...)
+		cmds[i] = b.process(ctx, pipe, c.cmd)
 	}
 	_, _ = pipe.Exec(ctx) // each command carries its own error
 	for i, c := range calls {
 		c.res, c.err = cmds[i].StringSlice()
-		if c.err != nil && goredis.HasErrorPrefix(c.err, "NOSCRIPT") {
+		if isNoScript(c.err) {
 			// Not run: EVALSHA ran nothing, so running it again is safe.
-			c.res, c.err = b.script.Run(ctx, b.rdb, c.keys, c.argv...).StringSlice()
+			c.res, c.err = b.eval(ctx, c.cmd).StringSlice()
 		}
 	}
+}
+
+// process sends cmd (see head) through c, as
+// go-redis's EvalSha would: with its first key's position, which a Redis
+// Cluster routes it by.
+func (b *commitBatcher) process(ctx context.Context, c processor, cmd []any) *goredis.Cmd {
+	rc := goredis.NewCmd(ctx, cmd...)
+	if cmd[2] != 0 {
+		rc.SetFirstKeyPos(3)
+	}
+	_ = c.Process(ctx, rc) // the error is rc's
+	return rc
+}
+
+// processor is a client or a pipeline.
+type processor interface {
+	Process(ctx context.Context, cmd goredis.Cmder) error
+}
+
+// eval runs cmd (see head) as EVAL with the script's text, for a server
+// that does not know the script yet (it loads it), as Script.Run does.
+func (b *commitBatcher) eval(ctx context.Context, cmd []any) *goredis.Cmd {
+	n := cmd[2].(int)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = cmd[3+i].(string)
+	}
+	return b.script.Eval(ctx, b.rdb, keys, cmd[3+n:]...)
+}
+
+// isNoScript reports a script the server does not know: EVALSHA ran
+// nothing.
+func isNoScript(err error) bool {
+	return err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT")
 }

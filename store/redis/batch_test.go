@@ -132,7 +132,7 @@ return {ARGV[1], tostring(redis.call('RPUSH', KEYS[1], ARGV[1]))}`, time.Now().U
 	start := func(i int, ctx context.Context) {
 		replies[i] = make(chan reply, 1)
 		go func() {
-			res, err := b.run(ctx, []string{keyOf(i)}, []any{args[i]})
+			res, err := b.run(ctx, append(b.head(nil, []string{keyOf(i)}), args[i]))
 			replies[i] <- reply{res, err}
 		}()
 	}
@@ -212,7 +212,7 @@ func TestCommitBatcherNoWait(t *testing.T) {
 	t.Cleanup(func() { rdb.Del(context.Background(), key) })
 	close(g.open)
 	for i := 1; i <= 3; i++ {
-		res, err := b.run(context.Background(), []string{key}, nil)
+		res, err := b.run(context.Background(), b.head(nil, []string{key}))
 		if err != nil || len(res) != 1 || res[0] != strconv.Itoa(i) {
 			t.Fatalf("commit %d: %v, %v", i, res, err)
 		}

@@ -93,7 +93,7 @@
 //
 // The records a commit writes (headers, task and queued-task records,
 // branch results, dispatches) are encoded by hand (encode.go, and store's
-// TaskRun.MarshalJSON, Result.AppendJSON and Dispatch.AppendJSON), to the
+// TaskRun, QueuedTask, Result and Dispatch's AppendJSON), to the
 // bytes json.Marshal writes for their types, which the tests compare them
 // with: encoding/json's reflection took 7 % of a one-task job's process
 // CPU on them (BENCHMARKS.md, "Records encoded by hand").

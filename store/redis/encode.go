@@ -13,13 +13,13 @@ import (
 // encoding/json's reflection took 7 % of a one-task job's process CPU on
 // them (about 6 µs for the header of a finished one-task job). The header
 // is encoded here; task records, queued tasks, results and dispatches by
-// their store types (TaskRun.MarshalJSON, QueuedTask.MarshalJSON,
-// Result.AppendJSON, Dispatch.AppendJSON). Values of free shape (initial
-// data, state history, results' data, policy, client params, blob
-// metadata) still go through json.Marshal. The tests compare each encoder
-// with json.Marshal on a record with every field set
-// (jsonappendtest.Fill), so that a field added to a stored type and not to
-// its encoder fails them.
+// their store types (TaskRun, QueuedTask, Result and Dispatch, each with
+// AppendJSON), all into one buffer a commit keeps (commitArgs.encode).
+// Values of free shape (initial data, state history, results' data,
+// policy, client params, blob metadata) still go through json.Marshal.
+// The tests compare each encoder with json.Marshal on a record with every
+// field set (jsonappendtest.Fill), so that a field added to a stored type
+// and not to its encoder fails them.
 
 // appendHeader appends a job header: a store.Job without its part
 // records, as Job.Header returns it (part fields are not written).

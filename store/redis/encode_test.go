@@ -126,7 +126,7 @@ func BenchmarkHeader(b *testing.B) {
 	b.Run("appendHeader", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := appendHeader(make([]byte, 0, headerSize), j.Header()); err != nil {
+			if _, err := appendHeader(make([]byte, 0, 1024), j.Header()); err != nil {
 				b.Fatal(err)
 			}
 		}

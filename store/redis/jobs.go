@@ -207,11 +207,19 @@ type commitArgs struct {
 	keys  []string
 	docs  []any // []byte each: go-redis writes them as they are
 	ops   []any
-	out   []any // ARGV, see argv
+	out   []any // the command, see command
 	parts []any // the part ops of the writes, laid out after the checks
 	// writes are the jobs written, encoded.
 	writes []jobWrite
+	// arena holds the documents encoded for the commit, end to end: one
+	// array kept from commit to commit instead of one allocated for each
+	// document (a one-task job's three commits encode six to eight).
+	arena []byte
 }
+
+// maxArena bounds the arena a pooled commitArgs keeps: a fan-out's create
+// encodes megabytes once, not on every commit.
+const maxArena = 64 << 10
 
 // reset empties a for its next commit, keeping its arrays: a commit's
 // lists are a few hundred bytes to a few KiB, allocated and cleared three
@@ -224,6 +232,10 @@ func (a *commitArgs) reset() {
 	clear(a.parts)
 	clear(a.writes)
 	a.keys, a.docs, a.ops, a.out, a.parts, a.writes = a.keys[:0], a.docs[:0], a.ops[:0], a.out[:0], a.parts[:0], a.writes[:0]
+	if cap(a.arena) > maxArena {
+		a.arena = nil
+	}
+	a.arena = a.arena[:0]
 }
 
 // commitFixed is how many ARGV come before the documents: the ready and
@@ -246,14 +258,27 @@ func (a *commitArgs) doc(d []byte) int {
 	return commitFixed + len(a.docs)
 }
 
+// encode adds the document enc appends to the arena, and returns its ARGV
+// index. A document the arena outgrows keeps the array it was written in.
+func (a *commitArgs) encode(enc func(b []byte) ([]byte, error)) (int, error) {
+	start := len(a.arena)
+	b, err := enc(a.arena)
+	if err != nil {
+		return 0, err
+	}
+	a.arena = b
+	return a.doc(b[start:len(b):len(b)]), nil
+}
+
 // op appends an op: its name and arguments.
 func (a *commitArgs) op(name string, args ...any) {
 	a.ops = append(append(a.ops, name), args...)
 }
 
-// argv returns ARGV for the shard whose keys start with prefix.
-func (a *commitArgs) argv(readyChannel, queueChannel, prefix string) []any {
-	a.out = append(a.out, readyChannel, queueChannel, prefix, len(a.docs))
+// command returns the commit's command for b (see commitBatcher.head):
+// KEYS, then ARGV for the shard whose keys start with prefix.
+func (a *commitArgs) command(b *commitBatcher, readyChannel, queueChannel, prefix string) []any {
+	a.out = append(b.head(a.out, a.keys), readyChannel, queueChannel, prefix, len(a.docs))
 	a.out = append(append(a.out, a.docs...), a.ops...)
 	return a.out
 }
@@ -313,7 +338,7 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 	}
 	a := s.argsPool.Get().(*commitArgs)
 	defer func() { a.reset(); s.argsPool.Put(a) }()
-	keys, argv, err := s.buildCommit(a, job, create, fx)
+	cmd, err := s.buildCommit(a, job, create, fx)
 	if err != nil {
 		s.giveOncesBack(taken)
 		return fmt.Errorf("%s: %w", op, err)
@@ -325,7 +350,7 @@ func (s *Store) commit(ctx context.Context, job *store.Job, create bool, fx stor
 		// The script says what the last claim left in its queue.
 		learn = s.claimHint(job.ID, fx.Claims[n-1].Queue)
 	}
-	res, err := s.commits.run(ctx, keys, argv)
+	res, err := s.commits.run(ctx, cmd)
 	if err != nil {
 		s.missedEchoes(echoes)
 		return fail(ctx, op.String(), err) // the write may have happened: keep the keys
@@ -613,7 +638,7 @@ func lastEnqueues(in []store.QueuedTask) []store.QueuedTask {
 	return out
 }
 
-func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store.Effects) ([]string, []any, error) {
+func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store.Effects) ([]any, error) {
 	k := s.shard(job.ID)
 
 	// The job writes, encoded first: their documents and keys.
@@ -623,13 +648,13 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 	}
 	w, err := s.encodeJob(a, k, job, expect, version)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	a.writes = append(a.writes, w)
 	for _, c := range fx.Create {
 		w, err := s.encodeJob(a, k, c, "", 1)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		a.writes = append(a.writes, w)
 	}
@@ -684,21 +709,21 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 			}
 		}
 	}
-	// MarshalJSON is called directly: json.Marshal would scan and compact
-	// its output once more.
+	// Encoded by the types themselves: json.Marshal would scan and compact
+	// their output once more.
 	for _, q := range enqueue {
-		doc, err := q.MarshalJSON()
+		doc, err := a.encode(q.AppendJSON)
 		if err != nil {
-			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
+			return nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
 		}
-		a.op("Q", q.Run.ID, formatFloat(q.Score), a.doc(doc), q.Queue(), q.Worker)
+		a.op("Q", q.Run.ID, formatFloat(q.Score), doc, q.Queue(), q.Worker)
 	}
 	for _, q := range fx.Hand {
-		doc, err := q.MarshalJSON()
+		doc, err := a.encode(q.AppendJSON)
 		if err != nil {
-			return nil, nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
+			return nil, fmt.Errorf("encode task %s: %w", q.Run.ID, err)
 		}
-		a.op("P", q.Run.ID, q.Worker, a.doc(doc))
+		a.op("P", q.Run.ID, q.Worker, doc)
 	}
 	for _, key := range fx.Cancel {
 		doc := "" // a timer whose key says all of it has no document
@@ -710,7 +735,7 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 	for _, t := range fx.Timers {
 		doc, err := timerDoc(t)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		var at any = ""
 		if doc != "" {
@@ -738,7 +763,7 @@ func (s *Store) buildCommit(a *commitArgs, job *store.Job, create bool, fx store
 		a.op("W", a.key(s.g.reputation()), r.Worker, formatFloat(r.Delta),
 			formatFloat(r.Initial), formatFloat(r.Floor), formatFloat(r.Ceiling))
 	}
-	return a.keys, a.argv(s.g.readyChannel(), s.g.queueChannel(), k.base), nil
+	return a.command(s.commits, s.g.readyChannel(), s.g.queueChannel(), k.base), nil
 }
 
 // jobWrite is one job's write, encoded: its header (the document carries
@@ -771,10 +796,6 @@ func (w jobWrite) ops(a *commitArgs) {
 	a.op("F")
 }
 
-// headerSize is room for the header of a small job, so that most are
-// encoded without growing the buffer.
-const headerSize = 1024
-
 func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, version int64) (jobWrite, error) {
 	c := job.Header()
 	c.Version = version
@@ -784,12 +805,12 @@ func (s *Store) encodeJob(a *commitArgs, k keys, job *store.Job, expect string, 
 	// or sent again.
 	data := c.InitialData
 	c.InitialData = nil
-	doc, err := appendHeader(make([]byte, 0, headerSize), c)
+	doc, err := a.encode(func(b []byte) ([]byte, error) { return appendHeader(b, c) })
 	if err != nil {
 		return jobWrite{}, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}
 	w := jobWrite{
-		job: job, key: a.key(k.job(job.ID)), doc: a.doc(doc),
+		job: job, key: a.key(k.job(job.ID)), doc: doc,
 		expect: expect, version: strconv.FormatInt(version, 10),
 	}
 	if expect == "" || job.Format < dataApartFormat {
@@ -839,24 +860,22 @@ func expiringParts(job *store.Job) []string {
 func encodeParts(a *commitArgs, job *store.Job) error {
 	ch := job.Changes()
 	for _, t := range ch.PutTasks {
-		// Called directly: json.Marshal would scan and compact its output
-		// once more.
-		doc, err := t.MarshalJSON()
+		doc, err := a.encode(t.AppendJSON)
 		if err != nil {
 			return fmt.Errorf("encode task %s of job %s: %w", t.ID, job.ID, err)
 		}
-		a.parts = append(a.parts, "hp", "tasks", t.ID, a.doc(doc))
+		a.parts = append(a.parts, "hp", "tasks", t.ID, doc)
 	}
 	for _, id := range ch.DeleteTasks {
 		a.parts = append(a.parts, "hd", "tasks", id)
 	}
 	for _, id := range ch.PutBranches {
 		r := job.BranchResults[id]
-		doc, err := r.AppendJSON(make([]byte, 0, 256))
+		doc, err := a.encode(r.AppendJSON)
 		if err != nil {
 			return fmt.Errorf("encode branch result %s of job %s: %w", id, job.ID, err)
 		}
-		a.parts = append(a.parts, "hp", "branches", id, a.doc(doc))
+		a.parts = append(a.parts, "hp", "branches", id, doc)
 	}
 	for _, id := range ch.DeleteBranches {
 		a.parts = append(a.parts, "hd", "branches", id)
@@ -865,11 +884,11 @@ func encodeParts(a *commitArgs, job *store.Job) error {
 		a.parts = append(a.parts, "dp", id, job.DoneTasks[id])
 	}
 	for _, d := range ch.AddDispatches {
-		doc, err := d.AppendJSON(make([]byte, 0, 256))
+		doc, err := a.encode(d.AppendJSON)
 		if err != nil {
 			return fmt.Errorf("encode dispatch of job %s: %w", job.ID, err)
 		}
-		a.parts = append(a.parts, "xp", a.doc(doc))
+		a.parts = append(a.parts, "xp", doc)
 	}
 	return nil
 }
