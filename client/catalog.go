@@ -50,7 +50,7 @@ func (c *Client) Graph(ctx context.Context, blueprint, format string) (string, e
 		return "", wrap(op, err)
 	}
 	defer closeBody(resp.Body)
-	b, err := readLimited(resp.Body, maxResponseBody)
+	b, err := readLimited(resp, maxResponseBody)
 	if err != nil {
 		return "", wrap(op, err)
 	}

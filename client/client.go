@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/avtomatika-ai/avtomatika-go/internal/httpbody"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -255,7 +256,7 @@ func (c *Client) call(ctx context.Context, r request, out any) error {
 		return err
 	}
 	defer closeBody(resp.Body)
-	b, err := readLimited(resp.Body, maxResponseBody)
+	b, err := readLimited(resp, maxResponseBody)
 	if err != nil {
 		return err
 	}
@@ -268,8 +269,9 @@ func (c *Client) call(ctx context.Context, r request, out any) error {
 	return nil
 }
 
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+// readLimited reads resp's body, refusing one over limit bytes.
+func readLimited(resp *http.Response, limit int64) ([]byte, error) {
+	b, err := httpbody.Read(io.LimitReader(resp.Body, limit+1), resp.ContentLength)
 	if err != nil {
 		return nil, fmt.Errorf("read response: %w", err)
 	}

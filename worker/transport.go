@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/avtomatika-ai/avtomatika-go/internal/ctxtime"
+	"github.com/avtomatika-ai/avtomatika-go/internal/httpbody"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
 
@@ -182,7 +183,7 @@ func (c *conn) do(ctx context.Context, req request, out any) (int, error) {
 		return 0, fmt.Errorf("%s %s: %w", req.method, req.path, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	raw, err := httpbody.Read(io.LimitReader(resp.Body, maxResponseBody), resp.ContentLength)
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("%s %s: reading response: %w", req.method, req.path, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,13 +13,6 @@ import (
 
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 )
-
-// readAll reads a body into a buffer that grows with what arrives, never
-// with what Content-Length announces: a client that announces megabytes
-// and sends a trickle costs a trickle.
-func readAll(r io.Reader) ([]byte, error) {
-	return io.ReadAll(r)
-}
 
 // checkUTF8 refuses a body that is not UTF-8: decoding would silently
 // replace the bad bytes with U+FFFD.

@@ -25,6 +25,7 @@ import (
 	"github.com/avtomatika-ai/avtomatika-go/history"
 	"github.com/avtomatika-ai/avtomatika-go/internal/auth"
 	"github.com/avtomatika-ai/avtomatika-go/internal/engine"
+	"github.com/avtomatika-ai/avtomatika-go/internal/httpbody"
 	"github.com/avtomatika-ai/avtomatika-go/protocol"
 	"github.com/avtomatika-ai/avtomatika-go/store"
 )
@@ -322,7 +323,7 @@ func (s *Server) readBodyLimit(w http.ResponseWriter, r *http.Request, limit int
 	// (httptest recorders) read without.
 	deadline := timeout > 0 && rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	buf, err := readAll(r.Body)
+	buf, err := httpbody.Read(r.Body, r.ContentLength)
 	if deadline && !errors.Is(err, os.ErrDeadlineExceeded) {
 		// Once the body is in, the server watches the connection for the
 		// client going away; a deadline left set would cancel the request
