@@ -223,8 +223,15 @@ func strictUnmarshal(body []byte, v any) error {
 		return err
 	}
 	// Unmarshal, not a Decoder: it reads the body in place (a Decoder
-	// copies it into a buffer of its own) and refuses trailing data.
-	if err := json.Unmarshal(body, v); err != nil {
+	// copies it into a buffer of its own) and refuses trailing data. A
+	// type that decodes itself (a worker's signed messages) is called
+	// directly: its own Unmarshal checks the body, so json.Unmarshal's
+	// check before calling it would scan the body once more.
+	unmarshal := json.Unmarshal
+	if u, ok := v.(json.Unmarshaler); ok {
+		unmarshal = func(b []byte, _ any) error { return u.UnmarshalJSON(b) }
+	}
+	if err := unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return fmt.Errorf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
