@@ -96,7 +96,11 @@
 // TaskRun, QueuedTask, Result and Dispatch's AppendJSON), to the
 // bytes json.Marshal writes for their types, which the tests compare them
 // with: encoding/json's reflection took 7 % of a one-task job's process
-// CPU on them (BENCHMARKS.md, "Records encoded by hand").
+// CPU on them (BENCHMARKS.md, "Records encoded by hand"). They are written
+// end to end into one buffer a pooled commit keeps, and the commit's
+// EVALSHA is built whole and sent as it is, rather than copied by
+// go-redis's Script (BENCHMARKS.md, "Fewer bytes per commit and per
+// body").
 //
 // The initial data never changes: written once, it is not encoded, sent
 // or hashed by Lua again on the job's later writes, whatever its size
