@@ -107,12 +107,7 @@ type taskRunFields TaskRun
 
 // MarshalJSON writes a task record in FormatVersion.
 func (r TaskRun) MarshalJSON() ([]byte, error) {
-	return r.appendRecord(make([]byte, 0, 512))
-}
-
-// AppendJSON appends what MarshalJSON returns to b.
-func (r TaskRun) AppendJSON(b []byte) ([]byte, error) {
-	return r.appendRecord(b)
+	return r.AppendJSON(make([]byte, 0, 512))
 }
 
 // MarshalJSON writes a queued task, its run as a task record.
@@ -127,7 +122,7 @@ func (q QueuedTask) AppendJSON(b []byte) ([]byte, error) {
 	if q.Worker != "" {
 		b = jsonappend.String(append(b, `,"worker":`...), q.Worker)
 	}
-	b, err := q.Run.appendRecord(append(b, `,"run":`...))
+	b, err := q.Run.AppendJSON(append(b, `,"run":`...))
 	if err != nil {
 		return nil, err
 	}
@@ -137,13 +132,13 @@ func (q QueuedTask) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// appendRecord appends the task record: the bytes json.Marshal writes for
+// AppendJSON appends the task record: the bytes json.Marshal writes for
 // the struct it stands for (taskRecord in format_test.go, which
 // TestTaskRecordEncoding compares it with), without reflection. Every
 // commit of a task writes its record: encoding/json took a fortieth of a
 // one-task job's CPU on them. The order is format 2's: TaskRun's fields,
 // then the spec, then format_version.
-func (r *TaskRun) appendRecord(b []byte) ([]byte, error) {
+func (r *TaskRun) AppendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = jsonappend.String(append(b, `{"id":`...), r.ID)
 	b = jsonappend.String(append(b, `,"strategy":`...), r.Strategy)

@@ -135,7 +135,7 @@ func TestFormat2Golden(t *testing.T) {
 }
 
 // taskRecord is what a task record stands for: the struct whose
-// json.Marshal TaskRun.appendRecord writes by hand. The spec is repeated
+// json.Marshal TaskRun.AppendJSON writes by hand. The spec is repeated
 // after the embedded fields, where format 2 has it.
 type taskRecord struct {
 	taskRunFields
