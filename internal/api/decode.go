@@ -227,11 +227,13 @@ func strictUnmarshal(body []byte, v any) error {
 	// type that decodes itself (a worker's signed messages) is called
 	// directly: its own Unmarshal checks the body, so json.Unmarshal's
 	// check before calling it would scan the body once more.
-	unmarshal := json.Unmarshal
+	var err error
 	if u, ok := v.(json.Unmarshaler); ok {
-		unmarshal = func(b []byte, _ any) error { return u.UnmarshalJSON(b) }
+		err = u.UnmarshalJSON(body)
+	} else {
+		err = json.Unmarshal(body, v)
 	}
-	if err := unmarshal(body, v); err != nil {
+	if err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return fmt.Errorf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)

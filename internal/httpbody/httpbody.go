@@ -4,11 +4,11 @@ package httpbody
 
 import "io"
 
-// MaxPresize bounds what Read allocates on Content-Length's word.
-const MaxPresize = 64 << 10
+// maxPresize bounds what Read allocates on Content-Length's word.
+const maxPresize = 64 << 10
 
 // Read reads r to its end, as io.ReadAll does, into a buffer sized for the
-// size announced (Content-Length; -1 when unknown) up to MaxPresize, then
+// size announced (Content-Length; -1 when unknown) up to maxPresize, then
 // grown with what arrives: a peer that announces megabytes and sends a
 // trickle costs a trickle. A body of the size announced takes one
 // allocation of its size, where io.ReadAll starts at 512 bytes and grows
@@ -16,7 +16,7 @@ const MaxPresize = 64 << 10
 // request).
 func Read(r io.Reader, size int64) ([]byte, error) {
 	n := 512
-	if size >= 0 && size < MaxPresize {
+	if size >= 0 && size < maxPresize {
 		n = int(size) + 1 // room to read the end without growing
 	}
 	b := make([]byte, 0, n)

@@ -142,9 +142,8 @@ func (b *commitBatcher) sendPipelined(ctx context.Context, calls []*commitCall) 
 	}
 }
 
-// process sends cmd (see head) through c, as
-// go-redis's EvalSha would: with its first key's position, which a Redis
-// Cluster routes it by.
+// process sends cmd (see head) through c, as go-redis's EvalSha would:
+// with its first key's position, which a Redis Cluster routes it by.
 func (b *commitBatcher) process(ctx context.Context, c processor, cmd []any) *goredis.Cmd {
 	rc := goredis.NewCmd(ctx, cmd...)
 	if cmd[2] != 0 {
